@@ -1,0 +1,23 @@
+"""What a transaction may know about the block that carries it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Consensus limits: every node of a chain must use the same values."""
+
+    max_tx_size: int = 4 * 1024 * 1024
+    max_block_txs: int = 10_000
+    max_record_size: int = 4096
+    max_blob_size: int = 4 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class BlockContext:
+    height: int
+    timestamp_ms: int
+    l1_origin_number: int
+    limits: Limits

@@ -1,0 +1,109 @@
+"""Canonical msgpack: the one byte string every value has.
+
+Consensus objects are hashed and signed, so two encoders must never disagree
+about their bytes. msgpack alone allows several encodings of one value (an int
+as uint8 or uint64, maps in any key order, str vs bin), so we restrict it:
+
+* allowed types: ``int`` (unsigned or signed, 64-bit), ``bytes``, ``str``
+  (UTF-8), ``bool``, ``None`` and ``list``; no maps, no floats, no ext types;
+* structures are positional lists with a fixed field order, defined by the
+  type that encodes them;
+* the encoding is the one ``msgpack.packb(use_bin_type=True)`` emits, which is
+  always the shortest form.
+
+:func:`decode` re-encodes what it parsed and rejects input whose bytes differ,
+so every accepted byte string is the canonical form of exactly one value.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgpack
+
+Value = int | bytes | str | bool | None | list[Any]
+
+MAX_DEPTH = 16
+
+
+class EncodingError(ValueError):
+    """The bytes are not the canonical encoding of an allowed value."""
+
+
+def _check(value: Any, depth: int) -> None:
+    if depth > MAX_DEPTH:
+        raise EncodingError("value nested too deeply")
+    if isinstance(value, bool) or value is None or isinstance(value, (bytes, str)):
+        return
+    if isinstance(value, int):
+        if not -(2**63) <= value < 2**64:
+            raise EncodingError("integer out of 64-bit range")
+        return
+    if isinstance(value, (list, tuple)):
+        for item in value:
+            _check(item, depth + 1)
+        return
+    raise EncodingError(f"type {type(value).__name__} is not allowed in canonical encoding")
+
+
+def encode(value: Any) -> bytes:
+    """Encode ``value`` (tuples become lists) in canonical form."""
+    _check(value, 0)
+    return msgpack.packb(value, use_bin_type=True)
+
+
+def decode(data: bytes, max_len: int | None = None) -> Any:
+    """Decode canonical bytes; raise :class:`EncodingError` on anything else."""
+    if max_len is not None and len(data) > max_len:
+        raise EncodingError(f"encoding is {len(data)} bytes, limit is {max_len}")
+    try:
+        value = msgpack.unpackb(
+            data,
+            raw=False,
+            use_list=True,
+            strict_map_key=True,
+            max_map_len=0,
+            max_ext_len=0,
+            unicode_errors="strict",
+        )
+    except (msgpack.ExtraData, msgpack.FormatError, msgpack.StackError) as exc:
+        raise EncodingError(f"malformed msgpack: {exc}") from None
+    except (ValueError, TypeError, UnicodeDecodeError) as exc:
+        raise EncodingError(f"malformed msgpack: {exc}") from None
+    _check(value, 0)
+    if isinstance(value, float):  # pragma: no cover - _check already rejects
+        raise EncodingError("floats are not allowed")
+    if msgpack.packb(value, use_bin_type=True) != data:
+        raise EncodingError("not in canonical form (non-minimal or non-standard encoding)")
+    return value
+
+
+def expect_list(value: Any, length: int, what: str) -> list[Any]:
+    """Check that a decoded structure is a list of the right arity."""
+    if not isinstance(value, list) or len(value) != length:
+        raise EncodingError(f"{what} must be a list of {length} fields")
+    return value
+
+
+def expect_int(value: Any, what: str, lo: int = 0, hi: int = 2**64 - 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise EncodingError(f"{what} must be an integer")
+    if not lo <= value <= hi:
+        raise EncodingError(f"{what} out of range [{lo}, {hi}]")
+    return value
+
+
+def expect_bytes(value: Any, what: str, length: int | None = None) -> bytes:
+    if not isinstance(value, bytes):
+        raise EncodingError(f"{what} must be bytes")
+    if length is not None and len(value) != length:
+        raise EncodingError(f"{what} must be {length} bytes, got {len(value)}")
+    return value
+
+
+def expect_str(value: Any, what: str, max_len: int = 256) -> str:
+    if not isinstance(value, str):
+        raise EncodingError(f"{what} must be a string")
+    if len(value) > max_len:
+        raise EncodingError(f"{what} longer than {max_len} characters")
+    return value

@@ -1,0 +1,59 @@
+"""Stable error codes of the protocol, shared by the node's RPC and the SDK.
+
+A code never changes meaning once published; docs/rpc.md lists them all.
+JSON-RPC's own codes (-32700..-32600) are used by rpc/ for envelope faults.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class Code(IntEnum):
+    # transaction admission (mempool) and validity
+    INVALID_SIGNATURE = 1001
+    WRONG_CHAIN_ID = 1002
+    NONCE_TOO_LOW = 1003
+    ALREADY_KNOWN = 1004
+    NONCE_TOO_HIGH = 1005
+    MALFORMED_TX = 1006
+    UNKNOWN_TX_TYPE = 1007
+    PAYLOAD_TOO_LARGE = 1008
+    PRIVILEGED_TX = 1009
+    MEMPOOL_FULL = 1010
+    INVALID_PAYLOAD = 1011
+    NONCE_ALREADY_PENDING = 1012
+    # execution (appear in receipts)
+    EXECUTION_FAILED = 1100
+    NOT_STAKED = 1101
+    # queries
+    NOT_FOUND = 1200
+    # transport and node
+    BODY_TOO_LARGE = 1300
+    BATCH_TOO_LARGE = 1301
+    UNSUPPORTED_MEDIA_TYPE = 1302
+    SHUTTING_DOWN = 1400
+
+
+class MPSError(Exception):
+    """An error with a stable code and a message that names the fault."""
+
+    def __init__(self, code: Code, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.code.name}, {self.message!r})"
+
+
+class TxInvalid(MPSError):
+    """The transaction may never be included in a block."""
+
+
+class TxFailed(MPSError):
+    """The transaction is valid but its execution failed; it is included with status 0."""
+
+
+class BlockInvalid(Exception):
+    """A block breaks a consensus rule; replay stops here."""

@@ -1,0 +1,27 @@
+"""State keys: the whole layout of the state tree in one place.
+
+Keys are ASCII namespaces followed by fixed-length binary ids, so no two
+namespaces can produce the same key. docs/protocol.md mirrors this file.
+"""
+
+from __future__ import annotations
+
+
+def nonce(sender: bytes) -> bytes:
+    return b"nonce/" + sender
+
+
+def record(sender: bytes, name: str) -> bytes:
+    return b"record/" + sender + b"/" + name.encode()
+
+
+def blob(blob_hash: bytes) -> bytes:
+    return b"blob/" + blob_hash
+
+
+def stake(client_key: bytes) -> bytes:
+    return b"stake/" + client_key
+
+
+L1_DEPOSIT_COUNT = b"l1/deposits"
+L1_LAST_EVENT = b"l1/last_event"

@@ -1,0 +1,6 @@
+"""Transaction types: import a module here to register its type."""
+
+from . import blob, l1_deposit, record
+from .base import BY_NAME, REGISTRY, TxType, lookup, register
+
+__all__ = ["BY_NAME", "REGISTRY", "TxType", "blob", "l1_deposit", "lookup", "record", "register"]

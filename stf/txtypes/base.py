@@ -1,0 +1,60 @@
+"""The contract every transaction type fulfils, and the registry of types.
+
+Adding a type is one module: subclass :class:`TxType`, give it a unique
+``TYPE_ID`` and ``NAME``, decorate it with :func:`register`, and import the
+module in ``stf/txtypes/__init__.py``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from .. import encoding
+from ..context import BlockContext, Limits
+from ..encoding import EncodingError
+from ..errors import Code, TxInvalid
+from ..state import State
+from ..tx import Transaction
+
+
+class TxType:
+    TYPE_ID: ClassVar[int]
+    NAME: ClassVar[str]
+    # privileged types are injected by the sequencer (the L1 follower), never accepted over RPC
+    PRIVILEGED: ClassVar[bool] = False
+
+    @classmethod
+    def decode_payload(cls, payload: bytes, limits: Limits) -> Any:
+        """Stateless validation: parse the payload or raise :class:`TxInvalid`."""
+        try:
+            return cls.parse(encoding.decode(payload), limits)
+        except EncodingError as exc:
+            raise TxInvalid(Code.INVALID_PAYLOAD, f"{cls.NAME}: {exc}") from None
+
+    @classmethod
+    def parse(cls, value: Any, limits: Limits) -> Any:
+        raise NotImplementedError
+
+    @classmethod
+    def apply(cls, state: State, tx: Transaction, args: Any, ctx: BlockContext) -> None:
+        """Stateful execution; raise :class:`stf.errors.TxFailed` to fail with a receipt."""
+        raise NotImplementedError
+
+
+REGISTRY: dict[int, type[TxType]] = {}
+BY_NAME: dict[str, type[TxType]] = {}
+
+
+def register(cls: type[TxType]) -> type[TxType]:
+    if cls.TYPE_ID in REGISTRY or cls.NAME in BY_NAME:
+        raise ValueError(f"transaction type {cls.TYPE_ID}/{cls.NAME} registered twice")
+    REGISTRY[cls.TYPE_ID] = cls
+    BY_NAME[cls.NAME] = cls
+    return cls
+
+
+def lookup(type_id: int) -> type[TxType]:
+    try:
+        return REGISTRY[type_id]
+    except KeyError:
+        raise TxInvalid(Code.UNKNOWN_TX_TYPE, f"unknown transaction type {type_id}") from None

@@ -1,0 +1,93 @@
+"""``l1_deposit``: an L1 event (stake, unbonding, withdrawal, slash) brought into the rollup.
+
+Privileged: only the sequencer's L1 follower creates it, with the zero sender,
+the zero signature, and ``nonce`` equal to the number of deposits so far. The
+STF enforces that L1 events arrive in strictly increasing (block, log index)
+order, so a deposit can never be applied twice. Checking each deposit against
+the L1 itself is the verifier's job (derivation, the L1 issue).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .. import encoding, keys
+from ..context import BlockContext, Limits
+from ..errors import Code, TxFailed, TxInvalid
+from ..state import State
+from ..tx import Transaction
+from .base import TxType, register
+
+STAKED, UNBONDING, SLASHED, WITHDRAWN = 0, 1, 2, 3
+STATUS_NAMES = {STAKED: "staked", UNBONDING: "unbonding", SLASHED: "slashed", WITHDRAWN: "withdrawn"}
+KINDS = ("stake", "unbond", "withdraw", "slash")
+
+
+def stake_record(l1_address: bytes, amount: int, status: int) -> bytes:
+    return encoding.encode([l1_address, amount, status])
+
+
+def read_stake(state: State, client_key: bytes) -> tuple[bytes, int, int] | None:
+    raw = state.get(keys.stake(client_key))
+    if raw is None:
+        return None
+    addr, amount, status = encoding.decode(raw)
+    return addr, amount, status
+
+
+@register
+class L1Deposit(TxType):
+    TYPE_ID = 0
+    NAME = "l1_deposit"
+    PRIVILEGED = True
+
+    @classmethod
+    def parse(cls, value: Any, limits: Limits) -> tuple[int, int, str, list[Any]]:
+        block, log_index, kind, args = encoding.expect_list(value, 4, "l1_deposit payload")
+        block = encoding.expect_int(block, "l1 block")
+        log_index = encoding.expect_int(log_index, "log index")
+        if kind not in KINDS:
+            raise TxInvalid(Code.INVALID_PAYLOAD, f"unknown l1 event kind {kind!r}")
+        if not isinstance(args, list) or not args:
+            raise TxInvalid(Code.INVALID_PAYLOAD, "l1 event arguments must be a non-empty list")
+        encoding.expect_bytes(args[0], "client key", 32)
+        if kind == "stake":
+            encoding.expect_list(args, 3, "stake arguments")
+            encoding.expect_bytes(args[1], "l1 address", 20)
+            encoding.expect_int(args[2], "stake amount", 1)
+        else:
+            encoding.expect_list(args, 1, f"{kind} arguments")
+        return block, log_index, kind, args
+
+    @classmethod
+    def apply(cls, state: State, tx: Transaction, args: Any, ctx: BlockContext) -> None:
+        block, log_index, kind, ev = args
+        last = state.get(keys.L1_LAST_EVENT)
+        if last is not None and tuple(encoding.decode(last)) >= (block, log_index):
+            raise TxInvalid(Code.INVALID_PAYLOAD, "l1 events must arrive in increasing order")
+        state.set(keys.L1_LAST_EVENT, encoding.encode([block, log_index]))
+        client_key: bytes = ev[0]
+        current = read_stake(state, client_key)
+        if kind == "stake":
+            if current is not None and current[2] in (STAKED, UNBONDING, SLASHED):
+                raise TxFailed(Code.EXECUTION_FAILED, "client key is already bound to a stake")
+            state.set(keys.stake(client_key), stake_record(ev[1], ev[2], STAKED))
+            return
+        if current is None:
+            raise TxFailed(Code.NOT_STAKED, f"{kind} for a client key that never staked")
+        addr, amount, status = current
+        if kind == "unbond" and status == STAKED:
+            status = UNBONDING
+        elif kind == "withdraw" and status == UNBONDING:
+            status = WITHDRAWN
+        elif kind == "slash" and status in (STAKED, UNBONDING):
+            status = SLASHED
+        else:
+            raise TxFailed(
+                Code.EXECUTION_FAILED, f"{kind} is not allowed for a {STATUS_NAMES[status]} stake"
+            )
+        state.set(keys.stake(client_key), stake_record(addr, amount, status))
+
+
+def payload(l1_block: int, log_index: int, kind: str, args: list[Any]) -> bytes:
+    return encoding.encode([l1_block, log_index, kind, args])
