@@ -1,0 +1,185 @@
+"""Node configuration: defaults < TOML file < ``MPS_*`` environment < command-line flags.
+
+One dataclass names every setting; the file, the environment and the flags
+all use those names (``block_time`` is ``MPS_BLOCK_TIME`` and ``--block-time``).
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from stf.context import Limits
+from stf.genesis import Genesis, GenesisStake
+
+from .mempool import MempoolLimits
+
+ENV_PREFIX = "MPS_"
+
+
+class ConfigError(ValueError):
+    """A setting is missing, malformed or out of range."""
+
+
+@dataclass(frozen=True)
+class NodeConfig:
+    datadir: Path = Path("./data")
+    chain_id: int = 4242
+    key_file: Path | None = None  # default: <datadir>/node.key
+    rpc_host: str = "127.0.0.1"
+    rpc_port: int = 8645
+    block_time: float = 1.0
+    max_block_txs: int = 1000
+    empty_blocks: bool = False
+    max_tx_size: int = 4 * 1024 * 1024
+    max_record_size: int = 4096
+    max_blob_size: int = 4 * 1024 * 1024
+    max_body_size: int = 64 * 1024 * 1024
+    max_batch: int = 100
+    mempool_max_txs: int = 50_000
+    mempool_max_bytes: int = 1024 * 1024 * 1024
+    max_nonce_gap: int = 64
+    verify_threads: int = 2
+    log_format: str = "auto"  # auto | json | console
+    log_level: str = "info"
+    genesis_timestamp_ms: int = 0
+    genesis_stakes: tuple[GenesisStake, ...] = field(default=())
+
+    @property
+    def key_path(self) -> Path:
+        return self.key_file if self.key_file is not None else self.datadir / "node.key"
+
+    @property
+    def db_path(self) -> Path:
+        return self.datadir / "chain.db"
+
+    def limits(self) -> Limits:
+        return Limits(
+            max_tx_size=self.max_tx_size,
+            max_block_txs=self.max_block_txs,
+            max_record_size=self.max_record_size,
+            max_blob_size=self.max_blob_size,
+        )
+
+    def mempool_limits(self) -> MempoolLimits:
+        return MempoolLimits(self.mempool_max_txs, self.mempool_max_bytes, self.max_nonce_gap)
+
+    def genesis(self) -> Genesis:
+        return Genesis(self.genesis_timestamp_ms, self.genesis_stakes)
+
+    def validate(self) -> NodeConfig:
+        problems = []
+        if self.block_time <= 0:
+            problems.append("block_time must be positive")
+        for name in ("max_block_txs", "max_tx_size", "max_body_size", "max_batch", "verify_threads"):
+            if getattr(self, name) < 1:
+                problems.append(f"{name} must be at least 1")
+        if not 0 <= self.rpc_port <= 65535:
+            problems.append("rpc_port must be 0-65535")
+        if self.log_format not in ("auto", "json", "console"):
+            problems.append("log_format must be auto, json or console")
+        if self.max_tx_size > self.max_body_size:
+            problems.append("max_tx_size cannot exceed max_body_size")
+        if problems:
+            raise ConfigError("; ".join(problems))
+        return self
+
+
+_SCALAR = {f.name: f for f in fields(NodeConfig) if f.name != "genesis_stakes"}
+
+
+def _coerce(name: str, value: Any) -> Any:
+    kind = str(_SCALAR[name].type)
+    try:
+        if "Path" in kind:
+            return Path(value)
+        if kind == "bool":
+            if isinstance(value, bool):
+                return value
+            if str(value).lower() in ("1", "true", "yes", "on"):
+                return True
+            if str(value).lower() in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(value)
+        if kind == "int":
+            return int(value)
+        if kind == "float":
+            return float(value)
+        return str(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"setting {name}: cannot read {value!r} as {kind}") from None
+
+
+def _stakes(raw: Any) -> tuple[GenesisStake, ...]:
+    out = []
+    for i, s in enumerate(raw or []):
+        try:
+            out.append(
+                GenesisStake(
+                    bytes.fromhex(s["client_key"].removeprefix("0x")),
+                    bytes.fromhex(s["l1_address"].removeprefix("0x")),
+                    int(s["amount"]),
+                )
+            )
+        except (KeyError, ValueError, TypeError, AttributeError) as exc:
+            raise ConfigError(f"genesis stake {i}: {exc}") from None
+    return tuple(out)
+
+
+def load_config(
+    path: Path | None = None,
+    env: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> NodeConfig:
+    """Merge the layers; unknown keys in the file are errors, not silently ignored."""
+    values: dict[str, Any] = {}
+    stakes: tuple[GenesisStake, ...] = ()
+    if path is not None:
+        try:
+            data = tomllib.loads(Path(path).read_text())
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigError(f"cannot read config {path}: {exc}") from None
+        genesis = data.pop("genesis", {})
+        stakes = _stakes(genesis.get("stakes"))
+        if "timestamp_ms" in genesis:
+            values["genesis_timestamp_ms"] = genesis["timestamp_ms"]
+        unknown = set(data) - set(_SCALAR)
+        if unknown:
+            raise ConfigError(f"unknown settings in {path}: {', '.join(sorted(unknown))}")
+        values.update(data)
+    env = os.environ if env is None else env
+    for name in _SCALAR:
+        if ENV_PREFIX + name.upper() in env:
+            values[name] = env[ENV_PREFIX + name.upper()]
+    for name, value in (overrides or {}).items():
+        if value is not None:
+            values[name] = value
+    coerced = {name: _coerce(name, v) for name, v in values.items()}
+    return replace(NodeConfig(genesis_stakes=stakes), **coerced).validate()
+
+
+def render_toml(cfg: NodeConfig) -> str:
+    """The config file ``mps-node init`` writes: every setting, with its value."""
+    lines = ["# mps-node configuration; MPS_* variables and flags override these", ""]
+    for name in _SCALAR:
+        value = getattr(cfg, name)
+        if value is None:
+            continue
+        if isinstance(value, bool):
+            lines.append(f"{name} = {'true' if value else 'false'}")
+        elif isinstance(value, int | float):
+            lines.append(f"{name} = {value}")
+        else:
+            lines.append(f'{name} = "{value}"')
+    lines += ["", "[genesis]", f"timestamp_ms = {cfg.genesis_timestamp_ms}", "stakes = ["]
+    for s in cfg.genesis_stakes:
+        lines.append(
+            f'  {{ client_key = "{s.client_key.hex()}", l1_address = "{s.l1_address.hex()}", '
+            f"amount = {s.amount} }},"
+        )
+    lines.append("]")
+    return "\n".join(lines) + "\n"

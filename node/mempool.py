@@ -1,0 +1,163 @@
+"""The mempool: admission checks with precise errors, and fair selection for blocks.
+
+Admission runs the STF's own stateless check (chain id, type, signature,
+payload), so nothing the sequencer picks can fail for a reason the pool could
+have seen. Every accepted transaction is journaled in LevelDB under ``mp:``
+before it is acknowledged, and the journal entry is deleted in the same batch
+as the block that includes it, so a node killed at any instant loses no
+acknowledged transaction.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from stf import encoding, keys
+from stf.errors import Code, TxInvalid
+from stf.transition import ChainConfig, check_tx
+from stf.tx import Transaction
+
+from .storage import Storage
+
+P_MEMPOOL = b"mp:"
+
+
+@dataclass(frozen=True)
+class MempoolLimits:
+    max_txs: int = 50_000
+    max_bytes: int = 1024 * 1024 * 1024
+    max_nonce_gap: int = 64
+
+
+@dataclass
+class _Entry:
+    tx: Transaction
+    raw: bytes
+    seq: int
+
+
+class Mempool:
+    """Pending transactions by sender and nonce. Not thread-safe: use it from the event loop."""
+
+    def __init__(self, storage: Storage, chain: ChainConfig, limits: MempoolLimits) -> None:
+        self._storage = storage
+        self._chain = chain
+        self.limits = limits
+        self._by_hash: dict[bytes, _Entry] = {}
+        self._by_sender: dict[bytes, dict[int, _Entry]] = {}
+        self._seq = itertools.count()
+        self.bytes = 0
+
+    def __len__(self) -> int:
+        return len(self._by_hash)
+
+    def __contains__(self, tx_hash: bytes) -> bool:
+        return tx_hash in self._by_hash
+
+    def has_nonce(self, sender: bytes, nonce: int) -> bool:
+        return nonce in self._by_sender.get(sender, {})
+
+    def get(self, tx_hash: bytes) -> Transaction | None:
+        entry = self._by_hash.get(tx_hash)
+        return None if entry is None else entry.tx
+
+    # -- admission -----------------------------------------------------------
+    def decode_and_check(self, raw: bytes) -> Transaction:
+        """Stateless part of admission; pure and thread-safe, so it may run off the loop."""
+        tx = Transaction.decode(raw, self._chain.limits.max_tx_size)
+        ttype, _ = check_tx(tx, self._chain)
+        if ttype.PRIVILEGED:
+            raise TxInvalid(Code.PRIVILEGED_TX, f"{ttype.NAME} can only be created by the sequencer")
+        return tx
+
+    def state_nonce(self, sender: bytes) -> int:
+        raw = self._storage.state_value(keys.nonce(sender))
+        return 0 if raw is None else int(encoding.decode(raw))
+
+    def admit(self, tx: Transaction, raw: bytes, journal: bool = True) -> bytes:
+        """Stateful part of admission: nonce rules, duplicates, capacity; then journal it."""
+        h = tx.hash
+        if h in self._by_hash or self._storage.tx_location(h) is not None:
+            raise TxInvalid(Code.ALREADY_KNOWN, f"transaction {h.hex()} is already known")
+        base = self.state_nonce(tx.sender)
+        if tx.nonce < base:
+            raise TxInvalid(Code.NONCE_TOO_LOW, f"nonce {tx.nonce} is below the account nonce {base}")
+        if tx.nonce >= base + self.limits.max_nonce_gap:
+            raise TxInvalid(
+                Code.NONCE_TOO_HIGH,
+                f"nonce {tx.nonce} is too far ahead of the account nonce {base} "
+                f"(at most {self.limits.max_nonce_gap - 1} ahead)",
+            )
+        pending = self._by_sender.get(tx.sender, {})
+        if tx.nonce in pending:
+            raise TxInvalid(
+                Code.NONCE_ALREADY_PENDING,
+                f"another transaction with nonce {tx.nonce} from this sender is pending",
+            )
+        if len(self._by_hash) >= self.limits.max_txs or self.bytes + len(raw) > self.limits.max_bytes:
+            raise TxInvalid(Code.MEMPOOL_FULL, "mempool is full, try again later")
+        if journal:
+            self._storage.put_raw(P_MEMPOOL + h, raw)
+        entry = _Entry(tx, raw, next(self._seq))
+        self._by_hash[h] = entry
+        self._by_sender.setdefault(tx.sender, {})[tx.nonce] = entry
+        self.bytes += len(raw)
+        return h
+
+    def restore(self) -> int:
+        """Re-admit the journal after a restart; drop entries that are no longer valid."""
+        restored = 0
+        stale: list[bytes] = []
+        for key, raw in self._storage.iter_prefix(P_MEMPOOL):
+            try:
+                self.admit(self.decode_and_check(raw), raw, journal=False)
+                restored += 1
+            except TxInvalid:
+                stale.append(key)
+        for key in stale:
+            self._storage.delete_raw(key)
+        return restored
+
+    # -- selection -----------------------------------------------------------
+    def select(self, max_txs: int) -> list[Transaction]:
+        """Executable transactions, oldest sender first, each sender's in nonce order."""
+        heap: list[tuple[int, bytes, int]] = []
+        for sender, by_nonce in self._by_sender.items():
+            nonce = self.state_nonce(sender)
+            entry = by_nonce.get(nonce)
+            if entry is not None:
+                heap.append((entry.seq, sender, nonce))
+        heapq.heapify(heap)
+        out: list[Transaction] = []
+        while heap and len(out) < max_txs:
+            _, sender, nonce = heapq.heappop(heap)
+            out.append(self._by_sender[sender][nonce].tx)
+            nxt = self._by_sender[sender].get(nonce + 1)
+            if nxt is not None:
+                heapq.heappush(heap, (nxt.seq, sender, nonce + 1))
+        return out
+
+    # -- removal -------------------------------------------------------------
+    def remove(self, hashes: Iterable[bytes]) -> None:
+        for h in hashes:
+            entry = self._by_hash.pop(h, None)
+            if entry is None:
+                continue
+            self.bytes -= len(entry.raw)
+            by_nonce = self._by_sender[entry.tx.sender]
+            del by_nonce[entry.tx.nonce]
+            if not by_nonce:
+                del self._by_sender[entry.tx.sender]
+
+    def stale_after_block(self, senders: Iterable[bytes]) -> list[bytes]:
+        """Hashes of pooled transactions whose nonce the chain has now passed."""
+        out = []
+        for sender in set(senders):
+            base = self.state_nonce(sender)
+            for nonce, entry in self._by_sender.get(sender, {}).items():
+                if nonce < base:
+                    out.append(entry.tx.hash)
+        return out

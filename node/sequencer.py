@@ -1,0 +1,191 @@
+"""The sequencer: orders mempool transactions into signed blocks on a clock.
+
+Block building and the synced commit run on a dedicated thread, so the event
+loop keeps serving RPC while a block is applied, and RPC load never holds a
+block back beyond the GIL's fair share. The sequencer only ever builds on its
+committed head and publishes a block after it is on disk, so it never signs
+two different blocks at one height that anyone could see, across restarts too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import structlog
+from nacl.signing import SigningKey
+
+from stf.block import Block, Receipt
+from stf.errors import Code, MPSError
+from stf.genesis import genesis_block
+from stf.hashing import ZERO_HASH
+from stf.smt import SparseMerkleTree
+from stf.transition import ChainConfig, build_block
+from stf.tx import Transaction
+
+from .config import NodeConfig
+from .mempool import P_MEMPOOL, Mempool
+from .metrics import Metrics
+from .storage import Storage, StorageError
+
+# transactions larger than this are decoded and verified on a worker thread
+OFFLOAD_BYTES = 8 * 1024
+
+log = structlog.get_logger("mps.sequencer")
+
+
+@dataclass
+class SealedBlock:
+    block: Block
+    receipts: list[Receipt]
+    dropped: int
+    seconds: float
+
+
+BlockListener = Callable[[SealedBlock], None]
+
+
+def chain_config(cfg: NodeConfig, key: SigningKey) -> ChainConfig:
+    return ChainConfig(cfg.chain_id, bytes(key.verify_key), cfg.limits())
+
+
+def init_chain(storage: Storage, chain: ChainConfig, cfg: NodeConfig) -> Block:
+    """Write genesis into an empty DB, or check that the DB holds this config's chain."""
+    genesis, writes = genesis_block({}, chain, cfg.genesis())  # genesis reads nothing
+    stored = storage.genesis_hash()
+    if stored is None:
+        storage.commit_block(genesis, [], writes)
+        log.info("genesis written", hash=genesis.hash.hex(), chain_id=chain.chain_id)
+    elif stored != genesis.hash:
+        raise StorageError(
+            f"the database holds chain genesis {stored.hex()}, the config describes "
+            f"{genesis.hash.hex()}: wrong data directory or changed genesis settings"
+        )
+    head = storage.head()
+    assert head is not None
+    return head
+
+
+class Sequencer:
+    def __init__(self, cfg: NodeConfig, storage: Storage, key: SigningKey, metrics: Metrics) -> None:
+        self.cfg = cfg
+        self.storage = storage
+        self.metrics = metrics
+        self._key = key
+        self.chain = chain_config(cfg, key)
+        self.mempool = Mempool(storage, self.chain, cfg.mempool_limits())
+        self.head = init_chain(storage, self.chain, cfg)
+        self._tree = SparseMerkleTree(storage)
+        self._block_thread = ThreadPoolExecutor(1, thread_name_prefix="mps-block")
+        self._verify_pool = ThreadPoolExecutor(cfg.verify_threads, thread_name_prefix="mps-verify")
+        self._listeners: list[BlockListener] = []
+        self._wake = asyncio.Event()
+        self._stopping = False
+        self._task: asyncio.Task[None] | None = None
+        restored = self.mempool.restore()
+        self._update_gauges()
+        log.info("sequencer ready", head=self.head.height, root=self.head.header.state_root.hex(),
+                 mempool_restored=restored)
+
+    # -- public --------------------------------------------------------------
+    def subscribe(self, listener: BlockListener) -> Callable[[], None]:
+        self._listeners.append(listener)
+        return lambda: self._listeners.remove(listener)
+
+    async def submit(self, raw: bytes) -> bytes:
+        """Admit a raw transaction; return its hash or raise :class:`stf.errors.TxInvalid`."""
+        if self._stopping:
+            raise MPSError(Code.SHUTTING_DOWN, "node is shutting down")
+        if len(raw) > OFFLOAD_BYTES:
+            loop = asyncio.get_running_loop()
+            tx = await loop.run_in_executor(self._verify_pool, self.mempool.decode_and_check, raw)
+        else:
+            tx = self.mempool.decode_and_check(raw)
+        h = self.mempool.admit(tx, raw)
+        self.metrics.mempool_txs.set(len(self.mempool))
+        if len(self.mempool) >= self.cfg.max_block_txs:
+            self._wake.set()
+        return h
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run(), name="sequencer")
+
+    async def stop(self) -> None:
+        """Finish the block in hand, then stop producing."""
+        self._stopping = True
+        self._wake.set()
+        if self._task is not None:
+            await self._task
+        self._block_thread.shutdown(wait=True)
+        self._verify_pool.shutdown(wait=True)
+        log.info("sequencer stopped", head=self.head.height)
+
+    # -- block production ----------------------------------------------------
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        next_at = loop.time() + self.cfg.block_time
+        while not self._stopping:
+            delay = next_at - loop.time()
+            if delay > 0 and not self._wake.is_set():
+                try:
+                    await asyncio.wait_for(self._wake.wait(), delay)
+                except TimeoutError:
+                    pass
+            self._wake.clear()
+            if self._stopping:
+                break
+            try:
+                await self.produce_block()
+            except Exception:
+                log.exception("block production failed; retrying next tick")
+            next_at = loop.time() + self.cfg.block_time
+
+    async def produce_block(self) -> SealedBlock | None:
+        candidates = self.mempool.select(self.cfg.max_block_txs)
+        if not candidates and not self.cfg.empty_blocks:
+            return None
+        loop = asyncio.get_running_loop()
+        sealed = await loop.run_in_executor(self._block_thread, self._build_and_commit, candidates)
+        self.head = sealed.block
+        touched = [tx.sender for tx in candidates]
+        self.mempool.remove(tx.hash for tx in candidates)
+        stale = self.mempool.stale_after_block(touched)
+        self.mempool.remove(stale)
+        for h in stale:
+            self.storage.delete_raw(P_MEMPOOL + h)
+        self.metrics.block_apply.observe(sealed.seconds)
+        self.metrics.block_txs.inc(len(sealed.block.txs))
+        self._update_gauges()
+        log.info("block sealed", height=sealed.block.height, txs=len(sealed.block.txs),
+                 dropped=sealed.dropped, ms=round(sealed.seconds * 1000, 2))
+        for listener in list(self._listeners):
+            try:
+                listener(sealed)
+            except Exception:
+                log.exception("block listener failed")
+        return sealed
+
+    def _build_and_commit(self, candidates: list[Transaction]) -> SealedBlock:
+        t0 = time.perf_counter()
+        parent = self.head.header
+        result = build_block(
+            self.storage, parent, candidates, int(time.time() * 1000),
+            (parent.l1_origin_number, parent.l1_origin_hash if parent.height else ZERO_HASH),
+            self.chain, self._key, self._tree,
+        )
+        writes = dict(result.writes)
+        for tx in candidates:  # included or dropped, they leave the journal with this block
+            writes[P_MEMPOOL + tx.hash] = None
+        self.storage.commit_block(result.block, result.receipts, writes)
+        return SealedBlock(result.block, result.receipts, len(result.dropped),
+                           time.perf_counter() - t0)
+
+    def _update_gauges(self) -> None:
+        self.metrics.head.labels("unsafe").set(self.head.height)
+        self.metrics.head.labels("safe").set(0)
+        self.metrics.head.labels("finalized").set(0)
+        self.metrics.mempool_txs.set(len(self.mempool))
+        self.metrics.mempool_bytes.set(self.mempool.bytes)

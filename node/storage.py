@@ -1,0 +1,179 @@
+"""LevelDB storage: blocks, receipts, indexes, state and the head, one batch per block.
+
+Every block is committed with a single synced WriteBatch that holds the block,
+its receipts, the STF's writes (tree nodes, flat state, blobs), the indexes and
+the head pointer, so a crash at any instant leaves either the old head or the
+new one, never a mixture. Node-owned key prefixes (the STF owns ``s: v: n: blob:``):
+
+* ``meta:schema``, ``meta:genesis``, ``meta:head``  -> version, genesis hash, head hash
+* ``bh:`` + hash      -> encoded block
+* ``bn:`` + height(8) -> block hash
+* ``tx:`` + tx hash   -> [height, index]
+* ``rc:`` + tx hash   -> encoded receipt
+"""
+
+from __future__ import annotations
+
+import struct
+from pathlib import Path
+from collections.abc import Iterator
+from typing import Any
+
+import plyvel
+
+from stf import encoding
+from stf.block import Block, Header, Receipt
+from stf.state import BLOB_PREFIX, STATE_PREFIX, VALUE_PREFIX
+
+SCHEMA_VERSION = 1
+
+K_SCHEMA = b"meta:schema"
+K_GENESIS = b"meta:genesis"
+K_HEAD = b"meta:head"
+K_SAFE = b"meta:safe"
+K_FINALIZED = b"meta:finalized"
+P_BLOCK = b"bh:"
+P_HEIGHT = b"bn:"
+P_TX = b"tx:"
+P_RECEIPT = b"rc:"
+
+
+class StorageError(RuntimeError):
+    """The database is unusable as it stands; the node must not start on it."""
+
+
+def _height_key(height: int) -> bytes:
+    return P_HEIGHT + struct.pack(">Q", height)
+
+
+class Storage:
+    """The node's only door to LevelDB. Reads are safe from any thread."""
+
+    def __init__(self, path: str | Path) -> None:
+        Path(path).mkdir(parents=True, exist_ok=True)
+        try:
+            self._db = plyvel.DB(str(path), create_if_missing=True)
+        except plyvel.Error as exc:
+            raise StorageError(f"cannot open LevelDB at {path}: {exc}") from exc
+        self.path = Path(path)
+        self._check_schema()
+
+    def _check_schema(self) -> None:
+        raw = self._db.get(K_SCHEMA)
+        if raw is None:
+            if self._db.get(K_HEAD) is not None:
+                raise StorageError("database has a head but no schema version: refusing to start")
+            return
+        version = int(raw)
+        if version != SCHEMA_VERSION:
+            raise StorageError(
+                f"database schema version {version}, this node needs {SCHEMA_VERSION}: "
+                "refusing to start (re-sync into a new data directory)"
+            )
+
+    def close(self) -> None:
+        if not self._db.closed:
+            self._db.close()
+
+    # -- KVReader for the STF ------------------------------------------------
+    def get(self, key: bytes) -> bytes | None:
+        value: bytes | None = self._db.get(key)
+        return value
+
+    # -- commit --------------------------------------------------------------
+    def commit_block(
+        self, block: Block, receipts: list[Receipt], writes: dict[bytes, bytes | None]
+    ) -> None:
+        """Write the block and everything it implies atomically, synced to disk."""
+        with self._db.write_batch(transaction=True, sync=True) as wb:
+            for key, value in writes.items():
+                if value is None:
+                    wb.delete(key)
+                else:
+                    wb.put(key, value)
+            h = block.hash
+            wb.put(P_BLOCK + h, block.encode())
+            wb.put(_height_key(block.height), h)
+            for i, (tx, rc) in enumerate(zip(block.txs, receipts, strict=True)):
+                wb.put(P_TX + tx.hash, encoding.encode([block.height, i]))
+                wb.put(P_RECEIPT + tx.hash, rc.encode())
+            if block.height == 0:
+                wb.put(K_SCHEMA, str(SCHEMA_VERSION).encode())
+                wb.put(K_GENESIS, h)
+            wb.put(K_HEAD, h)
+
+    def set_meta(self, key: bytes, value: bytes) -> None:
+        self._db.put(key, value, sync=True)
+
+    def put_raw(self, key: bytes, value: bytes) -> None:
+        """An unsynced put: it reaches the OS before returning, so it survives a killed process."""
+        self._db.put(key, value)
+
+    def delete_raw(self, key: bytes) -> None:
+        self._db.delete(key)
+
+    def iter_prefix(self, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
+        with self._db.iterator(prefix=prefix) as it:
+            yield from it
+
+    # -- reads ---------------------------------------------------------------
+    def genesis_hash(self) -> bytes | None:
+        return self.get(K_GENESIS)
+
+    def head(self) -> Block | None:
+        """The head block, checked for consistency; raises :class:`StorageError` if corrupt."""
+        h = self.get(K_HEAD)
+        if h is None:
+            return None
+        block = self.block_by_hash(h)
+        if block is None:
+            raise StorageError(f"head {h.hex()} points to a missing block: database is corrupt")
+        if self.block_hash_at(block.height) != h:
+            raise StorageError(f"head {h.hex()} is not indexed at its height: database is corrupt")
+        root = block.header.state_root
+        if root != b"\x00" * 32 and self.get(b"n:" + root) is None:
+            raise StorageError(f"state root {root.hex()} of the head is missing: database is corrupt")
+        return block
+
+    def block_by_hash(self, h: bytes) -> Block | None:
+        raw = self.get(P_BLOCK + h)
+        return None if raw is None else Block.decode(raw)
+
+    def block_hash_at(self, height: int) -> bytes | None:
+        return self.get(_height_key(height))
+
+    def block_by_height(self, height: int) -> Block | None:
+        h = self.block_hash_at(height)
+        return None if h is None else self.block_by_hash(h)
+
+    def header_at(self, height: int) -> Header | None:
+        block = self.block_by_height(height)
+        return None if block is None else block.header
+
+    def tx_location(self, tx_hash: bytes) -> tuple[int, int] | None:
+        raw = self.get(P_TX + tx_hash)
+        if raw is None:
+            return None
+        height, index = encoding.decode(raw)
+        return int(height), int(index)
+
+    def receipt(self, tx_hash: bytes) -> Receipt | None:
+        raw = self.get(P_RECEIPT + tx_hash)
+        return None if raw is None else Receipt.decode(raw)
+
+    def state_value(self, key: bytes) -> bytes | None:
+        """Latest value of a state key (flat index)."""
+        return self.get(STATE_PREFIX + key)
+
+    def value_by_hash(self, vhash: bytes) -> bytes | None:
+        return self.get(VALUE_PREFIX + vhash)
+
+    def blob(self, blob_hash: bytes) -> bytes | None:
+        return self.get(BLOB_PREFIX + blob_hash)
+
+    def meta_int(self, key: bytes) -> int | None:
+        raw = self.get(key)
+        return None if raw is None else int(raw)
+
+    def stats(self) -> dict[str, Any]:
+        return {"path": str(self.path)}

@@ -1,0 +1,93 @@
+"""Wire forms: JSON with ``0x`` hex for bytes, or msgpack with raw bytes, same envelope."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import msgpack
+
+JSON = "application/json"
+MSGPACK = "application/msgpack"
+
+
+def to_json_safe(value: Any) -> Any:
+    if isinstance(value, bytes):
+        return "0x" + value.hex()
+    if isinstance(value, dict):
+        return {k: to_json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [to_json_safe(v) for v in value]
+    return value
+
+
+def encode_body(value: Any, media: str) -> bytes:
+    if media == MSGPACK:
+        return msgpack.packb(value, use_bin_type=True)
+    return json.dumps(to_json_safe(value), separators=(",", ":")).encode()
+
+
+def decode_body(body: bytes, media: str) -> Any:
+    """Raise ValueError on a body that does not parse."""
+    if media == MSGPACK:
+        try:
+            return msgpack.unpackb(body, raw=False, strict_map_key=False)
+        except Exception as exc:
+            raise ValueError(f"msgpack body does not parse: {exc}") from None
+    try:
+        return json.loads(body)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ValueError(f"JSON body does not parse: {exc}") from None
+
+
+# -- parameter converters ------------------------------------------------------
+def to_bytes(value: Any) -> bytes:
+    if isinstance(value, bytes):
+        return value
+    if isinstance(value, str) and value.startswith("0x"):
+        try:
+            return bytes.fromhex(value[2:])
+        except ValueError:
+            raise ValueError("not valid 0x-prefixed hex") from None
+    raise ValueError("expected bytes (0x-prefixed hex in JSON)")
+
+
+def to_hash(value: Any) -> bytes:
+    b = to_bytes(value)
+    if len(b) != 32:
+        raise ValueError(f"expected a 32-byte hash, got {len(b)} bytes")
+    return b
+
+
+def to_uint(value: Any) -> int:
+    if isinstance(value, bool):
+        raise ValueError("expected an unsigned integer")
+    if isinstance(value, str) and value.startswith("0x"):
+        value = int(value, 16)
+    if not isinstance(value, int) or value < 0:
+        raise ValueError("expected an unsigned integer")
+    return value
+
+
+BLOCK_TAGS = ("latest", "earliest", "safe", "finalized")
+
+
+def to_block_tag(value: Any) -> int | str:
+    if isinstance(value, str) and value in BLOCK_TAGS:
+        return value
+    try:
+        return to_uint(value)
+    except ValueError:
+        raise ValueError(f"expected a block height or one of {', '.join(BLOCK_TAGS)}") from None
+
+
+def to_bool(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError("expected true or false")
+    return value
+
+
+def to_str(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ValueError("expected a string")
+    return value

@@ -1,0 +1,167 @@
+"""JSON-RPC 2.0 dispatch, independent of the transport: one envelope in, one out.
+
+Follows the specification to the letter: batches (capped), notifications
+(no ``id`` member: no response), ``id: null`` (answered), the standard codes
+for envelope faults, and application codes from :class:`stf.errors.Code`.
+Parameters may be positional or named; each method declares converters that
+accept both JSON (``0x`` hex for bytes) and msgpack (raw bytes) forms.
+"""
+
+from __future__ import annotations
+
+import inspect
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+
+from stf.errors import Code, MPSError
+
+PARSE_ERROR = -32700
+INVALID_REQUEST = -32600
+METHOD_NOT_FOUND = -32601
+INVALID_PARAMS = -32602
+INTERNAL_ERROR = -32603
+
+log = structlog.get_logger("mps.rpc")
+
+
+class RPCError(Exception):
+    def __init__(self, code: int, message: str, data: Any = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.data = data
+
+    def to_obj(self) -> dict[str, Any]:
+        err: dict[str, Any] = {"code": self.code, "message": self.message}
+        if self.data is not None:
+            err["data"] = self.data
+        return err
+
+
+class InvalidParams(RPCError):
+    def __init__(self, message: str) -> None:
+        super().__init__(INVALID_PARAMS, f"invalid params: {message}")
+
+
+Handler = Callable[..., Awaitable[Any]]
+Converter = Callable[[Any], Any]
+
+
+@dataclass(frozen=True)
+class Param:
+    name: str
+    convert: Converter
+    required: bool = True
+    default: Any = None
+
+
+@dataclass(frozen=True)
+class Method:
+    name: str
+    handler: Handler
+    params: tuple[Param, ...]
+    doc: str
+
+
+class Dispatcher:
+    def __init__(self, max_batch: int, observe: Callable[[str, float, int | None], None]) -> None:
+        self.methods: dict[str, Method] = {}
+        self.max_batch = max_batch
+        self._observe = observe
+
+    def add(self, name: str, handler: Handler, *params: Param) -> None:
+        self.methods[name] = Method(name, handler, params, inspect.getdoc(handler) or "")
+
+    async def handle(self, payload: Any, context: Any = None) -> Any:
+        """Answer a decoded request or batch; ``None`` means send nothing."""
+        if isinstance(payload, list):
+            if not payload:
+                return _error(None, RPCError(INVALID_REQUEST, "invalid request: empty batch"))
+            if len(payload) > self.max_batch:
+                return _error(
+                    None,
+                    RPCError(
+                        int(Code.BATCH_TOO_LARGE),
+                        f"batch of {len(payload)} requests exceeds the limit of {self.max_batch}",
+                    ),
+                )
+            out = [r for r in [await self._one(p, context) for p in payload] if r is not None]
+            return out or None
+        return await self._one(payload, context)
+
+    async def _one(self, req: Any, context: Any) -> dict[str, Any] | None:
+        if not isinstance(req, dict):
+            return _error(None, RPCError(INVALID_REQUEST, "invalid request: not an object"))
+        has_id = "id" in req
+        rid = req.get("id")
+        if has_id and not (rid is None or isinstance(rid, str | int) and not isinstance(rid, bool)):
+            return _error(None, RPCError(INVALID_REQUEST, "invalid request: id must be a string, number or null"))
+        if req.get("jsonrpc") != "2.0":
+            return _error(rid, RPCError(INVALID_REQUEST, 'invalid request: "jsonrpc" must be "2.0"'))
+        name = req.get("method")
+        if not isinstance(name, str):
+            return _error(rid, RPCError(INVALID_REQUEST, "invalid request: method must be a string"))
+        t0 = time.perf_counter()
+        code: int | None = None
+        try:
+            result = await self._call(name, req.get("params"), context)
+        except RPCError as exc:
+            code = exc.code
+            resp = _error(rid, exc)
+        except MPSError as exc:
+            code = int(exc.code)
+            resp = _error(rid, RPCError(code, exc.message, {"name": exc.code.name}))
+        except Exception:
+            log.exception("rpc method failed", method=name)
+            code = INTERNAL_ERROR
+            resp = _error(rid, RPCError(INTERNAL_ERROR, "internal error"))
+        else:
+            resp = {"jsonrpc": "2.0", "id": rid, "result": result}
+        self._observe(name if name in self.methods else "unknown", time.perf_counter() - t0, code)
+        return resp if has_id else None
+
+    async def _call(self, name: str, params: Any, context: Any) -> Any:
+        method = self.methods.get(name)
+        if method is None:
+            raise RPCError(METHOD_NOT_FOUND, f"method not found: {name}")
+        args = _bind(method, params)
+        if "context" in inspect.signature(method.handler).parameters:
+            return await method.handler(*args, context=context)
+        return await method.handler(*args)
+
+
+def _bind(method: Method, params: Any) -> list[Any]:
+    specs = method.params
+    if params is None:
+        params = []
+    if isinstance(params, list):
+        if len(params) > len(specs):
+            raise InvalidParams(f"{method.name} takes at most {len(specs)} params, got {len(params)}")
+        raw = {spec.name: params[i] for i, spec in enumerate(specs) if i < len(params)}
+    elif isinstance(params, dict):
+        unknown = set(params) - {s.name for s in specs}
+        if unknown:
+            raise InvalidParams(f"unknown params {sorted(unknown)} for {method.name}")
+        raw = dict(params)
+    else:
+        raise InvalidParams("params must be an array or an object")
+    args = []
+    for spec in specs:
+        if spec.name not in raw:
+            if spec.required:
+                raise InvalidParams(f"missing param {spec.name!r}")
+            args.append(spec.default)
+            continue
+        try:
+            args.append(spec.convert(raw[spec.name]))
+        except (ValueError, TypeError) as exc:
+            raise InvalidParams(f"{spec.name}: {exc}") from None
+    return args
+
+
+def _error(rid: Any, err: RPCError) -> dict[str, Any]:
+    return {"jsonrpc": "2.0", "id": rid, "error": err.to_obj()}

@@ -1,0 +1,60 @@
+"""How chain objects look over RPC: dicts of plain values (bytes become 0x hex in JSON)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from stf.block import Block, Receipt
+from stf.errors import Code
+from stf.tx import Transaction
+from stf.txtypes import REGISTRY
+
+
+def block_view(block: Block, full: bool) -> dict[str, Any]:
+    h = block.header
+    return {
+        "hash": block.hash,
+        "height": h.height,
+        "parentHash": h.parent_hash,
+        "timestamp": h.timestamp_ms,
+        "l1Origin": {"number": h.l1_origin_number, "hash": h.l1_origin_hash},
+        "txRoot": h.tx_root,
+        "receiptsRoot": h.receipts_root,
+        "stateRoot": h.state_root,
+        "sequencer": h.sequencer,
+        "signature": block.signature,
+        "chainId": h.chain_id,
+        "transactions": [
+            tx_view(tx, h.height, i) if full else tx.hash for i, tx in enumerate(block.txs)
+        ],
+    }
+
+
+def tx_view(tx: Transaction, height: int | None, index: int | None) -> dict[str, Any]:
+    ttype = REGISTRY.get(tx.tx_type)
+    return {
+        "hash": tx.hash,
+        "chainId": tx.chain_id,
+        "type": tx.tx_type,
+        "typeName": ttype.NAME if ttype else None,
+        "sender": tx.sender,
+        "nonce": tx.nonce,
+        "payload": tx.payload,
+        "signature": tx.signature,
+        "blockHeight": height,
+        "index": index,
+        "raw": tx.encode(),
+    }
+
+
+def receipt_view(rc: Receipt, block_hash: bytes) -> dict[str, Any]:
+    return {
+        "txHash": rc.tx_hash,
+        "blockHeight": rc.height,
+        "blockHash": block_hash,
+        "index": rc.index,
+        "status": rc.status,
+        "code": rc.code,
+        "codeName": Code(rc.code).name if rc.code else None,
+        "message": rc.message,
+    }
