@@ -1,0 +1,37 @@
+"""Check a node's state proofs locally: trust the root, not the node."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from stf.smt import Proof, verify_proof
+
+
+class ProofError(ValueError):
+    """The node's answer does not prove what it claims."""
+
+
+def _b(v: Any) -> bytes:
+    if isinstance(v, bytes):
+        return v
+    if isinstance(v, str) and v.startswith("0x"):
+        return bytes.fromhex(v[2:])
+    raise ProofError(f"expected bytes, got {v!r:.40}")
+
+
+def checked_value(resp: dict[str, Any], root: bytes | None = None) -> bytes | None:
+    """Verify an ``mps_getProof`` answer; return the proven value (None: proven absent).
+
+    Pass ``root`` from a source you trust (an L1 commitment, a header you
+    verified); without it the answer is checked against its own claimed root.
+    """
+    claimed = _b(resp["stateRoot"])
+    if root is not None and claimed != root:
+        raise ProofError("the proof is against a different state root than the trusted one")
+    p = resp["proof"]
+    leaf = None if p["leaf"] is None else (_b(p["leaf"][0]), _b(p["leaf"][1]))
+    proof = Proof(tuple(_b(s) for s in p["siblings"]), leaf)
+    value = None if resp["value"] is None else _b(resp["value"])
+    if not verify_proof(claimed, _b(resp["key"]), value, proof):
+        raise ProofError("state proof does not verify")
+    return value
