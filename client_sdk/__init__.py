@@ -8,9 +8,9 @@ from .tx import put_blob, put_record
 
 __all__ = [
     "AsyncRPCClient",
-    "MPSClient",
     "KeyFileError",
     "Keypair",
+    "MPSClient",
     "RPCClient",
     "RPCError",
     "TransportError",

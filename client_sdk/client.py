@@ -44,7 +44,9 @@ class MPSClient:
                 raise TimeoutError(f"transaction {tx_hash.hex()} not sealed within {timeout}s")
             time.sleep(0.05)
 
-    def get_state(self, key: bytes, block: int | str = "latest", root: bytes | None = None) -> bytes | None:
+    def get_state(
+        self, key: bytes, block: int | str = "latest", root: bytes | None = None
+    ) -> bytes | None:
         """A state value, proven against the block's root (or a ``root`` you trust)."""
         return checked_value(self.rpc.call("mps_getProof", key, block), root)
 

@@ -53,11 +53,28 @@ ShuttingDown = _make("ShuttingDown", Code.SHUTTING_DOWN)
 BY_CODE: dict[int, type[RPCError]] = {
     cls.code: cls
     for cls in [
-        ParseError, InvalidRequest, MethodNotFound, InvalidParams, InternalError,
-        InvalidSignature, WrongChainId, NonceTooLow, AlreadyKnown, NonceTooHigh,
-        MalformedTransaction, UnknownTxType, PayloadTooLarge, PrivilegedTransaction, MempoolFull,
-        InvalidPayload, NonceAlreadyPending, NotFound, BodyTooLarge, BatchTooLarge,
-        UnsupportedMediaType, ShuttingDown,
+        ParseError,
+        InvalidRequest,
+        MethodNotFound,
+        InvalidParams,
+        InternalError,
+        InvalidSignature,
+        WrongChainId,
+        NonceTooLow,
+        AlreadyKnown,
+        NonceTooHigh,
+        MalformedTransaction,
+        UnknownTxType,
+        PayloadTooLarge,
+        PrivilegedTransaction,
+        MempoolFull,
+        InvalidPayload,
+        NonceAlreadyPending,
+        NotFound,
+        BodyTooLarge,
+        BatchTooLarge,
+        UnsupportedMediaType,
+        ShuttingDown,
     ]
 }
 

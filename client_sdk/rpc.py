@@ -22,7 +22,8 @@ MEDIA = {"msgpack": "application/msgpack", "json": "application/json"}
 
 def _encode(req: Any, media: str) -> bytes:
     if media == "msgpack":
-        return msgpack.packb(req, use_bin_type=True)
+        packed: bytes = msgpack.packb(req, use_bin_type=True)
+        return packed
     return json.dumps(req, default=lambda b: "0x" + b.hex()).encode()
 
 
@@ -62,10 +63,16 @@ class RPCClient:
         self._ids = itertools.count(1)
 
     def call(self, method: str, *params: Any) -> Any:
-        req = {"jsonrpc": "2.0", "id": next(self._ids), "method": method,
-               "params": _prep(list(params), self.media)}
+        req = {
+            "jsonrpc": "2.0",
+            "id": next(self._ids),
+            "method": method,
+            "params": _prep(list(params), self.media),
+        }
         http = urllib.request.Request(
-            self.url, data=_encode(req, self.media), method="POST",
+            self.url,
+            data=_encode(req, self.media),
+            method="POST",
             headers={"Content-Type": MEDIA[self.media], "Accept": MEDIA[self.media]},
         )
         try:
@@ -108,11 +115,16 @@ class AsyncRPCClient:
 
         if self._session is None:
             self._session = aiohttp.ClientSession(timeout=self._timeout)
-        req = {"jsonrpc": "2.0", "id": next(self._ids), "method": method,
-               "params": _prep(list(params), self.media)}
+        req = {
+            "jsonrpc": "2.0",
+            "id": next(self._ids),
+            "method": method,
+            "params": _prep(list(params), self.media),
+        }
         try:
             async with self._session.post(
-                self.url, data=_encode(req, self.media),
+                self.url,
+                data=_encode(req, self.media),
                 headers={"Content-Type": MEDIA[self.media]},
             ) as resp:
                 body = await resp.read()

@@ -51,8 +51,12 @@ def create_app(cfg: NodeConfig, produce_blocks: bool = True) -> web.Application:
             app[DISPATCHER_KEY] = make_dispatcher(node, cfg.max_batch, metrics)
             if produce_blocks:
                 seq.start()
-            log.info("node started", datadir=str(cfg.datadir), chain_id=cfg.chain_id,
-                     sequencer=key.public_key.hex())
+            log.info(
+                "node started",
+                datadir=str(cfg.datadir),
+                chain_id=cfg.chain_id,
+                sequencer=key.public_key.hex(),
+            )
             yield
             await seq.stop()
         finally:

@@ -13,7 +13,7 @@ from typing import Any
 import structlog
 from aiohttp import web
 
-from client_sdk.keys import Keypair, KeyFileError
+from client_sdk.keys import KeyFileError, Keypair
 
 from .config import ConfigError, NodeConfig, load_config, render_toml
 from .logs import configure_logging
@@ -38,8 +38,12 @@ COMMON_FLAGS: list[tuple[str, type, str]] = [
 def _add_common(p: argparse.ArgumentParser) -> None:
     for flag, typ, help_ in COMMON_FLAGS:
         p.add_argument(f"--{flag}", type=typ, default=None, help=help_)
-    p.add_argument("--empty-blocks", action="store_true", default=None,
-                   help="seal blocks even when no transaction waits")
+    p.add_argument(
+        "--empty-blocks",
+        action="store_true",
+        default=None,
+        help="seal blocks even when no transaction waits",
+    )
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
@@ -71,7 +75,9 @@ async def serve(cfg: NodeConfig) -> None:
     site = web.TCPSite(runner, cfg.rpc_host, cfg.rpc_port)
     await site.start()
     port = runner.addresses[0][1] if runner.addresses else cfg.rpc_port
-    log.info("rpc listening", url=f"http://{cfg.rpc_host}:{port}/", ws=f"ws://{cfg.rpc_host}:{port}/ws")
+    log.info(
+        "rpc listening", url=f"http://{cfg.rpc_host}:{port}/", ws=f"ws://{cfg.rpc_host}:{port}/ws"
+    )
     stop = asyncio.Event()
     signals = 0
 
@@ -140,6 +146,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     chain = chain_config(cfg, Keypair.load(cfg.key_path).signing_key)
     source, target = Storage(cfg.db_path), Storage(args.into)
     try:
+
         def progress(h: int, top: int) -> None:
             if h % 100 == 0 or h == top:
                 log.info("replayed", height=h, of=top)

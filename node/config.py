@@ -75,7 +75,13 @@ class NodeConfig:
         problems = []
         if self.block_time <= 0:
             problems.append("block_time must be positive")
-        for name in ("max_block_txs", "max_tx_size", "max_body_size", "max_batch", "verify_threads"):
+        for name in (
+            "max_block_txs",
+            "max_tx_size",
+            "max_body_size",
+            "max_batch",
+            "verify_threads",
+        ):
             if getattr(self, name) < 1:
                 problems.append(f"{name} must be at least 1")
         if not 0 <= self.rpc_port <= 65535:

@@ -70,7 +70,9 @@ class Mempool:
         tx = Transaction.decode(raw, self._chain.limits.max_tx_size)
         ttype, _ = check_tx(tx, self._chain)
         if ttype.PRIVILEGED:
-            raise TxInvalid(Code.PRIVILEGED_TX, f"{ttype.NAME} can only be created by the sequencer")
+            raise TxInvalid(
+                Code.PRIVILEGED_TX, f"{ttype.NAME} can only be created by the sequencer"
+            )
         return tx
 
     def state_nonce(self, sender: bytes) -> int:
@@ -84,7 +86,9 @@ class Mempool:
             raise TxInvalid(Code.ALREADY_KNOWN, f"transaction {h.hex()} is already known")
         base = self.state_nonce(tx.sender)
         if tx.nonce < base:
-            raise TxInvalid(Code.NONCE_TOO_LOW, f"nonce {tx.nonce} is below the account nonce {base}")
+            raise TxInvalid(
+                Code.NONCE_TOO_LOW, f"nonce {tx.nonce} is below the account nonce {base}"
+            )
         if tx.nonce >= base + self.limits.max_nonce_gap:
             raise TxInvalid(
                 Code.NONCE_TOO_HIGH,
@@ -97,7 +101,10 @@ class Mempool:
                 Code.NONCE_ALREADY_PENDING,
                 f"another transaction with nonce {tx.nonce} from this sender is pending",
             )
-        if len(self._by_hash) >= self.limits.max_txs or self.bytes + len(raw) > self.limits.max_bytes:
+        if (
+            len(self._by_hash) >= self.limits.max_txs
+            or self.bytes + len(raw) > self.limits.max_bytes
+        ):
             raise TxInvalid(Code.MEMPOOL_FULL, "mempool is full, try again later")
         if journal:
             self._storage.put_raw(P_MEMPOOL + h, raw)

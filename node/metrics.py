@@ -13,12 +13,17 @@ class Metrics:
         self.mempool_txs = Gauge("mps_mempool_txs", "Transactions in the mempool", registry=r)
         self.mempool_bytes = Gauge("mps_mempool_bytes", "Bytes in the mempool", registry=r)
         self.block_apply = Histogram(
-            "mps_block_apply_seconds", "Time to build, apply and commit a block", registry=r,
+            "mps_block_apply_seconds",
+            "Time to build, apply and commit a block",
+            registry=r,
             buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
         )
         self.block_txs = Counter("mps_block_txs_total", "Transactions sealed in blocks", registry=r)
         self.rpc_latency = Histogram(
-            "mps_rpc_seconds", "JSON-RPC latency per method", ["method"], registry=r,
+            "mps_rpc_seconds",
+            "JSON-RPC latency per method",
+            ["method"],
+            registry=r,
             buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5),
         )
         self.rpc_errors = Counter(

@@ -10,6 +10,7 @@ two different blocks at one height that anyone could see, across restarts too.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -70,7 +71,9 @@ def init_chain(storage: Storage, chain: ChainConfig, cfg: NodeConfig) -> Block:
 
 
 class Sequencer:
-    def __init__(self, cfg: NodeConfig, storage: Storage, key: SigningKey, metrics: Metrics) -> None:
+    def __init__(
+        self, cfg: NodeConfig, storage: Storage, key: SigningKey, metrics: Metrics
+    ) -> None:
         self.cfg = cfg
         self.storage = storage
         self.metrics = metrics
@@ -87,8 +90,12 @@ class Sequencer:
         self._task: asyncio.Task[None] | None = None
         restored = self.mempool.restore()
         self._update_gauges()
-        log.info("sequencer ready", head=self.head.height, root=self.head.header.state_root.hex(),
-                 mempool_restored=restored)
+        log.info(
+            "sequencer ready",
+            head=self.head.height,
+            root=self.head.header.state_root.hex(),
+            mempool_restored=restored,
+        )
 
     # -- public --------------------------------------------------------------
     def subscribe(self, listener: BlockListener) -> Callable[[], None]:
@@ -130,10 +137,8 @@ class Sequencer:
         while not self._stopping:
             delay = next_at - loop.time()
             if delay > 0 and not self._wake.is_set():
-                try:
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), delay)
-                except TimeoutError:
-                    pass
             self._wake.clear()
             if self._stopping:
                 break
@@ -159,8 +164,13 @@ class Sequencer:
         self.metrics.block_apply.observe(sealed.seconds)
         self.metrics.block_txs.inc(len(sealed.block.txs))
         self._update_gauges()
-        log.info("block sealed", height=sealed.block.height, txs=len(sealed.block.txs),
-                 dropped=sealed.dropped, ms=round(sealed.seconds * 1000, 2))
+        log.info(
+            "block sealed",
+            height=sealed.block.height,
+            txs=len(sealed.block.txs),
+            dropped=sealed.dropped,
+            ms=round(sealed.seconds * 1000, 2),
+        )
         for listener in list(self._listeners):
             try:
                 listener(sealed)
@@ -172,16 +182,22 @@ class Sequencer:
         t0 = time.perf_counter()
         parent = self.head.header
         result = build_block(
-            self.storage, parent, candidates, int(time.time() * 1000),
+            self.storage,
+            parent,
+            candidates,
+            int(time.time() * 1000),
             (parent.l1_origin_number, parent.l1_origin_hash if parent.height else ZERO_HASH),
-            self.chain, self._key, self._tree,
+            self.chain,
+            self._key,
+            self._tree,
         )
         writes = dict(result.writes)
         for tx in candidates:  # included or dropped, they leave the journal with this block
             writes[P_MEMPOOL + tx.hash] = None
         self.storage.commit_block(result.block, result.receipts, writes)
-        return SealedBlock(result.block, result.receipts, len(result.dropped),
-                           time.perf_counter() - t0)
+        return SealedBlock(
+            result.block, result.receipts, len(result.dropped), time.perf_counter() - t0
+        )
 
     def _update_gauges(self) -> None:
         self.metrics.head.labels("unsafe").set(self.head.height)

@@ -15,8 +15,8 @@ new one, never a mixture. Node-owned key prefixes (the STF owns ``s: v: n: blob:
 from __future__ import annotations
 
 import struct
-from pathlib import Path
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import plyvel
@@ -132,7 +132,9 @@ class Storage:
             raise StorageError(f"head {h.hex()} is not indexed at its height: database is corrupt")
         root = block.header.state_root
         if root != b"\x00" * 32 and self.get(b"n:" + root) is None:
-            raise StorageError(f"state root {root.hex()} of the head is missing: database is corrupt")
+            raise StorageError(
+                f"state root {root.hex()} of the head is missing: database is corrupt"
+            )
         return block
 
     def block_by_hash(self, h: bytes) -> Block | None:

@@ -23,7 +23,8 @@ def to_json_safe(value: Any) -> Any:
 
 def encode_body(value: Any, media: str) -> bytes:
     if media == MSGPACK:
-        return msgpack.packb(value, use_bin_type=True)
+        packed: bytes = msgpack.packb(value, use_bin_type=True)
+        return packed
     return json.dumps(to_json_safe(value), separators=(",", ":")).encode()
 
 

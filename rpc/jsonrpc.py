@@ -98,13 +98,22 @@ class Dispatcher:
             return _error(None, RPCError(INVALID_REQUEST, "invalid request: not an object"))
         has_id = "id" in req
         rid = req.get("id")
-        if has_id and not (rid is None or isinstance(rid, str | int) and not isinstance(rid, bool)):
-            return _error(None, RPCError(INVALID_REQUEST, "invalid request: id must be a string, number or null"))
+        if has_id and not (
+            rid is None or (isinstance(rid, str | int) and not isinstance(rid, bool))
+        ):
+            return _error(
+                None,
+                RPCError(INVALID_REQUEST, "invalid request: id must be a string, number or null"),
+            )
         if req.get("jsonrpc") != "2.0":
-            return _error(rid, RPCError(INVALID_REQUEST, 'invalid request: "jsonrpc" must be "2.0"'))
+            return _error(
+                rid, RPCError(INVALID_REQUEST, 'invalid request: "jsonrpc" must be "2.0"')
+            )
         name = req.get("method")
         if not isinstance(name, str):
-            return _error(rid, RPCError(INVALID_REQUEST, "invalid request: method must be a string"))
+            return _error(
+                rid, RPCError(INVALID_REQUEST, "invalid request: method must be a string")
+            )
         t0 = time.perf_counter()
         code: int | None = None
         try:
@@ -140,7 +149,9 @@ def _bind(method: Method, params: Any) -> list[Any]:
         params = []
     if isinstance(params, list):
         if len(params) > len(specs):
-            raise InvalidParams(f"{method.name} takes at most {len(specs)} params, got {len(params)}")
+            raise InvalidParams(
+                f"{method.name} takes at most {len(specs)} params, got {len(params)}"
+            )
         raw = {spec.name: params[i] for i, spec in enumerate(specs) if i < len(params)}
     elif isinstance(params, dict):
         unknown = set(params) - {s.name for s in specs}

@@ -42,7 +42,7 @@ def register_methods(d: Dispatcher, node: NodeView) -> None:
         else:
             assert isinstance(tag, int)
             height = tag
-        block = storage.block_by_height(height)
+        block: Block | None = storage.block_by_height(height)
         if block is None:
             raise not_found(f"block {height}")
         return block
@@ -128,12 +128,22 @@ def register_methods(d: Dispatcher, node: NodeView) -> None:
 
     async def mps_syncStatus() -> dict[str, Any]:
         """Heads as op-node reports them: unsafe (sealed), safe (on L1), finalized."""
+
         def ref(b: Block) -> dict[str, Any]:
-            return {"height": b.height, "hash": b.hash, "stateRoot": b.header.state_root,
-                    "timestamp": b.header.timestamp_ms}
+            return {
+                "height": b.height,
+                "hash": b.hash,
+                "stateRoot": b.header.state_root,
+                "timestamp": b.header.timestamp_ms,
+            }
+
         genesis = storage.block_by_height(0)
-        return {"unsafe": ref(seq.head), "safe": ref(genesis), "finalized": ref(genesis),
-                "mempool": len(seq.mempool)}
+        return {
+            "unsafe": ref(seq.head),
+            "safe": ref(genesis),
+            "finalized": ref(genesis),
+            "mempool": len(seq.mempool),
+        }
 
     full = Param("full", to_bool, required=False, default=False)
     latest = Param("block", to_block_tag, required=False, default="latest")
@@ -144,8 +154,12 @@ def register_methods(d: Dispatcher, node: NodeView) -> None:
     d.add("mps_sendTransaction", mps_sendTransaction, Param("raw", to_bytes))
     d.add("mps_getTransaction", mps_getTransaction, Param("hash", to_hash))
     d.add("mps_getTransactionReceipt", mps_getTransactionReceipt, Param("hash", to_hash))
-    d.add("mps_getNonce", mps_getNonce, Param("sender", to_hash),
-          Param("pending", to_bool, required=False, default=False))
+    d.add(
+        "mps_getNonce",
+        mps_getNonce,
+        Param("sender", to_hash),
+        Param("pending", to_bool, required=False, default=False),
+    )
     d.add("mps_getProof", mps_getProof, Param("key", to_bytes), latest)
     d.add("mps_getStake", mps_getStake, Param("client_key", to_hash))
     d.add("mps_syncStatus", mps_syncStatus)

@@ -31,9 +31,17 @@ async def handle_post(request: web.Request) -> web.Response:
     d = request.app[DISPATCHER_KEY]
     max_body: int = request.app["max_body_size"]
     media = _media(request)
-    if request.content_type not in (JSON, MSGPACK, "application/x-msgpack", "application/octet-stream", ""):
-        err = RPCError(int(Code.UNSUPPORTED_MEDIA_TYPE),
-                       f"unsupported content type {request.content_type}; use {JSON} or {MSGPACK}")
+    if request.content_type not in (
+        JSON,
+        MSGPACK,
+        "application/x-msgpack",
+        "application/octet-stream",
+        "",
+    ):
+        err = RPCError(
+            int(Code.UNSUPPORTED_MEDIA_TYPE),
+            f"unsupported content type {request.content_type}; use {JSON} or {MSGPACK}",
+        )
         return _reply({"jsonrpc": "2.0", "id": None, "error": err.to_obj()}, JSON, 415)
     if request.content_length is not None and request.content_length > max_body:
         return _too_large(request.content_length, max_body, media)
@@ -75,13 +83,18 @@ class Connection:
 
     def subscribe(self, topic: str) -> str:
         if topic not in SUBSCRIPTION_TOPICS:
-            raise RPCError(INVALID_PARAMS, f"invalid params: unknown topic {topic!r}; "
-                           f"known: {', '.join(SUBSCRIPTION_TOPICS)}")
+            raise RPCError(
+                INVALID_PARAMS,
+                f"invalid params: unknown topic {topic!r}; known: {', '.join(SUBSCRIPTION_TOPICS)}",
+            )
         sid = hex(next(self._ids))
 
         def on_block(sealed: Any) -> None:
-            note = {"jsonrpc": "2.0", "method": "mps_subscription",
-                    "params": {"subscription": sid, "result": block_view(sealed.block, False)}}
+            note = {
+                "jsonrpc": "2.0",
+                "method": "mps_subscription",
+                "params": {"subscription": sid, "result": block_view(sealed.block, False)},
+            }
             try:
                 self.queue.put_nowait(note)
             except asyncio.QueueFull:  # a client too slow to read loses notifications, not the node
@@ -125,8 +138,11 @@ async def handle_ws(request: web.Request) -> web.WebSocketResponse:
             try:
                 payload = decode_body(raw, media)
             except ValueError as exc:
-                out: Any = {"jsonrpc": "2.0", "id": None,
-                            "error": RPCError(PARSE_ERROR, f"parse error: {exc}").to_obj()}
+                out: Any = {
+                    "jsonrpc": "2.0",
+                    "id": None,
+                    "error": RPCError(PARSE_ERROR, f"parse error: {exc}").to_obj(),
+                }
             else:
                 out = await d.handle(payload, context=conn)
             if out is not None:

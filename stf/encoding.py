@@ -49,7 +49,8 @@ def _check(value: Any, depth: int) -> None:
 def encode(value: Any) -> bytes:
     """Encode ``value`` (tuples become lists) in canonical form."""
     _check(value, 0)
-    return msgpack.packb(value, use_bin_type=True)
+    packed: bytes = msgpack.packb(value, use_bin_type=True)
+    return packed
 
 
 def decode(data: bytes, max_len: int | None = None) -> Any:

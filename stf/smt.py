@@ -237,7 +237,10 @@ class SparseMerkleTree:
         put = self._put
         for sib, side in reversed(siblings):
             if sib != ZERO_HASH and cur[0] != ZERO_HASH:
-                cur = (put(b"\x01" + sib + cur[0]) if side == 0 else put(b"\x01" + cur[0] + sib), _INTERNAL)
+                cur = (
+                    put(b"\x01" + sib + cur[0]) if side == 0 else put(b"\x01" + cur[0] + sib),
+                    _INTERNAL,
+                )
             elif side == 0:
                 cur = self._combine((sib, _UNKNOWN), cur)
             else:

@@ -89,7 +89,9 @@ class State:
             del self._blobs[self._blob_journal.pop()]
 
     # -- commit --------------------------------------------------------------
-    def commit(self, tree: SparseMerkleTree | None = None) -> tuple[bytes, dict[bytes, bytes | None]]:
+    def commit(
+        self, tree: SparseMerkleTree | None = None
+    ) -> tuple[bytes, dict[bytes, bytes | None]]:
         """Compute the new root; return it with every store write it implies.
 
         Nothing is written here: the caller puts the writes in the same atomic

@@ -42,12 +42,15 @@ def check_tx(
     """Stateless validity: chain id, type, signature, payload. Raises :class:`TxInvalid`."""
     if tx.chain_id != config.chain_id:
         raise TxInvalid(
-            Code.WRONG_CHAIN_ID, f"transaction is for chain {tx.chain_id}, this is {config.chain_id}"
+            Code.WRONG_CHAIN_ID,
+            f"transaction is for chain {tx.chain_id}, this is {config.chain_id}",
         )
     ttype = lookup(tx.tx_type)
     if ttype.PRIVILEGED:
         if tx.sender != ZERO_SENDER or tx.signature != ZERO_SIGNATURE:
-            raise TxInvalid(Code.PRIVILEGED_TX, f"{ttype.NAME} must have the zero sender and signature")
+            raise TxInvalid(
+                Code.PRIVILEGED_TX, f"{ttype.NAME} must have the zero sender and signature"
+            )
     elif verify_signature and not tx.signature_valid():
         raise TxInvalid(Code.INVALID_SIGNATURE, "signature does not match the sender and body")
     return ttype, ttype.decode_payload(tx.payload, config.limits)

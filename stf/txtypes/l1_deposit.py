@@ -19,7 +19,12 @@ from ..tx import Transaction
 from .base import TxType, register
 
 STAKED, UNBONDING, SLASHED, WITHDRAWN = 0, 1, 2, 3
-STATUS_NAMES = {STAKED: "staked", UNBONDING: "unbonding", SLASHED: "slashed", WITHDRAWN: "withdrawn"}
+STATUS_NAMES = {
+    STAKED: "staked",
+    UNBONDING: "unbonding",
+    SLASHED: "slashed",
+    WITHDRAWN: "withdrawn",
+}
 KINDS = ("stake", "unbond", "withdraw", "slash")
 
 

@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# The test command: set-up, lint, type-check, then the whole test suite.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+.venv/bin/ruff check .
+.venv/bin/mypy stf node rpc client_sdk
+.venv/bin/python -m pytest -q "$@"
