@@ -60,9 +60,11 @@ class Keypair:
         path = Path(path)
         try:
             mode = path.stat().st_mode
-            text = path.read_text().strip()
+            text = path.read_bytes().decode("ascii").strip()
         except OSError as exc:
             raise KeyFileError(f"cannot read key file {path}: {exc.strerror}") from None
+        except UnicodeDecodeError:
+            raise KeyFileError(f"key file {path} does not hold a 32-byte hex seed") from None
         if mode & (stat.S_IRWXG | stat.S_IRWXO):
             raise KeyFileError(f"key file {path} is accessible by other users; chmod 600 it")
         try:

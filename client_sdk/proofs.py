@@ -15,7 +15,10 @@ def _b(v: Any) -> bytes:
     if isinstance(v, bytes):
         return v
     if isinstance(v, str) and v.startswith("0x"):
-        return bytes.fromhex(v[2:])
+        try:
+            return bytes.fromhex(v[2:])
+        except ValueError:
+            raise ProofError(f"not valid hex: {v!r:.40}") from None
     raise ProofError(f"expected bytes, got {v!r:.40}")
 
 
@@ -25,13 +28,17 @@ def checked_value(resp: dict[str, Any], root: bytes | None = None) -> bytes | No
     Pass ``root`` from a source you trust (an L1 commitment, a header you
     verified); without it the answer is checked against its own claimed root.
     """
-    claimed = _b(resp["stateRoot"])
+    try:
+        claimed = _b(resp["stateRoot"])
+        p = resp["proof"]
+        leaf = None if p["leaf"] is None else (_b(p["leaf"][0]), _b(p["leaf"][1]))
+        proof = Proof(tuple(_b(s) for s in p["siblings"]), leaf)
+        value = None if resp["value"] is None else _b(resp["value"])
+        key = _b(resp["key"])
+    except (KeyError, TypeError, ValueError, IndexError) as exc:
+        raise ProofError(f"malformed proof answer: {exc!r}") from None
     if root is not None and claimed != root:
         raise ProofError("the proof is against a different state root than the trusted one")
-    p = resp["proof"]
-    leaf = None if p["leaf"] is None else (_b(p["leaf"][0]), _b(p["leaf"][1]))
-    proof = Proof(tuple(_b(s) for s in p["siblings"]), leaf)
-    value = None if resp["value"] is None else _b(resp["value"])
-    if not verify_proof(claimed, _b(resp["key"]), value, proof):
+    if not verify_proof(claimed, key, value, proof):
         raise ProofError("state proof does not verify")
     return value

@@ -14,7 +14,7 @@ import structlog
 from aiohttp import web
 
 from client_sdk.keys import Keypair
-from rpc.server import DISPATCHER_KEY, add_routes, make_dispatcher
+from rpc.server import DISPATCHER_KEY, MAX_BODY_KEY, NODE_KEY, add_routes, make_dispatcher
 
 from .config import NodeConfig
 from .metrics import Metrics
@@ -38,7 +38,7 @@ def load_key(cfg: NodeConfig) -> Keypair:
 
 def create_app(cfg: NodeConfig, produce_blocks: bool = True) -> web.Application:
     app = web.Application(client_max_size=cfg.max_body_size)
-    app["max_body_size"] = cfg.max_body_size
+    app[MAX_BODY_KEY] = cfg.max_body_size
 
     async def node_ctx(app: web.Application) -> AsyncIterator[None]:
         key = load_key(cfg)
@@ -47,7 +47,7 @@ def create_app(cfg: NodeConfig, produce_blocks: bool = True) -> web.Application:
             metrics = Metrics()
             seq = Sequencer(cfg, storage, key.signing_key, metrics)
             node = Node(cfg, storage, seq, metrics)
-            app["node"] = node
+            app[NODE_KEY] = node
             app[DISPATCHER_KEY] = make_dispatcher(node, cfg.max_batch, metrics)
             if produce_blocks:
                 seq.start()

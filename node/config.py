@@ -6,6 +6,7 @@ all use those names (``block_time`` is ``MPS_BLOCK_TIME`` and ``--block-time``).
 
 from __future__ import annotations
 
+import json
 import os
 import tomllib
 from collections.abc import Mapping
@@ -112,6 +113,8 @@ def _coerce(name: str, value: Any) -> Any:
                 return False
             raise ValueError(value)
         if kind == "int":
+            if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+                raise ValueError(value)
             return int(value)
         if kind == "float":
             return float(value)
@@ -150,6 +153,13 @@ def load_config(
         except (OSError, tomllib.TOMLDecodeError) as exc:
             raise ConfigError(f"cannot read config {path}: {exc}") from None
         genesis = data.pop("genesis", {})
+        if not isinstance(genesis, dict):
+            raise ConfigError(f"[genesis] in {path} must be a table")
+        extra = set(genesis) - {"timestamp_ms", "stakes"}
+        if extra:
+            raise ConfigError(
+                f"unknown settings in [genesis] of {path}: {', '.join(sorted(extra))}"
+            )
         stakes = _stakes(genesis.get("stakes"))
         if "timestamp_ms" in genesis:
             values["genesis_timestamp_ms"] = genesis["timestamp_ms"]
@@ -180,7 +190,7 @@ def render_toml(cfg: NodeConfig) -> str:
         elif isinstance(value, int | float):
             lines.append(f"{name} = {value}")
         else:
-            lines.append(f'{name} = "{value}"')
+            lines.append(f"{name} = {json.dumps(str(value))}")  # a JSON string is a TOML string
     lines += ["", "[genesis]", f"timestamp_ms = {cfg.genesis_timestamp_ms}", "stakes = ["]
     for s in cfg.genesis_stakes:
         lines.append(

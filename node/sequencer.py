@@ -106,12 +106,18 @@ class Sequencer:
         """Admit a raw transaction; return its hash or raise :class:`stf.errors.TxInvalid`."""
         if self._stopping:
             raise MPSError(Code.SHUTTING_DOWN, "node is shutting down")
-        if len(raw) > OFFLOAD_BYTES:
-            loop = asyncio.get_running_loop()
-            tx = await loop.run_in_executor(self._verify_pool, self.mempool.decode_and_check, raw)
-        else:
-            tx = self.mempool.decode_and_check(raw)
-        h = self.mempool.admit(tx, raw)
+        try:
+            if len(raw) > OFFLOAD_BYTES:
+                loop = asyncio.get_running_loop()
+                tx = await loop.run_in_executor(
+                    self._verify_pool, self.mempool.decode_and_check, raw
+                )
+            else:
+                tx = self.mempool.decode_and_check(raw)
+            h = self.mempool.admit(tx, raw)
+        except MPSError as exc:
+            self.metrics.tx_rejected.labels(exc.code.name).inc()
+            raise
         self.metrics.mempool_txs.set(len(self.mempool))
         if len(self.mempool) >= self.cfg.max_block_txs:
             self._wake.set()

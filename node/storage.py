@@ -64,7 +64,10 @@ class Storage:
             if self._db.get(K_HEAD) is not None:
                 raise StorageError("database has a head but no schema version: refusing to start")
             return
-        version = int(raw)
+        try:
+            version = int(raw)
+        except ValueError:
+            raise StorageError(f"unreadable schema version {raw!r}: refusing to start") from None
         if version != SCHEMA_VERSION:
             raise StorageError(
                 f"database schema version {version}, this node needs {SCHEMA_VERSION}: "

@@ -65,8 +65,8 @@ def to_uint(value: Any) -> int:
         raise ValueError("expected an unsigned integer")
     if isinstance(value, str) and value.startswith("0x"):
         value = int(value, 16)
-    if not isinstance(value, int) or value < 0:
-        raise ValueError("expected an unsigned integer")
+    if not isinstance(value, int) or not 0 <= value < 2**64:
+        raise ValueError("expected an unsigned 64-bit integer")
     return value
 
 

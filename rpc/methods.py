@@ -24,6 +24,9 @@ class NodeView(Protocol):
     @property
     def storage(self) -> Any: ...
 
+    @property
+    def metrics(self) -> Any: ...
+
 
 def not_found(what: str) -> MPSError:
     return MPSError(Code.NOT_FOUND, f"{what} not found")

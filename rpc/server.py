@@ -19,6 +19,8 @@ from .views import block_view
 log = structlog.get_logger("mps.rpc")
 
 DISPATCHER_KEY = web.AppKey("dispatcher", Dispatcher)
+NODE_KEY = web.AppKey("node", NodeView)
+MAX_BODY_KEY = web.AppKey("max_body_size", int)
 SUBSCRIPTION_TOPICS = ("newHeads",)
 
 
@@ -29,7 +31,7 @@ def _media(request: web.Request) -> str:
 
 async def handle_post(request: web.Request) -> web.Response:
     d = request.app[DISPATCHER_KEY]
-    max_body: int = request.app["max_body_size"]
+    max_body: int = request.app[MAX_BODY_KEY]
     media = _media(request)
     if request.content_type not in (
         JSON,
@@ -116,9 +118,9 @@ class Connection:
 
 
 async def handle_ws(request: web.Request) -> web.WebSocketResponse:
-    ws = web.WebSocketResponse(heartbeat=30, max_msg_size=request.app["max_body_size"])
+    ws = web.WebSocketResponse(heartbeat=30, max_msg_size=request.app[MAX_BODY_KEY])
     await ws.prepare(request)
-    conn = Connection(ws, request.app["node"])
+    conn = Connection(ws, request.app[NODE_KEY])
     d = request.app[DISPATCHER_KEY]
 
     async def pump() -> None:
@@ -157,12 +159,12 @@ async def handle_ws(request: web.Request) -> web.WebSocketResponse:
 
 
 async def handle_health(request: web.Request) -> web.Response:
-    seq = request.app["node"].sequencer
+    seq = request.app[NODE_KEY].sequencer
     return web.json_response({"status": "ok", "head": seq.head.height, "mempool": len(seq.mempool)})
 
 
 async def handle_metrics(request: web.Request) -> web.Response:
-    body = request.app["node"].metrics.render()
+    body = request.app[NODE_KEY].metrics.render()
     return web.Response(body=body, headers={"Content-Type": "text/plain; version=0.0.4"})
 
 

@@ -10,7 +10,7 @@ class Limits:
     """Consensus limits: every node of a chain must use the same values."""
 
     max_tx_size: int = 4 * 1024 * 1024
-    max_block_txs: int = 10_000
+    max_block_txs: int = 1000
     max_record_size: int = 4096
     max_blob_size: int = 4 * 1024 * 1024
 

@@ -33,6 +33,8 @@ class EncodingError(ValueError):
 def _check(value: Any, depth: int) -> None:
     if depth > MAX_DEPTH:
         raise EncodingError("value nested too deeply")
+    if isinstance(value, msgpack.ExtType):  # a tuple subclass: test before tuples
+        raise EncodingError("ext types are not allowed in canonical encoding")
     if isinstance(value, bool) or value is None or isinstance(value, (bytes, str)):
         return
     if isinstance(value, int):

@@ -78,6 +78,11 @@ def apply_tx(
     outer = state.snapshot()
     nonce_key = keys.L1_DEPOSIT_COUNT if ttype.PRIVILEGED else keys.nonce(tx.sender)
     state.set(nonce_key, encoding.encode(want + 1))
+    try:
+        ttype.consume(state, tx, args, ctx)
+    except TxInvalid:
+        state.revert(outer)
+        raise
     inner = state.snapshot()
     try:
         ttype.apply(state, tx, args, ctx)

@@ -36,6 +36,13 @@ class TxType:
         raise NotImplementedError
 
     @classmethod
+    def consume(cls, state: State, tx: Transaction, args: Any, ctx: BlockContext) -> None:
+        """Effects that stand even when :meth:`apply` fails, like the nonce (replay markers).
+
+        May raise :class:`TxInvalid`; must not raise :class:`TxFailed`.
+        """
+
+    @classmethod
     def apply(cls, state: State, tx: Transaction, args: Any, ctx: BlockContext) -> None:
         """Stateful execution; raise :class:`stf.errors.TxFailed` to fail with a receipt."""
         raise NotImplementedError

@@ -65,12 +65,17 @@ class L1Deposit(TxType):
         return block, log_index, kind, args
 
     @classmethod
-    def apply(cls, state: State, tx: Transaction, args: Any, ctx: BlockContext) -> None:
-        block, log_index, kind, ev = args
+    def consume(cls, state: State, tx: Transaction, args: Any, ctx: BlockContext) -> None:
+        """The event is consumed even if applying it fails, so it can never be replayed."""
+        block, log_index, _, _ = args
         last = state.get(keys.L1_LAST_EVENT)
         if last is not None and tuple(encoding.decode(last)) >= (block, log_index):
             raise TxInvalid(Code.INVALID_PAYLOAD, "l1 events must arrive in increasing order")
         state.set(keys.L1_LAST_EVENT, encoding.encode([block, log_index]))
+
+    @classmethod
+    def apply(cls, state: State, tx: Transaction, args: Any, ctx: BlockContext) -> None:
+        _, _, kind, ev = args
         client_key: bytes = ev[0]
         current = read_stake(state, client_key)
         if kind == "stake":
