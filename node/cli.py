@@ -144,7 +144,17 @@ def cmd_replay(args: argparse.Namespace) -> int:
     cfg = load_config(args.config)
     configure_logging(cfg.log_format, cfg.log_level)
     chain = chain_config(cfg, Keypair.load(cfg.key_path).signing_key)
-    source, target = Storage(cfg.db_path), Storage(args.into)
+    try:
+        source = Storage(cfg.db_path)
+    except StorageError as exc:
+        print(f"cannot replay: {exc}", file=sys.stderr)
+        return 2
+    try:
+        target = Storage(args.into)
+    except StorageError as exc:
+        source.close()
+        print(f"cannot replay: {exc}", file=sys.stderr)
+        return 2
     try:
 
         def progress(h: int, top: int) -> None:

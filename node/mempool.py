@@ -2,10 +2,10 @@
 
 Admission runs the STF's own stateless check (chain id, type, signature,
 payload), so nothing the sequencer picks can fail for a reason the pool could
-have seen. Every accepted transaction is journaled in LevelDB under ``mp:``
-before it is acknowledged, and the journal entry is deleted in the same batch
-as the block that includes it, so a node killed at any instant loses no
-acknowledged transaction.
+have seen. Every accepted transaction is appended to the journal
+(:mod:`node.journal`) before it is acknowledged; after a restart the journal is
+re-admitted, and what a sealed block already holds is dropped as known, so a
+node killed at any instant loses no acknowledged transaction.
 """
 
 from __future__ import annotations
@@ -20,9 +20,8 @@ from stf.errors import Code, TxInvalid
 from stf.transition import ChainConfig, check_tx
 from stf.tx import Transaction
 
+from .journal import TxJournal
 from .storage import Storage
-
-P_MEMPOOL = b"mp:"
 
 
 @dataclass(frozen=True)
@@ -42,8 +41,15 @@ class _Entry:
 class Mempool:
     """Pending transactions by sender and nonce. Not thread-safe: use it from the event loop."""
 
-    def __init__(self, storage: Storage, chain: ChainConfig, limits: MempoolLimits) -> None:
+    def __init__(
+        self,
+        storage: Storage,
+        chain: ChainConfig,
+        limits: MempoolLimits,
+        journal: TxJournal | None = None,
+    ) -> None:
         self._storage = storage
+        self._journal = journal
         self._chain = chain
         self.limits = limits
         self._by_hash: dict[bytes, _Entry] = {}
@@ -106,8 +112,8 @@ class Mempool:
             or self.bytes + len(raw) > self.limits.max_bytes
         ):
             raise TxInvalid(Code.MEMPOOL_FULL, "mempool is full, try again later")
-        if journal:
-            self._storage.put_raw(P_MEMPOOL + h, raw)
+        if journal and self._journal is not None:
+            self._journal.append(raw)
         entry = _Entry(tx, raw, next(self._seq))
         self._by_hash[h] = entry
         self._by_sender.setdefault(tx.sender, {})[tx.nonce] = entry
@@ -116,17 +122,27 @@ class Mempool:
 
     def restore(self) -> int:
         """Re-admit the journal after a restart; drop entries that are no longer valid."""
+        if self._journal is None:
+            return 0
         restored = 0
-        stale: list[bytes] = []
-        for key, raw in self._storage.iter_prefix(P_MEMPOOL):
+        for raw in self._journal.read_all():
             try:
                 self.admit(self.decode_and_check(raw), raw, journal=False)
                 restored += 1
             except TxInvalid:
-                stale.append(key)
-        for key in stale:
-            self._storage.delete_raw(key)
+                pass  # sealed before the crash, or no longer valid
+        self.compact_journal()
         return restored
+
+    def compact_journal(self) -> None:
+        """Rewrite the journal to hold exactly the pool (empty when the pool is)."""
+        if self._journal is not None:
+            self._journal.rewrite(e.raw for e in self._by_hash.values())
+
+    def journal_oversized(self) -> bool:
+        """True when most of the journal is transactions already sealed."""
+        j = self._journal
+        return j is not None and j.size > 2 * self.bytes + 64 * 1024 * 1024
 
     # -- selection -----------------------------------------------------------
     def select(self, max_txs: int) -> list[Transaction]:

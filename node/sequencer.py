@@ -28,7 +28,8 @@ from stf.transition import ChainConfig, build_block
 from stf.tx import Transaction
 
 from .config import NodeConfig
-from .mempool import P_MEMPOOL, Mempool
+from .journal import TxJournal
+from .mempool import Mempool
 from .metrics import Metrics
 from .storage import Storage, StorageError
 
@@ -79,7 +80,8 @@ class Sequencer:
         self.metrics = metrics
         self._key = key
         self.chain = chain_config(cfg, key)
-        self.mempool = Mempool(storage, self.chain, cfg.mempool_limits())
+        self._journal = TxJournal(cfg.datadir / "mempool.journal")
+        self.mempool = Mempool(storage, self.chain, cfg.mempool_limits(), self._journal)
         self.head = init_chain(storage, self.chain, cfg)
         self._tree = SparseMerkleTree(storage)
         self._block_thread = ThreadPoolExecutor(1, thread_name_prefix="mps-block")
@@ -133,6 +135,7 @@ class Sequencer:
         if self._task is not None:
             await self._task
         self._block_thread.shutdown(wait=True)
+        self._journal.close()
         self._verify_pool.shutdown(wait=True)
         log.info("sequencer stopped", head=self.head.height)
 
@@ -163,10 +166,9 @@ class Sequencer:
         self.head = sealed.block
         touched = [tx.sender for tx in candidates]
         self.mempool.remove(tx.hash for tx in candidates)
-        stale = self.mempool.stale_after_block(touched)
-        self.mempool.remove(stale)
-        for h in stale:
-            self.storage.delete_raw(P_MEMPOOL + h)
+        self.mempool.remove(self.mempool.stale_after_block(touched))
+        if len(self.mempool) == 0 or self.mempool.journal_oversized():
+            self.mempool.compact_journal()
         self.metrics.block_apply.observe(sealed.seconds)
         self.metrics.block_txs.inc(len(sealed.block.txs))
         self._update_gauges()
@@ -197,10 +199,7 @@ class Sequencer:
             self._key,
             self._tree,
         )
-        writes = dict(result.writes)
-        for tx in candidates:  # included or dropped, they leave the journal with this block
-            writes[P_MEMPOOL + tx.hash] = None
-        self.storage.commit_block(result.block, result.receipts, writes)
+        self.storage.commit_block(result.block, result.receipts, result.writes)
         return SealedBlock(
             result.block, result.receipts, len(result.dropped), time.perf_counter() - t0
         )

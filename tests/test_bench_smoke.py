@@ -1,0 +1,36 @@
+"""``bench/ingest.py --quick`` runs end to end and prints its table (no timing asserts)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.slow
+def test_ingest_bench_quick_runs() -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MPS_")}
+    res = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "ingest.py"), "--quick"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert res.returncode == 0, res.stdout + res.stderr
+    out = res.stdout
+    header = next(line for line in out.splitlines() if line.startswith("benchmark"))
+    for col in ("benchmark", "measured", "raw 1-core", "ratio", "target", "result"):
+        assert col in header
+    for row in ("ingest 1 KB json", "ingest 100 KB msgpack", "ingest 1 MB msgpack"):
+        assert row in out
+    assert "state tree updates" in out
+    assert "proof size at" in out
+    assert "PASS" in out or "below target" in out
+    assert "REJECTED" not in out
