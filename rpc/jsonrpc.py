@@ -65,6 +65,7 @@ class Method:
     handler: Handler
     params: tuple[Param, ...]
     doc: str
+    wants_context: bool
 
 
 class Dispatcher:
@@ -74,7 +75,10 @@ class Dispatcher:
         self._observe = observe
 
     def add(self, name: str, handler: Handler, *params: Param) -> None:
-        self.methods[name] = Method(name, handler, params, inspect.getdoc(handler) or "")
+        wants_context = "context" in inspect.signature(handler).parameters
+        self.methods[name] = Method(
+            name, handler, params, inspect.getdoc(handler) or "", wants_context
+        )
 
     async def handle(self, payload: Any, context: Any = None) -> Any:
         """Answer a decoded request or batch; ``None`` means send nothing."""
@@ -138,7 +142,7 @@ class Dispatcher:
         if method is None:
             raise RPCError(METHOD_NOT_FOUND, f"method not found: {name}")
         args = _bind(method, params)
-        if "context" in inspect.signature(method.handler).parameters:
+        if method.wants_context:
             return await method.handler(*args, context=context)
         return await method.handler(*args)
 

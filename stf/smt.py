@@ -134,7 +134,7 @@ class SparseMerkleTree:
     rest of the block. Nodes are immutable, so the small cache is always valid.
     """
 
-    def __init__(self, reader: NodeReader, cache_size: int = 200_000) -> None:
+    def __init__(self, reader: NodeReader, cache_size: int = 500_000) -> None:
         self._reader = reader
         self._cache: dict[bytes, bytes] = {}
         self._cache_size = cache_size
