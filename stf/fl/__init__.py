@@ -1,0 +1,1 @@
+"""Federated-learning rules of the STF: epoch evaluation on quantized updates."""
