@@ -45,37 +45,26 @@ MempoolFull = _make("MempoolFull", Code.MEMPOOL_FULL)
 InvalidPayload = _make("InvalidPayload", Code.INVALID_PAYLOAD)
 NonceAlreadyPending = _make("NonceAlreadyPending", Code.NONCE_ALREADY_PENDING)
 NotFound = _make("NotFound", Code.NOT_FOUND)
+ExecutionFailed = _make("ExecutionFailed", Code.EXECUTION_FAILED)
+NotStaked = _make("NotStaked", Code.NOT_STAKED)
+TaskNotFound = _make("TaskNotFound", Code.TASK_NOT_FOUND)
+TaskClosed = _make("TaskClosed", Code.TASK_CLOSED)
+NotJoined = _make("NotJoined", Code.NOT_JOINED)
+AlreadyJoined = _make("AlreadyJoined", Code.ALREADY_JOINED)
+TaskFull = _make("TaskFull", Code.TASK_FULL)
+WrongEpoch = _make("WrongEpoch", Code.WRONG_EPOCH)
+DuplicateUpdate = _make("DuplicateUpdate", Code.DUPLICATE_UPDATE)
+InvalidUpdate = _make("InvalidUpdate", Code.INVALID_UPDATE)
+BlobNotFound = _make("BlobNotFound", Code.BLOB_NOT_FOUND)
+NotAuthorized = _make("NotAuthorized", Code.NOT_AUTHORIZED)
 BodyTooLarge = _make("BodyTooLarge", Code.BODY_TOO_LARGE)
 BatchTooLarge = _make("BatchTooLarge", Code.BATCH_TOO_LARGE)
 UnsupportedMediaType = _make("UnsupportedMediaType", Code.UNSUPPORTED_MEDIA_TYPE)
 ShuttingDown = _make("ShuttingDown", Code.SHUTTING_DOWN)
 
+# every class made by _make above, by its code
 BY_CODE: dict[int, type[RPCError]] = {
-    cls.code: cls
-    for cls in [
-        ParseError,
-        InvalidRequest,
-        MethodNotFound,
-        InvalidParams,
-        InternalError,
-        InvalidSignature,
-        WrongChainId,
-        NonceTooLow,
-        AlreadyKnown,
-        NonceTooHigh,
-        MalformedTransaction,
-        UnknownTxType,
-        PayloadTooLarge,
-        PrivilegedTransaction,
-        MempoolFull,
-        InvalidPayload,
-        NonceAlreadyPending,
-        NotFound,
-        BodyTooLarge,
-        BatchTooLarge,
-        UnsupportedMediaType,
-        ShuttingDown,
-    ]
+    cls.code: cls for cls in RPCError.__subclasses__() if cls is not TransportError
 }
 
 

@@ -26,6 +26,16 @@ class Code(IntEnum):
     # execution (appear in receipts)
     EXECUTION_FAILED = 1100
     NOT_STAKED = 1101
+    TASK_NOT_FOUND = 1102
+    TASK_CLOSED = 1103
+    NOT_JOINED = 1104
+    ALREADY_JOINED = 1105
+    TASK_FULL = 1106
+    WRONG_EPOCH = 1107
+    DUPLICATE_UPDATE = 1108
+    INVALID_UPDATE = 1109
+    BLOB_NOT_FOUND = 1110
+    NOT_AUTHORIZED = 1111
     # queries
     NOT_FOUND = 1200
     # transport and node

@@ -25,3 +25,28 @@ def stake(client_key: bytes) -> bytes:
 
 L1_DEPOSIT_COUNT = b"l1/deposits"
 L1_LAST_EVENT = b"l1/last_event"
+
+
+# -- federated learning (stf/fl) ------------------------------------------------
+OPEN_TASKS = b"tasks/open"
+
+
+def task(task_id: bytes) -> bytes:
+    return b"task/" + task_id
+
+
+def epoch(task_id: bytes, n: int) -> bytes:
+    return b"epoch/" + task_id + n.to_bytes(4, "big")
+
+
+def client_record(task_id: bytes, n: int, client: bytes) -> bytes:
+    """Per (task, epoch, client): score, rank, correlations, flags. The slashing evidence."""
+    return b"rec/" + task_id + n.to_bytes(4, "big") + client
+
+
+def verdict(task_id: bytes, client: bytes) -> bytes:
+    return b"verdict/" + task_id + client
+
+
+def last_update(task_id: bytes, client: bytes) -> bytes:
+    return b"last/" + task_id + client

@@ -18,6 +18,7 @@ from . import encoding, keys
 from .block import Block, Header, Receipt, receipts_root, tx_root
 from .context import BlockContext, Limits
 from .errors import BlockInvalid, Code, TxFailed, TxInvalid
+from .fl.epoch import close_due_epochs
 from .hashing import ZERO_HASH
 from .smt import SparseMerkleTree
 from .state import KVReader, State
@@ -34,6 +35,7 @@ class ChainConfig:
     chain_id: int
     sequencer: bytes
     limits: Limits = field(default_factory=Limits)
+    backend: str = "numpy"  # numpy or torch: not consensus, both give the same bytes
 
 
 def check_tx(
@@ -134,6 +136,7 @@ def build_block(
             dropped.append((tx, exc))
             continue
         included.append(tx)
+    close_due_epochs(state, ctx, config.backend)
     root, writes = state.commit(tree)
     header = Header(
         chain_id=config.chain_id,
@@ -189,6 +192,7 @@ def state_transition(
             raise BlockInvalid(f"block {h.height} tx {i}: {exc.message}") from None
     if receipts_root(receipts) != h.receipts_root:
         raise BlockInvalid(f"block {h.height}: receipts root mismatch")
+    close_due_epochs(state, ctx, config.backend)
     root, writes = state.commit(tree)
     if root != h.state_root:
         raise BlockInvalid(

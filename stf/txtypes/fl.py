@@ -1,0 +1,168 @@
+"""Federated-learning transactions: create_task, join_task, submit_update, report_evaluation.
+
+See docs/protocol.md for the rules; :mod:`stf.fl.epoch` closes epochs.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .. import encoding, keys
+from ..context import BlockContext, Limits
+from ..encoding import EncodingError
+from ..errors import Code, TxFailed, TxInvalid
+from ..fl.epoch import load_task, load_verdict, open_tasks, save_task, set_open_tasks
+from ..fl.task import COMPLETE, MODEL_DTYPE, OPEN, TaskParams, TaskState
+from ..state import State
+from ..tx import Transaction
+from .base import TxType, register
+from .l1_deposit import STAKED, read_stake
+
+MAX_OPEN_TASKS = 64
+
+
+def _require_staked(state: State, client: bytes) -> None:
+    stake = read_stake(state, client)
+    if stake is None or stake[2] != STAKED:
+        why = "has no stake" if stake is None else "is not staked (unbonding, slashed or withdrawn)"
+        raise TxFailed(Code.NOT_STAKED, f"client {client.hex()[:16]}… {why}")
+
+
+def _open_task(state: State, task_id: bytes) -> TaskState:
+    task = load_task(state, task_id)
+    if task is None:
+        raise TxFailed(Code.TASK_NOT_FOUND, f"task {task_id.hex()} does not exist")
+    if task.status != OPEN:
+        raise TxFailed(Code.TASK_CLOSED, f"task {task_id.hex()[:16]}… is no longer open")
+    return task
+
+
+@register
+class CreateTask(TxType):
+    TYPE_ID = 3
+    NAME = "create_task"
+
+    @classmethod
+    def parse(cls, value: Any, limits: Limits) -> TaskParams:
+        try:
+            return TaskParams.from_list(value)
+        except (EncodingError, ValueError) as exc:
+            raise TxInvalid(Code.INVALID_PAYLOAD, f"create_task: {exc}") from None
+
+    @classmethod
+    def apply(cls, state: State, tx: Transaction, args: Any, ctx: BlockContext) -> None:
+        p: TaskParams = args
+        model = state.get_blob(p.init_model)
+        if model is None:
+            raise TxFailed(Code.BLOB_NOT_FOUND, "initial model blob is not stored (put_blob first)")
+        if len(model) != p.d * MODEL_DTYPE.itemsize:
+            raise TxFailed(
+                Code.INVALID_UPDATE,
+                f"initial model is {len(model)} bytes, layout needs {p.d * 4} (int32)",
+            )
+        if state.get_blob(p.script) is None:
+            raise TxFailed(Code.BLOB_NOT_FOUND, "training script blob is not stored")
+        ids = open_tasks(state)
+        if len(ids) >= MAX_OPEN_TASKS:
+            raise TxFailed(Code.EXECUTION_FAILED, f"at most {MAX_OPEN_TASKS} tasks may be open")
+        task_id = tx.hash
+        save_task(
+            state, task_id, TaskState(p, tx.sender, base=p.init_model, epoch_start=ctx.height + 1)
+        )
+        set_open_tasks(state, [*ids, task_id])
+
+
+@register
+class JoinTask(TxType):
+    TYPE_ID = 4
+    NAME = "join_task"
+
+    @classmethod
+    def parse(cls, value: Any, limits: Limits) -> bytes:
+        (task_id,) = encoding.expect_list(value, 1, "join_task payload")
+        return encoding.expect_bytes(task_id, "task id", 32)
+
+    @classmethod
+    def apply(cls, state: State, tx: Transaction, args: Any, ctx: BlockContext) -> None:
+        task = _open_task(state, args)
+        _require_staked(state, tx.sender)
+        if tx.sender in task.clients:
+            raise TxFailed(Code.ALREADY_JOINED, "client already joined this task")
+        if len(task.clients) >= task.params.max_clients:
+            raise TxFailed(Code.TASK_FULL, f"task has its {task.params.max_clients} clients")
+        task.clients.append(tx.sender)
+        save_task(state, args, task)
+
+
+@register
+class SubmitUpdate(TxType):
+    TYPE_ID = 5
+    NAME = "submit_update"
+
+    @classmethod
+    def parse(cls, value: Any, limits: Limits) -> tuple[bytes, int, bytes]:
+        task_id, epoch, update = encoding.expect_list(value, 3, "submit_update payload")
+        return (
+            encoding.expect_bytes(task_id, "task id", 32),
+            encoding.expect_int(epoch, "epoch"),
+            encoding.expect_bytes(update, "update"),
+        )
+
+    @classmethod
+    def apply(cls, state: State, tx: Transaction, args: Any, ctx: BlockContext) -> None:
+        task_id, epoch, update = args
+        task = _open_task(state, task_id)
+        if tx.sender not in task.clients:
+            raise TxFailed(Code.NOT_JOINED, "client has not joined this task")
+        _require_staked(state, tx.sender)
+        if load_verdict(state, task_id, tx.sender).slashable:
+            raise TxFailed(Code.NOT_STAKED, "client is slashable in this task")
+        if epoch != task.epoch:
+            raise TxFailed(Code.WRONG_EPOCH, f"epoch {epoch} is not the current epoch {task.epoch}")
+        if tx.sender in task.submitted:
+            raise TxFailed(Code.DUPLICATE_UPDATE, f"client already submitted for epoch {epoch}")
+        want = task.params.d * task.params.np_dtype.itemsize
+        if len(update) != want:
+            raise TxFailed(
+                Code.INVALID_UPDATE,
+                f"update is {len(update)} bytes, layout needs {want} ({task.params.dtype})",
+            )
+        task.submitted.append(tx.sender)
+        task.pending.append(state.put_blob(update))
+        save_task(state, task_id, task)
+
+
+@register
+class ReportEvaluation(TxType):
+    TYPE_ID = 6
+    NAME = "report_evaluation"
+
+    @classmethod
+    def parse(cls, value: Any, limits: Limits) -> tuple[bytes, int, int]:
+        task_id, epoch, acc = encoding.expect_list(value, 3, "report_evaluation payload")
+        return (
+            encoding.expect_bytes(task_id, "task id", 32),
+            encoding.expect_int(epoch, "epoch"),
+            encoding.expect_int(acc, "accuracy_ppm", 0, 1_000_000),
+        )
+
+    @classmethod
+    def apply(cls, state: State, tx: Transaction, args: Any, ctx: BlockContext) -> None:
+        task_id, epoch, acc = args
+        task = load_task(state, task_id)
+        if task is None:
+            raise TxFailed(Code.TASK_NOT_FOUND, f"task {task_id.hex()} does not exist")
+        if tx.sender not in (task.requester, task.params.evaluator):
+            raise TxFailed(Code.NOT_AUTHORIZED, "only the requester or its evaluator may report")
+        raw = state.get(keys.epoch(task_id, epoch))
+        if raw is None:
+            raise TxFailed(Code.WRONG_EPOCH, f"epoch {epoch} has not closed")
+        summary = encoding.decode(raw)
+        if summary[-1] != -1:
+            raise TxFailed(Code.EXECUTION_FAILED, f"epoch {epoch} already has an evaluation")
+        summary[-1] = acc
+        state.set(keys.epoch(task_id, epoch), encoding.encode(summary))
+        if task.status == OPEN and acc >= task.params.target_accuracy_ppm:
+            task.status = COMPLETE
+            save_task(state, task_id, task)
+            set_open_tasks(state, [t for t in open_tasks(state) if t != task_id])
