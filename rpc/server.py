@@ -12,6 +12,7 @@ from aiohttp import WSMsgType, web
 from stf.errors import Code
 
 from .codec import JSON, MSGPACK, decode_body, encode_body, to_str
+from .fl_methods import register_fl_methods
 from .jsonrpc import INVALID_PARAMS, PARSE_ERROR, Dispatcher, Param, RPCError
 from .methods import NodeView, register_methods
 from .views import block_view
@@ -176,6 +177,7 @@ def make_dispatcher(node: NodeView, max_batch: int, metrics: Any) -> Dispatcher:
 
     d = Dispatcher(max_batch, observe)
     register_methods(d, node)
+    register_fl_methods(d, node)
 
     async def mps_subscribe(topic: str, context: Any = None) -> str:
         """Subscribe this WebSocket connection to a topic (newHeads)."""
