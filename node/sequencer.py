@@ -45,6 +45,7 @@ class SealedBlock:
     receipts: list[Receipt]
     dropped: int
     seconds: float
+    closed_epochs: list[bytes]
 
 
 BlockListener = Callable[[SealedBlock], None]
@@ -201,7 +202,11 @@ class Sequencer:
         )
         self.storage.commit_block(result.block, result.receipts, result.writes)
         return SealedBlock(
-            result.block, result.receipts, len(result.dropped), time.perf_counter() - t0
+            result.block,
+            result.receipts,
+            len(result.dropped),
+            time.perf_counter() - t0,
+            result.closed_epochs,
         )
 
     def _update_gauges(self) -> None:

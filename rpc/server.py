@@ -22,7 +22,7 @@ log = structlog.get_logger("mps.rpc")
 DISPATCHER_KEY = web.AppKey("dispatcher", Dispatcher)
 NODE_KEY = web.AppKey("node", NodeView)
 MAX_BODY_KEY = web.AppKey("max_body_size", int)
-SUBSCRIPTION_TOPICS = ("newHeads",)
+SUBSCRIPTION_TOPICS = ("newHeads", "epochs")
 
 
 def _media(request: web.Request) -> str:
@@ -93,15 +93,23 @@ class Connection:
         sid = hex(next(self._ids))
 
         def on_block(sealed: Any) -> None:
-            note = {
-                "jsonrpc": "2.0",
-                "method": "mps_subscription",
-                "params": {"subscription": sid, "result": block_view(sealed.block, False)},
-            }
-            try:
-                self.queue.put_nowait(note)
-            except asyncio.QueueFull:  # a client too slow to read loses notifications, not the node
-                log.warning("subscriber queue full; dropping notification", subscription=sid)
+            if topic == "newHeads":
+                results: list[Any] = [block_view(sealed.block, False)]
+            else:  # epochs: one notification per task whose epoch closed in this block
+                results = [
+                    {"task": t, "height": sealed.block.height, "blockHash": sealed.block.hash}
+                    for t in sealed.closed_epochs
+                ]
+            for result in results:
+                note = {
+                    "jsonrpc": "2.0",
+                    "method": "mps_subscription",
+                    "params": {"subscription": sid, "result": result},
+                }
+                try:
+                    self.queue.put_nowait(note)
+                except asyncio.QueueFull:  # a slow client loses notifications; the node goes on
+                    log.warning("subscriber queue full; dropping notification", subscription=sid)
 
         self.subs[sid] = self.node.sequencer.subscribe(on_block)
         return sid

@@ -103,6 +103,7 @@ class BuildResult:
     writes: Writes
     receipts: list[Receipt]
     dropped: list[tuple[Transaction, TxInvalid]]
+    closed_epochs: list[bytes] = field(default_factory=list)  # tasks whose epoch closed
 
 
 def build_block(
@@ -136,7 +137,7 @@ def build_block(
             dropped.append((tx, exc))
             continue
         included.append(tx)
-    close_due_epochs(state, ctx, config.backend)
+    closed = close_due_epochs(state, ctx, config.backend)
     root, writes = state.commit(tree)
     header = Header(
         chain_id=config.chain_id,
@@ -151,7 +152,7 @@ def build_block(
         sequencer=config.sequencer,
     )
     block = Block(header, ZERO_SIGNATURE, tuple(included)).signed(key)
-    return BuildResult(block, writes, receipts, dropped)
+    return BuildResult(block, writes, receipts, dropped, closed)
 
 
 def validate_header(parent: Header, block: Block, config: ChainConfig) -> None:
