@@ -8,11 +8,11 @@ from stf import encoding, keys
 from stf.errors import Code, MPSError
 from stf.fl.rules import flag_names
 from stf.fl.task import STATUS_NAMES, TaskState
-from stf.smt import SparseMerkleTree, key_path
 
 from .codec import to_hash, to_uint
 from .jsonrpc import Dispatcher, Param
 from .methods import NodeView, not_found
+from .views import proof_view
 
 
 def register_fl_methods(d: Dispatcher, node: NodeView) -> None:
@@ -25,23 +25,7 @@ def register_fl_methods(d: Dispatcher, node: NodeView) -> None:
         return TaskState.decode(raw)
 
     def proven(key: bytes) -> dict[str, Any]:
-        head = node.sequencer.head
-        root = head.header.state_root
-        proof = SparseMerkleTree(storage).prove(root, key)
-        value = None
-        if proof.leaf is not None and proof.leaf[0] == key_path(key):
-            value = storage.value_by_hash(proof.leaf[1])
-        return {
-            "key": key,
-            "value": value,
-            "height": head.height,
-            "blockHash": head.hash,
-            "stateRoot": root,
-            "proof": {
-                "siblings": list(proof.siblings),
-                "leaf": None if proof.leaf is None else list(proof.leaf),
-            },
-        }
+        return proof_view(storage, node.sequencer.head, key)
 
     async def mps_getTask(task_id: bytes) -> dict[str, Any]:
         """A task: parameters, status, current epoch, base model, joined clients."""

@@ -8,11 +8,10 @@ from stf import encoding
 from stf import keys as state_keys
 from stf.block import Block
 from stf.errors import Code, MPSError
-from stf.smt import SparseMerkleTree, key_path
 
 from .codec import to_block_tag, to_bool, to_bytes, to_hash
 from .jsonrpc import Dispatcher, Param
-from .views import block_view, receipt_view, tx_view
+from .views import block_view, proof_view, receipt_view, tx_view
 
 
 class NodeView(Protocol):
@@ -103,23 +102,7 @@ def register_methods(d: Dispatcher, node: NodeView) -> None:
 
     async def mps_getProof(key: bytes, tag: int | str) -> dict[str, Any]:
         """A state key's value and its Merkle proof against a block's state root."""
-        block = resolve(tag)
-        root = block.header.state_root
-        proof = SparseMerkleTree(storage).prove(root, key)
-        value = None
-        if proof.leaf is not None and proof.leaf[0] == key_path(key):
-            value = storage.value_by_hash(proof.leaf[1])
-        return {
-            "key": key,
-            "value": value,
-            "height": block.height,
-            "blockHash": block.hash,
-            "stateRoot": root,
-            "proof": {
-                "siblings": list(proof.siblings),
-                "leaf": None if proof.leaf is None else list(proof.leaf),
-            },
-        }
+        return proof_view(storage, resolve(tag), key)
 
     async def mps_getStake(client_key: bytes) -> dict[str, Any] | None:
         """A client's stake record as the rollup knows it, or null."""

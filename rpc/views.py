@@ -6,6 +6,7 @@ from typing import Any
 
 from stf.block import Block, Receipt
 from stf.errors import Code
+from stf.smt import SparseMerkleTree, key_path
 from stf.tx import Transaction
 from stf.txtypes import REGISTRY
 
@@ -44,6 +45,26 @@ def tx_view(tx: Transaction, height: int | None, index: int | None) -> dict[str,
         "blockHeight": height,
         "index": index,
         "raw": tx.encode(),
+    }
+
+
+def proof_view(storage: Any, block: Block, key: bytes) -> dict[str, Any]:
+    """A state key's value (or None) with its Merkle proof against ``block``'s state root."""
+    root = block.header.state_root
+    proof = SparseMerkleTree(storage).prove(root, key)
+    value = None
+    if proof.leaf is not None and proof.leaf[0] == key_path(key):
+        value = storage.value_by_hash(proof.leaf[1])
+    return {
+        "key": key,
+        "value": value,
+        "height": block.height,
+        "blockHash": block.hash,
+        "stateRoot": root,
+        "proof": {
+            "siblings": list(proof.siblings),
+            "leaf": None if proof.leaf is None else list(proof.leaf),
+        },
     }
 
 

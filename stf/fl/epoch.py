@@ -15,7 +15,7 @@ import numpy as np
 from .. import encoding, keys
 from ..context import BlockContext
 from ..state import State
-from .rules import CLEAN, EpochRules, Verdict, evaluate_epoch, next_verdict
+from .rules import CLEAN, Verdict, evaluate_epoch, next_verdict
 from .task import FINISHED, MODEL_DTYPE, OPEN, TaskState
 
 
@@ -142,7 +142,3 @@ def close_epoch(
     if task.epoch >= p.epochs:
         task.status = FINISHED
     save_task(state, task_id, task)
-
-
-def rules_of(task: TaskState) -> EpochRules:
-    return task.params.rules
