@@ -14,12 +14,16 @@ import structlog
 from aiohttp import web
 
 from client_sdk.keys import KeyFileError, Keypair
+from stf.genesis import GenesisStake
 
 from .config import ConfigError, NodeConfig, load_config, render_toml
 from .logs import configure_logging
 from .storage import StorageError
 
 log = structlog.get_logger("mps.cli")
+
+DEV_CLIENTS = 12
+DEV_STAKE = 10**18
 
 # flags shared by run and dev; each maps to a NodeConfig field of the same name
 COMMON_FLAGS: list[tuple[str, type, str]] = [
@@ -127,10 +131,19 @@ def cmd_dev(args: argparse.Namespace) -> int:
     cfg_path = datadir / "config.toml"
     if not cfg_path.exists():
         datadir.mkdir(parents=True, exist_ok=True)
-        base = NodeConfig(datadir=datadir)
+        stakes = []
+        for i in range(DEV_CLIENTS):  # staked in genesis until the L1 follower brings real stakes
+            kp = Keypair.generate()
+            kp.save(datadir / "dev-clients" / f"client{i}.key")
+            stakes.append(GenesisStake(kp.public_key, bytes(20), DEV_STAKE))
+        base = NodeConfig(datadir=datadir, genesis_stakes=tuple(stakes))
         if not base.key_path.exists():
             Keypair.generate().save(base.key_path)
         cfg_path.write_text(render_toml(base))
+    keys_dir = datadir / "dev-clients"
+    if keys_dir.exists():
+        names = sorted(p.name for p in keys_dir.glob("*.key"))
+        print(f"dev clients (staked in genesis): {keys_dir}/{{{','.join(names)}}}", file=sys.stderr)
     overrides.setdefault("log_format", "console" if sys.stderr.isatty() else "json")
     cfg = load_config(cfg_path, overrides=overrides)
     return _run(cfg)
