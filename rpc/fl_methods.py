@@ -57,7 +57,7 @@ def register_fl_methods(d: Dispatcher, node: NodeView) -> None:
 
     async def mps_getEpoch(task_id: bytes, epoch: int) -> dict[str, Any]:
         """A closed epoch: base model, aggregate, and every client's score, rank and flags."""
-        raw = storage.state_value(keys.epoch(task_id, epoch))
+        raw = storage.state_value(keys.epoch(task_id, epoch)) if epoch < 2**32 else None
         if raw is None:
             raise not_found(f"closed epoch {epoch} of task {task_id.hex()}")
         n, base, step, next_base, height, clients, acc = encoding.decode(raw)

@@ -36,6 +36,8 @@ def task(task_id: bytes) -> bytes:
 
 
 def epoch(task_id: bytes, n: int) -> bytes:
+    if not 0 <= n < 2**32:
+        raise ValueError("epoch out of range")
     return b"epoch/" + task_id + n.to_bytes(4, "big")
 
 

@@ -329,7 +329,10 @@ def _gram_torch(
 
     def load(src: npt.NDArray[Any], start: int, stop: int, kk: int) -> Any:
         rows = src.shape[0]
-        host = torch.from_numpy(np.ascontiguousarray(src[:, start:stop]))
+        block = np.ascontiguousarray(src[:, start:stop])
+        if not block.flags.writeable:  # torch wants writable memory (blobs are read-only views)
+            block = block.copy()
+        host = torch.from_numpy(block)
         x = torch.zeros((rows, kk * plan.chunk), dtype=tdtype, device=dev)
         x[:, : stop - start] = host.to(dev).to(tdtype)
         return x.reshape(rows, kk, plan.chunk).permute(1, 0, 2)

@@ -110,6 +110,33 @@ class EpochRules:
 
     @classmethod
     def from_list(cls, v: list[Any]) -> EpochRules:
+        """Parse the wire form; raise ValueError naming a field of the wrong type."""
+        names = (
+            "f",
+            "aggregator",
+            "trim_num",
+            "trim_den",
+            "krum_ratio",
+            "near_zero",
+            "near_copy_cos",
+            "global_echo_cos",
+            "uncorrelated_cos",
+            "strikes_to_slash",
+        )
+        for i, name in enumerate(names):
+            x = v[i]
+            if name == "aggregator":
+                ok = isinstance(x, str)
+            elif i in (4, 5, 6, 7, 8):
+                ok = (
+                    isinstance(x, list)
+                    and len(x) == 2
+                    and all(isinstance(y, int) and not isinstance(y, bool) for y in x)
+                )
+            else:
+                ok = isinstance(x, int) and not isinstance(x, bool)
+            if not ok:
+                raise ValueError(f"rule {name} has the wrong type")
         return cls(
             v[0],
             v[1],

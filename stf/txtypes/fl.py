@@ -19,6 +19,7 @@ from .base import TxType, register
 from .l1_deposit import STAKED, read_stake
 
 MAX_OPEN_TASKS = 64
+MAX_EPOCH = 2**32 - 1  # epochs are 4 bytes in state keys
 
 
 def _require_staked(state: State, client: bytes) -> None:
@@ -104,7 +105,7 @@ class SubmitUpdate(TxType):
         task_id, epoch, update = encoding.expect_list(value, 3, "submit_update payload")
         return (
             encoding.expect_bytes(task_id, "task id", 32),
-            encoding.expect_int(epoch, "epoch"),
+            encoding.expect_int(epoch, "epoch", 0, MAX_EPOCH),
             encoding.expect_bytes(update, "update"),
         )
 
@@ -142,7 +143,7 @@ class ReportEvaluation(TxType):
         task_id, epoch, acc = encoding.expect_list(value, 3, "report_evaluation payload")
         return (
             encoding.expect_bytes(task_id, "task id", 32),
-            encoding.expect_int(epoch, "epoch"),
+            encoding.expect_int(epoch, "epoch", 0, MAX_EPOCH),
             encoding.expect_int(acc, "accuracy_ppm", 0, 1_000_000),
         )
 

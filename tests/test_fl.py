@@ -1,0 +1,962 @@
+"""Federated learning in the STF: tasks, joins, updates, epoch close, verdicts, determinism.
+
+Every block goes through ``conftest.Chain.commit``, which replays it with
+:func:`stf.transition.state_transition` from its decoded wire form and insists
+on the very same writes and receipts.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from conftest import Chain, MemStore, signing_key
+from nacl.signing import SigningKey
+
+from stf import encoding, keys, robust
+from stf.errors import Code
+from stf.fl.rules import CERTAIN, STATISTICAL, EpochRules, Flag
+from stf.fl.task import COMPLETE, FINISHED, OPEN, TaskState
+from stf.genesis import Genesis, GenesisStake, genesis_block
+from stf.state import BLOB_PREFIX, STATE_PREFIX
+from stf.transition import BuildResult, ChainConfig, state_transition
+from stf.tx import ZERO_SENDER, Transaction, make_tx
+from stf.txtypes import l1_deposit
+from stf.txtypes.l1_deposit import SLASHED
+
+CHAIN_ID = 77
+L1_DEPOSIT, PUT_BLOB, CREATE_TASK, JOIN_TASK, SUBMIT_UPDATE, REPORT_EVALUATION = 0, 2, 3, 4, 5, 6
+SCRIPT = b"def train(model, data):\n    return model\n"
+D = 2000  # parameters of the default layout
+LAYOUT = (("w", (40, 40)), ("b", (400,)))
+TESTS_DIR = Path(__file__).resolve().parent
+INT32 = np.iinfo(np.int32)
+
+# record fields (stf.fl.epoch.close_epoch)
+R_UPDATE, R_SCORE, R_RANK, R_SQNORM, R_FLAGS, R_SELECTED = 0, 1, 2, 3, 7, 8
+
+
+def pub(key: SigningKey) -> bytes:
+    return bytes(key.verify_key)
+
+
+def sha(data: bytes) -> bytes:
+    return hashlib.sha256(data).digest()
+
+
+def task_params(
+    init_hash: bytes,
+    script_hash: bytes,
+    *,
+    name: str = "task",
+    layout: Any = LAYOUT,
+    dtype: str = "int8",
+    shift: int = 8,
+    epochs: int = 3,
+    target: int = 900_000,
+    min_clients: int = 5,
+    max_clients: int = 8,
+    window: int = 4,
+    evaluator: bytes = b"\x00" * 32,
+    rules: EpochRules | list[Any] | None = None,
+) -> list[Any]:
+    rules = EpochRules() if rules is None else rules
+    return [
+        name,
+        [[n, list(s)] for n, s in layout],
+        dtype,
+        shift,
+        init_hash,
+        script_hash,
+        epochs,
+        target,
+        min_clients,
+        max_clients,
+        window,
+        evaluator,
+        rules.to_list() if isinstance(rules, EpochRules) else rules,
+    ]
+
+
+def init_model(d: int = D, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).integers(-1000, 1000, d).astype("<i4")
+
+
+class Honest:
+    """Honest updates: one common direction plus independent per-client noise (int8)."""
+
+    def __init__(self, d: int = D, seed: int = 1, scale: float = 20.0, noise: float = 20.0):
+        self.rng = np.random.default_rng(seed)
+        self.direction = self.rng.normal(0.0, scale, d)
+        self.noise = noise
+
+    def one(self) -> np.ndarray:
+        x = self.direction + self.rng.normal(0.0, self.noise, self.direction.shape[0])
+        return np.clip(np.rint(x), -127, 127).astype(np.int8)
+
+    def many(self, n: int) -> list[np.ndarray]:
+        return [self.one() for _ in range(n)]
+
+
+class FL:
+    """A MemStore chain with staked clients, a requester, an evaluator and an outsider."""
+
+    def __init__(
+        self, n_clients: int = 8, backend: str = "numpy", staked: list[int] | None = None
+    ) -> None:
+        seq = signing_key(200)
+        self.config = ChainConfig(CHAIN_ID, pub(seq), backend=backend)
+        self.requester = signing_key(1)
+        self.evaluator = signing_key(2)
+        self.outsider = signing_key(3)
+        self.clients = [signing_key(10 + i) for i in range(n_clients)]
+        which = range(n_clients) if staked is None else staked
+        self.genesis = Genesis(
+            stakes=tuple(
+                GenesisStake(pub(self.clients[i]), bytes([i + 1]) * 20, 1000) for i in which
+            )
+        )
+        self.chain = Chain(self.config, seq, self.genesis)
+        self._nonces: dict[bytes, int] = {}
+        self._deposits = 0
+
+    # -- transactions --------------------------------------------------------
+    def tx(self, key: SigningKey, tx_type: int, value: Any) -> Transaction:
+        sender = pub(key)
+        if sender not in self._nonces:
+            raw = self.get(keys.nonce(sender))
+            self._nonces[sender] = 0 if raw is None else encoding.decode(raw)
+        nonce = self._nonces[sender]
+        self._nonces[sender] += 1
+        return make_tx(key, CHAIN_ID, tx_type, nonce, encoding.encode(value))
+
+    def put_blob(self, key: SigningKey, data: bytes) -> Transaction:
+        return self.tx(key, PUT_BLOB, [data])
+
+    def create(self, params: list[Any], key: SigningKey | None = None) -> Transaction:
+        return self.tx(key or self.requester, CREATE_TASK, params)
+
+    def join(self, key: SigningKey, task_id: bytes) -> Transaction:
+        return self.tx(key, JOIN_TASK, [task_id])
+
+    def submit(self, key: SigningKey, task_id: bytes, epoch: int, update: Any) -> Transaction:
+        data = update if isinstance(update, bytes) else np.asarray(update).tobytes()
+        return self.tx(key, SUBMIT_UPDATE, [task_id, epoch, data])
+
+    def report(self, key: SigningKey, task_id: bytes, epoch: int, acc: int) -> Transaction:
+        return self.tx(key, REPORT_EVALUATION, [task_id, epoch, acc])
+
+    def deposit(self, kind: str, args: list[Any]) -> Transaction:
+        self._deposits += 1
+        payload = l1_deposit.payload(self._deposits, 0, kind, args)
+        return Transaction(CHAIN_ID, L1_DEPOSIT, ZERO_SENDER, self._deposits - 1, payload)
+
+    # -- blocks --------------------------------------------------------------
+    def block(self, *txs: Transaction) -> BuildResult:
+        """Build, replay (from the decoded block) and commit; nonces resync from state."""
+        result = self.chain.build(list(txs))
+        self.chain.commit(result, check=True)
+        self._nonces.clear()
+        return result
+
+    def empty(self, n: int = 1) -> None:
+        for _ in range(n):
+            self.block()
+
+    @property
+    def height(self) -> int:
+        return self.chain.head.header.height
+
+    @property
+    def root(self) -> bytes:
+        return self.chain.head.header.state_root
+
+    # -- task set-up ---------------------------------------------------------
+    def new_task(self, init: np.ndarray | None = None, **kw: Any) -> bytes:
+        """Upload the initial model and the script, create the task; return its id."""
+        init = init_model() if init is None else init
+        model = init.astype("<i4").tobytes()
+        kw.setdefault("evaluator", pub(self.evaluator))
+        uploads = [
+            self.put_blob(self.requester, data)
+            for data in (model, SCRIPT)
+            if self.get(keys.blob(sha(data))) is None
+        ]
+        create = self.create(task_params(sha(model), sha(SCRIPT), **kw))
+        result = self.block(*uploads, create)
+        assert [r.status for r in result.receipts] == [1] * (len(uploads) + 1), result.receipts
+        return create.hash
+
+    def join_all(self, task_id: bytes, clients: list[SigningKey]) -> None:
+        result = self.block(*(self.join(c, task_id) for c in clients))
+        assert [r.status for r in result.receipts] == [1] * len(clients), result.receipts
+
+    def submit_all(
+        self, task_id: bytes, epoch: int, pairs: list[tuple[SigningKey, Any]]
+    ) -> BuildResult:
+        result = self.block(*(self.submit(c, task_id, epoch, u) for c, u in pairs))
+        assert [r.status for r in result.receipts] == [1] * len(pairs), result.receipts
+        return result
+
+    # -- state ---------------------------------------------------------------
+    def get(self, key: bytes) -> bytes | None:
+        return self.chain.store.get(STATE_PREFIX + key)
+
+    def blob(self, blob_hash: bytes) -> bytes | None:
+        return self.chain.store.get(BLOB_PREFIX + blob_hash)
+
+    def task(self, task_id: bytes) -> TaskState:
+        raw = self.get(keys.task(task_id))
+        assert raw is not None
+        return TaskState.decode(raw)
+
+    def open_tasks(self) -> list[bytes]:
+        raw = self.get(keys.OPEN_TASKS)
+        return [] if raw is None else list(encoding.decode(raw))
+
+    def summary(self, task_id: bytes, epoch: int) -> list[Any] | None:
+        raw = self.get(keys.epoch(task_id, epoch))
+        return None if raw is None else encoding.decode(raw)
+
+    def record(self, task_id: bytes, epoch: int, client: SigningKey) -> list[Any]:
+        raw = self.get(keys.client_record(task_id, epoch, pub(client)))
+        assert raw is not None
+        return encoding.decode(raw)
+
+    def verdict(self, task_id: bytes, client: SigningKey) -> list[Any] | None:
+        raw = self.get(keys.verdict(task_id, client if isinstance(client, bytes) else pub(client)))
+        return None if raw is None else encoding.decode(raw)
+
+    def flags(self, task_id: bytes, epoch: int, client: SigningKey) -> int:
+        return int(self.record(task_id, epoch, client)[R_FLAGS])
+
+    def model(self, blob_hash: bytes) -> np.ndarray:
+        raw = self.blob(blob_hash)
+        assert raw is not None
+        return np.frombuffer(raw, dtype="<i4")
+
+
+def receipt(result: BuildResult, tx: Transaction) -> tuple[int, int]:
+    """(status, code) of ``tx`` in ``result``."""
+    for r in result.receipts:
+        if r.tx_hash == tx.hash:
+            return r.status, r.code
+    raise AssertionError(f"no receipt for {tx.hash.hex()}; dropped: {result.dropped}")
+
+
+def check_epoch(
+    fl: FL,
+    task_id: bytes,
+    epoch: int,
+    updates: dict[bytes, np.ndarray],
+    base_before: np.ndarray,
+    f: int = 1,
+) -> np.ndarray:
+    """Check an epoch's summary and records against an independent recomputation with
+    :mod:`stf.robust`; return the next base model."""
+    summary = fl.summary(task_id, epoch)
+    assert summary is not None, f"epoch {epoch} has not closed"
+    n, base, step, next_base, _height, submitted, acc = summary
+    assert n == len(submitted) == len(updates)
+    assert set(submitted) == set(updates)
+    assert acc == -1
+    assert fl.model(base).tobytes() == base_before.tobytes()
+    rows = np.stack([updates[c] for c in submitted])
+    recs = [encoding.decode(fl.get(keys.client_record(task_id, epoch, c))) for c in submitted]
+    # Krum scores and ranks (ties by submission position)
+    fe = min(f, max(0, (n - 3) // 2))
+    if n >= 3:
+        scores = [int(s) for s in np.asarray(robust.krum_scores(rows, fe)).tolist()]
+        assert [r[R_SCORE] for r in recs] == scores
+        order = sorted(range(n), key=lambda i: (scores[i], i))
+        assert [r[R_RANK] for r in recs] == [order.index(i) for i in range(n)]
+    for i, r in enumerate(recs):
+        assert r[R_UPDATE] == sha(rows[i].tobytes())
+        assert r[R_SQNORM] == int(np.dot(rows[i].astype(np.int64), rows[i].astype(np.int64)))
+        assert bool(r[R_SELECTED]) == (r[R_FLAGS] == 0)
+    # the aggregate: Multi-Krum mean of the unflagged rows, in submission order
+    clean = [i for i, r in enumerate(recs) if r[R_FLAGS] == 0]
+    k = len(clean)
+    if k == 0:
+        agg = np.zeros(rows.shape[1], dtype=np.int64)
+    elif k < 3:
+        agg = robust.mean(rows[clean])
+    else:
+        fk = min(f, (k - 3) // 2)
+        agg = robust.multi_krum_mean(rows[clean], fk, k - fk)
+    expected = np.clip(base_before.astype(np.int64) + agg, INT32.min, INT32.max).astype("<i4")
+    assert fl.blob(next_base) == expected.tobytes()
+    assert fl.blob(step) == np.clip(agg, -127, 127).astype(np.int8).tobytes()
+    task = fl.task(task_id)
+    assert task.epoch >= epoch + 1
+    if task.epoch == epoch + 1:
+        assert task.base == next_base
+        assert task.prev_global == step
+        assert task.submitted == [] and task.pending == []
+    return expected
+
+
+# -- create_task ---------------------------------------------------------------
+
+
+def test_create_task_records_the_task() -> None:
+    fl = FL()
+    init = init_model()
+    tid = fl.new_task(init, name="mnist", epochs=2)
+    t = fl.task(tid)
+    assert t.requester == pub(fl.requester)
+    assert (t.status, t.epoch, t.base, t.prev_global) == (OPEN, 0, sha(init.tobytes()), b"")
+    assert t.epoch_start == fl.height + 1
+    assert t.clients == t.submitted == t.pending == []
+    assert t.params.name == "mnist" and t.params.d == D and t.params.epochs == 2
+    assert fl.open_tasks() == [tid]
+    tid2 = fl.new_task(init_model(seed=5), name="second")
+    assert fl.open_tasks() == [tid, tid2]
+
+
+def test_create_task_invalid_parameters_are_dropped() -> None:
+    fl = FL()
+    model = init_model().tobytes()
+    fl.block(fl.put_blob(fl.requester, model), fl.put_blob(fl.requester, SCRIPT))
+    ih, sh = sha(model), sha(SCRIPT)
+    bad = {
+        "zero-sized tensor": task_params(ih, sh, layout=(("w", (0, 2000)),)),
+        "empty layout": task_params(ih, sh, layout=()),
+        "window 0": task_params(ih, sh, window=0),
+        "f too large (min <= 2f+2)": task_params(
+            ih, sh, min_clients=6, max_clients=10, rules=EpochRules(f=2)
+        ),
+        "f too large (max <= 2f+2)": task_params(
+            ih, sh, min_clients=3, max_clients=4, rules=EpochRules(f=1)
+        ),
+        "min > max": task_params(ih, sh, min_clients=7, max_clients=6),
+        "unknown dtype": task_params(ih, sh, dtype="float32"),
+        "unknown aggregator": task_params(ih, sh, rules=EpochRules(aggregator="average")),
+        "duplicate tensor names": task_params(ih, sh, layout=(("w", (1000,)), ("w", (1000,)))),
+        "epochs 0": task_params(ih, sh, epochs=0),
+        "strikes 0": task_params(ih, sh, rules=EpochRules(strikes_to_slash=0)),
+        "trim 1/2": task_params(
+            ih, sh, rules=EpochRules(aggregator="trimmed_mean", trim_num=1, trim_den=2)
+        ),
+    }
+    # they all use the requester's next nonce: none of them is included
+    nonce = 2
+    txs = [
+        make_tx(fl.requester, CHAIN_ID, CREATE_TASK, nonce, encoding.encode(p))
+        for p in bad.values()
+    ]
+    result = fl.block(*txs)
+    assert result.receipts == []
+    assert [tx for tx, _ in result.dropped] == txs
+    for (why, _), (_, exc) in zip(bad.items(), result.dropped, strict=True):
+        assert exc.code == Code.INVALID_PAYLOAD, why
+    assert fl.open_tasks() == []
+    # the same nonce still works for a valid task
+    good = make_tx(fl.requester, CHAIN_ID, CREATE_TASK, nonce, encoding.encode(task_params(ih, sh)))
+    assert receipt(fl.block(good), good) == (1, 0)
+    assert fl.open_tasks() == [good.hash]
+
+
+def test_create_task_missing_blobs_and_wrong_model_size() -> None:
+    fl = FL()
+    model = init_model().tobytes()
+    short = init_model(D - 1).tobytes()
+    fl.block(
+        fl.put_blob(fl.requester, model),
+        fl.put_blob(fl.requester, SCRIPT),
+        fl.put_blob(fl.requester, short),
+    )
+    no_model = fl.create(task_params(sha(b"never uploaded"), sha(SCRIPT)))
+    no_script = fl.create(task_params(sha(model), sha(b"no such script")))
+    wrong_size = fl.create(task_params(sha(short), sha(SCRIPT)))
+    int16_task = fl.create(task_params(sha(model), sha(SCRIPT), dtype="int16"))
+    result = fl.block(no_model, no_script, wrong_size, int16_task)
+    assert receipt(result, no_model) == (0, Code.BLOB_NOT_FOUND)
+    assert receipt(result, no_script) == (0, Code.BLOB_NOT_FOUND)
+    assert receipt(result, wrong_size) == (0, Code.INVALID_UPDATE)
+    assert receipt(result, int16_task) == (1, 0)  # the model is int32 whatever the dtype
+    assert fl.open_tasks() == [int16_task.hash]
+    for tx in (no_model, no_script, wrong_size):
+        assert fl.get(keys.task(tx.hash)) is None
+
+
+def test_create_task_malformed_rule_types_are_dropped() -> None:
+    fl = FL()
+    model = init_model().tobytes()
+    fl.block(fl.put_blob(fl.requester, model), fl.put_blob(fl.requester, SCRIPT))
+    good = EpochRules().to_list()
+    bad_rules = [
+        ["1", *good[1:]],  # f as a string
+        [*good[:2], None, *good[3:]],  # trim_num None
+        [*good[:4], [b"x", 1], *good[5:]],  # krum_ratio numerator as bytes
+    ]
+    txs = [
+        make_tx(
+            fl.requester,
+            CHAIN_ID,
+            CREATE_TASK,
+            2,
+            encoding.encode(task_params(sha(model), sha(SCRIPT), rules=r)),
+        )
+        for r in bad_rules
+    ]
+    result = fl.block(*txs)
+    assert [exc.code for _, exc in result.dropped] == [Code.INVALID_PAYLOAD] * 3
+
+
+# -- join_task -----------------------------------------------------------------
+
+
+def test_join_task_errors() -> None:
+    fl = FL(n_clients=8, staked=list(range(7)))
+    tid = fl.new_task(min_clients=5, max_clients=6)
+    c = fl.clients
+    unstaked = fl.join(c[7], tid)
+    unknown = fl.join(c[0], sha(b"no such task"))
+    first = fl.join(c[0], tid)
+    twice = fl.join(c[0], tid)
+    result = fl.block(unstaked, unknown, first, twice)
+    assert receipt(result, unstaked) == (0, Code.NOT_STAKED)
+    assert receipt(result, unknown) == (0, Code.TASK_NOT_FOUND)
+    assert receipt(result, first) == (1, 0)
+    assert receipt(result, twice) == (0, Code.ALREADY_JOINED)
+    again = fl.join(c[0], tid)
+    assert receipt(fl.block(again), again) == (0, Code.ALREADY_JOINED)
+    fl.join_all(tid, c[1:6])
+    full = fl.join(c[6], tid)
+    assert receipt(fl.block(full), full) == (0, Code.TASK_FULL)
+    assert fl.task(tid).clients == [pub(k) for k in c[:6]]
+    # failed transactions still use their nonce
+    assert encoding.decode(fl.get(keys.nonce(pub(c[0])))) == 4
+
+
+def test_l1_slashed_client_cannot_join_or_submit() -> None:
+    fl = FL(n_clients=7)
+    c = fl.clients
+    tid = fl.new_task(min_clients=5, max_clients=7)
+    fl.join_all(tid, c[1:6])
+    slash0 = fl.deposit("slash", [pub(c[0])])
+    slash1 = fl.deposit("slash", [pub(c[1])])
+    join0 = fl.join(c[0], tid)
+    sub1 = fl.submit(c[1], tid, 0, Honest().one())
+    result = fl.block(slash0, slash1, join0, sub1)
+    assert receipt(result, slash0) == (1, 0) and receipt(result, slash1) == (1, 0)
+    for k in (c[0], c[1]):
+        assert encoding.decode(fl.get(keys.stake(pub(k))))[2] == SLASHED
+    assert receipt(result, join0) == (0, Code.NOT_STAKED)
+    assert receipt(result, sub1) == (0, Code.NOT_STAKED)
+    t = fl.task(tid)
+    assert pub(c[0]) not in t.clients
+    assert t.submitted == []
+    # unbonding clients cannot join either
+    unbond = fl.deposit("unbond", [pub(c[6])])
+    join6 = fl.join(c[6], tid)
+    result = fl.block(unbond, join6)
+    assert receipt(result, join6) == (0, Code.NOT_STAKED)
+
+
+# -- submit_update -------------------------------------------------------------
+
+
+def test_submit_update_errors() -> None:
+    fl = FL(n_clients=6)
+    c = fl.clients
+    tid = fl.new_task(min_clients=5, max_clients=6, window=50)
+    fl.join_all(tid, c[:5])
+    h = Honest()
+    u0 = h.one()
+    not_joined = fl.submit(c[5], tid, 0, h.one())
+    future = fl.submit(c[0], tid, 1, u0)
+    too_short = fl.submit(c[0], tid, 0, u0.tobytes()[:-1])
+    too_long = fl.submit(c[0], tid, 0, u0.tobytes() + b"\x00")
+    int16_sized = fl.submit(c[0], tid, 0, u0.astype("<i2"))
+    ok = fl.submit(c[0], tid, 0, u0)
+    dup = fl.submit(c[0], tid, 0, h.one())
+    unknown = fl.submit(c[1], sha(b"nope"), 0, h.one())
+    result = fl.block(not_joined, future, too_short, too_long, int16_sized, ok, dup, unknown)
+    assert receipt(result, not_joined) == (0, Code.NOT_JOINED)
+    assert receipt(result, future) == (0, Code.WRONG_EPOCH)
+    for tx in (too_short, too_long, int16_sized):
+        assert receipt(result, tx) == (0, Code.INVALID_UPDATE)
+    assert receipt(result, ok) == (1, 0)
+    assert receipt(result, dup) == (0, Code.DUPLICATE_UPDATE)
+    assert receipt(result, unknown) == (0, Code.TASK_NOT_FOUND)
+    t = fl.task(tid)
+    assert t.submitted == [pub(c[0])]
+    assert t.pending == [sha(u0.tobytes())]
+    assert fl.blob(sha(u0.tobytes())) == u0.tobytes()
+    # a duplicate in a later block of the same epoch
+    dup2 = fl.submit(c[0], tid, 0, h.one())
+    assert receipt(fl.block(dup2), dup2) == (0, Code.DUPLICATE_UPDATE)
+    fl.submit_all(tid, 0, [(k, h.one()) for k in c[1:5]])
+    assert fl.task(tid).epoch == 1
+    past = fl.submit(c[0], tid, 0, h.one())
+    future = fl.submit(c[1], tid, 2, h.one())
+    result = fl.block(past, future)
+    assert receipt(result, past) == (0, Code.WRONG_EPOCH)
+    assert receipt(result, future) == (0, Code.WRONG_EPOCH)
+
+
+def test_int16_task_takes_two_bytes_per_parameter() -> None:
+    fl = FL(n_clients=5)
+    c = fl.clients
+    init = init_model()
+    tid = fl.new_task(init, dtype="int16", min_clients=5, max_clients=5)
+    fl.join_all(tid, c)
+    h = Honest()
+    ups = [(h.one().astype("<i2") * 100) for _ in c]
+    as_int8 = fl.submit(c[0], tid, 0, ups[0].astype(np.int8))
+    assert receipt(fl.block(as_int8), as_int8) == (0, Code.INVALID_UPDATE)
+    fl.submit_all(tid, 0, list(zip(c, ups, strict=True)))
+    updates = {pub(k): u for k, u in zip(c, ups, strict=True)}
+    summary = fl.summary(tid, 0)
+    assert summary is not None
+    rows = np.stack([updates[k] for k in summary[5]])
+    agg = robust.multi_krum_mean(rows, 1, 4)
+    assert fl.model(fl.task(tid).base).tobytes() == (init + agg).astype("<i4").tobytes()
+    assert fl.blob(summary[2]) == agg.astype("<i2").tobytes()
+
+
+# -- epoch close ---------------------------------------------------------------
+
+
+def test_epoch_closes_in_the_block_where_everyone_submitted() -> None:
+    fl = FL(n_clients=6)
+    c = fl.clients[:5]
+    init = init_model()
+    tid = fl.new_task(init, min_clients=5, max_clients=6, window=100, epochs=3)
+    fl.join_all(tid, c)
+    h = Honest()
+    ups = {pub(k): h.one() for k in c}
+    fl.submit_all(tid, 0, [(k, ups[pub(k)]) for k in c[:4]])
+    assert fl.summary(tid, 0) is None and fl.task(tid).epoch == 0
+    fl.submit_all(tid, 0, [(c[4], ups[pub(c[4])])])
+    closed_at = fl.height
+    summary = fl.summary(tid, 0)
+    assert summary is not None
+    assert summary[4] == closed_at
+    assert summary[5] == [pub(k) for k in c]  # submission order
+    nxt = check_epoch(fl, tid, 0, ups, init)
+    t = fl.task(tid)
+    assert (t.epoch, t.status, t.epoch_start) == (1, OPEN, closed_at + 1)
+    for k in c:
+        assert fl.flags(tid, 0, k) == 0
+        assert fl.verdict(tid, k) == [0, False, 0, -1]
+        assert fl.get(keys.last_update(tid, pub(k))) == sha(ups[pub(k)].tobytes())
+    assert fl.open_tasks() == [tid]
+    # the next epoch builds on the new base
+    ups1 = {pub(k): h.one() for k in c}
+    fl.submit_all(tid, 1, [(k, ups1[pub(k)]) for k in c])
+    check_epoch(fl, tid, 1, ups1, nxt)
+    assert fl.task(tid).epoch == 2
+
+
+def test_epoch_closes_at_the_window_end_with_min_clients() -> None:
+    fl = FL(n_clients=7)
+    c = fl.clients
+    init = init_model()
+    window = 3
+    tid = fl.new_task(init, min_clients=5, max_clients=7, window=window)
+    start = fl.task(tid).epoch_start
+    fl.join_all(tid, c)
+    h = Honest()
+    ups = {pub(k): h.one() for k in c[:5]}
+    fl.submit_all(tid, 0, [(k, ups[pub(k)]) for k in c[:5]])
+    while fl.height < start + window - 1:
+        fl.empty()
+        assert fl.summary(tid, 0) is None, fl.height
+    fl.empty()  # the first block after the window
+    summary = fl.summary(tid, 0)
+    assert summary is not None and summary[4] == start + window == fl.height
+    check_epoch(fl, tid, 0, ups, init)
+    assert fl.task(tid).epoch_start == fl.height + 1
+
+
+def test_epoch_stays_open_below_min_clients_then_closes_when_enough_arrive() -> None:
+    fl = FL(n_clients=7)
+    c = fl.clients
+    init = init_model()
+    tid = fl.new_task(init, min_clients=5, max_clients=7, window=2)
+    start = fl.task(tid).epoch_start
+    fl.join_all(tid, c)
+    h = Honest()
+    ups = {pub(k): h.one() for k in c[:5]}
+    fl.submit_all(tid, 0, [(k, ups[pub(k)]) for k in c[:4]])
+    fl.empty(4)
+    assert fl.height > start + 2
+    assert fl.summary(tid, 0) is None
+    t = fl.task(tid)
+    assert t.epoch == 0 and len(t.submitted) == 4
+    fl.submit_all(tid, 0, [(c[4], ups[pub(c[4])])])
+    summary = fl.summary(tid, 0)
+    assert summary is not None and summary[4] == fl.height
+    check_epoch(fl, tid, 0, ups, init)
+
+
+def test_task_finishes_after_its_epochs_honest_clients_never_flagged() -> None:
+    fl = FL(n_clients=7)
+    c = fl.clients[:6]
+    base = init_model()
+    epochs = 4
+    tid = fl.new_task(base, min_clients=5, max_clients=6, epochs=epochs)
+    other = fl.new_task(init_model(seed=9), min_clients=5, max_clients=6, epochs=9)
+    fl.join_all(tid, c)
+    h = Honest(seed=3)
+    for ep in range(epochs):
+        assert fl.open_tasks() == [tid, other]
+        ups = {pub(k): h.one() for k in c}
+        fl.submit_all(tid, ep, [(k, ups[pub(k)]) for k in c])
+        base = check_epoch(fl, tid, ep, ups, base)
+        for k in c:
+            assert fl.flags(tid, ep, k) == 0, (ep, Flag(fl.flags(tid, ep, k)))
+            assert fl.verdict(tid, k) == [0, False, 0, -1]
+    t = fl.task(tid)
+    assert (t.status, t.epoch) == (FINISHED, epochs)
+    assert fl.model(t.base).tobytes() == base.tobytes()
+    assert fl.open_tasks() == [other]
+    late = fl.submit(c[0], tid, epochs, h.one())
+    late_prev = fl.submit(c[1], tid, epochs - 1, h.one())
+    join = fl.join(fl.clients[6], tid)
+    result = fl.block(late, late_prev, join)
+    for tx in (late, late_prev, join):
+        assert receipt(result, tx) == (0, Code.TASK_CLOSED)
+    assert fl.summary(tid, epochs) is None
+    assert fl.task(tid).status == FINISHED
+
+
+def test_last_open_task_finishing_clears_the_open_list() -> None:
+    fl = FL(n_clients=5)
+    c = fl.clients
+    tid = fl.new_task(min_clients=5, max_clients=5, epochs=1)
+    fl.join_all(tid, c)
+    h = Honest()
+    fl.submit_all(tid, 0, [(k, h.one()) for k in c])
+    assert fl.task(tid).status == FINISHED
+    assert fl.get(keys.OPEN_TASKS) is None
+
+
+# -- verdicts ------------------------------------------------------------------
+
+
+def test_certain_offences_are_slashable_at_once() -> None:
+    """ZERO and COPY in epoch 0; REPLAY_OWN and REPLAY_GLOBAL in epoch 1."""
+    fl = FL(n_clients=7)
+    hon = fl.clients[:5]
+    zero, copier = fl.clients[5], fl.clients[6]
+    init = init_model()
+    tid = fl.new_task(init, min_clients=5, max_clients=7, window=2, epochs=3)
+    fl.join_all(tid, fl.clients)
+    h = Honest(seed=4)
+    ups = {pub(k): h.one() for k in hon}
+    ups[pub(zero)] = np.zeros(D, dtype=np.int8)
+    ups[pub(copier)] = ups[pub(hon[0])].copy()
+    order = [*hon, zero, copier]
+    fl.submit_all(tid, 0, [(k, ups[pub(k)]) for k in order])
+    base = check_epoch(fl, tid, 0, ups, init)
+    assert Flag(fl.flags(tid, 0, zero)) & CERTAIN == Flag.ZERO
+    assert Flag(fl.flags(tid, 0, copier)) & CERTAIN == Flag.COPY
+    for k in hon:  # the original is not a copy of its copy
+        assert fl.flags(tid, 0, k) == 0
+    assert fl.verdict(tid, zero) == [0, True, int(Flag.ZERO), 0]
+    assert fl.verdict(tid, copier) == [0, True, int(Flag.COPY), 0]
+    for k in hon:
+        assert fl.verdict(tid, k) == [0, False, 0, -1]
+    # slashable clients may not submit again
+    step = fl.summary(tid, 0)[2]  # type: ignore[index]
+    step_bytes = fl.blob(step)
+    assert step_bytes is not None
+    ups1 = {
+        pub(hon[0]): ups[pub(hon[0])],  # its own previous update
+        pub(hon[1]): np.frombuffer(step_bytes, dtype=np.int8),  # the last global step
+        **{pub(k): h.one() for k in hon[2:]},
+    }
+    z1 = fl.submit(zero, tid, 1, h.one())
+    c1 = fl.submit(copier, tid, 1, h.one())
+    subs = [fl.submit(k, tid, 1, ups1[pub(k)]) for k in hon]
+    result = fl.block(z1, c1, *subs)
+    assert receipt(result, z1) == (0, Code.NOT_STAKED)
+    assert receipt(result, c1) == (0, Code.NOT_STAKED)
+    assert all(receipt(result, tx) == (1, 0) for tx in subs)
+    fl.empty(2)  # 5 of 7 joined submitted: the epoch closes after its window
+    check_epoch(fl, tid, 1, ups1, base)
+    assert Flag(fl.flags(tid, 1, hon[0])) & CERTAIN == Flag.REPLAY_OWN
+    assert Flag(fl.flags(tid, 1, hon[1])) & CERTAIN == Flag.REPLAY_GLOBAL
+    assert fl.verdict(tid, hon[0]) == [0, True, int(Flag.REPLAY_OWN), 1]
+    assert fl.verdict(tid, hon[1]) == [0, True, int(Flag.REPLAY_GLOBAL), 1]
+    for k in hon[2:]:
+        assert fl.flags(tid, 1, k) & CERTAIN == 0
+        assert fl.verdict(tid, k)[1] is False
+    # the verdicts of epoch 0 stand
+    assert fl.verdict(tid, zero) == [0, True, int(Flag.ZERO), 0]
+
+
+def test_copy_flags_only_the_later_submitter() -> None:
+    fl = FL(n_clients=6)
+    c = fl.clients
+    tid = fl.new_task(min_clients=5, max_clients=6)
+    fl.join_all(tid, c)
+    h = Honest(seed=8)
+    ups = {pub(k): h.one() for k in c[:5]}
+    ups[pub(c[5])] = ups[pub(c[3])].copy()
+    # the copier is sealed first: the original, submitted later, is the one flagged
+    fl.submit_all(tid, 0, [(c[5], ups[pub(c[5])])])
+    fl.submit_all(tid, 0, [(k, ups[pub(k)]) for k in c[:5]])
+    check_epoch(fl, tid, 0, ups, init_model())
+    assert fl.flags(tid, 0, c[5]) & CERTAIN == 0
+    assert Flag(fl.flags(tid, 0, c[3])) & CERTAIN == Flag.COPY
+    assert fl.verdict(tid, c[3])[1:] == [True, int(Flag.COPY), 0]
+
+
+def test_noise_attackers_slashable_only_after_strikes() -> None:
+    strikes = 3
+    fl = FL(n_clients=8)
+    hon, bad = fl.clients[:6], fl.clients[6:]
+    base = init_model()
+    rules = EpochRules(f=2, strikes_to_slash=strikes)
+    tid = fl.new_task(base, min_clients=7, max_clients=8, epochs=strikes, rules=rules)
+    fl.join_all(tid, fl.clients)
+    h = Honest(seed=6)
+    rng = np.random.default_rng(7)
+    for ep in range(strikes):
+        ups = {pub(k): h.one() for k in hon}
+        for k in bad:
+            ups[pub(k)] = rng.integers(-127, 128, D).astype(np.int8)
+        fl.submit_all(tid, ep, [(k, ups[pub(k)]) for k in fl.clients])
+        base = check_epoch(fl, tid, ep, ups, base, f=2)
+        for k in hon:
+            assert fl.flags(tid, ep, k) == 0, (ep, Flag(fl.flags(tid, ep, k)))
+            assert fl.verdict(tid, k) == [0, False, 0, -1]
+        for k in bad:
+            flags = fl.flags(tid, ep, k)
+            assert flags & CERTAIN == 0
+            assert flags & Flag.KRUM_OUTLIER, Flag(flags)
+            rec = fl.record(tid, ep, k)
+            assert rec[R_RANK] >= len(hon) and not rec[R_SELECTED]
+            v = fl.verdict(tid, k)
+            if ep + 1 < strikes:
+                assert v == [ep + 1, False, 0, -1]
+            else:
+                assert v == [strikes, True, flags & int(STATISTICAL), ep]
+    assert fl.task(tid).status == FINISHED
+
+
+# -- report_evaluation ---------------------------------------------------------
+
+
+def test_report_evaluation() -> None:
+    fl = FL(n_clients=5)
+    c = fl.clients
+    tid = fl.new_task(min_clients=5, max_clients=5, epochs=5, target=900_000)
+    fl.join_all(tid, c)
+    h = Honest()
+    early = fl.report(fl.requester, tid, 0, 100)
+    unknown = fl.report(fl.requester, sha(b"none"), 0, 100)
+    result = fl.block(early, unknown)
+    assert receipt(result, early) == (0, Code.WRONG_EPOCH)
+    assert receipt(result, unknown) == (0, Code.TASK_NOT_FOUND)
+    fl.submit_all(tid, 0, [(k, h.one()) for k in c])
+    by_client = fl.report(c[0], tid, 0, 999_999)
+    by_outsider = fl.report(fl.outsider, tid, 0, 999_999)
+    low = fl.report(fl.requester, tid, 0, 500_000)
+    result = fl.block(by_client, by_outsider, low)
+    assert receipt(result, by_client) == (0, Code.NOT_AUTHORIZED)
+    assert receipt(result, by_outsider) == (0, Code.NOT_AUTHORIZED)
+    assert receipt(result, low) == (1, 0)
+    assert fl.summary(tid, 0)[-1] == 500_000  # type: ignore[index]
+    assert fl.task(tid).status == OPEN and fl.open_tasks() == [tid]
+    again = fl.report(fl.evaluator, tid, 0, 950_000)
+    not_yet = fl.report(fl.evaluator, tid, 1, 950_000)
+    result = fl.block(again, not_yet)
+    assert receipt(result, again) == (0, Code.EXECUTION_FAILED)
+    assert receipt(result, not_yet) == (0, Code.WRONG_EPOCH)
+    fl.submit_all(tid, 1, [(k, h.one()) for k in c])
+    hit = fl.report(fl.evaluator, tid, 1, 900_000)
+    assert receipt(fl.block(hit), hit) == (1, 0)
+    assert fl.summary(tid, 1)[-1] == 900_000  # type: ignore[index]
+    t = fl.task(tid)
+    assert (t.status, t.epoch) == (COMPLETE, 2)
+    assert fl.open_tasks() == []
+    late = fl.submit(c[0], tid, 2, h.one())
+    assert receipt(fl.block(late), late) == (0, Code.TASK_CLOSED)
+    fl.empty(2)
+    assert fl.summary(tid, 2) is None
+
+
+def test_report_evaluation_with_a_huge_epoch_fails_cleanly() -> None:
+    fl = FL(n_clients=5)
+    tid = fl.new_task(min_clients=5, max_clients=5)
+    tx = fl.report(fl.requester, tid, 2**32, 100)
+    result = fl.block(tx)
+    included = [r.code for r in result.receipts if r.tx_hash == tx.hash]
+    dropped = [exc.code for t, exc in result.dropped if t == tx]
+    assert included == [Code.WRONG_EPOCH] or dropped == [Code.INVALID_PAYLOAD]
+
+
+# -- determinism ---------------------------------------------------------------
+
+
+def scenario(backend: str = "numpy", n: int = 10, d: int = 4096, epochs: int = 2) -> FL:
+    """A task run for ``epochs`` epochs with honest clients, a noise sender and a zero sender."""
+    fl = FL(n_clients=n, backend=backend)
+    tid = fl.new_task(
+        init_model(d),
+        layout=(("w", (d,)),),
+        min_clients=n - 2,
+        max_clients=n,
+        epochs=epochs + 1,
+        rules=EpochRules(f=2),
+    )
+    fl.join_all(tid, fl.clients)
+    h = Honest(d=d, seed=11)
+    rng = np.random.default_rng(12)
+    for ep in range(epochs):
+        pairs = [(k, h.one()) for k in fl.clients[:-2]]
+        pairs.append((fl.clients[-2], rng.integers(-127, 128, d).astype(np.int8)))
+        if ep == 0:
+            pairs.append((fl.clients[-1], np.zeros(d, dtype=np.int8)))
+        else:
+            fl.empty(4)
+        fl.submit_all(tid, ep, pairs)
+    fl.empty(5)
+    assert fl.task(tid).epoch == epochs
+    return fl
+
+
+def scenario_root(backend: str = "numpy") -> str:
+    return scenario(backend).root.hex()
+
+
+def test_replay_from_genesis_gives_the_same_roots() -> None:
+    fl = scenario(d=1000)
+    store = MemStore()
+    g, writes = genesis_block(store, fl.config, fl.genesis)
+    assert g == fl.chain.blocks[0]
+    store.commit(writes)
+    parent = g.header
+    for block in fl.chain.blocks[1:]:
+        writes, _ = state_transition(store, parent, block, fl.config)
+        store.commit(writes)
+        parent = block.header
+    assert store.data == fl.chain.store.data
+    again = scenario(d=1000)
+    assert [b.header.state_root for b in again.chain.blocks] == [
+        b.header.state_root for b in fl.chain.blocks
+    ]
+
+
+def _run_permuted(order: list[int], ups: list[np.ndarray]) -> tuple[FL, bytes]:
+    fl = FL(n_clients=len(ups))
+    tid = fl.new_task(min_clients=5, max_clients=len(ups))
+    fl.join_all(tid, fl.clients)
+    fl.submit_all(tid, 0, [(fl.clients[i], ups[i]) for i in order])
+    return fl, tid
+
+
+def test_submission_order_changes_only_the_recorded_order() -> None:
+    h = Honest(seed=21)
+    ups = h.many(6)
+    ups.append(np.random.default_rng(22).integers(-127, 128, D).astype(np.int8))
+    ups[5] = ups[2].copy()  # a copy: whoever submits later is flagged
+    a, tid = _run_permuted([0, 1, 2, 3, 4, 5, 6], ups)
+    b, tid_b = _run_permuted([6, 5, 4, 3, 1, 0, 2], ups)
+    assert tid == tid_b
+    sa, sb = a.summary(tid, 0), b.summary(tid, 0)
+    assert sa is not None and sb is not None
+    assert sa[5] == [pub(a.clients[i]) for i in range(7)]
+    assert sb[5] == [pub(b.clients[i]) for i in [6, 5, 4, 3, 1, 0, 2]]
+    ra = {k: a.record(tid, 0, k) for k in a.clients}
+    rb = {k: b.record(tid, 0, k) for k in b.clients}
+    assert sorted(r[R_SCORE] for r in ra.values()) == sorted(r[R_SCORE] for r in rb.values())
+    for k in a.clients:
+        assert ra[k][R_SCORE] == rb[k][R_SCORE]
+    # the copy flag follows the submission order, nothing else does
+    c2, c5 = a.clients[2], a.clients[5]
+    assert Flag(ra[c5][R_FLAGS]) & CERTAIN == Flag.COPY and ra[c2][R_FLAGS] & CERTAIN == 0
+    assert Flag(rb[c2][R_FLAGS]) & CERTAIN == Flag.COPY and rb[c5][R_FLAGS] & CERTAIN == 0
+    others = [k for k in a.clients if k not in (c2, c5)]
+    for k in others:
+        assert ra[k][R_FLAGS] == rb[k][R_FLAGS]
+        assert ra[k][R_RANK] == rb[k][R_RANK]  # no ties among these scores
+    # the aggregate is the same: the copy and its original are the same row
+    assert a.task(tid).base == b.task(tid).base
+    assert sa[2] == sb[2]
+    check_epoch(a, tid, 0, {pub(k): u for k, u in zip(a.clients, ups, strict=True)}, init_model())
+    check_epoch(b, tid, 0, {pub(k): u for k, u in zip(b.clients, ups, strict=True)}, init_model())
+    # state differs exactly in the epoch summary and the two records whose flags swapped
+    da = a.chain.store.keys_with_prefix(STATE_PREFIX)
+    db = b.chain.store.keys_with_prefix(STATE_PREFIX)
+    assert set(da) == set(db)
+    differ = {k[len(STATE_PREFIX) :] for k in da if da[k] != db[k]}
+    assert differ == {
+        keys.epoch(tid, 0),
+        keys.client_record(tid, 0, pub(c2)),
+        keys.client_record(tid, 0, pub(c5)),
+        keys.verdict(tid, pub(c2)),
+        keys.verdict(tid, pub(c5)),
+    }
+
+
+def test_score_ties_are_broken_by_submission_position() -> None:
+    # u_i = common part + a bump on a block of coordinates of its own: every pairwise
+    # distance is equal, so every Krum score is equal
+    n, block = 5, 100
+    ups = []
+    for i in range(n):
+        u = np.full(D, 10, dtype=np.int8)
+        u[i * block : (i + 1) * block] = 60
+        ups.append(u)
+    init = init_model()
+    results = []
+    for order in ([0, 1, 2, 3, 4], [4, 2, 0, 3, 1]):
+        fl, tid = _run_permuted(order, ups)
+        recs = [fl.record(tid, 0, fl.clients[i]) for i in order]
+        assert len({r[R_SCORE] for r in recs}) == 1
+        assert [r[R_RANK] for r in recs] == list(range(n))  # rank = submission position
+        assert all(r[R_FLAGS] == 0 for r in recs)
+        # Multi-Krum keeps the n - f best: the tie drops the last submitter
+        agg = robust.mean(np.stack([ups[i] for i in order[: n - 1]]))
+        nxt = fl.model(fl.task(tid).base)
+        assert nxt.tobytes() == (init + agg).astype("<i4").tobytes()
+        check_epoch(fl, tid, 0, {pub(fl.clients[i]): ups[i] for i in order}, init)
+        results.append(nxt.tobytes())
+    assert results[0] != results[1]
+
+
+def test_blas_thread_count_does_not_change_the_root(tmp_path: Path) -> None:
+    script = tmp_path / "root.py"
+    script.write_text(
+        "import sys\n"
+        f"sys.path[:0] = [{str(TESTS_DIR)!r}, {str(TESTS_DIR.parent)!r}]\n"
+        "import test_fl\n"
+        "print(test_fl.scenario_root())\n"
+    )
+    roots = []
+    for threads in ("1", "2"):
+        env = dict(os.environ)
+        env.update(OPENBLAS_NUM_THREADS=threads, OMP_NUM_THREADS=threads, MKL_NUM_THREADS=threads)
+        out = subprocess.run(
+            [sys.executable, str(script)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            cwd=str(TESTS_DIR.parent),
+        )
+        assert out.returncode == 0, out.stderr
+        roots.append(out.stdout.strip())
+    assert len(roots[0]) == 64
+    assert roots[0] == roots[1] == scenario_root()
+
+
+def test_torch_backend_gives_the_same_roots() -> None:
+    pytest.importorskip("torch")
+    a, b = scenario("numpy"), scenario("torch")
+    assert [blk.header.state_root for blk in a.chain.blocks] == [
+        blk.header.state_root for blk in b.chain.blocks
+    ]
