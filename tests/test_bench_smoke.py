@@ -34,3 +34,19 @@ def test_ingest_bench_quick_runs() -> None:
     assert "proof size at" in out
     assert "PASS" in out or "below target" in out
     assert "REJECTED" not in out
+
+
+@pytest.mark.slow
+def test_detection_bench_quick_meets_its_targets() -> None:
+    """The STF's own epoch close on simulated digits clients: the quick subset's targets hold."""
+    pytest.importorskip("sklearn")
+    res = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "detection.py"), "--quick"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "FAIL" not in res.stdout, res.stdout
+    assert res.stdout.count("PASS") >= 20
