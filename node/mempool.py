@@ -136,8 +136,9 @@ class Mempool:
 
     def compact_journal(self) -> None:
         """Rewrite the journal to hold exactly the pool (empty when the pool is)."""
-        if self._journal is not None:
-            self._journal.rewrite(e.raw for e in self._by_hash.values())
+        if self._journal is None or (not self._by_hash and self._journal.size == 0):
+            return  # already exactly the pool: skip the rewrite and its fsync
+        self._journal.rewrite(e.raw for e in self._by_hash.values())
 
     def journal_oversized(self) -> bool:
         """True when most of the journal is transactions already sealed."""

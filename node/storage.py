@@ -17,7 +17,6 @@ from __future__ import annotations
 import struct
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import plyvel
 
@@ -30,8 +29,6 @@ SCHEMA_VERSION = 1
 K_SCHEMA = b"meta:schema"
 K_GENESIS = b"meta:genesis"
 K_HEAD = b"meta:head"
-K_SAFE = b"meta:safe"
-K_FINALIZED = b"meta:finalized"
 P_BLOCK = b"bh:"
 P_HEIGHT = b"bn:"
 P_TX = b"tx:"
@@ -105,9 +102,6 @@ class Storage:
                 wb.put(K_GENESIS, h)
             wb.put(K_HEAD, h)
 
-    def set_meta(self, key: bytes, value: bytes) -> None:
-        self._db.put(key, value, sync=True)
-
     def put_raw(self, key: bytes, value: bytes) -> None:
         """An unsynced put: it reaches the OS before returning, so it survives a killed process."""
         self._db.put(key, value)
@@ -175,10 +169,3 @@ class Storage:
 
     def blob(self, blob_hash: bytes) -> bytes | None:
         return self.get(BLOB_PREFIX + blob_hash)
-
-    def meta_int(self, key: bytes) -> int | None:
-        raw = self.get(key)
-        return None if raw is None else int(raw)
-
-    def stats(self) -> dict[str, Any]:
-        return {"path": str(self.path)}

@@ -13,7 +13,7 @@ from . import encoding
 from .encoding import EncodingError
 from .errors import BlockInvalid
 from .hashing import header_hash, list_root, sha256
-from .tx import SIG_LEN, ZERO_SIGNATURE, Transaction
+from .tx import SIG_LEN, Transaction
 
 
 @dataclass(frozen=True)
@@ -134,6 +134,3 @@ def tx_root(txs: tuple[Transaction, ...] | list[Transaction]) -> bytes:
 
 def receipts_root(receipts: list[Receipt]) -> bytes:
     return list_root([sha256(r.encode()) for r in receipts])
-
-
-GENESIS_SIGNATURE = ZERO_SIGNATURE

@@ -53,9 +53,6 @@ class State:
             blob = self._store.get(BLOB_PREFIX + blob_hash)
         return blob
 
-    def has_blob(self, blob_hash: bytes) -> bool:
-        return self.get_blob(blob_hash) is not None
-
     # -- writes --------------------------------------------------------------
     def set(self, key: bytes, value: bytes | None) -> None:
         """Set ``key`` to ``value``; ``None`` deletes it."""

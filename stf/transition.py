@@ -19,7 +19,6 @@ from .block import Block, Header, Receipt, receipts_root, tx_root
 from .context import BlockContext, Limits
 from .errors import BlockInvalid, Code, TxFailed, TxInvalid
 from .fl.epoch import close_due_epochs
-from .hashing import ZERO_HASH
 from .smt import SparseMerkleTree
 from .state import KVReader, State
 from .tx import ZERO_SENDER, ZERO_SIGNATURE, Transaction
@@ -200,7 +199,3 @@ def state_transition(
             f"block {h.height}: state root {root.hex()} != header {h.state_root.hex()}"
         )
     return writes, receipts
-
-
-def empty_root() -> bytes:
-    return ZERO_HASH

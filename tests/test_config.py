@@ -231,7 +231,7 @@ def test_storage_reopens_a_good_database(tmp_path):
     s = Storage(db)
     try:
         assert s.head() is not None and s.head().height == 0
-        assert s.meta_int(K_SCHEMA) == SCHEMA_VERSION
+        assert int(s.get(K_SCHEMA) or b"-1") == SCHEMA_VERSION
     finally:
         s.close()
 
