@@ -14,3 +14,10 @@ if [ ! -f "$stamp" ] || [ setup.cfg -nt "$stamp" ] || [ pyproject.toml -nt "$sta
   .venv/bin/python -m pip install --quiet -e '.[dev,torch]'
   touch "$stamp"
 fi
+# the pinned Solidity compiler (solcjs) and anvil, from the npm registry
+if [ ! -f contracts/node_modules/.installed ] || [ contracts/package-lock.json -nt contracts/node_modules/.installed ]; then
+  # npm ci rejects this lock file (it omits the other platforms' optional anvil binaries);
+  # npm install keeps to the lock and the exact pins in package.json
+  (cd contracts && npm install --no-audit --no-fund --loglevel=error)
+  touch contracts/node_modules/.installed
+fi
