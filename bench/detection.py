@@ -2,8 +2,7 @@
 """Detection benchmark: the STF's own epoch close on simulated federated clients.
 
 Usage: ``python bench/detection.py [--quick] [--seeds N] [--epochs E] [--model softmax|mlp]
-[--f-frac F] [--rules KEY=VALUE ...] [--variant NAME,...] [--attacks a,b] [--fractions 0.1,0.2]
-[--splits iid,noniid]``
+[--f-frac F] [--rules KEY=VALUE ...] [--attacks a,b] [--fractions 0.1,0.2] [--splits iid,noniid]``
 
 Defaults: MLP 64-32-10 (d = 2,410), 20 epochs, 3 seeds, fractions 10/20/30 %, both splits:
 about 1.5 minutes on one core. ``--quick``: 20 % only, 1 seed, 12 epochs (under 10 s).
@@ -42,11 +41,6 @@ nobody was slashed), honest clients slashed (max over seeds), final test accurac
 its difference to no-attack FedAvg (points, mean of per-seed differences), the mean epoch
 at which attackers became slashable and the flags that made them so; then the target
 lines with PASS/FAIL. Progress goes to stderr.
-
-``--variant`` emulates proposed changes to :func:`stf.fl.rules.evaluate_epoch` without
-editing ``stf/``: the STF's output is taken and the changed flags recomputed exactly
-(integers, :func:`stf.robust.cosine_ge`), then the aggregate is recomputed over the new
-clean set with the STF's own aggregator (see :data:`VARIANTS`).
 """
 
 from __future__ import annotations
@@ -79,13 +73,9 @@ from fl_sim import (  # noqa: E402
     quantize,
 )
 
-from stf import robust  # noqa: E402
-from stf.fl import rules as stf_rules  # noqa: E402
 from stf.fl.rules import (  # noqa: E402
     CLEAN,
-    EpochResult,
     EpochRules,
-    Flag,
     evaluate_epoch,
     flag_names,
     next_verdict,
@@ -128,75 +118,6 @@ def parse_rules(items: list[str], base: EpochRules) -> EpochRules:
     return dataclasses.replace(base, **changes)
 
 
-#: Proposed rule changes, emulated here on top of the STF's own output (stf/ is not edited):
-VARIANTS = {
-    "self_uncorr": "UNCORRELATED needs the update to be uncorrelated with the client's own "
-    "previous update as well: cos(u, prev_own) < uncorrelated_cos (when prev_own exists)",
-    "sel_ref": "UNCORRELATED measures the cosine to the sum of the Multi-Krum selection (the "
-    "n - f best Krum scores) less the client, not to the sum of all other clients",
-    "replay_moved": "REPLAY_OWN only when the previous global step is non-zero (a client that "
-    "trains deterministically from an unchanged model honestly resends the same update)",
-}
-
-
-def evaluate_variant(
-    q: np.ndarray,
-    rules: EpochRules,
-    prev_global: np.ndarray | None,
-    prev_own: list[Any],
-    variants: tuple[str, ...],
-) -> EpochResult:
-    """:func:`evaluate_epoch`, then the proposed changes in ``variants`` applied to its flags.
-
-    Flags are recomputed as the changed rule would, and then the aggregate is recomputed over the new clean set
-    with the STF's own aggregator (same ``f`` clamp as :func:`evaluate_epoch`), so the
-    result is what the changed rule in ``stf/fl/rules.py`` would return.
-    """
-    out = evaluate_epoch(q, rules, prev_global, prev_own)
-    if not variants:
-        return out
-    n = q.shape[0]
-    f = min(rules.f, max(0, (n - 3) // 2))
-    changed = False
-    if "sel_ref" in variants or "self_uncorr" in variants:
-        g = [[int(v) for v in row] for row in robust.gram(q).tolist()]
-        sel = [k for k in range(n) if out.clients[k].rank < max(1, n - f)]
-        sel_total = sum(g[j][k] for j in sel for k in sel)
-    for k, c in enumerate(out.clients):
-        own = prev_own[k]
-        if ("sel_ref" in variants or "self_uncorr" in variants) and n >= 3 and c.sq_norm > 0:
-            if "sel_ref" in variants:  # leave-one-out over the Multi-Krum selection
-                row = sum(g[k][j] for j in sel)
-                inside = k in sel
-                dot = row - (g[k][k] if inside else 0)
-                rest = sel_total - (2 * row - g[k][k] if inside else 0)
-            else:
-                dot, rest = c.loo_dot, c.loo_rest_sq
-            low = not bool(robust.cosine_ge(dot, c.sq_norm, rest, *rules.uncorrelated_cos))
-            if low and "self_uncorr" in variants and own is not None:
-                own64 = own.astype(np.int64)
-                sdot = int(q[k].astype(np.int64) @ own64)
-                own_sq = int(own64 @ own64)
-                low = not bool(robust.cosine_ge(sdot, c.sq_norm, own_sq, *rules.uncorrelated_cos))
-            new_flags = (c.flags & ~int(Flag.UNCORRELATED)) | (int(Flag.UNCORRELATED) if low else 0)
-            changed |= new_flags != c.flags
-            c.flags = new_flags
-        if (
-            "replay_moved" in variants
-            and c.flags & Flag.REPLAY_OWN
-            and (prev_global is None or not np.any(prev_global))
-        ):
-            c.flags &= ~int(Flag.REPLAY_OWN)
-            changed = True
-    if changed:
-        clean = [k for k in range(n) if out.clients[k].flags == 0]
-        out.aggregate = stf_rules._aggregate(q, clean, rules, f, "numpy")
-        out.used = clean
-        for k, c in enumerate(out.clients):
-            c.selected = k in clean
-    return out
-
-
 def run_fedavg(task: Task, epochs: int) -> float:
     """Plain FedAvg, no attack: the float mean of all clients' quantized deltas."""
     w = task.init.copy()
@@ -217,7 +138,6 @@ def run_stf(
     ap: AttackParams,
     epochs: int,
     on_epoch: Callable[..., None] | None = None,
-    variants: tuple[str, ...] = (),
 ) -> RunResult:
     """One STF run; ``on_epoch(epoch, ids, attackers, q, out, prev_global)`` sees each close."""
     n = task.cfg.n_clients
@@ -242,7 +162,7 @@ def run_stf(
             else:
                 rows.append(quantize(honest[i], task.shift))
         q = np.stack(rows)
-        out = evaluate_variant(q, rules, prev_global, [prev_own[i] for i in ids], variants)
+        out = evaluate_epoch(q, rules, prev_global, [prev_own[i] for i in ids])
         if on_epoch is not None:
             on_epoch(e, ids, attackers, q, out, prev_global)
         for k, i in enumerate(ids):
@@ -285,12 +205,6 @@ def main(argv: list[str] | None = None) -> int:
     ap_.add_argument("--lr", type=float, default=0.3, help="local SGD learning rate")
     ap_.add_argument("--f-frac", type=float, default=0.3, help="EpochRules.f = floor(F x n)")
     ap_.add_argument("--rules", action="append", default=[], metavar="KEY=VALUE")
-    ap_.add_argument(
-        "--variant",
-        default="",
-        help="comma-separated proposed rule changes to emulate: "
-        + "; ".join(f"{k}: {v}" for k, v in VARIANTS.items()),
-    )
     ap_.add_argument("--attacks", default=None, help="comma-separated subset of attacks")
     ap_.add_argument("--fractions", default=None, help="comma-separated attacker fractions")
     ap_.add_argument("--splits", default=None, help="iid,noniid")
@@ -312,10 +226,6 @@ def main(argv: list[str] | None = None) -> int:
     n = cfg.n_clients
     rules = parse_rules(args.rules, EpochRules(f=int(args.f_frac * n)))
     rules.validate(n)
-    variants = tuple(v for v in args.variant.split(",") if v)
-    for v in variants:
-        if v not in VARIANTS:
-            raise SystemExit(f"unknown variant {v!r}; known: {', '.join(VARIANTS)}")
     ap = AttackParams()
 
     t_start = time.perf_counter()
@@ -326,8 +236,6 @@ def main(argv: list[str] | None = None) -> int:
         flush=True,
     )
     print(f"# rules: {rules}", flush=True)
-    for v in variants:
-        print(f"# rule variant (emulated, not in stf/): {v}: {VARIANTS[v]}", flush=True)
 
     # (attack, frac, split) -> list of (RunResult, fedavg acc)
     results: dict[tuple[str, float, str], list[tuple[RunResult, float]]] = {}
@@ -346,7 +254,7 @@ def main(argv: list[str] | None = None) -> int:
             )
             for attack, frac in configs:
                 n_att = round(frac * n)
-                r = run_stf(task, attack, n_att, rules, ap, epochs, variants=variants)
+                r = run_stf(task, attack, n_att, rules, ap, epochs)
                 results.setdefault((attack, frac, split), []).append((r, fa))
                 print(
                     f"[{time.perf_counter() - t_start:6.1f}s] {split} seed {seed} {attack} "
