@@ -13,6 +13,7 @@ import numpy as np
 import numpy.typing as npt
 
 from stf import encoding
+from stf.cid import cid_v1
 from stf.fl.task import MODEL_DTYPE, TaskParams, quantize
 from stf.tx import Transaction, make_tx
 from stf.txtypes.fl import CreateTask, JoinTask, ReportEvaluation, SubmitUpdate
@@ -26,6 +27,7 @@ __all__ = [
     "model_blob",
     "quantize",
     "report_evaluation",
+    "script_cid",
     "submit_update",
 ]
 
@@ -76,4 +78,15 @@ def report_evaluation(
 
 
 def blob_id(data: bytes) -> bytes:
+    """A blob's id on chain: the sha256 of its bytes (what ``mps_getBlob`` takes)."""
     return hashlib.sha256(data).digest()
+
+
+def script_cid(data: bytes) -> str:
+    """The raw-codec CIDv1 (``bafkrei...``) of a blob's bytes: :func:`stf.cid.cid_v1` of its id.
+
+    It is what ``ipfs block put`` gives for the bytes, and ``ipfs add --cid-version 1`` for a
+    file that fits in one chunk (256 KiB by default); see :mod:`stf.cid`. Any blob works,
+    models too; ``mps_getTask`` reports it as ``scriptCid`` / ``initModelCid``.
+    """
+    return cid_v1(blob_id(data))

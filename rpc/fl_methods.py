@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from stf import encoding, keys
+from stf.cid import cid_v1
 from stf.errors import Code, MPSError
 from stf.fl.rules import flag_names
 from stf.fl.task import STATUS_NAMES, TaskState
@@ -28,7 +29,11 @@ def register_fl_methods(d: Dispatcher, node: NodeView) -> None:
         return proof_view(storage, node.sequencer.head, key)
 
     async def mps_getTask(task_id: bytes) -> dict[str, Any]:
-        """A task: parameters, status, current epoch, base model, joined clients."""
+        """A task: parameters, status, current epoch, base model, joined clients.
+
+        ``scriptCid``, ``initModelCid``: the ``script`` and initial model blob ids (sha256) as
+        raw-codec CIDv1 strings (:mod:`stf.cid`), naming the bytes ``mps_getBlob`` returns.
+        """
         t = task_state(task_id)
         p = t.params
         return {
@@ -47,6 +52,8 @@ def register_fl_methods(d: Dispatcher, node: NodeView) -> None:
             "dtype": p.dtype,
             "shift": p.shift,
             "script": p.script,
+            "scriptCid": cid_v1(p.script),
+            "initModelCid": cid_v1(p.init_model),
             "targetAccuracyPpm": p.target_accuracy_ppm,
             "minClients": p.min_clients,
             "maxClients": p.max_clients,
@@ -113,7 +120,11 @@ def register_fl_methods(d: Dispatcher, node: NodeView) -> None:
         return out
 
     async def mps_getBlob(blob_hash: bytes) -> bytes:
-        """A content-addressed blob (model, update, script); use msgpack bodies for big ones."""
+        """A content-addressed blob (model, update, script) by its sha256; msgpack for big ones.
+
+        A blob's raw CIDv1 (``bafkrei...``, e.g. ``scriptCid`` in ``mps_getTask``) carries the
+        same sha256: :func:`stf.cid.parse_cid_v1` turns it into the ``hash`` to pass here.
+        """
         blob = storage.blob(blob_hash)
         if blob is None:
             raise MPSError(Code.NOT_FOUND, f"blob {blob_hash.hex()} not found")

@@ -13,6 +13,7 @@ from client_sdk.keys import Keypair
 from client_sdk.proofs import ProofError, checked_value
 from client_sdk.tx import put_blob
 from stf import encoding, keys, robust
+from stf.cid import cid_v1, parse_cid_v1
 from stf.errors import Code
 from stf.fl.rules import EpochRules, Flag
 from stf.fl.task import TaskParams
@@ -96,6 +97,10 @@ async def test_fl_task_through_rpc(tmp_path):
         assert task["parameters"] == D
         assert (task["dtype"], task["shift"]) == ("int8", 8)
         assert task["script"] == hx(sha(SCRIPT))
+        assert task["scriptCid"] == cid_v1(sha(SCRIPT))
+        assert task["initModelCid"] == cid_v1(sha(model))
+        for cid, data in ((task["scriptCid"], SCRIPT), (task["initModelCid"], model)):
+            assert unhex(await h.result("mps_getBlob", hx(parse_cid_v1(cid)))) == data
         assert task["targetAccuracyPpm"] == 900_000
         assert (task["minClients"], task["maxClients"]) == (5, 8)
         assert task["clients"] == [hx(kp.public_key) for kp in clients]

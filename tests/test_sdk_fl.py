@@ -55,6 +55,8 @@ async def test_a_federation_epoch_through_the_sdk(tmp_path: Path) -> None:
 
         task = await h.result("mps_getTask", "0x" + task_id.hex())
         assert task["epoch"] == 1
+        assert task["scriptCid"] == fl.script_cid(script)
+        assert task["initModelCid"] == fl.script_cid(model)
         epoch = await h.result("mps_getEpoch", "0x" + task_id.hex(), 0)
         flags = {unhex(r["client"]): r["flagNames"] for r in epoch["records"]}
         assert "ZERO" in flags[clients[-1].public_key]
