@@ -52,3 +52,24 @@ def verdict(task_id: bytes, client: bytes) -> bytes:
 
 def last_update(task_id: bytes, client: bytes) -> bytes:
     return b"last/" + task_id + client
+
+
+# -- leaves the L1 contracts check (fixed binary values, stf/fl/settlement.py) ----
+def slash_evidence(client: bytes, task_id: bytes) -> bytes:
+    """``epoch(4) || reason(4)``: the client's verdict in the task became slashable."""
+    return b"slash/" + client + task_id
+
+
+def settlement(task_id: bytes) -> bytes:
+    """``status(1) || epochs_trained(4) || total_clean_updates(8)``: the task stopped."""
+    return b"settle/" + task_id
+
+
+def reward_share(task_id: bytes, client: bytes) -> bytes:
+    """``accepted(4) || flagged(1)``: the client's recorded updates in the task."""
+    return b"reward/" + task_id + client
+
+
+def funding(task_id: bytes) -> bytes:
+    """msgpack ``[requester_l1_address, deposit]`` from the L1 RewardManager's TaskFunded."""
+    return b"funding/" + task_id

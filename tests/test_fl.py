@@ -881,17 +881,21 @@ def test_submission_order_changes_only_the_recorded_order() -> None:
     assert sa[2] == sb[2]
     check_epoch(a, tid, 0, {pub(k): u for k, u in zip(a.clients, ups, strict=True)}, init_model())
     check_epoch(b, tid, 0, {pub(k): u for k, u in zip(b.clients, ups, strict=True)}, init_model())
-    # state differs exactly in the epoch summary and the two records whose flags swapped
+    # state differs exactly in the epoch summary, the two records whose flags swapped, their
+    # reward shares, and which of the two has the slash evidence
     da = a.chain.store.keys_with_prefix(STATE_PREFIX)
     db = b.chain.store.keys_with_prefix(STATE_PREFIX)
-    assert set(da) == set(db)
-    differ = {k[len(STATE_PREFIX) :] for k in da if da[k] != db[k]}
+    assert set(da) - set(db) == {STATE_PREFIX + keys.slash_evidence(pub(c5), tid)}
+    assert set(db) - set(da) == {STATE_PREFIX + keys.slash_evidence(pub(c2), tid)}
+    differ = {k[len(STATE_PREFIX) :] for k in set(da) & set(db) if da[k] != db[k]}
     assert differ == {
         keys.epoch(tid, 0),
         keys.client_record(tid, 0, pub(c2)),
         keys.client_record(tid, 0, pub(c5)),
         keys.verdict(tid, pub(c2)),
         keys.verdict(tid, pub(c5)),
+        keys.reward_share(tid, pub(c2)),
+        keys.reward_share(tid, pub(c5)),
     }
 
 

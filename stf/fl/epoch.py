@@ -16,6 +16,7 @@ from .. import encoding, keys
 from ..context import BlockContext
 from ..state import State
 from .rules import CLEAN, Verdict, evaluate_epoch, next_verdict
+from .settlement import record_reward_share, write_settlement, write_slash_evidence
 from .task import FINISHED, MODEL_DTYPE, OPEN, TaskState
 
 
@@ -106,11 +107,15 @@ def close_epoch(
                 ]
             ),
         )
-        v = next_verdict(load_verdict(state, task_id, client), c.flags, task.epoch, p.rules)
+        prev = load_verdict(state, task_id, client)
+        v = next_verdict(prev, c.flags, task.epoch, p.rules)
         state.set(
             keys.verdict(task_id, client),
             encoding.encode([v.strikes, v.slashable, v.reason, v.epoch]),
         )
+        if v.slashable and not prev.slashable:
+            write_slash_evidence(state, client, task_id, v.epoch, v.reason)
+        record_reward_share(state, task_id, client, c.flags)
         state.set(keys.last_update(task_id, client), task.pending[i])
     base = _blob_array(state, task.base, MODEL_DTYPE).astype(np.int64)
     lim = np.iinfo(np.int32)
@@ -141,4 +146,5 @@ def close_epoch(
     task.pending = []
     if task.epoch >= p.epochs:
         task.status = FINISHED
+        write_settlement(state, task_id, task)
     save_task(state, task_id, task)

@@ -12,6 +12,7 @@ from ..context import BlockContext, Limits
 from ..encoding import EncodingError
 from ..errors import Code, TxFailed, TxInvalid
 from ..fl.epoch import load_task, load_verdict, open_tasks, save_task, set_open_tasks
+from ..fl.settlement import write_settlement
 from ..fl.task import COMPLETE, MODEL_DTYPE, OPEN, TaskParams, TaskState
 from ..state import State
 from ..tx import Transaction
@@ -166,4 +167,5 @@ class ReportEvaluation(TxType):
         if task.status == OPEN and acc >= task.params.target_accuracy_ppm:
             task.status = COMPLETE
             save_task(state, task_id, task)
+            write_settlement(state, task_id, task)
             set_open_tasks(state, [t for t in open_tasks(state) if t != task_id])

@@ -1,10 +1,16 @@
-"""``l1_deposit``: an L1 event (stake, unbonding, withdrawal, slash) brought into the rollup.
+"""``l1_deposit``: an L1 event (stake, unbonding, withdrawal, slash, task funding) brought
+into the rollup.
 
 Privileged: only the sequencer's L1 follower creates it, with the zero sender,
 the zero signature, and ``nonce`` equal to the number of deposits so far. The
 STF enforces that L1 events arrive in strictly increasing (block, log index)
 order, so a deposit can never be applied twice. Checking each deposit against
 the L1 itself is the verifier's job (derivation, the L1 issue).
+
+``fund [task_id, requester_l1_address, deposit]`` is the RewardManager's
+``TaskFunded`` event: it records ``funding/<task_id> = [requester, deposit]``,
+once per task id, whether or not the rollup task exists yet (the L1 funding and
+the rollup ``create_task`` may arrive in either order).
 """
 
 from __future__ import annotations
@@ -25,7 +31,7 @@ STATUS_NAMES = {
     SLASHED: "slashed",
     WITHDRAWN: "withdrawn",
 }
-KINDS = ("stake", "unbond", "withdraw", "slash")
+KINDS = ("stake", "unbond", "withdraw", "slash", "fund")
 
 
 def stake_record(l1_address: bytes, amount: int, status: int) -> bytes:
@@ -55,11 +61,15 @@ class L1Deposit(TxType):
             raise TxInvalid(Code.INVALID_PAYLOAD, f"unknown l1 event kind {kind!r}")
         if not isinstance(args, list) or not args:
             raise TxInvalid(Code.INVALID_PAYLOAD, "l1 event arguments must be a non-empty list")
-        encoding.expect_bytes(args[0], "client key", 32)
+        encoding.expect_bytes(args[0], "task id" if kind == "fund" else "client key", 32)
         if kind == "stake":
             encoding.expect_list(args, 3, "stake arguments")
             encoding.expect_bytes(args[1], "l1 address", 20)
             encoding.expect_int(args[2], "stake amount", 1)
+        elif kind == "fund":
+            encoding.expect_list(args, 3, "fund arguments")
+            encoding.expect_bytes(args[1], "requester l1 address", 20)
+            encoding.expect_int(args[2], "deposit", 1)
         else:
             encoding.expect_list(args, 1, f"{kind} arguments")
         return block, log_index, kind, args
@@ -76,6 +86,9 @@ class L1Deposit(TxType):
     @classmethod
     def apply(cls, state: State, tx: Transaction, args: Any, ctx: BlockContext) -> None:
         _, _, kind, ev = args
+        if kind == "fund":
+            fund_task(state, ev[0], ev[1], ev[2])
+            return
         client_key: bytes = ev[0]
         current = read_stake(state, client_key)
         if kind == "stake":
@@ -97,6 +110,23 @@ class L1Deposit(TxType):
                 Code.EXECUTION_FAILED, f"{kind} is not allowed for a {STATUS_NAMES[status]} stake"
             )
         state.set(keys.stake(client_key), stake_record(addr, amount, status))
+
+
+def fund_task(state: State, task_id: bytes, requester: bytes, deposit: int) -> None:
+    """Record an L1 TaskFunded event; the rollup task need not exist (yet)."""
+    key = keys.funding(task_id)
+    if state.get(key) is not None:
+        raise TxFailed(Code.EXECUTION_FAILED, "task already funded")
+    state.set(key, encoding.encode([requester, deposit]))
+
+
+def read_funding(state: State, task_id: bytes) -> tuple[bytes, int] | None:
+    """``(requester_l1_address, deposit)``, or ``None`` if the task was never funded."""
+    raw = state.get(keys.funding(task_id))
+    if raw is None:
+        return None
+    requester, deposit = encoding.decode(raw)
+    return requester, deposit
 
 
 def payload(l1_block: int, log_index: int, kind: str, args: list[Any]) -> bytes:

@@ -1,0 +1,151 @@
+"""The leaves the L1 contracts check, in fixed binary layouts (Solidity reads them).
+
+These values are NOT msgpack: the L1 SlashingManager and RewardManager decode
+them with fixed offsets, so each layout is a concatenation of big-endian
+unsigned integers:
+
+* slash evidence ``slash/<client><task>``: ``epoch (uint32) || reason (uint32)``,
+  8 bytes. Written in the epoch close where the client's verdict becomes
+  slashable; never changed afterwards.
+* task settlement ``settle/<task>``: ``status (uint8: 1 complete, 2 finished) ||
+  epochs_trained (uint32) || total_clean_updates (uint64)``, 13 bytes. Written
+  once, where the task's status leaves open.
+* client reward share ``reward/<task><client>``: ``accepted (uint32) || flagged
+  (uint8 0/1)``, 5 bytes. Updated at every epoch close for every client that
+  submitted in it; ``flagged`` is sticky.
+
+``total_clean_updates`` is the sum of ``accepted`` over the task's clients whose
+reward leaf has ``flagged == 0``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .. import keys
+from ..state import State
+from .task import COMPLETE, FINISHED, TaskState
+
+SETTLE_COMPLETE = 1  # the target accuracy was reported
+SETTLE_FINISHED = 2  # every epoch closed
+# TaskState status -> the settlement leaf's status byte (explicit: the L1 ABI is fixed,
+# whatever the task record's constants become)
+SETTLEMENT_STATUS = {COMPLETE: SETTLE_COMPLETE, FINISHED: SETTLE_FINISHED}
+
+SLASH_EVIDENCE_SIZE = 8
+SETTLEMENT_SIZE = 13
+REWARD_SHARE_SIZE = 5
+_U32 = 2**32
+_U64 = 2**64
+
+
+def _check(value: int, limit: int, what: str) -> None:
+    if not 0 <= value < limit:
+        raise ValueError(f"{what} {value} does not fit its field")
+
+
+# -- slash evidence ---------------------------------------------------------------------
+
+
+def encode_slash_evidence(epoch: int, reason: int) -> bytes:
+    _check(epoch, _U32, "epoch")
+    _check(reason, _U32, "reason")
+    return epoch.to_bytes(4, "big") + reason.to_bytes(4, "big")
+
+
+def decode_slash_evidence(raw: bytes) -> tuple[int, int]:
+    """``(epoch, reason)``."""
+    if len(raw) != SLASH_EVIDENCE_SIZE:
+        raise ValueError(f"slash evidence is {SLASH_EVIDENCE_SIZE} bytes, got {len(raw)}")
+    return int.from_bytes(raw[:4], "big"), int.from_bytes(raw[4:], "big")
+
+
+def write_slash_evidence(
+    state: State, client: bytes, task_id: bytes, epoch: int, reason: int
+) -> None:
+    key = keys.slash_evidence(client, task_id)
+    assert state.get(key) is None, "slash evidence is final: it is written once"
+    state.set(key, encode_slash_evidence(epoch, reason))
+
+
+# -- settlement ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Settlement:
+    status: int  # SETTLE_COMPLETE or SETTLE_FINISHED
+    epochs_trained: int
+    total_clean_updates: int
+
+
+def encode_settlement(s: Settlement) -> bytes:
+    if s.status not in (SETTLE_COMPLETE, SETTLE_FINISHED):
+        raise ValueError(f"settlement status {s.status} is neither complete (1) nor finished (2)")
+    _check(s.epochs_trained, _U32, "epochs_trained")
+    _check(s.total_clean_updates, _U64, "total_clean_updates")
+    return (
+        s.status.to_bytes(1, "big")
+        + s.epochs_trained.to_bytes(4, "big")
+        + s.total_clean_updates.to_bytes(8, "big")
+    )
+
+
+def decode_settlement(raw: bytes) -> Settlement:
+    if len(raw) != SETTLEMENT_SIZE:
+        raise ValueError(f"settlement is {SETTLEMENT_SIZE} bytes, got {len(raw)}")
+    s = Settlement(raw[0], int.from_bytes(raw[1:5], "big"), int.from_bytes(raw[5:], "big"))
+    if s.status not in (SETTLE_COMPLETE, SETTLE_FINISHED):
+        raise ValueError(f"settlement status {s.status} is neither complete (1) nor finished (2)")
+    return s
+
+
+def total_clean_updates(state: State, task_id: bytes, task: TaskState) -> int:
+    """Sum of ``accepted`` over the task's joined clients (at most max_clients) never flagged."""
+    total = 0
+    for client in task.clients:
+        accepted, flagged = read_reward_share(state, task_id, client)
+        if not flagged:
+            total += accepted
+    return total
+
+
+def write_settlement(state: State, task_id: bytes, task: TaskState) -> Settlement:
+    """Write ``settle/<task>`` for a task whose status has just left open (once)."""
+    if task.status not in SETTLEMENT_STATUS:
+        raise ValueError(f"task status {task.status} is not a final status")
+    key = keys.settlement(task_id)
+    assert state.get(key) is None, "a task settles once"
+    s = Settlement(
+        SETTLEMENT_STATUS[task.status], task.epoch, total_clean_updates(state, task_id, task)
+    )
+    state.set(key, encode_settlement(s))
+    return s
+
+
+# -- reward share ----------------------------------------------------------------------
+
+
+def encode_reward_share(accepted: int, flagged: bool) -> bytes:
+    _check(accepted, _U32, "accepted")
+    return accepted.to_bytes(4, "big") + (b"\x01" if flagged else b"\x00")
+
+
+def decode_reward_share(raw: bytes) -> tuple[int, bool]:
+    """``(accepted, flagged)``."""
+    if len(raw) != REWARD_SHARE_SIZE or raw[4] not in (0, 1):
+        raise ValueError(f"reward share is {REWARD_SHARE_SIZE} bytes ending in 0 or 1")
+    return int.from_bytes(raw[:4], "big"), raw[4] == 1
+
+
+def read_reward_share(state: State, task_id: bytes, client: bytes) -> tuple[int, bool]:
+    raw = state.get(keys.reward_share(task_id, client))
+    return (0, False) if raw is None else decode_reward_share(raw)
+
+
+def record_reward_share(state: State, task_id: bytes, client: bytes, flags: int) -> None:
+    """One more recorded update for ``client``; ``flagged`` sticks once any update had a flag."""
+    accepted, flagged = read_reward_share(state, task_id, client)
+    state.set(
+        keys.reward_share(task_id, client),
+        encode_reward_share(accepted + 1, flagged or flags != 0),
+    )

@@ -1,0 +1,419 @@
+"""The leaves the L1 contracts check (slash evidence, settlement, reward shares) and the
+``fund`` L1 deposit.
+
+The leaves are fixed binary layouts (docs/protocol.md, "Leaves the L1 contracts
+check"); the tests read the raw bytes and also fold their Merkle proofs the way
+the Solidity verifier does, from the siblings alone.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+import numpy as np
+import pytest
+from conftest import MemStore
+from nacl.signing import SigningKey
+from test_fl import FL, SCRIPT, D, Honest, init_model, pub, receipt, task_params
+
+from stf import encoding, keys
+from stf.errors import Code
+from stf.fl import settlement
+from stf.fl.rules import CERTAIN, STATISTICAL, EpochRules, Flag
+from stf.fl.task import COMPLETE, FINISHED
+from stf.genesis import genesis_block
+from stf.smt import SparseMerkleTree, verify_proof
+from stf.transition import state_transition
+from stf.txtypes.l1_deposit import SLASHED
+
+ZERO32 = b"\x00" * 32
+
+
+def sha(data: bytes) -> bytes:
+    return hashlib.sha256(data).digest()
+
+
+def solidity_fold(root: bytes, key: bytes, value: bytes, siblings: tuple[bytes, ...]) -> bool:
+    """The L1 contracts' check, written from docs/protocol.md only (no stf.smt)."""
+    path = sha(key)
+    h = sha(b"\x00" + path + sha(value))
+    for d in range(len(siblings) - 1, -1, -1):
+        bit = (path[d // 8] >> (7 - d % 8)) & 1
+        h = sha(b"\x01" + siblings[d] + h) if bit else sha(b"\x01" + h + siblings[d])
+    return h == root
+
+
+def assert_proven(fl: FL, key: bytes, value: bytes) -> None:
+    """``key = value`` under the head's state root, by stf.smt and by the L1's fold."""
+    root = fl.root
+    proof = SparseMerkleTree(fl.chain.store).prove(root, key)
+    assert verify_proof(root, key, value, proof)
+    assert not verify_proof(root, key, value + b"\x00", proof)
+    assert solidity_fold(root, key, value, proof.siblings)
+    assert not solidity_fold(root, key, b"\xff" + value[1:], proof.siblings)
+
+
+def slash_leaf(fl: FL, tid: bytes, k: SigningKey) -> bytes | None:
+    return fl.get(keys.slash_evidence(pub(k), tid))
+
+
+def reward(fl: FL, tid: bytes, k: SigningKey) -> tuple[int, bool] | None:
+    raw = fl.get(keys.reward_share(tid, pub(k)))
+    return None if raw is None else settlement.decode_reward_share(raw)
+
+
+def noise(rng: np.random.Generator) -> np.ndarray:
+    return rng.integers(-127, 128, D).astype(np.int8)
+
+
+# -- encodings -------------------------------------------------------------------------
+
+
+def test_binary_layouts() -> None:
+    assert settlement.encode_slash_evidence(7, Flag.ZERO | Flag.COPY) == bytes.fromhex(
+        "0000000700000003"
+    )
+    assert settlement.decode_slash_evidence(bytes.fromhex("0000010200000100")) == (258, 256)
+    s = settlement.Settlement(settlement.SETTLE_FINISHED, 3, 2**40 + 5)
+    raw = settlement.encode_settlement(s)
+    assert raw == b"\x02" + (3).to_bytes(4, "big") + (2**40 + 5).to_bytes(8, "big")
+    assert len(raw) == 13 and settlement.decode_settlement(raw) == s
+    assert settlement.encode_reward_share(5, True) == bytes.fromhex("0000000501")
+    assert settlement.decode_reward_share(bytes.fromhex("0000000900")) == (9, False)
+    # the status byte is the L1's (1 complete, 2 finished), mapped from the task record
+    assert settlement.SETTLEMENT_STATUS == {COMPLETE: 1, FINISHED: 2}
+    for bad in (
+        lambda: settlement.encode_slash_evidence(2**32, 1),
+        lambda: settlement.encode_slash_evidence(-1, 1),
+        lambda: settlement.encode_settlement(settlement.Settlement(0, 1, 1)),
+        lambda: settlement.encode_settlement(settlement.Settlement(1, 1, 2**64)),
+        lambda: settlement.encode_reward_share(2**32, False),
+        lambda: settlement.decode_reward_share(bytes.fromhex("0000000002")),
+        lambda: settlement.decode_settlement(b"\x03" + bytes(12)),
+        lambda: settlement.decode_slash_evidence(bytes(9)),
+    ):
+        with pytest.raises(ValueError):
+            bad()
+
+
+def test_key_layouts() -> None:
+    c, t = b"\x11" * 32, b"\x22" * 32
+    assert keys.slash_evidence(c, t) == b"slash/" + c + t
+    assert keys.settlement(t) == b"settle/" + t
+    assert keys.reward_share(t, c) == b"reward/" + t + c
+    assert keys.funding(t) == b"funding/" + t
+
+
+# -- a task with every kind of client --------------------------------------------------
+
+
+class Run:
+    """10 clients, f = 2, 3 epochs, 2 strikes to slash:
+
+    * ``hon`` (7): honest every epoch, except ``hon[6]`` who skips epoch 2;
+    * ``zero``: a zero update in epoch 0 (certain: slashable at once);
+    * ``noisy``: noise in epochs 0 and 1 (two Krum strikes: slashable at epoch 1);
+    * ``reformed``: noise in epoch 0 (one strike), honest in epochs 1 and 2.
+
+    ``after[ep]`` is the state (as ``{key: value}`` of the leaves) right after epoch ``ep``
+    closed, ``before[ep]`` the one in the block before.
+    """
+
+    def __init__(self) -> None:
+        self.fl = fl = FL(n_clients=10)
+        self.hon = fl.clients[:7]
+        self.zero, self.noisy, self.reformed = fl.clients[7:]
+        self.tid = fl.new_task(
+            init_model(),
+            min_clients=7,
+            max_clients=10,
+            window=2,
+            epochs=3,
+            rules=EpochRules(f=2, strikes_to_slash=2),
+        )
+        fl.join_all(self.tid, fl.clients)
+        h = Honest(seed=31)
+        rng = np.random.default_rng(32)
+        self.flags: list[dict[bytes, int]] = []
+        self.slash_before: list[dict[bytes, bytes | None]] = []
+        for ep in range(3):
+            pairs: list[tuple[SigningKey, Any]] = [(k, h.one()) for k in self.hon]
+            if ep == 2:
+                pairs.pop()  # hon[6] skips the last epoch
+            if ep == 0:
+                pairs.append((self.zero, np.zeros(D, dtype=np.int8)))
+                pairs.append((self.reformed, noise(rng)))
+            else:
+                pairs.append((self.reformed, h.one()))
+            if ep < 2:
+                pairs.append((self.noisy, noise(rng)))
+            self.slash_before.append({pub(k): slash_leaf(fl, self.tid, k) for k in fl.clients})
+            fl.submit_all(self.tid, ep, pairs)
+            if fl.summary(self.tid, ep) is None:
+                fl.empty(2)  # not everyone submitted: the window closes it
+            assert fl.summary(self.tid, ep) is not None
+            self.flags.append({pub(k): fl.flags(self.tid, ep, k) for k, _ in pairs})
+            self.check_leaves(ep)
+
+    def check_leaves(self, ep: int) -> None:
+        """Right after epoch ``ep`` closed, every slash leaf agrees with its verdict."""
+        fl, tid = self.fl, self.tid
+        for k in fl.clients:
+            v = fl.verdict(tid, k)
+            leaf = slash_leaf(fl, tid, k)
+            if v is None or not v[1]:
+                assert leaf is None
+                continue
+            _, _, reason, when = v
+            assert leaf == when.to_bytes(4, "big") + reason.to_bytes(4, "big")
+            if when == ep:  # it became slashable in this very close, not earlier
+                assert self.slash_before[ep][pub(k)] is None
+            else:
+                assert self.slash_before[ep][pub(k)] == leaf
+
+
+@pytest.fixture(scope="module")
+def run() -> Run:
+    return Run()
+
+
+def test_run_flags_are_what_the_scenario_needs(run: Run) -> None:
+    zero, noisy, reformed = pub(run.zero), pub(run.noisy), pub(run.reformed)
+    for ep, flags in enumerate(run.flags):
+        for k in run.hon:
+            assert flags.get(pub(k), 0) == 0, (ep, Flag(flags[pub(k)]))
+    assert Flag(run.flags[0][zero]) & CERTAIN == Flag.ZERO
+    assert run.flags[0][noisy] & STATISTICAL and not run.flags[0][noisy] & CERTAIN
+    assert run.flags[1][noisy] & STATISTICAL and not run.flags[1][noisy] & CERTAIN
+    assert run.flags[0][reformed] & STATISTICAL and not run.flags[0][reformed] & CERTAIN
+    assert run.flags[1][reformed] == run.flags[2][reformed] == 0
+    assert noisy not in run.flags[2] and zero not in run.flags[1]
+
+
+def test_slash_leaf_appears_when_the_verdict_becomes_slashable(run: Run) -> None:
+    fl, tid = run.fl, run.tid
+    # zero: slashable in epoch 0, reason ZERO; noisy: in epoch 1 after its second strike
+    assert slash_leaf(fl, tid, run.zero) == (0).to_bytes(4, "big") + int(Flag.ZERO).to_bytes(
+        4, "big"
+    )
+    assert run.slash_before[1][pub(run.zero)] == slash_leaf(fl, tid, run.zero)
+    reason = run.flags[1][pub(run.noisy)] & int(STATISTICAL)
+    assert slash_leaf(fl, tid, run.noisy) == (1).to_bytes(4, "big") + reason.to_bytes(4, "big")
+    assert run.slash_before[1][pub(run.noisy)] is None
+    assert run.slash_before[2][pub(run.noisy)] == slash_leaf(fl, tid, run.noisy)
+    assert settlement.decode_slash_evidence(slash_leaf(fl, tid, run.noisy) or b"") == (1, reason)
+    # one strike is not slashable; honest clients never have a leaf
+    for k in (*run.hon, run.reformed):
+        assert slash_leaf(fl, tid, k) is None
+    # final: later blocks do not touch it
+    before = {k: slash_leaf(fl, tid, k) for k in (run.zero, run.noisy)}
+    fl.empty(3)
+    assert {k: slash_leaf(fl, tid, k) for k in (run.zero, run.noisy)} == before
+
+
+def test_slash_leaf_proof_verifies_against_the_state_root(run: Run) -> None:
+    fl, tid = run.fl, run.tid
+    for k in (run.zero, run.noisy):
+        leaf = slash_leaf(fl, tid, k)
+        assert leaf is not None
+        assert_proven(fl, keys.slash_evidence(pub(k), tid), leaf)
+    # an honest client's absence is provable too
+    root = fl.root
+    key = keys.slash_evidence(pub(run.hon[0]), tid)
+    proof = SparseMerkleTree(fl.chain.store).prove(root, key)
+    assert verify_proof(root, key, None, proof)
+    assert not verify_proof(root, key, bytes(8), proof)
+
+
+def test_reward_shares_count_accepted_updates_and_stick_flagged(run: Run) -> None:
+    fl, tid = run.fl, run.tid
+    for k in run.hon[:6]:
+        assert reward(fl, tid, k) == (3, False)
+    assert reward(fl, tid, run.hon[6]) == (2, False)  # skipped epoch 2
+    assert reward(fl, tid, run.zero) == (1, True)
+    assert reward(fl, tid, run.noisy) == (2, True)
+    assert reward(fl, tid, run.reformed) == (3, True)  # flagged in epoch 0 only: sticky
+    # the raw 5 bytes, and their proof
+    raw = fl.get(keys.reward_share(tid, pub(run.hon[0])))
+    assert raw == bytes.fromhex("0000000300")
+    assert_proven(fl, keys.reward_share(tid, pub(run.hon[0])), raw)
+    # recomputed from the epoch records
+    for k in fl.clients:
+        mine = [f[pub(k)] for f in run.flags if pub(k) in f]
+        assert reward(fl, tid, k) == (len(mine), any(mine))
+
+
+def test_settlement_written_when_the_last_epoch_closes(run: Run) -> None:
+    fl, tid = run.fl, run.tid
+    task = fl.task(tid)
+    assert (task.status, task.epoch) == (FINISHED, 3)
+    raw = fl.get(keys.settlement(tid))
+    assert raw is not None
+    total = 6 * 3 + 2  # the honest clients; reformed, zero and noisy were flagged
+    assert raw == b"\x02" + (3).to_bytes(4, "big") + total.to_bytes(8, "big")
+    assert settlement.decode_settlement(raw) == settlement.Settlement(2, 3, total)
+    assert_proven(fl, keys.settlement(tid), raw)
+    # a report reaching the target after the end changes nothing
+    hit = fl.report(fl.requester, tid, 2, 999_999)
+    assert receipt(fl.block(hit), hit) == (1, 0)
+    assert fl.get(keys.settlement(tid)) == raw
+    assert fl.task(tid).status == FINISHED
+
+
+def test_settlement_is_not_written_before_the_task_stops() -> None:
+    fl = FL(n_clients=5)
+    tid = fl.new_task(min_clients=5, max_clients=5, epochs=2)
+    fl.join_all(tid, fl.clients)
+    h = Honest(seed=41)
+    fl.submit_all(tid, 0, [(k, h.one()) for k in fl.clients])
+    assert fl.get(keys.settlement(tid)) is None
+    fl.submit_all(tid, 1, [(k, h.one()) for k in fl.clients])
+    assert fl.get(keys.settlement(tid)) == b"\x02" + (2).to_bytes(4, "big") + (10).to_bytes(
+        8, "big"
+    )
+
+
+def test_settlement_written_once_when_the_target_is_reported() -> None:
+    fl = FL(n_clients=6)
+    hon, zero = fl.clients[:5], fl.clients[5]
+    tid = fl.new_task(min_clients=5, max_clients=6, window=2, epochs=5, target=900_000)
+    fl.join_all(tid, fl.clients)
+    h = Honest(seed=42)
+    fl.submit_all(tid, 0, [*((k, h.one()) for k in hon), (zero, np.zeros(D, dtype=np.int8))])
+    low = fl.report(fl.requester, tid, 0, 899_999)
+    assert receipt(fl.block(low), low) == (1, 0)
+    assert fl.get(keys.settlement(tid)) is None
+    fl.submit_all(tid, 1, [(k, h.one()) for k in hon])
+    fl.empty(2)  # zero is slashable: the window closes epoch 1
+    assert fl.task(tid).epoch == 2
+    assert fl.get(keys.settlement(tid)) is None
+    hit = fl.report(fl.evaluator, tid, 1, 900_000)
+    assert receipt(fl.block(hit), hit) == (1, 0)
+    assert fl.task(tid).status == COMPLETE
+    raw = fl.get(keys.settlement(tid))
+    # two epochs trained; the zero sender's one update is flagged and does not count
+    assert raw == b"\x01" + (2).to_bytes(4, "big") + (10).to_bytes(8, "big")
+    assert reward(fl, tid, zero) == (1, True)
+    assert_proven(fl, keys.settlement(tid), raw)
+    # a repeated report (it fails) and a late submission leave it alone
+    again = fl.report(fl.requester, tid, 1, 950_000)
+    late = fl.submit(hon[0], tid, 2, h.one())
+    result = fl.block(again, late)
+    assert receipt(result, again) == (0, Code.EXECUTION_FAILED)
+    assert receipt(result, late) == (0, Code.TASK_CLOSED)
+    fl.empty(3)
+    assert fl.get(keys.settlement(tid)) == raw
+
+
+def test_failed_report_does_not_settle() -> None:
+    """A report in a failing transaction is rolled back with its settlement leaf."""
+    fl = FL(n_clients=5)
+    tid = fl.new_task(min_clients=5, max_clients=5, epochs=3, target=500_000)
+    fl.join_all(tid, fl.clients)
+    fl.submit_all(tid, 0, [(k, Honest(seed=43).one()) for k in fl.clients])
+    by_outsider = fl.report(fl.outsider, tid, 0, 999_999)
+    assert receipt(fl.block(by_outsider), by_outsider) == (0, Code.NOT_AUTHORIZED)
+    assert fl.get(keys.settlement(tid)) is None
+
+
+# -- the fund deposit ------------------------------------------------------------------
+
+
+def funding(fl: FL, tid: bytes) -> list[Any] | None:
+    raw = fl.get(keys.funding(tid))
+    return None if raw is None else encoding.decode(raw)
+
+
+def test_fund_records_the_deposit_once() -> None:
+    fl = FL(n_clients=5)
+    tid = fl.new_task(min_clients=5, max_clients=5)
+    requester = b"\xaa" * 20
+    fund = fl.deposit("fund", [tid, requester, 10**18])
+    assert receipt(fl.block(fund), fund) == (1, 0)
+    assert funding(fl, tid) == [requester, 10**18]
+    again = fl.deposit("fund", [tid, b"\xbb" * 20, 5])
+    result = fl.block(again)
+    assert receipt(result, again) == (0, Code.EXECUTION_FAILED)
+    assert result.receipts[0].message == "task already funded"
+    assert funding(fl, tid) == [requester, 10**18]
+    # the event was consumed all the same
+    assert encoding.decode(fl.get(keys.L1_LAST_EVENT)) == [2, 0]  # type: ignore[arg-type]
+
+
+def test_fund_before_the_task_exists() -> None:
+    fl = FL(n_clients=5)
+    model = init_model().tobytes()
+    fl.block(fl.put_blob(fl.requester, model), fl.put_blob(fl.requester, SCRIPT))
+    create = fl.create(task_params(sha(model), sha(SCRIPT), min_clients=5, max_clients=5))
+    tid = create.hash  # the task id is known before the task is created
+    fund = fl.deposit("fund", [tid, b"\xcc" * 20, 7])
+    assert receipt(fl.block(fund), fund) == (1, 0)
+    assert fl.get(keys.task(tid)) is None
+    assert funding(fl, tid) == [b"\xcc" * 20, 7]
+    assert receipt(fl.block(create), create) == (1, 0)
+    assert fl.task(tid).requester == pub(fl.requester)
+    assert funding(fl, tid) == [b"\xcc" * 20, 7]
+    # and an id that never becomes a task can be funded too (the L1 side refunds nothing
+    # until it settles, which needs a settlement leaf)
+    other = fl.deposit("fund", [ZERO32, b"\xcc" * 20, 1])
+    assert receipt(fl.block(other), other) == (1, 0)
+
+
+def test_malformed_fund_deposits_are_dropped() -> None:
+    fl = FL(n_clients=5)
+    bad: list[list[Any]] = [
+        [b"\x01" * 31, b"\xaa" * 20, 1],  # short task id
+        [b"\x01" * 32, b"\xaa" * 32, 1],  # a 32-byte address
+        [b"\x01" * 32, b"\xaa" * 20, 0],  # zero deposit
+        [b"\x01" * 32, b"\xaa" * 20],  # missing deposit
+        [b"\x01" * 32, b"\xaa" * 20, 1, 2],  # extra argument
+    ]
+    for args in bad:
+        tx = fl.deposit("fund", args)
+        result = fl.chain.build([tx])
+        assert result.receipts == []
+        assert [exc.code for _, exc in result.dropped] == [Code.INVALID_PAYLOAD], args
+        fl._deposits -= 1  # reuse the nonce: nothing was included
+
+
+def test_stake_for_a_slashed_key_fails() -> None:
+    fl = FL(n_clients=5)
+    k = pub(fl.clients[0])
+    slash = fl.deposit("slash", [k])
+    restake = fl.deposit("stake", [k, b"\x09" * 20, 1000])
+    result = fl.block(slash, restake)
+    assert receipt(result, slash) == (1, 0)
+    assert receipt(result, restake) == (0, Code.EXECUTION_FAILED)
+    assert encoding.decode(fl.get(keys.stake(k))) == [b"\x01" * 20, 1000, SLASHED]  # type: ignore[arg-type]
+    # in a later block too
+    later = fl.deposit("stake", [k, b"\x01" * 20, 1000])
+    assert receipt(fl.block(later), later) == (0, Code.EXECUTION_FAILED)
+    assert encoding.decode(fl.get(keys.stake(k)))[2] == SLASHED  # type: ignore[arg-type]
+
+
+# -- replay ----------------------------------------------------------------------------
+
+
+def test_replay_from_genesis_gives_the_same_roots(run: Run) -> None:
+    fl = run.fl
+    fund = fl.deposit("fund", [run.tid, b"\xdd" * 20, 3])
+    fl.block(fund)
+    store = MemStore()
+    g, writes = genesis_block(store, fl.config, fl.genesis)
+    assert g == fl.chain.blocks[0]
+    store.commit(writes)
+    parent = g.header
+    for block in fl.chain.blocks[1:]:
+        writes, _ = state_transition(store, parent, block, fl.config)
+        store.commit(writes)
+        parent = block.header
+    assert store.data == fl.chain.store.data
+    for prefix in (b"slash/", b"settle/", b"reward/", b"funding/"):
+        assert any(k.startswith(b"s:" + prefix) for k in store.data), prefix
+    # an independent run of the same scenario reaches the same roots
+    again = Run()
+    n = len(again.fl.chain.blocks)
+    assert [b.header.state_root for b in again.fl.chain.blocks] == [
+        b.header.state_root for b in fl.chain.blocks[:n]
+    ]
