@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import Any
 
 import structlog
 from aiohttp import web
@@ -30,6 +31,7 @@ class Node:
     storage: Storage
     sequencer: Sequencer
     metrics: Metrics
+    l1: Any = None  # node.l1.service.L1Services when an L1 is configured
 
 
 def load_key(cfg: NodeConfig) -> Keypair:
@@ -49,8 +51,16 @@ def create_app(cfg: NodeConfig, produce_blocks: bool = True) -> web.Application:
             node = Node(cfg, storage, seq, metrics)
             app[NODE_KEY] = node
             app[DISPATCHER_KEY] = make_dispatcher(node, cfg.max_batch, metrics)
+            l1 = None
+            if cfg.l1_rpc:
+                from .l1.service import build_l1_services
+
+                l1 = build_l1_services(cfg, storage, seq)
+                node.l1 = l1
             if produce_blocks:
                 seq.start()
+                if l1 is not None:
+                    l1.start()
             log.info(
                 "node started",
                 datadir=str(cfg.datadir),
@@ -58,6 +68,8 @@ def create_app(cfg: NodeConfig, produce_blocks: bool = True) -> web.Application:
                 sequencer=key.public_key.hex(),
             )
             yield
+            if l1 is not None:
+                await l1.stop()
             await seq.stop()
         finally:
             storage.close()

@@ -7,6 +7,7 @@ import asyncio
 import os
 import signal
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,7 @@ import structlog
 from aiohttp import web
 
 from client_sdk.keys import KeyFileError, Keypair
-from stf.genesis import GenesisStake
+from stf.genesis import GenesisStake, genesis_block
 
 from .config import ConfigError, NodeConfig, load_config, render_toml
 from .logs import configure_logging
@@ -112,7 +113,7 @@ def _run(cfg: NodeConfig) -> int:
     configure_logging(cfg.log_format, cfg.log_level)
     try:
         asyncio.run(serve(cfg))
-    except (StorageError, KeyFileError) as exc:
+    except (StorageError, KeyFileError, RuntimeError) as exc:
         log.error("cannot start", error=str(exc))
         return 2
     return 0
@@ -124,29 +125,166 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_dev(args: argparse.Namespace) -> int:
-    """A whole local network in one process; creates the data directory on first use."""
+    """A whole local network: the sequencer, its L1 (anvil, contracts, staked dev clients)."""
     overrides = _overrides(args)
     datadir = Path(overrides.get("datadir") or "./devnet").resolve()
     overrides["datadir"] = datadir
     cfg_path = datadir / "config.toml"
+    keys_dir = datadir / "dev-clients"
     if not cfg_path.exists():
         datadir.mkdir(parents=True, exist_ok=True)
         stakes = []
-        for i in range(DEV_CLIENTS):  # staked in genesis until the L1 follower brings real stakes
+        for i in range(DEV_CLIENTS):
             kp = Keypair.generate()
-            kp.save(datadir / "dev-clients" / f"client{i}.key")
-            stakes.append(GenesisStake(kp.public_key, bytes(20), DEV_STAKE))
-        base = NodeConfig(datadir=datadir, genesis_stakes=tuple(stakes))
+            kp.save(keys_dir / f"client{i}.key")
+            if args.no_l1:  # without an L1, genesis stakes them
+                stakes.append(GenesisStake(kp.public_key, bytes(20), DEV_STAKE))
+        base = NodeConfig(
+            datadir=datadir,
+            genesis_stakes=tuple(stakes),
+            l1_confirmations=1,
+            l1_poll_interval=0.5,
+            batch_blocks=5,
+            batch_seconds=5.0,
+        )
         if not base.key_path.exists():
             Keypair.generate().save(base.key_path)
         cfg_path.write_text(render_toml(base))
-    keys_dir = datadir / "dev-clients"
-    if keys_dir.exists():
-        names = sorted(p.name for p in keys_dir.glob("*.key"))
-        print(f"dev clients (staked in genesis): {keys_dir}/{{{','.join(names)}}}", file=sys.stderr)
     overrides.setdefault("log_format", "console" if sys.stderr.isatty() else "json")
     cfg = load_config(cfg_path, overrides=overrides)
-    return _run(cfg)
+    configure_logging(cfg.log_format, cfg.log_level)
+    client_keys = [Keypair.load(p).public_key for p in sorted(keys_dir.glob("client*.key"))]
+    if args.no_l1:
+        print(f"dev clients (staked in genesis): {keys_dir}", file=sys.stderr)
+        return _run(cfg)
+    from .l1.devnet import start_dev_l1
+    from .sequencer import chain_config
+
+    chain = chain_config(cfg, Keypair.load(cfg.key_path).signing_key)
+    genesis_root = genesis_block({}, chain, cfg.genesis())[0].header.state_root
+    try:
+        dev = start_dev_l1(datadir, genesis_root, client_keys, l1_port=args.l1_port)
+    except Exception as exc:
+        log.error("cannot start the dev L1", error=str(exc))
+        return 2
+    try:
+        a = dev.addresses
+        cfg = replace(
+            cfg,
+            l1_rpc=dev.url,
+            l1_chain_id=dev.chain_id,
+            l1_key_file=dev.key_files["sequencer"],
+            l1_aggregator_key_file=dev.key_files["aggregator"],
+            l1_staking_registry=a["StakingRegistry"],
+            l1_rollup=a["MPSRollup"],
+            l1_slashing_manager=a["SlashingManager"],
+            l1_reward_manager=a["RewardManager"],
+            l1_start_block=dev.start_block,
+        ).validate()
+        (datadir / "l1" / "endpoint").write_text(dev.url + "\n")
+        print(
+            f"dev L1 {dev.url} (chain {dev.chain_id}); contracts {datadir}/l1/deployment.json\n"
+            f"dev clients: ed25519 keys {keys_dir}/, their staked L1 accounts {datadir}/l1/",
+            file=sys.stderr,
+        )
+        return _run(cfg)
+    finally:
+        dev.stop()
+
+
+def cmd_deploy(args: argparse.Namespace) -> int:
+    """Deploy the contracts for this node's chain and write their addresses to its config."""
+    from contracts.deploy import DeployParams, deploy_all
+
+    from .l1.chain import L1Error, connect, load_account
+    from .sequencer import chain_config
+
+    cfg = load_config(args.config)
+    try:
+        w3 = connect(args.l1_rpc, args.l1_chain_id)
+        deployer = load_account(args.l1_key_file)
+    except L1Error as exc:
+        print(f"cannot deploy: {exc}", file=sys.stderr)
+        return 2
+    chain = chain_config(cfg, Keypair.load(cfg.key_path).signing_key)
+    params = DeployParams(
+        stake_amount=args.stake_amount,
+        unbonding_blocks=args.unbonding_blocks,
+        base_fee=args.base_fee,
+        fee_per_epoch=args.fee_per_epoch,
+        protocol_share_bps=args.protocol_share_bps,
+        challenge_blocks=args.challenge_blocks,
+        challenge_bond=args.challenge_bond,
+        genesis_state_root=genesis_block({}, chain, cfg.genesis())[0].header.state_root,
+        sequencer=args.sequencer_address or deployer.address,
+        admin=args.admin_address or deployer.address,
+    )
+    start = int(w3.eth.block_number)
+    addresses = deploy_all(w3, deployer, params)
+    cfg = replace(
+        cfg,
+        l1_rpc=args.l1_rpc,
+        l1_chain_id=int(w3.eth.chain_id),
+        l1_key_file=cfg.l1_key_file or args.l1_key_file.resolve(),
+        l1_staking_registry=addresses["StakingRegistry"],
+        l1_rollup=addresses["MPSRollup"],
+        l1_slashing_manager=addresses["SlashingManager"],
+        l1_reward_manager=addresses["RewardManager"],
+        l1_start_block=start,
+    )
+    args.config.write_text(render_toml(cfg))
+    for name, addr in addresses.items():
+        print(f"{name:16} {addr}")
+    print(f"wrote the addresses to {args.config}")
+    return 0
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    """Replay every committed batch; challenge and exit 1 at the first divergence."""
+    import time
+
+    from contracts.artifacts import load
+
+    from client_sdk.rpc import RPCClient
+
+    from .l1.chain import GWEI, L1Error, connect, load_account
+    from .l1.verifier import Verifier
+    from .storage import Storage
+
+    configure_logging(args.log_format or "auto", "info")
+    try:
+        w3 = connect(args.l1_rpc, args.l1_chain_id)
+        account = load_account(args.l1_key_file) if args.l1_key_file else None
+    except L1Error as exc:
+        print(f"cannot verify: {exc}", file=sys.stderr)
+        return 2
+    abi, _ = load("MPSRollup")
+    rollup = w3.eth.contract(address=w3.to_checksum_address(args.rollup), abi=abi)
+    args.datadir.mkdir(parents=True, exist_ok=True)
+    storage = Storage(args.datadir / "verified.db")
+    try:
+        v = Verifier(
+            rollup,
+            RPCClient(args.sequencer_rpc),
+            storage,
+            w3,
+            account,
+            int(args.max_fee_gwei * GWEI),
+            lambda done, total: log.info("verified", batches=done, of=total),
+        )
+        while True:
+            bad = v.verify_new_batches()
+            if bad is not None:
+                print(f"DIVERGENCE {bad}" + (" (challenged on L1)" if bad.challenged else ""))
+                return 1
+            if args.once:
+                print(f"verified {v.checked} batches: every state root matches")
+                return 0
+            time.sleep(args.interval)
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        storage.close()
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
@@ -197,9 +335,38 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--config", type=Path, default=None, help="TOML config file")
     _add_common(pr)
     pr.set_defaults(func=cmd_run)
-    pd = sub.add_parser("dev", help="run a local dev network in one process")
+    pd = sub.add_parser("dev", help="run a local dev network: sequencer, L1 and contracts")
     _add_common(pd)
+    pd.add_argument("--no-l1", action="store_true", help="no L1: dev clients staked in genesis")
+    pd.add_argument("--l1-port", type=int, default=0, help="port of the dev L1 (0: a free one)")
     pd.set_defaults(func=cmd_dev)
+    py = sub.add_parser("deploy", help="deploy the L1 contracts; write them to the config")
+    py.add_argument("--config", type=Path, required=True)
+    py.add_argument("--l1-rpc", required=True, help="Ethereum JSON-RPC endpoint")
+    py.add_argument("--l1-chain-id", type=int, required=True)
+    py.add_argument("--l1-key-file", type=Path, required=True, help="deployer's private key")
+    py.add_argument("--sequencer-address", default=None, help="default: the deployer")
+    py.add_argument("--admin-address", default=None, help="default: the deployer")
+    py.add_argument("--stake-amount", type=int, default=10**18)
+    py.add_argument("--unbonding-blocks", type=int, default=50_400)  # about a week of 12 s blocks
+    py.add_argument("--base-fee", type=int, default=10**16)
+    py.add_argument("--fee-per-epoch", type=int, default=10**17)
+    py.add_argument("--protocol-share-bps", type=int, default=1000)
+    py.add_argument("--challenge-blocks", type=int, default=50_400)
+    py.add_argument("--challenge-bond", type=int, default=10**18)
+    py.set_defaults(func=cmd_deploy)
+    pv = sub.add_parser("verify", help="replay committed batches; challenge a wrong one")
+    pv.add_argument("--l1-rpc", required=True)
+    pv.add_argument("--l1-chain-id", type=int, default=0, help="checked if given")
+    pv.add_argument("--rollup", required=True, help="MPSRollup address")
+    pv.add_argument("--sequencer-rpc", required=True, help="the sequencer's JSON-RPC URL")
+    pv.add_argument("--datadir", type=Path, default=Path("./verifier"))
+    pv.add_argument("--l1-key-file", type=Path, default=None, help="a registered verifier's key")
+    pv.add_argument("--max-fee-gwei", type=float, default=500.0)
+    pv.add_argument("--once", action="store_true", help="verify what is committed, then exit")
+    pv.add_argument("--interval", type=float, default=5.0)
+    pv.add_argument("--log-format", default=None)
+    pv.set_defaults(func=cmd_verify)
     pp = sub.add_parser("replay", help="re-execute the chain into a fresh database")
     pp.add_argument("--config", type=Path, required=True)
     pp.add_argument("--into", type=Path, required=True, help="empty directory for the new DB")

@@ -48,6 +48,22 @@ class NodeConfig:
     log_format: str = "auto"  # auto | json | console
     log_level: str = "info"
     genesis_timestamp_ms: int = 0
+    # L1 settlement; an empty l1_rpc runs the node without an L1 (`mps-node dev` starts one)
+    l1_rpc: str = ""
+    l1_chain_id: int = 0  # checked against the endpoint's eth_chainId
+    l1_key_file: Path | None = None  # the sequencer's L1 account (batch poster), hex private key
+    l1_aggregator_key_file: Path | None = None  # the aggregator's L1 account; unset: no aggregator
+    l1_staking_registry: str = ""
+    l1_rollup: str = ""
+    l1_slashing_manager: str = ""
+    l1_reward_manager: str = ""
+    l1_start_block: int = 0  # the L1 block the contracts were deployed in
+    l1_confirmations: int = 2  # L1 events are read this many blocks behind the L1 head
+    l1_poll_interval: float = 1.0
+    batch_blocks: int = 20  # commit a batch once this many blocks wait...
+    batch_seconds: float = 30.0  # ...or once the oldest waiting block is this old
+    batch_max_blocks: int = 1000
+    l1_max_fee_gwei: float = 500.0  # the poster never bids more per gas than this
     genesis_stakes: tuple[GenesisStake, ...] = field(default=())
 
     @property
@@ -89,6 +105,16 @@ class NodeConfig:
             problems.append("rpc_port must be 0-65535")
         if self.log_format not in ("auto", "json", "console"):
             problems.append("log_format must be auto, json or console")
+        if self.l1_rpc:
+            if self.l1_chain_id < 1:
+                problems.append("l1_chain_id must be set when l1_rpc is")
+            for name in ("l1_staking_registry", "l1_rollup", "l1_slashing_manager"):
+                if not getattr(self, name):
+                    problems.append(f"{name} must be set when l1_rpc is (run `mps-node deploy`)")
+            if self.l1_key_file is None:
+                problems.append("l1_key_file must be set when l1_rpc is")
+        if self.l1_confirmations < 0 or self.batch_blocks < 1 or self.batch_max_blocks < 1:
+            problems.append("l1_confirmations must be >= 0, batch_blocks and batch_max_blocks >= 1")
         if self.max_tx_size > self.max_body_size:
             problems.append("max_tx_size cannot exceed max_body_size")
         if problems:

@@ -19,13 +19,16 @@ from dataclasses import dataclass
 import structlog
 from nacl.signing import SigningKey
 
+from stf import encoding, keys
 from stf.block import Block, Receipt
-from stf.errors import Code, MPSError
+from stf.errors import Code, MPSError, TxInvalid
 from stf.genesis import genesis_block
 from stf.hashing import ZERO_HASH
 from stf.smt import SparseMerkleTree
-from stf.transition import ChainConfig, build_block
-from stf.tx import Transaction
+from stf.state import State
+from stf.transition import ChainConfig, build_block, check_tx
+from stf.tx import ZERO_SENDER, Transaction
+from stf.txtypes.l1_deposit import L1Deposit
 
 from .config import NodeConfig
 from .journal import TxJournal
@@ -49,6 +52,20 @@ class SealedBlock:
 
 
 BlockListener = Callable[[SealedBlock], None]
+
+
+@dataclass(frozen=True)
+class L1Event:
+    """An L1 log, confirmed, in the form the ``l1_deposit`` transaction carries it."""
+
+    block: int
+    log_index: int
+    kind: str
+    args: list[object]
+
+    @property
+    def position(self) -> tuple[int, int]:
+        return (self.block, self.log_index)
 
 
 def chain_config(cfg: NodeConfig, key: SigningKey) -> ChainConfig:
@@ -91,6 +108,15 @@ class Sequencer:
         self._wake = asyncio.Event()
         self._stopping = False
         self._task: asyncio.Task[None] | None = None
+        # L1 events waiting for the next block, and the L1 block the follower has read up to
+        self._deposits: list[L1Event] = []
+        self._l1_origin: tuple[int, bytes] = (
+            self.head.header.l1_origin_number,
+            self.head.header.l1_origin_hash,
+        )
+        # heights committed to L1 (safe) and past the challenge window (finalized)
+        self.safe_height = 0
+        self.finalized_height = 0
         restored = self.mempool.restore()
         self._update_gauges()
         log.info(
@@ -126,6 +152,29 @@ class Sequencer:
             self._wake.set()
         return h
 
+    def queue_l1_events(self, events: list[L1Event], origin: tuple[int, bytes]) -> int:
+        """Queue confirmed L1 events for the next block; return how many were new.
+
+        Events at or before the last one the chain consumed, or already queued,
+        are skipped, so the follower may re-deliver after a restart.
+        """
+        raw = State(self.storage, self.head.header.state_root).get(keys.L1_LAST_EVENT)
+        last = tuple(encoding.decode(raw)) if raw is not None else (-1, -1)
+        queued = {e.position for e in self._deposits}
+        fresh = [e for e in events if e.position > last and e.position not in queued]
+        self._deposits.extend(fresh)
+        self._deposits.sort(key=lambda e: e.position)
+        if origin[0] > self._l1_origin[0]:
+            self._l1_origin = origin
+        if fresh:
+            self._wake.set()
+        return len(fresh)
+
+    def set_l1_heads(self, safe: int, finalized: int) -> None:
+        self.safe_height = safe
+        self.finalized_height = finalized
+        self._update_gauges()
+
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run(), name="sequencer")
 
@@ -159,12 +208,18 @@ class Sequencer:
             next_at = loop.time() + self.cfg.block_time
 
     async def produce_block(self) -> SealedBlock | None:
-        candidates = self.mempool.select(self.cfg.max_block_txs)
-        if not candidates and not self.cfg.empty_blocks:
+        deposits = self._deposits[: self.cfg.max_block_txs]
+        candidates = self.mempool.select(max(0, self.cfg.max_block_txs - len(deposits)))
+        if not candidates and not deposits and not self.cfg.empty_blocks:
             return None
         loop = asyncio.get_running_loop()
-        sealed = await loop.run_in_executor(self._block_thread, self._build_and_commit, candidates)
+        sealed = await loop.run_in_executor(
+            self._block_thread, self._build_and_commit, candidates, deposits
+        )
         self.head = sealed.block
+        # consumed or not (a deposit the STF rejects is dropped for good), they are done
+        done = {e.position for e in deposits}
+        self._deposits = [e for e in self._deposits if e.position not in done]
         touched = [tx.sender for tx in candidates]
         self.mempool.remove(tx.hash for tx in candidates)
         self.mempool.remove(self.mempool.stale_after_block(touched))
@@ -187,15 +242,41 @@ class Sequencer:
                 log.exception("block listener failed")
         return sealed
 
-    def _build_and_commit(self, candidates: list[Transaction]) -> SealedBlock:
+    def _deposit_txs(self, parent_root: bytes, events: list[L1Event]) -> list[Transaction]:
+        raw = State(self.storage, parent_root).get(keys.L1_DEPOSIT_COUNT)
+        count = 0 if raw is None else int(encoding.decode(raw))
+        txs: list[Transaction] = []
+        for e in events:
+            tx = Transaction(
+                self.chain.chain_id,
+                L1Deposit.TYPE_ID,
+                ZERO_SENDER,
+                count + len(txs),
+                encoding.encode([e.block, e.log_index, e.kind, e.args]),
+            )
+            try:  # a malformed event must not shift the nonces of the ones after it
+                check_tx(tx, self.chain, verify_signature=False)
+            except TxInvalid as exc:
+                log.error("l1 event dropped", position=e.position, kind=e.kind, error=exc.message)
+                continue
+            txs.append(tx)
+        return txs
+
+    def _build_and_commit(
+        self, candidates: list[Transaction], deposits: list[L1Event] | None = None
+    ) -> SealedBlock:
         t0 = time.perf_counter()
         parent = self.head.header
+        origin = self._l1_origin
+        if origin[0] <= parent.l1_origin_number:
+            origin_hash = parent.l1_origin_hash if parent.height else ZERO_HASH
+            origin = (parent.l1_origin_number, origin_hash)
         result = build_block(
             self.storage,
             parent,
-            candidates,
+            self._deposit_txs(parent.state_root, deposits or []) + candidates,
             int(time.time() * 1000),
-            (parent.l1_origin_number, parent.l1_origin_hash if parent.height else ZERO_HASH),
+            origin,
             self.chain,
             self._key,
             self._tree,
@@ -211,7 +292,7 @@ class Sequencer:
 
     def _update_gauges(self) -> None:
         self.metrics.head.labels("unsafe").set(self.head.height)
-        self.metrics.head.labels("safe").set(0)
-        self.metrics.head.labels("finalized").set(0)
+        self.metrics.head.labels("safe").set(self.safe_height)
+        self.metrics.head.labels("finalized").set(self.finalized_height)
         self.metrics.mempool_txs.set(len(self.mempool))
         self.metrics.mempool_bytes.set(self.mempool.bytes)

@@ -106,6 +106,13 @@ class Storage:
         """An unsynced put: it reaches the OS before returning, so it survives a killed process."""
         self._db.put(key, value)
 
+    def put_synced(self, key: bytes, value: bytes) -> None:
+        """A put that is on disk before returning: for write-ahead records (the batch poster)."""
+        self._db.put(key, value, sync=True)
+
+    def delete_synced(self, key: bytes) -> None:
+        self._db.delete(key, sync=True)
+
     def delete_raw(self, key: bytes) -> None:
         self._db.delete(key)
 

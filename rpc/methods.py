@@ -26,6 +26,9 @@ class NodeView(Protocol):
     @property
     def metrics(self) -> Any: ...
 
+    @property
+    def cfg(self) -> Any: ...
+
 
 def not_found(what: str) -> MPSError:
     return MPSError(Code.NOT_FOUND, f"{what} not found")
@@ -36,9 +39,12 @@ def register_methods(d: Dispatcher, node: NodeView) -> None:
     seq = node.sequencer
 
     def resolve(tag: int | str) -> Block:
-        if tag in ("latest", "safe", "finalized"):
-            # safe and finalized follow L1 commitments (L1 issue); until then they stay at genesis
-            height = seq.head.height if tag == "latest" else 0
+        if tag == "latest":
+            height = seq.head.height
+        elif tag == "safe":  # committed to the L1
+            height = seq.safe_height
+        elif tag == "finalized":  # committed and past the L1 challenge window
+            height = seq.finalized_height
         elif tag == "earliest":
             height = 0
         else:
@@ -123,12 +129,36 @@ def register_methods(d: Dispatcher, node: NodeView) -> None:
                 "timestamp": b.header.timestamp_ms,
             }
 
-        genesis = storage.block_by_height(0)
         return {
             "unsafe": ref(seq.head),
-            "safe": ref(genesis),
-            "finalized": ref(genesis),
+            "safe": ref(resolve("safe")),
+            "finalized": ref(resolve("finalized")),
             "mempool": len(seq.mempool),
+        }
+
+    async def mps_getRawBlock(tag: int | str) -> bytes:
+        """A block's canonical bytes: what a verifier replays (header, signature, transactions)."""
+        return bytes(resolve(tag).encode())
+
+    async def mps_getGenesis() -> dict[str, Any]:
+        """Everything needed to rebuild block 0; a verifier checks its root against the L1."""
+        cfg = node.cfg
+        limits = seq.chain.limits
+        return {
+            "chainId": seq.chain.chain_id,
+            "sequencer": seq.chain.sequencer,
+            "timestampMs": cfg.genesis_timestamp_ms,
+            "stakes": [
+                {"clientKey": s.client_key, "l1Address": s.l1_address, "amount": s.amount}
+                for s in cfg.genesis_stakes
+            ],
+            "limits": {
+                "maxTxSize": limits.max_tx_size,
+                "maxBlockTxs": limits.max_block_txs,
+                "maxRecordSize": limits.max_record_size,
+                "maxBlobSize": limits.max_blob_size,
+            },
+            "hash": storage.block_hash_at(0),
         }
 
     full = Param("full", to_bool, required=False, default=False)
@@ -149,3 +179,5 @@ def register_methods(d: Dispatcher, node: NodeView) -> None:
     d.add("mps_getProof", mps_getProof, Param("key", to_bytes), latest)
     d.add("mps_getStake", mps_getStake, Param("client_key", to_hash))
     d.add("mps_syncStatus", mps_syncStatus)
+    d.add("mps_getRawBlock", mps_getRawBlock, Param("block", to_block_tag))
+    d.add("mps_getGenesis", mps_getGenesis)

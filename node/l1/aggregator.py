@@ -1,0 +1,149 @@
+"""The aggregator service: turns finalized evidence in the rollup state into L1 actions.
+
+It decides nothing itself. A client is slashed on L1 only when the rollup
+state under a *finalized* batch root holds its ``slash/`` leaf, and the
+SlashingManager re-checks that leaf's Merkle proof; a task is settled only from
+its ``settle/`` leaf. Every action is preceded by a read of the L1 (already
+slashed? already settled?), so the service is idempotent across restarts and
+can run beside another copy of itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import structlog
+from eth_account.signers.local import LocalAccount
+from web3 import Web3
+
+from stf.smt import SparseMerkleTree, key_path
+from stf.state import STATE_PREFIX
+
+from ..storage import Storage
+from .chain import Deployment, send_and_wait
+
+log = structlog.get_logger("mps.l1.aggregator")
+
+SLASH_PREFIX = b"slash/"
+SETTLE_PREFIX = b"settle/"
+STATUS_STAKED, STATUS_UNBONDING = 1, 2
+
+
+@dataclass(frozen=True)
+class Evidence:
+    key: bytes
+    value: bytes
+    siblings: list[bytes]
+
+
+def prove_at(storage: Storage, root: bytes, key: bytes) -> Evidence | None:
+    """The key's value and inclusion proof under ``root``, or None if absent there."""
+    proof = SparseMerkleTree(storage).prove(root, key)
+    if proof.leaf is None or proof.leaf[0] != key_path(key):
+        return None
+    value = storage.value_by_hash(proof.leaf[1])
+    if value is None:
+        return None
+    return Evidence(key, value, list(proof.siblings))
+
+
+def _keys(storage: Storage, prefix: bytes) -> Iterator[bytes]:
+    for k, _ in storage.iter_prefix(STATE_PREFIX + prefix):
+        yield k[len(STATE_PREFIX) :]
+
+
+class Aggregator:
+    def __init__(
+        self,
+        w3: Web3,
+        dep: Deployment,
+        account: LocalAccount,
+        storage: Storage,
+        finalized_count: Callable[[], int],
+        max_fee_wei: int,
+        poll_interval: float,
+    ) -> None:
+        self._w3 = w3
+        self._dep = dep
+        self._account = account
+        self._storage = storage
+        self._finalized_count = finalized_count
+        self._max_fee = max_fee_wei
+        self._interval = poll_interval
+        self.slashed: list[bytes] = []  # client keys this service slashed (for logs and tests)
+        self.settled: list[bytes] = []
+
+    def step(self) -> int:
+        """Act on everything the newest finalized batch proves; return the number of L1 txs."""
+        count = self._finalized_count()
+        if count == 0:
+            return 0
+        batch_index = count - 1
+        root = bytes(self._dep.rollup.functions.finalizedStateRoot(batch_index).call())
+        return self._slash_all(batch_index, root) + self._settle_all(batch_index, root)
+
+    def _slash_all(self, batch_index: int, root: bytes) -> int:
+        sm, reg = self._dep.slashing.functions, self._dep.registry.functions
+        sent = 0
+        for key in list(_keys(self._storage, SLASH_PREFIX)):
+            client, task = key[6:38], key[38:70]
+            if sm.slashed(sm.offenceId(client, task).call()).call():
+                continue
+            if int(reg.statusOf(client).call()) not in (STATUS_STAKED, STATUS_UNBONDING):
+                continue  # nothing left to slash (slashed for another task, or withdrawn)
+            ev = prove_at(self._storage, root, key)
+            if ev is None:
+                continue  # not yet under a finalized root
+            epoch = int.from_bytes(ev.value[0:4], "big")
+            reason = int.from_bytes(ev.value[4:8], "big")
+            call = sm.slash(batch_index, client, task, epoch, reason, ev.siblings)
+            send_and_wait(self._w3, self._account, call, self._max_fee)
+            self.slashed.append(client)
+            log.info(
+                "client slashed on L1",
+                client=client.hex(),
+                task=task.hex(),
+                epoch=epoch,
+                reason=reason,
+                batch=batch_index,
+            )
+            sent += 1
+        return sent
+
+    def _settle_all(self, batch_index: int, root: bytes) -> int:
+        if self._dep.rewards is None:
+            return 0
+        rm = self._dep.rewards.functions
+        sent = 0
+        for key in list(_keys(self._storage, SETTLE_PREFIX)):
+            task = key[7:39]
+            requester, _, settled, *_ = rm.task(task).call()
+            if settled or int(requester, 16) == 0:
+                continue  # settled already, or never funded on L1
+            ev = prove_at(self._storage, root, key)
+            if ev is None:
+                continue
+            status = ev.value[0]
+            epochs = int.from_bytes(ev.value[1:5], "big")
+            total = int.from_bytes(ev.value[5:13], "big")
+            call = rm.settle(batch_index, task, status, epochs, total, ev.siblings)
+            send_and_wait(self._w3, self._account, call, self._max_fee)
+            self.settled.append(task)
+            log.info("task settled on L1", task=task.hex(), epochs=epochs, clean_updates=total)
+            sent += 1
+        return sent
+
+    async def run(self) -> None:
+        backoff = self._interval
+        while True:
+            try:
+                await asyncio.to_thread(self.step)
+                backoff = self._interval
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                backoff = min(backoff * 2, 30.0)
+                log.warning("aggregator cannot act on the L1", error=str(exc), retry_in=backoff)
+            await asyncio.sleep(backoff)

@@ -1,0 +1,164 @@
+"""The L1 follower: confirmed StakingRegistry and RewardManager events become deposits.
+
+It reads only blocks at least ``confirmations`` behind the L1 head, so a reorg
+shallower than that never reaches the rollup. Where it left off is not kept
+anywhere of its own: the rollup state's last consumed event is the cursor,
+and the sequencer skips anything at or before it. A restart therefore re-reads
+from the last consumed event and can neither skip nor repeat one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+import structlog
+from web3 import Web3
+from web3.contract import Contract
+
+from ..sequencer import L1Event
+from .chain import Deployment
+
+log = structlog.get_logger("mps.l1.follower")
+
+MAX_RANGE = 2000  # blocks per eth_getLogs call
+
+
+U64_MAX = 2**64 - 1  # rollup integers are msgpack uint64; amounts above are recorded as this
+
+
+def _event(kind: str, name: str, ev: Any) -> L1Event:
+    a = ev["args"]
+    if name == "Staked":
+        args: list[object] = [
+            bytes(a["clientKey"]),
+            bytes.fromhex(a["staker"][2:]),
+            int(a["amount"]),
+        ]
+    elif name == "TaskFunded":
+        args = [
+            bytes(a["taskId"]),
+            bytes.fromhex(a["requester"][2:]),
+            min(int(a["deposit"]), U64_MAX),
+        ]
+    else:
+        args = [bytes(a["clientKey"])]
+    return L1Event(int(ev["blockNumber"]), int(ev["logIndex"]), kind, args)
+
+
+# contract event -> l1_deposit kind
+STAKING_EVENTS = {
+    "Staked": "stake",
+    "UnbondingStarted": "unbond",
+    "Withdrawn": "withdraw",
+    "Slashed": "slash",
+}
+REWARD_EVENTS = {"TaskFunded": "fund"}
+
+
+class EventDecoder:
+    """Turns raw logs of the two contracts into :class:`L1Event`, in L1 order."""
+
+    def __init__(self, dep: Deployment) -> None:
+        self._by_topic: dict[tuple[str, bytes], tuple[Any, str, str]] = {}
+        self.addresses: list[Any] = []
+        sources: list[tuple[Contract | None, dict[str, str]]] = [
+            (dep.registry, STAKING_EVENTS),
+            (dep.rewards, REWARD_EVENTS),
+        ]
+        for contract, names in sources:
+            if contract is None:
+                continue
+            self.addresses.append(contract.address)
+            abi: list[dict[str, Any]] = list(contract.abi)  # type: ignore[arg-type]
+            for item in abi:
+                if item.get("type") == "event" and item["name"] in names:
+                    types = ",".join(i["type"] for i in item["inputs"])
+                    topic = bytes(Web3.keccak(text=f"{item['name']}({types})"))
+                    handler = contract.events[item["name"]]()
+                    self._by_topic[(contract.address, topic)] = (
+                        handler,
+                        names[item["name"]],
+                        item["name"],
+                    )
+
+    def decode(self, logs: list[Any]) -> list[L1Event]:
+        out = []
+        for raw in logs:
+            if not raw["topics"]:
+                continue
+            key = (Web3.to_checksum_address(raw["address"]), bytes(raw["topics"][0]))
+            found = self._by_topic.get(key)
+            if found is None:
+                continue
+            handler, kind, name = found
+            out.append(_event(kind, name, handler.process_log(raw)))
+        out.sort(key=lambda e: e.position)
+        return out
+
+
+class Follower:
+    def __init__(
+        self,
+        w3: Web3,
+        dep: Deployment,
+        deliver: Callable[[list[L1Event], tuple[int, bytes]], int],
+        start_block: int,
+        last_consumed: Callable[[], tuple[int, int]],
+        confirmations: int,
+        poll_interval: float,
+    ) -> None:
+        self._w3 = w3
+        self._decoder = EventDecoder(dep)
+        self._deliver = deliver
+        self._start = start_block
+        self._last_consumed = last_consumed
+        self._confirmations = confirmations
+        self._interval = poll_interval
+        self._next = -1  # next L1 block to read; -1: from the rollup's cursor
+        self.confirmed_head = 0
+
+    def fetch(self) -> list[tuple[list[L1Event], tuple[int, bytes]]]:
+        """Read every newly confirmed block range: (events, L1 origin) per range. Blocking."""
+        w3 = self._w3
+        top = int(w3.eth.block_number) - self._confirmations
+        if self._next < 0:
+            self._next = max(self._start, self._last_consumed()[0])
+        out = []
+        frm = self._next
+        while frm <= top:
+            to = min(top, frm + MAX_RANGE - 1)
+            logs = w3.eth.get_logs(
+                {"fromBlock": frm, "toBlock": to, "address": self._decoder.addresses}
+            )
+            events = self._decoder.decode(list(logs))
+            out.append((events, (to, bytes(w3.eth.get_block(to)["hash"]))))
+            frm = to + 1
+        if top >= self._next:
+            self._next = top + 1
+            self.confirmed_head = top
+        return out
+
+    def deliver(self, ranges: list[tuple[list[L1Event], tuple[int, bytes]]]) -> int:
+        """Hand events to the sequencer (on the event loop's thread)."""
+        delivered = sum(self._deliver(events, origin) for events, origin in ranges)
+        if delivered:
+            log.info("l1 events queued", count=delivered, l1_block=self.confirmed_head)
+        return delivered
+
+    def poll_once(self) -> int:
+        return self.deliver(self.fetch())
+
+    async def run(self) -> None:
+        backoff = self._interval
+        while True:
+            try:
+                self.deliver(await asyncio.to_thread(self.fetch))
+                backoff = self._interval
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the L1 may be down; keep the rollup going and retry
+                backoff = min(backoff * 2, 30.0)
+                log.warning("l1 follower cannot read the L1", error=str(exc), retry_in=backoff)
+            await asyncio.sleep(backoff)

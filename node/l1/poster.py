@@ -1,0 +1,249 @@
+"""The batch poster: commits ranges of sealed blocks to MPSRollup on the L1.
+
+The L1 contract is the record of what is committed (``nextBatchIndex``,
+``lastCommittedBlock``, ``lastStateRoot``); the node keeps only a write-ahead
+record of the one L1 transaction in flight, synced to LevelDB *before* it is
+sent. After a crash the same signed bytes are re-broadcast under the same
+nonce, so a batch is never posted twice and no nonce is skipped. Only one
+commitment is in flight at a time, which keeps that reasoning simple; a
+batch holds up to ``batch_max_blocks`` blocks, so this is not a throughput limit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import structlog
+from eth_account.signers.local import LocalAccount
+from web3 import Web3
+from web3.exceptions import TransactionNotFound
+
+from stf import encoding
+from stf.hashing import list_root
+
+from ..storage import Storage
+from .chain import GWEI, Deployment, L1Error, build_signed
+
+log = structlog.get_logger("mps.l1.poster")
+
+K_PENDING = b"l1:pending"
+K_FINALIZED = b"l1:finalized"  # index of the newest batch known to be finalized, +1
+RESEND_AFTER = 5.0  # seconds before a pending commitment is re-broadcast (fees bumped)
+BUMP = 1.125  # the replacement rule of geth and anvil: at least +12.5%
+
+
+@dataclass
+class Pending:
+    batch_index: int
+    nonce: int
+    raw: bytes
+    hashes: list[bytes]
+    last_block: int
+    max_fee: int
+    sent_at: float
+
+    def encode(self) -> bytes:
+        return encoding.encode(
+            [
+                self.batch_index,
+                self.nonce,
+                self.raw,
+                self.hashes,
+                self.last_block,
+                self.max_fee,
+                int(self.sent_at * 1000),
+            ]
+        )
+
+    @classmethod
+    def decode(cls, raw: bytes) -> Pending:
+        idx, nonce, tx, hashes, last, fee, sent = encoding.decode(raw)
+        return cls(idx, nonce, tx, list(hashes), last, fee, sent / 1000)
+
+
+@dataclass(frozen=True)
+class PosterSettings:
+    batch_blocks: int
+    batch_seconds: float
+    batch_max_blocks: int
+    max_fee_wei: int
+    poll_interval: float
+
+
+def batch_data_hash(storage: Storage, first: int, last: int) -> bytes:
+    """The commitment to a batch's data: the list root of its block hashes, in order."""
+    hashes = []
+    for h in range(first, last + 1):
+        bh = storage.block_hash_at(h)
+        if bh is None:
+            raise L1Error(f"block {h} is missing from the database")
+        hashes.append(bh)
+    return list_root(hashes)
+
+
+class BatchPoster:
+    def __init__(
+        self,
+        w3: Web3,
+        dep: Deployment,
+        account: LocalAccount,
+        storage: Storage,
+        settings: PosterSettings,
+        on_heads: Callable[[int, int], None] | None = None,
+    ) -> None:
+        self._w3 = w3
+        self._rollup = dep.rollup
+        self._account = account
+        self._storage = storage
+        self._s = settings
+        self._on_heads = on_heads
+        raw = storage.get(K_FINALIZED)
+        self.finalized_count = 0 if raw is None else int(encoding.decode(raw))
+        self.safe_height = 0
+        self.finalized_height = 0
+
+    # -- one step (blocking; the service runs it on a worker thread) -----------
+    def step(self) -> str:
+        """Advance by one action; return its name (for logs and tests)."""
+        rollup = self._rollup.functions
+        next_index = int(rollup.nextBatchIndex().call())
+        last_committed = int(rollup.lastCommittedBlock().call())
+        self.safe_height = last_committed
+        self._refresh_finalized(next_index)
+        raw = self._storage.get(K_PENDING)
+        if raw is not None:
+            return self._follow_up(Pending.decode(raw), next_index)
+        return self._maybe_post(next_index, last_committed)
+
+    def _refresh_finalized(self, next_index: int) -> None:
+        rollup = self._rollup.functions
+        if self.finalized_count > next_index:  # a fraud resolution discarded batches
+            self.finalized_count = next_index
+        count = self.finalized_count
+        while count < next_index and rollup.isFinalized(count).call():
+            count += 1
+        if count != self.finalized_count:
+            self._storage.put_synced(K_FINALIZED, encoding.encode(count))
+            self.finalized_count = count
+        if count:
+            self.finalized_height = int(rollup.batch(count - 1).call()[2])
+        else:
+            self.finalized_height = 0
+
+    def _follow_up(self, p: Pending, next_index: int) -> str:
+        if next_index > p.batch_index:
+            self._storage.delete_synced(K_PENDING)
+            log.info("batch committed", batch=p.batch_index, last_block=p.last_block)
+            return "confirmed"
+        for h in p.hashes:
+            try:
+                rc = self._w3.eth.get_transaction_receipt(h)  # type: ignore[arg-type]
+            except TransactionNotFound:
+                continue
+            if rc["status"] != 1:
+                self._storage.delete_synced(K_PENDING)
+                log.error("batch commitment reverted", batch=p.batch_index, tx=h.hex())
+                return "reverted"
+        mined_nonce = int(self._w3.eth.get_transaction_count(self._account.address, "latest"))
+        if mined_nonce > p.nonce:
+            # our nonce was used by something else and the batch is still not there
+            self._storage.delete_synced(K_PENDING)
+            log.warning("commitment nonce used elsewhere; re-planning", nonce=p.nonce)
+            return "replaced"
+        if time.time() - p.sent_at < RESEND_AFTER:
+            return "waiting"
+        self._bump(p)
+        self._broadcast(p.raw)
+        return "resent"
+
+    def _bump(self, p: Pending) -> None:
+        """Re-sign under the same nonce with a higher fee, up to the cap."""
+        fee = min(int(p.max_fee * BUMP) + 1, self._s.max_fee_wei)
+        if fee <= p.max_fee:
+            p.sent_at = time.time()
+            self._storage.put_synced(K_PENDING, p.encode())
+            return
+        call = self._commit_call(p.batch_index, p.last_block)
+        raw, h = build_signed(self._w3, self._account, call, p.nonce, fee)
+        p.raw, p.max_fee, p.sent_at = raw, fee, time.time()
+        p.hashes.append(h)
+        self._storage.put_synced(K_PENDING, p.encode())
+        log.info(
+            "commitment re-signed with a higher fee", batch=p.batch_index, max_fee_gwei=fee / GWEI
+        )
+
+    def _commit_call(self, batch_index: int, last: int) -> object:
+        rollup = self._rollup.functions
+        first = int(rollup.lastCommittedBlock().call()) + 1
+        prev_root = bytes(rollup.lastStateRoot().call())
+        header = self._storage.header_at(last)
+        assert header is not None
+        return rollup.commitBatch(
+            batch_index,
+            prev_root,
+            header.state_root,
+            batch_data_hash(self._storage, first, last),
+            last,
+        )
+
+    def _maybe_post(self, next_index: int, last_committed: int) -> str:
+        head = self._storage.head()
+        assert head is not None
+        if head.height <= last_committed:
+            return "idle"
+        committed = self._storage.header_at(last_committed)
+        on_l1 = bytes(self._rollup.functions.lastStateRoot().call())
+        if committed is None or committed.state_root != on_l1:
+            raise L1Error(
+                f"the L1 commits state root {on_l1.hex()} at block {last_committed}, this node "
+                "has another: it is not this chain's sequencer database"
+            )
+        waiting = head.height - last_committed
+        first = self._storage.header_at(last_committed + 1)
+        assert first is not None
+        age = time.time() - first.timestamp_ms / 1000
+        if waiting < self._s.batch_blocks and age < self._s.batch_seconds:
+            return "idle"
+        last = min(head.height, last_committed + self._s.batch_max_blocks)
+        nonce = int(self._w3.eth.get_transaction_count(self._account.address, "pending"))
+        call = self._commit_call(next_index, last)
+        raw, h = build_signed(self._w3, self._account, call, nonce, self._s.max_fee_wei)
+        p = Pending(next_index, nonce, raw, [h], last, self._fee_of(raw), time.time())
+        self._storage.put_synced(K_PENDING, p.encode())  # write-ahead, then send
+        self._broadcast(raw)
+        log.info("batch posted", batch=next_index, first=last_committed + 1, last=last, tx=h.hex())
+        return "posted"
+
+    @staticmethod
+    def _fee_of(raw: bytes) -> int:
+        from eth_account.typed_transactions.typed_transaction import TypedTransaction
+        from hexbytes import HexBytes
+
+        return int(TypedTransaction.from_bytes(HexBytes(raw)).as_dict()["maxFeePerGas"])
+
+    def _broadcast(self, raw: bytes) -> None:
+        try:
+            self._w3.eth.send_raw_transaction(raw)
+        except Exception as exc:  # already known, nonce too low (mined): the follow-up decides
+            log.info("broadcast not accepted", error=str(exc))
+
+    # -- service ---------------------------------------------------------------
+    async def run(self) -> None:
+        backoff = self._s.poll_interval
+        while True:
+            try:
+                action = await asyncio.to_thread(self.step)
+                if self._on_heads is not None:
+                    self._on_heads(self.safe_height, self.finalized_height)
+                backoff = self._s.poll_interval
+                if action in ("confirmed", "reverted", "replaced"):
+                    continue
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # L1 down or slow: retry with backoff, never block blocks
+                backoff = min(backoff * 2, 30.0)
+                log.warning("batch poster cannot reach the L1", error=str(exc), retry_in=backoff)
+            await asyncio.sleep(backoff)

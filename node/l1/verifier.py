@@ -1,0 +1,165 @@
+"""The verifier: replays every committed batch from the sequencer's blocks.
+
+It trusts the L1 and nothing else. The genesis it rebuilds must have the
+root the MPSRollup contract was deployed with; every batch's blocks must hash
+to the batch's ``dataHash``, replay without error, and end at the committed
+state root. The first block where that fails is reported, and, given an L1
+account registered as a verifier, the batch is challenged with a bond.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+from eth_account.signers.local import LocalAccount
+from web3 import Web3
+from web3.contract import Contract
+
+from client_sdk.rpc import RPCClient
+from stf.block import Block
+from stf.context import Limits
+from stf.errors import BlockInvalid
+from stf.genesis import Genesis, GenesisStake, genesis_block
+from stf.hashing import list_root
+from stf.smt import SparseMerkleTree
+from stf.transition import ChainConfig, state_transition
+
+from ..storage import Storage
+from .chain import send_and_wait
+
+log = structlog.get_logger("mps.l1.verifier")
+
+
+@dataclass(frozen=True)
+class Divergence:
+    batch_index: int
+    block: int
+    why: str
+    challenged: bool = False
+
+    def __str__(self) -> str:
+        return f"batch {self.batch_index}: first diverging block {self.block}: {self.why}"
+
+
+def chain_from_genesis_rpc(g: dict[str, Any]) -> tuple[ChainConfig, Genesis]:
+    lim = g["limits"]
+    chain = ChainConfig(
+        int(g["chainId"]),
+        bytes(g["sequencer"]),
+        Limits(
+            int(lim["maxTxSize"]),
+            int(lim["maxBlockTxs"]),
+            int(lim["maxRecordSize"]),
+            int(lim["maxBlobSize"]),
+        ),
+    )
+    stakes = tuple(
+        GenesisStake(bytes(s["clientKey"]), bytes(s["l1Address"]), int(s["amount"]))
+        for s in g["stakes"]
+    )
+    return chain, Genesis(int(g["timestampMs"]), stakes)
+
+
+class Verifier:
+    def __init__(
+        self,
+        rollup: Contract,
+        sequencer: RPCClient,
+        storage: Storage,
+        w3: Web3 | None = None,
+        account: LocalAccount | None = None,
+        max_fee_wei: int = 0,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> None:
+        self._rollup = rollup.functions
+        self._rpc = sequencer
+        self._storage = storage
+        self._w3 = w3
+        self._account = account
+        self._max_fee = max_fee_wei
+        self._progress = progress
+        self._chain: ChainConfig | None = None
+        self._tree = SparseMerkleTree(storage)
+        self.checked = 0  # batches verified so far
+
+    def _init_genesis(self) -> Divergence | None:
+        chain, genesis = chain_from_genesis_rpc(self._rpc.call("mps_getGenesis"))
+        block, writes = genesis_block({}, chain, genesis)
+        on_l1 = bytes(self._rollup.genesisStateRoot().call())
+        if block.header.state_root != on_l1:
+            return Divergence(0, 0, "the sequencer's genesis state root differs from the L1's")
+        stored = self._storage.genesis_hash()
+        if stored is None:
+            self._storage.commit_block(block, [], writes)
+        elif stored != block.hash:
+            return Divergence(0, 0, "the local database holds another chain")
+        self._chain = chain
+        return None
+
+    def verify_new_batches(self) -> Divergence | None:
+        """Check every batch committed since the last call; the first divergence, or None."""
+        if self._chain is None:
+            bad = self._init_genesis()
+            if bad is not None:
+                return bad
+        total = int(self._rollup.nextBatchIndex().call())
+        while self.checked < total:
+            bad = self._verify_batch(self.checked)
+            if bad is not None:
+                return self._challenge(bad)
+            self.checked += 1
+            if self._progress is not None:
+                self._progress(self.checked, total)
+        return None
+
+    def _verify_batch(self, index: int) -> Divergence | None:
+        assert self._chain is not None
+        root, data_hash, last, _, _ = self._rollup.batch(index).call()
+        first = 1 if index == 0 else int(self._rollup.batch(index - 1).call()[2]) + 1
+        head = self._storage.head()
+        assert head is not None
+        parent = head
+        for height in range(head.height + 1, int(last) + 1):
+            raw = self._rpc.call("mps_getRawBlock", height)
+            try:
+                block = Block.decode(bytes(raw))
+                writes, receipts = state_transition(
+                    self._storage, parent.header, block, self._chain, self._tree
+                )
+            except BlockInvalid as exc:
+                return Divergence(index, height, str(exc))
+            except Exception as exc:  # undecodable bytes are as bad as a wrong root
+                return Divergence(index, height, f"block cannot be decoded: {exc}")
+            self._storage.commit_block(block, receipts, writes)
+            parent = block
+        hashes = [self._storage.block_hash_at(h) for h in range(first, int(last) + 1)]
+        if any(h is None for h in hashes) or list_root([h for h in hashes if h]) != bytes(
+            data_hash
+        ):
+            return Divergence(index, first, "the batch's data hash does not match its blocks")
+        header = self._storage.header_at(int(last))
+        assert header is not None
+        if header.state_root != bytes(root):
+            return Divergence(
+                index,
+                int(last),
+                f"committed state root {bytes(root).hex()} != replayed {header.state_root.hex()}",
+            )
+        log.info("batch verified", batch=index, last_block=int(last))
+        return None
+
+    def _challenge(self, bad: Divergence) -> Divergence:
+        if self._w3 is None or self._account is None:
+            return bad
+        if self._rollup.isFinalized(bad.batch_index).call():
+            log.error("diverging batch is already finalized; too late to challenge", batch=bad)
+            return bad
+        bond = int(self._rollup.CHALLENGE_BOND().call())
+        send_and_wait(
+            self._w3, self._account, self._rollup.challenge(bad.batch_index), self._max_fee, bond
+        )
+        log.warning("batch challenged on L1", batch=bad.batch_index, block=bad.block)
+        return Divergence(bad.batch_index, bad.block, bad.why, challenged=True)
