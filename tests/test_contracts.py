@@ -1,0 +1,1079 @@
+"""The L1 contracts, rule by rule, on anvil and on eth-tester (see tests/l1_fixtures.py).
+
+Proofs are real: leaves are laid out as the L1 spec says, put in the project's own sparse Merkle
+tree (stf.smt) next to unrelated keys, and proven against a committed and finalized batch.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from eth_utils.crypto import keccak
+from l1_fixtures import (
+    ETHER,
+    GENESIS_ROOT,
+    L1,
+    PARAMS,
+    StateTree,
+    key32,
+    l1_deployed_fixture,  # noqa: F401
+    l1_fixture,  # noqa: F401
+    reverts,
+    reward_leaf,
+    settle_leaf,
+    slash_leaf,
+)
+
+from contracts import build
+from contracts.anvil import Anvil, AnvilError, find_binary
+from contracts.deploy import (
+    ContractRevert,
+    DeployParams,
+    contract,
+    decode_revert,
+    deploy,
+    deploy_all,
+)
+from stf.smt import key_path, leaf_hash, value_hash
+
+STAKE = PARAMS.stake_amount
+CB = PARAMS.challenge_blocks
+BOND = PARAMS.challenge_bond
+UB = PARAMS.unbonding_blocks
+BASE_FEE = PARAMS.base_fee
+FEE = PARAMS.fee_per_epoch
+BPS = PARAMS.protocol_share_bps
+REPO = Path(__file__).resolve().parent.parent
+
+ALICE, BOB, CAROL = key32("client alice"), key32("client bob"), key32("client carol")
+TASK, TASK2 = key32("task one"), key32("task two")
+ROOT1, ROOT2, ROOT3 = (key32(f"root {i}") for i in range(1, 4))
+
+STAKED, UNBONDING, SLASHED, WITHDRAWN = 1, 2, 3, 4
+
+
+def flip(b: bytes) -> bytes:
+    return bytes([b[0] ^ 1]) + b[1:]
+
+
+# == StakingRegistry ===============================================================================
+def test_stake_records_the_key_and_emits(l1: L1) -> None:
+    user = l1.user(0)
+    receipt = l1.stake(user, ALICE)
+    assert l1.events(receipt, "StakingRegistry", "Staked") == [
+        {"staker": user.address, "clientKey": ALICE, "amount": STAKE}
+    ]
+    reg = l1.registry.functions
+    assert l1.call(reg.statusOf(ALICE)) == STAKED
+    assert l1.call(reg.stakeOf(ALICE)) == STAKE
+    assert l1.call(reg.stakerOf(ALICE)) == user.address
+    assert l1.call(reg.keyOf(user.address)) == ALICE
+    assert l1.call(reg.STAKE_AMOUNT()) == STAKE
+    assert l1.call(reg.UNBONDING_BLOCKS()) == UB
+    assert l1.call(reg.admin()) == l1.admin.address
+    assert l1.balance(l1.registry.address) == STAKE
+
+
+@pytest.mark.parametrize("sent", [STAKE - 1, STAKE + 1, 0])
+def test_stake_must_be_exact(l1: L1, sent: int) -> None:
+    with reverts("WrongStakeAmount") as exc:
+        l1.tx(l1.user(0), l1.registry.functions.stake(ALICE), sent)
+    assert exc.value.error_args == (sent, STAKE)
+
+
+def test_zero_key_rejected(l1: L1) -> None:
+    with reverts("ZeroKey"):
+        l1.stake(l1.user(0), bytes(32))
+
+
+def test_double_stake_and_one_key_per_staker(l1: L1) -> None:
+    user = l1.user(0)
+    l1.stake(user, ALICE)
+    with reverts("AlreadyStaked"):
+        l1.stake(user, ALICE)
+    with reverts("StakerHasOtherKey") as exc:
+        l1.stake(user, BOB)
+    assert exc.value.error_args == (ALICE,)
+
+
+def test_key_cannot_be_reused_by_another_staker(l1: L1) -> None:
+    l1.stake(l1.user(0), ALICE)
+    with reverts("KeyTaken") as exc:
+        l1.stake(l1.user(1), ALICE)
+    assert exc.value.error_args == (ALICE, l1.user(0).address)
+    # not even once the first staker has withdrawn: the key stays bound to it
+    l1.tx(l1.user(0), l1.registry.functions.unregister())
+    l1.mine(UB)
+    l1.tx(l1.user(0), l1.registry.functions.withdrawStake())
+    with reverts("KeyTaken"):
+        l1.stake(l1.user(1), ALICE)
+
+
+def test_unregister_starts_unbonding(l1: L1) -> None:
+    user = l1.user(0)
+    with reverts("WrongStatus"):  # nothing staked
+        l1.tx(user, l1.registry.functions.unregister())
+    l1.stake(user, ALICE)
+    receipt = l1.tx(user, l1.registry.functions.unregister())
+    release = receipt["blockNumber"] + UB
+    assert l1.events(receipt, "StakingRegistry", "UnbondingStarted") == [
+        {"staker": user.address, "clientKey": ALICE, "releaseBlock": release}
+    ]
+    assert l1.call(l1.registry.functions.statusOf(ALICE)) == UNBONDING
+    assert l1.call(l1.registry.functions.releaseBlockOf(ALICE)) == release
+    with reverts("WrongStatus") as exc:
+        l1.tx(user, l1.registry.functions.unregister())
+    assert exc.value.error_args == (ALICE, UNBONDING)
+    with reverts("AlreadyStaked"):  # still bonded while unbonding
+        l1.stake(user, ALICE)
+
+
+def test_withdraw_only_after_the_timelock(l1: L1) -> None:
+    user = l1.user(0)
+    l1.stake(user, ALICE)
+    with reverts("WrongStatus"):  # not unbonding
+        l1.tx(user, l1.registry.functions.withdrawStake())
+    release = l1.tx(user, l1.registry.functions.unregister())["blockNumber"] + UB
+    l1.mine(release - l1.block() - 2)  # the next transaction runs in block release - 1
+    with reverts("StillUnbonding") as exc:
+        l1.tx(user, l1.registry.functions.withdrawStake())
+    assert exc.value.error_args == (release, release - 1)
+
+    l1.mine(1)  # a reverted transaction mines nothing
+    before = l1.balance(user.address)
+    receipt = l1.tx(user, l1.registry.functions.withdrawStake())  # runs in block `release`
+    assert receipt["blockNumber"] == release
+    assert l1.balance(user.address) == before + STAKE - l1.cost(receipt)
+    assert l1.events(receipt, "StakingRegistry", "Withdrawn") == [
+        {"staker": user.address, "clientKey": ALICE, "amount": STAKE}
+    ]
+    reg = l1.registry.functions
+    assert l1.call(reg.statusOf(ALICE)) == WITHDRAWN
+    assert l1.call(reg.stakeOf(ALICE)) == 0
+    assert l1.call(reg.stakerOf(ALICE)) == user.address  # rewards still go there
+    assert l1.balance(l1.registry.address) == 0
+    with reverts("WrongStatus"):  # only once
+        l1.tx(user, reg.withdrawStake())
+    # the same address may stake the same key again
+    l1.stake(user, ALICE)
+    assert l1.call(reg.statusOf(ALICE)) == STAKED
+    assert l1.call(reg.releaseBlockOf(ALICE)) == 0
+
+
+def test_registry_access_control(l1: L1) -> None:
+    user = l1.user(0)
+    reg = l1.registry.functions
+    l1.stake(user, ALICE)
+    for caller in (user, l1.admin):  # not even the admin: only the SlashingManager
+        with reverts("NotSlasher"):
+            l1.tx(caller, reg.slash(ALICE, bytes(32)))
+    for fn in (
+        reg.setSlasher(user.address),
+        reg.setSlashTreasury(user.address),
+        reg.transferAdmin(user.address),
+    ):
+        with reverts("NotAdmin") as exc:
+            l1.tx(user, fn)
+        assert exc.value.error_args == (user.address,)
+    with reverts("ZeroAddress"):
+        l1.tx(l1.admin, reg.setSlasher("0x" + "00" * 20))
+    assert l1.call(reg.slasher()) == l1.addresses["SlashingManager"]
+    assert l1.call(reg.slashTreasury()) == l1.addresses["SlashTreasury"]
+
+
+def test_registry_slash_directly(l1: L1) -> None:
+    """A registry whose slasher is an account: the slash rules without proofs."""
+    reg = l1.deploy("StakingRegistry", STAKE, UB, l1.admin.address)
+    slasher = l1.user(5)
+    l1.tx(l1.admin, reg.functions.setSlasher(slasher.address))
+    l1.tx(l1.user(0), reg.functions.stake(ALICE), STAKE)
+    with reverts("SlashTreasuryNotSet"):
+        l1.tx(slasher, reg.functions.slash(ALICE, b"\x07" * 32))
+    treasury = l1.addresses["SlashTreasury"]
+    l1.tx(l1.admin, reg.functions.setSlashTreasury(treasury))
+    before = l1.balance(treasury)
+    receipt = l1.tx(slasher, reg.functions.slash(ALICE, b"\x07" * 32))
+    assert l1.balance(treasury) == before + STAKE
+    assert [e["amount"] for e in l1.events(receipt, "SlashTreasury", "Received")] == [STAKE]
+    with reverts("WrongStatus") as exc:  # a key is slashed once
+        l1.tx(slasher, reg.functions.slash(ALICE, b"\x08" * 32))
+    assert exc.value.error_args == (ALICE, SLASHED)
+    with reverts("WrongStatus"):  # never staked
+        l1.tx(slasher, reg.functions.slash(BOB, b"\x08" * 32))
+
+
+def test_transfer_admin(l1: L1) -> None:
+    reg = l1.registry.functions
+    new = l1.user(3)
+    receipt = l1.tx(l1.admin, reg.transferAdmin(new.address))
+    assert l1.events(receipt, "StakingRegistry", "AdminTransferred") == [
+        {"previousAdmin": l1.admin.address, "newAdmin": new.address}
+    ]
+    with reverts("NotAdmin"):
+        l1.tx(l1.admin, reg.setSlasher(new.address))
+    l1.tx(new, reg.setSlasher(new.address))
+
+
+# == MPSRollup: commitments ========================================================================
+def test_commit_batches_chain(l1: L1) -> None:
+    ro = l1.rollup.functions
+    assert l1.call(ro.nextBatchIndex()) == 0
+    assert l1.call(ro.lastStateRoot()) == GENESIS_ROOT
+    assert l1.call(ro.genesisStateRoot()) == GENESIS_ROOT
+    assert l1.call(ro.lastCommittedBlock()) == 0
+    assert l1.call(ro.sequencer()) == l1.admin.address
+    assert l1.call(ro.CHALLENGE_BLOCKS()) == CB
+    assert l1.call(ro.CHALLENGE_BOND()) == BOND
+
+    receipt = l1.tx(l1.admin, ro.commitBatch(0, GENESIS_ROOT, ROOT1, b"\xd1" * 32, 10))
+    assert l1.events(receipt, "MPSRollup", "BatchCommitted") == [
+        {
+            "batchIndex": 0,
+            "prevStateRoot": GENESIS_ROOT,
+            "newStateRoot": ROOT1,
+            "dataHash": b"\xd1" * 32,
+            "lastBlock": 10,
+        }
+    ]
+    assert l1.call(ro.batch(0)) == [
+        ROOT1,
+        b"\xd1" * 32,
+        10,
+        receipt["blockNumber"],
+        "0x" + "00" * 20,
+    ]
+    l1.tx(l1.admin, ro.commitBatch(1, ROOT1, ROOT2, b"\xd2" * 32, 11))
+    assert l1.call(ro.nextBatchIndex()) == 2
+    assert l1.call(ro.lastStateRoot()) == ROOT2
+    assert l1.call(ro.lastCommittedBlock()) == 11
+    with reverts("UnknownBatch"):
+        l1.call(ro.batch(2))
+
+
+def test_commit_rules(l1: L1) -> None:
+    ro = l1.rollup.functions
+    with reverts("NotSequencer"):
+        l1.tx(l1.user(0), ro.commitBatch(0, GENESIS_ROOT, ROOT1, ROOT1, 1))
+    with reverts("WrongBatchIndex") as exc:
+        l1.tx(l1.admin, ro.commitBatch(1, GENESIS_ROOT, ROOT1, ROOT1, 1))
+    assert exc.value.error_args == (1, 0)
+    with reverts("WrongPrevStateRoot") as exc:
+        l1.tx(l1.admin, ro.commitBatch(0, ROOT3, ROOT1, ROOT1, 1))
+    assert exc.value.error_args == (ROOT3, GENESIS_ROOT)
+    with reverts("NonIncreasingLastBlock"):  # the first batch covers at least block 1
+        l1.tx(l1.admin, ro.commitBatch(0, GENESIS_ROOT, ROOT1, ROOT1, 0))
+    l1.tx(l1.admin, ro.commitBatch(0, GENESIS_ROOT, ROOT1, ROOT1, 5))
+    for last in (5, 4):
+        with reverts("NonIncreasingLastBlock") as exc:
+            l1.tx(l1.admin, ro.commitBatch(1, ROOT1, ROOT2, ROOT2, last))
+        assert exc.value.error_args == (last, 5)
+    with reverts("WrongBatchIndex"):  # no re-commit of an index
+        l1.tx(l1.admin, ro.commitBatch(0, GENESIS_ROOT, ROOT1, ROOT1, 6))
+    with reverts("WrongPrevStateRoot"):
+        l1.tx(l1.admin, ro.commitBatch(1, GENESIS_ROOT, ROOT2, ROOT2, 6))
+
+
+def test_commit_gas_does_not_depend_on_batch_size(l1: L1) -> None:
+    l1.commit(ROOT1)
+    small = l1.tx(l1.admin, l1.rollup.functions.commitBatch(1, ROOT1, ROOT2, ROOT2, 2))
+    large = l1.tx(l1.admin, l1.rollup.functions.commitBatch(2, ROOT2, ROOT3, ROOT3, 2 + 1_000_000))
+    # the same storage writes; only calldata differs (16 gas per non-zero byte of lastBlock)
+    assert abs(small["gasUsed"] - large["gasUsed"]) <= 3 * 12
+
+
+def test_sequencer_rotation(l1: L1) -> None:
+    ro = l1.rollup.functions
+    new = l1.user(0)
+    with reverts("NotAdmin"):
+        l1.tx(new, ro.setSequencer(new.address))
+    receipt = l1.tx(l1.admin, ro.setSequencer(new.address))
+    assert l1.events(receipt, "MPSRollup", "SequencerSet") == [{"sequencer": new.address}]
+    with reverts("NotSequencer"):
+        l1.tx(l1.admin, ro.commitBatch(0, GENESIS_ROOT, ROOT1, ROOT1, 1))
+    l1.tx(new, ro.commitBatch(0, GENESIS_ROOT, ROOT1, ROOT1, 1))
+
+
+# == MPSRollup: finality and challenges ============================================================
+def test_finality_after_the_window(l1: L1) -> None:
+    ro = l1.rollup.functions
+    committed = l1.tx(l1.admin, ro.commitBatch(0, GENESIS_ROOT, ROOT1, ROOT1, 1))["blockNumber"]
+    assert not l1.call(ro.isFinalized(0))
+    with reverts("NotFinalized"):
+        l1.call(ro.finalizedStateRoot(0))
+    l1.mine(committed + CB - 1 - l1.block())  # views read the latest block
+    assert not l1.call(ro.isFinalized(0))
+    l1.mine(1)
+    assert l1.block() == committed + CB
+    assert l1.call(ro.isFinalized(0))
+    assert l1.call(ro.finalizedStateRoot(0)) == ROOT1
+    assert not l1.call(ro.isFinalized(1))
+    with reverts("UnknownBatch"):
+        l1.call(ro.finalizedStateRoot(1))
+
+
+def test_challenge_rules(l1: L1) -> None:
+    ro = l1.rollup.functions
+    committed = l1.tx(l1.admin, ro.commitBatch(0, GENESIS_ROOT, ROOT1, ROOT1, 1))["blockNumber"]
+    with reverts("NotVerifier"):
+        l1.tx(l1.user(0), ro.challenge(0), BOND)
+    with reverts("NotVerifier"):  # the admin is not a verifier either
+        l1.tx(l1.admin, ro.challenge(0), BOND)
+    for bond in (BOND - 1, BOND + 1, 0):
+        with reverts("WrongBond") as exc:
+            l1.tx(l1.verifier, ro.challenge(0), bond)
+        assert exc.value.error_args == (bond, BOND)
+    with reverts("UnknownBatch"):
+        l1.tx(l1.verifier, ro.challenge(1), BOND)
+    receipt = l1.tx(l1.verifier, ro.challenge(0), BOND)
+    assert l1.events(receipt, "MPSRollup", "BatchChallenged") == [
+        {"batchIndex": 0, "challenger": l1.verifier.address}
+    ]
+    assert l1.call(ro.batch(0))[4] == l1.verifier.address
+    assert l1.call(ro.firstOpenChallenge()) == [True, 0]
+    assert l1.balance(l1.rollup.address) == BOND
+    with reverts("AlreadyChallenged") as exc:
+        l1.tx(l1.verifier, ro.challenge(0), BOND)
+    assert exc.value.error_args == (0, l1.verifier.address)
+    l1.mine(committed + CB - l1.block())
+    assert not l1.call(ro.isFinalized(0))  # the window is over, but the challenge is open
+    with reverts("NotFinalized"):
+        l1.call(ro.finalizedStateRoot(0))
+
+
+def test_challenge_window(l1: L1) -> None:
+    ro = l1.rollup.functions
+    committed = l1.tx(l1.admin, ro.commitBatch(0, GENESIS_ROOT, ROOT1, ROOT1, 1))["blockNumber"]
+    l1.mine(committed + CB - 2 - l1.block())  # the next transaction runs in committed + CB - 1
+    receipt = l1.tx(l1.verifier, ro.challenge(0), BOND)  # the last block of the window
+    assert receipt["blockNumber"] == committed + CB - 1
+    l1.tx(l1.admin, ro.resolveChallenge(0, False))  # runs in committed + CB
+    with reverts("ChallengeWindowClosed") as exc:
+        l1.tx(l1.verifier, ro.challenge(0), BOND)
+    assert exc.value.error_args == (0, committed + CB)
+
+
+def test_verifier_registry(l1: L1) -> None:
+    ro = l1.rollup.functions
+    user = l1.user(0)
+    with reverts("NotAdmin"):
+        l1.tx(user, ro.setVerifier(user.address, True))
+    receipt = l1.tx(l1.admin, ro.setVerifier(user.address, True))
+    assert l1.events(receipt, "MPSRollup", "VerifierSet") == [
+        {"verifier": user.address, "allowed": True}
+    ]
+    assert l1.call(ro.isVerifier(user.address))
+    l1.commit(ROOT1)
+    l1.tx(user, ro.challenge(0), BOND)
+    l1.tx(l1.admin, ro.setVerifier(user.address, False))
+    l1.commit(ROOT2)
+    with reverts("NotVerifier"):
+        l1.tx(user, ro.challenge(1), BOND)
+
+
+def test_resolve_no_fraud_keeps_the_commit_block(l1: L1) -> None:
+    ro = l1.rollup.functions
+    l1.commit(ROOT1)
+    l1.commit(ROOT2)
+    l1.tx(l1.verifier, ro.challenge(0), BOND)
+    with reverts("NotAdmin"):
+        l1.tx(l1.verifier, ro.resolveChallenge(0, False))
+    with reverts("NoOpenChallenge"):
+        l1.tx(l1.admin, ro.resolveChallenge(1, False))
+    with reverts("UnknownBatch"):
+        l1.tx(l1.admin, ro.resolveChallenge(2, False))
+    l1.mine(CB)
+    assert not l1.call(ro.isFinalized(1))  # behind the open challenge on batch 0
+    receipt = l1.tx(l1.admin, ro.resolveChallenge(0, False))
+    assert l1.events(receipt, "MPSRollup", "ChallengeResolved") == [
+        {"batchIndex": 0, "fraud": False}
+    ]
+    assert l1.call(ro.isFinalized(0)) and l1.call(ro.isFinalized(1))  # windows were over already
+    assert l1.call(ro.nextBatchIndex()) == 2
+    assert l1.call(ro.batch(0))[4] == "0x" + "00" * 20
+    assert l1.call(ro.firstOpenChallenge()) == [False, 0]
+    # the bond goes to the admin (pull)
+    assert l1.call(ro.bondBalance(l1.verifier.address)) == 0
+    assert l1.call(ro.bondBalance(l1.admin.address)) == BOND
+    before = l1.balance(l1.admin.address)
+    receipt = l1.tx(l1.admin, ro.withdrawBond())
+    assert l1.balance(l1.admin.address) == before + BOND - l1.cost(receipt)
+    with reverts("NothingToWithdraw"):
+        l1.tx(l1.admin, ro.withdrawBond())
+    with reverts("NoOpenChallenge"):
+        l1.tx(l1.admin, ro.resolveChallenge(0, False))
+
+
+def test_resolve_fraud_discards_the_batch_and_later_ones(l1: L1) -> None:
+    ro = l1.rollup.functions
+    for root in (ROOT1, ROOT2, ROOT3):
+        l1.commit(root)  # lastBlock 1, 2, 3
+    l1.tx(l1.verifier, ro.challenge(1), BOND)
+    receipt = l1.tx(l1.admin, ro.resolveChallenge(1, True))
+    assert l1.events(receipt, "MPSRollup", "ChallengeResolved") == [
+        {"batchIndex": 1, "fraud": True}
+    ]
+    assert l1.events(receipt, "MPSRollup", "BatchesDiscarded") == [
+        {"fromBatchIndex": 1, "count": 2}
+    ]
+    assert l1.call(ro.nextBatchIndex()) == 1
+    assert l1.call(ro.lastStateRoot()) == ROOT1
+    assert l1.call(ro.lastCommittedBlock()) == 1
+    for i in (1, 2):
+        with reverts("UnknownBatch"):
+            l1.call(ro.batch(i))
+    l1.mine(CB)
+    assert l1.call(ro.isFinalized(0)) and not l1.call(ro.isFinalized(1))
+    with reverts("UnknownBatch"):
+        l1.call(ro.finalizedStateRoot(1))
+    assert l1.call(ro.bondBalance(l1.verifier.address)) == BOND
+    before = l1.balance(l1.verifier.address)
+    receipt = l1.tx(l1.verifier, ro.withdrawBond())
+    assert l1.balance(l1.verifier.address) == before + BOND - l1.cost(receipt)
+    # the sequencer recommits from batch 0's root and block
+    with reverts("WrongPrevStateRoot"):
+        l1.tx(l1.admin, ro.commitBatch(1, ROOT2, ROOT3, ROOT3, 2))
+    l1.tx(l1.admin, ro.commitBatch(1, ROOT1, ROOT3, ROOT3, 2))
+    assert l1.call(ro.batch(1))[0] == ROOT3
+
+
+def test_fraud_at_the_first_batch_returns_to_genesis(l1: L1) -> None:
+    ro = l1.rollup.functions
+    l1.commit(ROOT1)
+    l1.tx(l1.verifier, ro.challenge(0), BOND)
+    l1.tx(l1.admin, ro.resolveChallenge(0, True))
+    assert l1.call(ro.nextBatchIndex()) == 0
+    assert l1.call(ro.lastStateRoot()) == GENESIS_ROOT
+    assert l1.call(ro.lastCommittedBlock()) == 0
+    l1.tx(l1.admin, ro.commitBatch(0, GENESIS_ROOT, ROOT2, ROOT2, 1))
+
+
+def test_several_open_challenges(l1: L1) -> None:
+    """Challenges opened out of order: finality stops at the earliest open one."""
+    ro = l1.rollup.functions
+    other = l1.user(0)
+    l1.tx(l1.admin, ro.setVerifier(other.address, True))
+    for i in range(5):
+        l1.commit(key32(f"batch {i}"))
+    l1.tx(l1.verifier, ro.challenge(3), BOND)
+    l1.tx(other, ro.challenge(1), BOND)
+    l1.tx(other, ro.challenge(4), BOND)
+    l1.tx(l1.verifier, ro.challenge(2), BOND)
+    l1.mine(CB)
+    assert l1.call(ro.firstOpenChallenge()) == [True, 1]
+    assert [l1.call(ro.isFinalized(i)) for i in range(5)] == [True, False, False, False, False]
+    l1.tx(l1.admin, ro.resolveChallenge(2, False))  # from the middle
+    assert l1.call(ro.firstOpenChallenge()) == [True, 1]
+    l1.tx(l1.admin, ro.resolveChallenge(1, False))  # the head
+    assert l1.call(ro.firstOpenChallenge()) == [True, 3]
+    assert [l1.call(ro.isFinalized(i)) for i in range(5)] == [True, True, True, False, False]
+    # fraud at 3 discards 4 too, with its open challenge: its bond is credited back on release
+    l1.tx(l1.admin, ro.resolveChallenge(3, True))
+    assert l1.call(ro.firstOpenChallenge()) == [False, 0]
+    assert l1.call(ro.bondBalance(l1.verifier.address)) == BOND
+    assert l1.call(ro.bondBalance(other.address)) == 0
+    with reverts("NotVoided"):  # live batch
+        l1.tx(other, ro.releaseVoidedBond(2))
+    receipt = l1.tx(other, ro.releaseVoidedBond(4))
+    assert l1.events(receipt, "MPSRollup", "ChallengeVoided") == [
+        {"batchIndex": 4, "challenger": other.address}
+    ]
+    assert l1.call(ro.bondBalance(other.address)) == BOND
+    with reverts("NotVoided"):  # once
+        l1.tx(other, ro.releaseVoidedBond(4))
+    assert l1.call(ro.bondBalance(l1.admin.address)) == 2 * BOND
+    # the list still works after the truncation
+    l1.commit(ROOT1)
+    l1.tx(other, ro.challenge(3), BOND)
+    assert l1.call(ro.firstOpenChallenge()) == [True, 3]
+    l1.tx(l1.admin, ro.resolveChallenge(3, False))
+    assert l1.call(ro.firstOpenChallenge()) == [False, 0]
+
+
+def test_recommit_voids_a_discarded_challenge(l1: L1) -> None:
+    ro = l1.rollup.functions
+    other = l1.user(0)
+    l1.tx(l1.admin, ro.setVerifier(other.address, True))
+    l1.commit(ROOT1)
+    l1.commit(ROOT2)
+    l1.tx(other, ro.challenge(1), BOND)
+    l1.tx(l1.verifier, ro.challenge(0), BOND)
+    l1.tx(l1.admin, ro.resolveChallenge(0, True))  # discards 1 and its challenge
+    l1.commit(ROOT3)  # index 0
+    receipt = l1.tx(l1.admin, ro.commitBatch(1, ROOT3, ROOT1, ROOT1, 2))  # reuses index 1
+    assert l1.events(receipt, "MPSRollup", "ChallengeVoided") == [
+        {"batchIndex": 1, "challenger": other.address}
+    ]
+    assert l1.call(ro.bondBalance(other.address)) == BOND
+    assert l1.call(ro.batch(1))[4] == "0x" + "00" * 20
+    l1.tx(other, ro.challenge(1), BOND)  # the new batch 1 can be challenged afresh
+
+
+# == SlashingManager ===============================================================================
+def _evidence(
+    client: bytes = ALICE, task: bytes = TASK, epoch: int = 3, reason: int = 2
+) -> tuple[StateTree, list[bytes]]:
+    """A tree holding one slash evidence leaf among filler keys, and the leaf's proof."""
+    tree = StateTree(dict([slash_leaf(client, task, epoch, reason)]))
+    key, _ = slash_leaf(client, task, epoch, reason)
+    return tree, tree.siblings(key)
+
+
+def test_slash_with_a_valid_proof(l1: L1) -> None:
+    user = l1.user(0)
+    l1.stake(user, ALICE)
+    tree, siblings = _evidence()
+    assert len(siblings) >= 5  # a realistic depth, not a lone leaf
+    batch = l1.commit_final(tree)
+    treasury = l1.addresses["SlashTreasury"]
+    receipt = l1.tx(l1.user(4), l1.slashing.functions.slash(batch, ALICE, TASK, 3, 2, siblings))
+    offence = keccak(ALICE + TASK)
+    assert l1.call(l1.slashing.functions.offenceId(ALICE, TASK)) == offence
+    assert l1.events(receipt, "SlashingManager", "SlashExecuted") == [
+        {
+            "clientKey": ALICE,
+            "taskId": TASK,
+            "epoch": 3,
+            "reason": 2,
+            "amount": STAKE,
+            "batchIndex": batch,
+        }
+    ]
+    assert l1.events(receipt, "StakingRegistry", "Slashed") == [
+        {"staker": user.address, "clientKey": ALICE, "amount": STAKE, "offence": offence}
+    ]
+    assert l1.call(l1.slashing.functions.slashed(offence))
+    assert l1.call(l1.registry.functions.statusOf(ALICE)) == SLASHED
+    assert l1.call(l1.registry.functions.stakeOf(ALICE)) == 0
+    assert l1.call(l1.registry.functions.stakerOf(ALICE)) == user.address
+    assert l1.balance(treasury) == STAKE
+    assert l1.balance(l1.registry.address) == 0
+    # a slashed stake cannot be withdrawn, and the key is burned
+    with reverts("WrongStatus"):
+        l1.tx(user, l1.registry.functions.unregister())
+    with reverts("WrongStatus"):
+        l1.tx(user, l1.registry.functions.withdrawStake())
+    with reverts("KeyBurned"):
+        l1.stake(user, ALICE)
+
+
+def test_slash_during_unbonding(l1: L1) -> None:
+    user = l1.user(0)
+    l1.stake(user, ALICE)
+    l1.tx(user, l1.registry.functions.unregister())
+    tree, siblings = _evidence()
+    batch = l1.commit_final(tree)
+    l1.tx(l1.user(4), l1.slashing.functions.slash(batch, ALICE, TASK, 3, 2, siblings))
+    assert l1.call(l1.registry.functions.statusOf(ALICE)) == SLASHED
+    l1.mine(UB)
+    with reverts("WrongStatus") as exc:
+        l1.tx(user, l1.registry.functions.withdrawStake())
+    assert exc.value.error_args == (ALICE, SLASHED)
+
+
+def test_forged_proofs_are_rejected(l1: L1) -> None:
+    l1.stake(l1.user(0), ALICE)
+    l1.stake(l1.user(1), BOB)
+    tree, siblings = _evidence()
+    tree.put(dict([slash_leaf(CAROL, TASK, 1, 1)]))  # another client's evidence in the same tree
+    key, _ = slash_leaf(ALICE, TASK, 3, 2)
+    siblings = tree.siblings(key)
+    batch = l1.commit_final(tree)
+    sm = l1.slashing.functions
+    forged = {
+        "wrong sibling": (ALICE, TASK, 3, 2, [siblings[0], flip(siblings[1]), *siblings[2:]]),
+        "wrong epoch": (ALICE, TASK, 4, 2, siblings),
+        "wrong reason": (ALICE, TASK, 3, 1, siblings),
+        "wrong task": (ALICE, TASK2, 3, 2, siblings),
+        "wrong client": (BOB, TASK, 3, 2, siblings),
+        "short proof": (ALICE, TASK, 3, 2, siblings[:-1]),
+        "long proof": (ALICE, TASK, 3, 2, [*siblings, bytes(32)]),
+        "no proof": (ALICE, TASK, 3, 2, []),
+    }
+    for name, args in forged.items():
+        with reverts("InvalidProof"):
+            l1.tx(l1.user(4), sm.slash(batch, *args))
+            pytest.fail(name)
+    assert l1.call(l1.registry.functions.statusOf(ALICE)) == STAKED
+    assert l1.call(l1.registry.functions.statusOf(BOB)) == STAKED
+
+
+def test_stale_proofs_are_rejected(l1: L1) -> None:
+    l1.stake(l1.user(0), ALICE)
+    tree, siblings = _evidence()
+    sm = l1.slashing.functions
+    with reverts("UnknownBatch"):  # nothing committed
+        l1.tx(l1.user(4), sm.slash(0, ALICE, TASK, 3, 2, siblings))
+    batch = l1.commit(tree.root)
+    with reverts("NotFinalized"):  # within its window
+        l1.tx(l1.user(4), sm.slash(batch, ALICE, TASK, 3, 2, siblings))
+    with reverts("UnknownBatch"):
+        l1.tx(l1.user(4), sm.slash(batch + 1, ALICE, TASK, 3, 2, siblings))
+    # discarded by a fraud resolution: the root is gone, even after its window
+    l1.tx(l1.verifier, l1.rollup.functions.challenge(batch), BOND)
+    l1.tx(l1.admin, l1.rollup.functions.resolveChallenge(batch, True))
+    l1.mine(CB)
+    with reverts("UnknownBatch"):
+        l1.tx(l1.user(4), sm.slash(batch, ALICE, TASK, 3, 2, siblings))
+    # the index reused by another root: the old proof does not fit it
+    l1.commit_final(StateTree())
+    with reverts("InvalidProof"):
+        l1.tx(l1.user(4), sm.slash(batch, ALICE, TASK, 3, 2, siblings))
+    assert l1.call(l1.registry.functions.statusOf(ALICE)) == STAKED
+
+
+def test_double_slash(l1: L1) -> None:
+    l1.stake(l1.user(0), ALICE)
+    tree = StateTree(dict([slash_leaf(ALICE, TASK, 3, 2), slash_leaf(ALICE, TASK2, 4, 1)]))
+    batch = l1.commit_final(tree)
+    sm = l1.slashing.functions
+    siblings = tree.siblings(slash_leaf(ALICE, TASK, 3, 2)[0])
+    l1.tx(l1.user(4), sm.slash(batch, ALICE, TASK, 3, 2, siblings))
+    with reverts("AlreadySlashed") as exc:
+        l1.tx(l1.user(4), sm.slash(batch, ALICE, TASK, 3, 2, siblings))
+    assert exc.value.error_args == (keccak(ALICE + TASK),)
+    # a second offence of a burned key: the registry refuses (the error bubbles up)
+    siblings2 = tree.siblings(slash_leaf(ALICE, TASK2, 4, 1)[0])
+    with reverts("WrongStatus"):
+        l1.tx(l1.user(4), sm.slash(batch, ALICE, TASK2, 4, 1, siblings2))
+    assert not l1.call(sm.slashed(keccak(ALICE + TASK2)))
+
+
+def test_slash_of_an_unstaked_key(l1: L1) -> None:
+    tree, siblings = _evidence()
+    batch = l1.commit_final(tree)
+    with reverts("WrongStatus") as exc:
+        l1.tx(l1.user(4), l1.slashing.functions.slash(batch, ALICE, TASK, 3, 2, siblings))
+    assert exc.value.error_args == (ALICE, 0)
+
+
+# == Treasuries ====================================================================================
+@pytest.mark.parametrize("name", ["SlashTreasury", "RewardTreasury"])
+def test_treasury(l1: L1, name: str) -> None:
+    treasury = l1.c(name)
+    # plain ether transfer into receive()
+    tx = {
+        "to": treasury.address,
+        "value": 5 * ETHER,
+        "nonce": l1.w3.eth.get_transaction_count(l1.user(0).address),
+        "gas": 100_000,
+        "maxFeePerGas": l1.w3.eth.gas_price * 2,
+        "maxPriorityFeePerGas": 1,
+        "chainId": l1.w3.eth.chain_id,
+    }
+    signed = l1.user(0).sign_transaction(tx)
+    receipt = l1.w3.eth.wait_for_transaction_receipt(
+        l1.w3.eth.send_raw_transaction(signed.raw_transaction)
+    )
+    assert l1.events(receipt, name, "Received") == [
+        {"from": l1.user(0).address, "amount": 5 * ETHER}
+    ]
+    to = l1.user(1).address
+    with reverts("NotAdmin"):
+        l1.tx(l1.user(1), treasury.functions.withdraw(to, ETHER))
+    with reverts("InsufficientBalance") as exc:
+        l1.tx(l1.admin, treasury.functions.withdraw(to, 6 * ETHER))
+    assert exc.value.error_args == (6 * ETHER, 5 * ETHER)
+    with reverts("ZeroAddress"):
+        l1.tx(l1.admin, treasury.functions.withdraw("0x" + "00" * 20, ETHER))
+    before = l1.balance(to)
+    receipt = l1.tx(l1.admin, treasury.functions.withdraw(to, 2 * ETHER))
+    assert l1.events(receipt, name, "Withdrawal") == [{"to": to, "amount": 2 * ETHER}]
+    assert l1.balance(to) == before + 2 * ETHER
+    assert l1.balance(treasury.address) == 3 * ETHER
+
+
+# == RewardManager =================================================================================
+def test_create_task_fees_and_refund(l1: L1) -> None:
+    rm = l1.rewards.functions
+    requester = l1.user(0)
+    assert l1.call(rm.BASE_FEE()) == BASE_FEE
+    assert l1.call(rm.FEE_PER_EPOCH()) == FEE
+    assert l1.call(rm.PROTOCOL_SHARE_BPS()) == BPS
+    treasury = l1.addresses["RewardTreasury"]
+    deposit = ETHER // 10
+    with reverts("InsufficientPayment") as exc:
+        l1.tx(requester, rm.createTask(TASK, deposit), BASE_FEE + deposit - 1)
+    assert exc.value.error_args == (BASE_FEE + deposit - 1, BASE_FEE + deposit)
+    with reverts("ZeroDeposit"):
+        l1.tx(requester, rm.createTask(TASK, 0), BASE_FEE + 1)
+    before = l1.balance(requester.address)
+    receipt = l1.tx(requester, rm.createTask(TASK, deposit), BASE_FEE + deposit + 7 * ETHER)
+    assert l1.balance(requester.address) == before - BASE_FEE - deposit - l1.cost(receipt)
+    assert l1.balance(treasury) == BASE_FEE
+    assert l1.balance(l1.rewards.address) == deposit
+    assert l1.events(receipt, "RewardManager", "TaskFunded") == [
+        {"taskId": TASK, "requester": requester.address, "deposit": deposit}
+    ]
+    assert l1.call(rm.task(TASK)) == [requester.address, deposit, False, 0, 0, bytes(32)]
+    with reverts("TaskExists"):
+        l1.tx(l1.user(1), rm.createTask(TASK, deposit), BASE_FEE + deposit)
+    # exact payment: nothing refunded
+    l1.tx(l1.user(1), rm.createTask(TASK2, 1), BASE_FEE + 1)
+    assert l1.balance(l1.rewards.address) == deposit + 1
+
+
+def _task_tree(
+    status: int, epochs: int, shares: dict[bytes, tuple[int, int]], task: bytes = TASK
+) -> StateTree:
+    """A tree holding the task's settlement and its clients' shares (accepted, flagged)."""
+    total = sum(a for a, f in shares.values() if f == 0)
+    leaves = dict([settle_leaf(task, status, epochs, total)])
+    leaves.update(reward_leaf(task, c, a, f) for c, (a, f) in shares.items())
+    return StateTree(leaves)
+
+
+def _settle(l1: L1, tree: StateTree, batch: int, status: int, epochs: int, total: int, task=TASK):
+    siblings = tree.siblings(settle_leaf(task, status, epochs, total)[0])
+    return l1.tx(
+        l1.user(5), l1.rewards.functions.settle(batch, task, status, epochs, total, siblings)
+    )
+
+
+def _claim(l1: L1, tree: StateTree, client: bytes, accepted: int, flagged: int = 0, task=TASK):
+    siblings = tree.siblings(reward_leaf(task, client, accepted, flagged)[0])
+    return l1.tx(l1.user(5), l1.rewards.functions.claim(task, client, accepted, siblings))
+
+
+def test_settle_and_claim(l1: L1) -> None:
+    rm = l1.rewards.functions
+    requester = l1.user(0)
+    stakers = {ALICE: l1.user(1), BOB: l1.user(2), CAROL: l1.user(3)}
+    for key, account in stakers.items():
+        l1.stake(account, key)
+    deposit = ETHER // 10  # 100 epochs' worth
+    l1.tx(requester, rm.createTask(TASK, deposit), BASE_FEE + deposit)
+    shares = {ALICE: (7, 0), BOB: (3, 0), CAROL: (9, 1)}  # carol was flagged
+    epochs, total = 9, 10
+    tree = _task_tree(2, epochs, shares)
+    batch = l1.commit(tree.root)
+    with reverts("NotSettled"):
+        _claim(l1, tree, ALICE, 7)
+    with reverts("NotFinalized"):
+        _settle(l1, tree, batch, 2, epochs, total)
+    l1.finalize()
+    settle_key = settle_leaf(TASK, 2, epochs, total)[0]
+    siblings = tree.siblings(settle_key)
+    for args in ((1, epochs, total), (2, epochs + 1, total), (2, epochs, total + 1)):
+        with reverts("InvalidProof"):
+            l1.tx(l1.user(5), rm.settle(batch, TASK, *args, siblings))
+    with reverts("InvalidStatus"):
+        l1.tx(l1.user(5), rm.settle(batch, TASK, 3, epochs, total, siblings))
+    with reverts("UnknownTask"):
+        l1.tx(l1.user(5), rm.settle(batch, TASK2, 2, epochs, total, siblings))
+
+    treasury_before = l1.balance(l1.addresses["RewardTreasury"])
+    receipt = _settle(l1, tree, batch, 2, epochs, total)
+    fee = epochs * FEE
+    protocol = fee * BPS // 10_000
+    pool = fee - protocol
+    refund = deposit - fee
+    assert l1.events(receipt, "RewardManager", "TaskSettled") == [
+        {
+            "taskId": TASK,
+            "status": 2,
+            "epochsTrained": epochs,
+            "fee": fee,
+            "pool": pool,
+            "refund": refund,
+        }
+    ]
+    assert l1.balance(l1.addresses["RewardTreasury"]) == treasury_before + protocol
+    assert l1.call(rm.task(TASK)) == [requester.address, deposit, True, pool, total, tree.root]
+    assert l1.call(rm.refundOf(TASK)) == [refund, False]
+    with reverts("AlreadySettled"):
+        _settle(l1, tree, batch, 2, epochs, total)
+
+    # a forged share
+    with reverts("InvalidProof"):
+        l1.tx(
+            l1.user(5), rm.claim(TASK, ALICE, 8, tree.siblings(reward_leaf(TASK, ALICE, 7, 0)[0]))
+        )
+    # claims: pool * accepted / total, to the staker, once; anyone may submit them
+    paid = 0
+    for key, accepted in ((ALICE, 7), (BOB, 3)):
+        payee = stakers[key].address
+        before = l1.balance(payee)
+        receipt = _claim(l1, tree, key, accepted)
+        amount = pool * accepted // total
+        paid += amount
+        assert l1.balance(payee) == before + amount
+        assert l1.events(receipt, "RewardManager", "RewardClaimed") == [
+            {"taskId": TASK, "clientKey": key, "payee": payee, "amount": amount}
+        ]
+        assert l1.call(rm.claimed(TASK, key))
+        with reverts("AlreadyClaimed"):
+            _claim(l1, tree, key, accepted)
+    # the flagged client cannot claim: its leaf says flagged = 1, and claims prove flagged = 0
+    with reverts("InvalidProof"):
+        l1.tx(
+            l1.user(5), rm.claim(TASK, CAROL, 9, tree.siblings(reward_leaf(TASK, CAROL, 9, 1)[0]))
+        )
+    assert not l1.call(rm.claimed(TASK, CAROL))
+
+    # the refund: requester only, once
+    with reverts("NotRequester"):
+        l1.tx(l1.user(1), rm.withdrawRefund(TASK))
+    before = l1.balance(requester.address)
+    receipt = l1.tx(requester, rm.withdrawRefund(TASK))
+    assert l1.balance(requester.address) == before + refund - l1.cost(receipt)
+    assert l1.events(receipt, "RewardManager", "Refunded") == [
+        {"taskId": TASK, "requester": requester.address, "amount": refund}
+    ]
+    with reverts("AlreadyRefunded"):
+        l1.tx(requester, rm.withdrawRefund(TASK))
+    assert l1.balance(l1.rewards.address) == pool - paid  # only rounding dust and carol's share
+
+
+def test_claims_prove_against_the_settlement_root(l1: L1) -> None:
+    """A later batch changing the shares does not change what a settled task pays."""
+    l1.stake(l1.user(1), ALICE)
+    l1.tx(l1.user(0), l1.rewards.functions.createTask(TASK, ETHER), BASE_FEE + ETHER)
+    tree = _task_tree(1, 4, {ALICE: (4, 0)})
+    _settle(l1, tree, l1.commit_final(tree), 1, 4, 4)
+    later = StateTree(dict([reward_leaf(TASK, ALICE, 40, 0)]))
+    l1.commit_final(later)
+    with reverts("InvalidProof"):
+        _claim(l1, later, ALICE, 40)
+    _claim(l1, tree, ALICE, 4)
+
+
+def test_fee_is_capped_by_the_deposit(l1: L1) -> None:
+    requester = l1.user(0)
+    l1.stake(l1.user(1), ALICE)
+    deposit = 5 * FEE + 123
+    l1.tx(requester, l1.rewards.functions.createTask(TASK, deposit), BASE_FEE + deposit)
+    tree = _task_tree(2, 50, {ALICE: (50, 0)})
+    receipt = _settle(l1, tree, l1.commit_final(tree), 2, 50, 50)
+    protocol = deposit * BPS // 10_000
+    (event,) = l1.events(receipt, "RewardManager", "TaskSettled")
+    assert (event["fee"], event["pool"], event["refund"]) == (deposit, deposit - protocol, 0)
+    with reverts("NothingToRefund"):
+        l1.tx(requester, l1.rewards.functions.withdrawRefund(TASK))
+    before = l1.balance(l1.user(1).address)
+    _claim(l1, tree, ALICE, 50)
+    assert l1.balance(l1.user(1).address) == before + deposit - protocol
+    assert l1.balance(l1.rewards.address) == 0
+
+
+def test_no_clean_client_returns_the_pool(l1: L1) -> None:
+    requester = l1.user(0)
+    l1.stake(l1.user(1), ALICE)
+    deposit = ETHER // 100
+    l1.tx(requester, l1.rewards.functions.createTask(TASK, deposit), BASE_FEE + deposit)
+    tree = _task_tree(2, 3, {ALICE: (3, 1)})  # the only client was flagged: totalCleanUpdates 0
+    receipt = _settle(l1, tree, l1.commit_final(tree), 2, 3, 0)
+    fee = 3 * FEE
+    protocol = fee * BPS // 10_000
+    (event,) = l1.events(receipt, "RewardManager", "TaskSettled")
+    assert (event["fee"], event["pool"], event["refund"]) == (fee, 0, deposit - protocol)
+    with reverts("InvalidProof"):
+        _claim(l1, tree, ALICE, 3, flagged=1)
+    before = l1.balance(requester.address)
+    receipt = l1.tx(requester, l1.rewards.functions.withdrawRefund(TASK))
+    assert l1.balance(requester.address) == before + deposit - protocol - l1.cost(receipt)
+    assert l1.balance(l1.rewards.address) == 0
+
+
+def test_claim_edge_cases(l1: L1) -> None:
+    rm = l1.rewards.functions
+    l1.stake(l1.user(1), ALICE)
+    l1.tx(l1.user(0), rm.createTask(TASK, ETHER), BASE_FEE + ETHER)
+    tree = _task_tree(1, 2, {ALICE: (2, 0), BOB: (1, 0), CAROL: (0, 0)})
+    batch = l1.commit_final(tree)
+    with reverts("NotSettled"):
+        l1.tx(l1.user(0), rm.withdrawRefund(TASK))
+    _settle(l1, tree, batch, 1, 2, 3)
+    with reverts("NoPayee"):  # bob never staked on L1: nowhere to pay
+        _claim(l1, tree, BOB, 1)
+    with reverts("NothingToClaim"):  # carol recorded no update
+        _claim(l1, tree, CAROL, 0)
+    with reverts("UnknownTask"):
+        l1.tx(l1.user(0), rm.withdrawRefund(TASK2))
+    # a slashed (or withdrawn) key still receives what it earned cleanly elsewhere
+    evidence = StateTree(dict([slash_leaf(ALICE, TASK2, 1, 1)]))
+    sb = l1.commit_final(evidence)
+    key = slash_leaf(ALICE, TASK2, 1, 1)[0]
+    l1.tx(l1.user(4), l1.slashing.functions.slash(sb, ALICE, TASK2, 1, 1, evidence.siblings(key)))
+    before = l1.balance(l1.user(1).address)
+    _claim(l1, tree, ALICE, 2)
+    assert l1.balance(l1.user(1).address) > before
+
+
+def test_reward_manager_constructor_checks(l1: L1) -> None:
+    args = [l1.registry.address, l1.rollup.address, l1.addresses["RewardTreasury"], 1, 1]
+    with reverts("InvalidShare"):
+        l1.deploy("RewardManager", *args, 10_001, l1.admin.address)
+    with reverts("ZeroAddress"):
+        l1.deploy("RewardManager", *args, 0, "0x" + "00" * 20)
+    l1.deploy("RewardManager", *args, 10_000, l1.admin.address)
+
+
+# == Reentrancy ====================================================================================
+REENTRANCY = keccak(text="Reentrancy()")[:4]
+
+
+def test_reentrant_claim_fails_and_loses_nothing(l1: L1) -> None:
+    claimer = l1.deploy("ReentrantClaimer")
+    rm = l1.rewards.functions
+    l1.tx(l1.user(1), claimer.functions.stake(l1.registry.address, ALICE), STAKE)
+    assert l1.call(l1.registry.functions.stakerOf(ALICE)) == claimer.address
+    l1.tx(l1.user(0), rm.createTask(TASK, ETHER), BASE_FEE + ETHER)
+    tree = _task_tree(1, 10, {ALICE: (5, 0), BOB: (5, 0)})
+    _settle(l1, tree, l1.commit_final(tree), 1, 10, 10)
+    siblings = tree.siblings(reward_leaf(TASK, ALICE, 5, 0)[0])
+    again = rm.claim(TASK, ALICE, 5, siblings)._encode_transaction_data()
+    l1.tx(l1.user(1), claimer.functions.arm(l1.rewards.address, again))
+    held = l1.balance(l1.rewards.address)
+
+    receipt = l1.tx(l1.user(1), rm.claim(TASK, ALICE, 5, siblings))
+    amount = l1.call(rm.task(TASK))[3] * 5 // 10
+    assert l1.call(claimer.functions.reentryAttempted())
+    assert not l1.call(claimer.functions.reentrySucceeded())
+    assert l1.call(claimer.functions.reentryRevertData()) == REENTRANCY
+    assert l1.call(claimer.functions.paymentsReceived()) == 1
+    assert l1.balance(claimer.address) == amount
+    assert l1.balance(l1.rewards.address) == held - amount
+    assert len(l1.events(receipt, "RewardManager", "RewardClaimed")) == 1
+
+
+def test_reentrant_withdraw_fails_and_loses_nothing(l1: L1) -> None:
+    claimer = l1.deploy("ReentrantClaimer")
+    reg = l1.registry.functions
+    l1.stake(l1.user(0), BOB)  # someone else's stake is in the registry too
+    l1.tx(l1.user(1), claimer.functions.stake(l1.registry.address, ALICE), STAKE)
+    l1.tx(l1.user(1), claimer.functions.unregister(l1.registry.address))
+    l1.mine(UB)
+    again = reg.withdrawStake()._encode_transaction_data()
+    l1.tx(l1.user(1), claimer.functions.arm(l1.registry.address, again))
+    l1.tx(l1.user(1), claimer.functions.withdrawStake(l1.registry.address))
+    assert not l1.call(claimer.functions.reentrySucceeded())
+    assert l1.call(claimer.functions.reentryRevertData()) == REENTRANCY
+    assert l1.balance(claimer.address) == STAKE
+    assert l1.balance(l1.registry.address) == STAKE  # bob's, untouched
+    assert l1.call(reg.statusOf(ALICE)) == WITHDRAWN
+
+
+def test_payee_rejecting_ether_keeps_the_claim(l1: L1) -> None:
+    claimer = l1.deploy("ReentrantClaimer")
+    rm = l1.rewards.functions
+    l1.tx(l1.user(1), claimer.functions.stake(l1.registry.address, ALICE), STAKE)
+    l1.tx(l1.user(0), rm.createTask(TASK, ETHER), BASE_FEE + ETHER)
+    tree = _task_tree(1, 10, {ALICE: (5, 0)})
+    _settle(l1, tree, l1.commit_final(tree), 1, 10, 5)
+    l1.tx(l1.user(1), claimer.functions.setRejectPayments(True))
+    with reverts("TransferFailed"):
+        _claim(l1, tree, ALICE, 5)
+    assert not l1.call(rm.claimed(TASK, ALICE))
+    l1.tx(l1.user(1), claimer.functions.setRejectPayments(False))
+    _claim(l1, tree, ALICE, 5)
+    assert l1.call(rm.claimed(TASK, ALICE))
+
+
+# == SparseMerkle against stf.smt ==================================================================
+def test_sparse_merkle_matches_stf(l1: L1) -> None:
+    harness = l1.deploy("SparseMerkleHarness")
+    leaves = {f"key {i}".encode(): f"value {i}".encode() * (i % 3) for i in range(40)}
+    tree = StateTree(leaves, filler=200)
+    for key in list(leaves)[:8]:
+        siblings = tree.siblings(key)
+        assert l1.call(harness.functions.verify(tree.root, key, leaves[key], siblings))
+        assert not l1.call(harness.functions.verify(tree.root, key, leaves[key] + b"!", siblings))
+        assert not l1.call(harness.functions.verify(flip(tree.root), key, leaves[key], siblings))
+        path = key_path(key)
+        leaf = leaf_hash(path, value_hash(leaves[key]))
+        assert l1.call(harness.functions.computeRoot(path, leaf, siblings)) == tree.root
+    # a one-leaf tree: the root is the leaf, the proof is empty
+    single = StateTree({b"only": b"one"}, filler=0)
+    assert single.siblings(b"only") == []
+    assert l1.call(harness.functions.verify(single.root, b"only", b"one", []))
+    # more than 256 siblings is never a valid proof
+    assert not l1.call(harness.functions.verify(single.root, b"only", b"one", [bytes(32)] * 257))
+
+
+# == glue ==========================================================================================
+def test_decode_revert() -> None:
+    data = keccak(text="NotFinalized(uint256)")[:4] + (7).to_bytes(32, "big")
+    exc = decode_revert("0x" + data.hex())
+    assert (exc.error, exc.error_args) == ("NotFinalized", (7,))
+    assert str(exc) == "reverted: NotFinalized(7)"
+    assert decode_revert(b"\x12\x34\x56\x78").error == ""
+    assert decode_revert(None).error == ""
+    assert isinstance(exc, ContractRevert)
+
+
+def test_deploy_all_hands_the_registry_to_another_admin(l1: L1) -> None:
+    admin, sequencer = l1.user(6), l1.user(7)
+    params = DeployParams(admin=admin.address, sequencer=sequencer.address)
+    addresses = deploy_all(l1.w3, l1.user(5), params)
+    assert set(addresses) == {
+        "StakingRegistry",
+        "MPSRollup",
+        "SlashingManager",
+        "SlashTreasury",
+        "RewardManager",
+        "RewardTreasury",
+    }
+    for name in (
+        "StakingRegistry",
+        "MPSRollup",
+        "SlashTreasury",
+        "RewardTreasury",
+        "RewardManager",
+    ):
+        assert l1.call(contract(l1.w3, name, addresses[name]).functions.admin()) == admin.address
+    reg = contract(l1.w3, "StakingRegistry", addresses["StakingRegistry"])
+    assert l1.call(reg.functions.slasher()) == addresses["SlashingManager"]
+    assert l1.call(reg.functions.slashTreasury()) == addresses["SlashTreasury"]
+    rollup = contract(l1.w3, "MPSRollup", addresses["MPSRollup"])
+    assert l1.call(rollup.functions.sequencer()) == sequencer.address
+    assert l1.call(rollup.functions.genesisStateRoot()) == bytes(32)
+
+
+def test_anvil_state_survives_a_restart(tmp_path: Path) -> None:
+    try:
+        find_binary()
+    except AnvilError as exc:
+        pytest.skip(str(exc))
+    state = tmp_path / "anvil-state.json"
+    with Anvil(state_path=state, accounts=2) as node:
+        w3 = node.w3()
+        user = node.accounts[1]
+        address = deploy(w3, user, "SlashTreasury", user.address)
+        node.mine(5)
+        height = w3.eth.block_number
+    assert state.exists()
+    with Anvil(state_path=state, accounts=2) as node:
+        w3 = node.w3()
+        assert w3.eth.block_number >= height
+        assert len(w3.eth.get_code(address)) > 0
+
+
+def test_anvil_missing_binary_is_a_clear_error(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import contracts.anvil as anvil_module
+
+    monkeypatch.setattr(anvil_module, "NODE_MODULES", tmp_path)
+    with pytest.raises(AnvilError, match=r"bash scripts/setup\.sh"):
+        Anvil().start()
+
+
+@pytest.mark.skipif(
+    not build.SOLCJS.exists(), reason="solcjs is not installed (run bash scripts/setup.sh)"
+)
+def test_artifacts_match_the_sources() -> None:
+    """`python -m contracts.build --check`: the committed artifacts are the sources compiled."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "contracts.build", "--check"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        timeout=300,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
