@@ -94,7 +94,7 @@ class Anvil:
         self.block_time = block_time
         self.state_path = state_path
         self.chain_id = chain_id
-        self.requested_port = port
+        self.requested_port = port  # 0: a free one; a fixed port lets a restart keep its URL
         self.n_accounts = accounts
         self.balance_eth = balance_eth
         self.log_path = log_path
