@@ -76,6 +76,12 @@ class Storage:
             self._db.close()
 
     # -- KVReader for the STF ------------------------------------------------
+    def __enter__(self) -> Storage:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     def get(self, key: bytes) -> bytes | None:
         value: bytes | None = self._db.get(key)
         return value

@@ -13,7 +13,7 @@ from hexbytes import HexBytes
 from web3 import Web3
 from web3.contract import Contract
 
-from contracts import artifacts
+import contracts.artifacts as artifacts
 
 GWEI = 10**9
 PRIORITY_FEE = 1 * GWEI

@@ -98,7 +98,7 @@ class BatchPoster:
         self._rollup = dep.rollup
         self._account = account
         self._storage = storage
-        self._s = settings
+        self.settings = settings
         self._on_heads = on_heads
         raw = storage.get(K_FINALIZED)
         self.finalized_count = 0 if raw is None else int(encoding.decode(raw))
@@ -113,6 +113,8 @@ class BatchPoster:
         last_committed = int(rollup.lastCommittedBlock().call())
         self.safe_height = last_committed
         self._refresh_finalized(next_index)
+        if self._on_heads is not None:  # plain ints: safe to set from the worker thread
+            self._on_heads(self.safe_height, self.finalized_height)
         raw = self._storage.get(K_PENDING)
         if raw is not None:
             return self._follow_up(Pending.decode(raw), next_index)
@@ -161,7 +163,7 @@ class BatchPoster:
 
     def _bump(self, p: Pending) -> None:
         """Re-sign under the same nonce with a higher fee, up to the cap."""
-        fee = min(int(p.max_fee * BUMP) + 1, self._s.max_fee_wei)
+        fee = min(int(p.max_fee * BUMP) + 1, self.settings.max_fee_wei)
         if fee <= p.max_fee:
             p.sent_at = time.time()
             self._storage.put_synced(K_PENDING, p.encode())
@@ -205,12 +207,12 @@ class BatchPoster:
         first = self._storage.header_at(last_committed + 1)
         assert first is not None
         age = time.time() - first.timestamp_ms / 1000
-        if waiting < self._s.batch_blocks and age < self._s.batch_seconds:
+        if waiting < self.settings.batch_blocks and age < self.settings.batch_seconds:
             return "idle"
-        last = min(head.height, last_committed + self._s.batch_max_blocks)
+        last = min(head.height, last_committed + self.settings.batch_max_blocks)
         nonce = int(self._w3.eth.get_transaction_count(self._account.address, "pending"))
         call = self._commit_call(next_index, last)
-        raw, h = build_signed(self._w3, self._account, call, nonce, self._s.max_fee_wei)
+        raw, h = build_signed(self._w3, self._account, call, nonce, self.settings.max_fee_wei)
         p = Pending(next_index, nonce, raw, [h], last, self._fee_of(raw), time.time())
         self._storage.put_synced(K_PENDING, p.encode())  # write-ahead, then send
         self._broadcast(raw)
@@ -232,13 +234,11 @@ class BatchPoster:
 
     # -- service ---------------------------------------------------------------
     async def run(self) -> None:
-        backoff = self._s.poll_interval
+        backoff = self.settings.poll_interval
         while True:
             try:
                 action = await asyncio.to_thread(self.step)
-                if self._on_heads is not None:
-                    self._on_heads(self.safe_height, self.finalized_height)
-                backoff = self._s.poll_interval
+                backoff = self.settings.poll_interval
                 if action in ("confirmed", "reverted", "replaced"):
                     continue
             except asyncio.CancelledError:

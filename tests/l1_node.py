@@ -1,0 +1,117 @@
+"""A node wired to a real anvil L1 with freshly deployed contracts (for the L1 tests)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from eth_account.signers.local import LocalAccount
+from rpc_fixtures import NodeHarness, make_config, start_node
+from web3 import Web3
+from web3.contract import Contract
+
+from client_sdk.keys import Keypair
+from contracts.anvil import Anvil
+from contracts.deploy import DeployParams, contract, deploy_all, transact
+from node.l1.chain import save_account
+from node.sequencer import chain_config
+from stf.genesis import genesis_block
+
+STAKE = 10**18
+BASE_FEE = 10**15
+FEE_PER_EPOCH = 10**17
+CHALLENGE_BLOCKS = 3
+CHALLENGE_BOND = 10**17
+ADMIN, SEQUENCER, AGGREGATOR, VERIFIER = 0, 1, 2, 3
+FIRST_CLIENT = 4
+
+
+@dataclass
+class L1Net:
+    anvil: Anvil
+    w3: Web3
+    accounts: list[LocalAccount]
+    addresses: dict[str, str]
+    h: NodeHarness
+    datadir: Path
+
+    def c(self, name: str) -> Contract:
+        return contract(self.w3, name, self.addresses[name])
+
+    def tx(self, who: int | LocalAccount, fn: Any, value: int = 0) -> Any:
+        acct = self.accounts[who] if isinstance(who, int) else who
+        return transact(self.w3, acct, fn, value=value)
+
+    def stake(self, client: Keypair, account: int) -> None:
+        self.tx(account, self.c("StakingRegistry").functions.stake(client.public_key), STAKE)
+
+    async def follow(self) -> None:
+        """Let the L1 events reach the rollup: confirm, read, seal."""
+        self.anvil.mine(2)
+        self.h.node.l1.follower.poll_once()
+        await self.h.node.sequencer.produce_block()
+
+    def post_until_idle(self) -> list[str]:
+        actions = []
+        for _ in range(10):
+            a = self.h.node.l1.poster.step()
+            actions.append(a)
+            if a == "idle":
+                break
+        return actions
+
+
+def deploy_for(w3: Web3, accounts: list[LocalAccount], datadir: Path) -> dict[str, str]:
+    cfg = make_config(datadir)
+    chain = chain_config(cfg, Keypair.load(cfg.key_path).signing_key)
+    root = genesis_block({}, chain, cfg.genesis())[0].header.state_root
+    params = DeployParams(
+        stake_amount=STAKE,
+        unbonding_blocks=5,
+        base_fee=BASE_FEE,
+        fee_per_epoch=FEE_PER_EPOCH,
+        protocol_share_bps=1000,
+        challenge_blocks=CHALLENGE_BLOCKS,
+        challenge_bond=CHALLENGE_BOND,
+        genesis_state_root=root,
+        sequencer=accounts[SEQUENCER].address,
+        admin=accounts[ADMIN].address,
+    )
+    addresses = deploy_all(w3, accounts[ADMIN], params)
+    rollup = contract(w3, "MPSRollup", addresses["MPSRollup"])
+    transact(w3, accounts[ADMIN], rollup.functions.setVerifier(accounts[VERIFIER].address, True))
+    for i, role in ((SEQUENCER, "sequencer"), (AGGREGATOR, "aggregator")):
+        save_account(datadir / "l1" / f"{role}.key", accounts[i].key.hex())
+    return addresses
+
+
+def l1_settings(anvil: Anvil, addresses: dict[str, str], datadir: Path) -> dict[str, Any]:
+    return {
+        "l1_rpc": anvil.url,
+        "l1_chain_id": int(anvil.w3().eth.chain_id),
+        "l1_key_file": datadir / "l1" / "sequencer.key",
+        "l1_aggregator_key_file": datadir / "l1" / "aggregator.key",
+        "l1_staking_registry": addresses["StakingRegistry"],
+        "l1_rollup": addresses["MPSRollup"],
+        "l1_slashing_manager": addresses["SlashingManager"],
+        "l1_reward_manager": addresses["RewardManager"],
+        "l1_confirmations": 1,
+        "batch_blocks": 1,
+        "batch_seconds": 0.0,
+        "empty_blocks": True,
+    }
+
+
+@asynccontextmanager
+async def l1_net(tmp_path: Path, **anvil_opts: Any) -> AsyncIterator[L1Net]:
+    """anvil + contracts + a node that does not run its services on its own (tests step them)."""
+    with Anvil(accounts=20, **anvil_opts) as anvil:
+        w3 = anvil.w3()
+        accounts = list(anvil.accounts)
+        datadir = tmp_path / "node"
+        addresses = deploy_for(w3, accounts, datadir)
+        async with start_node(datadir, **l1_settings(anvil, addresses, datadir)) as h:
+            yield L1Net(anvil, w3, accounts, addresses, h, datadir)

@@ -1,0 +1,266 @@
+"""End to end on a real anvil: stakes in, a free rider slashed with a proof, rewards out,
+an L1 outage with no batch lost or doubled, and a verifier catching a wrong root."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import requests
+from l1_node import (
+    AGGREGATOR,
+    BASE_FEE,
+    CHALLENGE_BLOCKS,
+    FEE_PER_EPOCH,
+    FIRST_CLIENT,
+    SEQUENCER,
+    STAKE,
+    VERIFIER,
+    L1Net,
+    l1_net,
+)
+from rpc_fixtures import CHAIN_ID, hx
+
+from client_sdk import fl, put_blob
+from client_sdk.keys import Keypair
+from client_sdk.rpc import RPCClient
+from contracts.anvil import Anvil
+from contracts.deploy import ContractRevert
+from node.l1.aggregator import prove_at
+from node.l1.chain import build_signed
+from node.l1.poster import BatchPoster
+from node.l1.verifier import Verifier
+from node.storage import Storage
+from stf import keys
+from stf.fl.rules import EpochRules
+from stf.fl.settlement import decode_reward_share
+from stf.fl.task import TaskParams
+from stf.hashing import list_root
+from stf.txtypes.l1_deposit import SLASHED, STAKED
+
+pytestmark = pytest.mark.slow
+
+STATUS_SLASHED = 3
+
+
+def task_params(model: bytes, script: bytes, d: int, shift: int) -> TaskParams:
+    return TaskParams(
+        "l1-e2e", (("w", (d,)),), "int8", shift, fl.blob_id(model), fl.blob_id(script),
+        2, 990_000, 5, 6, 3, bytes(32), EpochRules(f=1),
+    )  # fmt: skip
+
+
+async def run_federation(net: L1Net, clients: list[Keypair]) -> bytes:
+    """Two epochs: five honest clients and one free rider sending zeros."""
+    h = net.h
+    requester = Keypair.generate()
+    d, shift = 200, 10
+    model = fl.model_blob(np.zeros(d), shift)
+    script = b"# one local epoch of SGD\n"
+    await h.send_ok(put_blob(requester, CHAIN_ID, 0, model))
+    await h.send_ok(put_blob(requester, CHAIN_ID, 1, script))
+    task_id = await h.send_ok(
+        fl.create_task(requester, CHAIN_ID, 2, task_params(model, script, d, shift))
+    )
+    await h.seal()
+    for c in clients:
+        await h.send_ok(fl.join_task(c, CHAIN_ID, 0, task_id))
+    await h.seal()
+    rng = np.random.default_rng(3)
+    for epoch in range(2):
+        direction = rng.normal(0, 0.03, d)
+        for i, c in enumerate(clients):
+            u = (
+                np.zeros(d, np.int8)
+                if i == 5
+                else fl.quantize(direction + rng.normal(0, 0.01, d), shift)
+            )
+            await h.send_ok(fl.submit_update(c, CHAIN_ID, 1 + epoch, task_id, epoch, u))
+        await h.seal()
+        for _ in range(4):  # a slashed client's update fails: the window closes the epoch
+            if (await h.result("mps_getTask", hx(task_id)))["epoch"] > epoch:
+                break
+            await h.seal()
+    task = await h.result("mps_getTask", hx(task_id))
+    assert task["status"] == "finished"
+    return task_id
+
+
+async def test_stake_flag_slash_settle_claim(tmp_path: Path) -> None:
+    async with l1_net(tmp_path) as net:
+        h, w3 = net.h, net.w3
+        clients = [Keypair.generate() for _ in range(6)]
+        for i, c in enumerate(clients):
+            net.stake(c, FIRST_CLIENT + i)
+        await net.follow()
+        for i, c in enumerate(clients):
+            stake = await h.result("mps_getStake", hx(c.public_key))
+            assert stake["status"] == STAKED
+            assert stake["l1Address"].lower() == net.accounts[FIRST_CLIENT + i].address.lower()
+
+        task_id = await run_federation(net, clients)
+        # the requester funds the task on L1, overpaying by 5 wei: the excess comes back
+        rm = net.c("RewardManager")
+        requester_l1 = net.accounts[15]
+        before = w3.eth.get_balance(requester_l1.address)
+        deposit = 10**18
+        rc = net.tx(requester_l1, rm.functions.createTask(task_id, deposit), BASE_FEE + deposit + 5)
+        spent = before - w3.eth.get_balance(requester_l1.address)
+        assert spent == BASE_FEE + deposit + rc["gasUsed"] * rc["effectiveGasPrice"]
+        await net.follow()
+        funding = await h.result("mps_getProof", hx(keys.funding(task_id)))
+        assert funding["value"] is not None
+
+        # commit, confirm, wait out the challenge window
+        assert net.post_until_idle()[:2] == ["posted", "confirmed"]
+        status = await h.result("mps_syncStatus")
+        assert status["safe"]["height"] == status["unsafe"]["height"]
+        assert status["finalized"]["height"] == 0
+        net.anvil.mine(CHALLENGE_BLOCKS)
+        net.h.node.l1.poster.step()
+        status = await h.result("mps_syncStatus")
+        assert status["finalized"]["height"] == status["safe"]["height"]
+
+        # the aggregator slashes the free rider with a proof and settles the task; once
+        agg = h.node.l1.aggregator
+        assert agg.step() == 2
+        reg = net.c("StakingRegistry")
+        assert reg.functions.statusOf(clients[5].public_key).call() == STATUS_SLASHED
+        assert w3.eth.get_balance(net.addresses["SlashTreasury"]) == STAKE
+        assert [reg.functions.statusOf(c.public_key).call() for c in clients[:5]] == [1] * 5
+        assert agg.step() == 0
+        # the slash comes back to the rollup through the follower
+        await net.follow()
+        assert (await h.result("mps_getStake", hx(clients[5].public_key)))["status"] == SLASHED
+
+        # an honest client claims its share against the settled root; the free rider cannot
+        fee = min(2 * FEE_PER_EPOCH, deposit)
+        pool = fee - fee * 1000 // 10_000
+        _, dep, settled, pool_onchain, total, root = rm.functions.task(task_id).call()
+        assert settled and pool_onchain == pool and total == 10 and dep == deposit
+        storage = h.node.storage
+        payee = net.accounts[FIRST_CLIENT]
+        ev = prove_at(storage, bytes(root), keys.reward_share(task_id, clients[0].public_key))
+        assert ev is not None
+        accepted, flagged = decode_reward_share(ev.value)
+        assert (accepted, flagged) == (2, False)
+        before = w3.eth.get_balance(payee.address)
+        claim = rm.functions.claim(task_id, clients[0].public_key, accepted, ev.siblings)
+        net.tx(AGGREGATOR, claim)  # anyone may send it; the stake's owner is paid
+        assert w3.eth.get_balance(payee.address) - before == pool * 2 // 10
+        with pytest.raises(ContractRevert):
+            net.tx(AGGREGATOR, claim)
+        bad = prove_at(storage, bytes(root), keys.reward_share(task_id, clients[5].public_key))
+        assert bad is not None
+        with pytest.raises(ContractRevert):
+            net.tx(
+                AGGREGATOR,
+                rm.functions.claim(task_id, clients[5].public_key, 2, bad.siblings),
+            )
+
+        # an independent verifier replays every committed batch and agrees
+        rollup = net.c("MPSRollup")
+        with Storage(tmp_path / "verifier.db") as vstore:
+            v = Verifier(rollup, RPCClient(h.url), vstore)
+            assert await asyncio.to_thread(v.verify_new_batches) is None
+            assert v.checked == rollup.functions.nextBatchIndex().call() >= 1
+
+
+async def test_l1_outage_and_poster_restart_lose_or_double_nothing(tmp_path: Path) -> None:
+    state = tmp_path / "anvil-state.json"
+    async with l1_net(tmp_path, state_path=state) as net:
+        h, anvil = net.h, net.anvil
+        rollup = net.c("MPSRollup").functions
+        for i in range(3):
+            await h.send_ok(put_blob(Keypair.generate(), CHAIN_ID, 0, b"x%d" % i))
+            await h.seal()
+        # a commitment is signed and written ahead, then the poster "crashes" before mining
+        anvil.w3().provider.make_request("evm_setAutomine", [False])  # type: ignore[arg-type]
+        assert h.node.l1.poster.step() == "posted"
+        restarted = BatchPoster(
+            net.w3, h.node.l1.deployment, net.accounts[SEQUENCER], h.node.storage,
+            h.node.l1.poster.settings,
+        )  # fmt: skip
+        assert restarted.step() in ("waiting", "resent")
+        anvil.mine(1)
+        assert restarted.step() == "confirmed"
+        assert rollup.nextBatchIndex().call() == 1
+        anvil.w3().provider.make_request("evm_setAutomine", [True])  # type: ignore[arg-type]
+
+        # the L1 goes away: blocks keep coming, the poster only retries
+        port = anvil.port
+        anvil.stop()
+        for i in range(3):
+            await h.send_ok(put_blob(Keypair.generate(), CHAIN_ID, 0, b"y%d" % i))
+            await h.seal()
+        with pytest.raises(requests.exceptions.ConnectionError):
+            restarted.step()
+        # ...and comes back with its chain
+        with Anvil(accounts=20, state_path=state, port=port) as back:
+            net.anvil = back
+            for _ in range(10):
+                if restarted.step() == "idle":
+                    break
+            head = h.node.sequencer.head.height
+            n = rollup.nextBatchIndex().call()
+            batches = [rollup.batch(i).call() for i in range(n)]
+            assert batches[-1][2] == head
+            # every block is in exactly one batch, in order, and each data hash matches
+            first = 1
+            for root, data_hash, last, *_ in batches:
+                hashes = [h.node.storage.block_hash_at(x) for x in range(first, last + 1)]
+                assert list_root(hashes) == bytes(data_hash)
+                assert h.node.storage.header_at(last).state_root == bytes(root)
+                first = last + 1
+
+
+async def test_verifier_catches_a_wrong_root_and_challenges(tmp_path: Path) -> None:
+    async with l1_net(tmp_path) as net:
+        h, w3 = net.h, net.w3
+        for i in range(4):
+            await h.send_ok(put_blob(Keypair.generate(), CHAIN_ID, 0, b"z%d" % i))
+            await h.seal()
+        assert net.post_until_idle()[:2] == ["posted", "confirmed"]
+        for i in range(3):
+            await h.send_ok(put_blob(Keypair.generate(), CHAIN_ID, 1, b"w%d" % i))
+            await h.seal()
+        # the sequencer's L1 key commits blocks 5..7 with a wrong root
+        rollup = net.c("MPSRollup")
+        f = rollup.functions
+        storage = h.node.storage
+        last = h.node.sequencer.head.height
+        prev_last = f.lastCommittedBlock().call()
+        data = list_root([storage.block_hash_at(x) for x in range(prev_last + 1, last + 1)])
+        call = f.commitBatch(1, f.lastStateRoot().call(), b"\x66" * 32, data, last)
+        raw, _ = build_signed(
+            w3,
+            net.accounts[SEQUENCER],
+            call,
+            w3.eth.get_transaction_count(net.accounts[SEQUENCER].address),
+            10**12,
+        )
+        w3.eth.wait_for_transaction_receipt(w3.eth.send_raw_transaction(raw))
+
+        key = net.datadir / "verifier.key"
+        key.write_text(net.accounts[VERIFIER].key.hex())
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "node.cli", "verify", "--once",
+            "--l1-rpc", net.anvil.url, "--rollup", net.addresses["MPSRollup"],
+            "--sequencer-rpc", h.url, "--datadir", str(tmp_path / "verifier"),
+            "--l1-key-file", str(key), "--log-format", "json",
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        out, err = await asyncio.wait_for(proc.communicate(), 120)
+        assert proc.returncode == 1, err.decode()
+        assert f"batch 1: first diverging block {last}" in out.decode()
+        assert "challenged" in out.decode()
+        assert f.batch(1).call()[4] == net.accounts[VERIFIER].address
+        assert not f.isFinalized(1).call()
+        # the admin resolves it as fraud: the batch is gone and the honest poster re-commits
+        net.tx(0, f.resolveChallenge(1, True))
+        assert f.nextBatchIndex().call() == 1
+        assert net.post_until_idle()[:2] == ["posted", "confirmed"]
+        assert f.batch(1).call()[0] == storage.header_at(last).state_root
