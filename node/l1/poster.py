@@ -136,6 +136,10 @@ class BatchPoster:
             self.finalized_height = 0
 
     def _follow_up(self, p: Pending, next_index: int) -> str:
+        # read the account's mined nonce *before* the contract, so that a commitment mined
+        # between the two reads is seen as committed, never as replaced
+        mined_nonce = int(self._w3.eth.get_transaction_count(self._account.address, "latest"))
+        next_index = int(self._rollup.functions.nextBatchIndex().call())
         if next_index > p.batch_index:
             self._storage.delete_synced(K_PENDING)
             log.info("batch committed", batch=p.batch_index, last_block=p.last_block)
@@ -149,7 +153,6 @@ class BatchPoster:
                 self._storage.delete_synced(K_PENDING)
                 log.error("batch commitment reverted", batch=p.batch_index, tx=h.hex())
                 return "reverted"
-        mined_nonce = int(self._w3.eth.get_transaction_count(self._account.address, "latest"))
         if mined_nonce > p.nonce:
             # our nonce was used by something else and the batch is still not there
             self._storage.delete_synced(K_PENDING)
