@@ -113,7 +113,7 @@ class Follower:
         self._decoder = EventDecoder(dep)
         self._deliver = deliver
         self._start = start_block
-        self._last_consumed = last_consumed
+        self.last_consumed = last_consumed
         self._confirmations = confirmations
         self._interval = poll_interval
         self._next = -1  # next L1 block to read; -1: from the rollup's cursor
@@ -124,7 +124,7 @@ class Follower:
         w3 = self._w3
         top = int(w3.eth.block_number) - self._confirmations
         if self._next < 0:
-            self._next = max(self._start, self._last_consumed()[0])
+            self._next = max(self._start, self.last_consumed()[0])
         out = []
         frm = self._next
         while frm <= top:

@@ -1,0 +1,71 @@
+"""The L1 follower on anvil: confirmations hide shallow reorgs; restarts neither skip nor repeat."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from l1_node import FIRST_CLIENT, l1_net
+from rpc_fixtures import hx
+
+from client_sdk.keys import Keypair
+from stf.txtypes.l1_deposit import STAKED, UNBONDING
+
+pytestmark = pytest.mark.slow
+
+
+async def test_a_reorg_shallower_than_the_confirmations_never_reaches_the_rollup(
+    tmp_path: Path,
+) -> None:
+    async with l1_net(tmp_path) as net:  # the node reads 1 confirmation behind the head
+        h, follower = net.h, net.h.node.l1.follower
+        kept, dropped = Keypair.generate(), Keypair.generate()
+        net.stake(kept, FIRST_CLIENT)
+        net.anvil.mine(1)
+        assert follower.poll_once() == 1
+        snap = net.anvil.snapshot()
+        net.stake(dropped, FIRST_CLIENT + 1)  # mined, but not yet confirmed...
+        assert follower.poll_once() == 0
+        net.anvil.revert(snap)  # ...and reorged away
+        net.anvil.mine(3)
+        assert follower.poll_once() == 0
+        await h.node.sequencer.produce_block()
+        assert (await h.result("mps_getStake", hx(kept.public_key)))["status"] == STAKED
+        assert await h.result("mps_getStake", hx(dropped.public_key)) is None
+
+
+async def test_events_arrive_once_and_in_l1_order_across_a_restart(tmp_path: Path) -> None:
+    async with l1_net(tmp_path) as net:
+        h = net.h
+        a = Keypair.generate()
+        net.stake(a, FIRST_CLIENT)
+        reg = net.c("StakingRegistry").functions
+        net.tx(FIRST_CLIENT, reg.unregister())
+        net.anvil.mine(2)
+        assert h.node.l1.follower.poll_once() == 2
+        # the follower's queue is lost before a block consumed it (a crash); a fresh follower
+        # re-reads from the rollup's cursor and delivers each event exactly once
+        h.node.sequencer._deposits.clear()
+        from node.l1.follower import Follower
+
+        old = h.node.l1.follower
+        fresh = Follower(
+            net.w3,
+            h.node.l1.deployment,
+            h.node.sequencer.queue_l1_events,
+            0,
+            old.last_consumed,
+            1,
+            0.1,
+        )
+        assert fresh.poll_once() == 2
+        assert fresh.poll_once() == 0
+        await h.node.sequencer.produce_block()
+        stake = await h.result("mps_getStake", hx(a.public_key))
+        assert stake["status"] == UNBONDING  # stake then unbond, in L1 order
+        # after the block consumed them, re-reading the same range delivers nothing new
+        again = Follower(
+            net.w3, h.node.l1.deployment, h.node.sequencer.queue_l1_events, 0,
+            old.last_consumed, 1, 0.1,
+        )  # fmt: skip
+        assert again.poll_once() == 0
