@@ -37,6 +37,7 @@ COMMON_FLAGS: list[tuple[str, type, str]] = [
     ("max-block-txs", int, "seal a block early once this many transactions wait"),
     ("log-format", str, "auto, json or console"),
     ("log-level", str, "debug, info, warning, error"),
+    ("l1-rpc", str, "Ethereum JSON-RPC endpoint of the L1 (dev: instead of its own anvil)"),
 ]
 
 
@@ -163,7 +164,9 @@ def cmd_dev(args: argparse.Namespace) -> int:
     chain = chain_config(cfg, Keypair.load(cfg.key_path).signing_key)
     genesis_root = genesis_block({}, chain, cfg.genesis())[0].header.state_root
     try:
-        dev = start_dev_l1(datadir, genesis_root, client_keys, l1_port=args.l1_port)
+        dev = start_dev_l1(
+            datadir, genesis_root, client_keys, l1_port=args.l1_port, l1_rpc=cfg.l1_rpc
+        )
     except Exception as exc:
         log.error("cannot start the dev L1", error=str(exc))
         return 2
@@ -243,9 +246,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
     """Replay every committed batch; challenge and exit 1 at the first divergence."""
     import time
 
-    from contracts.artifacts import load
-
     from client_sdk.rpc import RPCClient
+    from contracts.artifacts import load
 
     from .l1.chain import GWEI, L1Error, connect, load_account
     from .l1.verifier import Verifier

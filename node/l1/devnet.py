@@ -16,9 +16,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import structlog
-from contracts.anvil import Anvil
-from contracts.deploy import DeployParams, contract, deploy_all, transact
 from eth_account.signers.local import LocalAccount
+from web3 import Web3
+
+from contracts.anvil import Anvil, derive_accounts
+from contracts.deploy import DeployParams, contract, deploy_all, transact
 
 from .chain import save_account
 
@@ -31,19 +33,16 @@ FIRST_CLIENT_ACCOUNT = len(ROLES)
 
 @dataclass(frozen=True)
 class DevL1:
-    anvil: Anvil
+    url: str
+    chain_id: int
     addresses: dict[str, str]
     start_block: int
     key_files: dict[str, Path]  # role -> private key file
-
-    chain_id: int = DEV_L1_CHAIN_ID
-
-    @property
-    def url(self) -> str:
-        return str(self.anvil.url)
+    anvil: Anvil | None = None  # None: an L1 the user runs (--l1-rpc)
 
     def stop(self) -> None:
-        self.anvil.stop()
+        if self.anvil is not None:
+            self.anvil.stop()
 
 
 def dev_params(genesis_root: bytes, sequencer: str, admin: str) -> DeployParams:
@@ -68,30 +67,50 @@ def start_dev_l1(
     client_keys: list[bytes],
     block_time: float = 1.0,
     l1_port: int = 0,
+    l1_rpc: str = "",
 ) -> DevL1:
-    """Start (or resume) the dev L1; deploy and stake on first use."""
+    """Start (or resume) the dev L1; deploy and stake on first use.
+
+    With ``l1_rpc``, use that node instead (an anvil or hardhat node the user
+    runs, whose accounts come from the well-known test mnemonic).
+    """
     l1dir = datadir / "l1"
     l1dir.mkdir(parents=True, exist_ok=True)
-    anvil = Anvil(
-        block_time=block_time,
+    n_accounts = FIRST_CLIENT_ACCOUNT + len(client_keys)
+    if l1_rpc:
+        w3 = Web3(Web3.HTTPProvider(l1_rpc))
+        return _ensure_deployed(
+            w3, derive_accounts(n_accounts), l1dir, genesis_root, client_keys, l1_rpc, None
+        )
+    anvil = Anvil(  # automine while deploying; then a block every block_time seconds
+        block_time=None,
         state_path=l1dir / "anvil-state.json",
         chain_id=DEV_L1_CHAIN_ID,
         accounts=FIRST_CLIENT_ACCOUNT + len(client_keys) + 4,
         port=l1_port,
     )
-    anvil.__enter__()
+    anvil.start()
     try:
-        return _ensure_deployed(anvil, l1dir, genesis_root, client_keys)
+        dev = _ensure_deployed(
+            anvil.w3(), list(anvil.accounts), l1dir, genesis_root, client_keys, anvil.url, anvil
+        )
+        anvil.rpc("evm_setIntervalMining", [max(1, round(block_time))])
+        return dev
     except BaseException:
         anvil.stop()
         raise
 
 
 def _ensure_deployed(
-    anvil: Anvil, l1dir: Path, genesis_root: bytes, client_keys: list[bytes]
+    w3: Web3,
+    accounts: list[LocalAccount],
+    l1dir: Path,
+    genesis_root: bytes,
+    client_keys: list[bytes],
+    url: str,
+    anvil: Anvil | None,
 ) -> DevL1:
-    w3 = anvil.w3()
-    accounts: list[LocalAccount] = list(anvil.accounts)
+    chain_id = int(w3.eth.chain_id)
     roles = {name: accounts[i] for i, name in enumerate(ROLES)}
     key_files = {}
     for name, acct in roles.items():
@@ -102,7 +121,7 @@ def _ensure_deployed(
     if record.exists():
         saved = json.loads(record.read_text())
         if all(w3.eth.get_code(a) for a in saved["addresses"].values()):
-            return DevL1(anvil, saved["addresses"], saved["start_block"], key_files)
+            return DevL1(url, chain_id, saved["addresses"], saved["start_block"], key_files, anvil)
         raise RuntimeError(
             f"the dev L1 state in {l1dir} lost the contracts the rollup was settled on; "
             "delete the dev data directory to start a fresh dev network"
@@ -121,4 +140,4 @@ def _ensure_deployed(
         json.dumps({"addresses": addresses, "start_block": start_block}, indent=1) + "\n"
     )
     log.info("dev L1 deployed", rollup=addresses["MPSRollup"], clients_staked=len(client_keys))
-    return DevL1(anvil, addresses, start_block, key_files)
+    return DevL1(url, chain_id, addresses, start_block, key_files, anvil)
