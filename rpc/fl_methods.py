@@ -1,76 +1,140 @@
-"""The federated-learning ``mps_*`` methods: tasks, epochs, slashing state, blobs."""
+"""The federated-learning ``mps_*`` methods: tasks, epochs, slashing state, blobs.
+
+Every read takes an optional ``block`` (a height or a tag, default ``latest``) and answers
+from that block's state, so a client can ask for the state under a root it trusts (the newest
+batch committed on the L1, say) and check every proof against that root.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from stf import encoding, keys
+from stf.block import Block
 from stf.cid import cid_v1
 from stf.errors import Code, MPSError
 from stf.fl.rules import flag_names
 from stf.fl.task import STATUS_NAMES, TaskState
+from stf.smt import SparseMerkleTree
+from stf.state import STATE_PREFIX
 
-from .codec import to_hash, to_uint
+from .codec import to_block_tag, to_bool, to_hash, to_uint
 from .jsonrpc import Dispatcher, Param
 from .methods import NodeView, not_found
 from .views import proof_view
 
+MAX_LIST = 1000
+
+
+def task_view(task_id: bytes, t: TaskState) -> dict[str, Any]:
+    p = t.params
+    return {
+        "id": task_id,
+        "name": p.name,
+        "requester": t.requester,
+        "status": STATUS_NAMES[t.status],
+        "epoch": t.epoch,
+        "epochs": p.epochs,
+        "baseModel": t.base,
+        "previousStep": t.prev_global or None,
+        "epochStart": t.epoch_start,
+        "windowBlocks": p.window_blocks,
+        "layout": [[n, list(s)] for n, s in p.layout],
+        "parameters": p.d,
+        "dtype": p.dtype,
+        "shift": p.shift,
+        "initModel": p.init_model,
+        "script": p.script,
+        "scriptCid": cid_v1(p.script),
+        "initModelCid": cid_v1(p.init_model),
+        "targetAccuracyPpm": p.target_accuracy_ppm,
+        "minClients": p.min_clients,
+        "maxClients": p.max_clients,
+        "evaluator": p.evaluator,
+        "clients": t.clients,
+        "submitted": t.submitted,
+        "rules": p.rules.to_list(),
+    }
+
 
 def register_fl_methods(d: Dispatcher, node: NodeView) -> None:
     storage = node.storage
+    seq = node.sequencer
 
-    def task_state(task_id: bytes) -> TaskState:
-        raw = storage.state_value(keys.task(task_id))
+    def resolve(tag: int | str) -> Block:
+        if tag == "latest":
+            return seq.head  # type: ignore[no-any-return]
+        if tag == "safe":
+            height = seq.safe_height
+        elif tag == "finalized":
+            height = seq.finalized_height
+        elif tag == "earliest":
+            height = 0
+        else:
+            assert isinstance(tag, int)
+            height = tag
+        block: Block | None = storage.block_by_height(height)
+        if block is None:
+            raise not_found(f"block {height}")
+        return block
+
+    def reader(block: Block) -> Callable[[bytes], bytes | None]:
+        """State reads at ``block``: the flat index at the head, the tree under older roots."""
+        if block.hash == seq.head.hash:
+            return storage.state_value  # type: ignore[no-any-return]
+        tree = SparseMerkleTree(storage)
+        root = block.header.state_root
+
+        def get(key: bytes) -> bytes | None:
+            vh = tree.get_value_hash(root, key)
+            return None if vh is None else storage.value_by_hash(vh)
+
+        return get
+
+    def task_state(get: Callable[[bytes], bytes | None], task_id: bytes) -> TaskState:
+        raw = get(keys.task(task_id))
         if raw is None:
             raise not_found(f"task {task_id.hex()}")
         return TaskState.decode(raw)
 
-    def proven(key: bytes) -> dict[str, Any]:
-        return proof_view(storage, node.sequencer.head, key)
-
-    async def mps_getTask(task_id: bytes) -> dict[str, Any]:
+    async def mps_getTask(task_id: bytes, tag: int | str) -> dict[str, Any]:
         """A task: parameters, status, current epoch, base model, joined clients.
 
         ``scriptCid``, ``initModelCid``: the ``script`` and initial model blob ids (sha256) as
         raw-codec CIDv1 strings (:mod:`stf.cid`), naming the bytes ``mps_getBlob`` returns.
         """
-        t = task_state(task_id)
-        p = t.params
-        return {
-            "id": task_id,
-            "name": p.name,
-            "requester": t.requester,
-            "status": STATUS_NAMES[t.status],
-            "epoch": t.epoch,
-            "epochs": p.epochs,
-            "baseModel": t.base,
-            "previousStep": t.prev_global or None,
-            "epochStart": t.epoch_start,
-            "windowBlocks": p.window_blocks,
-            "layout": [[n, list(s)] for n, s in p.layout],
-            "parameters": p.d,
-            "dtype": p.dtype,
-            "shift": p.shift,
-            "script": p.script,
-            "scriptCid": cid_v1(p.script),
-            "initModelCid": cid_v1(p.init_model),
-            "targetAccuracyPpm": p.target_accuracy_ppm,
-            "minClients": p.min_clients,
-            "maxClients": p.max_clients,
-            "clients": t.clients,
-            "submitted": t.submitted,
-            "rules": p.rules.to_list(),
-        }
+        return task_view(task_id, task_state(reader(resolve(tag)), task_id))
 
-    async def mps_getEpoch(task_id: bytes, epoch: int) -> dict[str, Any]:
+    async def mps_listTasks(open_only: bool, limit: int) -> list[dict[str, Any]]:
+        """Tasks at the head: the open ones in creation order, then (``openOnly`` false) the
+        others, at most ``limit``."""
+        limit = min(limit, MAX_LIST)
+        raw = storage.state_value(keys.OPEN_TASKS)
+        ids: list[bytes] = [] if raw is None else list(encoding.decode(raw))
+        out = [task_view(t, task_state(storage.state_value, t)) for t in ids[:limit]]
+        if not open_only:
+            prefix = STATE_PREFIX + keys.task(b"")
+            for k, v in storage.iter_prefix(prefix):
+                if len(out) >= limit:
+                    break
+                task_id = k[len(prefix) :]
+                if task_id not in ids:
+                    out.append(task_view(task_id, TaskState.decode(v)))
+        return out
+
+    async def mps_getEpoch(task_id: bytes, epoch: int, tag: int | str) -> dict[str, Any]:
         """A closed epoch: base model, aggregate, and every client's score, rank and flags."""
-        raw = storage.state_value(keys.epoch(task_id, epoch)) if epoch < 2**32 else None
+        get = reader(resolve(tag))
+        raw = get(keys.epoch(task_id, epoch)) if epoch < 2**32 else None
         if raw is None:
             raise not_found(f"closed epoch {epoch} of task {task_id.hex()}")
         n, base, step, next_base, height, clients, acc = encoding.decode(raw)
         records = []
         for c in clients:
-            rec = encoding.decode(storage.state_value(keys.client_record(task_id, epoch, c)))
+            raw_rec = get(keys.client_record(task_id, epoch, c))
+            assert raw_rec is not None, "an epoch lists a client without its record"
+            rec = encoding.decode(raw_rec)
             records.append(
                 {
                     "client": c,
@@ -95,11 +159,28 @@ def register_fl_methods(d: Dispatcher, node: NodeView) -> None:
             "records": records,
         }
 
-    async def mps_getSlashingState(task_id: bytes, client: bytes) -> dict[str, Any]:
-        """A client's verdict and per-epoch records in a task, each with a Merkle proof."""
-        t = task_state(task_id)
+    async def mps_getSlashingState(task_id: bytes, client: bytes, tag: int | str) -> dict[str, Any]:
+        """A client's verdict and per-epoch records in a task, each with a Merkle proof.
+
+        ``taskRecord`` proves the task record itself (its ``epoch`` says which epochs have
+        closed), so a client can check that no record was left out.
+        """
+        block = resolve(tag)
+        t = task_state(reader(block), task_id)
+
+        def proven(key: bytes) -> dict[str, Any]:
+            return proof_view(storage, block, key)
+
         verdict = proven(keys.verdict(task_id, client))
-        out: dict[str, Any] = {"task": task_id, "client": client, "verdict": verdict, "records": []}
+        out: dict[str, Any] = {
+            "task": task_id,
+            "client": client,
+            "height": block.height,
+            "stateRoot": block.header.state_root,
+            "verdict": verdict,
+            "taskRecord": proven(keys.task(task_id)),
+            "records": [],
+        }
         if verdict["value"] is not None:
             strikes, slashable, reason, ep = encoding.decode(verdict["value"])
             out.update(
@@ -130,12 +211,20 @@ def register_fl_methods(d: Dispatcher, node: NodeView) -> None:
             raise MPSError(Code.NOT_FOUND, f"blob {blob_hash.hex()} not found")
         return bytes(blob)
 
-    d.add("mps_getTask", mps_getTask, Param("task", to_hash))
-    d.add("mps_getEpoch", mps_getEpoch, Param("task", to_hash), Param("epoch", to_uint))
+    latest = Param("block", to_block_tag, required=False, default="latest")
+    d.add("mps_getTask", mps_getTask, Param("task", to_hash), latest)
+    d.add(
+        "mps_listTasks",
+        mps_listTasks,
+        Param("openOnly", to_bool, required=False, default=True),
+        Param("limit", to_uint, required=False, default=100),
+    )
+    d.add("mps_getEpoch", mps_getEpoch, Param("task", to_hash), Param("epoch", to_uint), latest)
     d.add(
         "mps_getSlashingState",
         mps_getSlashingState,
         Param("task", to_hash),
         Param("client", to_hash),
+        latest,
     )
     d.add("mps_getBlob", mps_getBlob, Param("hash", to_hash))
