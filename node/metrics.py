@@ -33,5 +33,18 @@ class Metrics:
             "mps_tx_rejected_total", "Transactions refused by the mempool", ["reason"], registry=r
         )
 
+        self.l1_actions = Counter(
+            "mps_l1_actions_total",
+            "Actions of the L1 services (events read, batches posted, slashes, settlements)",
+            ["service", "action"],
+            registry=r,
+        )
+        self.l1_errors = Counter(
+            "mps_l1_errors_total",
+            "Failed rounds of an L1 service (L1 down, slow)",
+            ["service"],
+            registry=r,
+        )
+
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -106,12 +106,18 @@ def l1_settings(anvil: Anvil, addresses: dict[str, str], datadir: Path) -> dict[
 
 
 @asynccontextmanager
-async def l1_net(tmp_path: Path, **anvil_opts: Any) -> AsyncIterator[L1Net]:
-    """anvil + contracts + a node that does not run its services on its own (tests step them)."""
+async def l1_net(
+    tmp_path: Path, produce_blocks: bool = False, **anvil_opts: Any
+) -> AsyncIterator[L1Net]:
+    """anvil + contracts + a node; by default it runs neither blocks nor L1 services on its own
+    (tests step them); with ``produce_blocks`` it is the daemon."""
     with Anvil(accounts=20, **anvil_opts) as anvil:
         w3 = anvil.w3()
         accounts = list(anvil.accounts)
         datadir = tmp_path / "node"
         addresses = deploy_for(w3, accounts, datadir)
-        async with start_node(datadir, **l1_settings(anvil, addresses, datadir)) as h:
+        settings = l1_settings(anvil, addresses, datadir)
+        if produce_blocks:
+            settings.update(l1_poll_interval=0.1, block_time=0.1, empty_blocks=False)
+        async with start_node(datadir, produce_blocks, **settings) as h:
             yield L1Net(anvil, w3, accounts, addresses, h, datadir)

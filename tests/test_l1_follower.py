@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
@@ -69,3 +70,21 @@ async def test_events_arrive_once_and_in_l1_order_across_a_restart(tmp_path: Pat
             old.last_consumed, 1, 0.1,
         )  # fmt: skip
         assert again.poll_once() == 0
+
+
+async def test_the_daemon_runs_the_l1_services_on_its_own(tmp_path: Path) -> None:
+    async with l1_net(tmp_path, produce_blocks=True, block_time=0.2) as net:
+        h = net.h
+        client = Keypair.generate()
+        await asyncio.to_thread(net.stake, client, FIRST_CLIENT)
+        for _ in range(100):
+            stake = await h.result("mps_getStake", hx(client.public_key))
+            status = await h.result("mps_syncStatus")
+            if stake is not None and status["safe"]["height"] >= 1:
+                break
+            await asyncio.sleep(0.1)
+        assert stake is not None and stake["status"] == STAKED
+        assert status["safe"]["height"] >= 1  # committed to MPSRollup without anyone stepping it
+        text = await (await h.client.get("/metrics")).text()
+        assert 'mps_l1_actions_total{action="event",service="follower"}' in text
+        assert 'mps_l1_actions_total{action="posted",service="poster"}' in text

@@ -21,6 +21,7 @@ from web3 import Web3
 from stf.smt import SparseMerkleTree, key_path
 from stf.state import STATE_PREFIX
 
+from ..metrics import Metrics
 from ..storage import Storage
 from .chain import Deployment, send_and_wait
 
@@ -135,15 +136,19 @@ class Aggregator:
             sent += 1
         return sent
 
-    async def run(self) -> None:
+    async def run(self, metrics: Metrics | None = None) -> None:
         backoff = self._interval
         while True:
             try:
-                await asyncio.to_thread(self.step)
+                n = await asyncio.to_thread(self.step)
+                if metrics is not None and n:
+                    metrics.l1_actions.labels("aggregator", "l1_tx").inc(n)
                 backoff = self._interval
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
                 backoff = min(backoff * 2, 30.0)
+                if metrics is not None:
+                    metrics.l1_errors.labels("aggregator").inc()
                 log.warning("aggregator cannot act on the L1", error=str(exc), retry_in=backoff)
             await asyncio.sleep(backoff)

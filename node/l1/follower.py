@@ -17,6 +17,7 @@ import structlog
 from web3 import Web3
 from web3.contract import Contract
 
+from ..metrics import Metrics
 from ..sequencer import L1Event
 from .chain import Deployment
 
@@ -150,15 +151,19 @@ class Follower:
     def poll_once(self) -> int:
         return self.deliver(self.fetch())
 
-    async def run(self) -> None:
+    async def run(self, metrics: Metrics | None = None) -> None:
         backoff = self._interval
         while True:
             try:
-                self.deliver(await asyncio.to_thread(self.fetch))
+                n = self.deliver(await asyncio.to_thread(self.fetch))
+                if metrics is not None and n:
+                    metrics.l1_actions.labels("follower", "event").inc(n)
                 backoff = self._interval
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # the L1 may be down; keep the rollup going and retry
                 backoff = min(backoff * 2, 30.0)
+                if metrics is not None:
+                    metrics.l1_errors.labels("follower").inc()
                 log.warning("l1 follower cannot read the L1", error=str(exc), retry_in=backoff)
             await asyncio.sleep(backoff)

@@ -24,6 +24,7 @@ from web3.exceptions import TransactionNotFound
 from stf import encoding
 from stf.hashing import list_root
 
+from ..metrics import Metrics
 from ..storage import Storage
 from .chain import GWEI, Deployment, L1Error, build_signed
 
@@ -236,11 +237,13 @@ class BatchPoster:
             log.info("broadcast not accepted", error=str(exc))
 
     # -- service ---------------------------------------------------------------
-    async def run(self) -> None:
+    async def run(self, metrics: Metrics | None = None) -> None:
         backoff = self.settings.poll_interval
         while True:
             try:
                 action = await asyncio.to_thread(self.step)
+                if metrics is not None and action != "idle":
+                    metrics.l1_actions.labels("poster", action).inc()
                 backoff = self.settings.poll_interval
                 if action in ("confirmed", "reverted", "replaced"):
                     continue
@@ -248,5 +251,7 @@ class BatchPoster:
                 raise
             except Exception as exc:  # L1 down or slow: retry with backoff, never block blocks
                 backoff = min(backoff * 2, 30.0)
+                if metrics is not None:
+                    metrics.l1_errors.labels("poster").inc()
                 log.warning("batch poster cannot reach the L1", error=str(exc), retry_in=backoff)
             await asyncio.sleep(backoff)

@@ -12,6 +12,7 @@ from stf import encoding, keys
 from stf.state import State
 
 from ..config import NodeConfig
+from ..metrics import Metrics
 from ..sequencer import Sequencer
 from ..storage import Storage
 from .aggregator import Aggregator
@@ -29,14 +30,16 @@ class L1Services:
     follower: Follower
     poster: BatchPoster
     aggregator: Aggregator | None
+    metrics: Metrics | None = None
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     def start(self) -> None:
         loop = asyncio.get_running_loop()
-        self.tasks.append(loop.create_task(self.follower.run(), name="l1-follower"))
-        self.tasks.append(loop.create_task(self.poster.run(), name="l1-poster"))
+        m = self.metrics
+        self.tasks.append(loop.create_task(self.follower.run(m), name="l1-follower"))
+        self.tasks.append(loop.create_task(self.poster.run(m), name="l1-poster"))
         if self.aggregator is not None:
-            self.tasks.append(loop.create_task(self.aggregator.run(), name="l1-aggregator"))
+            self.tasks.append(loop.create_task(self.aggregator.run(m), name="l1-aggregator"))
 
     async def stop(self) -> None:
         for t in self.tasks:
@@ -98,4 +101,4 @@ def build_l1_services(cfg: NodeConfig, storage: Storage, seq: Sequencer) -> L1Se
         rollup=cfg.l1_rollup,
         aggregator=aggregator is not None,
     )
-    return L1Services(w3, dep, follower, poster, aggregator)
+    return L1Services(w3, dep, follower, poster, aggregator, seq.metrics)
