@@ -8,14 +8,22 @@ A window that passes with fewer stays open until enough clients submit.
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 
 from .. import encoding, keys
 from ..context import BlockContext
 from ..state import State
-from .rules import CLEAN, Verdict, evaluate_epoch, next_verdict
+from .chunks import ArrayWriter, StoredArray
+from .rules import (
+    CLEAN,
+    DEFAULT_BUDGET_BYTES,
+    RowReader,
+    Verdict,
+    aggregate_blocks,
+    epoch_stats,
+    judge,
+    next_verdict,
+)
 from .settlement import record_reward_share, write_settlement, write_slash_evidence
 from .task import FINISHED, MODEL_DTYPE, OPEN, TaskState
 
@@ -53,8 +61,14 @@ def epoch_due(task: TaskState, height: int) -> bool:
     return everyone or height >= task.epoch_start + task.params.window_blocks
 
 
-def close_due_epochs(state: State, ctx: BlockContext, backend: str = "numpy") -> list[bytes]:
-    """Close every epoch that is due in this block; return the ids of the tasks closed."""
+def close_due_epochs(
+    state: State, ctx: BlockContext, backend: str = "numpy", budget_bytes: int | None = None
+) -> list[bytes]:
+    """Close every epoch that is due in this block; return the ids of the tasks closed.
+
+    ``backend`` and ``budget_bytes`` (default :data:`DEFAULT_BUDGET_BYTES`) are not consensus:
+    they change how fast and in how much memory, never the result.
+    """
     closed = []
     ids = open_tasks(state)
     still_open = []
@@ -62,7 +76,7 @@ def close_due_epochs(state: State, ctx: BlockContext, backend: str = "numpy") ->
         task = load_task(state, task_id)
         assert task is not None
         if epoch_due(task, ctx.height):
-            close_epoch(state, task_id, task, ctx, backend)
+            close_epoch(state, task_id, task, ctx, backend, budget_bytes)
             closed.append(task_id)
         if task.status == OPEN:
             still_open.append(task_id)
@@ -71,26 +85,34 @@ def close_due_epochs(state: State, ctx: BlockContext, backend: str = "numpy") ->
     return closed
 
 
-def _blob_array(state: State, blob_hash: bytes, dtype: np.dtype[Any]) -> np.ndarray[Any, Any]:
-    blob = state.get_blob(blob_hash)
-    assert blob is not None, "a referenced blob is missing"
-    return np.frombuffer(blob, dtype=dtype)
-
-
 def close_epoch(
-    state: State, task_id: bytes, task: TaskState, ctx: BlockContext, backend: str
+    state: State,
+    task_id: bytes,
+    task: TaskState,
+    ctx: BlockContext,
+    backend: str,
+    budget_bytes: int | None = None,
 ) -> None:
+    """Score, flag and aggregate the epoch's updates, reading them a column block at a time.
+
+    Peak memory is about ``n`` x one block of raw update values (``budget_bytes``) plus
+    ``O(n^2)``; the next base model and step are written chunk by chunk (see
+    :mod:`stf.fl.chunks`).
+    """
+    budget = DEFAULT_BUDGET_BYTES if budget_bytes is None else budget_bytes
     p = task.params
     dt = p.np_dtype
-    updates = np.stack([_blob_array(state, h, dt) for h in task.pending])
-    prev_global = _blob_array(state, task.prev_global, dt) if task.prev_global else None
-    prev_own = []
+    d = p.d
+    updates = [StoredArray(state, h, dt, d).read for h in task.pending]
+    prev_global = StoredArray(state, task.prev_global, dt, d).read if task.prev_global else None
+    prev_own: list[RowReader | None] = []
     for client in task.submitted:
         last = state.get(keys.last_update(task_id, client))
-        prev_own.append(None if last is None else _blob_array(state, last, dt))
-    result = evaluate_epoch(updates, p.rules, prev_global, prev_own, backend=backend)
+        prev_own.append(None if last is None else StoredArray(state, last, dt, d).read)
+    stats = epoch_stats(updates, d, dt, prev_global, prev_own, backend=backend, budget_bytes=budget)
+    clients, plan = judge(stats, p.rules)
     for i, client in enumerate(task.submitted):
-        c = result.clients[i]
+        c = clients[i]
         state.set(
             keys.client_record(task_id, task.epoch, client),
             encoding.encode(
@@ -117,13 +139,22 @@ def close_epoch(
             write_slash_evidence(state, client, task_id, v.epoch, v.reason)
         record_reward_share(state, task_id, client, c.flags)
         state.set(keys.last_update(task_id, client), task.pending[i])
-    base = _blob_array(state, task.base, MODEL_DTYPE).astype(np.int64)
+    # the next base = clip(base + aggregate, int32), the step = clip(aggregate, dtype range),
+    # both streamed block by block into blobs laid out by the consensus max_blob_size
+    base = StoredArray(state, task.base, MODEL_DTYPE, d)
+    limits = ctx.limits
+    next_out = ArrayWriter(
+        state, d * MODEL_DTYPE.itemsize, MODEL_DTYPE.itemsize, limits.max_blob_size
+    )
+    step_out = ArrayWriter(state, d * dt.itemsize, dt.itemsize, limits.max_blob_size)
     lim = np.iinfo(np.int32)
-    next_base = np.clip(base + result.aggregate, lim.min, lim.max).astype(MODEL_DTYPE)
-    next_hash = state.put_blob(next_base.tobytes())
     qlim = np.iinfo(dt).max
-    step = np.clip(result.aggregate, -qlim, qlim).astype(dt)
-    step_hash = state.put_blob(step.tobytes())
+    for start, stop, agg in aggregate_blocks(updates, plan, d, dt, budget_bytes=budget):
+        b = base.read(start, stop).astype(np.int64)
+        next_out.write(np.clip(b + agg, lim.min, lim.max).astype(MODEL_DTYPE))
+        step_out.write(np.clip(agg, -qlim, qlim).astype(dt))
+    next_hash = next_out.finish()
+    step_hash = step_out.finish()
     state.set(
         keys.epoch(task_id, task.epoch),
         encoding.encode(

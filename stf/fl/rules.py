@@ -24,8 +24,10 @@ Flags come in two strengths:
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from enum import IntFlag
+from fractions import Fraction
 from typing import Any
 
 import numpy as np
@@ -172,37 +174,125 @@ class EpochResult:
     used: list[int] = field(default_factory=list)
 
 
-def _self_correlated(
-    u: npt.NDArray[Any], own: npt.NDArray[Any] | None, u_sq: int, floor: tuple[int, int]
-) -> bool:
-    """Whether ``u`` correlates with the client's own previous update (cosine >= floor).
-
-    Honest clients' consecutive updates stay correlated (cosine >= 0.43 on non-IID digits, 31k
-    client-epochs), noise does not (~3/sqrt(d)): a low cosine to the others alone is not enough
-    to flag a converging honest client.
-    """
-    if own is None:
-        return False
-    a, b = u.astype(np.int64), own.astype(np.int64)
-    return bool(robust.cosine_ge(int(a @ b), u_sq, int(b @ b), *floor))
-
-
 def _frac_ge(a: int, b: int, frac: tuple[int, int]) -> bool:
     """a / b >= num / den, exactly, for b > 0."""
     return a * frac[1] >= frac[0] * b
 
 
-def evaluate_epoch(
-    updates: npt.NDArray[Any],
-    rules: EpochRules,
-    prev_global: npt.NDArray[Any] | None = None,
-    prev_own: list[npt.NDArray[Any] | None] | None = None,
+# -- streaming over column blocks ------------------------------------------------------
+#
+# An epoch is evaluated in two passes over column blocks of the n x d updates, so that no
+# more than one block is ever in memory: the first accumulates every inner product the rules
+# use (the Gram matrix, the dots with the previous global step and with each client's own
+# previous update), all exact integers, and the decisions need nothing else; the second
+# computes the coordinate-wise aggregate of the chosen rows, block by block. Sums of exact
+# integers do not depend on how the columns are split, and a coordinate-wise aggregate of a
+# block is that block of the aggregate, so the block width (from a memory budget, not
+# consensus) never changes a result.
+
+#: Default memory budget for one block of raw update values (not consensus: every value gives
+#: the same results).
+DEFAULT_BUDGET_BYTES = 256 * 2**20
+#: Bytes per column, besides the raw values, for the per-column temporaries (int64 sums, the
+#: base model and the two outputs of a block).
+_PER_COLUMN = 64
+
+#: ``read(start, stop)``: values ``[start, stop)`` of one row (an update, or the previous step).
+RowReader = Callable[[int, int], npt.NDArray[Any]]
+
+
+def block_cols(rows: int, itemsize: int, budget_bytes: int) -> int:
+    """Columns per block so that ``rows`` rows of raw values and the temporaries fit the budget."""
+    if budget_bytes <= 0:
+        raise ValueError("budget_bytes must be positive")
+    return max(1, budget_bytes // (max(1, rows) * itemsize + _PER_COLUMN))
+
+
+def _blocks(d: int, cols: int) -> Iterator[tuple[int, int]]:
+    for start in range(0, d, cols):
+        yield start, min(d, start + cols)
+
+
+@dataclass
+class EpochStats:
+    """Every inner product the rules use, exact, accumulated over column blocks."""
+
+    gram: npt.NDArray[np.int64]  # (n, n): <u_i, u_j>
+    global_dots: list[int] | None  # <u_i, previous step>; None without a previous step
+    global_sq: int  # |previous step|^2 (0 without one)
+    own_dots: list[int | None]  # <u_i, own previous update>; None where there is none
+    own_sq: list[int | None]  # |own previous update|^2
+
+
+def _exact_dot(a: npt.NDArray[Any], b: npt.NDArray[Any]) -> int:
+    """``<a, b>`` of two int8/int16 vectors, summed in int64 (exact: no float involved)."""
+    return int(np.einsum("i,i->", a, b, dtype=np.int64))
+
+
+def epoch_stats(
+    updates: Sequence[RowReader],
+    d: int,
+    dtype: np.dtype[Any],
+    prev_global: RowReader | None = None,
+    prev_own: Sequence[RowReader | None] | None = None,
     *,
     backend: str = "numpy",
-) -> EpochResult:
-    """Score, flag and aggregate one epoch. ``updates`` is ``(n, d)`` int8/int16, n >= 1."""
-    n = updates.shape[0]
-    g = robust.gram(updates, backend=backend)
+    budget_bytes: int = DEFAULT_BUDGET_BYTES,
+) -> EpochStats:
+    """Pass one: read the updates a column block at a time and accumulate the inner products.
+
+    Memory: ``n`` rows of one block of raw values (:func:`block_cols`), plus one row of the
+    previous step and of one client's previous update at a time.
+    """
+    n = len(updates)
+    dtype = np.dtype(dtype)
+    own = list(prev_own) if prev_own is not None else [None] * n
+    max_abs = 2 ** (8 * dtype.itemsize - 1)
+    if d * max_abs * max_abs >= 2**63:
+        raise OverflowError(f"d = {d} columns can overflow the int64 Gram matrix")
+    cols = block_cols(n + 2, dtype.itemsize, budget_bytes)
+    buf = np.empty((n, min(cols, d)), dtype=dtype)
+    g = np.zeros((n, n), dtype=np.int64)
+    gdots = np.zeros(n, dtype=np.int64)
+    gsq = 0
+    own_dots: list[int | None] = [None if o is None else 0 for o in own]
+    own_sq: list[int | None] = [None if o is None else 0 for o in own]
+    for start, stop in _blocks(d, cols):
+        blk = buf[:, : stop - start]
+        for i, read in enumerate(updates):
+            blk[i] = read(start, stop)
+        g += robust.gram(blk, backend=backend)
+        if prev_global is not None:
+            p = prev_global(start, stop).reshape(1, -1)
+            gdots += robust.cross_gram(blk, p, backend=backend)[:, 0]
+            gsq += int(robust.gram(p, backend=backend)[0, 0])
+        for i, read_own in enumerate(own):
+            if read_own is not None:
+                o = read_own(start, stop)
+                own_dots[i] = int(own_dots[i] or 0) + _exact_dot(blk[i], o)
+                own_sq[i] = int(own_sq[i] or 0) + _exact_dot(o, o)
+    return EpochStats(
+        g,
+        None if prev_global is None else [int(v) for v in gdots.tolist()],
+        gsq,
+        own_dots,
+        own_sq,
+    )
+
+
+@dataclass(frozen=True)
+class AggregatePlan:
+    """Which rows the aggregate combines, and how (coordinate-wise)."""
+
+    kind: str  # "zero" (no row), "mean", "median" or "trimmed_mean"
+    rows: tuple[int, ...] = ()  # ascending update indices
+    trim: Fraction = Fraction(0)  # trimmed_mean: the fraction cut at each end
+
+
+def judge(stats: EpochStats, rules: EpochRules) -> tuple[list[ClientResult], AggregatePlan]:
+    """Scores, flags and the aggregate's plan, from the inner products alone."""
+    g = stats.gram
+    n = g.shape[0]
     norms = [int(v) for v in np.diagonal(g).tolist()]
     f = min(rules.f, max(0, (n - 3) // 2))  # Krum needs n > 2f + 2; fewer clients, smaller f
     if n >= 3:
@@ -231,12 +321,9 @@ def evaluate_epoch(
     ref_sq = [
         sel_total - ((2 * sel_rows[i] - norms[i]) if i in in_selection else 0) for i in range(n)
     ]
-    gdots = [0] * n
-    gnorm = 0
-    if prev_global is not None:
-        gd = robust.cross_gram(updates, prev_global.reshape(1, -1), backend=backend)
-        gdots = [int(v) for v in gd[:, 0].tolist()]
-        gnorm = int(robust.gram(prev_global.reshape(1, -1), backend=backend)[0, 0])
+    has_global = stats.global_dots is not None
+    gdots = stats.global_dots if stats.global_dots is not None else [0] * n
+    gnorm = stats.global_sq
     sorted_norms = sorted(norms)
     median_norm = sorted_norms[(n - 1) // 2]
     sorted_scores = sorted(scores)
@@ -252,7 +339,7 @@ def evaluate_epoch(
         for j in range(i):  # only an earlier submission can be the original
             if ni == 0:
                 break
-            gij = int(g[i, j])
+            gij = int(gl[i][j])
             if gij == ni == norms[j]:  # |u_i - u_j|^2 = 0
                 flags |= Flag.COPY
                 break
@@ -262,21 +349,30 @@ def evaluate_epoch(
                 and _frac_ge(min(ni, norms[j]), max(ni, norms[j]), (81, 100))
             ):
                 flags |= Flag.NEAR_COPY
-        own = prev_own[i] if prev_own is not None else None
+        own_dot, own_sq = stats.own_dots[i], stats.own_sq[i]
+        has_own = own_dot is not None and own_sq is not None
         # an exact replay only counts when the model moved: after a zero global step, a client
-        # with a handful of samples honestly computes the very same full-batch update again
-        if own is not None and ni > 0 and gnorm > 0 and np.array_equal(updates[i], own):
+        # with a handful of samples honestly computes the very same full-batch update again.
+        # u = own  <=>  |u - own|^2 = |u|^2 + |own|^2 - 2 <u, own> = 0 (exact integers)
+        if has_own and ni > 0 and gnorm > 0 and ni + int(own_sq or 0) - 2 * int(own_dot or 0) == 0:
             flags |= Flag.REPLAY_OWN
-        if prev_global is not None and ni > 0:
+        if has_global and ni > 0:
             if gdots[i] == ni == gnorm:
                 flags |= Flag.REPLAY_GLOBAL
             elif bool(robust.cosine_ge(gdots[i], ni, gnorm, *rules.global_echo_cos)):
                 flags |= Flag.GLOBAL_ECHO
+        # correlated with its own previous update (cosine >= floor)? Honest clients' consecutive
+        # updates stay correlated (cosine >= 0.43 on non-IID digits, 31k client-epochs), noise
+        # does not (~3/sqrt(d)): a low cosine to the others alone is not enough to flag a
+        # converging honest client.
+        self_correlated = has_own and bool(
+            robust.cosine_ge(int(own_dot or 0), ni, int(own_sq or 0), *rules.uncorrelated_cos)
+        )
         if (
             n >= 3
             and ni > 0
             and not bool(robust.cosine_ge(ref_dot[i], ni, ref_sq[i], *rules.uncorrelated_cos))
-            and not _self_correlated(updates[i], own, ni, rules.uncorrelated_cos)
+            and not self_correlated
         ):
             flags |= Flag.UNCORRELATED
         if (
@@ -301,30 +397,97 @@ def evaluate_epoch(
             )
         )
     clean = [i for i in range(n) if results[i].flags == 0]
-    aggregate = _aggregate(updates, clean, rules, f, backend)
     for i in clean:
         results[i].selected = True
-    return EpochResult(results, aggregate, clean)
+    return results, _plan_aggregate(g, clean, rules, f)
 
 
-def _aggregate(
-    updates: npt.NDArray[Any], clean: list[int], rules: EpochRules, f: int, backend: str
-) -> npt.NDArray[np.int64]:
-    d = updates.shape[1]
+def _plan_aggregate(
+    g: npt.NDArray[np.int64], clean: list[int], rules: EpochRules, f: int
+) -> AggregatePlan:
     if not clean:
-        return np.zeros(d, dtype=np.int64)
-    rows = updates[clean]
+        return AggregatePlan("zero")
     k = len(clean)
     if rules.aggregator == "mean" or k < 3:
-        return robust.mean(rows)
+        return AggregatePlan("mean", tuple(clean))
     if rules.aggregator == "median":
-        return robust.coordinate_median(rows)
+        return AggregatePlan("median", tuple(clean))
     if rules.aggregator == "trimmed_mean":
-        from fractions import Fraction
-
-        return robust.trimmed_mean(rows, Fraction(rules.trim_num, rules.trim_den))
+        return AggregatePlan("trimmed_mean", tuple(clean), Fraction(rules.trim_num, rules.trim_den))
+    # multi_krum_mean: Multi-Krum among the clean updates (their Gram matrix is a block of g),
+    # then the mean of its selection
     fk = min(f, max(0, (k - 3) // 2))
-    return robust.multi_krum_mean(rows, fk, max(1, k - fk), backend=backend)
+    sub = g[np.ix_(clean, clean)]
+    scores = robust.krum_scores_from_distances(robust.pairwise_sq_distances(sub), fk)
+    chosen = sorted(int(j) for j in robust.krum_select(scores, max(1, k - fk)).tolist())
+    return AggregatePlan("mean", tuple(clean[j] for j in chosen))
+
+
+def aggregate_blocks(
+    updates: Sequence[RowReader],
+    plan: AggregatePlan,
+    d: int,
+    dtype: np.dtype[Any],
+    *,
+    budget_bytes: int = DEFAULT_BUDGET_BYTES,
+) -> Iterator[tuple[int, int, npt.NDArray[np.int64]]]:
+    """Pass two: ``(start, stop, aggregate[start:stop])`` for consecutive column blocks."""
+    dtype = np.dtype(dtype)
+    k = len(plan.rows)
+    cols = block_cols(k, dtype.itemsize, budget_bytes)
+    if plan.kind == "zero":
+        for start, stop in _blocks(d, cols):
+            yield start, stop, np.zeros(stop - start, dtype=np.int64)
+        return
+    buf = np.empty((k, min(cols, d)), dtype=dtype)
+    for start, stop in _blocks(d, cols):
+        blk = buf[:, : stop - start]
+        for r, i in enumerate(plan.rows):
+            blk[r] = updates[i](start, stop)
+        if plan.kind == "mean":
+            out = robust.mean(blk)
+        elif plan.kind == "median":
+            out = robust.coordinate_median(blk)
+        elif plan.kind == "trimmed_mean":
+            out = robust.trimmed_mean(blk, plan.trim)
+        else:  # pragma: no cover - plans come from _plan_aggregate
+            raise ValueError(f"unknown aggregate plan {plan.kind!r}")
+        yield start, stop, out
+
+
+def _row_reader(a: npt.NDArray[Any]) -> RowReader:
+    return lambda start, stop: a[start:stop]
+
+
+def evaluate_epoch(
+    updates: npt.NDArray[Any],
+    rules: EpochRules,
+    prev_global: npt.NDArray[Any] | None = None,
+    prev_own: list[npt.NDArray[Any] | None] | None = None,
+    *,
+    backend: str = "numpy",
+    budget_bytes: int = DEFAULT_BUDGET_BYTES,
+) -> EpochResult:
+    """Score, flag and aggregate one epoch. ``updates`` is ``(n, d)`` int8/int16, n >= 1.
+
+    The in-memory form of :func:`epoch_stats` -> :func:`judge` -> :func:`aggregate_blocks`,
+    which the epoch close runs on blobs read a block at a time; ``budget_bytes`` sets the
+    block width and never changes the result.
+    """
+    n, d = updates.shape
+    rows = [_row_reader(updates[i]) for i in range(n)]
+    pg = None if prev_global is None else _row_reader(prev_global.reshape(-1))
+    own = None
+    if prev_own is not None:
+        own = [None if o is None else _row_reader(o.reshape(-1)) for o in prev_own]
+    stats = epoch_stats(rows, d, updates.dtype, pg, own, backend=backend, budget_bytes=budget_bytes)
+    results, plan = judge(stats, rules)
+    aggregate = np.zeros(d, dtype=np.int64)
+    for start, stop, block in aggregate_blocks(
+        rows, plan, d, updates.dtype, budget_bytes=budget_bytes
+    ):
+        aggregate[start:stop] = block
+    return EpochResult(results, aggregate, [i for i, c in enumerate(results) if c.selected])
 
 
 @dataclass(frozen=True)

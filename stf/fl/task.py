@@ -33,7 +33,7 @@ class TaskParams:
     layout: tuple[tuple[str, tuple[int, ...]], ...]
     dtype: str
     shift: int
-    init_model: bytes  # blob hash of the int32 initial model
+    init_model: bytes  # id of the int32 initial model: its blob, or a chunk manifest
     script: bytes  # blob hash of the training script
     epochs: int
     target_accuracy_ppm: int
@@ -136,12 +136,13 @@ class TaskState:
     requester: bytes
     status: int = OPEN
     epoch: int = 0
-    base: bytes = b""  # blob hash of the current int32 base model
-    prev_global: bytes = b""  # blob hash of the last aggregate (quantized dtype), b"" at epoch 0
+    # ids below name one blob holding the array, or a chunk manifest (stf.fl.chunks)
+    base: bytes = b""  # id of the current int32 base model
+    prev_global: bytes = b""  # id of the last aggregate (quantized dtype), b"" at epoch 0
     epoch_start: int = 0  # height where the current epoch's window opened
     clients: list[bytes] = field(default_factory=list)  # joined, in join order
     submitted: list[bytes] = field(default_factory=list)  # this epoch, in submission order
-    pending: list[bytes] = field(default_factory=list)  # update blob hashes, same order
+    pending: list[bytes] = field(default_factory=list)  # update ids, same order
 
     def encode(self) -> bytes:
         return encoding.encode(

@@ -11,6 +11,7 @@ from .. import encoding, keys
 from ..context import BlockContext, Limits
 from ..encoding import EncodingError
 from ..errors import Code, TxFailed, TxInvalid
+from ..fl.chunks import MAX_CHUNKS, check_stored_array, manifest_from_chunks
 from ..fl.epoch import load_task, load_verdict, open_tasks, save_task, set_open_tasks
 from ..fl.settlement import write_settlement
 from ..fl.task import COMPLETE, MODEL_DTYPE, OPEN, TaskParams, TaskState
@@ -54,14 +55,14 @@ class CreateTask(TxType):
     @classmethod
     def apply(cls, state: State, tx: Transaction, args: Any, ctx: BlockContext) -> None:
         p: TaskParams = args
-        model = state.get_blob(p.init_model)
-        if model is None:
-            raise TxFailed(Code.BLOB_NOT_FOUND, "initial model blob is not stored (put_blob first)")
-        if len(model) != p.d * MODEL_DTYPE.itemsize:
-            raise TxFailed(
-                Code.INVALID_UPDATE,
-                f"initial model is {len(model)} bytes, layout needs {p.d * 4} (int32)",
-            )
+        # one blob of d int32 values, or a chunk manifest of them (stf.fl.chunks)
+        check_stored_array(
+            state,
+            p.init_model,
+            p.d * MODEL_DTYPE.itemsize,
+            MODEL_DTYPE.itemsize,
+            "initial model (int32)",
+        )
         if state.get_blob(p.script) is None:
             raise TxFailed(Code.BLOB_NOT_FOUND, "training script blob is not stored")
         ids = open_tasks(state)
@@ -102,12 +103,20 @@ class SubmitUpdate(TxType):
     NAME = "submit_update"
 
     @classmethod
-    def parse(cls, value: Any, limits: Limits) -> tuple[bytes, int, bytes]:
+    def parse(cls, value: Any, limits: Limits) -> tuple[bytes, int, bytes | list[bytes]]:
+        """The update is its bytes (inline) or the list of its chunks' blob ids (chunked)."""
         task_id, epoch, update = encoding.expect_list(value, 3, "submit_update payload")
+        data: bytes | list[bytes]
+        if isinstance(update, list):
+            if not 1 <= len(update) <= MAX_CHUNKS:
+                raise EncodingError(f"a chunked update lists 1 to {MAX_CHUNKS} blob ids")
+            data = [encoding.expect_bytes(h, f"update chunk {j}", 32) for j, h in enumerate(update)]
+        else:
+            data = encoding.expect_bytes(update, "update (bytes, or a list of chunk blob ids)")
         return (
             encoding.expect_bytes(task_id, "task id", 32),
             encoding.expect_int(epoch, "epoch", 0, MAX_EPOCH),
-            encoding.expect_bytes(update, "update"),
+            data,
         )
 
     @classmethod
@@ -123,14 +132,23 @@ class SubmitUpdate(TxType):
             raise TxFailed(Code.WRONG_EPOCH, f"epoch {epoch} is not the current epoch {task.epoch}")
         if tx.sender in task.submitted:
             raise TxFailed(Code.DUPLICATE_UPDATE, f"client already submitted for epoch {epoch}")
-        want = task.params.d * task.params.np_dtype.itemsize
-        if len(update) != want:
-            raise TxFailed(
-                Code.INVALID_UPDATE,
-                f"update is {len(update)} bytes, layout needs {want} ({task.params.dtype})",
-            )
+        itemsize = task.params.np_dtype.itemsize
+        want = task.params.d * itemsize
+        if isinstance(update, list):
+            # chunked: the update is the concatenation of blobs already uploaded; it is recorded
+            # as the id of its manifest, stored as a blob (stf.fl.chunks)
+            what = f"update ({task.params.dtype})"
+            manifest = manifest_from_chunks(state, update, want, itemsize, what)
+            update_id = state.put_blob(manifest.encode())
+        else:
+            if len(update) != want:
+                raise TxFailed(
+                    Code.INVALID_UPDATE,
+                    f"update is {len(update)} bytes, layout needs {want} ({task.params.dtype})",
+                )
+            update_id = state.put_blob(update)
         task.submitted.append(tx.sender)
-        task.pending.append(state.put_blob(update))
+        task.pending.append(update_id)
         save_task(state, task_id, task)
 
 
