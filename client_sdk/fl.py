@@ -2,11 +2,18 @@
 
 The full client flow (staking on L1, training helpers, a Flower-style client)
 comes with the SDK issue; these are the signed building blocks.
+
+Arrays larger than one blob (updates over ``max_tx_size``, models over
+``max_blob_size``) travel as chunk blobs plus a manifest (:mod:`stf.fl.chunks`):
+:func:`submit_update_chunked` and :func:`model_blobs` build them, and
+:func:`read_array` / :func:`read_model` read either form back through any
+``get_blob`` (for example ``mps_getBlob``).
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -14,21 +21,34 @@ import numpy.typing as npt
 
 from stf import encoding
 from stf.cid import cid_v1
+from stf.context import Limits
+from stf.fl.chunks import MAX_CHUNKS, Manifest
 from stf.fl.task import MODEL_DTYPE, TaskParams, quantize
 from stf.tx import Transaction, make_tx
 from stf.txtypes.fl import CreateTask, JoinTask, ReportEvaluation, SubmitUpdate
 
 from .keys import Keypair
+from .tx import put_blob
+
+#: The chain's default ``max_blob_size`` (a consensus limit: ask the chain's config if unsure).
+DEFAULT_MAX_BLOB_SIZE = Limits().max_blob_size
 
 __all__ = [
+    "DEFAULT_MAX_BLOB_SIZE",
     "blob_id",
+    "chunk_manifest",
     "create_task",
     "join_task",
     "model_blob",
+    "model_blobs",
     "quantize",
+    "read_array",
+    "read_model",
     "report_evaluation",
     "script_cid",
+    "split_chunks",
     "submit_update",
+    "submit_update_chunked",
 ]
 
 
@@ -37,6 +57,51 @@ def model_blob(weights: npt.ArrayLike, shift: int) -> bytes:
     w = np.rint(np.asarray(weights, dtype=np.float64).ravel() * float(2**shift))
     lim = np.iinfo(np.int32)
     return bytes(np.clip(w, lim.min, lim.max).astype(MODEL_DTYPE).tobytes())
+
+
+def model_blobs(
+    weights: npt.ArrayLike, shift: int, max_blob_size: int = DEFAULT_MAX_BLOB_SIZE
+) -> tuple[bytes, list[bytes]]:
+    """A float model as the initial model of a task of any size: ``(init_model id, blobs)``.
+
+    Upload the blobs in order with ``put_blob`` and pass the id as ``init_model``. A model
+    that fits one blob is that blob; a larger one is its chunks followed by their manifest,
+    whose id is the model's id.
+    """
+    data = model_blob(weights, shift)
+    if len(data) <= max_blob_size:
+        return blob_id(data), [data]
+    chunks = split_chunks(data, max_blob_size)
+    manifest = chunk_manifest(chunks)
+    return blob_id(manifest), [*_distinct(chunks), manifest]
+
+
+def split_chunks(data: bytes, max_blob_size: int = DEFAULT_MAX_BLOB_SIZE) -> list[bytes]:
+    """Cut ``data`` into chunks of the largest multiple of 4 bytes that fits ``max_blob_size``
+    (so no int8, int16 or int32 value straddles two), the last one shorter."""
+    chunk = max_blob_size - max_blob_size % 4
+    if chunk <= 0:
+        raise ValueError(f"max_blob_size {max_blob_size} is too small for chunks")
+    chunks = [data[i : i + chunk] for i in range(0, len(data), chunk)]
+    if not 1 <= len(chunks) <= MAX_CHUNKS:
+        raise ValueError(f"{len(data)} bytes make {len(chunks)} chunks, 1 to {MAX_CHUNKS} allowed")
+    return chunks
+
+
+def chunk_manifest(chunks: list[bytes]) -> bytes:
+    """The manifest the STF stores for these chunks; its :func:`blob_id` is the array's id."""
+    total = sum(len(c) for c in chunks)
+    return Manifest(total, len(chunks[0]), b"".join(blob_id(c) for c in chunks)).encode()
+
+
+def _distinct(chunks: list[bytes]) -> list[bytes]:
+    seen: set[bytes] = set()
+    out = []
+    for c in chunks:
+        if c not in seen:
+            seen.add(c)
+            out.append(c)
+    return out
 
 
 def create_task(key: Keypair, chain_id: int, nonce: int, params: TaskParams) -> Transaction:
@@ -62,6 +127,76 @@ def submit_update(
         nonce,
         encoding.encode([task_id, epoch, data]),
     )
+
+
+def submit_update_chunked(
+    key: Keypair,
+    chain_id: int,
+    nonce: int,
+    task_id: bytes,
+    epoch: int,
+    update: Any,
+    max_blob_size: int = DEFAULT_MAX_BLOB_SIZE,
+) -> list[Transaction]:
+    """An update of any size: a ``put_blob`` per distinct chunk, then the ``submit_update``.
+
+    The transactions take the nonces ``nonce, nonce + 1, ...`` in order; send them all (the
+    submit after its chunks, in the same block or a later one). The update's id in the
+    epoch's records is the :func:`blob_id` of :func:`chunk_manifest` of the chunks. A chunk
+    that is already stored makes its ``put_blob`` fail (``blob is already stored``, the nonce
+    still used), which does not matter: the submit only needs the chunk to exist. An update
+    not longer than its manifest (a few hundred bytes) must go inline (:func:`submit_update`).
+    """
+    data = update if isinstance(update, bytes) else np.ascontiguousarray(update).tobytes()
+    chunks = split_chunks(data, max_blob_size)
+    if len(chunk_manifest(chunks)) >= len(data):
+        raise ValueError(f"an update of {len(data)} bytes is too small to chunk: send it inline")
+    txs = [put_blob(key, chain_id, nonce + i, c) for i, c in enumerate(_distinct(chunks))]
+    ids = [blob_id(c) for c in chunks]
+    payload = encoding.encode([task_id, epoch, ids])
+    txs.append(make_tx(key.signing_key, chain_id, SubmitUpdate.TYPE_ID, nonce + len(txs), payload))
+    return txs
+
+
+def read_array(
+    get_blob: Callable[[bytes], bytes], array_id: bytes, dtype: npt.DTypeLike, count: int
+) -> npt.NDArray[Any]:
+    """``count`` values of ``dtype`` stored under ``array_id`` (a blob, or a chunk manifest).
+
+    ``get_blob(id) -> bytes`` fetches one blob (e.g. ``mps_getBlob``); each chunk is checked
+    against its id. The array's size tells the forms apart: a blob of exactly ``count`` values
+    is the array, anything else is a manifest.
+    """
+    dt = np.dtype(dtype)
+    nbytes = count * dt.itemsize
+    raw = _fetch(get_blob, array_id)
+    if len(raw) == nbytes:
+        return np.frombuffer(raw, dt).copy()
+    m = Manifest.decode(raw)
+    if m.total != nbytes:
+        raise ValueError(f"manifest holds {m.total} bytes, expected {nbytes}")
+    out = bytearray()
+    for j in range(m.count):
+        chunk = _fetch(get_blob, m.hash(j))
+        if len(chunk) != m.size(j):
+            raise ValueError(f"chunk {j} is {len(chunk)} bytes, the manifest says {m.size(j)}")
+        out += chunk
+    return np.frombuffer(bytes(out), dt).copy()
+
+
+def read_model(
+    get_blob: Callable[[bytes], bytes], model_id: bytes, params: TaskParams
+) -> npt.NDArray[np.float64]:
+    """A task's int32 model (``baseModel``, ``nextBaseModel``...) as floats (``W * 2**-shift``)."""
+    w = read_array(get_blob, model_id, MODEL_DTYPE, params.d)
+    return w.astype(np.float64) / float(2**params.shift)
+
+
+def _fetch(get_blob: Callable[[bytes], bytes], h: bytes) -> bytes:
+    data = bytes(get_blob(h))
+    if blob_id(data) != h:
+        raise ValueError(f"blob {h.hex()} does not hash to its id")
+    return data
 
 
 def report_evaluation(
