@@ -1,0 +1,270 @@
+#!/usr/bin/env python
+"""Epoch close at scale: time and peak memory of the STF's own close for n clients x d params.
+
+Usage: ``python bench/fl_scale.py [--quick | --big] [--sizes N:D,...] [--budget MIB]
+[--dtype int8|int16] [--commit]``
+
+For each ``(n, d)`` (default ``(16, 10**7)``; ``--quick``: ``(16, 10**6)``; ``--big`` adds
+``(1000, 10**6)`` and ``(10, 10**8)``) a fresh subprocess builds, in an in-memory store, an
+open task at epoch 1 whose ``n`` clients have all submitted: every update, every client's
+previous update, the previous global step and the base model stored as they would be on
+chain (one blob up to ``max_blob_size``, 4 MiB, else chunks and a manifest). Updates are a
+common direction plus per-client noise, so every rule and the aggregate do real work. Then
+it runs :func:`stf.fl.epoch.close_epoch` (both passes: inner products, then the aggregate
+and the next base model written in chunks) and prints:
+
+* the close's wall time;
+* RSS before the close, the peak RSS sampled during it (every 2 ms) and the increment; and
+  ``ru_maxrss``, the process's peak (the store's arrays included);
+* what the epoch would need without chunking: the ``n x d`` stacked update matrix alone
+  (the old close also held every update blob and a copy of the selected rows).
+
+The in-memory store holds every update twice (this epoch's and the previous one), so the
+process RSS is dominated by the store; the increment is the close's own working set:
+``n`` x one block of raw values (the ``--budget``, default 256 MiB, not consensus), O(n^2),
+and the next base model and step being written (``d x (4 + itemsize)`` bytes: the STF
+returns its writes, blobs included, to the caller in memory).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from stf import encoding, keys  # noqa: E402
+from stf.context import BlockContext, Limits  # noqa: E402
+from stf.fl import epoch as fl_epoch  # noqa: E402
+from stf.fl.chunks import Manifest  # noqa: E402
+from stf.fl.rules import EpochRules  # noqa: E402
+from stf.fl.task import DTYPES, MODEL_DTYPE, OPEN, TaskParams, TaskState  # noqa: E402
+from stf.hashing import ZERO_HASH  # noqa: E402
+from stf.state import BLOB_PREFIX, STATE_PREFIX, State  # noqa: E402
+
+DEFAULT_SIZES = [(16, 10**7)]
+QUICK_SIZES = [(16, 10**6)]
+BIG_SIZES = [(16, 10**7), (1000, 10**6), (10, 10**8)]
+PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+class MemStore:
+    """A dict-backed :class:`stf.state.KVReader` (as in tests/conftest.py)."""
+
+    def __init__(self) -> None:
+        self.data: dict[bytes, bytes] = {}
+
+    def get(self, key: bytes) -> bytes | None:
+        return self.data.get(key)
+
+
+def rss() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * PAGE
+
+
+def maxrss() -> int:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
+
+
+class Sampler(threading.Thread):
+    """The highest RSS seen while running (numpy releases the GIL in its big loops)."""
+
+    def __init__(self) -> None:
+        super().__init__(daemon=True)
+        self.peak = rss()
+        self._halt = threading.Event()
+
+    def run(self) -> None:
+        while not self._halt.wait(0.002):
+            self.peak = max(self.peak, rss())
+
+    def stop(self) -> int:
+        self._halt.set()
+        self.join()
+        self.peak = max(self.peak, rss())
+        return self.peak
+
+
+def put_array(store: MemStore, data: bytes, max_blob: int) -> bytes:
+    """Store ``data`` as the chain would (one blob, or chunks and a manifest); return the id."""
+
+    def put(blob: bytes) -> bytes:
+        h = hashlib.sha256(blob).digest()
+        store.data[BLOB_PREFIX + h] = blob
+        return h
+
+    if len(data) <= max_blob:
+        return put(data)
+    chunk = max_blob - max_blob % 4
+    hashes = [put(data[i : i + chunk]) for i in range(0, len(data), chunk)]
+    return put(Manifest(len(data), chunk, b"".join(hashes)).encode())
+
+
+def build(n: int, d: int, dtype: str, seed: int = 1) -> tuple[MemStore, bytes, TaskState]:
+    """An open task at epoch 1 whose n clients all submitted; everything in one MemStore."""
+    dt = DTYPES[dtype]
+    lim = np.iinfo(dt).max
+    max_blob = Limits().max_blob_size
+    store = MemStore()
+    rng = np.random.default_rng(seed)
+    scale = 1 if dt.itemsize == 1 else 100
+    direction = rng.integers(-30, 31, d, dtype=np.int16)
+    noise = np.empty(d, dtype=np.int16)
+
+    def update() -> bytes:
+        noise[:] = rng.integers(-20, 21, d, dtype=np.int8)
+        noise[:] += direction
+        u = np.clip(noise * scale, -lim, lim).astype(dt) if scale > 1 else noise.astype(dt)
+        return u.tobytes()
+
+    base = rng.integers(-1000, 1000, d, dtype=np.int32).astype(MODEL_DTYPE).tobytes()
+    base_id = put_array(store, base, max_blob)
+    del base
+    step_id = put_array(store, (direction // 2).astype(dt).tobytes(), max_blob)
+    clients = [hashlib.sha256(b"client %d" % i).digest() for i in range(n)]
+    task_id = hashlib.sha256(b"task").digest()
+    pending = []
+    for c in clients:
+        pending.append(put_array(store, update(), max_blob))
+        last = put_array(store, update(), max_blob)
+        store.data[STATE_PREFIX + keys.last_update(task_id, c)] = last
+    params = TaskParams(
+        name="scale",
+        layout=(("w", (d,)),),
+        dtype=dtype,
+        shift=8,
+        init_model=base_id,
+        script=bytes(32),
+        epochs=10,
+        target_accuracy_ppm=1_000_000,
+        min_clients=n,
+        max_clients=n,
+        window_blocks=10,
+        evaluator=bytes(32),
+        rules=EpochRules(f=max(0, min(n // 5, (n - 3) // 2))),
+    )
+    task = TaskState(
+        params,
+        bytes(32),
+        OPEN,
+        epoch=1,
+        base=base_id,
+        prev_global=step_id,
+        epoch_start=1,
+        clients=clients,
+        submitted=list(clients),
+        pending=pending,
+    )
+    store.data[STATE_PREFIX + keys.task(task_id)] = task.encode()
+    return store, task_id, task
+
+
+def one(n: int, d: int, dtype: str, budget: int, commit: bool) -> dict[str, Any]:
+    t0 = time.perf_counter()
+    store, task_id, task = build(n, d, dtype)
+    setup_s = time.perf_counter() - t0
+    stored = sum(len(v) for v in store.data.values())
+    state = State(store, ZERO_HASH)
+    ctx = BlockContext(height=20, timestamp_ms=0, l1_origin_number=0, limits=Limits())
+    before, max_before = rss(), maxrss()
+    sampler = Sampler()
+    sampler.start()
+    t0 = time.perf_counter()
+    fl_epoch.close_epoch(state, task_id, task, ctx, "numpy", budget)
+    close_s = time.perf_counter() - t0
+    commit_s = None
+    if commit:
+        t0 = time.perf_counter()
+        state.commit()
+        commit_s = time.perf_counter() - t0
+    peak = sampler.stop()
+    flagged = 0
+    for c in task.clients:
+        raw = state.get(keys.client_record(task_id, 1, c))
+        assert raw is not None
+        flagged += encoding.decode(raw)[7] != 0
+    return {
+        "n": n,
+        "d": d,
+        "dtype": dtype,
+        "budget": budget,
+        "setup_s": setup_s,
+        "close_s": close_s,
+        "commit_s": commit_s,
+        "stored": stored,
+        "rss_before": before,
+        "rss_peak": peak,
+        "maxrss_before": max_before,
+        "maxrss_after": maxrss(),
+        "flagged": flagged,
+        "stacked": n * d * DTYPES[dtype].itemsize,
+        "outputs": d * (MODEL_DTYPE.itemsize + DTYPES[dtype].itemsize),
+    }
+
+
+def mib(x: float) -> str:
+    return f"{x / 2**20:,.0f} MiB"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--quick", action="store_true", help="n=16, d=1e6 only")
+    ap.add_argument("--big", action="store_true", help="also (1000, 1e6) and (10, 1e8)")
+    ap.add_argument("--sizes", help="N:D,N:D,... (overrides the presets)")
+    ap.add_argument("--budget", type=float, default=None, help="block budget in MiB (256)")
+    ap.add_argument("--dtype", default="int8", choices=sorted(DTYPES))
+    ap.add_argument("--commit", action="store_true", help="also time State.commit()")
+    ap.add_argument("--one", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    budget = fl_epoch.DEFAULT_BUDGET_BYTES if args.budget is None else int(args.budget * 2**20)
+    if args.one:
+        n, d = (int(float(x)) for x in args.one.split(":"))
+        print(json.dumps(one(n, d, args.dtype, budget, args.commit)))
+        return
+    if args.sizes:
+        sizes = [tuple(int(float(x)) for x in s.split(":")) for s in args.sizes.split(",")]
+    else:
+        sizes = QUICK_SIZES if args.quick else BIG_SIZES if args.big else DEFAULT_SIZES
+    print(
+        f"python {platform.python_version()}, numpy {np.__version__}, {os.cpu_count()} CPUs, "
+        f"{platform.machine()}; block budget {mib(budget)}; {args.dtype}"
+    )
+    for n, d in sizes:
+        cmd = [sys.executable, __file__, "--one", f"{n}:{d}", "--dtype", args.dtype]
+        cmd += ["--budget", str(budget / 2**20)] + (["--commit"] if args.commit else [])
+        res = subprocess.run(cmd, capture_output=True, text=True)
+        if res.returncode != 0:
+            print(f"n={n} d={d:.0e}: FAILED (exit {res.returncode})\n{res.stderr[-2000:]}")
+            continue
+        r = json.loads(res.stdout.strip().splitlines()[-1])
+        inc = r["rss_peak"] - r["rss_before"]
+        print(
+            f"n={n:>5} d={d:.0e}: close {r['close_s']:.2f} s"
+            + (f" (+ commit {r['commit_s']:.2f} s)" if r["commit_s"] is not None else "")
+            + f"; setup {r['setup_s']:.1f} s; {r['flagged']} flagged\n"
+            f"    store {mib(r['stored'])}; RSS before close {mib(r['rss_before'])}, "
+            f"peak during close {mib(r['rss_peak'])} (+{mib(inc)}); ru_maxrss "
+            f"{mib(r['maxrss_after'])}\n"
+            f"    close's own increment {mib(inc)} (block budget {mib(r['budget'])}, plus "
+            f"{mib(r['outputs'])} of next base model and step written); without chunking "
+            f"the stacked n x d matrix alone is {mib(r['stacked'])}"
+        )
+
+
+if __name__ == "__main__":
+    main()
