@@ -71,3 +71,26 @@ BY_CODE: dict[int, type[RPCError]] = {
 def from_error_object(err: dict[str, Any]) -> RPCError:
     code = int(err.get("code", 0))
     return BY_CODE.get(code, RPCError)(code, str(err.get("message", "")), err.get("data"))
+
+
+def from_receipt(receipt: dict[str, Any]) -> RPCError:
+    """The typed error of a failed receipt (status 0): ``NotStaked``, ``DuplicateUpdate``...
+
+    ``data`` holds the whole receipt (``txHash``, ``blockHeight``...).
+    """
+    code = int(receipt.get("code") or Code.EXECUTION_FAILED)
+    name = receipt.get("codeName") or "EXECUTION_FAILED"
+    message = f"transaction failed: {name}: {receipt.get('message') or ''}".rstrip(": ")
+    return BY_CODE.get(code, ExecutionFailed)(code, message, receipt)
+
+
+class SDKError(Exception):
+    """Raised by the SDK itself, not by the node: a missing setting, or a state not reached."""
+
+
+class L1NotConfigured(SDKError):
+    """The operation needs the L1 (an ``L1Config``) and the client has none."""
+
+
+class NotOnL1Yet(SDKError):
+    """What is asked is not on the L1 yet: no batch committed, the task not in it, not settled."""

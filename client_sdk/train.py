@@ -1,0 +1,294 @@
+"""Training helpers: torch modules as task vectors, local training, a Flower-style client.
+
+A task's model is one float vector in the order of ``TaskParams.layout`` (named tensors with
+their shapes). :func:`flatten` and :func:`unflatten_into` move a torch module's tensors to and
+from that vector by name, and refuse a module whose tensors do not match the layout.
+:func:`layout_of` gives the layout of a module, for a requester creating the task.
+
+:class:`Client` has Flower's ``NumPyClient`` shape (``get_parameters`` / ``fit`` /
+``evaluate`` on lists of arrays, one per layout tensor), so an existing Flower client ports by
+changing its base class; :func:`run_client` drives one through a task's epochs.
+
+torch is imported on first use: the module imports without it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterable
+from math import prod
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import numpy.typing as npt
+
+from stf.fl.task import TaskParams
+
+from .client import as_bytes
+from .errors import DuplicateUpdate, WrongEpoch
+
+if TYPE_CHECKING:
+    from .client import MPSClient
+
+Layout = tuple[tuple[str, tuple[int, ...]], ...]
+Vector = npt.NDArray[np.float64]
+
+__all__ = [
+    "Client",
+    "LayoutError",
+    "TorchClient",
+    "flatten",
+    "join_parameters",
+    "layout_of",
+    "run_client",
+    "split_parameters",
+    "train_update",
+    "unflatten_into",
+]
+
+
+class LayoutError(ValueError):
+    """A module's tensors (or a vector, or a parameter list) do not match the task's layout."""
+
+
+def _layout(layout: TaskParams | Layout | None, module: Any) -> Layout:
+    if layout is None:
+        return layout_of(module)
+    return layout.layout if isinstance(layout, TaskParams) else layout
+
+
+def layout_of(module: Any) -> Layout:
+    """The layout of a module's trainable parameters, in ``named_parameters`` order."""
+    return tuple(
+        (name, tuple(int(x) for x in p.shape))
+        for name, p in module.named_parameters()
+        if p.requires_grad
+    )
+
+
+def _tensors(module: Any, layout: Layout) -> list[Any]:
+    """The module's tensors named by ``layout``, checked against it, in its order."""
+    state = module.state_dict(keep_vars=True)
+    missing = [n for n, _ in layout if n not in state]
+    if missing:
+        raise LayoutError(
+            f"the module has no tensor {missing[0]!r} of the task layout "
+            f"(it has {', '.join(list(state)[:8])}{'...' if len(state) > 8 else ''})"
+        )
+    names = {n for n, _ in layout}
+    extra = [n for n, p in module.named_parameters() if p.requires_grad and n not in names]
+    if extra:
+        raise LayoutError(f"trainable parameter {extra[0]!r} is not in the task layout")
+    out = []
+    for name, shape in layout:
+        t = state[name]
+        if tuple(t.shape) != tuple(shape):
+            raise LayoutError(
+                f"tensor {name!r} has shape {tuple(t.shape)}, the task layout says {tuple(shape)}"
+            )
+        out.append(t)
+    return out
+
+
+def flatten(module: Any, layout: TaskParams | Layout | None = None) -> Vector:
+    """The module's tensors as one float64 vector in layout order (``layout`` a task's
+    parameters or its layout; None: the module's own trainable parameters)."""
+    ts = _tensors(module, _layout(layout, module))
+    if not ts:
+        return np.zeros(0)
+    return np.concatenate([t.detach().cpu().double().reshape(-1).numpy() for t in ts])
+
+
+def unflatten_into(
+    module: Any, vector: npt.ArrayLike, layout: TaskParams | Layout | None = None
+) -> None:
+    """Copy a layout-ordered vector into the module's tensors (in place, no gradient)."""
+    import torch
+
+    lay = _layout(layout, module)
+    ts = _tensors(module, lay)
+    v = np.asarray(vector, dtype=np.float64).reshape(-1)
+    d = sum(prod(s) for _, s in lay)
+    if v.size != d:
+        raise LayoutError(f"the vector has {v.size} values, the layout {d}")
+    at = 0
+    with torch.no_grad():
+        for t, (_, shape) in zip(ts, lay, strict=True):
+            n = prod(shape)
+            src = torch.from_numpy(v[at : at + n].reshape(shape).copy())
+            t.copy_(src.to(dtype=t.dtype, device=t.device))
+            at += n
+
+
+def split_parameters(vector: npt.ArrayLike, layout: TaskParams | Layout) -> list[Vector]:
+    """A layout-ordered vector as one array per tensor, shaped (Flower's parameter list)."""
+    lay = layout.layout if isinstance(layout, TaskParams) else layout
+    v = np.asarray(vector, dtype=np.float64).reshape(-1)
+    d = sum(prod(s) for _, s in lay)
+    if v.size != d:
+        raise LayoutError(f"the vector has {v.size} values, the layout {d}")
+    out, at = [], 0
+    for _, shape in lay:
+        n = prod(shape)
+        out.append(v[at : at + n].reshape(shape))
+        at += n
+    return out
+
+
+def join_parameters(arrays: list[npt.ArrayLike], layout: TaskParams | Layout) -> Vector:
+    """One array per layout tensor back into the layout-ordered vector (shapes checked)."""
+    lay = layout.layout if isinstance(layout, TaskParams) else layout
+    if len(arrays) != len(lay):
+        raise LayoutError(f"{len(arrays)} arrays for a layout of {len(lay)} tensors")
+    parts = []
+    for a, (name, shape) in zip(arrays, lay, strict=True):
+        arr = np.asarray(a, dtype=np.float64)
+        if arr.size != prod(shape):
+            raise LayoutError(
+                f"array for {name!r} has {arr.size} values, its shape {shape} needs {prod(shape)}"
+            )
+        parts.append(arr.reshape(-1))
+    return np.concatenate(parts) if parts else np.zeros(0)
+
+
+def train_update(
+    module: Any,
+    loader: Iterable[Any],
+    task_params: TaskParams,
+    base: npt.ArrayLike,
+    epochs: int = 1,
+    lr: float = 0.05,
+    loss_fn: Callable[[Any, Any], Any] | None = None,
+) -> Vector:
+    """Load ``base`` into the module, train it on ``loader`` (batches ``(x, y)``) with plain
+    SGD for ``epochs`` passes, and return the float delta (trained minus base) in layout order,
+    ready for :meth:`MPSClient.submit_update`."""
+    import torch
+
+    unflatten_into(module, base, task_params)
+    start = flatten(module, task_params)  # the base as the module holds it (its dtype)
+    loss_fn = loss_fn or torch.nn.functional.cross_entropy
+    tensors = _tensors(module, task_params.layout)
+    opt = torch.optim.SGD([t for t in tensors if t.requires_grad], lr=lr)
+    module.train()
+    for _ in range(epochs):
+        for x, y in loader:
+            opt.zero_grad()
+            loss = loss_fn(module(x), y)
+            loss.backward()
+            opt.step()
+    return flatten(module, task_params) - start
+
+
+class Client:
+    """Flower's ``NumPyClient`` interface: parameters are lists of arrays, one per layout tensor.
+
+    ``config`` carries ``{"task": task id, "epoch": n}`` from :func:`run_client`.
+    """
+
+    def get_parameters(self, config: dict[str, Any]) -> list[Vector]:
+        raise NotImplementedError
+
+    def fit(
+        self, parameters: list[Vector], config: dict[str, Any]
+    ) -> tuple[list[Vector], int, dict[str, Any]]:
+        """Train from ``parameters``; return (new parameters, examples used, metrics)."""
+        raise NotImplementedError
+
+    def evaluate(
+        self, parameters: list[Vector], config: dict[str, Any]
+    ) -> tuple[float, int, dict[str, Any]]:
+        """Evaluate ``parameters``; return (loss, examples used, metrics)."""
+        raise NotImplementedError
+
+
+class TorchClient(Client):
+    """A :class:`Client` for a torch module trained with :func:`train_update`."""
+
+    def __init__(
+        self,
+        module: Any,
+        train_loader: Iterable[Any],
+        task_params: TaskParams,
+        test_loader: Iterable[Any] | None = None,
+        local_epochs: int = 1,
+        lr: float = 0.05,
+        loss_fn: Callable[[Any, Any], Any] | None = None,
+    ) -> None:
+        self.module = module
+        self.train_loader = train_loader
+        self.test_loader = test_loader
+        self.params = task_params
+        self.local_epochs = local_epochs
+        self.lr = lr
+        self.loss_fn = loss_fn
+
+    def get_parameters(self, config: dict[str, Any]) -> list[Vector]:
+        return split_parameters(flatten(self.module, self.params), self.params)
+
+    def fit(
+        self, parameters: list[Vector], config: dict[str, Any]
+    ) -> tuple[list[Vector], int, dict[str, Any]]:
+        base = join_parameters(list(parameters), self.params)
+        delta = train_update(
+            self.module, self.train_loader, self.params, base, self.local_epochs, self.lr,
+            self.loss_fn,
+        )  # fmt: skip
+        n = sum(len(y) for _, y in self.train_loader)
+        return split_parameters(base + delta, self.params), n, {}
+
+    def evaluate(
+        self, parameters: list[Vector], config: dict[str, Any]
+    ) -> tuple[float, int, dict[str, Any]]:
+        import torch
+
+        if self.test_loader is None:
+            raise ValueError("TorchClient has no test_loader to evaluate on")
+        unflatten_into(self.module, join_parameters(list(parameters), self.params), self.params)
+        loss_fn = self.loss_fn or torch.nn.functional.cross_entropy
+        self.module.eval()
+        total, correct, loss = 0, 0, 0.0
+        with torch.no_grad():
+            for x, y in self.test_loader:
+                out = self.module(x)
+                loss += float(loss_fn(out, y)) * len(y)
+                correct += int((out.argmax(dim=1) == y).sum())
+                total += len(y)
+        return loss / max(total, 1), total, {"accuracy": correct / max(total, 1)}
+
+
+def run_client(
+    client: Client,
+    mps: MPSClient,
+    task_id: bytes,
+    epochs: int | None = None,
+    on_epoch: Callable[[int, dict[str, Any]], None] | None = None,
+    timeout: float = 300.0,
+) -> None:
+    """Take part in a task: join it (if not joined yet), then per epoch fetch the base model,
+    ``client.fit`` it, submit the delta and wait for the epoch to close. Stops after ``epochs``
+    epochs (None: until the task stops). ``on_epoch(epoch, summary)`` sees each closed epoch
+    (``mps_getEpoch``: scores, ranks, flags). An update already sent for the epoch (a restart)
+    is not sent again.
+    """
+    me = mps.require_key().public_key
+    params = mps.task_params(task_id)
+    task = mps.task(task_id)
+    if me not in [as_bytes(c) for c in task["clients"]]:
+        mps.join(task_id)
+    done = 0
+    while epochs is None or done < epochs:
+        task = mps.task(task_id)
+        if task["status"] != "open":
+            return
+        epoch = int(task["epoch"])
+        base = mps.base_model(task_id, epoch)
+        config = {"task": task_id, "epoch": epoch}
+        new, _, _ = client.fit(split_parameters(base, params), config)
+        # an update sent before a restart, or an epoch the window closed without us
+        with contextlib.suppress(DuplicateUpdate, WrongEpoch):
+            mps.submit_update(task_id, epoch, join_parameters(list(new), params) - base)
+        summary = mps.wait_for_epoch(task_id, epoch, timeout)
+        if on_epoch is not None:
+            on_epoch(epoch, summary)
+        done += 1
