@@ -48,6 +48,10 @@ class NodeConfig:
     log_format: str = "auto"  # auto | json | console
     log_level: str = "info"
     genesis_timestamp_ms: int = 0
+    # how the STF computes (never what): numpy, torch, torch:cpu, torch:cuda:0; and the memory
+    # an epoch close may use (it streams over the parameters in blocks that fit)
+    stf_backend: str = "numpy"
+    epoch_memory_mib: int = 256
     # L1 settlement; an empty l1_rpc runs the node without an L1 (`mps-node dev` starts one)
     l1_rpc: str = ""
     l1_chain_id: int = 0  # checked against the endpoint's eth_chainId
@@ -105,6 +109,10 @@ class NodeConfig:
             problems.append("rpc_port must be 0-65535")
         if self.log_format not in ("auto", "json", "console"):
             problems.append("log_format must be auto, json or console")
+        if self.stf_backend != "numpy" and not self.stf_backend.startswith("torch"):
+            problems.append("stf_backend must be numpy, torch or torch:<device>")
+        if self.epoch_memory_mib < 1:
+            problems.append("epoch_memory_mib must be at least 1")
         if self.l1_rpc:
             if self.l1_chain_id < 1:
                 problems.append("l1_chain_id must be set when l1_rpc is")

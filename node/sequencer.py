@@ -69,7 +69,13 @@ class L1Event:
 
 
 def chain_config(cfg: NodeConfig, key: SigningKey) -> ChainConfig:
-    return ChainConfig(cfg.chain_id, bytes(key.verify_key), cfg.limits())
+    return ChainConfig(
+        cfg.chain_id,
+        bytes(key.verify_key),
+        cfg.limits(),
+        cfg.stf_backend,
+        cfg.epoch_memory_mib * 2**20,
+    )
 
 
 def init_chain(storage: Storage, chain: ChainConfig, cfg: NodeConfig) -> Block:

@@ -35,6 +35,7 @@ class ChainConfig:
     sequencer: bytes
     limits: Limits = field(default_factory=Limits)
     backend: str = "numpy"  # numpy or torch: not consensus, both give the same bytes
+    epoch_memory_bytes: int | None = None  # epoch-close budget; not consensus either
 
 
 def check_tx(
@@ -136,7 +137,7 @@ def build_block(
             dropped.append((tx, exc))
             continue
         included.append(tx)
-    closed = close_due_epochs(state, ctx, config.backend)
+    closed = close_due_epochs(state, ctx, config.backend, config.epoch_memory_bytes)
     root, writes = state.commit(tree)
     header = Header(
         chain_id=config.chain_id,
@@ -192,7 +193,7 @@ def state_transition(
             raise BlockInvalid(f"block {h.height} tx {i}: {exc.message}") from None
     if receipts_root(receipts) != h.receipts_root:
         raise BlockInvalid(f"block {h.height}: receipts root mismatch")
-    close_due_epochs(state, ctx, config.backend)
+    close_due_epochs(state, ctx, config.backend, config.epoch_memory_bytes)
     root, writes = state.commit(tree)
     if root != h.state_root:
         raise BlockInvalid(

@@ -295,3 +295,17 @@ def test_storage_refuses_another_chains_database(tmp_path):
         assert init_chain(s, chain_config(cfg, key.signing_key), cfg).height == 0
     finally:
         s.close()
+
+
+def test_stf_backend_and_epoch_memory_reach_the_chain_config(tmp_path: Path) -> None:
+    from nacl.signing import SigningKey
+
+    from node.sequencer import chain_config
+
+    cfg = load_config(env={"MPS_STF_BACKEND": "torch:cpu", "MPS_EPOCH_MEMORY_MIB": "64"})
+    chain = chain_config(cfg, SigningKey.generate())
+    assert (chain.backend, chain.epoch_memory_bytes) == ("torch:cpu", 64 * 2**20)
+    with pytest.raises(ConfigError, match="stf_backend"):
+        load_config(env={"MPS_STF_BACKEND": "jax"})
+    with pytest.raises(ConfigError, match="epoch_memory_mib"):
+        load_config(env={"MPS_EPOCH_MEMORY_MIB": "0"})
