@@ -1,0 +1,190 @@
+"""``mps-client`` as a subprocess against an in-process node (the event loop keeps serving it
+while the command runs): one-line errors and exit codes, the commands' output."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from l1_node import FIRST_CLIENT, L1Net
+from rpc_fixtures import start_node
+from test_sdk_client import D, params, run, sdk_net
+
+from client_sdk import MPSClient
+from client_sdk.keys import Keypair
+from node.l1.chain import save_account
+from stf.genesis import GenesisStake
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+async def cli(*args: str | Path) -> tuple[int, str, str]:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "client_sdk.cli", *map(str, args),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, cwd=ROOT,
+    )  # fmt: skip
+    out, err = await asyncio.wait_for(proc.communicate(), 90)
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()
+
+
+def one_error(err: str, *words: str) -> None:
+    """stderr is a single ``error: ...`` line naming ``words``, no traceback."""
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), err
+    for w in words:
+        assert w in lines[0], err
+
+
+async def test_cli_client_commands_without_l1(tmp_path: Path) -> None:
+    keys = [Keypair.generate() for _ in range(5)]
+    files = []
+    for i, k in enumerate(keys):
+        k.save(tmp_path / f"k{i}.key")
+        files.append(tmp_path / f"k{i}.key")
+    stranger = tmp_path / "stranger.key"
+    Keypair.generate().save(stranger)
+    stakes = tuple(GenesisStake(k.public_key, bytes(20), 100) for k in keys)
+    async with start_node(tmp_path / "node", produce_blocks=True, genesis_stakes=stakes) as h:
+        url = h.url
+        requester = MPSClient(url, Keypair.generate())
+        task_id = await run(requester.create_task, params(window=50, epochs=1), np.zeros(D), b"s")
+        task = "0x" + task_id.hex()
+
+        rc, out, _ = await cli("tasks", "--rpc", url)
+        assert rc == 0 and task in out and "'sdk-flow'" in out and "epoch 0/1" in out
+        rc, out, err = await cli("--rpc", url, "--key", files[0], "join", task)
+        assert rc == 0 and "joined" in out, err
+        rc, _, err = await cli("join", task, "--rpc", url, "--key", files[0])
+        assert rc == 1
+        one_error(err, "AlreadyJoined")
+        rc, _, err = await cli("join", task, "--rpc", url, "--key", stranger)
+        assert rc == 1
+        one_error(err, "NotStaked")
+        rc, _, err = await cli("status", task, "--rpc", url)
+        assert rc == 2
+        one_error(err, "--key")
+
+        for k in keys[1:]:
+            await run(MPSClient(url, k).join, task_id)
+        rng = np.random.default_rng(1)
+        direction = rng.normal(0, 0.03, D)
+        for k in keys[1:4]:
+            await run(
+                MPSClient(url, k).submit_update, task_id, 0, direction + rng.normal(0, 0.01, D)
+            )
+        np.save(tmp_path / "delta.npy", direction + rng.normal(0, 0.01, D))
+        rc, out, err = await cli("submit", task, tmp_path / "delta.npy", "--rpc", url,
+                                 "--key", files[0])  # fmt: skip
+        assert rc == 0 and "update for epoch 0 included" in out, err
+        rc, _, err = await cli("submit", task, tmp_path / "delta.npy", "--rpc", url,
+                               "--key", files[0])  # fmt: skip
+        one_error(err, "DuplicateUpdate")
+
+        # someone waits for the epoch (a progress bar on stderr) while the last update comes
+        # in as trained weights (a torch state_dict): its delta to the base is sent
+        waiter = asyncio.create_task(cli("wait", task, "0", "--rpc", url))
+        torch = pytest.importorskip("torch")
+        weights = torch.from_numpy(direction + rng.normal(0, 0.01, D))
+        torch.save({"w": weights}, tmp_path / "model.pt")
+        await asyncio.sleep(1.0)
+        rc, out, err = await cli("submit", task, tmp_path / "model.pt", "--wait", "--rpc", url,
+                                 "--key", files[4])  # fmt: skip
+        assert rc == 0, err
+        assert "epoch 0 closed at block" in out and "<- you" in out
+        rc, out, err = await waiter
+        assert rc == 0 and "epoch 0 closed at block" in out, err
+        assert "epoch 0 [" in err and "/5 updates" in err  # the bar's last state
+        epoch = await run(requester.epoch, task_id, 0)
+        assert len(epoch["records"]) == 5
+
+        rc, out, err = await cli("status", task, "--rpc", url, "--key", files[0])
+        assert rc == 0, err
+        assert "not slashable, strikes 0" in out and "epoch 0: rank" in out
+        assert "proofs checked against node" in out
+        rc, out, _ = await cli("tasks", "--rpc", url)
+        assert "no open tasks" in out
+        rc, out, _ = await cli("tasks", "--all", "--rpc", url)
+        assert task in out and "finished" in out
+
+
+@asynccontextmanager
+async def following(net: L1Net) -> AsyncIterator[None]:
+    """Mine and follow the L1 in the background, as a running node would."""
+
+    async def loop() -> None:
+        while True:
+            net.anvil.mine(1)
+            net.h.node.l1.follower.poll_once()
+            await asyncio.sleep(0.2)
+
+    task = asyncio.create_task(loop())
+    try:
+        yield
+    finally:
+        task.cancel()
+
+
+def fake_devnet(net: L1Net, datadir: Path, account: int) -> Keypair:
+    """What ``mps-node dev`` writes for dev client 0."""
+    l1 = datadir / "l1"
+    l1.mkdir(parents=True)
+    (l1 / "endpoint").write_text(net.anvil.url + "\n")
+    deployment: dict[str, Any] = {"addresses": net.addresses, "start_block": 0}
+    (l1 / "deployment.json").write_text(json.dumps(deployment))
+    save_account(l1 / "client0.key", net.accounts[account].key.hex())
+    kp = Keypair.generate()
+    kp.save(datadir / "dev-clients" / "client0.key")
+    return kp
+
+
+@pytest.mark.slow
+async def test_cli_with_the_l1(tmp_path: Path) -> None:
+    async with sdk_net(tmp_path) as net:
+        url = net.h.url
+        dev = tmp_path / "devnet"
+        me = fake_devnet(net, dev, FIRST_CLIENT)
+        common = ["--rpc", url, "--devnet", dev, "--account", "client0"]
+        async with following(net):
+            rc, out, err = await cli("stake", *common)
+        assert rc == 0, err
+        assert "the rollup sees the stake" in out
+        rc, _, err = await cli("stake", "--no-wait", *common)
+        one_error(err, "L1 reverted: AlreadyStaked")
+
+        requester = MPSClient(url, Keypair.generate())
+        task_id = await run(requester.create_task, params(window=50), np.zeros(D), b"s")
+        task = "0x" + task_id.hex()
+        rc, out, err = await cli("join", task, *common)
+        assert rc == 0, err
+        rc, _, err = await cli("status", task, *common)
+        assert rc == 1
+        one_error(err, "NotOnL1Yet", "no batch")
+        assert net.post_until_idle()[:2] == ["posted", "confirmed"]
+        rc, out, err = await cli("status", task, *common)
+        assert rc == 0, err
+        assert "not slashable" in out and "proofs checked against l1 batch" in out
+        assert "stake on L1: staked" in out
+        rc, out, err = await cli("claim", task, *common)
+        one_error(err, "NotOnL1Yet", "not settled")
+
+        # the other way to name the L1: endpoint, key file, deployment file
+        files = ["--l1-rpc", net.anvil.url, "--l1-key-file", dev / "l1" / "client0.key",
+                 "--deployment", dev / "l1" / "deployment.json"]  # fmt: skip
+        key = ["--key", dev / "dev-clients" / "client0.key", "--rpc", url]
+        rc, out, err = await cli("unregister", *key, *files)
+        assert rc == 0 and "unbonding; withdraw from L1 block" in out, err
+        rc, _, err = await cli("withdraw", *key, *files)
+        assert rc == 1
+        one_error(err, "StillUnbonding")
+        rc, _, err = await cli("withdraw", *key, "--l1-rpc", net.anvil.url)
+        assert rc == 2
+        one_error(err, "--deployment")
+        assert me.public_key.hex() in (await cli("status", task, *key, "--trust", "node"))[1]
