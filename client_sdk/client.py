@@ -43,7 +43,6 @@ from .errors import (
     NotOnL1Yet,
     RPCError,
     SDKError,
-    TaskNotFound,
     from_receipt,
 )
 from .keys import Keypair
@@ -474,8 +473,10 @@ class MPSClient:
             where = f"l1 batch {index}"
             try:
                 resp = self.rpc.call("mps_getSlashingState", task_id, client, height)
-            except TaskNotFound as exc:
-                raise NotOnL1Yet(f"task {task_id.hex()} is not in L1 batch {index}") from exc
+            except NotFound as exc:  # the task is younger than the batch
+                raise NotOnL1Yet(
+                    f"task {task_id.hex()} is not in L1 batch {index} (block {height}) yet"
+                ) from exc
         elif trust == "node":
             resp = self.rpc.call("mps_getSlashingState", task_id, client)
             height, where = int(resp["height"]), "node"

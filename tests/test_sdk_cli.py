@@ -159,6 +159,7 @@ async def test_cli_with_the_l1(tmp_path: Path) -> None:
         rc, _, err = await cli("stake", "--no-wait", *common)
         one_error(err, "L1 reverted: AlreadyStaked")
 
+        assert net.post_until_idle()[:2] == ["posted", "confirmed"]  # the stake's block
         requester = MPSClient(url, Keypair.generate())
         task_id = await run(requester.create_task, params(window=50), np.zeros(D), b"s")
         task = "0x" + task_id.hex()
@@ -166,7 +167,7 @@ async def test_cli_with_the_l1(tmp_path: Path) -> None:
         assert rc == 0, err
         rc, _, err = await cli("status", task, *common)
         assert rc == 1
-        one_error(err, "NotOnL1Yet", "no batch")
+        one_error(err, "NotOnL1Yet", "is not in L1 batch")
         assert net.post_until_idle()[:2] == ["posted", "confirmed"]
         rc, out, err = await cli("status", task, *common)
         assert rc == 0, err
