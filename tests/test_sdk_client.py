@@ -350,3 +350,33 @@ async def test_torch_clients_through_run_client_with_chunked_arrays(tmp_path: Pa
             )
         with pytest.raises(LayoutError, match="not in the task layout"):
             flatten(torch.nn.Sequential(*model(), torch.nn.Linear(3, 3)), p)
+
+
+async def test_async_client_joins_submits_and_waits(tmp_path: Path) -> None:
+    from client_sdk import AsyncMPSClient
+
+    keys = [Keypair.generate() for _ in range(5)]
+    stakes = tuple(GenesisStake(k.public_key, bytes(20), 100) for k in keys)
+    async with start_node(tmp_path / "node", produce_blocks=True, genesis_stakes=stakes) as h:
+        requester = MPSClient(h.url, Keypair.generate())
+        init = np.linspace(-1, 1, D)
+        task_id = await run(requester.create_task, params(epochs=1), init, b"s")
+        clients = [AsyncMPSClient(h.url, k) for k in keys]
+        try:
+            assert [t["id"] for t in await clients[0].tasks()] == [task_id]
+            assert np.allclose(await clients[0].base_model(task_id), init, atol=2.0**-SHIFT)
+            await asyncio.gather(*(c.join(task_id) for c in clients))
+            rng = np.random.default_rng(2)
+            await asyncio.gather(
+                *(c.submit_update(task_id, 0, rng.normal(0, 0.03, D)) for c in clients[:4])
+            )
+            with pytest.raises(DuplicateUpdate):
+                await clients[0].submit_update(task_id, 0, np.zeros(D))
+            await clients[4].submit_update(task_id, 0, rng.normal(0, 0.03, D))  # closes it
+            summary = await clients[0].wait_for_epoch(task_id, 0, 10.0)
+            assert len(summary["records"]) == 5
+            after = await clients[1].base_model(task_id)
+            assert not np.array_equal(after, await clients[1].base_model(task_id, 0))
+        finally:
+            for c in clients:
+                await c.close()
