@@ -21,7 +21,7 @@ from stf.state import STATE_PREFIX
 
 from .codec import to_block_tag, to_bool, to_hash, to_uint
 from .jsonrpc import Dispatcher, Param
-from .methods import NodeView, not_found
+from .methods import NodeView, not_found, resolve_block
 from .views import proof_view
 
 MAX_LIST = 1000
@@ -63,21 +63,7 @@ def register_fl_methods(d: Dispatcher, node: NodeView) -> None:
     seq = node.sequencer
 
     def resolve(tag: int | str) -> Block:
-        if tag == "latest":
-            return seq.head  # type: ignore[no-any-return]
-        if tag == "safe":
-            height = seq.safe_height
-        elif tag == "finalized":
-            height = seq.finalized_height
-        elif tag == "earliest":
-            height = 0
-        else:
-            assert isinstance(tag, int)
-            height = tag
-        block: Block | None = storage.block_by_height(height)
-        if block is None:
-            raise not_found(f"block {height}")
-        return block
+        return resolve_block(storage, seq, tag)
 
     def reader(block: Block) -> Callable[[bytes], bytes | None]:
         """State reads at ``block``: the flat index at the head, the tree under older roots."""

@@ -34,26 +34,31 @@ def not_found(what: str) -> MPSError:
     return MPSError(Code.NOT_FOUND, f"{what} not found")
 
 
+def resolve_block(storage: Any, seq: Any, tag: int | str) -> Block:
+    """A block by number or tag; safe and finalized follow the L1 (genesis without one)."""
+    if tag == "latest":
+        return seq.head  # type: ignore[no-any-return]
+    if tag == "safe":  # committed to the L1
+        height = seq.safe_height
+    elif tag == "finalized":  # committed and past the L1 challenge window
+        height = seq.finalized_height
+    elif tag == "earliest":
+        height = 0
+    else:
+        assert isinstance(tag, int)
+        height = tag
+    block: Block | None = storage.block_by_height(height)
+    if block is None:
+        raise not_found(f"block {height}")
+    return block
+
+
 def register_methods(d: Dispatcher, node: NodeView) -> None:
     storage = node.storage
     seq = node.sequencer
 
     def resolve(tag: int | str) -> Block:
-        if tag == "latest":
-            height = seq.head.height
-        elif tag == "safe":  # committed to the L1
-            height = seq.safe_height
-        elif tag == "finalized":  # committed and past the L1 challenge window
-            height = seq.finalized_height
-        elif tag == "earliest":
-            height = 0
-        else:
-            assert isinstance(tag, int)
-            height = tag
-        block: Block | None = storage.block_by_height(height)
-        if block is None:
-            raise not_found(f"block {height}")
-        return block
+        return resolve_block(storage, seq, tag)
 
     async def mps_chainId() -> int:
         """The chain id every transaction must carry."""
