@@ -262,6 +262,18 @@ def cmd_verify(args: argparse.Namespace) -> int:
         return 2
     abi, _ = load("MPSRollup")
     rollup = w3.eth.contract(address=w3.to_checksum_address(args.rollup), abi=abi)
+    derivation = None
+    if args.staking_registry:
+        from .l1.derivation import DerivationChecker
+
+        def bind(name: str, address: str) -> Any:
+            return w3.eth.contract(address=w3.to_checksum_address(address), abi=load(name)[0])
+
+        registry = bind("StakingRegistry", args.staking_registry)
+        rewards = bind("RewardManager", args.reward_manager) if args.reward_manager else None
+        derivation = DerivationChecker(w3, registry, rewards, args.l1_start_block)
+    else:
+        log.warning("no --staking-registry: L1 deposits are not checked against the L1")
     args.datadir.mkdir(parents=True, exist_ok=True)
     storage = Storage(args.datadir / "verified.db")
     try:
@@ -273,6 +285,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
             account,
             int(args.max_fee_gwei * GWEI),
             lambda done, total: log.info("verified", batches=done, of=total),
+            derivation,
         )
         while True:
             bad = v.verify_new_batches()
@@ -362,6 +375,9 @@ def build_parser() -> argparse.ArgumentParser:
     pv.add_argument("--l1-chain-id", type=int, default=0, help="checked if given")
     pv.add_argument("--rollup", required=True, help="MPSRollup address")
     pv.add_argument("--sequencer-rpc", required=True, help="the sequencer's JSON-RPC URL")
+    pv.add_argument("--staking-registry", default="", help="check deposits against its events")
+    pv.add_argument("--reward-manager", default="", help="check task funding against its events")
+    pv.add_argument("--l1-start-block", type=int, default=0, help="the deployment's L1 block")
     pv.add_argument("--datadir", type=Path, default=Path("./verifier"))
     pv.add_argument("--l1-key-file", type=Path, default=None, help="a registered verifier's key")
     pv.add_argument("--max-fee-gwei", type=float, default=500.0)

@@ -215,12 +215,16 @@ class Sequencer:
 
     async def produce_block(self) -> SealedBlock | None:
         deposits = self._deposits[: self.cfg.max_block_txs]
+        # a block's L1 origin promises that every event up to that L1 block is in the chain by
+        # then (the verifier checks it); a block that cannot take every queued event keeps the
+        # parent's origin
+        origin = self._l1_origin if len(deposits) == len(self._deposits) else None
         candidates = self.mempool.select(max(0, self.cfg.max_block_txs - len(deposits)))
         if not candidates and not deposits and not self.cfg.empty_blocks:
             return None
         loop = asyncio.get_running_loop()
         sealed = await loop.run_in_executor(
-            self._block_thread, self._build_and_commit, candidates, deposits
+            self._block_thread, self._build_and_commit, candidates, deposits, origin
         )
         self.head = sealed.block
         # consumed or not (a deposit the STF rejects is dropped for good), they are done
@@ -269,12 +273,14 @@ class Sequencer:
         return txs
 
     def _build_and_commit(
-        self, candidates: list[Transaction], deposits: list[L1Event] | None = None
+        self,
+        candidates: list[Transaction],
+        deposits: list[L1Event] | None = None,
+        origin: tuple[int, bytes] | None = None,
     ) -> SealedBlock:
         t0 = time.perf_counter()
         parent = self.head.header
-        origin = self._l1_origin
-        if origin[0] <= parent.l1_origin_number:
+        if origin is None or origin[0] <= parent.l1_origin_number:
             origin_hash = parent.l1_origin_hash if parent.height else ZERO_HASH
             origin = (parent.l1_origin_number, origin_hash)
         result = build_block(

@@ -31,8 +31,10 @@ from contracts.anvil import Anvil
 from contracts.deploy import ContractRevert
 from node.l1.aggregator import prove_at
 from node.l1.chain import build_signed
+from node.l1.derivation import DerivationChecker
 from node.l1.poster import BatchPoster
 from node.l1.verifier import Verifier
+from node.sequencer import L1Event
 from node.storage import Storage
 from stf import keys
 from stf.fl.rules import EpochRules
@@ -164,8 +166,10 @@ async def test_stake_flag_slash_settle_claim(tmp_path: Path) -> None:
         # an independent verifier replays every committed batch and agrees
         rollup = net.c("MPSRollup")
         with Storage(tmp_path / "verifier.db") as vstore:
-            v = Verifier(rollup, RPCClient(h.url), vstore)
+            derivation = DerivationChecker(w3, reg, rm)  # every deposit checked against the L1
+            v = Verifier(rollup, RPCClient(h.url), vstore, derivation=derivation)
             assert await asyncio.to_thread(v.verify_new_batches) is None
+            assert derivation.height == rollup.functions.lastCommittedBlock().call()
             assert v.checked == rollup.functions.nextBatchIndex().call() >= 1
 
 
@@ -264,3 +268,32 @@ async def test_verifier_catches_a_wrong_root_and_challenges(tmp_path: Path) -> N
         assert f.nextBatchIndex().call() == 1
         assert net.post_until_idle()[:2] == ["posted", "confirmed"]
         assert f.batch(1).call()[0] == storage.header_at(last).state_root
+
+
+@pytest.mark.parametrize("lie", ["forged stake", "withheld stake"])
+async def test_verifier_catches_deposits_the_l1_never_made_or_withheld(
+    tmp_path: Path, lie: str
+) -> None:
+    async with l1_net(tmp_path) as net:
+        h, seq = net.h, net.h.node.sequencer
+        honest = Keypair.generate()
+        net.stake(honest, FIRST_CLIENT)
+        await net.follow()  # block 1: a real stake
+        net.stake(Keypair.generate(), FIRST_CLIENT + 1)
+        net.anvil.mine(2)
+        top = net.w3.eth.block_number
+        origin = (top, bytes(net.w3.eth.get_block(top)["hash"]))
+        if lie == "forged stake":  # a stake the L1 never saw, for a key of the sequencer's
+            fake = L1Event(top, 0, "stake", [Keypair.generate().public_key, b"\x01" * 20, STAKE])
+            seq.queue_l1_events([fake], origin)
+        else:  # the origin moves past a real stake that the block leaves out
+            seq.queue_l1_events([], origin)
+        await seq.produce_block()
+        bad_height = seq.head.height
+        assert net.post_until_idle()[:2] == ["posted", "confirmed"]
+        derivation = DerivationChecker(net.w3, net.c("StakingRegistry"), net.c("RewardManager"))
+        with Storage(tmp_path / "verifier.db") as vstore:
+            v = Verifier(net.c("MPSRollup"), RPCClient(h.url), vstore, derivation=derivation)
+            bad = await asyncio.to_thread(v.verify_new_batches)
+        assert bad is not None and bad.block == bad_height, bad
+        assert ("withheld" if lie == "withheld stake" else "stake") in bad.why

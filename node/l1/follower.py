@@ -61,12 +61,12 @@ REWARD_EVENTS = {"TaskFunded": "fund"}
 class EventDecoder:
     """Turns raw logs of the two contracts into :class:`L1Event`, in L1 order."""
 
-    def __init__(self, dep: Deployment) -> None:
+    def __init__(self, registry: Contract, rewards: Contract | None) -> None:
         self._by_topic: dict[tuple[str, bytes], tuple[Any, str, str]] = {}
         self.addresses: list[Any] = []
         sources: list[tuple[Contract | None, dict[str, str]]] = [
-            (dep.registry, STAKING_EVENTS),
-            (dep.rewards, REWARD_EVENTS),
+            (registry, STAKING_EVENTS),
+            (rewards, REWARD_EVENTS),
         ]
         for contract, names in sources:
             if contract is None:
@@ -111,7 +111,7 @@ class Follower:
         poll_interval: float,
     ) -> None:
         self._w3 = w3
-        self._decoder = EventDecoder(dep)
+        self._decoder = EventDecoder(dep.registry, dep.rewards)
         self._deliver = deliver
         self._start = start_block
         self.last_consumed = last_consumed

@@ -29,6 +29,7 @@ from stf.transition import ChainConfig, state_transition
 
 from ..storage import Storage
 from .chain import send_and_wait
+from .derivation import DerivationChecker
 
 log = structlog.get_logger("mps.l1.verifier")
 
@@ -73,6 +74,7 @@ class Verifier:
         account: LocalAccount | None = None,
         max_fee_wei: int = 0,
         progress: Callable[[int, int], None] | None = None,
+        derivation: DerivationChecker | None = None,
     ) -> None:
         self._rollup = rollup.functions
         self._rpc = sequencer
@@ -81,6 +83,7 @@ class Verifier:
         self._account = account
         self._max_fee = max_fee_wei
         self._progress = progress
+        self._derivation = derivation  # None: deposits are not checked against the L1
         self._chain: ChainConfig | None = None
         self._tree = SparseMerkleTree(storage)
         self.checked = 0  # batches verified so far
@@ -122,10 +125,21 @@ class Verifier:
         head = self._storage.head()
         assert head is not None
         parent = head
+        if self._derivation is not None:  # blocks replayed by an earlier run of the verifier
+            for height in range(self._derivation.height + 1, head.height + 1):
+                stored = self._storage.block_by_height(height)
+                assert stored is not None
+                why = self._derivation.check_block(stored)
+                if why is not None:
+                    return Divergence(index, height, why)
         for height in range(head.height + 1, int(last) + 1):
             raw = self._rpc.call("mps_getRawBlock", height)
             try:
                 block = Block.decode(bytes(raw))
+                if self._derivation is not None:
+                    why = self._derivation.check_block(block)
+                    if why is not None:
+                        return Divergence(index, height, why)
                 writes, receipts = state_transition(
                     self._storage, parent.header, block, self._chain, self._tree
                 )

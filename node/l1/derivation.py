@@ -1,0 +1,76 @@
+"""Derivation: the rollup's L1 deposits must be exactly the L1's events, in order, none withheld.
+
+The sequencer creates the privileged ``l1_deposit`` transactions itself, so a
+verifier that replayed blocks without this check would trust it to report
+stakes and slashes faithfully. It checks three things per block: each
+deposit is the next event the StakingRegistry and RewardManager emitted (same
+position, kind and arguments); the block's L1 origin hash is the L1's hash at
+that height; and no event at or before the origin is still missing once the
+block is applied (a sequencer cannot sit on a slash).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+from web3 import Web3
+from web3.contract import Contract
+
+from stf import encoding
+from stf.block import Block
+from stf.txtypes.l1_deposit import L1Deposit
+
+from ..sequencer import L1Event
+from .follower import MAX_RANGE, EventDecoder
+
+
+class DerivationChecker:
+    def __init__(
+        self, w3: Web3, registry: Contract, rewards: Contract | None, start_block: int = 0
+    ) -> None:
+        self._w3 = w3
+        self._decoder = EventDecoder(registry, rewards)
+        self._events: deque[L1Event] = deque()
+        self._fetched_to = start_block - 1
+        self.height = 0  # the last rollup block checked
+
+    def _fetch_until(self, l1_block: int) -> None:
+        while self._fetched_to < l1_block:
+            frm = self._fetched_to + 1
+            to = min(l1_block, frm + MAX_RANGE - 1)
+            logs = self._w3.eth.get_logs(
+                {"fromBlock": frm, "toBlock": to, "address": self._decoder.addresses}
+            )
+            self._events.extend(self._decoder.decode(list(logs)))
+            self._fetched_to = to
+
+    def check_block(self, block: Block) -> str | None:
+        """Why ``block`` misreports the L1, or None; blocks must come in order."""
+        h = block.header
+        if h.l1_origin_number:
+            l1_hash = bytes(self._w3.eth.get_block(h.l1_origin_number)["hash"])
+            if l1_hash != h.l1_origin_hash:
+                return f"L1 origin {h.l1_origin_number} has hash {l1_hash.hex()} on the L1"
+        for i, tx in enumerate(block.txs):
+            if tx.tx_type != L1Deposit.TYPE_ID:
+                continue
+            l1_block, log_index, kind, args = encoding.decode(tx.payload)
+            self._fetch_until(l1_block)
+            claimed = (l1_block, log_index, kind, list(args))
+            if not self._events:
+                return f"tx {i}: deposit {kind} at L1 {l1_block}:{log_index} matches no L1 event"
+            e = self._events.popleft()
+            if (e.block, e.log_index, e.kind, list(e.args)) != claimed:
+                return (
+                    f"tx {i}: deposit {kind} at L1 {l1_block}:{log_index} is not the L1's next "
+                    f"event ({e.kind} at {e.block}:{e.log_index})"
+                )
+        self._fetch_until(h.l1_origin_number)
+        if self._events and self._events[0].block <= h.l1_origin_number:
+            e = self._events[0]
+            return (
+                f"the L1 event {e.kind} at {e.block}:{e.log_index} is withheld past the block's "
+                f"L1 origin {h.l1_origin_number}"
+            )
+        self.height = block.height
+        return None
