@@ -13,6 +13,10 @@ an :class:`~client_sdk.l1.L1Config` and raise ``ContractRevert`` with the contra
 
 The client talks msgpack by default, so bytes in the dicts it returns (``mps_getTask``...) are
 ``bytes``; with ``media="json"`` they are ``0x`` hex strings (:func:`as_bytes` takes both).
+
+Its parts live beside it and are re-exported here: :mod:`client_sdk.answers` (:func:`as_bytes`,
+:func:`params_of`), :mod:`client_sdk.slashing` (:class:`SlashingState` and the proof checks
+behind :meth:`MPSClient.slashing_state`), :mod:`client_sdk.async_client` (:class:`AsyncMPSClient`).
 """
 
 from __future__ import annotations
@@ -20,19 +24,21 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
 
-from stf import encoding, keys
-from stf.fl.rules import EpochRules, flag_names
+from stf import keys
 from stf.fl.settlement import decode_reward_share
-from stf.fl.task import MODEL_DTYPE, TaskParams, TaskState, quantize
+from stf.fl.task import TaskParams, quantize
 from stf.tx import Transaction
 
 from . import fl
+from .answers import as_bytes, check_key
+from .answers import params_of as params_of
+from .async_client import AsyncMPSClient
 from .errors import (
     AlreadyKnown,
     L1NotConfigured,
@@ -47,7 +53,9 @@ from .errors import (
 )
 from .keys import Keypair
 from .proofs import ProofError, checked_value
-from .rpc import AsyncRPCClient, RPCClient
+from .rpc import RPCClient
+from .slashing import SlashingState, fetch_slashing_state
+from .slashing import verify_slashing_state as verify_slashing_state
 from .tx import put_blob
 
 if TYPE_CHECKING:
@@ -57,135 +65,6 @@ if TYPE_CHECKING:
 TX_OVERHEAD = 256
 
 __all__ = ["AsyncMPSClient", "MPSClient", "RPCError", "SlashingState", "as_bytes"]
-
-
-def as_bytes(v: Any) -> bytes:
-    """A bytes field of an RPC answer, whether msgpack (bytes) or JSON (``0x`` hex)."""
-    if isinstance(v, bytes | bytearray | memoryview):
-        return bytes(v)
-    if isinstance(v, str) and v.startswith("0x"):
-        return bytes.fromhex(v[2:])
-    raise TypeError(f"expected bytes or 0x hex, got {v!r:.40}")
-
-
-def params_of(task: dict[str, Any]) -> TaskParams:
-    """The :class:`TaskParams` of an ``mps_getTask`` answer."""
-    return TaskParams(
-        name=task["name"],
-        layout=tuple((n, tuple(s)) for n, s in task["layout"]),
-        dtype=task["dtype"],
-        shift=int(task["shift"]),
-        init_model=as_bytes(task["initModel"]),
-        script=as_bytes(task["script"]),
-        epochs=int(task["epochs"]),
-        target_accuracy_ppm=int(task["targetAccuracyPpm"]),
-        min_clients=int(task["minClients"]),
-        max_clients=int(task["maxClients"]),
-        window_blocks=int(task["windowBlocks"]),
-        evaluator=as_bytes(task["evaluator"]),
-        rules=EpochRules.from_list(task["rules"]),
-    )
-
-
-@dataclass(frozen=True)
-class SlashingState:
-    """A client's standing in a task, every field taken from proven state values.
-
-    ``records``: one per epoch the client submitted in, ``{epoch, score, rank, flags,
-    flagNames}``. ``verified_against``: ``"l1 batch N"`` (proofs checked against the state root
-    the L1 holds for batch N, the newest committed) or ``"node"`` (against the node's own latest
-    root: consistent, not independent).
-    """
-
-    task_id: bytes
-    client: bytes
-    slashable: bool
-    reason: int
-    reason_names: list[str]
-    strikes: int
-    records: list[dict[str, Any]]
-    height: int
-    state_root: bytes
-    verified_against: str
-    slash_epoch: int | None = None
-
-
-def _check_key(resp: dict[str, Any], key: bytes) -> None:
-    try:
-        got = as_bytes(resp["key"])
-    except (KeyError, TypeError, ValueError):
-        raise ProofError("the node's proof names no key") from None
-    if got != key:
-        raise ProofError(f"the node proved key {got!r:.60}, not the one asked for")
-
-
-def verify_slashing_state(
-    resp: dict[str, Any],
-    task_id: bytes,
-    client: bytes,
-    root: bytes,
-    fetch_proof: Callable[[bytes], dict[str, Any]],
-) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """Check an ``mps_getSlashingState`` answer against a trusted ``root``.
-
-    Returns the proven verdict fields and records. Raises :class:`ProofError` when a proof
-    fails, names another key, or a record the task's proven epoch count implies is missing
-    (``fetch_proof(key)`` must return ``mps_getProof`` at the same block; it is asked only for
-    the epochs the answer leaves out, to prove the client sent nothing there).
-    """
-    try:
-        vresp, tresp, recs = resp["verdict"], resp["taskRecord"], resp["records"]
-    except (KeyError, TypeError):
-        raise ProofError("the node's slashing state lacks its proofs") from None
-    _check_key(vresp, keys.verdict(task_id, client))
-    raw_verdict = checked_value(vresp, root)
-    _check_key(tresp, keys.task(task_id))
-    raw_task = checked_value(tresp, root)
-    if raw_task is None:
-        raise NotOnL1Yet(f"task {task_id.hex()} is not in the state under root {root.hex()}")
-    closed = TaskState.decode(raw_task).epoch
-    verdict: dict[str, Any] = {"strikes": 0, "slashable": False, "reason": 0, "slash_epoch": None}
-    if raw_verdict is not None:
-        strikes, slashable, reason, ep = encoding.decode(raw_verdict)
-        verdict = {
-            "strikes": int(strikes),
-            "slashable": bool(slashable),
-            "reason": int(reason),
-            "slash_epoch": None if ep < 0 else int(ep),
-        }
-    by_epoch: dict[int, bytes] = {}
-    prefix = keys.client_record(task_id, 0, client)[: 4 + 32]
-    for rec in recs:
-        k = as_bytes(rec.get("key", b""))
-        if len(k) != 4 + 32 + 4 + 32 or not k.startswith(prefix) or k[-32:] != client:
-            raise ProofError("the node sent a record of another task or client")
-        ep = int.from_bytes(k[36:40], "big")
-        if ep in by_epoch or ep >= closed:
-            raise ProofError(f"the node sent epoch {ep} twice, or one not closed")
-        value = checked_value(rec, root)
-        if value is None:
-            raise ProofError(f"the node sent an empty record for epoch {ep}")
-        by_epoch[ep] = value
-    for ep in range(closed):
-        if ep not in by_epoch:
-            key = keys.client_record(task_id, ep, client)
-            p = fetch_proof(key)
-            _check_key(p, key)
-            if checked_value(p, root) is not None:
-                raise ProofError(f"the node left out the client's record of epoch {ep}")
-    records = []
-    for ep in sorted(by_epoch):
-        v = encoding.decode(by_epoch[ep])
-        records.append(
-            {
-                "epoch": ep,
-                "score": int(v[1]),
-                "rank": int(v[2]),
-                "flags": int(v[7]),
-                "flagNames": flag_names(int(v[7])),
-            }
-        )
-    return verdict, records
 
 
 class MPSClient:
@@ -465,44 +344,8 @@ class MPSClient:
         checked against the root the node gives.
         """
         client = client_key or self.require_key().public_key
-        if trust == "l1":
-            batch = self.l1.committed_batch()
-            if batch is None:
-                raise NotOnL1Yet("no batch is committed on the L1 yet")
-            index, root, height = batch
-            where = f"l1 batch {index}"
-            try:
-                resp = self.rpc.call("mps_getSlashingState", task_id, client, height)
-            except NotFound as exc:  # the task is younger than the batch
-                raise NotOnL1Yet(
-                    f"task {task_id.hex()} is not in L1 batch {index} (block {height}) yet"
-                ) from exc
-        elif trust == "node":
-            resp = self.rpc.call("mps_getSlashingState", task_id, client)
-            height, where = int(resp["height"]), "node"
-            root = as_bytes(resp["stateRoot"])
-        else:
-            raise ValueError("trust must be 'l1' or 'node'")
-        if resp.get("height") is not None and int(resp["height"]) != height:
-            raise ProofError(f"asked for block {height}, the node answered {resp['height']}")
-
-        def fetch(key: bytes) -> dict[str, Any]:
-            result: dict[str, Any] = self.rpc.call("mps_getProof", key, height)
-            return result
-
-        verdict, records = verify_slashing_state(resp, task_id, client, root, fetch)
-        return SlashingState(
-            task_id=task_id,
-            client=client,
-            slashable=verdict["slashable"],
-            reason=verdict["reason"],
-            reason_names=flag_names(verdict["reason"]),
-            strikes=verdict["strikes"],
-            records=records,
-            height=height,
-            state_root=root,
-            verified_against=where,
-            slash_epoch=verdict["slash_epoch"],
+        return fetch_slashing_state(
+            self.rpc, lambda: self.l1.committed_batch(), task_id, client, trust
         )
 
     def reward_share(self, task_id: bytes, client_key: bytes | None = None) -> dict[str, Any]:
@@ -517,7 +360,7 @@ class MPSClient:
             raise NotOnL1Yet("the task's settlement root is in no live batch")
         key = keys.reward_share(task_id, client)
         resp = self.rpc.call("mps_getProof", key, batch[2])
-        _check_key(resp, key)
+        check_key(resp, key)
         value = checked_value(resp, info["root"])
         if value is None:
             raise SDKError("no reward: the client sent no update in this task")
@@ -583,131 +426,3 @@ class MPSClient:
         return self.transact(
             lambda k, c, n: fl.report_evaluation(k, c, n, task_id, epoch, accuracy)
         )
-
-
-class AsyncMPSClient:
-    """The read side of :class:`MPSClient` over aiohttp, plus sending signed transactions.
-
-    Use as ``async with AsyncMPSClient(url, key) as mps: ...``. L1 calls and proof-checked
-    slashing states stay on the sync client (run it in a thread from async code).
-    """
-
-    def __init__(
-        self, rpc_url: str, key: Keypair | None = None, *, media: str = "msgpack",
-        timeout: float = 30.0, receipt_timeout: float = 120.0,
-    ) -> None:  # fmt: skip
-        self.rpc = AsyncRPCClient(rpc_url, media, timeout)
-        self.key = key
-        self.receipt_timeout = receipt_timeout
-        self._chain_id: int | None = None
-        self._params: dict[bytes, TaskParams] = {}
-
-    async def __aenter__(self) -> AsyncMPSClient:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.rpc.close()
-
-    async def close(self) -> None:
-        await self.rpc.close()
-
-    async def chain_id(self) -> int:
-        if self._chain_id is None:
-            self._chain_id = int(await self.rpc.call("mps_chainId"))
-        return self._chain_id
-
-    async def task(self, task_id: bytes, block: int | str = "latest") -> dict[str, Any]:
-        result: dict[str, Any] = await self.rpc.call("mps_getTask", task_id, block)
-        return result
-
-    async def task_params(self, task_id: bytes) -> TaskParams:
-        p = self._params.get(task_id)
-        if p is None:
-            p = self._params[task_id] = params_of(await self.task(task_id))
-        return p
-
-    async def tasks(self, open_only: bool = True) -> list[dict[str, Any]]:
-        result: list[dict[str, Any]] = await self.rpc.call("mps_listTasks", open_only)
-        return result
-
-    async def epoch(self, task_id: bytes, epoch: int) -> dict[str, Any]:
-        result: dict[str, Any] = await self.rpc.call("mps_getEpoch", task_id, epoch)
-        return result
-
-    async def blob(self, blob_hash: bytes) -> bytes:
-        data = as_bytes(await self.rpc.call("mps_getBlob", blob_hash))
-        if fl.blob_id(data) != blob_hash:
-            raise ProofError(f"the node's blob {blob_hash.hex()} does not hash to its id")
-        return data
-
-    async def base_model(self, task_id: bytes, epoch: int | None = None) -> npt.NDArray[np.float64]:
-        params = await self.task_params(task_id)
-        task = await self.task(task_id)
-        if epoch is None or epoch == int(task["epoch"]):
-            model_id = as_bytes(task["baseModel"])
-        else:
-            model_id = as_bytes((await self.epoch(task_id, epoch))["baseModel"])
-        raw = await self.blob(model_id)
-        if len(raw) != params.d * MODEL_DTYPE.itemsize:  # chunks behind a manifest
-            import asyncio
-
-            sync = MPSClient(self.rpc.url, media=self.rpc.media)
-            return await asyncio.to_thread(sync.base_model, task_id, epoch)
-        return np.frombuffer(raw, MODEL_DTYPE).astype(np.float64) / float(2**params.shift)
-
-    async def send(self, tx: Transaction) -> bytes:
-        return as_bytes(await self.rpc.call("mps_sendTransaction", tx.encode()))
-
-    async def wait_for_receipt(self, tx_hash: bytes) -> dict[str, Any]:
-        """Wait for inclusion; raise the typed error of a failed receipt."""
-        import asyncio
-
-        deadline = time.monotonic() + self.receipt_timeout
-        while True:
-            rc = await self.rpc.call("mps_getTransactionReceipt", tx_hash)
-            if rc is not None:
-                if int(rc["status"]) != 1:
-                    raise from_receipt(rc)
-                return dict(rc)
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"transaction {tx_hash.hex()} not sealed in time")
-            await asyncio.sleep(0.05)
-
-    async def _transact(self, build: Callable[[Keypair, int, int], Transaction]) -> bytes:
-        if self.key is None:
-            raise SDKError("this needs a client key: pass key=Keypair.load(...)")
-        nonce = int(await self.rpc.call("mps_getNonce", self.key.public_key, True))
-        h = await self.send(build(self.key, await self.chain_id(), nonce))
-        await self.wait_for_receipt(h)
-        return h
-
-    async def join(self, task_id: bytes) -> bytes:
-        return await self._transact(lambda k, c, n: fl.join_task(k, c, n, task_id))
-
-    async def submit_update(self, task_id: bytes, epoch: int, delta: npt.ArrayLike) -> bytes:
-        """An inline float delta (quantized with the task's shift and dtype)."""
-        p = await self.task_params(task_id)
-        q = quantize(np.asarray(delta, dtype=np.float64).reshape(-1), p.shift, p.dtype)
-        if q.size != p.d:
-            raise ValueError(f"the update has {q.size} values, the task {p.d}")
-        return await self._transact(
-            lambda k, c, n: fl.submit_update(k, c, n, task_id, epoch, q.tobytes())
-        )
-
-    async def wait_for_epoch(
-        self,
-        task_id: bytes,
-        epoch: int,
-        timeout: float = 120.0,  # noqa: ASYNC109 (the sync client's signature)
-    ) -> dict[str, Any]:
-        import asyncio
-
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                return await self.epoch(task_id, epoch)
-            except NotFound:
-                pass
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"epoch {epoch} did not close within {timeout}s")
-            await asyncio.sleep(0.2)

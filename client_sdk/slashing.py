@@ -1,0 +1,172 @@
+"""A client's slashing state in a task, every field taken from proofs checked here.
+
+The verdict decides whether a client's L1 stake can be slashed, so the SDK does not take the
+node's word for it: :func:`fetch_slashing_state` asks the node for the state at a block and
+:func:`verify_slashing_state` checks each proof against a root the caller trusts, either the
+one the L1 holds for its newest committed batch (independent of the node) or the node's own
+(consistent, not independent). A record the node leaves out is caught too: the task's proven
+epoch count says which records must exist, and the missing ones are proven absent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from stf import encoding, keys
+from stf.fl.rules import flag_names
+from stf.fl.task import TaskState
+
+from .answers import as_bytes, check_key
+from .errors import NotFound, NotOnL1Yet
+from .proofs import ProofError, checked_value
+from .rpc import RPCClient
+
+__all__ = ["SlashingState", "fetch_slashing_state", "verify_slashing_state"]
+
+
+@dataclass(frozen=True)
+class SlashingState:
+    """A client's standing in a task, every field taken from proven state values.
+
+    ``records``: one per epoch the client submitted in, ``{epoch, score, rank, flags,
+    flagNames}``. ``verified_against``: ``"l1 batch N"`` (proofs checked against the state root
+    the L1 holds for batch N, the newest committed) or ``"node"`` (against the node's own latest
+    root: consistent, not independent).
+    """
+
+    task_id: bytes
+    client: bytes
+    slashable: bool
+    reason: int
+    reason_names: list[str]
+    strikes: int
+    records: list[dict[str, Any]]
+    height: int
+    state_root: bytes
+    verified_against: str
+    slash_epoch: int | None = None
+
+
+def verify_slashing_state(
+    resp: dict[str, Any],
+    task_id: bytes,
+    client: bytes,
+    root: bytes,
+    fetch_proof: Callable[[bytes], dict[str, Any]],
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Check an ``mps_getSlashingState`` answer against a trusted ``root``.
+
+    Returns the proven verdict fields and records. Raises :class:`ProofError` when a proof
+    fails, names another key, or a record the task's proven epoch count implies is missing
+    (``fetch_proof(key)`` must return ``mps_getProof`` at the same block; it is asked only for
+    the epochs the answer leaves out, to prove the client sent nothing there).
+    """
+    try:
+        vresp, tresp, recs = resp["verdict"], resp["taskRecord"], resp["records"]
+    except (KeyError, TypeError):
+        raise ProofError("the node's slashing state lacks its proofs") from None
+    check_key(vresp, keys.verdict(task_id, client))
+    raw_verdict = checked_value(vresp, root)
+    check_key(tresp, keys.task(task_id))
+    raw_task = checked_value(tresp, root)
+    if raw_task is None:
+        raise NotOnL1Yet(f"task {task_id.hex()} is not in the state under root {root.hex()}")
+    closed = TaskState.decode(raw_task).epoch
+    verdict: dict[str, Any] = {"strikes": 0, "slashable": False, "reason": 0, "slash_epoch": None}
+    if raw_verdict is not None:
+        strikes, slashable, reason, ep = encoding.decode(raw_verdict)
+        verdict = {
+            "strikes": int(strikes),
+            "slashable": bool(slashable),
+            "reason": int(reason),
+            "slash_epoch": None if ep < 0 else int(ep),
+        }
+    by_epoch: dict[int, bytes] = {}
+    prefix = keys.client_record(task_id, 0, client)[: 4 + 32]
+    for rec in recs:
+        k = as_bytes(rec.get("key", b""))
+        if len(k) != 4 + 32 + 4 + 32 or not k.startswith(prefix) or k[-32:] != client:
+            raise ProofError("the node sent a record of another task or client")
+        ep = int.from_bytes(k[36:40], "big")
+        if ep in by_epoch or ep >= closed:
+            raise ProofError(f"the node sent epoch {ep} twice, or one not closed")
+        value = checked_value(rec, root)
+        if value is None:
+            raise ProofError(f"the node sent an empty record for epoch {ep}")
+        by_epoch[ep] = value
+    for ep in range(closed):
+        if ep not in by_epoch:
+            key = keys.client_record(task_id, ep, client)
+            p = fetch_proof(key)
+            check_key(p, key)
+            if checked_value(p, root) is not None:
+                raise ProofError(f"the node left out the client's record of epoch {ep}")
+    records = []
+    for ep in sorted(by_epoch):
+        v = encoding.decode(by_epoch[ep])
+        records.append(
+            {
+                "epoch": ep,
+                "score": int(v[1]),
+                "rank": int(v[2]),
+                "flags": int(v[7]),
+                "flagNames": flag_names(int(v[7])),
+            }
+        )
+    return verdict, records
+
+
+def fetch_slashing_state(
+    rpc: RPCClient,
+    committed_batch: Callable[[], tuple[int, bytes, int] | None],
+    task_id: bytes,
+    client: bytes,
+    trust: str = "l1",
+) -> SlashingState:
+    """Ask the node for ``client``'s slashing state in a task and check it against a root.
+
+    ``trust="l1"``: ``committed_batch()`` (the L1's newest ``(index, root, last block)``; only
+    called here, so a client without the L1 can still use ``trust="node"``) picks the block and
+    the root. ``trust="node"``: the node's latest block and the root it gives.
+    """
+    if trust == "l1":
+        batch = committed_batch()
+        if batch is None:
+            raise NotOnL1Yet("no batch is committed on the L1 yet")
+        index, root, height = batch
+        where = f"l1 batch {index}"
+        try:
+            resp = rpc.call("mps_getSlashingState", task_id, client, height)
+        except NotFound as exc:  # the task is younger than the batch
+            raise NotOnL1Yet(
+                f"task {task_id.hex()} is not in L1 batch {index} (block {height}) yet"
+            ) from exc
+    elif trust == "node":
+        resp = rpc.call("mps_getSlashingState", task_id, client)
+        height, where = int(resp["height"]), "node"
+        root = as_bytes(resp["stateRoot"])
+    else:
+        raise ValueError("trust must be 'l1' or 'node'")
+    if resp.get("height") is not None and int(resp["height"]) != height:
+        raise ProofError(f"asked for block {height}, the node answered {resp['height']}")
+
+    def fetch(key: bytes) -> dict[str, Any]:
+        result: dict[str, Any] = rpc.call("mps_getProof", key, height)
+        return result
+
+    verdict, records = verify_slashing_state(resp, task_id, client, root, fetch)
+    return SlashingState(
+        task_id=task_id,
+        client=client,
+        slashable=verdict["slashable"],
+        reason=verdict["reason"],
+        reason_names=flag_names(verdict["reason"]),
+        strikes=verdict["strikes"],
+        records=records,
+        height=height,
+        state_root=root,
+        verified_against=where,
+        slash_epoch=verdict["slash_epoch"],
+    )
