@@ -37,6 +37,8 @@ class ClientSeries:
 
 @dataclass
 class DemoFigure:
+    """What the figure shows, so the plotting needs nothing of the run itself."""
+
     epochs: list[int]  # the chain's epoch numbers (from 0)
     robust: list[float]  # the chain's model after each epoch (the requester's reported accuracy)
     fedavg: list[float]  # plain FedAvg of every update, the same clients and attacks, locally
@@ -112,6 +114,7 @@ def plot(data: DemoFigure, path: str | Path) -> Path:
 
 
 def have_matplotlib() -> bool:
+    """Whether :func:`plot` can run (the demo skips the PNG otherwise)."""
     try:
         import matplotlib  # noqa: F401
     except ImportError:

@@ -1,0 +1,46 @@
+"""The demo federation: twelve staked clients, six of them cheating, on a running dev network.
+
+    python -m client_sdk.demo --devnet ./devnet [--rpc URL] [--epochs N] [--out DIR] [--quick]
+
+It needs ``mps-node dev --datadir ./devnet`` running (``bash scripts/dev.sh`` starts one and
+runs this) and talks to it only through the node's JSON-RPC and the dev L1, with the SDK:
+
+* **data and model** (:mod:`.data`): scikit-learn's bundled digits (8x8 images, no download), a
+  stratified held-out quarter for the requester, the rest split over the clients non-IID (per
+  class, Dirichlet(0.5) proportions); a 64-32-10 tanh MLP in torch (2,410 parameters, int8
+  updates).
+* **clients** (:mod:`.members`): the dev clients whose stake is ``staked`` on the L1 (a client
+  slashed by an earlier run is replaced by a fresh key, staked from a fresh L1 account the admin
+  funds; they are kept in ``<devnet>/demo-clients/``). Six are honest (``train_update``: 40 SGD
+  steps of batch 16 from the epoch's base model); six cheat (:mod:`.attacks`): ``signflip``
+  (-4 x its honest update), ``gauss`` (Gaussian noise, 10 x the honest RMS per coordinate),
+  ``labelflip`` (trains on 9 - y), and the free riders ``fr_zero`` (all zeros), ``fr_copy``
+  (reads another client's update of the epoch from the chain and sends it as its own) and
+  ``fr_noise`` (noise scaled to the norm of the others' updates, read from the chain).
+* **requester** (:mod:`.federation`): a fresh ed25519 key with the admin's L1 account; it creates
+  the task (its script blob is :mod:`.data`, the model and the training the clients run), funds
+  it on the L1, and reports the accuracy of every epoch's new model on its held-out data.
+* **rules**: ``EpochRules(f=1)``, ``min_clients`` 5. Krum needs ``min_clients > 2f + 2``, and an
+  epoch closes only with ``min_clients`` updates, so ``min_clients`` must stay within the six
+  honest clients (once the cheaters are slashed they are all that is left): f = 1.
+* **epochs** (:mod:`.chain`): a slashable client sends nothing more, so from the first slashing on
+  an epoch closes when its window (5 blocks) has passed; the dev node seals blocks only for
+  waiting transactions, so the requester writes a small record per block until then.
+* **comparison** (:mod:`.baselines`): the demo also runs, locally, plain FedAvg over every update
+  (the same clients and attacks, nobody excluded) and FedAvg over the honest clients alone.
+
+Each epoch it prints the accuracy, every client's Krum score, flags and verdict. After the last
+one (:mod:`.settlement`) it waits for a batch holding the whole task to finalize on the L1, prints
+the verdicts (every proof checked against that batch's root), shows the slashes the node's
+aggregator made (``StakingRegistry.statusOf``) and the settlement, lets every client claim (the
+honest ones are paid), and (:mod:`.report`) writes ``<out>/demo.png`` (accuracy per epoch; Krum
+scores per client, attackers marked) and ``<out>/demo.json``. About 75 s for 10 epochs on two
+cores. :mod:`.cli` holds the command line and the run in order.
+"""
+
+from __future__ import annotations
+
+from .cli import main, run
+from .federation import Options
+
+__all__ = ["Options", "main", "run"]

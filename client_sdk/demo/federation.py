@@ -1,0 +1,183 @@
+"""The federation on the chain: the requester creates and funds the task, then epoch by epoch
+the clients send their updates, the epoch closes, and the requester reports its accuracy.
+
+The rules (``EpochRules(f=1)``, ``min_clients`` 5): Krum needs ``min_clients > 2f + 2``, and an
+epoch closes only with ``min_clients`` updates, so ``min_clients`` must stay within the six
+honest clients (once the cheaters are slashed they are all that is left): f = 1.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from stf.fl.rules import EpochRules
+from stf.fl.task import TaskParams
+
+from .. import fl
+from ..client import MPSClient, as_bytes
+from ..keys import Keypair
+from ..l1 import L1Config
+from .attacks import SECOND_WAVE, craft, pick_copy
+from .baselines import Baselines
+from .chain import chain_peers, submit_all, wait_epoch
+from .data import HIDDEN, Data, Trainer, script_source
+from .members import Member
+from .report import log, print_epoch
+
+F = 1
+MIN_CLIENTS = 5
+# blocks of an epoch's window: room for the joins, the L1 funding deposit and both waves in
+# epoch 0 (blocks come only with transactions, so a window is counted in those, not seconds)
+WINDOW_BLOCKS = 5
+DEPOSIT_WEI = 10**18
+ETH = 10**18
+
+
+@dataclass
+class Options:
+    """One run, as the command line resolved it."""
+
+    devnet: Path
+    rpc: str
+    epochs: int
+    out: Path
+    seed: int
+
+
+class Federation:
+    """One demo run: the requester, the members, the task, and the local comparison runs."""
+
+    def __init__(self, opts: Options, members: list[Member], data: Data) -> None:
+        self.opts = opts
+        self.members = members
+        self.data = data
+        self.trainer = Trainer(data, opts.seed)
+        self.w0 = self.trainer.init_weights()
+        self.baselines = Baselines(self.trainer, data, self.w0)
+        self.requester = MPSClient(
+            opts.rpc, Keypair.generate(), L1Config.from_devnet(opts.devnet, "admin")
+        )
+        self.ex = ThreadPoolExecutor(len(members) + 1)
+        self.task_id = b""
+        self.params: TaskParams | None = None
+        self.epochs: list[int] = []
+        self.acc_chain: list[float] = []
+        self.reports: list[Future[bytes]] = []
+
+    @property
+    def p(self) -> TaskParams:
+        assert self.params is not None
+        return self.params
+
+    def create_task(self) -> None:
+        """The requester creates and funds the task; the clients join."""
+        draft = TaskParams(
+            name=f"demo-digits-{int(time.time())}",
+            layout=self.trainer.layout,
+            dtype="int8",
+            shift=0,
+            init_model=bytes(32),  # create_task fills in the uploaded blobs' ids
+            script=bytes(32),
+            epochs=self.opts.epochs,
+            target_accuracy_ppm=1_000_000,  # no early stop: run every epoch
+            min_clients=MIN_CLIENTS,
+            max_clients=len(self.members),
+            window_blocks=WINDOW_BLOCKS,
+            evaluator=bytes(32),
+            rules=EpochRules(f=F),
+        )
+        shift, p999 = self.trainer.calibrate_shift(draft, self.w0)
+        draft = dataclasses.replace(draft, shift=shift)
+        script = script_source()
+        req = self.requester
+        self.task_id = req.create_task(draft, self.w0, script, DEPOSIT_WEI)
+        self.params = req.task_params(self.task_id)
+        log(
+            f"  task {self.task_id.hex()}\n"
+            f"  requester {req.require_key().public_key.hex()[:12]} (ed25519, fresh), L1 account"
+            f" {req.l1.address} (the dev admin); funded with {DEPOSIT_WEI / ETH:g} ETH\n"
+            f"  model: MLP 64-{HIDDEN}-10, d = {self.p.d}, int8 updates at shift {shift}"
+            f" (p99.9 |delta| {p999:.3f}); script blob {fl.script_cid(script)}"
+            " (client_sdk/demo/data.py)\n"
+            f"  {self.opts.epochs} epochs, window {WINDOW_BLOCKS} blocks; rules f = {F},"
+            f" min_clients {MIN_CLIENTS} (> 2f + 2, and within the honest clients),"
+            f" krum_ratio 3, strikes_to_slash 2"
+        )
+        list(self.ex.map(lambda m: m.mps.join(self.task_id), self.members))
+        log(f"  {len(self.members)} clients joined")
+
+    def run_epoch(self, e: int) -> bool:
+        """One epoch on the chain; False when the task is no longer open."""
+        t0 = time.monotonic()
+        req, p = self.requester, self.p
+        task = req.task(self.task_id)
+        if task["status"] != "open":
+            log(f"  the task is {task['status']}; stopping")
+            return False
+        base = req.base_model(self.task_id, e)
+        active = [m for m in self.members if not m.slashable and not m.lost]
+        first = [m for m in active if m.role not in SECOND_WAVE]
+        second = [m for m in active if m.role in SECOND_WAVE]
+        parts = self.data.parts
+        wave = [
+            (m, craft(m.role, self.trainer, p, base, parts[m.index], e, m.index)) for m in first
+        ]
+        submit_all(self.ex, self.task_id, e, wave)
+        note = ""
+        if second:  # they read the first wave's updates from the chain
+            sent = chain_peers(req, self.task_id, e, int(task["epochStart"]), p.d)
+            peers = [u for _, u in sent]
+            wave = [
+                (m, craft(m.role, self.trainer, p, base, parts[m.index], e, m.index, peers))
+                for m in second
+            ]
+            submit_all(self.ex, self.task_id, e, wave)
+            names = {m.key: m.name for m in self.members}
+            what = []
+            for m in second:
+                k = pick_copy(peers)
+                if m.role == "fr_copy" and k is not None:
+                    what.append(f"{m.name} copied {names.get(sent[k][0], '?')}'s")
+                elif m.role == "fr_noise":
+                    what.append(f"{m.name} sent noise of their median norm")
+            note = f"second wave read {len(sent)} updates from the chain: {'; '.join(what)}"
+        summary = wait_epoch(req, self.task_id, e, timeout=120.0)
+
+        # the requester evaluates the new model on its held-out data and reports it; the report
+        # goes in while the clients train the next epoch
+        w_next = fl.read_model(req.blob, as_bytes(summary["nextBaseModel"]), p)
+        acc = self.trainer.accuracy(w_next, p)
+        self.reports.append(self.ex.submit(req.report_evaluation, self.task_id, e, acc))
+        self.epochs.append(e)
+        self.acc_chain.append(acc)
+        self.record(summary, e)
+        fa, ho = self.baselines.step(e, self.members, p)
+        print_epoch(e, summary, time.monotonic() - t0, (acc, fa, ho), self.members, note)
+        return True
+
+    def record(self, summary: dict[str, Any], epoch: int) -> None:
+        """Scores and flags from the epoch's summary; the verdict of every flagged client
+        (``slashing_state``, its proofs checked against the node's root)."""
+        by_key = {as_bytes(r["client"]): r for r in summary["records"]}
+        flagged: list[Member] = []
+        for m in self.members:
+            r = by_key.get(m.key)
+            m.scores.append(None if r is None else int(r["score"]))
+            m.flags.append(0 if r is None else int(r["flags"]))
+            if r is not None and int(r["flags"]):
+                flagged.append(m)
+
+        def refresh(m: Member) -> None:
+            st = m.mps.slashing_state(self.task_id, trust="node")
+            m.strikes = st.strikes
+            if st.slashable and not m.slashable:
+                m.slashable = True
+                m.reason_names = list(st.reason_names)
+                m.slash_epoch = st.slash_epoch
+
+        list(self.ex.map(refresh, flagged))
