@@ -10,7 +10,7 @@
 # (MPS_RPC_PORT to change it), the demo's figure and figures in <datadir>/demo/. Other
 # arguments go to `mps-node dev`. Re-running on an existing data directory resumes the chain;
 # each demo run creates a new task (dev clients slashed by an earlier run are replaced by
-# fresh staked keys, see client_sdk/demo.py).
+# fresh staked keys, see client_sdk/demo/members.py).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DATADIR="${MPS_DATADIR:-./devnet}"
