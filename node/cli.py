@@ -247,9 +247,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
     import time
 
     from client_sdk.rpc import RPCClient
-    from contracts.artifacts import load
 
-    from .l1.chain import GWEI, L1Error, connect, load_account
+    from .l1.chain import GWEI, L1Error, bind_contract, connect, load_account
     from .l1.verifier import Verifier
     from .storage import Storage
 
@@ -260,17 +259,20 @@ def cmd_verify(args: argparse.Namespace) -> int:
     except L1Error as exc:
         print(f"cannot verify: {exc}", file=sys.stderr)
         return 2
-    abi, _ = load("MPSRollup")
-    rollup = w3.eth.contract(address=w3.to_checksum_address(args.rollup), abi=abi)
+    try:
+        rollup = bind_contract(w3, "MPSRollup", args.rollup)
+        registry = rewards = None
+        if args.staking_registry:
+            registry = bind_contract(w3, "StakingRegistry", args.staking_registry)
+        if args.reward_manager:
+            rewards = bind_contract(w3, "RewardManager", args.reward_manager)
+    except L1Error as exc:
+        print(f"cannot verify: {exc}", file=sys.stderr)
+        return 2
     derivation = None
-    if args.staking_registry:
+    if registry is not None:
         from .l1.derivation import DerivationChecker
 
-        def bind(name: str, address: str) -> Any:
-            return w3.eth.contract(address=w3.to_checksum_address(address), abi=load(name)[0])
-
-        registry = bind("StakingRegistry", args.staking_registry)
-        rewards = bind("RewardManager", args.reward_manager) if args.reward_manager else None
         derivation = DerivationChecker(w3, registry, rewards, args.l1_start_block)
     else:
         log.warning("no --staking-registry: L1 deposits are not checked against the L1")

@@ -158,14 +158,21 @@ class Sequencer:
             self._wake.set()
         return h
 
+    def last_l1_event(self) -> tuple[int, int]:
+        """(L1 block, log index) of the last L1 event the chain consumed; (-1, -1) if none."""
+        raw = State(self.storage, self.head.header.state_root).get(keys.L1_LAST_EVENT)
+        if raw is None:
+            return (-1, -1)
+        block, index = encoding.decode(raw)
+        return (int(block), int(index))
+
     def queue_l1_events(self, events: list[L1Event], origin: tuple[int, bytes]) -> int:
         """Queue confirmed L1 events for the next block; return how many were new.
 
         Events at or before the last one the chain consumed, or already queued,
         are skipped, so the follower may re-deliver after a restart.
         """
-        raw = State(self.storage, self.head.header.state_root).get(keys.L1_LAST_EVENT)
-        last = tuple(encoding.decode(raw)) if raw is not None else (-1, -1)
+        last = self.last_l1_event()
         queued = {e.position for e in self._deposits}
         fresh = [e for e in events if e.position > last and e.position not in queued]
         self._deposits.extend(fresh)

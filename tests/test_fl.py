@@ -158,6 +158,19 @@ class FL:
         return Transaction(CHAIN_ID, L1_DEPOSIT, ZERO_SENDER, self._deposits - 1, payload)
 
     # -- blocks --------------------------------------------------------------
+    def replay_from_genesis(self) -> MemStore:
+        """Re-execute every block into a fresh store with ``state_transition`` alone."""
+        store = MemStore()
+        g, writes = genesis_block(store, self.config, self.genesis)
+        assert g == self.chain.blocks[0]
+        store.commit(writes)
+        parent = g.header
+        for block in self.chain.blocks[1:]:
+            writes, _ = state_transition(store, parent, block, self.config)
+            store.commit(writes)
+            parent = block.header
+        return store
+
     def block(self, *txs: Transaction) -> BuildResult:
         """Build, replay (from the decoded block) and commit; nonces resync from state."""
         result = self.chain.build(list(txs))
@@ -827,15 +840,7 @@ def scenario_root(backend: str = "numpy") -> str:
 
 def test_replay_from_genesis_gives_the_same_roots() -> None:
     fl = scenario(d=1000)
-    store = MemStore()
-    g, writes = genesis_block(store, fl.config, fl.genesis)
-    assert g == fl.chain.blocks[0]
-    store.commit(writes)
-    parent = g.header
-    for block in fl.chain.blocks[1:]:
-        writes, _ = state_transition(store, parent, block, fl.config)
-        store.commit(writes)
-        parent = block.header
+    store = fl.replay_from_genesis()
     assert store.data == fl.chain.store.data
     again = scenario(d=1000)
     assert [b.header.state_root for b in again.chain.blocks] == [

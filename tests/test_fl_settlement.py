@@ -13,7 +13,6 @@ from typing import Any
 
 import numpy as np
 import pytest
-from conftest import MemStore
 from nacl.signing import SigningKey
 from test_fl import FL, SCRIPT, D, Honest, init_model, pub, receipt, task_params
 
@@ -22,9 +21,7 @@ from stf.errors import Code
 from stf.fl import settlement
 from stf.fl.rules import CERTAIN, STATISTICAL, EpochRules, Flag
 from stf.fl.task import COMPLETE, FINISHED
-from stf.genesis import genesis_block
 from stf.smt import SparseMerkleTree, verify_proof
-from stf.transition import state_transition
 from stf.txtypes.l1_deposit import SLASHED
 
 ZERO32 = b"\x00" * 32
@@ -399,15 +396,7 @@ def test_replay_from_genesis_gives_the_same_roots(run: Run) -> None:
     fl = run.fl
     fund = fl.deposit("fund", [run.tid, b"\xdd" * 20, 3])
     fl.block(fund)
-    store = MemStore()
-    g, writes = genesis_block(store, fl.config, fl.genesis)
-    assert g == fl.chain.blocks[0]
-    store.commit(writes)
-    parent = g.header
-    for block in fl.chain.blocks[1:]:
-        writes, _ = state_transition(store, parent, block, fl.config)
-        store.commit(writes)
-        parent = block.header
+    store = fl.replay_from_genesis()
     assert store.data == fl.chain.store.data
     for prefix in (b"slash/", b"settle/", b"reward/", b"funding/"):
         assert any(k.startswith(b"s:" + prefix) for k in store.data), prefix

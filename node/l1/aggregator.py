@@ -75,25 +75,35 @@ class Aggregator:
         self._interval = poll_interval
         self.slashed: list[bytes] = []  # client keys this service slashed (for logs and tests)
         self.settled: list[bytes] = []
+        # evidence can only change when another batch finalizes, and a leaf acted on (or found
+        # final on L1) stays so: neither needs reading again every poll
+        self._acted_on = 0  # the finalized batch count last handled completely
+        self._final: set[bytes] = set()
 
     def step(self) -> int:
         """Act on everything the newest finalized batch proves; return the number of L1 txs."""
         count = self._finalized_count()
-        if count == 0:
+        if count == 0 or count == self._acted_on:
             return 0
         batch_index = count - 1
         root = bytes(self._dep.rollup.functions.finalizedStateRoot(batch_index).call())
-        return self._slash_all(batch_index, root) + self._settle_all(batch_index, root)
+        sent = self._slash_all(batch_index, root) + self._settle_all(batch_index, root)
+        self._acted_on = count  # only once every action went through
+        return sent
 
     def _slash_all(self, batch_index: int, root: bytes) -> int:
         sm, reg = self._dep.slashing.functions, self._dep.registry.functions
         sent = 0
         for key in list(_keys(self._storage, SLASH_PREFIX)):
-            client, task = key[6:38], key[38:70]
-            if sm.slashed(sm.offenceId(client, task).call()).call():
+            if key in self._final:
                 continue
-            if int(reg.statusOf(client).call()) not in (STATUS_STAKED, STATUS_UNBONDING):
-                continue  # nothing left to slash (slashed for another task, or withdrawn)
+            client, task = key[6:38], key[38:70]
+            if sm.slashed(sm.offenceId(client, task).call()).call() or int(
+                reg.statusOf(client).call()
+            ) not in (STATUS_STAKED, STATUS_UNBONDING):
+                # done, or nothing left to slash (slashed for another task, or withdrawn)
+                self._final.add(key)
+                continue
             ev = prove_at(self._storage, root, key)
             if ev is None:
                 continue  # not yet under a finalized root
@@ -101,6 +111,7 @@ class Aggregator:
             reason = int.from_bytes(ev.value[4:8], "big")
             call = sm.slash(batch_index, client, task, epoch, reason, ev.siblings)
             send_and_wait(self._w3, self._account, call, self._max_fee)
+            self._final.add(key)
             self.slashed.append(client)
             log.info(
                 "client slashed on L1",
@@ -119,10 +130,15 @@ class Aggregator:
         rm = self._dep.rewards.functions
         sent = 0
         for key in list(_keys(self._storage, SETTLE_PREFIX)):
+            if key in self._final:
+                continue
             task = key[7:39]
             requester, _, settled, *_ = rm.task(task).call()
-            if settled or int(requester, 16) == 0:
-                continue  # settled already, or never funded on L1
+            if settled:
+                self._final.add(key)
+                continue
+            if int(requester, 16) == 0:
+                continue  # not funded on L1 (yet)
             ev = prove_at(self._storage, root, key)
             if ev is None:
                 continue
@@ -131,6 +147,7 @@ class Aggregator:
             total = int.from_bytes(ev.value[5:13], "big")
             call = rm.settle(batch_index, task, status, epochs, total, ev.siblings)
             send_and_wait(self._w3, self._account, call, self._max_fee)
+            self._final.add(key)
             self.settled.append(task)
             log.info("task settled on L1", task=task.hex(), epochs=epochs, clean_updates=total)
             sent += 1

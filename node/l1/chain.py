@@ -52,6 +52,15 @@ def save_account(path: Path, key_hex: str) -> None:
         f.write(key_hex.removeprefix("0x") + "\n")
 
 
+def bind_contract(w3: Web3, name: str, address: str) -> Contract:
+    """A web3 contract for our artifact ``name`` at ``address``, which must hold code."""
+    checksummed = Web3.to_checksum_address(address)
+    if not w3.eth.get_code(checksummed):
+        raise L1Error(f"no {name} contract at {address}: deploy first (mps-node deploy)")
+    c: Contract = w3.eth.contract(address=checksummed, abi=artifacts.load(name)[0])
+    return c
+
+
 @dataclass(frozen=True)
 class Deployment:
     """The contracts of one MPS chain on its L1."""
@@ -66,11 +75,7 @@ class Deployment:
         cls, w3: Web3, registry: str, rollup: str, slashing: str, rewards: str = ""
     ) -> Deployment:
         def bind(name: str, address: str) -> Contract:
-            abi, _ = artifacts.load(name)
-            if not w3.eth.get_code(Web3.to_checksum_address(address)):
-                raise L1Error(f"no {name} contract at {address}: deploy first (mps-node deploy)")
-            c: Contract = w3.eth.contract(address=Web3.to_checksum_address(address), abi=abi)
-            return c
+            return bind_contract(w3, name, address)
 
         return cls(
             bind("StakingRegistry", registry),

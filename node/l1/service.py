@@ -8,9 +8,6 @@ from dataclasses import dataclass, field
 import structlog
 from web3 import Web3
 
-from stf import encoding, keys
-from stf.state import State
-
 from ..config import NodeConfig
 from ..metrics import Metrics
 from ..sequencer import Sequencer
@@ -57,19 +54,12 @@ def build_l1_services(cfg: NodeConfig, storage: Storage, seq: Sequencer) -> L1Se
     assert cfg.l1_key_file is not None
     max_fee = int(cfg.l1_max_fee_gwei * GWEI)
 
-    def last_consumed() -> tuple[int, int]:
-        raw = State(storage, seq.head.header.state_root).get(keys.L1_LAST_EVENT)
-        if raw is None:
-            return (0, 0)
-        block, index = encoding.decode(raw)
-        return (int(block), int(index))
-
     follower = Follower(
         w3,
         dep,
         seq.queue_l1_events,
         cfg.l1_start_block,
-        last_consumed,
+        seq.last_l1_event,
         cfg.l1_confirmations,
         cfg.l1_poll_interval,
     )
