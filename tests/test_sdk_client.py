@@ -38,8 +38,12 @@ def run(fn: Callable[..., T], *args: Any) -> Any:
     return asyncio.to_thread(fn, *args)
 
 
-def params(window: int = 3, epochs: int = 2) -> TaskParams:
-    """init_model and script are placeholders: create_task puts the uploaded blobs' ids."""
+def params(window: int = 40, epochs: int = 2) -> TaskParams:
+    """init_model and script are placeholders: create_task puts the uploaded blobs' ids.
+
+    The window (2 s of 50 ms blocks) must outlast six concurrent submissions on a loaded 2-core
+    CI machine: epoch 0 closes as soon as all six are in, epoch 1 (the rider refused) at its end.
+    """
     return TaskParams(
         "sdk-flow", (("w", (D,)),), "int8", SHIFT, bytes(32), bytes(32), epochs, 990_000,
         5, 6, window, bytes(32), EpochRules(f=1),
