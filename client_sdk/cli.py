@@ -213,6 +213,8 @@ def _wait(mps: MPSClient, task_id: bytes, epoch: int, timeout: float) -> int:
     bar, on_task = epoch_progress(epoch)
     try:
         summary = mps.wait_for_epoch(task_id, epoch, timeout, progress=on_task)
+        done = len(summary["records"])  # the bar ends full, even if the epoch closed at once
+        bar.update(done, done, "updates")
     finally:
         bar.close()
     me = mps.key.public_key if mps.key is not None else None
