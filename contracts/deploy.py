@@ -11,7 +11,7 @@ from a contract called in between.
 from __future__ import annotations
 
 import ast
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -227,6 +227,7 @@ def _send(
     fn: ContractFunction | ContractConstructor,
     value: int = 0,
     nonce: int | None = None,
+    fees: Mapping[str, int] | None = None,
 ) -> HexBytes:
     me = account.address
     params: TxParams = {
@@ -235,6 +236,8 @@ def _send(
         "nonce": Nonce(nonce) if nonce is not None else w3.eth.get_transaction_count(me, "pending"),
         "chainId": w3.eth.chain_id,
     }
+    if fees:
+        params.update(fees)  # type: ignore[typeddict-item]
     try:
         # estimated on the pending block, which is the one the transaction will run in: on
         # "latest", block.number is one lower and a timelock ending next block would fail here
@@ -266,13 +269,19 @@ def _wait(w3: Web3, account: LocalAccount, tx_hash: HexBytes, timeout: float = 1
 
 
 def transact(
-    w3: Web3, account: LocalAccount, fn: ContractFunction, value: int = 0, timeout: float = 120
+    w3: Web3,
+    account: LocalAccount,
+    fn: ContractFunction,
+    value: int = 0,
+    timeout: float = 120,
+    fees: Mapping[str, int] | None = None,
 ) -> TxReceipt:
     """Sign and send ``fn`` (e.g. ``rollup.functions.challenge(3)``) from ``account``, wait for
     the receipt. Raises :class:`ContractRevert` (custom error decoded) if it reverts, at gas
-    estimation or once mined.
+    estimation or once mined. ``fees`` (EIP-1559 fields) override web3's defaults, so that a
+    node can hold its fee cap.
     """
-    return _wait(w3, account, _send(w3, account, fn, value), timeout)
+    return _wait(w3, account, _send(w3, account, fn, value, fees=fees), timeout)
 
 
 def deploy(w3: Web3, account: LocalAccount, name: str, *args: Any, nonce: int | None = None) -> str:

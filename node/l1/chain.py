@@ -9,11 +9,11 @@ from typing import Any
 
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
-from hexbytes import HexBytes
 from web3 import Web3
 from web3.contract import Contract
 
 import contracts.artifacts as artifacts
+from contracts.deploy import transact
 
 GWEI = 10**9
 PRIORITY_FEE = 1 * GWEI
@@ -127,11 +127,9 @@ def send_and_wait(
     value: int = 0,
     timeout: float = 60.0,
 ) -> Any:
-    """Send one call from ``account`` and wait for its receipt; raise if it reverted."""
-    nonce = w3.eth.get_transaction_count(account.address, "pending")
-    raw, h = build_signed(w3, account, call, nonce, max_fee_wei, value)
-    w3.eth.send_raw_transaction(raw)
-    receipt = w3.eth.wait_for_transaction_receipt(HexBytes(h), timeout=timeout)
-    if receipt["status"] != 1:
-        raise L1Error(f"L1 transaction {h.hex()} reverted")
-    return receipt
+    """Send one call from ``account`` within the fee cap and wait for its receipt.
+
+    Raises :class:`L1Error` above the cap and :class:`contracts.deploy.ContractRevert`, with
+    the contract's error decoded, if the call reverts (at estimation or once mined).
+    """
+    return transact(w3, account, call, value, timeout, fees=fee_fields(w3, max_fee_wei))
