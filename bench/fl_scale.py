@@ -2,7 +2,7 @@
 """Epoch close at scale: time and peak memory of the STF's own close for n clients x d params.
 
 Usage: ``python bench/fl_scale.py [--quick | --big] [--sizes N:D,...] [--budget MIB]
-[--dtype int8|int16] [--commit]``
+[--dtype int8|int16] [--commit] [--leveldb]``
 
 For each ``(n, d)`` (default ``(16, 10**7)``; ``--quick``: ``(16, 10**6)``; ``--big`` adds
 ``(1000, 10**6)`` and ``(10, 10**8)``) a fresh subprocess builds, in an in-memory store, an
@@ -14,10 +14,15 @@ it runs :func:`stf.fl.epoch.close_epoch` (both passes: inner products, then the 
 and the next base model written in chunks) and prints:
 
 * the close's wall time;
-* RSS before the close, the peak RSS sampled during it (every 2 ms) and the increment; and
-  ``ru_maxrss``, the process's peak (the store's arrays included);
+* RSS before the close, the peak RSS sampled during it (every 2 ms) and the increment (RSS
+  here: anonymous memory, resident minus file-backed pages); and ``ru_maxrss``, the process's
+  peak (the store's arrays, and with ``--leveldb`` the mapped table pages, included);
 * what the epoch would need without chunking: the ``n x d`` stacked update matrix alone
   (the old close also held every update blob and a copy of the selected rows).
+
+With ``--leveldb`` the close reads from the node's own LevelDB storage (written, closed and
+reopened first), as a node does: a read copies a whole blob out of LevelDB, so each column block
+re-reads the blobs it spans; the output says how many reads and bytes that took.
 
 The in-memory store holds every update twice (this epoch's and the previous one), so the
 process RSS is dominated by the store; the increment is the close's own working set:
@@ -34,8 +39,10 @@ import json
 import os
 import platform
 import resource
+import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -73,8 +80,14 @@ class MemStore:
 
 
 def rss() -> int:
+    """Resident memory the process holds itself: resident minus shared (file-backed) pages.
+
+    LevelDB maps its table files, and the pages a read touches count as resident although they
+    are page cache the kernel may drop; they are left out so the two stores compare fairly.
+    """
     with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * PAGE
+        fields = f.read().split()
+    return (int(fields[1]) - int(fields[2])) * PAGE
 
 
 def maxrss() -> int:
@@ -174,12 +187,42 @@ def build(n: int, d: int, dtype: str, seed: int = 1) -> tuple[MemStore, bytes, T
     return store, task_id, task
 
 
-def one(n: int, d: int, dtype: str, budget: int, commit: bool) -> dict[str, Any]:
+class CountingReader:
+    """Counts the reads (and bytes) the close makes of the store under it."""
+
+    def __init__(self, store: Any) -> None:
+        self.store, self.reads, self.bytes = store, 0, 0
+
+    def get(self, key: bytes) -> bytes | None:
+        value: bytes | None = self.store.get(key)
+        self.reads += 1
+        self.bytes += len(value) if value is not None else 0
+        return value
+
+
+def on_leveldb(store: MemStore, path: Path) -> Any:
+    """The store's entries in the node's LevelDB storage at ``path``, reopened cold."""
+    from node.storage import Storage
+
+    with Storage(path) as db:
+        for key, value in store.data.items():
+            db.put_raw(key, value)
+    return Storage(path)
+
+
+def one(n: int, d: int, dtype: str, budget: int, commit: bool, leveldb: bool) -> dict[str, Any]:
     t0 = time.perf_counter()
     store, task_id, task = build(n, d, dtype)
-    setup_s = time.perf_counter() - t0
     stored = sum(len(v) for v in store.data.values())
-    state = State(store, ZERO_HASH)
+    tmp = None
+    reader: Any = store
+    if leveldb:
+        tmp = Path(tempfile.mkdtemp(prefix="fl_scale_"))
+        reader = on_leveldb(store, tmp / "db")
+        del store
+    setup_s = time.perf_counter() - t0
+    counting = CountingReader(reader)
+    state = State(counting, ZERO_HASH)
     ctx = BlockContext(height=20, timestamp_ms=0, l1_origin_number=0, limits=Limits())
     before, max_before = rss(), maxrss()
     sampler = Sampler()
@@ -193,11 +236,15 @@ def one(n: int, d: int, dtype: str, budget: int, commit: bool) -> dict[str, Any]
         state.commit()
         commit_s = time.perf_counter() - t0
     peak = sampler.stop()
+    reads, read_bytes = counting.reads, counting.bytes
     flagged = 0
     for c in task.clients:
         raw = state.get(keys.client_record(task_id, 1, c))
         assert raw is not None
         flagged += encoding.decode(raw)[7] != 0
+    if tmp is not None:
+        reader.close()
+        shutil.rmtree(tmp, ignore_errors=True)
     return {
         "n": n,
         "d": d,
@@ -214,6 +261,9 @@ def one(n: int, d: int, dtype: str, budget: int, commit: bool) -> dict[str, Any]
         "flagged": flagged,
         "stacked": n * d * DTYPES[dtype].itemsize,
         "outputs": d * (MODEL_DTYPE.itemsize + DTYPES[dtype].itemsize),
+        "store": "node LevelDB" if leveldb else "the in-memory store",
+        "reads": reads,
+        "read_bytes": read_bytes,
     }
 
 
@@ -229,12 +279,13 @@ def main() -> None:
     ap.add_argument("--budget", type=float, default=None, help="block budget in MiB (256)")
     ap.add_argument("--dtype", default="int8", choices=sorted(DTYPES))
     ap.add_argument("--commit", action="store_true", help="also time State.commit()")
+    ap.add_argument("--leveldb", action="store_true", help="read from the node's LevelDB")
     ap.add_argument("--one", help=argparse.SUPPRESS)
     args = ap.parse_args()
     budget = fl_epoch.DEFAULT_BUDGET_BYTES if args.budget is None else int(args.budget * 2**20)
     if args.one:
         n, d = (int(float(x)) for x in args.one.split(":"))
-        print(json.dumps(one(n, d, args.dtype, budget, args.commit)))
+        print(json.dumps(one(n, d, args.dtype, budget, args.commit, args.leveldb)))
         return
     if args.sizes:
         sizes = [tuple(int(float(x)) for x in s.split(":")) for s in args.sizes.split(",")]
@@ -242,11 +293,13 @@ def main() -> None:
         sizes = QUICK_SIZES if args.quick else BIG_SIZES if args.big else DEFAULT_SIZES
     print(
         f"python {platform.python_version()}, numpy {np.__version__}, {os.cpu_count()} CPUs, "
-        f"{platform.machine()}; block budget {mib(budget)}; {args.dtype}"
+        f"{platform.machine()}; block budget {mib(budget)}; {args.dtype}; "
+        + ("node LevelDB" if args.leveldb else "in-memory store")
     )
     for n, d in sizes:
         cmd = [sys.executable, __file__, "--one", f"{n}:{d}", "--dtype", args.dtype]
         cmd += ["--budget", str(budget / 2**20)] + (["--commit"] if args.commit else [])
+        cmd += ["--leveldb"] if args.leveldb else []
         res = subprocess.run(cmd, capture_output=True, text=True)
         if res.returncode != 0:
             print(f"n={n} d={d:.0e}: FAILED (exit {res.returncode})\n{res.stderr[-2000:]}")
@@ -256,7 +309,8 @@ def main() -> None:
         print(
             f"n={n:>5} d={d:.0e}: close {r['close_s']:.2f} s"
             + (f" (+ commit {r['commit_s']:.2f} s)" if r["commit_s"] is not None else "")
-            + f"; setup {r['setup_s']:.1f} s; {r['flagged']} flagged\n"
+            + f"; setup {r['setup_s']:.1f} s; {r['flagged']} flagged; {r['reads']:,} reads of "
+            f"{r['store']} ({r['read_bytes'] / 2**30:.1f} GiB)\n"
             f"    store {mib(r['stored'])}; RSS before close {mib(r['rss_before'])}, "
             f"peak during close {mib(r['rss_peak'])} (+{mib(inc)}); ru_maxrss "
             f"{mib(r['maxrss_after'])}\n"
