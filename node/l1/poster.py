@@ -172,7 +172,10 @@ class BatchPoster:
             p.sent_at = time.time()
             self._storage.put_synced(K_PENDING, p.encode())
             return
-        call = self._commit_call(p.batch_index, p.last_block)
+        rollup = self._rollup.functions  # unchanged while the commitment is pending
+        first = int(rollup.lastCommittedBlock().call()) + 1
+        prev_root = bytes(rollup.lastStateRoot().call())
+        call = self._commit_call(p.batch_index, first, prev_root, p.last_block)
         raw, h = build_signed(self._w3, self._account, call, p.nonce, fee)
         p.raw, p.max_fee, p.sent_at = raw, fee, time.time()
         p.hashes.append(h)
@@ -181,10 +184,9 @@ class BatchPoster:
             "commitment re-signed with a higher fee", batch=p.batch_index, max_fee_gwei=fee / GWEI
         )
 
-    def _commit_call(self, batch_index: int, last: int) -> object:
+    def _commit_call(self, batch_index: int, first: int, prev_root: bytes, last: int) -> object:
+        """``commitBatch`` for blocks ``first..last`` on top of the L1's ``prev_root``."""
         rollup = self._rollup.functions
-        first = int(rollup.lastCommittedBlock().call()) + 1
-        prev_root = bytes(rollup.lastStateRoot().call())
         header = self._storage.header_at(last)
         assert header is not None
         return rollup.commitBatch(
@@ -215,7 +217,7 @@ class BatchPoster:
             return "idle"
         last = min(head.height, last_committed + self.settings.batch_max_blocks)
         nonce = int(self._w3.eth.get_transaction_count(self._account.address, "pending"))
-        call = self._commit_call(next_index, last)
+        call = self._commit_call(next_index, last_committed + 1, on_l1, last)
         raw, h = build_signed(self._w3, self._account, call, nonce, self.settings.max_fee_wei)
         p = Pending(next_index, nonce, raw, [h], last, self._fee_of(raw), time.time())
         self._storage.put_synced(K_PENDING, p.encode())  # write-ahead, then send
