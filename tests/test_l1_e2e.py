@@ -4,6 +4,7 @@ an L1 outage with no batch lost or doubled, and a verifier catching a wrong root
 from __future__ import annotations
 
 import asyncio
+import itertools
 import sys
 from pathlib import Path
 
@@ -297,3 +298,58 @@ async def test_verifier_catches_deposits_the_l1_never_made_or_withheld(
             bad = await asyncio.to_thread(v.verify_new_batches)
         assert bad is not None and bad.block == bad_height, bad
         assert ("withheld" if lie == "withheld stake" else "stake") in bad.why
+
+
+async def test_a_stuck_commitment_is_re_signed_with_higher_fees_up_to_the_cap(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With anvil not mining, the poster re-signs the same commitment under the same nonce,
+    each time at least 12.5% dearer (anvil's replacement rule), never above its cap; once a
+    block is mined exactly one batch is committed, by the latest signature."""
+    import dataclasses
+
+    from node.l1 import poster as poster_mod
+
+    monkeypatch.setattr(poster_mod, "RESEND_AFTER", 0.0)
+    async with l1_net(tmp_path) as net:
+        h, anvil = net.h, net.anvil
+        await h.send_ok(put_blob(Keypair.generate(), CHAIN_ID, 0, b"stuck"))
+        await h.seal()
+        anvil.rpc("evm_setAutomine", [False])
+        base = int(net.w3.eth.get_block("latest")["baseFeePerGas"])
+        cap = 4 * base + 2 * 10**9
+        poster = BatchPoster(
+            net.w3, h.node.l1.deployment, net.accounts[SEQUENCER], h.node.storage,
+            dataclasses.replace(h.node.l1.poster.settings, max_fee_wei=cap),
+        )  # fmt: skip
+        assert poster.step() == "posted"
+
+        def pending() -> poster_mod.Pending:
+            raw = h.node.storage.get(poster_mod.K_PENDING)
+            assert raw is not None
+            return poster_mod.Pending.decode(raw)
+
+        first = pending()
+        fees = [first.max_fee]
+        for _ in range(8):
+            assert poster.step() == "resent"
+            p = pending()
+            assert (p.nonce, p.batch_index, p.last_block) == (
+                first.nonce, first.batch_index, first.last_block
+            )  # fmt: skip
+            fees.append(p.max_fee)
+        assert fees[0] < cap and fees[-1] == cap
+        assert all(b >= a * 1.125 for a, b in itertools.pairwise(fees) if b < cap)
+        assert len(p.hashes) == len(set(fees))  # a new signature only when the fee rose
+        # anvil's pool holds one commitment for that nonce: the newest
+        pool = anvil.rpc("txpool_content")["pending"]
+        mine_ = [tx for txs in pool.values() for tx in txs.values()]
+        assert [bytes.fromhex(tx["hash"][2:]) for tx in mine_] == [p.hashes[-1]]
+
+        anvil.mine(1)
+        assert poster.step() == "confirmed"
+        rollup = net.c("MPSRollup").functions
+        assert rollup.nextBatchIndex().call() == 1
+        assert net.w3.eth.get_transaction_receipt(p.hashes[-1])["status"] == 1
+        assert poster.step() == "idle"
+        anvil.rpc("evm_setAutomine", [True])
