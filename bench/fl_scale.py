@@ -210,7 +210,9 @@ def on_leveldb(store: MemStore, path: Path) -> Any:
     return Storage(path)
 
 
-def one(n: int, d: int, dtype: str, budget: int, commit: bool, leveldb: bool) -> dict[str, Any]:
+def one(
+    n: int, d: int, dtype: str, budget: int, commit: bool, leveldb: bool = False
+) -> dict[str, Any]:
     t0 = time.perf_counter()
     store, task_id, task = build(n, d, dtype)
     stored = sum(len(v) for v in store.data.values())

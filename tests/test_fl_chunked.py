@@ -523,3 +523,6 @@ def test_scale_bench_builds_and_closes_an_epoch() -> None:
     spec.loader.exec_module(bench)
     r = bench.one(6, 5_000_000, "int8", 2**20, False)
     assert r["flagged"] == 0 and r["stacked"] == 30_000_000
+    on_disk = bench.one(6, 1_000_000, "int8", 2**20, False, leveldb=True)
+    assert on_disk["store"] == "node LevelDB" and on_disk["flagged"] == 0
+    assert on_disk["reads"] > 6 and on_disk["read_bytes"] > 6 * 1_000_000

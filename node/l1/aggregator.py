@@ -24,6 +24,7 @@ from stf.state import STATE_PREFIX
 from ..metrics import Metrics
 from ..storage import Storage
 from .chain import Deployment, send_and_wait
+from .worker import in_thread
 
 log = structlog.get_logger("mps.l1.aggregator")
 
@@ -157,7 +158,7 @@ class Aggregator:
         backoff = self._interval
         while True:
             try:
-                n = await asyncio.to_thread(self.step)
+                n = await in_thread(self.step)
                 if metrics is not None and n:
                     metrics.l1_actions.labels("aggregator", "l1_tx").inc(n)
                 backoff = self._interval

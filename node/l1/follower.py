@@ -20,6 +20,7 @@ from web3.contract import Contract
 from ..metrics import Metrics
 from ..sequencer import L1Event
 from .chain import Deployment
+from .worker import in_thread
 
 log = structlog.get_logger("mps.l1.follower")
 
@@ -155,7 +156,7 @@ class Follower:
         backoff = self._interval
         while True:
             try:
-                n = self.deliver(await asyncio.to_thread(self.fetch))
+                n = self.deliver(await in_thread(self.fetch))
                 if metrics is not None and n:
                     metrics.l1_actions.labels("follower", "event").inc(n)
                 backoff = self._interval

@@ -27,6 +27,7 @@ from stf.hashing import list_root
 from ..metrics import Metrics
 from ..storage import Storage
 from .chain import GWEI, Deployment, L1Error, build_signed
+from .worker import in_thread
 
 log = structlog.get_logger("mps.l1.poster")
 
@@ -243,7 +244,7 @@ class BatchPoster:
         backoff = self.settings.poll_interval
         while True:
             try:
-                action = await asyncio.to_thread(self.step)
+                action = await in_thread(self.step)
                 if metrics is not None and action != "idle":
                     metrics.l1_actions.labels("poster", action).inc()
                 backoff = self.settings.poll_interval
