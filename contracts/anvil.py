@@ -202,6 +202,11 @@ class Anvil:
 
     # -- access ----------------------------------------------------------------
     @property
+    def pid(self) -> int | None:
+        """The anvil process's id while it runs."""
+        return self._proc.pid if self._proc is not None else None
+
+    @property
     def url(self) -> str:
         if self.port is None:
             raise AnvilError("anvil is not running")

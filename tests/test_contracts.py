@@ -7,8 +7,10 @@ tree (stf.smt) next to unrelated keys, and proven against a committed and finali
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -1050,6 +1052,40 @@ def test_anvil_state_survives_a_restart(tmp_path: Path) -> None:
         w3 = node.w3()
         assert w3.eth.block_number >= height
         assert len(w3.eth.get_code(address)) > 0
+
+
+def test_anvil_state_survives_its_owner_killed(tmp_path: Path) -> None:
+    """The dev L1 is a child of ``mps-node dev``. When the node dies, even by SIGKILL, anvil gets
+    SIGTERM (PR_SET_PDEATHSIG) and dumps its chain on exit: blocks mined just before the kill,
+    well inside the one-second dump interval, are there after a restart."""
+    try:
+        find_binary()
+    except AnvilError as exc:
+        pytest.skip(str(exc))
+    state = tmp_path / "anvil-state.json"
+    owner = (
+        "import os, signal, sys\n"
+        "from pathlib import Path\n"
+        "from contracts.anvil import Anvil\n"
+        "node = Anvil(state_path=Path(sys.argv[1]), accounts=2).start()\n"
+        "node.mine(42)\n"
+        "print(node.w3().eth.block_number, node.pid, flush=True)\n"
+        "os.kill(os.getpid(), signal.SIGKILL)\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", owner, str(state)],
+        capture_output=True, text=True, timeout=60, cwd=Path(__file__).resolve().parent.parent,
+    )  # fmt: skip
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    height, pid = map(int, proc.stdout.split())
+    assert height == 42
+    status = Path(f"/proc/{pid}/status")
+    deadline = time.monotonic() + 20
+    while status.exists() and "\tZ" not in status.read_text() and time.monotonic() < deadline:
+        time.sleep(0.05)  # anvil writes its dump as it exits
+    assert not status.exists() or "\tZ" in status.read_text(), "anvil outlived its owner"
+    with Anvil(state_path=state, accounts=2) as node:
+        assert node.w3().eth.block_number == height
 
 
 def test_anvil_missing_binary_is_a_clear_error(
