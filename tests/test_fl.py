@@ -584,6 +584,43 @@ def test_epoch_closes_at_the_window_end_with_min_clients() -> None:
     assert fl.task(tid).epoch_start == fl.height + 1
 
 
+def test_epoch_does_not_wait_for_clients_that_can_no_longer_submit() -> None:
+    """After a client turns slashable in the task (a zero update) and another is slashed on the
+    L1, the next epoch closes in the block where the rest submit, not at its window's end; with
+    a client that could still submit and has not, it waits for the window."""
+    fl = FL(n_clients=8)
+    c = fl.clients
+    init = init_model()
+    window = 20
+    tid = fl.new_task(init, min_clients=5, max_clients=8, window=window, epochs=4)
+    fl.join_all(tid, c)
+    h = Honest()
+    zero, gone, idle = c[5], c[6], c[7]
+    ups = {pub(k): h.one() for k in c[:5]}
+    pairs = [(k, ups[pub(k)]) for k in c[:5]] + [(zero, np.zeros(D, np.int8))]
+    pairs.append((gone, h.one()))
+    pairs.append((idle, h.one()))
+    fl.submit_all(tid, 0, pairs)  # everyone: closes at once
+    assert fl.task(tid).epoch == 1 and fl.verdict(tid, zero)[1] is True
+    fl.block(fl.deposit("slash", [pub(gone)]))
+
+    # epoch 1: idle could submit and does not, so the window runs
+    start = fl.task(tid).epoch_start
+    fl.submit_all(tid, 1, [(k, h.one()) for k in c[:5]])
+    assert fl.task(tid).epoch == 1
+    fl.empty(start + window - fl.height)
+    summary = fl.summary(tid, 1)
+    assert summary is not None and summary[4] == start + window
+
+    # epoch 2: idle unbonds on the L1; once the five still able have submitted it closes
+    start = fl.task(tid).epoch_start
+    fl.block(fl.deposit("unbond", [pub(idle)]))
+    result = fl.submit_all(tid, 2, [(k, h.one()) for k in c[:5]])
+    summary = fl.summary(tid, 2)
+    assert summary is not None and summary[4] == result.block.header.height < start + window
+    assert fl.replay_from_genesis().get(STATE_PREFIX + keys.task(tid)) == fl.get(keys.task(tid))
+
+
 def test_epoch_stays_open_below_min_clients_then_closes_when_enough_arrive() -> None:
     fl = FL(n_clients=7)
     c = fl.clients

@@ -23,9 +23,10 @@ runs this) and talks to it only through the node's JSON-RPC and the dev L1, with
 * **rules**: ``EpochRules(f=1)``, ``min_clients`` 5. Krum needs ``min_clients > 2f + 2``, and an
   epoch closes only with ``min_clients`` updates, so ``min_clients`` must stay within the six
   honest clients (once the cheaters are slashed they are all that is left): f = 1.
-* **epochs** (:mod:`.chain`): a slashable client sends nothing more, so from the first slashing on
-  an epoch closes when its window (8 blocks) has passed; the dev node seals blocks only for
-  waiting transactions, so the requester writes a small record per block until then.
+* **epochs** (:mod:`.chain`): an epoch closes once every client that can still submit has (a
+  slashable client is not waited for), else when its window (8 blocks) has passed; the dev node
+  seals blocks only for waiting transactions, so while it waits the requester writes a small
+  record per block.
 * **comparison** (:mod:`.baselines`): the demo also runs, locally, plain FedAvg over every update
   (the same clients and attacks, nobody excluded) and FedAvg over the honest clients alone.
 

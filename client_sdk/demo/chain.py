@@ -65,9 +65,10 @@ def submit_all(
 
 
 def wait_epoch(mps: MPSClient, task_id: bytes, epoch: int, timeout: float) -> dict[str, Any]:
-    """Wait for the epoch to close. Slashable clients never submit again, so after the first
-    slashing an epoch closes when its window of blocks has passed; the dev node seals a block
-    only when a transaction waits, so the requester sends a small record per block meanwhile."""
+    """Wait for the epoch to close. It closes once every client that can still submit has;
+    if one that could does not (a client that stopped), only the window's end closes it, and
+    the dev node seals a block only when a transaction waits, so the requester sends a small
+    record per block meanwhile."""
     deadline = time.monotonic() + timeout
     beats = 0
     while True:

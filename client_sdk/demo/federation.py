@@ -36,7 +36,7 @@ MIN_CLIENTS = 5
 # straddle a block boundary (blocks come every second while transactions wait), and a second
 # wave that misses the window lets the copying free rider off for that epoch. Later epochs
 # also hold the accuracy report and the slashes coming back from the L1. 8 leaves that margin;
-# it costs about 3 s per epoch once the cheaters are slashed (the window then runs out).
+# it costs nothing while every client that can still submit does (the epoch closes at once).
 WINDOW_BLOCKS = 8
 DEPOSIT_WEI = 10**18
 ETH = 10**18

@@ -1,9 +1,13 @@
 """Epoch close: a block hook, run after a block's transactions, never an external call.
 
-An epoch closes in the first block where either every joined client has
-submitted (and at least ``min_clients`` did), or the window of
+An epoch closes in the first block where either every joined client that can
+still submit has submitted (and at least ``min_clients`` did), or the window of
 ``window_blocks`` blocks has passed with at least ``min_clients`` submissions.
 A window that passes with fewer stays open until enough clients submit.
+
+"Can still submit" is what ``submit_update`` checks: staked on the L1, and not
+slashable in this task. Waiting for a client that the STF would refuse only
+drags every epoch after a slashing out to its full window.
 """
 
 from __future__ import annotations
@@ -54,11 +58,23 @@ def load_verdict(state: State, task_id: bytes, client: bytes) -> Verdict:
     return Verdict(strikes, bool(slashable), reason, ep)
 
 
-def epoch_due(task: TaskState, height: int) -> bool:
+def can_submit(state: State, task_id: bytes, client: bytes) -> bool:
+    """Whether ``submit_update`` would let a joined ``client`` in (stake and verdict)."""
+    from ..txtypes.l1_deposit import STAKED, read_stake  # txtypes imports this module
+
+    stake = read_stake(state, client)
+    if stake is None or stake[2] != STAKED:
+        return False
+    return not load_verdict(state, task_id, client).slashable
+
+
+def epoch_due(state: State, task_id: bytes, task: TaskState, height: int) -> bool:
     if task.status != OPEN or len(task.submitted) < task.params.min_clients:
         return False
-    everyone = len(task.submitted) == len(task.clients)
-    return everyone or height >= task.epoch_start + task.params.window_blocks
+    if height >= task.epoch_start + task.params.window_blocks:
+        return True
+    done = set(task.submitted)
+    return all(c in done or not can_submit(state, task_id, c) for c in task.clients)
 
 
 def close_due_epochs(
@@ -75,7 +91,7 @@ def close_due_epochs(
     for task_id in ids:
         task = load_task(state, task_id)
         assert task is not None
-        if epoch_due(task, ctx.height):
+        if epoch_due(state, task_id, task, ctx.height):
             close_epoch(state, task_id, task, ctx, backend, budget_bytes)
             closed.append(task_id)
         if task.status == OPEN:
