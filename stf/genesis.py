@@ -12,10 +12,10 @@ from dataclasses import dataclass, field
 from . import keys
 from .block import Block, Header, receipts_root, tx_root
 from .hashing import ZERO_HASH
+from .stakes import STAKED, stake_record
 from .state import KVReader, State
 from .transition import ChainConfig, Writes
 from .tx import ZERO_SIGNATURE
-from .txtypes.l1_deposit import STAKED, stake_record
 
 
 @dataclass(frozen=True)

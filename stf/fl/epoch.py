@@ -16,6 +16,7 @@ import numpy as np
 
 from .. import encoding, keys
 from ..context import BlockContext
+from ..stakes import not_staked
 from ..state import State
 from .chunks import ArrayWriter, StoredArray
 from .rules import (
@@ -58,14 +59,15 @@ def load_verdict(state: State, task_id: bytes, client: bytes) -> Verdict:
     return Verdict(strikes, bool(slashable), reason, ep)
 
 
-def can_submit(state: State, task_id: bytes, client: bytes) -> bool:
-    """Whether ``submit_update`` would let a joined ``client`` in (stake and verdict)."""
-    from ..txtypes.l1_deposit import STAKED, read_stake  # txtypes imports this module
-
-    stake = read_stake(state, client)
-    if stake is None or stake[2] != STAKED:
-        return False
-    return not load_verdict(state, task_id, client).slashable
+def submit_refusal(state: State, task_id: bytes, client: bytes) -> str | None:
+    """Why ``submit_update`` refuses a joined ``client`` (its stake or its verdict in the
+    task), or ``None``. The epoch close waits only for clients this lets in."""
+    why = not_staked(state, client)
+    if why is not None:
+        return f"client {client.hex()[:16]}… {why}"
+    if load_verdict(state, task_id, client).slashable:
+        return "client is slashable in this task"
+    return None
 
 
 def epoch_due(state: State, task_id: bytes, task: TaskState, height: int) -> bool:
@@ -74,7 +76,7 @@ def epoch_due(state: State, task_id: bytes, task: TaskState, height: int) -> boo
     if height >= task.epoch_start + task.params.window_blocks:
         return True
     done = set(task.submitted)
-    return all(c in done or not can_submit(state, task_id, c) for c in task.clients)
+    return all(c in done or submit_refusal(state, task_id, c) for c in task.clients)
 
 
 def close_due_epochs(

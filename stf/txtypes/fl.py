@@ -12,22 +12,21 @@ from ..context import BlockContext, Limits
 from ..encoding import EncodingError
 from ..errors import Code, TxFailed, TxInvalid
 from ..fl.chunks import MAX_CHUNKS, check_stored_array, manifest_from_chunks
-from ..fl.epoch import load_task, load_verdict, open_tasks, save_task, set_open_tasks
+from ..fl.epoch import load_task, open_tasks, save_task, set_open_tasks, submit_refusal
 from ..fl.settlement import write_settlement
 from ..fl.task import COMPLETE, MODEL_DTYPE, OPEN, TaskParams, TaskState
+from ..stakes import not_staked
 from ..state import State
 from ..tx import Transaction
 from .base import TxType, register
-from .l1_deposit import STAKED, read_stake
 
 MAX_OPEN_TASKS = 64
 MAX_EPOCH = 2**32 - 1  # epochs are 4 bytes in state keys
 
 
 def _require_staked(state: State, client: bytes) -> None:
-    stake = read_stake(state, client)
-    if stake is None or stake[2] != STAKED:
-        why = "has no stake" if stake is None else "is not staked (unbonding, slashed or withdrawn)"
+    why = not_staked(state, client)
+    if why is not None:
         raise TxFailed(Code.NOT_STAKED, f"client {client.hex()[:16]}… {why}")
 
 
@@ -125,9 +124,9 @@ class SubmitUpdate(TxType):
         task = _open_task(state, task_id)
         if tx.sender not in task.clients:
             raise TxFailed(Code.NOT_JOINED, "client has not joined this task")
-        _require_staked(state, tx.sender)
-        if load_verdict(state, task_id, tx.sender).slashable:
-            raise TxFailed(Code.NOT_STAKED, "client is slashable in this task")
+        refusal = submit_refusal(state, task_id, tx.sender)
+        if refusal is not None:
+            raise TxFailed(Code.NOT_STAKED, refusal)
         if epoch != task.epoch:
             raise TxFailed(Code.WRONG_EPOCH, f"epoch {epoch} is not the current epoch {task.epoch}")
         if tx.sender in task.submitted:

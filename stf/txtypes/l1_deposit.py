@@ -20,30 +20,20 @@ from typing import Any
 from .. import encoding, keys
 from ..context import BlockContext, Limits
 from ..errors import Code, TxFailed, TxInvalid
+from ..stakes import (
+    SLASHED,
+    STAKED,
+    STATUS_NAMES,
+    UNBONDING,
+    WITHDRAWN,
+    read_stake,
+    stake_record,
+)
 from ..state import State
 from ..tx import Transaction
 from .base import TxType, register
 
-STAKED, UNBONDING, SLASHED, WITHDRAWN = 0, 1, 2, 3
-STATUS_NAMES = {
-    STAKED: "staked",
-    UNBONDING: "unbonding",
-    SLASHED: "slashed",
-    WITHDRAWN: "withdrawn",
-}
 KINDS = ("stake", "unbond", "withdraw", "slash", "fund")
-
-
-def stake_record(l1_address: bytes, amount: int, status: int) -> bytes:
-    return encoding.encode([l1_address, amount, status])
-
-
-def read_stake(state: State, client_key: bytes) -> tuple[bytes, int, int] | None:
-    raw = state.get(keys.stake(client_key))
-    if raw is None:
-        return None
-    addr, amount, status = encoding.decode(raw)
-    return addr, amount, status
 
 
 @register
