@@ -75,8 +75,10 @@ def epoch_progress(epoch: int) -> tuple[Progress, Callable[[dict[str, Any]], Non
     bar = Progress(f"epoch {epoch}")
 
     def on_task(task: dict[str, Any]) -> None:
-        need = max(int(task["minClients"]), len(task["clients"]))
-        bar.update(len(task["submitted"]), need, "updates")
+        # the epoch closes once every client it still awaits is in (or at its window's end)
+        done = len(task["submitted"])
+        need = max(int(task["minClients"]), done + len(task["awaiting"]))
+        bar.update(done, need, "updates")
 
     return bar, on_task
 

@@ -14,10 +14,11 @@ from stf import encoding, keys
 from stf.block import Block
 from stf.cid import cid_v1
 from stf.errors import Code, MPSError
+from stf.fl.epoch import submit_refusal
 from stf.fl.rules import flag_names
-from stf.fl.task import STATUS_NAMES, TaskState
+from stf.fl.task import OPEN, STATUS_NAMES, TaskState
 from stf.smt import SparseMerkleTree
-from stf.state import STATE_PREFIX
+from stf.state import STATE_PREFIX, State
 
 from .codec import to_block_tag, to_bool, to_hash, to_uint
 from .jsonrpc import Dispatcher, Param
@@ -25,9 +26,31 @@ from .methods import NodeView, not_found, resolve_block
 from .views import proof_view
 
 MAX_LIST = 1000
+StateGet = Callable[[bytes], bytes | None]
 
 
-def task_view(task_id: bytes, t: TaskState) -> dict[str, Any]:
+class _ValuesAt:
+    """The STF's key-value reader over one block's state values, so that the STF's own rules
+    (not a copy of them) answer questions about that block."""
+
+    def __init__(self, get: StateGet) -> None:
+        self._get = get
+
+    def get(self, key: bytes) -> bytes | None:
+        return self._get(key[len(STATE_PREFIX) :]) if key.startswith(STATE_PREFIX) else None
+
+
+def awaiting(get: StateGet, task_id: bytes, t: TaskState) -> list[bytes]:
+    """The joined clients the current epoch still waits for: they have not submitted and
+    ``submit_update`` would let them in (the epoch closes early once this is empty)."""
+    if t.status != OPEN:
+        return []
+    state = State(_ValuesAt(get), b"")
+    done = set(t.submitted)
+    return [c for c in t.clients if c not in done and submit_refusal(state, task_id, c) is None]
+
+
+def task_view(task_id: bytes, t: TaskState, get: StateGet) -> dict[str, Any]:
     p = t.params
     return {
         "id": task_id,
@@ -54,6 +77,7 @@ def task_view(task_id: bytes, t: TaskState) -> dict[str, Any]:
         "evaluator": p.evaluator,
         "clients": t.clients,
         "submitted": t.submitted,
+        "awaiting": awaiting(get, task_id, t),
         "rules": p.rules.to_list(),
     }
 
@@ -78,7 +102,7 @@ def register_fl_methods(d: Dispatcher, node: NodeView) -> None:
 
         return get
 
-    def task_state(get: Callable[[bytes], bytes | None], task_id: bytes) -> TaskState:
+    def task_state(get: StateGet, task_id: bytes) -> TaskState:
         raw = get(keys.task(task_id))
         if raw is None:
             raise not_found(f"task {task_id.hex()}")
@@ -90,7 +114,8 @@ def register_fl_methods(d: Dispatcher, node: NodeView) -> None:
         ``scriptCid``, ``initModelCid``: the ``script`` and initial model blob ids (sha256) as
         raw-codec CIDv1 strings (:mod:`stf.cid`), naming the bytes ``mps_getBlob`` returns.
         """
-        return task_view(task_id, task_state(reader(resolve(tag)), task_id))
+        get = reader(resolve(tag))
+        return task_view(task_id, task_state(get, task_id), get)
 
     async def mps_listTasks(open_only: bool, limit: int) -> list[dict[str, Any]]:
         """Tasks at the head: the open ones in creation order, then (``openOnly`` false) the
@@ -98,7 +123,8 @@ def register_fl_methods(d: Dispatcher, node: NodeView) -> None:
         limit = min(limit, MAX_LIST)
         raw = storage.state_value(keys.OPEN_TASKS)
         ids: list[bytes] = [] if raw is None else list(encoding.decode(raw))
-        out = [task_view(t, task_state(storage.state_value, t)) for t in ids[:limit]]
+        head = storage.state_value
+        out = [task_view(t, task_state(head, t), head) for t in ids[:limit]]
         if not open_only:
             prefix = STATE_PREFIX + keys.task(b"")
             for k, v in storage.iter_prefix(prefix):
@@ -106,7 +132,7 @@ def register_fl_methods(d: Dispatcher, node: NodeView) -> None:
                     break
                 task_id = k[len(prefix) :]
                 if task_id not in ids:
-                    out.append(task_view(task_id, TaskState.decode(v)))
+                    out.append(task_view(task_id, TaskState.decode(v), head))
         return out
 
     async def mps_getEpoch(task_id: bytes, epoch: int, tag: int | str) -> dict[str, Any]:

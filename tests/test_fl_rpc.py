@@ -105,6 +105,7 @@ async def test_fl_task_through_rpc(tmp_path):
         assert (task["minClients"], task["maxClients"]) == (5, 8)
         assert task["clients"] == [hx(kp.public_key) for kp in clients]
         assert task["submitted"] == []
+        assert task["awaiting"] == task["clients"]
         assert task["rules"] == EpochRules().to_list()
 
         # epoch 0: five honest clients and one that sends zeros; everyone submits, so it closes
@@ -132,6 +133,11 @@ async def test_fl_task_through_rpc(tmp_path):
         assert task["previousStep"] == hx(sha(step))
         assert task["epochStart"] == closed_at + 1
         assert task["submitted"] == []
+        # the zero sender is slashable: epoch 1 no longer waits for it
+        assert task["awaiting"] == [hx(kp.public_key) for kp in clients[:5]]
+        # as of the block before epoch 0's submissions, everyone was still awaited
+        before = await h.result("mps_getTask", hx(tid), closed_at - 1)
+        assert before["awaiting"] == [hx(kp.public_key) for kp in clients]
 
         ep = await h.result("mps_getEpoch", hx(tid), 0)
         assert ep["task"] == hx(tid)
@@ -201,9 +207,13 @@ async def test_fl_task_through_rpc(tmp_path):
         await h.send_ok(again)
         sealed = await h.seal()
         assert [(r.status, r.code) for r in sealed.receipts] == [(0, Code.NOT_STAKED)]
+        await sealed_ok(h, [fl_tx(clients[0], SUBMIT_UPDATE, 2, [tid, 1, ups[0].tobytes()])])
+        task = await h.result("mps_getTask", hx(tid))
+        assert task["awaiting"] == [hx(kp.public_key) for kp in clients[1:5]]
         await sealed_ok(h, [fl_tx(requester, REPORT_EVALUATION, 3, [tid, 0, 950_000])])
         assert (await h.result("mps_getEpoch", hx(tid), 0))["accuracyPpm"] == 950_000
-        assert (await h.result("mps_getTask", hx(tid)))["status"] == "complete"
+        task = await h.result("mps_getTask", hx(tid))
+        assert (task["status"], task["awaiting"]) == ("complete", [])
 
         # unknown things are NOT_FOUND (1200)
         missing = sha(b"missing")
