@@ -14,9 +14,9 @@ from stf import encoding, keys
 from stf.block import Block
 from stf.cid import cid_v1
 from stf.errors import Code, MPSError
-from stf.fl.epoch import submit_refusal
+from stf.fl.epoch import awaited
 from stf.fl.rules import flag_names
-from stf.fl.task import OPEN, STATUS_NAMES, TaskState
+from stf.fl.task import STATUS_NAMES, TaskState
 from stf.smt import SparseMerkleTree
 from stf.state import STATE_PREFIX, State
 
@@ -41,13 +41,8 @@ class _ValuesAt:
 
 
 def awaiting(get: StateGet, task_id: bytes, t: TaskState) -> list[bytes]:
-    """The joined clients the current epoch still waits for: they have not submitted and
-    ``submit_update`` would let them in (the epoch closes early once this is empty)."""
-    if t.status != OPEN:
-        return []
-    state = State(_ValuesAt(get), b"")
-    done = set(t.submitted)
-    return [c for c in t.clients if c not in done and submit_refusal(state, task_id, c) is None]
+    """The clients the current epoch still waits for (it closes early once there are none)."""
+    return list(awaited(State(_ValuesAt(get), b""), task_id, t))
 
 
 def task_view(task_id: bytes, t: TaskState, get: StateGet) -> dict[str, Any]:

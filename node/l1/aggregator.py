@@ -10,7 +10,6 @@ can run beside another copy of itself.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
@@ -24,7 +23,7 @@ from stf.state import STATE_PREFIX
 from ..metrics import Metrics
 from ..storage import Storage
 from .chain import Deployment, send_and_wait
-from .worker import in_thread
+from .worker import step_forever
 
 log = structlog.get_logger("mps.l1.aggregator")
 
@@ -155,18 +154,12 @@ class Aggregator:
         return sent
 
     async def run(self, metrics: Metrics | None = None) -> None:
-        backoff = self._interval
-        while True:
-            try:
-                n = await in_thread(self.step)
-                if metrics is not None and n:
-                    metrics.l1_actions.labels("aggregator", "l1_tx").inc(n)
-                backoff = self._interval
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                backoff = min(backoff * 2, 30.0)
-                if metrics is not None:
-                    metrics.l1_errors.labels("aggregator").inc()
-                log.warning("aggregator cannot act on the L1", error=str(exc), retry_in=backoff)
-            await asyncio.sleep(backoff)
+        def after(n: int) -> bool:
+            if metrics is not None and n:
+                metrics.l1_actions.labels("aggregator", "l1_tx").inc(n)
+            return False
+
+        await step_forever(
+            "aggregator", self.step, after, self._interval, metrics, log,
+            "aggregator cannot act on the L1",
+        )  # fmt: skip

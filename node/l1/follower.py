@@ -9,7 +9,6 @@ from the last consumed event and can neither skip nor repeat one.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from typing import Any
 
@@ -20,7 +19,7 @@ from web3.contract import Contract
 from ..metrics import Metrics
 from ..sequencer import L1Event
 from .chain import Deployment
-from .worker import in_thread
+from .worker import step_forever
 
 log = structlog.get_logger("mps.l1.follower")
 
@@ -153,18 +152,13 @@ class Follower:
         return self.deliver(self.fetch())
 
     async def run(self, metrics: Metrics | None = None) -> None:
-        backoff = self._interval
-        while True:
-            try:
-                n = self.deliver(await in_thread(self.fetch))
-                if metrics is not None and n:
-                    metrics.l1_actions.labels("follower", "event").inc(n)
-                backoff = self._interval
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # the L1 may be down; keep the rollup going and retry
-                backoff = min(backoff * 2, 30.0)
-                if metrics is not None:
-                    metrics.l1_errors.labels("follower").inc()
-                log.warning("l1 follower cannot read the L1", error=str(exc), retry_in=backoff)
-            await asyncio.sleep(backoff)
+        def after(ranges: list[tuple[list[L1Event], tuple[int, bytes]]]) -> bool:
+            n = self.deliver(ranges)
+            if metrics is not None and n:
+                metrics.l1_actions.labels("follower", "event").inc(n)
+            return False
+
+        await step_forever(
+            "follower", self.fetch, after, self._interval, metrics, log,
+            "l1 follower cannot read the L1",
+        )  # fmt: skip

@@ -11,7 +11,6 @@ batch holds up to ``batch_max_blocks`` blocks, so this is not a throughput limit
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -27,7 +26,7 @@ from stf.hashing import list_root
 from ..metrics import Metrics
 from ..storage import Storage
 from .chain import GWEI, Deployment, L1Error, build_signed
-from .worker import in_thread
+from .worker import step_forever
 
 log = structlog.get_logger("mps.l1.poster")
 
@@ -241,20 +240,12 @@ class BatchPoster:
 
     # -- service ---------------------------------------------------------------
     async def run(self, metrics: Metrics | None = None) -> None:
-        backoff = self.settings.poll_interval
-        while True:
-            try:
-                action = await in_thread(self.step)
-                if metrics is not None and action != "idle":
-                    metrics.l1_actions.labels("poster", action).inc()
-                backoff = self.settings.poll_interval
-                if action in ("confirmed", "reverted", "replaced"):
-                    continue
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # L1 down or slow: retry with backoff, never block blocks
-                backoff = min(backoff * 2, 30.0)
-                if metrics is not None:
-                    metrics.l1_errors.labels("poster").inc()
-                log.warning("batch poster cannot reach the L1", error=str(exc), retry_in=backoff)
-            await asyncio.sleep(backoff)
+        def after(action: str) -> bool:
+            if metrics is not None and action != "idle":
+                metrics.l1_actions.labels("poster", action).inc()
+            return action in ("confirmed", "reverted", "replaced")  # the next batch at once
+
+        await step_forever(
+            "poster", self.step, after, self.settings.poll_interval, metrics, log,
+            "batch poster cannot reach the L1",
+        )  # fmt: skip

@@ -1,9 +1,10 @@
-"""Blocking L1 steps on a worker thread that a cancellation waits for instead of abandoning.
+"""The L1 services' loop: a blocking step on a worker thread, again and again, with backoff.
 
-The services' steps read LevelDB (the poster's blocks, the aggregator's leaves and proofs).
-When the node stops, it cancels the services and then closes the database; a bare
-``asyncio.to_thread`` lets the task end at once while its thread still runs, and plyvel
-crashes the whole process (SIGSEGV) when a read or an iterator outlives its database.
+The follower, the poster and the aggregator differ only in their step and in what they count.
+Steps read LevelDB (the poster's blocks, the aggregator's leaves and proofs). When the node
+stops, it cancels the services and then closes the database; a bare ``asyncio.to_thread``
+lets the task end at once while its thread still runs, and plyvel crashes the whole process
+(SIGSEGV) when a read or an iterator outlives its database.
 """
 
 from __future__ import annotations
@@ -11,9 +12,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
+
+from ..metrics import Metrics
 
 T = TypeVar("T")
+MAX_BACKOFF = 30.0  # seconds between tries while the L1 keeps failing
 
 
 async def in_thread(fn: Callable[[], T]) -> T:
@@ -26,3 +30,33 @@ async def in_thread(fn: Callable[[], T]) -> T:
         with contextlib.suppress(BaseException):
             await fut
         raise
+
+
+async def step_forever(
+    role: str,
+    step: Callable[[], T],
+    after: Callable[[T], bool],
+    interval: float,
+    metrics: Metrics | None,
+    log: Any,
+    failing: str,
+) -> None:
+    """Run ``step`` on a worker thread every ``interval`` seconds, then ``after(result)`` on the
+    loop (``True``: step again at once). A step that raises (the L1 down or slow) is counted
+    under ``role`` and logged as ``failing``, and the wait doubles up to :data:`MAX_BACKOFF`;
+    the rollup never waits on the L1."""
+    backoff = interval
+    while True:
+        try:
+            again = after(await in_thread(step))
+            backoff = interval
+            if again:
+                continue
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            backoff = min(backoff * 2, MAX_BACKOFF)
+            if metrics is not None:
+                metrics.l1_errors.labels(role).inc()
+            log.warning(failing, error=str(exc), retry_in=backoff)
+        await asyncio.sleep(backoff)

@@ -12,6 +12,8 @@ drags every epoch after a slashing out to its full window.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import numpy as np
 
 from .. import encoding, keys
@@ -70,13 +72,23 @@ def submit_refusal(state: State, task_id: bytes, client: bytes) -> str | None:
     return None
 
 
+def awaited(state: State, task_id: bytes, task: TaskState) -> Iterator[bytes]:
+    """The joined clients the open epoch still waits for, in join order: not yet submitted,
+    and ``submit_update`` would let them in. Lazy, so the close stops at the first one."""
+    if task.status != OPEN:
+        return
+    done = set(task.submitted)
+    for c in task.clients:
+        if c not in done and submit_refusal(state, task_id, c) is None:
+            yield c
+
+
 def epoch_due(state: State, task_id: bytes, task: TaskState, height: int) -> bool:
     if task.status != OPEN or len(task.submitted) < task.params.min_clients:
         return False
     if height >= task.epoch_start + task.params.window_blocks:
         return True
-    done = set(task.submitted)
-    return all(c in done or submit_refusal(state, task_id, c) for c in task.clients)
+    return next(awaited(state, task_id, task), None) is None
 
 
 def close_due_epochs(
