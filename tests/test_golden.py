@@ -1,0 +1,236 @@
+"""Pinned bytes: the fixture chains' block hashes and state roots, and the FL RPC answers.
+
+The digests below were taken from the code before the structural refactor of the state records,
+the L1 services and the SDK (issue 9), which was to change no byte. A refactor that changes one
+of them has changed consensus (or the RPC wire format): it must be deliberate, and documented in
+docs/protocol.md, never a side effect. Each digest is the sha256 of every block's hash and state
+root in order, so it pins every intermediate root, not only the last.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from rpc_fixtures import CHAIN_ID, hx, start_node
+from test_fl import FL, Honest, pub, scenario
+from test_fl_chunked import chunky_run
+from test_fl_settlement import Run
+
+from client_sdk.keys import Keypair
+from client_sdk.tx import put_blob, put_record
+from stf import encoding
+from stf.fl.rules import EpochRules
+from stf.fl.task import TaskParams
+from stf.genesis import GenesisStake
+from stf.tx import Transaction, make_tx
+
+from conftest import signing_key  # isort: skip
+
+
+def chain_digest(fl: FL) -> tuple[str, str]:
+    """(sha256 over every block's hash and state root, the head's state root), as hex."""
+    h = hashlib.sha256()
+    for b in fl.chain.blocks:
+        h.update(b.hash + b.header.state_root)
+    return h.hexdigest(), fl.root.hex()
+
+
+def deposits_chain() -> FL:
+    """Every L1 deposit kind, accepted and refused, beside records, blobs and a task."""
+    fl = FL(n_clients=6)
+    newcomer = pub(signing_key(77))
+    tid = fl.new_task(min_clients=5, max_clients=6)
+    fl.join_all(tid, fl.clients[:5])
+    fl.block(
+        fl.deposit("stake", [newcomer, b"\x09" * 20, 10**18]),
+        fl.deposit("stake", [pub(fl.clients[0]), b"\x01" * 20, 1000]),  # already bound: fails
+        fl.deposit("unbond", [pub(fl.clients[5])]),
+        fl.deposit("unbond", [pub(signing_key(78))]),  # never staked: fails
+        fl.deposit("fund", [tid, b"\x07" * 20, 5 * 10**17]),
+        fl.tx(fl.outsider, 1, ["note", b"hello"]),
+    )
+    fl.block(
+        fl.deposit("withdraw", [pub(fl.clients[5])]),
+        fl.deposit("withdraw", [pub(fl.clients[1])]),  # staked, not unbonding: fails
+        fl.deposit("slash", [pub(fl.clients[4])]),
+        fl.deposit("fund", [tid, b"\x07" * 20, 1]),  # funded twice: fails
+        fl.deposit("fund", [b"\x55" * 32, b"\x08" * 20, 3]),  # before its task exists
+        fl.put_blob(fl.outsider, b"some bytes"),
+    )
+    h = Honest(seed=5)
+    fl.submit_all(tid, 0, [(k, h.one()) for k in fl.clients[:4]])  # client 4 was slashed on L1
+    fl.empty(6)
+    fl.block(fl.report(fl.requester, tid, 0, 800_000))
+    return fl
+
+
+PINNED_CHAINS: dict[str, tuple[str, str]] = {
+    "scenario": (
+        "a595de4d6f8772979ea0e113e666bf1235472652ca29ee33bd644dc1acd747f3",
+        "3b2b09f39b8c8557307640e59ea3104b1a47f83ea734b404e42856e1563aead7",
+    ),
+    "settlement_run": (
+        "525783a6964779957ea96e94f474de4d3ef3d48af64af459db90fa22f40eaec2",
+        "47cb1427ec62db79258c9575b94fc49ac8acd6b778e69487062ee8c8e29a0eda",
+    ),
+    "chunky_median": (
+        "a02eb98ff91e53dedfdb82d18c7885f25fc11ed4671feb837394d89ae938660e",
+        "974a00041c3b60a18f27177b3670965208faf2531421cba2b70f6ccac75f0054",
+    ),
+    "chunky_int16_trimmed": (
+        "c2c6b993584360d4efdbb7b3d6f05b7e4f251a0e3a51a85e063085d05397d6f8",
+        "57857716eaca620f5d978e40381527365e1cad016a716c76b2526fb465c6ef85",
+    ),
+    "deposits": (
+        "deb605b8b15260351860f895939d32514e868cf5c3283585db7e0375c0d78f65",
+        "7e281be17a41716811c4066468decfdfa62d417ed55cc9652543880eb2511f91",
+    ),
+}
+
+BUILDERS = {
+    "scenario": lambda: scenario(d=1000),
+    "settlement_run": lambda: Run().fl,
+    "chunky_median": lambda: chunky_run(None, "median")[0],
+    "chunky_int16_trimmed": lambda: chunky_run(None, "trimmed_mean", "int16")[0],
+    "deposits": deposits_chain,
+}
+
+
+@pytest.mark.parametrize("name", sorted(PINNED_CHAINS))
+def test_fixture_chains_keep_their_pinned_hashes_and_roots(name: str) -> None:
+    fl = BUILDERS[name]()
+    assert chain_digest(fl) == PINNED_CHAINS[name]
+    assert fl.replay_from_genesis().data == fl.chain.store.data
+
+
+# -- the FL RPC answers, on a node whose clock is pinned -------------------------------
+
+SCRIPT = b"print('golden')\n"
+D = 1200
+CREATE_TASK, JOIN_TASK, SUBMIT_UPDATE, REPORT_EVALUATION = 3, 4, 5, 6
+PINNED_RPC_DIGEST = "1d7cb73f75d37aeb405eb777be7dc4b6f73c4bcc73238dab3fa85310923f103c"
+
+
+def fl_tx(kp: Keypair, tx_type: int, nonce: int, value: Any) -> Transaction:
+    return make_tx(kp.signing_key, CHAIN_ID, tx_type, nonce, encoding.encode(value))
+
+
+def golden_params(model: bytes, evaluator: bytes) -> TaskParams:
+    return TaskParams(
+        name="golden",
+        layout=(("w", (30, 30)), ("b", (300,))),
+        dtype="int8",
+        shift=8,
+        init_model=hashlib.sha256(model).digest(),
+        script=hashlib.sha256(SCRIPT).digest(),
+        epochs=2,
+        target_accuracy_ppm=900_000,
+        min_clients=5,
+        max_clients=8,
+        window_blocks=5,
+        evaluator=evaluator,
+        rules=EpochRules(),
+    )
+
+
+class PinnedClock:
+    """``time`` for the sequencer: block timestamps 1 s apart from a fixed instant."""
+
+    def __init__(self) -> None:
+        self.now = 1_700_000_000.0
+        self.perf_counter = time.perf_counter
+
+    def time(self) -> float:
+        self.now += 1.0
+        return self.now
+
+
+async def test_fl_rpc_answers_keep_their_pinned_bytes(tmp_path, monkeypatch) -> None:
+    import node.sequencer
+
+    clock = PinnedClock()
+    monkeypatch.setattr(node.sequencer, "time", clock)
+    requester = Keypair.from_seed(b"\x01" * 32)
+    evaluator = Keypair.from_seed(b"\x02" * 32)
+    clients = [Keypair.from_seed(bytes([10 + i]) * 32) for i in range(6)]
+    stakes = tuple(
+        GenesisStake(kp.public_key, bytes([i + 1]) * 20, 1000) for i, kp in enumerate(clients)
+    )
+    rng = np.random.default_rng(5)
+    model = rng.integers(-500, 500, D).astype("<i4").tobytes()
+    create = fl_tx(requester, CREATE_TASK, 3, golden_params(model, evaluator.public_key).to_list())
+    tid = create.hash
+    direction = rng.normal(0, 20, D)
+    ups = [
+        np.clip(np.rint(direction + rng.normal(0, 20, D)), -127, 127).astype(np.int8)
+        for _ in range(5)
+    ]
+    ups.append(np.zeros(D, dtype=np.int8))
+    answers: list[Any] = []
+    (tmp_path / "n").mkdir()
+    Keypair.from_seed(b"\x42" * 32).save(tmp_path / "n" / "node.key")
+    async with start_node(tmp_path / "n", genesis_stakes=stakes, genesis_timestamp_ms=1) as h:
+
+        async def block(txs: list[Transaction]) -> None:
+            for tx in txs:
+                await h.send_ok(tx)
+            await h.seal()
+
+        await block(
+            [
+                put_blob(requester, CHAIN_ID, 0, model),
+                put_blob(requester, CHAIN_ID, 1, SCRIPT),
+                put_record(requester, CHAIN_ID, 2, "hello", b"world"),
+            ]
+        )
+        await block([create])
+        await block([fl_tx(kp, JOIN_TASK, 0, [tid]) for kp in clients])
+        answers.append(await h.result("mps_getTask", hx(tid)))
+        await block(
+            [
+                fl_tx(kp, SUBMIT_UPDATE, 1, [tid, 0, u.tobytes()])
+                for kp, u in zip(clients, ups, strict=True)
+            ]
+        )
+        await block([fl_tx(evaluator, REPORT_EVALUATION, 0, [tid, 0, 850_000])])
+        # epoch 1: the zero sender is slashable and not awaited; one client sends junk
+        await block(
+            [
+                fl_tx(kp, SUBMIT_UPDATE, 2, [tid, 1, u.tobytes()])
+                for kp, u in zip(clients[:5], [*ups[1:5], ups[0]], strict=True)
+            ]
+            + [fl_tx(clients[5], SUBMIT_UPDATE, 2, [tid, 1, b"\x00" * 3])]
+        )
+        for method, params in (
+            ("mps_getTask", [hx(tid)]),
+            ("mps_getTask", [hx(tid), 3]),
+            ("mps_listTasks", [False, 10]),
+            ("mps_getEpoch", [hx(tid), 0]),
+            ("mps_getEpoch", [hx(tid), 1]),
+            ("mps_getStake", [hx(clients[5].public_key)]),
+            ("mps_getBlockByNumber", ["latest", True]),
+            ("mps_getBlockByNumber", [4, False]),
+            ("mps_getTransactionReceipt", [hx(create.hash)]),
+            ("mps_syncStatus", []),
+            ("mps_getGenesis", []),
+        ):
+            answers.append([method, params, await h.call(method, *params)])
+        for kp in [*clients, requester]:
+            answers.append(
+                await h.result("mps_getSlashingState", hx(tid), hx(kp.public_key), "latest")
+            )
+    text = json.dumps(answers, sort_keys=True, separators=(",", ":"))
+    assert hashlib.sha256(text.encode()).hexdigest() == PINNED_RPC_DIGEST, dump(tmp_path, text)
+
+
+def dump(tmp_path: Path, text: str) -> str:
+    """Keep the answers beside the failure, to diff against a run of the old code."""
+    path = tmp_path / "answers.json"
+    path.write_text(text)
+    return f"the FL RPC answers changed; they are in {path}"
