@@ -54,7 +54,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from stf import encoding, keys  # noqa: E402
+from stf import encoding, state_keys  # noqa: E402
 from stf.context import BlockContext, Limits  # noqa: E402
 from stf.fl import epoch as fl_epoch  # noqa: E402
 from stf.fl.chunks import Manifest  # noqa: E402
@@ -155,7 +155,7 @@ def build(n: int, d: int, dtype: str, seed: int = 1) -> tuple[MemStore, bytes, T
     for c in clients:
         pending.append(put_array(store, update(), max_blob))
         last = put_array(store, update(), max_blob)
-        store.data[STATE_PREFIX + keys.last_update(task_id, c)] = last
+        store.data[STATE_PREFIX + state_keys.last_update(task_id, c)] = last
     params = TaskParams(
         name="scale",
         layout=(("w", (d,)),),
@@ -183,7 +183,7 @@ def build(n: int, d: int, dtype: str, seed: int = 1) -> tuple[MemStore, bytes, T
         submitted=list(clients),
         pending=pending,
     )
-    store.data[STATE_PREFIX + keys.task(task_id)] = task.encode()
+    store.data[STATE_PREFIX + state_keys.task(task_id)] = task.encode()
     return store, task_id, task
 
 
@@ -241,7 +241,7 @@ def one(
     reads, read_bytes = counting.reads, counting.bytes
     flagged = 0
     for c in task.clients:
-        raw = state.get(keys.client_record(task_id, 1, c))
+        raw = state.get(state_keys.client_record(task_id, 1, c))
         assert raw is not None
         flagged += encoding.decode(raw)[7] != 0
     if tmp is not None:

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
-from stf import keys
+from stf import state_keys
 from stf.fl.settlement import decode_reward_share
 from stf.fl.task import TaskParams, quantize
 from stf.tx import Transaction
@@ -358,7 +358,7 @@ class MPSClient:
         batch = self.l1.find_batch(info["root"])
         if batch is None:
             raise NotOnL1Yet("the task's settlement root is in no live batch")
-        key = keys.reward_share(task_id, client)
+        key = state_keys.reward_share(task_id, client)
         resp = self.rpc.call("mps_getProof", key, batch[2])
         check_key(resp, key)
         value = checked_value(resp, info["root"])

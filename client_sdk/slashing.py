@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from stf import encoding, keys
+from stf import encoding, state_keys
 from stf.fl.rules import flag_names
 from stf.fl.task import TaskState
 
@@ -67,9 +67,9 @@ def verify_slashing_state(
         vresp, tresp, recs = resp["verdict"], resp["taskRecord"], resp["records"]
     except (KeyError, TypeError):
         raise ProofError("the node's slashing state lacks its proofs") from None
-    check_key(vresp, keys.verdict(task_id, client))
+    check_key(vresp, state_keys.verdict(task_id, client))
     raw_verdict = checked_value(vresp, root)
-    check_key(tresp, keys.task(task_id))
+    check_key(tresp, state_keys.task(task_id))
     raw_task = checked_value(tresp, root)
     if raw_task is None:
         raise NotOnL1Yet(f"task {task_id.hex()} is not in the state under root {root.hex()}")
@@ -84,7 +84,7 @@ def verify_slashing_state(
             "slash_epoch": None if ep < 0 else int(ep),
         }
     by_epoch: dict[int, bytes] = {}
-    prefix = keys.client_record(task_id, 0, client)[: 4 + 32]
+    prefix = state_keys.client_record(task_id, 0, client)[: 4 + 32]
     for rec in recs:
         k = as_bytes(rec.get("key", b""))
         if len(k) != 4 + 32 + 4 + 32 or not k.startswith(prefix) or k[-32:] != client:
@@ -98,7 +98,7 @@ def verify_slashing_state(
         by_epoch[ep] = value
     for ep in range(closed):
         if ep not in by_epoch:
-            key = keys.client_record(task_id, ep, client)
+            key = state_keys.client_record(task_id, ep, client)
             p = fetch_proof(key)
             check_key(p, key)
             if checked_value(p, root) is not None:

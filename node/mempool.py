@@ -15,7 +15,7 @@ import itertools
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from stf import encoding, keys
+from stf import encoding, state_keys
 from stf.errors import Code, TxInvalid
 from stf.transition import ChainConfig, check_tx
 from stf.tx import Transaction
@@ -82,7 +82,7 @@ class Mempool:
         return tx
 
     def state_nonce(self, sender: bytes) -> int:
-        raw = self._storage.state_value(keys.nonce(sender))
+        raw = self._storage.state_value(state_keys.nonce(sender))
         return 0 if raw is None else int(encoding.decode(raw))
 
     def admit(self, tx: Transaction, raw: bytes, journal: bool = True) -> bytes:

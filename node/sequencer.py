@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import structlog
 from nacl.signing import SigningKey
 
-from stf import encoding, keys
+from stf import encoding, state_keys
 from stf.block import Block, Receipt
 from stf.errors import Code, MPSError, TxInvalid
 from stf.genesis import genesis_block
@@ -160,7 +160,7 @@ class Sequencer:
 
     def last_l1_event(self) -> tuple[int, int]:
         """(L1 block, log index) of the last L1 event the chain consumed; (-1, -1) if none."""
-        raw = State(self.storage, self.head.header.state_root).get(keys.L1_LAST_EVENT)
+        raw = State(self.storage, self.head.header.state_root).get(state_keys.L1_LAST_EVENT)
         if raw is None:
             return (-1, -1)
         block, index = encoding.decode(raw)
@@ -260,7 +260,7 @@ class Sequencer:
         return sealed
 
     def _deposit_txs(self, parent_root: bytes, events: list[L1Event]) -> list[Transaction]:
-        raw = State(self.storage, parent_root).get(keys.L1_DEPOSIT_COUNT)
+        raw = State(self.storage, parent_root).get(state_keys.L1_DEPOSIT_COUNT)
         count = 0 if raw is None else int(encoding.decode(raw))
         txs: list[Transaction] = []
         for e in events:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from stf import encoding, keys
+from stf import encoding, state_keys
 from stf.block import Block
 from stf.cid import cid_v1
 from stf.errors import Code, MPSError
@@ -98,7 +98,7 @@ def register_fl_methods(d: Dispatcher, node: NodeView) -> None:
         return get
 
     def task_state(get: StateGet, task_id: bytes) -> TaskState:
-        raw = get(keys.task(task_id))
+        raw = get(state_keys.task(task_id))
         if raw is None:
             raise not_found(f"task {task_id.hex()}")
         return TaskState.decode(raw)
@@ -116,12 +116,12 @@ def register_fl_methods(d: Dispatcher, node: NodeView) -> None:
         """Tasks at the head: the open ones in creation order, then (``openOnly`` false) the
         others, at most ``limit``."""
         limit = min(limit, MAX_LIST)
-        raw = storage.state_value(keys.OPEN_TASKS)
+        raw = storage.state_value(state_keys.OPEN_TASKS)
         ids: list[bytes] = [] if raw is None else list(encoding.decode(raw))
         head = storage.state_value
         out = [task_view(t, task_state(head, t), head) for t in ids[:limit]]
         if not open_only:
-            prefix = STATE_PREFIX + keys.task(b"")
+            prefix = STATE_PREFIX + state_keys.task(b"")
             for k, v in storage.iter_prefix(prefix):
                 if len(out) >= limit:
                     break
@@ -133,13 +133,13 @@ def register_fl_methods(d: Dispatcher, node: NodeView) -> None:
     async def mps_getEpoch(task_id: bytes, epoch: int, tag: int | str) -> dict[str, Any]:
         """A closed epoch: base model, aggregate, and every client's score, rank and flags."""
         get = reader(resolve(tag))
-        raw = get(keys.epoch(task_id, epoch)) if epoch < 2**32 else None
+        raw = get(state_keys.epoch(task_id, epoch)) if epoch < 2**32 else None
         if raw is None:
             raise not_found(f"closed epoch {epoch} of task {task_id.hex()}")
         n, base, step, next_base, height, clients, acc = encoding.decode(raw)
         records = []
         for c in clients:
-            raw_rec = get(keys.client_record(task_id, epoch, c))
+            raw_rec = get(state_keys.client_record(task_id, epoch, c))
             assert raw_rec is not None, "an epoch lists a client without its record"
             rec = encoding.decode(raw_rec)
             records.append(
@@ -178,14 +178,14 @@ def register_fl_methods(d: Dispatcher, node: NodeView) -> None:
         def proven(key: bytes) -> dict[str, Any]:
             return proof_view(storage, block, key)
 
-        verdict = proven(keys.verdict(task_id, client))
+        verdict = proven(state_keys.verdict(task_id, client))
         out: dict[str, Any] = {
             "task": task_id,
             "client": client,
             "height": block.height,
             "stateRoot": block.header.state_root,
             "verdict": verdict,
-            "taskRecord": proven(keys.task(task_id)),
+            "taskRecord": proven(state_keys.task(task_id)),
             "records": [],
         }
         if verdict["value"] is not None:
@@ -200,7 +200,7 @@ def register_fl_methods(d: Dispatcher, node: NodeView) -> None:
         else:
             out.update(strikes=0, slashable=False, reason=0, reasonNames=[], slashEpoch=None)
         for ep in range(t.epoch):
-            rec = proven(keys.client_record(task_id, ep, client))
+            rec = proven(state_keys.client_record(task_id, ep, client))
             if rec["value"] is not None:
                 v = encoding.decode(rec["value"])
                 rec.update(epoch=ep, score=v[1], rank=v[2], flags=v[7], flagNames=flag_names(v[7]))

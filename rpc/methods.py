@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from stf import encoding
-from stf import keys as state_keys
+from stf import encoding, state_keys
 from stf.block import Block
 from stf.errors import Code, MPSError
 

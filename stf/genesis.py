@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from . import keys
+from . import state_keys
 from .block import Block, Header, receipts_root, tx_root
 from .hashing import ZERO_HASH
 from .stakes import STAKED, stake_record
@@ -34,7 +34,7 @@ class Genesis:
 def genesis_block(store: KVReader, config: ChainConfig, genesis: Genesis) -> tuple[Block, Writes]:
     state = State(store, ZERO_HASH)
     for s in genesis.stakes:
-        state.set(keys.stake(s.client_key), stake_record(s.l1_address, s.amount, STAKED))
+        state.set(state_keys.stake(s.client_key), stake_record(s.l1_address, s.amount, STAKED))
     root, writes = state.commit()
     header = Header(
         chain_id=config.chain_id,

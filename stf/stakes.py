@@ -7,7 +7,7 @@ from here, so neither imports the other.
 
 from __future__ import annotations
 
-from . import encoding, keys
+from . import encoding, state_keys
 from .state import State
 
 STAKED, UNBONDING, SLASHED, WITHDRAWN = 0, 1, 2, 3
@@ -24,7 +24,7 @@ def stake_record(l1_address: bytes, amount: int, status: int) -> bytes:
 
 
 def read_stake(state: State, client_key: bytes) -> tuple[bytes, int, int] | None:
-    raw = state.get(keys.stake(client_key))
+    raw = state.get(state_keys.stake(client_key))
     if raw is None:
         return None
     addr, amount, status = encoding.decode(raw)

@@ -14,7 +14,7 @@ from typing import Any
 
 from nacl.signing import SigningKey
 
-from . import encoding, keys
+from . import encoding, state_keys
 from .block import Block, Header, Receipt, receipts_root, tx_root
 from .context import BlockContext, Limits
 from .errors import BlockInvalid, Code, TxFailed, TxInvalid
@@ -59,7 +59,7 @@ def check_tx(
 
 
 def expected_nonce(state: State, tx: Transaction, privileged: bool) -> int:
-    key = keys.L1_DEPOSIT_COUNT if privileged else keys.nonce(tx.sender)
+    key = state_keys.L1_DEPOSIT_COUNT if privileged else state_keys.nonce(tx.sender)
     raw = state.get(key)
     return 0 if raw is None else int(encoding.decode(raw))
 
@@ -78,7 +78,7 @@ def apply_tx(
         code = Code.NONCE_TOO_LOW if tx.nonce < want else Code.NONCE_TOO_HIGH
         raise TxInvalid(code, f"nonce {tx.nonce}, expected {want}")
     outer = state.snapshot()
-    nonce_key = keys.L1_DEPOSIT_COUNT if ttype.PRIVILEGED else keys.nonce(tx.sender)
+    nonce_key = state_keys.L1_DEPOSIT_COUNT if ttype.PRIVILEGED else state_keys.nonce(tx.sender)
     state.set(nonce_key, encoding.encode(want + 1))
     try:
         ttype.consume(state, tx, args, ctx)

@@ -19,7 +19,7 @@ import pytest
 from conftest import Chain, MemStore, signing_key
 from nacl.signing import SigningKey
 
-from stf import encoding, keys, robust
+from stf import encoding, robust, state_keys
 from stf.errors import Code
 from stf.fl.rules import CERTAIN, STATISTICAL, EpochRules, Flag
 from stf.fl.task import COMPLETE, FINISHED, OPEN, TaskState
@@ -130,7 +130,7 @@ class FL:
     def tx(self, key: SigningKey, tx_type: int, value: Any) -> Transaction:
         sender = pub(key)
         if sender not in self._nonces:
-            raw = self.get(keys.nonce(sender))
+            raw = self.get(state_keys.nonce(sender))
             self._nonces[sender] = 0 if raw is None else encoding.decode(raw)
         nonce = self._nonces[sender]
         self._nonces[sender] += 1
@@ -199,7 +199,7 @@ class FL:
         uploads = [
             self.put_blob(self.requester, data)
             for data in (model, SCRIPT)
-            if self.get(keys.blob(sha(data))) is None
+            if self.get(state_keys.blob(sha(data))) is None
         ]
         create = self.create(task_params(sha(model), sha(SCRIPT), **kw))
         result = self.block(*uploads, create)
@@ -225,25 +225,27 @@ class FL:
         return self.chain.store.get(BLOB_PREFIX + blob_hash)
 
     def task(self, task_id: bytes) -> TaskState:
-        raw = self.get(keys.task(task_id))
+        raw = self.get(state_keys.task(task_id))
         assert raw is not None
         return TaskState.decode(raw)
 
     def open_tasks(self) -> list[bytes]:
-        raw = self.get(keys.OPEN_TASKS)
+        raw = self.get(state_keys.OPEN_TASKS)
         return [] if raw is None else list(encoding.decode(raw))
 
     def summary(self, task_id: bytes, epoch: int) -> list[Any] | None:
-        raw = self.get(keys.epoch(task_id, epoch))
+        raw = self.get(state_keys.epoch(task_id, epoch))
         return None if raw is None else encoding.decode(raw)
 
     def record(self, task_id: bytes, epoch: int, client: SigningKey) -> list[Any]:
-        raw = self.get(keys.client_record(task_id, epoch, pub(client)))
+        raw = self.get(state_keys.client_record(task_id, epoch, pub(client)))
         assert raw is not None
         return encoding.decode(raw)
 
     def verdict(self, task_id: bytes, client: SigningKey) -> list[Any] | None:
-        raw = self.get(keys.verdict(task_id, client if isinstance(client, bytes) else pub(client)))
+        raw = self.get(
+            state_keys.verdict(task_id, client if isinstance(client, bytes) else pub(client))
+        )
         return None if raw is None else encoding.decode(raw)
 
     def flags(self, task_id: bytes, epoch: int, client: SigningKey) -> int:
@@ -281,7 +283,7 @@ def check_epoch(
     assert acc == -1
     assert fl.model(base).tobytes() == base_before.tobytes()
     rows = np.stack([updates[c] for c in submitted])
-    recs = [encoding.decode(fl.get(keys.client_record(task_id, epoch, c))) for c in submitted]
+    recs = [encoding.decode(fl.get(state_keys.client_record(task_id, epoch, c))) for c in submitted]
     # Krum scores and ranks (ties by submission position)
     fe = min(f, max(0, (n - 3) // 2))
     if n >= 3:
@@ -389,7 +391,7 @@ def test_create_task_missing_blobs_and_wrong_model_size() -> None:
     assert receipt(result, int16_task) == (1, 0)  # the model is int32 whatever the dtype
     assert fl.open_tasks() == [int16_task.hash]
     for tx in (no_model, no_script, wrong_size):
-        assert fl.get(keys.task(tx.hash)) is None
+        assert fl.get(state_keys.task(tx.hash)) is None
 
 
 def test_create_task_malformed_rule_types_are_dropped() -> None:
@@ -439,7 +441,7 @@ def test_join_task_errors() -> None:
     assert receipt(fl.block(full), full) == (0, Code.TASK_FULL)
     assert fl.task(tid).clients == [pub(k) for k in c[:6]]
     # failed transactions still use their nonce
-    assert encoding.decode(fl.get(keys.nonce(pub(c[0])))) == 4
+    assert encoding.decode(fl.get(state_keys.nonce(pub(c[0])))) == 4
 
 
 def test_l1_slashed_client_cannot_join_or_submit() -> None:
@@ -454,7 +456,7 @@ def test_l1_slashed_client_cannot_join_or_submit() -> None:
     result = fl.block(slash0, slash1, join0, sub1)
     assert receipt(result, slash0) == (1, 0) and receipt(result, slash1) == (1, 0)
     for k in (c[0], c[1]):
-        assert encoding.decode(fl.get(keys.stake(pub(k))))[2] == SLASHED
+        assert encoding.decode(fl.get(state_keys.stake(pub(k))))[2] == SLASHED
     assert receipt(result, join0) == (0, Code.NOT_STAKED)
     assert receipt(result, sub1) == (0, Code.NOT_STAKED)
     t = fl.task(tid)
@@ -554,7 +556,7 @@ def test_epoch_closes_in_the_block_where_everyone_submitted() -> None:
     for k in c:
         assert fl.flags(tid, 0, k) == 0
         assert fl.verdict(tid, k) == [0, False, 0, -1]
-        assert fl.get(keys.last_update(tid, pub(k))) == sha(ups[pub(k)].tobytes())
+        assert fl.get(state_keys.last_update(tid, pub(k))) == sha(ups[pub(k)].tobytes())
     assert fl.open_tasks() == [tid]
     # the next epoch builds on the new base
     ups1 = {pub(k): h.one() for k in c}
@@ -618,7 +620,9 @@ def test_epoch_does_not_wait_for_clients_that_can_no_longer_submit() -> None:
     result = fl.submit_all(tid, 2, [(k, h.one()) for k in c[:5]])
     summary = fl.summary(tid, 2)
     assert summary is not None and summary[4] == result.block.header.height < start + window
-    assert fl.replay_from_genesis().get(STATE_PREFIX + keys.task(tid)) == fl.get(keys.task(tid))
+    assert fl.replay_from_genesis().get(STATE_PREFIX + state_keys.task(tid)) == fl.get(
+        state_keys.task(tid)
+    )
 
 
 def test_epoch_stays_open_below_min_clients_then_closes_when_enough_arrive() -> None:
@@ -681,7 +685,7 @@ def test_last_open_task_finishing_clears_the_open_list() -> None:
     h = Honest()
     fl.submit_all(tid, 0, [(k, h.one()) for k in c])
     assert fl.task(tid).status == FINISHED
-    assert fl.get(keys.OPEN_TASKS) is None
+    assert fl.get(state_keys.OPEN_TASKS) is None
 
 
 # -- verdicts ------------------------------------------------------------------
@@ -927,17 +931,17 @@ def test_submission_order_changes_only_the_recorded_order() -> None:
     # reward shares, and which of the two has the slash evidence
     da = a.chain.store.keys_with_prefix(STATE_PREFIX)
     db = b.chain.store.keys_with_prefix(STATE_PREFIX)
-    assert set(da) - set(db) == {STATE_PREFIX + keys.slash_evidence(pub(c5), tid)}
-    assert set(db) - set(da) == {STATE_PREFIX + keys.slash_evidence(pub(c2), tid)}
+    assert set(da) - set(db) == {STATE_PREFIX + state_keys.slash_evidence(pub(c5), tid)}
+    assert set(db) - set(da) == {STATE_PREFIX + state_keys.slash_evidence(pub(c2), tid)}
     differ = {k[len(STATE_PREFIX) :] for k in set(da) & set(db) if da[k] != db[k]}
     assert differ == {
-        keys.epoch(tid, 0),
-        keys.client_record(tid, 0, pub(c2)),
-        keys.client_record(tid, 0, pub(c5)),
-        keys.verdict(tid, pub(c2)),
-        keys.verdict(tid, pub(c5)),
-        keys.reward_share(tid, pub(c2)),
-        keys.reward_share(tid, pub(c5)),
+        state_keys.epoch(tid, 0),
+        state_keys.client_record(tid, 0, pub(c2)),
+        state_keys.client_record(tid, 0, pub(c5)),
+        state_keys.verdict(tid, pub(c2)),
+        state_keys.verdict(tid, pub(c5)),
+        state_keys.reward_share(tid, pub(c2)),
+        state_keys.reward_share(tid, pub(c5)),
     }
 
 

@@ -31,7 +31,7 @@ from test_fl import (
 
 from client_sdk import fl as sdk
 from client_sdk.keys import Keypair
-from stf import encoding, keys, robust
+from stf import encoding, robust, state_keys
 from stf.context import Limits
 from stf.errors import Code
 from stf.fl import epoch as fl_epoch
@@ -69,7 +69,7 @@ def submit_chunked(
     """put_blob every chunk not stored yet, then a submit_update listing them."""
     uploads = []
     for c in dict.fromkeys(chunks):
-        if fl.get(keys.blob(sha(c))) is None:
+        if fl.get(state_keys.blob(sha(c))) is None:
             uploads.append(fl.put_blob(key, c))
     return uploads, fl.tx(key, SUBMIT_UPDATE, [task_id, epoch, [sha(c) for c in chunks]])
 
@@ -188,7 +188,7 @@ def test_chunked_and_inline_updates_give_the_same_epochs() -> None:
             else:
                 assert rb[R_UPDATE] == ra[R_UPDATE]
     for k in a.clients:
-        for key in (keys.verdict(tid, pub(k)), keys.reward_share(tid, pub(k))):
+        for key in (state_keys.verdict(tid, pub(k)), state_keys.reward_share(tid, pub(k))):
             assert a.get(key) == b.get(key)
 
 
@@ -450,7 +450,7 @@ def test_a_five_million_parameter_task_through_chunked_transactions() -> None:
         ]
         txs: list[Transaction] = []
         for kp, u in zip(keypairs, ups, strict=True):
-            raw = fl.get(keys.nonce(kp.public_key))
+            raw = fl.get(state_keys.nonce(kp.public_key))
             nonce = 0 if raw is None else encoding.decode(raw)
             txs += sdk.submit_update_chunked(kp, CHAIN_ID, nonce, tid, ep, u, limits.max_blob_size)
         result = fl.block(*txs)
@@ -458,7 +458,7 @@ def test_a_five_million_parameter_task_through_chunked_transactions() -> None:
         summary = fl.summary(tid, ep)
         assert summary is not None
         for kp, u in zip(keypairs, ups, strict=True):
-            rec = encoding.decode(fl.get(keys.client_record(tid, ep, kp.public_key)))
+            rec = encoding.decode(fl.get(state_keys.client_record(tid, ep, kp.public_key)))
             assert rec[R_FLAGS] == 0
             chunks = sdk.split_chunks(u.tobytes(), limits.max_blob_size)
             assert rec[R_UPDATE] == sdk.blob_id(sdk.chunk_manifest(chunks))

@@ -12,7 +12,7 @@ from rpc_fixtures import CHAIN_ID, MSGPACK, NodeHarness, hx, start_node, unhex
 from client_sdk.keys import Keypair
 from client_sdk.proofs import ProofError, checked_value
 from client_sdk.tx import put_blob
-from stf import encoding, keys, robust
+from stf import encoding, robust, state_keys
 from stf.cid import cid_v1, parse_cid_v1
 from stf.errors import Code
 from stf.fl.rules import EpochRules, Flag
@@ -181,7 +181,7 @@ async def test_fl_task_through_rpc(tmp_path):
         assert len(s["records"]) == 1
         rec = s["records"][0]
         assert (rec["epoch"], rec["flags"], rec["flagNames"]) == (0, int(Flag.ZERO), ["ZERO"])
-        assert unhex(rec["key"]) == keys.client_record(tid, 0, zero.public_key)
+        assert unhex(rec["key"]) == state_keys.client_record(tid, 0, zero.public_key)
         proven = checked_value(rec, root)
         assert proven is not None
         assert encoding.decode(proven)[0] == sha(ups[5].tobytes())

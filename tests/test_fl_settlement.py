@@ -16,7 +16,7 @@ import pytest
 from nacl.signing import SigningKey
 from test_fl import FL, SCRIPT, D, Honest, init_model, pub, receipt, task_params
 
-from stf import encoding, keys
+from stf import encoding, state_keys
 from stf.errors import Code
 from stf.fl import settlement
 from stf.fl.rules import CERTAIN, STATISTICAL, EpochRules, Flag
@@ -52,11 +52,11 @@ def assert_proven(fl: FL, key: bytes, value: bytes) -> None:
 
 
 def slash_leaf(fl: FL, tid: bytes, k: SigningKey) -> bytes | None:
-    return fl.get(keys.slash_evidence(pub(k), tid))
+    return fl.get(state_keys.slash_evidence(pub(k), tid))
 
 
 def reward(fl: FL, tid: bytes, k: SigningKey) -> tuple[int, bool] | None:
-    raw = fl.get(keys.reward_share(tid, pub(k)))
+    raw = fl.get(state_keys.reward_share(tid, pub(k)))
     return None if raw is None else settlement.decode_reward_share(raw)
 
 
@@ -96,10 +96,10 @@ def test_binary_layouts() -> None:
 
 def test_key_layouts() -> None:
     c, t = b"\x11" * 32, b"\x22" * 32
-    assert keys.slash_evidence(c, t) == b"slash/" + c + t
-    assert keys.settlement(t) == b"settle/" + t
-    assert keys.reward_share(t, c) == b"reward/" + t + c
-    assert keys.funding(t) == b"funding/" + t
+    assert state_keys.slash_evidence(c, t) == b"slash/" + c + t
+    assert state_keys.settlement(t) == b"settle/" + t
+    assert state_keys.reward_share(t, c) == b"reward/" + t + c
+    assert state_keys.funding(t) == b"funding/" + t
 
 
 # -- a task with every kind of client --------------------------------------------------
@@ -214,10 +214,10 @@ def test_slash_leaf_proof_verifies_against_the_state_root(run: Run) -> None:
     for k in (run.zero, run.noisy):
         leaf = slash_leaf(fl, tid, k)
         assert leaf is not None
-        assert_proven(fl, keys.slash_evidence(pub(k), tid), leaf)
+        assert_proven(fl, state_keys.slash_evidence(pub(k), tid), leaf)
     # an honest client's absence is provable too
     root = fl.root
-    key = keys.slash_evidence(pub(run.hon[0]), tid)
+    key = state_keys.slash_evidence(pub(run.hon[0]), tid)
     proof = SparseMerkleTree(fl.chain.store).prove(root, key)
     assert verify_proof(root, key, None, proof)
     assert not verify_proof(root, key, bytes(8), proof)
@@ -232,9 +232,9 @@ def test_reward_shares_count_accepted_updates_and_stick_flagged(run: Run) -> Non
     assert reward(fl, tid, run.noisy) == (2, True)
     assert reward(fl, tid, run.reformed) == (3, True)  # flagged in epoch 0 only: sticky
     # the raw 5 bytes, and their proof
-    raw = fl.get(keys.reward_share(tid, pub(run.hon[0])))
+    raw = fl.get(state_keys.reward_share(tid, pub(run.hon[0])))
     assert raw == bytes.fromhex("0000000300")
-    assert_proven(fl, keys.reward_share(tid, pub(run.hon[0])), raw)
+    assert_proven(fl, state_keys.reward_share(tid, pub(run.hon[0])), raw)
     # recomputed from the epoch records
     for k in fl.clients:
         mine = [f[pub(k)] for f in run.flags if pub(k) in f]
@@ -245,16 +245,16 @@ def test_settlement_written_when_the_last_epoch_closes(run: Run) -> None:
     fl, tid = run.fl, run.tid
     task = fl.task(tid)
     assert (task.status, task.epoch) == (FINISHED, 3)
-    raw = fl.get(keys.settlement(tid))
+    raw = fl.get(state_keys.settlement(tid))
     assert raw is not None
     total = 6 * 3 + 2  # the honest clients; reformed, zero and noisy were flagged
     assert raw == b"\x02" + (3).to_bytes(4, "big") + total.to_bytes(8, "big")
     assert settlement.decode_settlement(raw) == settlement.Settlement(2, 3, total)
-    assert_proven(fl, keys.settlement(tid), raw)
+    assert_proven(fl, state_keys.settlement(tid), raw)
     # a report reaching the target after the end changes nothing
     hit = fl.report(fl.requester, tid, 2, 999_999)
     assert receipt(fl.block(hit), hit) == (1, 0)
-    assert fl.get(keys.settlement(tid)) == raw
+    assert fl.get(state_keys.settlement(tid)) == raw
     assert fl.task(tid).status == FINISHED
 
 
@@ -264,9 +264,9 @@ def test_settlement_is_not_written_before_the_task_stops() -> None:
     fl.join_all(tid, fl.clients)
     h = Honest(seed=41)
     fl.submit_all(tid, 0, [(k, h.one()) for k in fl.clients])
-    assert fl.get(keys.settlement(tid)) is None
+    assert fl.get(state_keys.settlement(tid)) is None
     fl.submit_all(tid, 1, [(k, h.one()) for k in fl.clients])
-    assert fl.get(keys.settlement(tid)) == b"\x02" + (2).to_bytes(4, "big") + (10).to_bytes(
+    assert fl.get(state_keys.settlement(tid)) == b"\x02" + (2).to_bytes(4, "big") + (10).to_bytes(
         8, "big"
     )
 
@@ -280,19 +280,19 @@ def test_settlement_written_once_when_the_target_is_reported() -> None:
     fl.submit_all(tid, 0, [*((k, h.one()) for k in hon), (zero, np.zeros(D, dtype=np.int8))])
     low = fl.report(fl.requester, tid, 0, 899_999)
     assert receipt(fl.block(low), low) == (1, 0)
-    assert fl.get(keys.settlement(tid)) is None
+    assert fl.get(state_keys.settlement(tid)) is None
     fl.submit_all(tid, 1, [(k, h.one()) for k in hon])
     fl.empty(2)  # zero is slashable: the window closes epoch 1
     assert fl.task(tid).epoch == 2
-    assert fl.get(keys.settlement(tid)) is None
+    assert fl.get(state_keys.settlement(tid)) is None
     hit = fl.report(fl.evaluator, tid, 1, 900_000)
     assert receipt(fl.block(hit), hit) == (1, 0)
     assert fl.task(tid).status == COMPLETE
-    raw = fl.get(keys.settlement(tid))
+    raw = fl.get(state_keys.settlement(tid))
     # two epochs trained; the zero sender's one update is flagged and does not count
     assert raw == b"\x01" + (2).to_bytes(4, "big") + (10).to_bytes(8, "big")
     assert reward(fl, tid, zero) == (1, True)
-    assert_proven(fl, keys.settlement(tid), raw)
+    assert_proven(fl, state_keys.settlement(tid), raw)
     # a repeated report (it fails) and a late submission leave it alone
     again = fl.report(fl.requester, tid, 1, 950_000)
     late = fl.submit(hon[0], tid, 2, h.one())
@@ -300,7 +300,7 @@ def test_settlement_written_once_when_the_target_is_reported() -> None:
     assert receipt(result, again) == (0, Code.EXECUTION_FAILED)
     assert receipt(result, late) == (0, Code.TASK_CLOSED)
     fl.empty(3)
-    assert fl.get(keys.settlement(tid)) == raw
+    assert fl.get(state_keys.settlement(tid)) == raw
 
 
 def test_failed_report_does_not_settle() -> None:
@@ -311,14 +311,14 @@ def test_failed_report_does_not_settle() -> None:
     fl.submit_all(tid, 0, [(k, Honest(seed=43).one()) for k in fl.clients])
     by_outsider = fl.report(fl.outsider, tid, 0, 999_999)
     assert receipt(fl.block(by_outsider), by_outsider) == (0, Code.NOT_AUTHORIZED)
-    assert fl.get(keys.settlement(tid)) is None
+    assert fl.get(state_keys.settlement(tid)) is None
 
 
 # -- the fund deposit ------------------------------------------------------------------
 
 
 def funding(fl: FL, tid: bytes) -> list[Any] | None:
-    raw = fl.get(keys.funding(tid))
+    raw = fl.get(state_keys.funding(tid))
     return None if raw is None else encoding.decode(raw)
 
 
@@ -335,7 +335,7 @@ def test_fund_records_the_deposit_once() -> None:
     assert result.receipts[0].message == "task already funded"
     assert funding(fl, tid) == [requester, 10**18]
     # the event was consumed all the same
-    assert encoding.decode(fl.get(keys.L1_LAST_EVENT)) == [2, 0]  # type: ignore[arg-type]
+    assert encoding.decode(fl.get(state_keys.L1_LAST_EVENT)) == [2, 0]  # type: ignore[arg-type]
 
 
 def test_fund_before_the_task_exists() -> None:
@@ -346,7 +346,7 @@ def test_fund_before_the_task_exists() -> None:
     tid = create.hash  # the task id is known before the task is created
     fund = fl.deposit("fund", [tid, b"\xcc" * 20, 7])
     assert receipt(fl.block(fund), fund) == (1, 0)
-    assert fl.get(keys.task(tid)) is None
+    assert fl.get(state_keys.task(tid)) is None
     assert funding(fl, tid) == [b"\xcc" * 20, 7]
     assert receipt(fl.block(create), create) == (1, 0)
     assert fl.task(tid).requester == pub(fl.requester)
@@ -382,11 +382,11 @@ def test_stake_for_a_slashed_key_fails() -> None:
     result = fl.block(slash, restake)
     assert receipt(result, slash) == (1, 0)
     assert receipt(result, restake) == (0, Code.EXECUTION_FAILED)
-    assert encoding.decode(fl.get(keys.stake(k))) == [b"\x01" * 20, 1000, SLASHED]  # type: ignore[arg-type]
+    assert encoding.decode(fl.get(state_keys.stake(k))) == [b"\x01" * 20, 1000, SLASHED]  # type: ignore[arg-type]
     # in a later block too
     later = fl.deposit("stake", [k, b"\x01" * 20, 1000])
     assert receipt(fl.block(later), later) == (0, Code.EXECUTION_FAILED)
-    assert encoding.decode(fl.get(keys.stake(k)))[2] == SLASHED  # type: ignore[arg-type]
+    assert encoding.decode(fl.get(state_keys.stake(k)))[2] == SLASHED  # type: ignore[arg-type]
 
 
 # -- replay ----------------------------------------------------------------------------

@@ -37,7 +37,7 @@ from node.l1.poster import BatchPoster
 from node.l1.verifier import Verifier
 from node.sequencer import L1Event
 from node.storage import Storage
-from stf import keys
+from stf import state_keys
 from stf.fl.rules import EpochRules
 from stf.fl.settlement import decode_reward_share
 from stf.fl.task import TaskParams
@@ -114,7 +114,7 @@ async def test_stake_flag_slash_settle_claim(tmp_path: Path) -> None:
         spent = before - w3.eth.get_balance(requester_l1.address)
         assert spent == BASE_FEE + deposit + rc["gasUsed"] * rc["effectiveGasPrice"]
         await net.follow()
-        funding = await h.result("mps_getProof", hx(keys.funding(task_id)))
+        funding = await h.result("mps_getProof", hx(state_keys.funding(task_id)))
         assert funding["value"] is not None
 
         # commit, confirm, wait out the challenge window
@@ -146,7 +146,7 @@ async def test_stake_flag_slash_settle_claim(tmp_path: Path) -> None:
         assert settled and pool_onchain == pool and total == 10 and dep == deposit
         storage = h.node.storage
         payee = net.accounts[FIRST_CLIENT]
-        ev = prove_at(storage, bytes(root), keys.reward_share(task_id, clients[0].public_key))
+        ev = prove_at(storage, bytes(root), state_keys.reward_share(task_id, clients[0].public_key))
         assert ev is not None
         accepted, flagged = decode_reward_share(ev.value)
         assert (accepted, flagged) == (2, False)
@@ -156,7 +156,9 @@ async def test_stake_flag_slash_settle_claim(tmp_path: Path) -> None:
         assert w3.eth.get_balance(payee.address) - before == pool * 2 // 10
         with pytest.raises(ContractRevert):
             net.tx(AGGREGATOR, claim)
-        bad = prove_at(storage, bytes(root), keys.reward_share(task_id, clients[5].public_key))
+        bad = prove_at(
+            storage, bytes(root), state_keys.reward_share(task_id, clients[5].public_key)
+        )
         assert bad is not None
         with pytest.raises(ContractRevert):
             net.tx(

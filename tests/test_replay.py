@@ -14,7 +14,7 @@ from nacl.signing import SigningKey
 
 from node.replay import ReplayMismatch, replay
 from node.storage import P_BLOCK, Storage, _height_key
-from stf import encoding, keys
+from stf import encoding, state_keys
 from stf.block import Block, tx_root
 from stf.errors import Code
 from stf.genesis import Genesis, genesis_block
@@ -58,7 +58,7 @@ class Model:
 
     def advance(self, s: int) -> None:
         self.nonces[s] += 1
-        self.set(keys.nonce(self.senders[s]), encoding.encode(self.nonces[s]))
+        self.set(state_keys.nonce(self.senders[s]), encoding.encode(self.nonces[s]))
 
 
 def make_block_txs(
@@ -73,12 +73,12 @@ def make_block_txs(
             v = value if kind == "record" else b""
             txs.append(make_tx(key, cfg.chain_id, PUT_RECORD, n, record.payload(name, v)))
             model.advance(s)
-            model.set(keys.record(sender, name), v or None)
+            model.set(state_keys.record(sender, name), v or None)
             statuses.append(1)
         elif kind == "blob":
             txs.append(make_tx(key, cfg.chain_id, PUT_BLOB, n, blob.payload(data)))
             model.advance(s)
-            bkey = keys.blob(sha256(data))
+            bkey = state_keys.blob(sha256(data))
             if bkey in model.state:
                 statuses.append(0)
             else:

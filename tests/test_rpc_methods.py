@@ -10,8 +10,7 @@ from rpc_fixtures import NodeHarness, hx, record_tx, start_node, unhex
 from client_sdk.keys import Keypair
 from client_sdk.proofs import ProofError, checked_value
 from client_sdk.tx import put_blob
-from stf import encoding
-from stf import keys as state_keys
+from stf import encoding, state_keys
 from stf.errors import Code
 from stf.genesis import GenesisStake
 from stf.hashing import ZERO_HASH

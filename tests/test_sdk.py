@@ -15,7 +15,7 @@ from client_sdk import AsyncRPCClient, KeyFileError, Keypair, MPSClient, RPCClie
 from client_sdk import errors as sdk_errors
 from client_sdk.proofs import ProofError, checked_value
 from client_sdk.tx import put_blob, put_record
-from stf import keys as state_keys
+from stf import state_keys
 from stf.errors import Code
 from stf.tx import Transaction
 

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from nacl.signing import SigningKey
 
-from stf import encoding, keys
+from stf import encoding, state_keys
 from stf.block import Block, Header, Receipt, receipts_root, tx_root
 from stf.context import Limits
 from stf.errors import BlockInvalid, Code, TxInvalid
@@ -55,7 +55,7 @@ def state_get(chain: Any, key: bytes) -> bytes | None:
 
 
 def nonce_of(chain: Any, key: SigningKey) -> int:
-    raw = state_get(chain, keys.nonce(pub(key)))
+    raw = state_get(chain, state_keys.nonce(pub(key)))
     return 0 if raw is None else encoding.decode(raw)
 
 
@@ -338,14 +338,14 @@ def test_build_block_drops_invalid_keeps_valid(chain: Any, user_keys: list[Signi
     assert h.receipts_root == receipts_root(result.receipts)
     assert result.block.signature_valid()
     chain.commit(result)
-    assert state_get(chain, keys.record(pub(a), "x")) == b"1"
-    assert state_get(chain, keys.record(pub(a), "y")) == b"2"
-    assert state_get(chain, keys.record(pub(b), "x")) == b"3"
-    assert state_get(chain, keys.record(pub(a), "low")) is None
+    assert state_get(chain, state_keys.record(pub(a), "x")) == b"1"
+    assert state_get(chain, state_keys.record(pub(a), "y")) == b"2"
+    assert state_get(chain, state_keys.record(pub(b), "x")) == b"3"
+    assert state_get(chain, state_keys.record(pub(a), "low")) is None
     assert nonce_of(chain, a) == 2 and nonce_of(chain, b) == 1
-    assert_proves(chain, keys.record(pub(a), "x"), b"1")
-    assert_proves(chain, keys.nonce(pub(b)), encoding.encode(1))
-    assert_proves(chain, keys.record(pub(a), "low"), None)
+    assert_proves(chain, state_keys.record(pub(a), "x"), b"1")
+    assert_proves(chain, state_keys.nonce(pub(b)), encoding.encode(1))
+    assert_proves(chain, state_keys.record(pub(a), "low"), None)
 
 
 def test_build_block_respects_max_block_txs(
@@ -549,7 +549,7 @@ def test_failing_tx_included_with_status_zero(chain: Any, user_keys: list[Signin
     first = chain.build_and_commit([blb(cfg, a, 0, data)], timestamp_ms=1000)
     assert [r.status for r in first.receipts] == [1]
     meta = encoding.encode([len(data), pub(a), 1])
-    assert state_get(chain, keys.blob(blob_hash)) == meta
+    assert state_get(chain, state_keys.blob(blob_hash)) == meta
     assert chain.store.get(BLOB_PREFIX + blob_hash) == data
     root_before = chain.head.header.state_root
 
@@ -564,14 +564,14 @@ def test_failing_tx_included_with_status_zero(chain: Any, user_keys: list[Signin
     assert (r1.status, r1.code) == (1, 0)
     # nonce advanced for both; the blob metadata still names the first uploader
     assert nonce_of(chain, b) == 2
-    assert state_get(chain, keys.blob(blob_hash)) == meta
-    assert_proves(chain, keys.blob(blob_hash), meta)
+    assert state_get(chain, state_keys.blob(blob_hash)) == meta
+    assert_proves(chain, state_keys.blob(blob_hash), meta)
     assert chain.head.header.state_root != root_before
     # the failed tx wrote nothing except its sender's nonce, and the later record
     changed_state_keys = {k for k in result.writes if k.startswith(STATE_PREFIX)}
     assert changed_state_keys == {
-        STATE_PREFIX + keys.nonce(pub(b)),
-        STATE_PREFIX + keys.record(pub(b), "r"),
+        STATE_PREFIX + state_keys.nonce(pub(b)),
+        STATE_PREFIX + state_keys.record(pub(b), "r"),
     }
 
 
@@ -583,7 +583,7 @@ def test_duplicate_blob_in_one_block(chain: Any, user_keys: list[SigningKey]) ->
     assert [r.status for r in result.receipts] == [1, 0]
     # the first upload's blob bytes survive the second one's rollback
     assert result.writes[BLOB_PREFIX + sha256(data)] == data
-    assert result.writes[STATE_PREFIX + keys.blob(sha256(data))] == encoding.encode(
+    assert result.writes[STATE_PREFIX + state_keys.blob(sha256(data))] == encoding.encode(
         [len(data), pub(a), 1]
     )
     writes, receipts = chain.verify(Block.decode(result.block.encode()))
@@ -602,7 +602,7 @@ def test_failed_blob_does_not_store_bytes(chain: Any, user_keys: list[SigningKey
 def test_put_record_empty_value_deletes(chain: Any, user_keys: list[SigningKey]) -> None:
     cfg = chain.config
     a = user_keys[0]
-    key = keys.record(pub(a), "doomed")
+    key = state_keys.record(pub(a), "doomed")
     chain.build_and_commit([rec(cfg, a, 0, "doomed", b"alive"), rec(cfg, a, 1, "kept", b"k")])
     assert state_get(chain, key) == b"alive"
     assert_proves(chain, key, b"alive")
@@ -610,17 +610,17 @@ def test_put_record_empty_value_deletes(chain: Any, user_keys: list[SigningKey])
     assert result.writes[STATE_PREFIX + key] is None
     assert state_get(chain, key) is None
     assert_proves(chain, key, None)
-    assert_proves(chain, keys.record(pub(a), "kept"), b"k")
+    assert_proves(chain, state_keys.record(pub(a), "kept"), b"k")
     # deleting an absent record touches nothing but the nonce
     result = chain.build_and_commit([rec(cfg, a, 3, "never", b"")])
     assert [r.status for r in result.receipts] == [1]
     assert {k for k in result.writes if k.startswith(STATE_PREFIX)} == {
-        STATE_PREFIX + keys.nonce(pub(a))
+        STATE_PREFIX + state_keys.nonce(pub(a))
     }
     # set and delete within one block: no trace of the record
     result = chain.build_and_commit([rec(cfg, a, 4, "brief", b"x"), rec(cfg, a, 5, "brief", b"")])
-    assert STATE_PREFIX + keys.record(pub(a), "brief") not in result.writes
-    assert_proves(chain, keys.record(pub(a), "brief"), None)
+    assert STATE_PREFIX + state_keys.record(pub(a), "brief") not in result.writes
+    assert_proves(chain, state_keys.record(pub(a), "brief"), None)
 
 
 def test_empty_block_keeps_state_root(chain: Any) -> None:
@@ -635,7 +635,7 @@ def test_empty_block_keeps_state_root(chain: Any) -> None:
 
 
 def _stake(chain: Any, client: bytes) -> tuple[bytes, int, int] | None:
-    raw = state_get(chain, keys.stake(client))
+    raw = state_get(chain, state_keys.stake(client))
     return None if raw is None else tuple(encoding.decode(raw))
 
 
@@ -680,8 +680,8 @@ def test_l1_deposit_lifecycle(chain: Any) -> None:
     ]
     assert _stake(chain, c2) == (addr, 1, SLASHED)
     assert _stake(chain, c3) is None
-    assert state_get(chain, keys.L1_DEPOSIT_COUNT) == encoding.encode(14)
-    assert_proves(chain, keys.stake(c2), stake_record(addr, 1, SLASHED))
+    assert state_get(chain, state_keys.L1_DEPOSIT_COUNT) == encoding.encode(14)
+    assert_proves(chain, state_keys.stake(c2), stake_record(addr, 1, SLASHED))
 
 
 def test_l1_deposit_blocks_verify(chain: Any) -> None:
@@ -719,8 +719,8 @@ def test_l1_deposit_ordering_enforced(chain: Any) -> None:
     ]
     chain.commit(result)
     assert _stake(chain, c) == (b"\xaa" * 20, 100, UNBONDING)
-    assert state_get(chain, keys.L1_DEPOSIT_COUNT) == encoding.encode(2)
-    assert state_get(chain, keys.L1_LAST_EVENT) == encoding.encode([10, 6])
+    assert state_get(chain, state_keys.L1_DEPOSIT_COUNT) == encoding.encode(2)
+    assert state_get(chain, state_keys.L1_LAST_EVENT) == encoding.encode([10, 6])
     # the ordering holds across blocks too
     later = chain.build([dep(cfg, 2, 10, 6, "withdraw", [c]), dep(cfg, 2, 10, 7, "withdraw", [c])])
     assert codes(later) == [Code.INVALID_PAYLOAD]
@@ -772,10 +772,10 @@ def test_genesis_with_stakes(config: ChainConfig, store_cls: Any) -> None:
     store.commit(w1)
     for s in stakes:
         value = stake_record(s.l1_address, s.amount, STAKED)
-        assert store.get(STATE_PREFIX + keys.stake(s.client_key)) == value
-        proof = SparseMerkleTree(store).prove(g1.header.state_root, keys.stake(s.client_key))
+        assert store.get(STATE_PREFIX + state_keys.stake(s.client_key)) == value
+        proof = SparseMerkleTree(store).prove(g1.header.state_root, state_keys.stake(s.client_key))
         assert proof.leaf is not None and proof.leaf[1] == value_hash(value)
-        assert verify_proof(g1.header.state_root, keys.stake(s.client_key), value, proof)
+        assert verify_proof(g1.header.state_root, state_keys.stake(s.client_key), value, proof)
     # anything that differs gives another chain
     changed = (dataclasses.replace(stakes[0], amount=1), *stakes[1:])
     assert genesis_block(store_cls(), config, Genesis(42, changed))[0].hash != g1.hash

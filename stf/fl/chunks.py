@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from .. import encoding, keys
+from .. import encoding, state_keys
 from ..encoding import EncodingError
 from ..errors import Code, TxFailed
 from ..state import State
@@ -87,7 +87,7 @@ def manifest_size(total: int, chunk: int, count: int) -> int:
 
 def stored_blob_size(state: State, blob_hash: bytes) -> int | None:
     """Size of a blob uploaded with ``put_blob`` (from ``blob/<hash>`` in the tree), or None."""
-    raw = state.get(keys.blob(blob_hash))
+    raw = state.get(state_keys.blob(blob_hash))
     return None if raw is None else int(encoding.decode(raw)[0])
 
 

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from .. import encoding, keys
+from .. import encoding, state_keys
 from ..context import BlockContext
 from ..stakes import not_staked
 from ..state import State
@@ -36,25 +36,25 @@ from .task import FINISHED, MODEL_DTYPE, OPEN, TaskState
 
 
 def open_tasks(state: State) -> list[bytes]:
-    raw = state.get(keys.OPEN_TASKS)
+    raw = state.get(state_keys.OPEN_TASKS)
     return [] if raw is None else list(encoding.decode(raw))
 
 
 def set_open_tasks(state: State, ids: list[bytes]) -> None:
-    state.set(keys.OPEN_TASKS, encoding.encode(ids) if ids else None)
+    state.set(state_keys.OPEN_TASKS, encoding.encode(ids) if ids else None)
 
 
 def load_task(state: State, task_id: bytes) -> TaskState | None:
-    raw = state.get(keys.task(task_id))
+    raw = state.get(state_keys.task(task_id))
     return None if raw is None else TaskState.decode(raw)
 
 
 def save_task(state: State, task_id: bytes, task: TaskState) -> None:
-    state.set(keys.task(task_id), task.encode())
+    state.set(state_keys.task(task_id), task.encode())
 
 
 def load_verdict(state: State, task_id: bytes, client: bytes) -> Verdict:
-    raw = state.get(keys.verdict(task_id, client))
+    raw = state.get(state_keys.verdict(task_id, client))
     if raw is None:
         return CLEAN
     strikes, slashable, reason, ep = encoding.decode(raw)
@@ -137,14 +137,14 @@ def close_epoch(
     prev_global = StoredArray(state, task.prev_global, dt, d).read if task.prev_global else None
     prev_own: list[RowReader | None] = []
     for client in task.submitted:
-        last = state.get(keys.last_update(task_id, client))
+        last = state.get(state_keys.last_update(task_id, client))
         prev_own.append(None if last is None else StoredArray(state, last, dt, d).read)
     stats = epoch_stats(updates, d, dt, prev_global, prev_own, backend=backend, budget_bytes=budget)
     clients, plan = judge(stats, p.rules)
     for i, client in enumerate(task.submitted):
         c = clients[i]
         state.set(
-            keys.client_record(task_id, task.epoch, client),
+            state_keys.client_record(task_id, task.epoch, client),
             encoding.encode(
                 [
                     task.pending[i],
@@ -162,13 +162,13 @@ def close_epoch(
         prev = load_verdict(state, task_id, client)
         v = next_verdict(prev, c.flags, task.epoch, p.rules)
         state.set(
-            keys.verdict(task_id, client),
+            state_keys.verdict(task_id, client),
             encoding.encode([v.strikes, v.slashable, v.reason, v.epoch]),
         )
         if v.slashable and not prev.slashable:
             write_slash_evidence(state, client, task_id, v.epoch, v.reason)
         record_reward_share(state, task_id, client, c.flags)
-        state.set(keys.last_update(task_id, client), task.pending[i])
+        state.set(state_keys.last_update(task_id, client), task.pending[i])
     # the next base = clip(base + aggregate, int32), the step = clip(aggregate, dtype range),
     # both streamed block by block into blobs laid out by the consensus max_blob_size
     base = StoredArray(state, task.base, MODEL_DTYPE, d)
@@ -186,7 +186,7 @@ def close_epoch(
     next_hash = next_out.finish()
     step_hash = step_out.finish()
     state.set(
-        keys.epoch(task_id, task.epoch),
+        state_keys.epoch(task_id, task.epoch),
         encoding.encode(
             [
                 len(task.submitted),

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .. import keys
+from .. import state_keys
 from ..state import State
 from .task import COMPLETE, FINISHED, TaskState
 
@@ -63,7 +63,7 @@ def decode_slash_evidence(raw: bytes) -> tuple[int, int]:
 def write_slash_evidence(
     state: State, client: bytes, task_id: bytes, epoch: int, reason: int
 ) -> None:
-    key = keys.slash_evidence(client, task_id)
+    key = state_keys.slash_evidence(client, task_id)
     assert state.get(key) is None, "slash evidence is final: it is written once"
     state.set(key, encode_slash_evidence(epoch, reason))
 
@@ -113,7 +113,7 @@ def write_settlement(state: State, task_id: bytes, task: TaskState) -> Settlemen
     """Write ``settle/<task>`` for a task whose status has just left open (once)."""
     if task.status not in SETTLEMENT_STATUS:
         raise ValueError(f"task status {task.status} is not a final status")
-    key = keys.settlement(task_id)
+    key = state_keys.settlement(task_id)
     assert state.get(key) is None, "a task settles once"
     s = Settlement(
         SETTLEMENT_STATUS[task.status], task.epoch, total_clean_updates(state, task_id, task)
@@ -138,7 +138,7 @@ def decode_reward_share(raw: bytes) -> tuple[int, bool]:
 
 
 def read_reward_share(state: State, task_id: bytes, client: bytes) -> tuple[int, bool]:
-    raw = state.get(keys.reward_share(task_id, client))
+    raw = state.get(state_keys.reward_share(task_id, client))
     return (0, False) if raw is None else decode_reward_share(raw)
 
 
@@ -146,6 +146,6 @@ def record_reward_share(state: State, task_id: bytes, client: bytes, flags: int)
     """One more recorded update for ``client``; ``flagged`` sticks once any update had a flag."""
     accepted, flagged = read_reward_share(state, task_id, client)
     state.set(
-        keys.reward_share(task_id, client),
+        state_keys.reward_share(task_id, client),
         encode_reward_share(accepted + 1, flagged or flags != 0),
     )

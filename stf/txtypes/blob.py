@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .. import encoding, keys
+from .. import encoding, state_keys
 from ..context import BlockContext, Limits
 from ..errors import Code, TxFailed, TxInvalid
 from ..state import State
@@ -39,7 +39,7 @@ class PutBlob(TxType):
     def apply(cls, state: State, tx: Transaction, args: Any, ctx: BlockContext) -> None:
         data: bytes = args
         blob_hash = state.put_blob(data)
-        key = keys.blob(blob_hash)
+        key = state_keys.blob(blob_hash)
         if state.get(key) is not None:
             raise TxFailed(Code.EXECUTION_FAILED, f"blob {blob_hash.hex()} is already stored")
         state.set(key, encoding.encode([len(data), tx.sender, ctx.height]))

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .. import encoding, keys
+from .. import encoding, state_keys
 from ..context import BlockContext, Limits
 from ..encoding import EncodingError
 from ..errors import Code, TxFailed, TxInvalid
@@ -173,14 +173,14 @@ class ReportEvaluation(TxType):
             raise TxFailed(Code.TASK_NOT_FOUND, f"task {task_id.hex()} does not exist")
         if tx.sender not in (task.requester, task.params.evaluator):
             raise TxFailed(Code.NOT_AUTHORIZED, "only the requester or its evaluator may report")
-        raw = state.get(keys.epoch(task_id, epoch))
+        raw = state.get(state_keys.epoch(task_id, epoch))
         if raw is None:
             raise TxFailed(Code.WRONG_EPOCH, f"epoch {epoch} has not closed")
         summary = encoding.decode(raw)
         if summary[-1] != -1:
             raise TxFailed(Code.EXECUTION_FAILED, f"epoch {epoch} already has an evaluation")
         summary[-1] = acc
-        state.set(keys.epoch(task_id, epoch), encoding.encode(summary))
+        state.set(state_keys.epoch(task_id, epoch), encoding.encode(summary))
         if task.status == OPEN and acc >= task.params.target_accuracy_ppm:
             task.status = COMPLETE
             save_task(state, task_id, task)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .. import encoding, keys
+from .. import encoding, state_keys
 from ..context import BlockContext, Limits
 from ..errors import Code, TxFailed, TxInvalid
 from ..stakes import (
@@ -68,10 +68,10 @@ class L1Deposit(TxType):
     def consume(cls, state: State, tx: Transaction, args: Any, ctx: BlockContext) -> None:
         """The event is consumed even if applying it fails, so it can never be replayed."""
         block, log_index, _, _ = args
-        last = state.get(keys.L1_LAST_EVENT)
+        last = state.get(state_keys.L1_LAST_EVENT)
         if last is not None and tuple(encoding.decode(last)) >= (block, log_index):
             raise TxInvalid(Code.INVALID_PAYLOAD, "l1 events must arrive in increasing order")
-        state.set(keys.L1_LAST_EVENT, encoding.encode([block, log_index]))
+        state.set(state_keys.L1_LAST_EVENT, encoding.encode([block, log_index]))
 
     @classmethod
     def apply(cls, state: State, tx: Transaction, args: Any, ctx: BlockContext) -> None:
@@ -84,7 +84,7 @@ class L1Deposit(TxType):
         if kind == "stake":
             if current is not None and current[2] in (STAKED, UNBONDING, SLASHED):
                 raise TxFailed(Code.EXECUTION_FAILED, "client key is already bound to a stake")
-            state.set(keys.stake(client_key), stake_record(ev[1], ev[2], STAKED))
+            state.set(state_keys.stake(client_key), stake_record(ev[1], ev[2], STAKED))
             return
         if current is None:
             raise TxFailed(Code.NOT_STAKED, f"{kind} for a client key that never staked")
@@ -99,12 +99,12 @@ class L1Deposit(TxType):
             raise TxFailed(
                 Code.EXECUTION_FAILED, f"{kind} is not allowed for a {STATUS_NAMES[status]} stake"
             )
-        state.set(keys.stake(client_key), stake_record(addr, amount, status))
+        state.set(state_keys.stake(client_key), stake_record(addr, amount, status))
 
 
 def fund_task(state: State, task_id: bytes, requester: bytes, deposit: int) -> None:
     """Record an L1 TaskFunded event; the rollup task need not exist (yet)."""
-    key = keys.funding(task_id)
+    key = state_keys.funding(task_id)
     if state.get(key) is not None:
         raise TxFailed(Code.EXECUTION_FAILED, "task already funded")
     state.set(key, encoding.encode([requester, deposit]))
@@ -112,7 +112,7 @@ def fund_task(state: State, task_id: bytes, requester: bytes, deposit: int) -> N
 
 def read_funding(state: State, task_id: bytes) -> tuple[bytes, int] | None:
     """``(requester_l1_address, deposit)``, or ``None`` if the task was never funded."""
-    raw = state.get(keys.funding(task_id))
+    raw = state.get(state_keys.funding(task_id))
     if raw is None:
         return None
     requester, deposit = encoding.decode(raw)

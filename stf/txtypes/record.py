@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .. import encoding, keys
+from .. import encoding, state_keys
 from ..context import BlockContext, Limits
 from ..errors import Code, TxInvalid
 from ..state import State
@@ -39,7 +39,7 @@ class PutRecord(TxType):
     @classmethod
     def apply(cls, state: State, tx: Transaction, args: Any, ctx: BlockContext) -> None:
         name, data = args
-        state.set(keys.record(tx.sender, name), data if data else None)
+        state.set(state_keys.record(tx.sender, name), data if data else None)
 
 
 def payload(name: str, value: bytes) -> bytes:
