@@ -10,21 +10,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from mps_common.hexutil import as_bytes
 from stf.fl.rules import EpochRules
 from stf.fl.task import TaskParams
 
 from .proofs import ProofError
 
 __all__ = ["as_bytes", "check_key", "params_of"]
-
-
-def as_bytes(v: Any) -> bytes:
-    """A bytes field of an RPC answer, whether msgpack (bytes) or JSON (``0x`` hex)."""
-    if isinstance(v, bytes | bytearray | memoryview):
-        return bytes(v)
-    if isinstance(v, str) and v.startswith("0x"):
-        return bytes.fromhex(v[2:])
-    raise TypeError(f"expected bytes or 0x hex, got {v!r:.40}")
 
 
 def params_of(task: dict[str, Any]) -> TaskParams:

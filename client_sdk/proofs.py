@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from mps_common.hexutil import as_bytes
 from stf.smt import Proof, verify_proof
 
 
@@ -12,14 +13,10 @@ class ProofError(ValueError):
 
 
 def _b(v: Any) -> bytes:
-    if isinstance(v, bytes):
-        return v
-    if isinstance(v, str) and v.startswith("0x"):
-        try:
-            return bytes.fromhex(v[2:])
-        except ValueError:
-            raise ProofError(f"not valid hex: {v!r:.40}") from None
-    raise ProofError(f"expected bytes, got {v!r:.40}")
+    try:
+        return as_bytes(v, "proof field")
+    except ValueError as exc:
+        raise ProofError(str(exc)) from None
 
 
 def checked_value(resp: dict[str, Any], root: bytes | None = None) -> bytes | None:

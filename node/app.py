@@ -14,7 +14,7 @@ from typing import Any
 import structlog
 from aiohttp import web
 
-from client_sdk.keys import Keypair
+from mps_common.keyfile import Keypair
 from rpc.server import DISPATCHER_KEY, MAX_BODY_KEY, NODE_KEY, add_routes, make_dispatcher
 
 from .config import NodeConfig

@@ -14,7 +14,7 @@ from typing import Any
 import structlog
 from aiohttp import web
 
-from client_sdk.keys import KeyFileError, Keypair
+from mps_common.keyfile import KeyFileError, Keypair
 from stf.genesis import GenesisStake, genesis_block
 
 from .config import ConfigError, NodeConfig, load_config, render_toml

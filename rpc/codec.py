@@ -7,25 +7,17 @@ from typing import Any
 
 import msgpack
 
+from mps_common.hexutil import from_hex, hex_fields
+
 JSON = "application/json"
 MSGPACK = "application/msgpack"
-
-
-def to_json_safe(value: Any) -> Any:
-    if isinstance(value, bytes):
-        return "0x" + value.hex()
-    if isinstance(value, dict):
-        return {k: to_json_safe(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [to_json_safe(v) for v in value]
-    return value
 
 
 def encode_body(value: Any, media: str) -> bytes:
     if media == MSGPACK:
         packed: bytes = msgpack.packb(value, use_bin_type=True)
         return packed
-    return json.dumps(to_json_safe(value), separators=(",", ":")).encode()
+    return json.dumps(hex_fields(value), separators=(",", ":")).encode()
 
 
 def decode_body(body: bytes, media: str) -> Any:
@@ -47,7 +39,7 @@ def to_bytes(value: Any) -> bytes:
         return value
     if isinstance(value, str) and value.startswith("0x"):
         try:
-            return bytes.fromhex(value[2:])
+            return from_hex(value)
         except ValueError:
             raise ValueError("not valid 0x-prefixed hex") from None
     raise ValueError("expected bytes (0x-prefixed hex in JSON)")
