@@ -13,6 +13,7 @@ from typing import Any
 from mps_common.hexutil import as_bytes
 from stf.fl.rules import EpochRules
 from stf.fl.task import TaskParams
+from stf.ids import BlobId, ClientKey
 
 from .proofs import ProofError
 
@@ -26,14 +27,14 @@ def params_of(task: dict[str, Any]) -> TaskParams:
         layout=tuple((n, tuple(s)) for n, s in task["layout"]),
         dtype=task["dtype"],
         shift=int(task["shift"]),
-        init_model=as_bytes(task["initModel"]),
-        script=as_bytes(task["script"]),
+        init_model=BlobId(as_bytes(task["initModel"])),
+        script=BlobId(as_bytes(task["script"])),
         epochs=int(task["epochs"]),
         target_accuracy_ppm=int(task["targetAccuracyPpm"]),
         min_clients=int(task["minClients"]),
         max_clients=int(task["maxClients"]),
         window_blocks=int(task["windowBlocks"]),
-        evaluator=as_bytes(task["evaluator"]),
+        evaluator=ClientKey(as_bytes(task["evaluator"])),
         rules=EpochRules.from_list(task["rules"]),
     )
 

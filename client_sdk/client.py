@@ -33,6 +33,7 @@ import numpy.typing as npt
 from stf import state_keys
 from stf.fl.settlement import decode_reward_share
 from stf.fl.task import TaskParams, quantize
+from stf.ids import ClientKey, TaskId
 from stf.tx import Transaction
 
 from . import fl
@@ -358,7 +359,7 @@ class MPSClient:
         batch = self.l1.find_batch(info["root"])
         if batch is None:
             raise NotOnL1Yet("the task's settlement root is in no live batch")
-        key = state_keys.reward_share(task_id, client)
+        key = state_keys.reward_share(TaskId(task_id), ClientKey(client))
         resp = self.rpc.call("mps_getProof", key, batch[2])
         check_key(resp, key)
         value = checked_value(resp, info["root"])

@@ -24,6 +24,7 @@ from stf.cid import cid_v1
 from stf.context import Limits
 from stf.fl.chunks import MAX_CHUNKS, Manifest
 from stf.fl.task import MODEL_DTYPE, TaskParams, quantize
+from stf.ids import BlobId
 from stf.tx import Transaction, make_tx
 from stf.txtypes.fl import CreateTask, JoinTask, ReportEvaluation, SubmitUpdate
 
@@ -61,7 +62,7 @@ def model_blob(weights: npt.ArrayLike, shift: int) -> bytes:
 
 def model_blobs(
     weights: npt.ArrayLike, shift: int, max_blob_size: int = DEFAULT_MAX_BLOB_SIZE
-) -> tuple[bytes, list[bytes]]:
+) -> tuple[BlobId, list[bytes]]:
     """A float model as the initial model of a task of any size: ``(init_model id, blobs)``.
 
     Upload the blobs in order with ``put_blob`` and pass the id as ``init_model``. A model
@@ -212,9 +213,9 @@ def report_evaluation(
     )
 
 
-def blob_id(data: bytes) -> bytes:
+def blob_id(data: bytes) -> BlobId:
     """A blob's id on chain: the sha256 of its bytes (what ``mps_getBlob`` takes)."""
-    return hashlib.sha256(data).digest()
+    return BlobId(hashlib.sha256(data).digest())
 
 
 def script_cid(data: bytes) -> str:

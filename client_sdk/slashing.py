@@ -14,9 +14,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from stf import encoding, state_keys
+from stf import state_keys
+from stf.fl.records import CLEAN, NO_EPOCH, ClientRecord, Verdict
 from stf.fl.rules import flag_names
 from stf.fl.task import TaskState
+from stf.ids import ClientKey, TaskId
 
 from .answers import as_bytes, check_key
 from .errors import NotFound, NotOnL1Yet
@@ -51,11 +53,11 @@ class SlashingState:
 
 def verify_slashing_state(
     resp: dict[str, Any],
-    task_id: bytes,
-    client: bytes,
+    task_id: TaskId,
+    client: ClientKey,
     root: bytes,
     fetch_proof: Callable[[bytes], dict[str, Any]],
-) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+) -> tuple[Verdict, list[dict[str, Any]]]:
     """Check an ``mps_getSlashingState`` answer against a trusted ``root``.
 
     Returns the proven verdict fields and records. Raises :class:`ProofError` when a proof
@@ -74,22 +76,13 @@ def verify_slashing_state(
     if raw_task is None:
         raise NotOnL1Yet(f"task {task_id.hex()} is not in the state under root {root.hex()}")
     closed = TaskState.decode(raw_task).epoch
-    verdict: dict[str, Any] = {"strikes": 0, "slashable": False, "reason": 0, "slash_epoch": None}
-    if raw_verdict is not None:
-        strikes, slashable, reason, ep = encoding.decode(raw_verdict)
-        verdict = {
-            "strikes": int(strikes),
-            "slashable": bool(slashable),
-            "reason": int(reason),
-            "slash_epoch": None if ep < 0 else int(ep),
-        }
+    verdict = CLEAN if raw_verdict is None else Verdict.decode(raw_verdict)
     by_epoch: dict[int, bytes] = {}
-    prefix = state_keys.client_record(task_id, 0, client)[: 4 + 32]
     for rec in recs:
-        k = as_bytes(rec.get("key", b""))
-        if len(k) != 4 + 32 + 4 + 32 or not k.startswith(prefix) or k[-32:] != client:
+        named = state_keys.parse_client_record(as_bytes(rec.get("key", b"")))
+        if named is None or named[0] != task_id or named[2] != client:
             raise ProofError("the node sent a record of another task or client")
-        ep = int.from_bytes(k[36:40], "big")
+        ep = named[1]
         if ep in by_epoch or ep >= closed:
             raise ProofError(f"the node sent epoch {ep} twice, or one not closed")
         value = checked_value(rec, root)
@@ -105,14 +98,14 @@ def verify_slashing_state(
                 raise ProofError(f"the node left out the client's record of epoch {ep}")
     records = []
     for ep in sorted(by_epoch):
-        v = encoding.decode(by_epoch[ep])
+        r = ClientRecord.decode(by_epoch[ep])
         records.append(
             {
                 "epoch": ep,
-                "score": int(v[1]),
-                "rank": int(v[2]),
-                "flags": int(v[7]),
-                "flagNames": flag_names(int(v[7])),
+                "score": r.score,
+                "rank": r.rank,
+                "flags": r.flags,
+                "flagNames": flag_names(r.flags),
             }
         )
     return verdict, records
@@ -156,17 +149,17 @@ def fetch_slashing_state(
         result: dict[str, Any] = rpc.call("mps_getProof", key, height)
         return result
 
-    verdict, records = verify_slashing_state(resp, task_id, client, root, fetch)
+    verdict, records = verify_slashing_state(resp, TaskId(task_id), ClientKey(client), root, fetch)
     return SlashingState(
         task_id=task_id,
         client=client,
-        slashable=verdict["slashable"],
-        reason=verdict["reason"],
-        reason_names=flag_names(verdict["reason"]),
-        strikes=verdict["strikes"],
+        slashable=verdict.slashable,
+        reason=verdict.reason,
+        reason_names=flag_names(verdict.reason),
+        strikes=verdict.strikes,
         records=records,
         height=height,
         state_root=root,
         verified_against=where,
-        slash_epoch=verdict["slash_epoch"],
+        slash_epoch=None if verdict.epoch == NO_EPOCH else verdict.epoch,
     )

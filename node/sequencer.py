@@ -24,6 +24,7 @@ from stf.block import Block, Receipt
 from stf.errors import Code, MPSError, TxInvalid
 from stf.genesis import genesis_block
 from stf.hashing import ZERO_HASH
+from stf.ids import TaskId
 from stf.smt import SparseMerkleTree
 from stf.state import State
 from stf.transition import ChainConfig, build_block, check_tx
@@ -48,7 +49,7 @@ class SealedBlock:
     receipts: list[Receipt]
     dropped: int
     seconds: float
-    closed_epochs: list[bytes]
+    closed_epochs: list[TaskId]
 
 
 BlockListener = Callable[[SealedBlock], None]

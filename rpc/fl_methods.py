@@ -15,8 +15,10 @@ from stf.block import Block
 from stf.cid import cid_v1
 from stf.errors import Code, MPSError
 from stf.fl.epoch import awaited
+from stf.fl.records import CLEAN, NO_EPOCH, ClientRecord, EpochSummary, Verdict
 from stf.fl.rules import flag_names
 from stf.fl.task import STATUS_NAMES, TaskState
+from stf.ids import ClientKey, TaskId
 from stf.smt import SparseMerkleTree
 from stf.state import STATE_PREFIX, State
 
@@ -40,12 +42,12 @@ class _ValuesAt:
         return self._get(key[len(STATE_PREFIX) :]) if key.startswith(STATE_PREFIX) else None
 
 
-def awaiting(get: StateGet, task_id: bytes, t: TaskState) -> list[bytes]:
+def awaiting(get: StateGet, task_id: TaskId, t: TaskState) -> list[bytes]:
     """The clients the current epoch still waits for (it closes early once there are none)."""
     return list(awaited(State(_ValuesAt(get), b""), task_id, t))
 
 
-def task_view(task_id: bytes, t: TaskState, get: StateGet) -> dict[str, Any]:
+def task_view(task_id: TaskId, t: TaskState, get: StateGet) -> dict[str, Any]:
     p = t.params
     return {
         "id": task_id,
@@ -97,13 +99,13 @@ def register_fl_methods(d: Dispatcher, node: NodeView) -> None:
 
         return get
 
-    def task_state(get: StateGet, task_id: bytes) -> TaskState:
+    def task_state(get: StateGet, task_id: TaskId) -> TaskState:
         raw = get(state_keys.task(task_id))
         if raw is None:
             raise not_found(f"task {task_id.hex()}")
         return TaskState.decode(raw)
 
-    async def mps_getTask(task_id: bytes, tag: int | str) -> dict[str, Any]:
+    async def mps_getTask(task_id: TaskId, tag: int | str) -> dict[str, Any]:
         """A task: parameters, status, current epoch, base model, joined clients.
 
         ``scriptCid``, ``initModelCid``: the ``script`` and initial model blob ids (sha256) as
@@ -117,56 +119,58 @@ def register_fl_methods(d: Dispatcher, node: NodeView) -> None:
         others, at most ``limit``."""
         limit = min(limit, MAX_LIST)
         raw = storage.state_value(state_keys.OPEN_TASKS)
-        ids: list[bytes] = [] if raw is None else list(encoding.decode(raw))
+        ids: list[TaskId] = [] if raw is None else list(encoding.decode(raw))
         head = storage.state_value
         out = [task_view(t, task_state(head, t), head) for t in ids[:limit]]
         if not open_only:
-            prefix = STATE_PREFIX + state_keys.task(b"")
+            prefix = STATE_PREFIX + state_keys.task(TaskId(b""))
             for k, v in storage.iter_prefix(prefix):
                 if len(out) >= limit:
                     break
-                task_id = k[len(prefix) :]
+                task_id = TaskId(k[len(prefix) :])
                 if task_id not in ids:
                     out.append(task_view(task_id, TaskState.decode(v), head))
         return out
 
-    async def mps_getEpoch(task_id: bytes, epoch: int, tag: int | str) -> dict[str, Any]:
+    async def mps_getEpoch(task_id: TaskId, epoch: int, tag: int | str) -> dict[str, Any]:
         """A closed epoch: base model, aggregate, and every client's score, rank and flags."""
         get = reader(resolve(tag))
         raw = get(state_keys.epoch(task_id, epoch)) if epoch < 2**32 else None
         if raw is None:
             raise not_found(f"closed epoch {epoch} of task {task_id.hex()}")
-        n, base, step, next_base, height, clients, acc = encoding.decode(raw)
+        summary = EpochSummary.decode(raw)
         records = []
-        for c in clients:
+        for c in summary.clients:
             raw_rec = get(state_keys.client_record(task_id, epoch, c))
             assert raw_rec is not None, "an epoch lists a client without its record"
-            rec = encoding.decode(raw_rec)
+            rec = ClientRecord.decode(raw_rec)
             records.append(
                 {
                     "client": c,
-                    "update": rec[0],
-                    "score": rec[1],
-                    "rank": rec[2],
-                    "sqNorm": rec[3],
-                    "flags": rec[7],
-                    "flagNames": flag_names(rec[7]),
-                    "selected": bool(rec[8]),
+                    "update": rec.update,
+                    "score": rec.score,
+                    "rank": rec.rank,
+                    "sqNorm": rec.sq_norm,
+                    "flags": rec.flags,
+                    "flagNames": flag_names(rec.flags),
+                    "selected": rec.selected,
                 }
             )
         return {
             "task": task_id,
             "epoch": epoch,
-            "clients": n,
-            "baseModel": base,
-            "aggregateStep": step,
-            "nextBaseModel": next_base,
-            "closedAt": height,
-            "accuracyPpm": None if acc < 0 else acc,
+            "clients": summary.n_clients,
+            "baseModel": summary.base,
+            "aggregateStep": summary.step,
+            "nextBaseModel": summary.next_base,
+            "closedAt": summary.closed_at,
+            "accuracyPpm": summary.accuracy_ppm if summary.reported else None,
             "records": records,
         }
 
-    async def mps_getSlashingState(task_id: bytes, client: bytes, tag: int | str) -> dict[str, Any]:
+    async def mps_getSlashingState(
+        task_id: TaskId, client: ClientKey, tag: int | str
+    ) -> dict[str, Any]:
         """A client's verdict and per-epoch records in a task, each with a Merkle proof.
 
         ``taskRecord`` proves the task record itself (its ``epoch`` says which epochs have
@@ -188,22 +192,25 @@ def register_fl_methods(d: Dispatcher, node: NodeView) -> None:
             "taskRecord": proven(state_keys.task(task_id)),
             "records": [],
         }
-        if verdict["value"] is not None:
-            strikes, slashable, reason, ep = encoding.decode(verdict["value"])
-            out.update(
-                strikes=strikes,
-                slashable=bool(slashable),
-                reason=reason,
-                reasonNames=flag_names(reason),
-                slashEpoch=None if ep < 0 else ep,
-            )
-        else:
-            out.update(strikes=0, slashable=False, reason=0, reasonNames=[], slashEpoch=None)
+        v = CLEAN if verdict["value"] is None else Verdict.decode(verdict["value"])
+        out.update(
+            strikes=v.strikes,
+            slashable=v.slashable,
+            reason=v.reason,
+            reasonNames=flag_names(v.reason),
+            slashEpoch=None if v.epoch == NO_EPOCH else v.epoch,
+        )
         for ep in range(t.epoch):
             rec = proven(state_keys.client_record(task_id, ep, client))
             if rec["value"] is not None:
-                v = encoding.decode(rec["value"])
-                rec.update(epoch=ep, score=v[1], rank=v[2], flags=v[7], flagNames=flag_names(v[7]))
+                r = ClientRecord.decode(rec["value"])
+                rec.update(
+                    epoch=ep,
+                    score=r.score,
+                    rank=r.rank,
+                    flags=r.flags,
+                    flagNames=flag_names(r.flags),
+                )
                 out["records"].append(rec)
         return out
 

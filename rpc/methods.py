@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from stf import encoding, state_keys
+from stf import state_keys
 from stf.block import Block
 from stf.errors import Code, MPSError
+from stf.ids import ClientKey
+from stf.stakes import StakeRecord
 
 from .codec import to_block_tag, to_bool, to_bytes, to_hash
 from .jsonrpc import Dispatcher, Param
@@ -114,13 +116,13 @@ def register_methods(d: Dispatcher, node: NodeView) -> None:
         """A state key's value and its Merkle proof against a block's state root."""
         return proof_view(storage, resolve(tag), key)
 
-    async def mps_getStake(client_key: bytes) -> dict[str, Any] | None:
+    async def mps_getStake(client_key: ClientKey) -> dict[str, Any] | None:
         """A client's stake record as the rollup knows it, or null."""
         raw = storage.state_value(state_keys.stake(client_key))
         if raw is None:
             return None
-        addr, amount, status = encoding.decode(raw)
-        return {"l1Address": addr, "amount": amount, "status": status}
+        s = StakeRecord.decode(raw)
+        return {"l1Address": s.l1_address, "amount": s.amount, "status": int(s.status)}
 
     async def mps_syncStatus() -> dict[str, Any]:
         """Heads as op-node reports them: unsafe (sealed), safe (on L1), finalized."""

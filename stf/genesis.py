@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from . import state_keys
 from .block import Block, Header, receipts_root, tx_root
 from .hashing import ZERO_HASH
-from .stakes import STAKED, stake_record
+from .ids import ClientKey, L1Address
+from .stakes import StakeRecord, StakeStatus, write_stake
 from .state import KVReader, State
 from .transition import ChainConfig, Writes
 from .tx import ZERO_SIGNATURE
@@ -34,7 +34,8 @@ class Genesis:
 def genesis_block(store: KVReader, config: ChainConfig, genesis: Genesis) -> tuple[Block, Writes]:
     state = State(store, ZERO_HASH)
     for s in genesis.stakes:
-        state.set(state_keys.stake(s.client_key), stake_record(s.l1_address, s.amount, STAKED))
+        record = StakeRecord(L1Address(s.l1_address), s.amount, StakeStatus.STAKED)
+        write_stake(state, ClientKey(s.client_key), record)
     root, writes = state.commit()
     header = Header(
         chain_id=config.chain_id,

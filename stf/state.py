@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 from typing import Protocol
 
+from .ids import BlobId
 from .smt import SparseMerkleTree, value_hash
 
 STATE_PREFIX = b"s:"
@@ -62,8 +63,8 @@ class State:
     def delete(self, key: bytes) -> None:
         self.set(key, None)
 
-    def put_blob(self, data: bytes) -> bytes:
-        blob_hash = hashlib.sha256(data).digest()
+    def put_blob(self, data: bytes) -> BlobId:
+        blob_hash = BlobId(hashlib.sha256(data).digest())
         if blob_hash not in self._blobs:
             self._blobs[blob_hash] = data
             self._blob_journal.append(blob_hash)

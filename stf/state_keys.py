@@ -6,6 +6,8 @@ namespaces can produce the same key. docs/protocol.md mirrors this file.
 
 from __future__ import annotations
 
+from .ids import BlobId, ClientKey, TaskId
+
 
 def nonce(sender: bytes) -> bytes:
     return b"nonce/" + sender
@@ -15,11 +17,11 @@ def record(sender: bytes, name: str) -> bytes:
     return b"record/" + sender + b"/" + name.encode()
 
 
-def blob(blob_hash: bytes) -> bytes:
+def blob(blob_hash: BlobId | bytes) -> bytes:
     return b"blob/" + blob_hash
 
 
-def stake(client_key: bytes) -> bytes:
+def stake(client_key: ClientKey) -> bytes:
     return b"stake/" + client_key
 
 
@@ -31,45 +33,71 @@ L1_LAST_EVENT = b"l1/last_event"
 OPEN_TASKS = b"tasks/open"
 
 
-def task(task_id: bytes) -> bytes:
+def task(task_id: TaskId) -> bytes:
     return b"task/" + task_id
 
 
-def epoch(task_id: bytes, n: int) -> bytes:
+def epoch(task_id: TaskId, n: int) -> bytes:
     if not 0 <= n < 2**32:
         raise ValueError("epoch out of range")
     return b"epoch/" + task_id + n.to_bytes(4, "big")
 
 
-def client_record(task_id: bytes, n: int, client: bytes) -> bytes:
+def client_record(task_id: TaskId, n: int, client: ClientKey) -> bytes:
     """Per (task, epoch, client): score, rank, correlations, flags. The slashing evidence."""
     return b"rec/" + task_id + n.to_bytes(4, "big") + client
 
 
-def verdict(task_id: bytes, client: bytes) -> bytes:
+def verdict(task_id: TaskId, client: ClientKey) -> bytes:
     return b"verdict/" + task_id + client
 
 
-def last_update(task_id: bytes, client: bytes) -> bytes:
+def last_update(task_id: TaskId, client: ClientKey) -> bytes:
     return b"last/" + task_id + client
 
 
+SLASH_PREFIX = b"slash/"
+
+
 # -- leaves the L1 contracts check (fixed binary values, stf/fl/settlement.py) ----
-def slash_evidence(client: bytes, task_id: bytes) -> bytes:
+def slash_evidence(client: ClientKey, task_id: TaskId) -> bytes:
     """``epoch(4) || reason(4)``: the client's verdict in the task became slashable."""
-    return b"slash/" + client + task_id
+    return SLASH_PREFIX + client + task_id
 
 
-def settlement(task_id: bytes) -> bytes:
+def settlement(task_id: TaskId) -> bytes:
     """``status(1) || epochs_trained(4) || total_clean_updates(8)``: the task stopped."""
     return b"settle/" + task_id
 
 
-def reward_share(task_id: bytes, client: bytes) -> bytes:
+def reward_share(task_id: TaskId, client: ClientKey) -> bytes:
     """``accepted(4) || flagged(1)``: the client's recorded updates in the task."""
     return b"reward/" + task_id + client
 
 
-def funding(task_id: bytes) -> bytes:
+def funding(task_id: TaskId) -> bytes:
     """msgpack ``[requester_l1_address, deposit]`` from the L1 RewardManager's TaskFunded."""
     return b"funding/" + task_id
+
+
+# -- parsing keys back (readers that list or check keys: the SDK's light client, the L1 services)
+_ID = 32
+_EPOCH = 4
+
+
+def parse_client_record(key: bytes) -> tuple[TaskId, int, ClientKey] | None:
+    """``(task, epoch, client)`` of a :func:`client_record` key, or ``None`` for any other key."""
+    body = key[len(b"rec/") :]
+    if not key.startswith(b"rec/") or len(body) != _ID + _EPOCH + _ID:
+        return None
+    task = TaskId(body[:_ID])
+    n = int.from_bytes(body[_ID : _ID + _EPOCH], "big")
+    return task, n, ClientKey(body[_ID + _EPOCH :])
+
+
+def parse_slash_evidence(key: bytes) -> tuple[ClientKey, TaskId] | None:
+    """``(client, task)`` of a :func:`slash_evidence` key, or ``None`` for any other key."""
+    body = key[len(SLASH_PREFIX) :]
+    if not key.startswith(SLASH_PREFIX) or len(body) != _ID + _ID:
+        return None
+    return ClientKey(body[:_ID]), TaskId(body[_ID:])

@@ -19,6 +19,7 @@ from .block import Block, Header, Receipt, receipts_root, tx_root
 from .context import BlockContext, Limits
 from .errors import BlockInvalid, Code, TxFailed, TxInvalid
 from .fl.epoch import close_due_epochs
+from .ids import TaskId
 from .smt import SparseMerkleTree
 from .state import KVReader, State
 from .tx import ZERO_SENDER, ZERO_SIGNATURE, Transaction
@@ -103,7 +104,7 @@ class BuildResult:
     writes: Writes
     receipts: list[Receipt]
     dropped: list[tuple[Transaction, TxInvalid]]
-    closed_epochs: list[bytes] = field(default_factory=list)  # tasks whose epoch closed
+    closed_epochs: list[TaskId] = field(default_factory=list)  # tasks whose epoch closed
 
 
 def build_block(

@@ -24,11 +24,11 @@ from stf.errors import Code
 from stf.fl.rules import CERTAIN, STATISTICAL, EpochRules, Flag
 from stf.fl.task import COMPLETE, FINISHED, OPEN, TaskState
 from stf.genesis import Genesis, GenesisStake, genesis_block
+from stf.stakes import SLASHED
 from stf.state import BLOB_PREFIX, STATE_PREFIX
 from stf.transition import BuildResult, ChainConfig, state_transition
 from stf.tx import ZERO_SENDER, Transaction, make_tx
 from stf.txtypes import l1_deposit
-from stf.txtypes.l1_deposit import SLASHED
 
 CHAIN_ID = 77
 L1_DEPOSIT, PUT_BLOB, CREATE_TASK, JOIN_TASK, SUBMIT_UPDATE, REPORT_EVALUATION = 0, 2, 3, 4, 5, 6

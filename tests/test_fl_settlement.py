@@ -22,7 +22,7 @@ from stf.fl import settlement
 from stf.fl.rules import CERTAIN, STATISTICAL, EpochRules, Flag
 from stf.fl.task import COMPLETE, FINISHED
 from stf.smt import SparseMerkleTree, verify_proof
-from stf.txtypes.l1_deposit import SLASHED
+from stf.stakes import SLASHED
 
 ZERO32 = b"\x00" * 32
 

@@ -42,7 +42,7 @@ from stf.fl.rules import EpochRules
 from stf.fl.settlement import decode_reward_share
 from stf.fl.task import TaskParams
 from stf.hashing import list_root
-from stf.txtypes.l1_deposit import SLASHED, STAKED
+from stf.stakes import SLASHED, STAKED
 
 pytestmark = pytest.mark.slow
 

@@ -10,7 +10,7 @@ from l1_node import FIRST_CLIENT, l1_net
 from rpc_fixtures import hx
 
 from client_sdk.keys import Keypair
-from stf.txtypes.l1_deposit import STAKED, UNBONDING
+from stf.stakes import STAKED, UNBONDING
 
 pytestmark = pytest.mark.slow
 

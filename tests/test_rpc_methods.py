@@ -15,6 +15,7 @@ from stf.errors import Code
 from stf.genesis import GenesisStake
 from stf.hashing import ZERO_HASH
 from stf.smt import Proof, verify_proof
+from stf.stakes import STAKED, StakeRecord
 from stf.tx import ZERO_SENDER, ZERO_SIGNATURE, Transaction, make_tx
 from stf.txtypes import l1_deposit, record
 
@@ -249,14 +250,14 @@ async def test_get_stake_with_genesis_stakes(tmp_path):
         assert await h.result("mps_getStake", hx(client_a)) == {
             "l1Address": hx(b"\x01" * 20),
             "amount": 1000,
-            "status": l1_deposit.STAKED,
+            "status": STAKED,
         }
         assert (await h.result("mps_getStake", hx(client_b)))["amount"] == 5
         assert await h.result("mps_getStake", hx(b"\x0c" * 32)) is None
         assert (await h.error("mps_getStake", hx(b"\x0c" * 5)))["code"] == -32602
         # genesis stakes are in the proven state
         proof = await h.result("mps_getProof", hx(state_keys.stake(client_a)), 0)
-        assert checked_value(proof) == l1_deposit.stake_record(b"\x01" * 20, 1000, 0)
+        assert checked_value(proof) == StakeRecord(b"\x01" * 20, 1000, STAKED).encode()
 
 
 async def test_sync_status(h: NodeHarness):

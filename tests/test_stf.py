@@ -17,11 +17,11 @@ from stf.errors import BlockInvalid, Code, TxInvalid
 from stf.genesis import Genesis, GenesisStake, genesis_block
 from stf.hashing import TX_DOMAIN, ZERO_HASH, sha256
 from stf.smt import SparseMerkleTree, value_hash, verify_proof
+from stf.stakes import SLASHED, STAKED, UNBONDING, WITHDRAWN, StakeRecord
 from stf.state import BLOB_PREFIX, STATE_PREFIX
 from stf.transition import ChainConfig, check_tx
 from stf.tx import ZERO_SENDER, ZERO_SIGNATURE, Transaction, make_tx
 from stf.txtypes import blob, l1_deposit, record
-from stf.txtypes.l1_deposit import SLASHED, STAKED, UNBONDING, WITHDRAWN, stake_record
 
 PUT_RECORD, PUT_BLOB, L1_DEPOSIT = 1, 2, 0
 
@@ -681,7 +681,7 @@ def test_l1_deposit_lifecycle(chain: Any) -> None:
     assert _stake(chain, c2) == (addr, 1, SLASHED)
     assert _stake(chain, c3) is None
     assert state_get(chain, state_keys.L1_DEPOSIT_COUNT) == encoding.encode(14)
-    assert_proves(chain, state_keys.stake(c2), stake_record(addr, 1, SLASHED))
+    assert_proves(chain, state_keys.stake(c2), StakeRecord(addr, 1, SLASHED).encode())
 
 
 def test_l1_deposit_blocks_verify(chain: Any) -> None:
@@ -771,7 +771,7 @@ def test_genesis_with_stakes(config: ChainConfig, store_cls: Any) -> None:
     store = store_cls()
     store.commit(w1)
     for s in stakes:
-        value = stake_record(s.l1_address, s.amount, STAKED)
+        value = StakeRecord(s.l1_address, s.amount, STAKED).encode()
         assert store.get(STATE_PREFIX + state_keys.stake(s.client_key)) == value
         proof = SparseMerkleTree(store).prove(g1.header.state_root, state_keys.stake(s.client_key))
         assert proof.leaf is not None and proof.leaf[1] == value_hash(value)

@@ -17,6 +17,7 @@ from typing import Any
 
 from stf.fl.rules import EpochRules
 from stf.fl.task import TaskParams
+from stf.ids import BlobId, ClientKey
 
 from .. import fl
 from ..client import MPSClient, as_bytes
@@ -85,14 +86,14 @@ class Federation:
             layout=self.trainer.layout,
             dtype="int8",
             shift=0,
-            init_model=bytes(32),  # create_task fills in the uploaded blobs' ids
-            script=bytes(32),
+            init_model=BlobId(bytes(32)),  # create_task fills in the uploaded blobs' ids
+            script=BlobId(bytes(32)),
             epochs=self.opts.epochs,
             target_accuracy_ppm=1_000_000,  # no early stop: run every epoch
             min_clients=MIN_CLIENTS,
             max_clients=len(self.members),
             window_blocks=WINDOW_BLOCKS,
-            evaluator=bytes(32),
+            evaluator=ClientKey(bytes(32)),
             rules=EpochRules(f=F),
         )
         shift, p999 = self.trainer.calibrate_shift(draft, self.w0)

@@ -29,6 +29,7 @@ import numpy.typing as npt
 from .. import encoding, state_keys
 from ..encoding import EncodingError
 from ..errors import Code, TxFailed
+from ..ids import BlobId
 from ..state import State
 
 MANIFEST_TAG = "MPS/chunks/v1"
@@ -273,7 +274,7 @@ class ArrayWriter:
                 self._hashes.append(self._state.put_blob(bytes(self._buf[: self.chunk])))
                 del self._buf[: self.chunk]
 
-    def finish(self) -> bytes:
+    def finish(self) -> BlobId:
         assert self._written == self.nbytes, "less data than announced"
         if not self.chunk:
             return self._state.put_blob(bytes(self._buf))

@@ -18,14 +18,14 @@ import numpy as np
 
 from .. import encoding, state_keys
 from ..context import BlockContext
+from ..ids import ClientKey, TaskId
 from ..stakes import not_staked
 from ..state import State
 from .chunks import ArrayWriter, StoredArray
+from .records import CLEAN, ClientRecord, EpochSummary, Verdict
 from .rules import (
-    CLEAN,
     DEFAULT_BUDGET_BYTES,
     RowReader,
-    Verdict,
     aggregate_blocks,
     epoch_stats,
     judge,
@@ -35,33 +35,30 @@ from .settlement import record_reward_share, write_settlement, write_slash_evide
 from .task import FINISHED, MODEL_DTYPE, OPEN, TaskState
 
 
-def open_tasks(state: State) -> list[bytes]:
+def open_tasks(state: State) -> list[TaskId]:
     raw = state.get(state_keys.OPEN_TASKS)
     return [] if raw is None else list(encoding.decode(raw))
 
 
-def set_open_tasks(state: State, ids: list[bytes]) -> None:
+def set_open_tasks(state: State, ids: list[TaskId]) -> None:
     state.set(state_keys.OPEN_TASKS, encoding.encode(ids) if ids else None)
 
 
-def load_task(state: State, task_id: bytes) -> TaskState | None:
+def load_task(state: State, task_id: TaskId) -> TaskState | None:
     raw = state.get(state_keys.task(task_id))
     return None if raw is None else TaskState.decode(raw)
 
 
-def save_task(state: State, task_id: bytes, task: TaskState) -> None:
+def save_task(state: State, task_id: TaskId, task: TaskState) -> None:
     state.set(state_keys.task(task_id), task.encode())
 
 
-def load_verdict(state: State, task_id: bytes, client: bytes) -> Verdict:
+def load_verdict(state: State, task_id: TaskId, client: ClientKey) -> Verdict:
     raw = state.get(state_keys.verdict(task_id, client))
-    if raw is None:
-        return CLEAN
-    strikes, slashable, reason, ep = encoding.decode(raw)
-    return Verdict(strikes, bool(slashable), reason, ep)
+    return CLEAN if raw is None else Verdict.decode(raw)
 
 
-def submit_refusal(state: State, task_id: bytes, client: bytes) -> str | None:
+def submit_refusal(state: State, task_id: TaskId, client: ClientKey) -> str | None:
     """Why ``submit_update`` refuses a joined ``client`` (its stake or its verdict in the
     task), or ``None``. The epoch close waits only for clients this lets in."""
     why = not_staked(state, client)
@@ -72,7 +69,7 @@ def submit_refusal(state: State, task_id: bytes, client: bytes) -> str | None:
     return None
 
 
-def awaited(state: State, task_id: bytes, task: TaskState) -> Iterator[bytes]:
+def awaited(state: State, task_id: TaskId, task: TaskState) -> Iterator[bytes]:
     """The joined clients the open epoch still waits for, in join order: not yet submitted,
     and ``submit_update`` would let them in. Lazy, so the close stops at the first one."""
     if task.status != OPEN:
@@ -83,7 +80,7 @@ def awaited(state: State, task_id: bytes, task: TaskState) -> Iterator[bytes]:
             yield c
 
 
-def epoch_due(state: State, task_id: bytes, task: TaskState, height: int) -> bool:
+def epoch_due(state: State, task_id: TaskId, task: TaskState, height: int) -> bool:
     if task.status != OPEN or len(task.submitted) < task.params.min_clients:
         return False
     if height >= task.epoch_start + task.params.window_blocks:
@@ -93,7 +90,7 @@ def epoch_due(state: State, task_id: bytes, task: TaskState, height: int) -> boo
 
 def close_due_epochs(
     state: State, ctx: BlockContext, backend: str = "numpy", budget_bytes: int | None = None
-) -> list[bytes]:
+) -> list[TaskId]:
     """Close every epoch that is due in this block; return the ids of the tasks closed.
 
     ``backend`` and ``budget_bytes`` (default :data:`DEFAULT_BUDGET_BYTES`) are not consensus:
@@ -117,7 +114,7 @@ def close_due_epochs(
 
 def close_epoch(
     state: State,
-    task_id: bytes,
+    task_id: TaskId,
     task: TaskState,
     ctx: BlockContext,
     backend: str,
@@ -143,28 +140,21 @@ def close_epoch(
     clients, plan = judge(stats, p.rules)
     for i, client in enumerate(task.submitted):
         c = clients[i]
-        state.set(
-            state_keys.client_record(task_id, task.epoch, client),
-            encoding.encode(
-                [
-                    task.pending[i],
-                    c.score,
-                    c.rank,
-                    c.sq_norm,
-                    c.loo_dot,
-                    c.loo_rest_sq,
-                    c.global_dot,
-                    c.flags,
-                    c.selected,
-                ]
-            ),
+        record = ClientRecord(
+            task.pending[i],
+            c.score,
+            c.rank,
+            c.sq_norm,
+            c.loo_dot,
+            c.loo_rest_sq,
+            c.global_dot,
+            c.flags,
+            c.selected,
         )
+        state.set(state_keys.client_record(task_id, task.epoch, client), record.encode())
         prev = load_verdict(state, task_id, client)
         v = next_verdict(prev, c.flags, task.epoch, p.rules)
-        state.set(
-            state_keys.verdict(task_id, client),
-            encoding.encode([v.strikes, v.slashable, v.reason, v.epoch]),
-        )
+        state.set(state_keys.verdict(task_id, client), v.encode())
         if v.slashable and not prev.slashable:
             write_slash_evidence(state, client, task_id, v.epoch, v.reason)
         record_reward_share(state, task_id, client, c.flags)
@@ -185,20 +175,10 @@ def close_epoch(
         step_out.write(np.clip(agg, -qlim, qlim).astype(dt))
     next_hash = next_out.finish()
     step_hash = step_out.finish()
-    state.set(
-        state_keys.epoch(task_id, task.epoch),
-        encoding.encode(
-            [
-                len(task.submitted),
-                task.base,
-                step_hash,
-                next_hash,
-                ctx.height,
-                list(task.submitted),
-                -1,
-            ]
-        ),
+    summary = EpochSummary(
+        len(task.submitted), task.base, step_hash, next_hash, ctx.height, tuple(task.submitted)
     )
+    state.set(state_keys.epoch(task_id, task.epoch), summary.encode())
     task.base = next_hash
     task.prev_global = step_hash
     task.epoch += 1

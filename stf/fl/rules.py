@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from enum import IntFlag
+from enum import IntFlag, StrEnum
 from fractions import Fraction
 from typing import Any
 
@@ -34,6 +34,19 @@ import numpy as np
 import numpy.typing as npt
 
 from .. import robust
+
+# the verdict record lives in stf.fl.records; CLEAN is re-exported for the rules' users
+from .records import CLEAN as CLEAN
+from .records import NO_EPOCH, Verdict
+
+
+class Aggregator(StrEnum):
+    """How an epoch's unflagged updates become the next step; the value is in the task rules."""
+
+    MEAN = "mean"
+    MULTI_KRUM_MEAN = "multi_krum_mean"
+    MEDIAN = "median"
+    TRIMMED_MEAN = "trimmed_mean"
 
 
 class Flag(IntFlag):
@@ -66,7 +79,7 @@ class EpochRules:
     f: int = 1  # Byzantine clients Krum assumes
     # mean of the unflagged updates (flagged ones are already out); multi_krum_mean would drop
     # the same atypical honest clients every epoch until they look like outliers
-    aggregator: str = "mean"  # or multi_krum_mean, median, trimmed_mean
+    aggregator: str = Aggregator.MEAN  # an Aggregator value (a str on the wire)
     trim_num: int = 1  # trimmed mean: cut num/den of the clients at each end
     trim_den: int = 10
     krum_ratio: tuple[int, int] = (3, 1)  # outlier: score > ratio x median score
@@ -81,7 +94,7 @@ class EpochRules:
             raise ValueError("f must be >= 0")
         if max_clients <= 2 * self.f + 2:
             raise ValueError(f"Krum needs more than 2f + 2 = {2 * self.f + 2} clients")
-        if self.aggregator not in ("multi_krum_mean", "mean", "median", "trimmed_mean"):
+        if self.aggregator not in set(Aggregator):
             raise ValueError(f"unknown aggregator {self.aggregator!r}")
         if not 0 <= 2 * self.trim_num < self.trim_den:
             raise ValueError("trim fraction must be in [0, 1/2)")
@@ -101,7 +114,7 @@ class EpochRules:
     def to_list(self) -> list[Any]:
         return [
             self.f,
-            self.aggregator,
+            str(self.aggregator),
             self.trim_num,
             self.trim_den,
             list(self.krum_ratio),
@@ -408,11 +421,11 @@ def _plan_aggregate(
     if not clean:
         return AggregatePlan("zero")
     k = len(clean)
-    if rules.aggregator == "mean" or k < 3:
+    if rules.aggregator == Aggregator.MEAN or k < 3:
         return AggregatePlan("mean", tuple(clean))
-    if rules.aggregator == "median":
+    if rules.aggregator == Aggregator.MEDIAN:
         return AggregatePlan("median", tuple(clean))
-    if rules.aggregator == "trimmed_mean":
+    if rules.aggregator == Aggregator.TRIMMED_MEAN:
         return AggregatePlan("trimmed_mean", tuple(clean), Fraction(rules.trim_num, rules.trim_den))
     # multi_krum_mean: Multi-Krum among the clean updates (their Gram matrix is a block of g),
     # then the mean of its selection
@@ -490,14 +503,6 @@ def evaluate_epoch(
     return EpochResult(results, aggregate, [i for i, c in enumerate(results) if c.selected])
 
 
-@dataclass(frozen=True)
-class Verdict:
-    strikes: int  # epochs with a statistical flag so far
-    slashable: bool
-    reason: int  # the flags that made it slashable (0 if not)
-    epoch: int  # the epoch of the verdict (-1 if not slashable)
-
-
 def next_verdict(prev: Verdict, flags: int, epoch: int, rules: EpochRules) -> Verdict:
     """Fold one epoch's flags into a client's standing; slashable is final."""
     if prev.slashable:
@@ -507,7 +512,4 @@ def next_verdict(prev: Verdict, flags: int, epoch: int, rules: EpochRules) -> Ve
     strikes = prev.strikes + (1 if flags & STATISTICAL else 0)
     if strikes >= rules.strikes_to_slash:
         return Verdict(strikes, True, flags & STATISTICAL, epoch)
-    return Verdict(strikes, False, 0, -1)
-
-
-CLEAN = Verdict(0, False, 0, -1)
+    return Verdict(strikes, False, 0, NO_EPOCH)

@@ -23,6 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .. import state_keys
+from ..ids import ClientKey, TaskId
 from ..state import State
 from .task import COMPLETE, FINISHED, TaskState
 
@@ -61,7 +62,7 @@ def decode_slash_evidence(raw: bytes) -> tuple[int, int]:
 
 
 def write_slash_evidence(
-    state: State, client: bytes, task_id: bytes, epoch: int, reason: int
+    state: State, client: ClientKey, task_id: TaskId, epoch: int, reason: int
 ) -> None:
     key = state_keys.slash_evidence(client, task_id)
     assert state.get(key) is None, "slash evidence is final: it is written once"
@@ -99,7 +100,7 @@ def decode_settlement(raw: bytes) -> Settlement:
     return s
 
 
-def total_clean_updates(state: State, task_id: bytes, task: TaskState) -> int:
+def total_clean_updates(state: State, task_id: TaskId, task: TaskState) -> int:
     """Sum of ``accepted`` over the task's joined clients (at most max_clients) never flagged."""
     total = 0
     for client in task.clients:
@@ -109,7 +110,7 @@ def total_clean_updates(state: State, task_id: bytes, task: TaskState) -> int:
     return total
 
 
-def write_settlement(state: State, task_id: bytes, task: TaskState) -> Settlement:
+def write_settlement(state: State, task_id: TaskId, task: TaskState) -> Settlement:
     """Write ``settle/<task>`` for a task whose status has just left open (once)."""
     if task.status not in SETTLEMENT_STATUS:
         raise ValueError(f"task status {task.status} is not a final status")
@@ -137,12 +138,12 @@ def decode_reward_share(raw: bytes) -> tuple[int, bool]:
     return int.from_bytes(raw[:4], "big"), raw[4] == 1
 
 
-def read_reward_share(state: State, task_id: bytes, client: bytes) -> tuple[int, bool]:
+def read_reward_share(state: State, task_id: TaskId, client: ClientKey) -> tuple[int, bool]:
     raw = state.get(state_keys.reward_share(task_id, client))
     return (0, False) if raw is None else decode_reward_share(raw)
 
 
-def record_reward_share(state: State, task_id: bytes, client: bytes, flags: int) -> None:
+def record_reward_share(state: State, task_id: TaskId, client: ClientKey, flags: int) -> None:
     """One more recorded update for ``client``; ``flagged`` sticks once any update had a flag."""
     accepted, flagged = read_reward_share(state, task_id, client)
     state.set(

@@ -18,6 +18,7 @@ import numpy.typing as npt
 
 from .. import encoding
 from ..encoding import EncodingError
+from ..ids import NO_BLOB, BlobId, ClientKey
 from .rules import EpochRules
 
 DTYPES: dict[str, np.dtype[Any]] = {"int8": np.dtype("<i1"), "int16": np.dtype("<i2")}
@@ -33,14 +34,14 @@ class TaskParams:
     layout: tuple[tuple[str, tuple[int, ...]], ...]
     dtype: str
     shift: int
-    init_model: bytes  # id of the int32 initial model: its blob, or a chunk manifest
-    script: bytes  # blob hash of the training script
+    init_model: BlobId  # id of the int32 initial model: its blob, or a chunk manifest
+    script: BlobId  # blob hash of the training script
     epochs: int
     target_accuracy_ppm: int
     min_clients: int
     max_clients: int
     window_blocks: int
-    evaluator: bytes  # who may report accuracy besides the requester (zero: nobody else)
+    evaluator: ClientKey  # who may report accuracy besides the requester (zero: nobody else)
     rules: EpochRules
 
     @property
@@ -95,14 +96,14 @@ class TaskParams:
             layout=tuple(layout),
             dtype=encoding.expect_str(v[2], "dtype", 8),
             shift=encoding.expect_int(v[3], "shift", 0, 24),
-            init_model=encoding.expect_bytes(v[4], "init_model", 32),
-            script=encoding.expect_bytes(v[5], "script", 32),
+            init_model=BlobId(encoding.expect_bytes(v[4], "init_model", 32)),
+            script=BlobId(encoding.expect_bytes(v[5], "script", 32)),
             epochs=encoding.expect_int(v[6], "epochs", 1, 10_000),
             target_accuracy_ppm=encoding.expect_int(v[7], "target_accuracy_ppm", 0, 1_000_000),
             min_clients=encoding.expect_int(v[8], "min_clients", 1, 100_000),
             max_clients=encoding.expect_int(v[9], "max_clients", 1, 100_000),
             window_blocks=encoding.expect_int(v[10], "window_blocks", 1, 10**6),
-            evaluator=encoding.expect_bytes(v[11], "evaluator", 32),
+            evaluator=ClientKey(encoding.expect_bytes(v[11], "evaluator", 32)),
             rules=rules,
         )
         p.validate()
@@ -133,16 +134,16 @@ class TaskState:
     """The mutable record of a task in state (``task/<id>``)."""
 
     params: TaskParams
-    requester: bytes
+    requester: ClientKey
     status: int = OPEN
     epoch: int = 0
     # ids below name one blob holding the array, or a chunk manifest (stf.fl.chunks)
-    base: bytes = b""  # id of the current int32 base model
-    prev_global: bytes = b""  # id of the last aggregate (quantized dtype), b"" at epoch 0
+    base: BlobId = NO_BLOB  # id of the current int32 base model
+    prev_global: BlobId = NO_BLOB  # id of the last aggregate (quantized dtype), b"" at epoch 0
     epoch_start: int = 0  # height where the current epoch's window opened
-    clients: list[bytes] = field(default_factory=list)  # joined, in join order
-    submitted: list[bytes] = field(default_factory=list)  # this epoch, in submission order
-    pending: list[bytes] = field(default_factory=list)  # update ids, same order
+    clients: list[ClientKey] = field(default_factory=list)  # joined, in join order
+    submitted: list[ClientKey] = field(default_factory=list)  # this epoch, in submission order
+    pending: list[BlobId] = field(default_factory=list)  # update ids, same order
 
     def encode(self) -> bytes:
         return encoding.encode(

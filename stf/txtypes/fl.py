@@ -13,8 +13,10 @@ from ..encoding import EncodingError
 from ..errors import Code, TxFailed, TxInvalid
 from ..fl.chunks import MAX_CHUNKS, check_stored_array, manifest_from_chunks
 from ..fl.epoch import load_task, open_tasks, save_task, set_open_tasks, submit_refusal
+from ..fl.records import EpochSummary
 from ..fl.settlement import write_settlement
 from ..fl.task import COMPLETE, MODEL_DTYPE, OPEN, TaskParams, TaskState
+from ..ids import ClientKey, TaskId
 from ..stakes import not_staked
 from ..state import State
 from ..tx import Transaction
@@ -24,13 +26,13 @@ MAX_OPEN_TASKS = 64
 MAX_EPOCH = 2**32 - 1  # epochs are 4 bytes in state keys
 
 
-def _require_staked(state: State, client: bytes) -> None:
+def _require_staked(state: State, client: ClientKey) -> None:
     why = not_staked(state, client)
     if why is not None:
         raise TxFailed(Code.NOT_STAKED, f"client {client.hex()[:16]}… {why}")
 
 
-def _open_task(state: State, task_id: bytes) -> TaskState:
+def _open_task(state: State, task_id: TaskId) -> TaskState:
     task = load_task(state, task_id)
     if task is None:
         raise TxFailed(Code.TASK_NOT_FOUND, f"task {task_id.hex()} does not exist")
@@ -67,10 +69,9 @@ class CreateTask(TxType):
         ids = open_tasks(state)
         if len(ids) >= MAX_OPEN_TASKS:
             raise TxFailed(Code.EXECUTION_FAILED, f"at most {MAX_OPEN_TASKS} tasks may be open")
-        task_id = tx.hash
-        save_task(
-            state, task_id, TaskState(p, tx.sender, base=p.init_model, epoch_start=ctx.height + 1)
-        )
+        task_id = TaskId(tx.hash)
+        task = TaskState(p, ClientKey(tx.sender), base=p.init_model, epoch_start=ctx.height + 1)
+        save_task(state, task_id, task)
         set_open_tasks(state, [*ids, task_id])
 
 
@@ -80,19 +81,20 @@ class JoinTask(TxType):
     NAME = "join_task"
 
     @classmethod
-    def parse(cls, value: Any, limits: Limits) -> bytes:
+    def parse(cls, value: Any, limits: Limits) -> TaskId:
         (task_id,) = encoding.expect_list(value, 1, "join_task payload")
-        return encoding.expect_bytes(task_id, "task id", 32)
+        return TaskId(encoding.expect_bytes(task_id, "task id", 32))
 
     @classmethod
     def apply(cls, state: State, tx: Transaction, args: Any, ctx: BlockContext) -> None:
         task = _open_task(state, args)
-        _require_staked(state, tx.sender)
-        if tx.sender in task.clients:
+        client = ClientKey(tx.sender)
+        _require_staked(state, client)
+        if client in task.clients:
             raise TxFailed(Code.ALREADY_JOINED, "client already joined this task")
         if len(task.clients) >= task.params.max_clients:
             raise TxFailed(Code.TASK_FULL, f"task has its {task.params.max_clients} clients")
-        task.clients.append(tx.sender)
+        task.clients.append(client)
         save_task(state, args, task)
 
 
@@ -122,14 +124,15 @@ class SubmitUpdate(TxType):
     def apply(cls, state: State, tx: Transaction, args: Any, ctx: BlockContext) -> None:
         task_id, epoch, update = args
         task = _open_task(state, task_id)
-        if tx.sender not in task.clients:
+        client = ClientKey(tx.sender)
+        if client not in task.clients:
             raise TxFailed(Code.NOT_JOINED, "client has not joined this task")
-        refusal = submit_refusal(state, task_id, tx.sender)
+        refusal = submit_refusal(state, task_id, client)
         if refusal is not None:
             raise TxFailed(Code.NOT_STAKED, refusal)
         if epoch != task.epoch:
             raise TxFailed(Code.WRONG_EPOCH, f"epoch {epoch} is not the current epoch {task.epoch}")
-        if tx.sender in task.submitted:
+        if client in task.submitted:
             raise TxFailed(Code.DUPLICATE_UPDATE, f"client already submitted for epoch {epoch}")
         itemsize = task.params.np_dtype.itemsize
         want = task.params.d * itemsize
@@ -146,7 +149,7 @@ class SubmitUpdate(TxType):
                     f"update is {len(update)} bytes, layout needs {want} ({task.params.dtype})",
                 )
             update_id = state.put_blob(update)
-        task.submitted.append(tx.sender)
+        task.submitted.append(client)
         task.pending.append(update_id)
         save_task(state, task_id, task)
 
@@ -176,11 +179,10 @@ class ReportEvaluation(TxType):
         raw = state.get(state_keys.epoch(task_id, epoch))
         if raw is None:
             raise TxFailed(Code.WRONG_EPOCH, f"epoch {epoch} has not closed")
-        summary = encoding.decode(raw)
-        if summary[-1] != -1:
+        summary = EpochSummary.decode(raw)
+        if summary.reported:
             raise TxFailed(Code.EXECUTION_FAILED, f"epoch {epoch} already has an evaluation")
-        summary[-1] = acc
-        state.set(state_keys.epoch(task_id, epoch), encoding.encode(summary))
+        state.set(state_keys.epoch(task_id, epoch), summary.with_accuracy(acc).encode())
         if task.status == OPEN and acc >= task.params.target_accuracy_ppm:
             task.status = COMPLETE
             save_task(state, task_id, task)

@@ -15,20 +15,15 @@ the rollup ``create_task`` may arrive in either order).
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from .. import encoding, state_keys
 from ..context import BlockContext, Limits
 from ..errors import Code, TxFailed, TxInvalid
-from ..stakes import (
-    SLASHED,
-    STAKED,
-    STATUS_NAMES,
-    UNBONDING,
-    WITHDRAWN,
-    read_stake,
-    stake_record,
-)
+from ..fl.records import Funding
+from ..ids import ClientKey, L1Address, TaskId
+from ..stakes import StakeRecord, StakeStatus, read_stake, write_stake
 from ..state import State
 from ..tx import Transaction
 from .base import TxType, register
@@ -77,46 +72,52 @@ class L1Deposit(TxType):
     def apply(cls, state: State, tx: Transaction, args: Any, ctx: BlockContext) -> None:
         _, _, kind, ev = args
         if kind == "fund":
-            fund_task(state, ev[0], ev[1], ev[2])
+            fund_task(state, TaskId(ev[0]), L1Address(ev[1]), ev[2])
             return
-        client_key: bytes = ev[0]
+        client_key = ClientKey(ev[0])
         current = read_stake(state, client_key)
         if kind == "stake":
-            if current is not None and current[2] in (STAKED, UNBONDING, SLASHED):
+            if current is not None and current.status != StakeStatus.WITHDRAWN:
                 raise TxFailed(Code.EXECUTION_FAILED, "client key is already bound to a stake")
-            state.set(state_keys.stake(client_key), stake_record(ev[1], ev[2], STAKED))
+            record = StakeRecord(L1Address(ev[1]), ev[2], StakeStatus.STAKED)
+            write_stake(state, client_key, record)
             return
         if current is None:
             raise TxFailed(Code.NOT_STAKED, f"{kind} for a client key that never staked")
-        addr, amount, status = current
-        if kind == "unbond" and status == STAKED:
-            status = UNBONDING
-        elif kind == "withdraw" and status == UNBONDING:
-            status = WITHDRAWN
-        elif kind == "slash" and status in (STAKED, UNBONDING):
-            status = SLASHED
-        else:
+        status = next_status(kind, current.status)
+        if status is None:
             raise TxFailed(
-                Code.EXECUTION_FAILED, f"{kind} is not allowed for a {STATUS_NAMES[status]} stake"
+                Code.EXECUTION_FAILED, f"{kind} is not allowed for a {current.status.label} stake"
             )
-        state.set(state_keys.stake(client_key), stake_record(addr, amount, status))
+        write_stake(state, client_key, replace(current, status=status))
 
 
-def fund_task(state: State, task_id: bytes, requester: bytes, deposit: int) -> None:
+# which L1 event moves a stake from which status to which
+TRANSITIONS: dict[tuple[str, StakeStatus], StakeStatus] = {
+    ("unbond", StakeStatus.STAKED): StakeStatus.UNBONDING,
+    ("withdraw", StakeStatus.UNBONDING): StakeStatus.WITHDRAWN,
+    ("slash", StakeStatus.STAKED): StakeStatus.SLASHED,
+    ("slash", StakeStatus.UNBONDING): StakeStatus.SLASHED,
+}
+
+
+def next_status(kind: str, status: StakeStatus) -> StakeStatus | None:
+    """The status after an ``unbond``/``withdraw``/``slash`` event, or ``None``: not allowed."""
+    return TRANSITIONS.get((kind, status))
+
+
+def fund_task(state: State, task_id: TaskId, requester: L1Address, deposit: int) -> None:
     """Record an L1 TaskFunded event; the rollup task need not exist (yet)."""
     key = state_keys.funding(task_id)
     if state.get(key) is not None:
         raise TxFailed(Code.EXECUTION_FAILED, "task already funded")
-    state.set(key, encoding.encode([requester, deposit]))
+    state.set(key, Funding(requester, deposit).encode())
 
 
-def read_funding(state: State, task_id: bytes) -> tuple[bytes, int] | None:
-    """``(requester_l1_address, deposit)``, or ``None`` if the task was never funded."""
+def read_funding(state: State, task_id: TaskId) -> Funding | None:
+    """The task's L1 funding, or ``None`` if the task was never funded."""
     raw = state.get(state_keys.funding(task_id))
-    if raw is None:
-        return None
-    requester, deposit = encoding.decode(raw)
-    return requester, deposit
+    return None if raw is None else Funding.decode(raw)
 
 
 def payload(l1_block: int, log_index: int, kind: str, args: list[Any]) -> bytes:

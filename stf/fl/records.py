@@ -1,0 +1,132 @@
+"""The federated-learning records of the state tree: one frozen dataclass per format.
+
+Each record is a canonical-msgpack positional list (:mod:`stf.encoding`); its field order is
+the format, so it is written down exactly once, here, and every reader (the STF, the RPC, the
+SDK's light client, the benchmarks, the tests) goes through ``decode``. A new field is one edit
+here and a consensus change (docs/protocol.md), never a silent shift of indices elsewhere.
+The key of each record is in :mod:`stf.state_keys`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from .. import encoding
+from ..ids import BlobId, ClientKey, L1Address
+
+NO_ACCURACY = -1  # an epoch summary's accuracy before anyone reported it
+NO_EPOCH = -1  # a verdict's epoch while it is not slashable
+
+
+@dataclass(frozen=True)
+class ClientRecord:
+    """``rec/<task><epoch><client>``: what the epoch close computed for one client's update.
+
+    The slashing evidence: a client proves its own record against a committed root.
+    """
+
+    update: BlobId
+    score: int  # Krum score: sum of squared distances to the n - f - 2 nearest
+    rank: int  # 0 = best Krum score
+    sq_norm: int
+    loo_dot: int  # <u_i, sum of the Multi-Krum selection without i>
+    loo_rest_sq: int  # |that sum|^2
+    global_dot: int  # <u_i, previous global step>, 0 without one
+    flags: int  # stf.fl.rules.Flag bits
+    selected: bool  # used by the aggregate
+
+    def encode(self) -> bytes:
+        return encoding.encode(
+            [
+                self.update,
+                self.score,
+                self.rank,
+                self.sq_norm,
+                self.loo_dot,
+                self.loo_rest_sq,
+                self.global_dot,
+                self.flags,
+                self.selected,
+            ]
+        )
+
+    @classmethod
+    def decode(cls, raw: bytes) -> ClientRecord:
+        v = encoding.expect_list(encoding.decode(raw), 9, "client record")
+        return cls(BlobId(v[0]), v[1], v[2], v[3], v[4], v[5], v[6], v[7], bool(v[8]))
+
+
+@dataclass(frozen=True)
+class EpochSummary:
+    """``epoch/<task><epoch>``: a closed epoch, written by the close, completed by a report."""
+
+    n_clients: int
+    base: BlobId  # the base model the epoch trained from
+    step: BlobId  # the aggregate step (quantized dtype)
+    next_base: BlobId  # the base model of the next epoch
+    closed_at: int  # height of the block that closed it
+    clients: tuple[ClientKey, ...]  # in submission order
+    accuracy_ppm: int = NO_ACCURACY  # reported by the requester or its evaluator
+
+    @property
+    def reported(self) -> bool:
+        return self.accuracy_ppm != NO_ACCURACY
+
+    def with_accuracy(self, accuracy_ppm: int) -> EpochSummary:
+        return replace(self, accuracy_ppm=accuracy_ppm)
+
+    def encode(self) -> bytes:
+        return encoding.encode(
+            [
+                self.n_clients,
+                self.base,
+                self.step,
+                self.next_base,
+                self.closed_at,
+                list(self.clients),
+                self.accuracy_ppm,
+            ]
+        )
+
+    @classmethod
+    def decode(cls, raw: bytes) -> EpochSummary:
+        v = encoding.expect_list(encoding.decode(raw), 7, "epoch summary")
+        clients = tuple(ClientKey(c) for c in v[5])
+        return cls(v[0], BlobId(v[1]), BlobId(v[2]), BlobId(v[3]), v[4], clients, v[6])
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """``verdict/<task><client>``: a client's standing in a task; slashable is final."""
+
+    strikes: int  # epochs with a statistical flag so far
+    slashable: bool
+    reason: int  # the flags that made it slashable (0 if not)
+    epoch: int  # the epoch of the verdict (NO_EPOCH if not slashable)
+
+    def encode(self) -> bytes:
+        return encoding.encode([self.strikes, self.slashable, self.reason, self.epoch])
+
+    @classmethod
+    def decode(cls, raw: bytes) -> Verdict:
+        strikes, slashable, reason, ep = encoding.expect_list(encoding.decode(raw), 4, "verdict")
+        return cls(strikes, bool(slashable), reason, ep)
+
+
+CLEAN = Verdict(0, False, 0, NO_EPOCH)  # the verdict of a client with no record
+
+
+@dataclass(frozen=True)
+class Funding:
+    """``funding/<task>``: the L1 RewardManager's ``TaskFunded`` event, recorded once."""
+
+    requester: L1Address
+    deposit: int  # wei
+
+    def encode(self) -> bytes:
+        return encoding.encode([self.requester, self.deposit])
+
+    @classmethod
+    def decode(cls, raw: bytes) -> Funding:
+        requester, deposit = encoding.expect_list(encoding.decode(raw), 2, "funding")
+        return cls(L1Address(requester), deposit)
