@@ -302,113 +302,166 @@ class AggregatePlan:
     trim: Fraction = Fraction(0)  # trimmed_mean: the fraction cut at each end
 
 
-def judge(stats: EpochStats, rules: EpochRules) -> tuple[list[ClientResult], AggregatePlan]:
-    """Scores, flags and the aggregate's plan, from the inner products alone."""
-    g = stats.gram
+@dataclass(frozen=True)
+class _EpochView:
+    """What every per-client test of an epoch reads: exact integers from the inner products."""
+
+    gram: list[list[int]]
+    norms: list[int]  # |u_i|^2
+    scores: list[int]  # Krum scores
+    selection: frozenset[int]  # the Multi-Krum selection (the n - f best scores)
+    ref_dot: list[int]  # <u_i, sum of the selection without i>
+    ref_sq: list[int]  # |that sum|^2
+    median_norm: int
+    median_score: int
+
+    @property
+    def n(self) -> int:
+        return len(self.norms)
+
+
+def _median_low(values: list[int]) -> int:
+    return sorted(values)[(len(values) - 1) // 2]
+
+
+def _krum(g: npt.NDArray[np.int64], f: int) -> list[int]:
+    if g.shape[0] < 3:
+        return [0] * g.shape[0]
+    scores = robust.krum_scores_from_distances(robust.pairwise_sq_distances(g), f)
+    return [int(s) for s in np.asarray(scores).tolist()]
+
+
+def _epoch_view(g: npt.NDArray[np.int64], f: int) -> tuple[_EpochView, list[int]]:
+    """The shared view, and each client's rank (0 = best Krum score)."""
     n = g.shape[0]
     norms = [int(v) for v in np.diagonal(g).tolist()]
-    f = min(rules.f, max(0, (n - 3) // 2))  # Krum needs n > 2f + 2; fewer clients, smaller f
-    if n >= 3:
-        scores = [
-            int(s)
-            for s in np.asarray(
-                robust.krum_scores_from_distances(robust.pairwise_sq_distances(g), f)
-            ).tolist()
-        ]
-    else:
-        scores = [0] * n
+    scores = _krum(g, f)
     order = sorted(range(n), key=lambda i: (scores[i], i))
     rank = [0] * n
     for r, i in enumerate(order):
         rank[i] = r
-    m = max(1, n - f)
-    selection = order[:m]
-    in_selection = set(selection)
+    selection = order[: max(1, n - f)]
+    chosen = frozenset(selection)
     # correlation reference: the Multi-Krum selection without the client itself. Against all
     # the others, a large group of sign flippers would drag the reference away from the honest
     # clients and get them flagged (measured by bench/detection.py).
-    gl = g.tolist()
-    sel_rows = [sum(int(gl[i][j]) for j in selection) for i in range(n)]
+    gl = [[int(x) for x in row] for row in g.tolist()]
+    sel_rows = [sum(gl[i][j] for j in selection) for i in range(n)]
     sel_total = sum(sel_rows[j] for j in selection)
-    ref_dot = [sel_rows[i] - (norms[i] if i in in_selection else 0) for i in range(n)]
-    ref_sq = [
-        sel_total - ((2 * sel_rows[i] - norms[i]) if i in in_selection else 0) for i in range(n)
-    ]
-    has_global = stats.global_dots is not None
+    ref_dot = [sel_rows[i] - (norms[i] if i in chosen else 0) for i in range(n)]
+    ref_sq = [sel_total - ((2 * sel_rows[i] - norms[i]) if i in chosen else 0) for i in range(n)]
+    view = _EpochView(
+        gl, norms, scores, chosen, ref_dot, ref_sq, _median_low(norms), _median_low(scores)
+    )
+    return view, rank
+
+
+def _size_flags(v: _EpochView, i: int, rules: EpochRules) -> Flag:
+    ni = v.norms[i]
+    if ni == 0:
+        return Flag.ZERO
+    if ni * rules.near_zero[1] <= rules.near_zero[0] * v.median_norm:
+        return Flag.NEAR_ZERO
+    return Flag.NONE
+
+
+def _copy_flags(v: _EpochView, i: int, rules: EpochRules) -> Flag:
+    """COPY / NEAR_COPY of an earlier submission (only an earlier one can be the original)."""
+    ni, flags = v.norms[i], Flag.NONE
+    if ni == 0:
+        return flags
+    for j in range(i):
+        gij, nj = v.gram[i][j], v.norms[j]
+        if gij == ni == nj:  # |u_i - u_j|^2 = 0
+            return flags | Flag.COPY
+        if (
+            gij > 0
+            and bool(robust.cosine_ge(gij, ni, nj, *rules.near_copy_cos))
+            and _frac_ge(min(ni, nj), max(ni, nj), (81, 100))
+        ):
+            flags |= Flag.NEAR_COPY
+    return flags
+
+
+def _replay_flags(v: _EpochView, i: int, stats: EpochStats, rules: EpochRules) -> Flag:
+    ni, gnorm, flags = v.norms[i], stats.global_sq, Flag.NONE
+    own_dot, own_sq = stats.own_dots[i], stats.own_sq[i]
+    # an exact replay only counts when the model moved: after a zero global step, a client
+    # with a handful of samples honestly computes the very same full-batch update again.
+    # u = own  <=>  |u - own|^2 = |u|^2 + |own|^2 - 2 <u, own> = 0 (exact integers)
+    has_own = own_dot is not None and own_sq is not None
+    if has_own and ni > 0 and gnorm > 0 and ni + int(own_sq or 0) - 2 * int(own_dot or 0) == 0:
+        flags |= Flag.REPLAY_OWN
+    if stats.global_dots is not None and ni > 0:
+        gdot = stats.global_dots[i]
+        if gdot == ni == gnorm:
+            flags |= Flag.REPLAY_GLOBAL
+        elif bool(robust.cosine_ge(gdot, ni, gnorm, *rules.global_echo_cos)):
+            flags |= Flag.GLOBAL_ECHO
+    return flags
+
+
+def _correlation_flags(v: _EpochView, i: int, stats: EpochStats, rules: EpochRules) -> Flag:
+    """UNCORRELATED with the selection, unless correlated with the client's own past.
+
+    Honest clients' consecutive updates stay correlated (cosine >= 0.43 on non-IID digits, 31k
+    client-epochs), noise does not (~3/sqrt(d)): a low cosine to the others alone is not enough
+    to flag a converging honest client.
+    """
+    ni = v.norms[i]
+    if v.n < 3 or ni == 0:
+        return Flag.NONE
+    own_dot, own_sq = stats.own_dots[i], stats.own_sq[i]
+    if (
+        own_dot is not None
+        and own_sq is not None
+        and bool(robust.cosine_ge(int(own_dot), ni, int(own_sq), *rules.uncorrelated_cos))
+    ):
+        return Flag.NONE
+    if bool(robust.cosine_ge(v.ref_dot[i], ni, v.ref_sq[i], *rules.uncorrelated_cos)):
+        return Flag.NONE
+    return Flag.UNCORRELATED
+
+
+def _outlier_flag(v: _EpochView, i: int, rules: EpochRules) -> Flag:
+    """KRUM_OUTLIER: outside the selection, with a score above krum_ratio x the median."""
+    if v.n < 3 or i in v.selection or v.median_score <= 0:
+        return Flag.NONE
+    num, den = rules.krum_ratio
+    within = _frac_ge(num * v.median_score, v.scores[i] * den, (1, 1))
+    return Flag.NONE if within else Flag.KRUM_OUTLIER
+
+
+def _flags(v: _EpochView, i: int, stats: EpochStats, rules: EpochRules) -> int:
+    return int(
+        _size_flags(v, i, rules)
+        | _copy_flags(v, i, rules)
+        | _replay_flags(v, i, stats, rules)
+        | _correlation_flags(v, i, stats, rules)
+        | _outlier_flag(v, i, rules)
+    )
+
+
+def judge(stats: EpochStats, rules: EpochRules) -> tuple[list[ClientResult], AggregatePlan]:
+    """Scores, flags and the aggregate's plan, from the inner products alone."""
+    g = stats.gram
+    n = g.shape[0]
+    f = min(rules.f, max(0, (n - 3) // 2))  # Krum needs n > 2f + 2; fewer clients, smaller f
+    v, rank = _epoch_view(g, f)
     gdots = stats.global_dots if stats.global_dots is not None else [0] * n
-    gnorm = stats.global_sq
-    sorted_norms = sorted(norms)
-    median_norm = sorted_norms[(n - 1) // 2]
-    sorted_scores = sorted(scores)
-    median_score = sorted_scores[(n - 1) // 2]
-    results = []
-    for i in range(n):
-        flags = Flag.NONE
-        ni = norms[i]
-        if ni == 0:
-            flags |= Flag.ZERO
-        elif ni * rules.near_zero[1] <= rules.near_zero[0] * median_norm:
-            flags |= Flag.NEAR_ZERO
-        for j in range(i):  # only an earlier submission can be the original
-            if ni == 0:
-                break
-            gij = int(gl[i][j])
-            if gij == ni == norms[j]:  # |u_i - u_j|^2 = 0
-                flags |= Flag.COPY
-                break
-            if (
-                gij > 0
-                and bool(robust.cosine_ge(gij, ni, norms[j], *rules.near_copy_cos))
-                and _frac_ge(min(ni, norms[j]), max(ni, norms[j]), (81, 100))
-            ):
-                flags |= Flag.NEAR_COPY
-        own_dot, own_sq = stats.own_dots[i], stats.own_sq[i]
-        has_own = own_dot is not None and own_sq is not None
-        # an exact replay only counts when the model moved: after a zero global step, a client
-        # with a handful of samples honestly computes the very same full-batch update again.
-        # u = own  <=>  |u - own|^2 = |u|^2 + |own|^2 - 2 <u, own> = 0 (exact integers)
-        if has_own and ni > 0 and gnorm > 0 and ni + int(own_sq or 0) - 2 * int(own_dot or 0) == 0:
-            flags |= Flag.REPLAY_OWN
-        if has_global and ni > 0:
-            if gdots[i] == ni == gnorm:
-                flags |= Flag.REPLAY_GLOBAL
-            elif bool(robust.cosine_ge(gdots[i], ni, gnorm, *rules.global_echo_cos)):
-                flags |= Flag.GLOBAL_ECHO
-        # correlated with its own previous update (cosine >= floor)? Honest clients' consecutive
-        # updates stay correlated (cosine >= 0.43 on non-IID digits, 31k client-epochs), noise
-        # does not (~3/sqrt(d)): a low cosine to the others alone is not enough to flag a
-        # converging honest client.
-        self_correlated = has_own and bool(
-            robust.cosine_ge(int(own_dot or 0), ni, int(own_sq or 0), *rules.uncorrelated_cos)
+    results = [
+        ClientResult(
+            v.scores[i],
+            rank[i],
+            v.norms[i],
+            v.ref_dot[i],
+            v.ref_sq[i],
+            gdots[i],
+            _flags(v, i, stats, rules),
+            False,
         )
-        if (
-            n >= 3
-            and ni > 0
-            and not bool(robust.cosine_ge(ref_dot[i], ni, ref_sq[i], *rules.uncorrelated_cos))
-            and not self_correlated
-        ):
-            flags |= Flag.UNCORRELATED
-        if (
-            n >= 3
-            and i not in in_selection
-            and median_score > 0
-            and not _frac_ge(
-                rules.krum_ratio[0] * median_score, scores[i] * rules.krum_ratio[1], (1, 1)
-            )
-        ):
-            flags |= Flag.KRUM_OUTLIER
-        results.append(
-            ClientResult(
-                scores[i],
-                rank[i],
-                ni,
-                ref_dot[i],
-                ref_sq[i],
-                gdots[i],
-                int(flags),
-                False,
-            )
-        )
+        for i in range(n)
+    ]
     clean = [i for i in range(n) if results[i].flags == 0]
     for i in clean:
         results[i].selected = True
