@@ -10,7 +10,7 @@
 # (MPS_RPC_PORT to change it), the demo's figure and figures in <datadir>/demo/. Other
 # arguments go to `mps-node dev`. Re-running on an existing data directory resumes the chain;
 # each demo run creates a new task (dev clients slashed by an earlier run are replaced by
-# fresh staked keys, see client_sdk/demo/members.py).
+# fresh staked keys, see examples/demo/members.py).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DATADIR="${MPS_DATADIR:-./devnet}"
@@ -30,7 +30,7 @@ if [ "$mode" = node ]; then
   exec .venv/bin/mps-node dev --datadir "$DATADIR" --rpc-port "$PORT" ${args[@]+"${args[@]}"}
 fi
 if [ "$mode" = demo-only ]; then
-  exec .venv/bin/python -m client_sdk.demo --devnet "$DATADIR" ${args[@]+"${args[@]}"}
+  exec .venv/bin/python -m examples.demo --devnet "$DATADIR" ${args[@]+"${args[@]}"}
 fi
 
 mkdir -p "$DATADIR"
@@ -72,7 +72,7 @@ if [ -z "$url" ]; then
 fi
 echo "dev network up: RPC $url, L1 $(cat "$DATADIR/l1/endpoint" 2>/dev/null || echo '?')"
 
-if ! .venv/bin/python -m client_sdk.demo --devnet "$DATADIR" --rpc "$url"; then
+if ! .venv/bin/python -m examples.demo --devnet "$DATADIR" --rpc "$url"; then
   echo "the demo failed (above); the dev network keeps running" >&2
 fi
 echo

@@ -4,5 +4,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 .venv/bin/ruff check .
-.venv/bin/mypy stf node rpc client_sdk contracts mps_common
+.venv/bin/mypy stf node rpc client_sdk contracts mps_common examples
 .venv/bin/python -m pytest -q "$@"

@@ -1,5 +1,5 @@
 """The demo federation end to end: a real ``mps-node dev`` (anvil, contracts, staked dev
-clients) and ``python -m client_sdk.demo --quick`` against it, both as subprocesses."""
+clients) and ``python -m examples.demo --quick`` against it, both as subprocesses."""
 
 from __future__ import annotations
 
@@ -56,7 +56,7 @@ def test_demo_catches_the_cheaters_and_pays_the_honest(tmp_path: Path) -> None:
     try:
         url = _wait_for_rpc(node, log)
         demo = subprocess.run(
-            [sys.executable, "-m", "client_sdk.demo", "--devnet", str(devnet), "--rpc", url,
+            [sys.executable, "-m", "examples.demo", "--devnet", str(devnet), "--rpc", url,
              "--quick", "--out", str(tmp_path / "out")],
             cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=240,
         )  # fmt: skip

@@ -1,6 +1,6 @@
 """The demo federation: twelve staked clients, six of them cheating, on a running dev network.
 
-    python -m client_sdk.demo --devnet ./devnet [--rpc URL] [--epochs N] [--out DIR] [--quick]
+    python -m examples.demo --devnet ./devnet [--rpc URL] [--epochs N] [--out DIR] [--quick]
 
 It needs ``mps-node dev --datadir ./devnet`` running (``bash scripts/dev.sh`` starts one and
 runs this) and talks to it only through the node's JSON-RPC and the dev L1, with the SDK:

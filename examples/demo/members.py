@@ -11,9 +11,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..client import MPSClient
-from ..keys import Keypair
-from ..l1 import L1, L1Config
+from client_sdk.client import MPSClient
+from client_sdk.keys import Keypair
+from client_sdk.l1 import L1, L1Config
+
 from .attacks import N_CLIENTS
 from .report import log
 

@@ -1,6 +1,6 @@
-"""``python -m client_sdk.demo``: the flags, and the run from the first check to demo.json.
+"""``python -m examples.demo``: the flags, and the run from the first check to demo.json.
 
-The package's docstring (``client_sdk.demo``) describes the demo as a whole; this module only
+The package's docstring (``examples.demo``) describes the demo as a whole; this module only
 puts its parts in order.
 """
 
@@ -12,8 +12,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ..client import MPSClient
-from ..errors import RPCError
+from client_sdk.client import MPSClient
+from client_sdk.errors import RPCError
+
 from .attacks import ROLES
 from .data import load_data
 from .federation import Federation, Options
@@ -86,7 +87,7 @@ def run(opts: Options) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     """Parse the flags (``--quick``: 6 epochs instead of 10) and run the demo."""
-    ap = argparse.ArgumentParser(prog="python -m client_sdk.demo", description=DESCRIPTION)
+    ap = argparse.ArgumentParser(prog="python -m examples.demo", description=DESCRIPTION)
     ap.add_argument("--devnet", type=Path, default=Path("./devnet"), help="mps-node dev's datadir")
     ap.add_argument("--rpc", default=None, help="node RPC URL (default: from <devnet>/node.log)")
     ap.add_argument("--epochs", type=int, default=None, help="FL epochs (10; --quick: 6)")

@@ -10,9 +10,9 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from client_sdk.errors import RPCError, SDKError
 from stf.fl.rules import flag_names
 
-from ..errors import RPCError, SDKError
 from .attacks import EXPECTED
 from .federation import ETH, Federation
 from .members import Member

@@ -15,14 +15,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from client_sdk import fl
+from client_sdk.client import MPSClient, as_bytes
+from client_sdk.keys import Keypair
+from client_sdk.l1 import L1Config
 from stf.fl.rules import EpochRules
 from stf.fl.task import TaskParams
 from stf.ids import BlobId, ClientKey
 
-from .. import fl
-from ..client import MPSClient, as_bytes
-from ..keys import Keypair
-from ..l1 import L1Config
 from .attacks import SECOND_WAVE, craft, pick_copy
 from .baselines import Baselines
 from .chain import chain_peers, submit_all, wait_epoch
@@ -108,7 +108,7 @@ class Federation:
             f" {req.l1.address} (the dev admin); funded with {DEPOSIT_WEI / ETH:g} ETH\n"
             f"  model: MLP 64-{HIDDEN}-10, d = {self.p.d}, int8 updates at shift {shift}"
             f" (p99.9 |delta| {p999:.3f}); script blob {fl.script_cid(script)}"
-            " (client_sdk/demo/data.py)\n"
+            " (examples/demo/data.py)\n"
             f"  {self.opts.epochs} epochs, window {WINDOW_BLOCKS} blocks; rules f = {F},"
             f" min_clients {MIN_CLIENTS} (> 2f + 2, and within the honest clients),"
             f" krum_ratio 3, strikes_to_slash 2"

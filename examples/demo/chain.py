@@ -13,13 +13,13 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from client_sdk.client import MPSClient, as_bytes
+from client_sdk.errors import NotFound, RPCError, SDKError, WrongEpoch
+from client_sdk.keys import Keypair
+from client_sdk.tx import put_record
 from stf import encoding
 from stf.tx import Transaction
 
-from ..client import MPSClient, as_bytes
-from ..errors import NotFound, RPCError, SDKError, WrongEpoch
-from ..keys import Keypair
-from ..tx import put_record
 from .data import F64
 from .members import Member
 

@@ -1,4 +1,4 @@
-"""``python -m client_sdk.demo``: see :mod:`client_sdk.demo.cli`."""
+"""``python -m examples.demo``: see :mod:`examples.demo.cli`."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """The demo federation's figure: accuracy per epoch, and every client's Krum score per epoch.
 
 matplotlib is imported when :func:`plot` runs (the ``demo`` extra: ``pip install -e '.[demo]'``),
-so ``client_sdk.demo`` imports and runs without it and only skips the PNG.
+so ``examples.demo`` imports and runs without it and only skips the PNG.
 """
 
 from __future__ import annotations

@@ -15,9 +15,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from client_sdk.train import layout_of, train_update, unflatten_into
 from stf.fl.task import TaskParams
-
-from ..train import layout_of, train_update, unflatten_into
 
 F64 = npt.NDArray[np.float64]
 
