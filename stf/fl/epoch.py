@@ -15,16 +15,18 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import numpy as np
+import numpy.typing as npt
 
 from .. import encoding, state_keys
 from ..context import BlockContext
-from ..ids import ClientKey, TaskId
+from ..ids import BlobId, ClientKey, TaskId
 from ..stakes import not_staked
 from ..state import State
 from .chunks import ArrayWriter, StoredArray
 from .records import CLEAN, ClientRecord, EpochSummary, Verdict
 from .rules import (
     DEFAULT_BUDGET_BYTES,
+    ClientResult,
     RowReader,
     aggregate_blocks,
     epoch_stats,
@@ -128,64 +130,95 @@ def close_epoch(
     """
     budget = DEFAULT_BUDGET_BYTES if budget_bytes is None else budget_bytes
     p = task.params
-    dt = p.np_dtype
-    d = p.d
-    updates = [StoredArray(state, h, dt, d).read for h in task.pending]
-    prev_global = StoredArray(state, task.prev_global, dt, d).read if task.prev_global else None
-    prev_own: list[RowReader | None] = []
-    for client in task.submitted:
-        last = state.get(state_keys.last_update(task_id, client))
-        prev_own.append(None if last is None else StoredArray(state, last, dt, d).read)
-    stats = epoch_stats(updates, d, dt, prev_global, prev_own, backend=backend, budget_bytes=budget)
-    clients, plan = judge(stats, p.rules)
-    for i, client in enumerate(task.submitted):
-        c = clients[i]
-        record = ClientRecord(
-            task.pending[i],
-            c.score,
-            c.rank,
-            c.sq_norm,
-            c.loo_dot,
-            c.loo_rest_sq,
-            c.global_dot,
-            c.flags,
-            c.selected,
-        )
-        state.set(state_keys.client_record(task_id, task.epoch, client), record.encode())
-        prev = load_verdict(state, task_id, client)
-        v = next_verdict(prev, c.flags, task.epoch, p.rules)
-        state.set(state_keys.verdict(task_id, client), v.encode())
-        if v.slashable and not prev.slashable:
-            write_slash_evidence(state, client, task_id, v.epoch, v.reason)
-        record_reward_share(state, task_id, client, c.flags)
-        state.set(state_keys.last_update(task_id, client), task.pending[i])
-    # the next base = clip(base + aggregate, int32), the step = clip(aggregate, dtype range),
-    # both streamed block by block into blobs laid out by the consensus max_blob_size
-    base = StoredArray(state, task.base, MODEL_DTYPE, d)
-    limits = ctx.limits
-    next_out = ArrayWriter(
-        state, d * MODEL_DTYPE.itemsize, MODEL_DTYPE.itemsize, limits.max_blob_size
+    updates = [StoredArray(state, h, p.np_dtype, p.d).read for h in task.pending]
+    prev_global = _reader(state, task, task.prev_global or None)
+    prev_own = [_reader(state, task, _last_update(state, task_id, c)) for c in task.submitted]
+    stats = epoch_stats(
+        updates, p.d, p.np_dtype, prev_global, prev_own, backend=backend, budget_bytes=budget
     )
-    step_out = ArrayWriter(state, d * dt.itemsize, dt.itemsize, limits.max_blob_size)
+    results, plan = judge(stats, p.rules)
+    for i, client in enumerate(task.submitted):
+        _record_client(state, task_id, task, i, client, results[i])
+    blocks = aggregate_blocks(updates, plan, p.d, p.np_dtype, budget_bytes=budget)
+    next_base, step = _write_next_model(state, task, blocks, ctx.limits.max_blob_size)
+    summary = EpochSummary(
+        len(task.submitted), task.base, step, next_base, ctx.height, tuple(task.submitted)
+    )
+    state.set(state_keys.epoch(task_id, task.epoch), summary.encode())
+    _advance(state, task_id, task, next_base, step, ctx.height)
+
+
+def _last_update(state: State, task_id: TaskId, client: ClientKey) -> BlobId | None:
+    raw = state.get(state_keys.last_update(task_id, client))
+    return None if raw is None else BlobId(raw)
+
+
+def _reader(state: State, task: TaskState, array_id: BlobId | None) -> RowReader | None:
+    """Column reads of a stored update-shaped array (quantized dtype), or None without one."""
+    if array_id is None:
+        return None
+    return StoredArray(state, array_id, task.params.np_dtype, task.params.d).read
+
+
+def _record_client(
+    state: State, task_id: TaskId, task: TaskState, i: int, client: ClientKey, c: ClientResult
+) -> None:
+    """The client's record and verdict, its L1 leaves (slash evidence, reward share), and its
+    update as the "own previous" of the next epoch."""
+    update = task.pending[i]
+    record = ClientRecord(
+        update,
+        c.score,
+        c.rank,
+        c.sq_norm,
+        c.loo_dot,
+        c.loo_rest_sq,
+        c.global_dot,
+        c.flags,
+        c.selected,
+    )
+    state.set(state_keys.client_record(task_id, task.epoch, client), record.encode())
+    prev = load_verdict(state, task_id, client)
+    v = next_verdict(prev, c.flags, task.epoch, task.params.rules)
+    state.set(state_keys.verdict(task_id, client), v.encode())
+    if v.slashable and not prev.slashable:
+        write_slash_evidence(state, client, task_id, v.epoch, v.reason)
+    record_reward_share(state, task_id, client, c.flags)
+    state.set(state_keys.last_update(task_id, client), update)
+
+
+def _write_next_model(
+    state: State,
+    task: TaskState,
+    blocks: Iterator[tuple[int, int, npt.NDArray[np.int64]]],
+    max_blob_size: int,
+) -> tuple[BlobId, BlobId]:
+    """Stream ``(next base, step)`` into blobs laid out by the consensus ``max_blob_size``:
+    the next base = clip(base + aggregate, int32), the step = clip(aggregate, dtype range)."""
+    d, dt = task.params.d, task.params.np_dtype
+    base = StoredArray(state, task.base, MODEL_DTYPE, d)
+    next_out = ArrayWriter(state, d * MODEL_DTYPE.itemsize, MODEL_DTYPE.itemsize, max_blob_size)
+    step_out = ArrayWriter(state, d * dt.itemsize, dt.itemsize, max_blob_size)
     lim = np.iinfo(np.int32)
     qlim = np.iinfo(dt).max
-    for start, stop, agg in aggregate_blocks(updates, plan, d, dt, budget_bytes=budget):
+    for start, stop, agg in blocks:
         b = base.read(start, stop).astype(np.int64)
         next_out.write(np.clip(b + agg, lim.min, lim.max).astype(MODEL_DTYPE))
         step_out.write(np.clip(agg, -qlim, qlim).astype(dt))
-    next_hash = next_out.finish()
-    step_hash = step_out.finish()
-    summary = EpochSummary(
-        len(task.submitted), task.base, step_hash, next_hash, ctx.height, tuple(task.submitted)
-    )
-    state.set(state_keys.epoch(task_id, task.epoch), summary.encode())
-    task.base = next_hash
-    task.prev_global = step_hash
+    return next_out.finish(), step_out.finish()
+
+
+def _advance(
+    state: State, task_id: TaskId, task: TaskState, base: BlobId, step: BlobId, height: int
+) -> None:
+    """Open the next epoch on the new base, or finish (and settle) after the last one."""
+    task.base = base
+    task.prev_global = step
     task.epoch += 1
-    task.epoch_start = ctx.height + 1
+    task.epoch_start = height + 1
     task.submitted = []
     task.pending = []
-    if task.epoch >= p.epochs:
+    if task.epoch >= task.params.epochs:
         task.status = FINISHED
         write_settlement(state, task_id, task)
     save_task(state, task_id, task)
