@@ -27,7 +27,8 @@ from eth_account.signers.local import LocalAccount
 from web3.contract.contract import ContractFunction
 
 from contracts.anvil import Anvil
-from contracts.deploy import DeployParams, contract, deploy_all, transact
+from contracts.deploy import DeployParams, deploy_all
+from contracts.transact import contract, transact
 from stf.hashing import ZERO_HASH
 from stf.smt import NODE_PREFIX, SparseMerkleTree, value_hash
 

@@ -2,7 +2,7 @@
 
 A thin layer over the contracts of ``contracts/`` (see docs/contracts.md). Every transaction is
 signed locally with the configured key and waited for; a revert raises
-:class:`contracts.deploy.ContractRevert` with the contract's custom error decoded
+:class:`contracts.reverts.ContractRevert` with the contract's custom error decoded
 (``exc.error == "WrongStakeAmount"``, ``exc.error_args == (sent, required)``), also importable
 as ``client_sdk.l1.ContractRevert``.
 
@@ -105,7 +105,7 @@ class L1:
         """The web3 contract ``name`` (``"StakingRegistry"``, ``"MPSRollup"``...)."""
         c = self._contracts.get(name)
         if c is None:
-            from contracts.deploy import contract
+            from contracts.transact import contract
 
             address = self.cfg.addresses.get(name)
             if not address:
@@ -114,12 +114,12 @@ class L1:
         return c
 
     def _call(self, name: str, fn: str, *args: Any) -> Any:
-        from contracts.deploy import call
+        from contracts.transact import call
 
         return call(getattr(self.contract(name).functions, fn)(*args))
 
     def _transact(self, name: str, fn: str, *args: Any, value: int = 0) -> Any:
-        from contracts.deploy import transact
+        from contracts.transact import transact
 
         f = getattr(self.contract(name).functions, fn)(*args)
         return transact(self.w3, self.account, f, value=value, timeout=self.timeout)
@@ -228,7 +228,7 @@ class L1:
 
 def __getattr__(name: str) -> Any:
     if name == "ContractRevert":  # imported lazily: it brings web3 with it
-        from contracts.deploy import ContractRevert
+        from contracts.reverts import ContractRevert
 
         return ContractRevert
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

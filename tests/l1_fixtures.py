@@ -25,9 +25,10 @@ from web3.contract import Contract
 from web3.contract.contract import ContractFunction
 from web3.types import TxReceipt
 
-from contracts import deploy
+from contracts import deploy, transact
 from contracts.anvil import Anvil, AnvilError, find_binary
-from contracts.deploy import ContractRevert, DeployParams
+from contracts.deploy import DeployParams
+from contracts.reverts import ContractRevert
 from stf.hashing import ZERO_HASH
 from stf.smt import NODE_PREFIX, SparseMerkleTree, value_hash, verify_proof
 
@@ -125,7 +126,7 @@ class L1:
 
     def c(self, name: str) -> Contract:
         if name not in self._contracts:
-            self._contracts[name] = deploy.contract(self.w3, name, self.addresses[name])
+            self._contracts[name] = transact.contract(self.w3, name, self.addresses[name])
         return self._contracts[name]
 
     @property
@@ -156,14 +157,14 @@ class L1:
         return int(self.w3.eth.get_balance(Web3.to_checksum_address(address)))
 
     def tx(self, account: LocalAccount, fn: ContractFunction, value: int = 0) -> TxReceipt:
-        return deploy.transact(self.w3, account, fn, value)
+        return transact.transact(self.w3, account, fn, value)
 
     def call(self, fn: ContractFunction) -> Any:
-        return deploy.call(fn)
+        return transact.call(fn)
 
     def deploy(self, name: str, *args: Any) -> Contract:
         address = deploy.deploy(self.w3, self.admin, name, *args)
-        return deploy.contract(self.w3, name, address)
+        return transact.contract(self.w3, name, address)
 
     @staticmethod
     def cost(receipt: TxReceipt) -> int:

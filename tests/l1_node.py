@@ -15,7 +15,8 @@ from web3.contract import Contract
 
 from client_sdk.keys import Keypair
 from contracts.anvil import Anvil
-from contracts.deploy import DeployParams, contract, deploy_all, transact
+from contracts.deploy import DeployParams, deploy_all
+from contracts.transact import contract, transact
 from node.l1.chain import save_account
 from node.sequencer import chain_config
 from stf.genesis import genesis_block

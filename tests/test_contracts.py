@@ -32,14 +32,9 @@ from l1_fixtures import (
 
 from contracts import build
 from contracts.anvil import Anvil, AnvilError, find_binary
-from contracts.deploy import (
-    ContractRevert,
-    DeployParams,
-    contract,
-    decode_revert,
-    deploy,
-    deploy_all,
-)
+from contracts.deploy import DeployParams, deploy, deploy_all
+from contracts.reverts import ContractRevert, decode_revert
+from contracts.transact import contract
 from stf.smt import key_path, leaf_hash, value_hash
 
 STAKE = PARAMS.stake_amount

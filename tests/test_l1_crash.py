@@ -18,7 +18,7 @@ from client_sdk.keys import Keypair
 from client_sdk.rpc import RPCClient
 from client_sdk.tx import put_record
 from contracts.anvil import Anvil
-from contracts.deploy import contract
+from contracts.transact import contract
 from node.l1.verifier import Verifier
 from node.storage import Storage
 

@@ -29,7 +29,7 @@ from client_sdk import fl, put_blob
 from client_sdk.keys import Keypair
 from client_sdk.rpc import RPCClient
 from contracts.anvil import Anvil
-from contracts.deploy import ContractRevert
+from contracts.reverts import ContractRevert
 from node.l1.aggregator import prove_at
 from node.l1.chain import build_signed
 from node.l1.derivation import DerivationChecker

@@ -23,7 +23,7 @@ from client_sdk import L1Config, MPSClient, NotOnL1Yet, ProofError, SDKError, pu
 from client_sdk.errors import DuplicateUpdate, NotFound, NotJoined, NotStaked, WrongEpoch
 from client_sdk.keys import Keypair
 from contracts.anvil import Anvil
-from contracts.deploy import ContractRevert
+from contracts.reverts import ContractRevert
 from rpc.server import DISPATCHER_KEY
 from stf.fl.rules import EpochRules
 from stf.fl.task import TaskParams

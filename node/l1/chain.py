@@ -12,8 +12,7 @@ from eth_account.signers.local import LocalAccount
 from web3 import Web3
 from web3.contract import Contract
 
-import contracts.artifacts as artifacts
-from contracts.deploy import transact
+from contracts.transact import contract, transact
 
 GWEI = 10**9
 PRIORITY_FEE = 1 * GWEI
@@ -57,8 +56,7 @@ def bind_contract(w3: Web3, name: str, address: str) -> Contract:
     checksummed = Web3.to_checksum_address(address)
     if not w3.eth.get_code(checksummed):
         raise L1Error(f"no {name} contract at {address}: deploy first (mps-node deploy)")
-    c: Contract = w3.eth.contract(address=checksummed, abi=artifacts.load(name)[0])
-    return c
+    return contract(w3, name, checksummed)
 
 
 @dataclass(frozen=True)
@@ -129,7 +127,7 @@ def send_and_wait(
 ) -> Any:
     """Send one call from ``account`` within the fee cap and wait for its receipt.
 
-    Raises :class:`L1Error` above the cap and :class:`contracts.deploy.ContractRevert`, with
+    Raises :class:`L1Error` above the cap and :class:`contracts.reverts.ContractRevert`, with
     the contract's error decoded, if the call reverts (at estimation or once mined).
     """
     return transact(w3, account, call, value, timeout, fees=fee_fields(w3, max_fee_wei))

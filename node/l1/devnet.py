@@ -20,7 +20,8 @@ from eth_account.signers.local import LocalAccount
 from web3 import Web3
 
 from contracts.anvil import Anvil, derive_accounts
-from contracts.deploy import DeployParams, contract, deploy_all, transact
+from contracts.deploy import DeployParams, deploy_all
+from contracts.transact import contract, transact
 
 from .chain import save_account
 
