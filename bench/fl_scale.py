@@ -54,10 +54,11 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from stf import encoding, state_keys  # noqa: E402
+from stf import state_keys  # noqa: E402
 from stf.context import BlockContext, Limits  # noqa: E402
 from stf.fl import epoch as fl_epoch  # noqa: E402
 from stf.fl.chunks import Manifest  # noqa: E402
+from stf.fl.records import ClientRecord  # noqa: E402
 from stf.fl.rules import EpochRules  # noqa: E402
 from stf.fl.task import DTYPES, MODEL_DTYPE, OPEN, TaskParams, TaskState  # noqa: E402
 from stf.hashing import ZERO_HASH  # noqa: E402
@@ -243,7 +244,7 @@ def one(
     for c in task.clients:
         raw = state.get(state_keys.client_record(task_id, 1, c))
         assert raw is not None
-        flagged += encoding.decode(raw)[7] != 0
+        flagged += ClientRecord.decode(raw).flags != 0
     if tmp is not None:
         reader.close()
         shutil.rmtree(tmp, ignore_errors=True)

@@ -21,6 +21,7 @@ from nacl.signing import SigningKey
 
 from stf import encoding, robust, state_keys
 from stf.errors import Code
+from stf.fl.records import CLEAN, ClientRecord, EpochSummary, Verdict
 from stf.fl.rules import CERTAIN, STATISTICAL, EpochRules, Flag
 from stf.fl.task import COMPLETE, FINISHED, OPEN, TaskState
 from stf.genesis import Genesis, GenesisStake, genesis_block
@@ -37,9 +38,6 @@ D = 2000  # parameters of the default layout
 LAYOUT = (("w", (40, 40)), ("b", (400,)))
 TESTS_DIR = Path(__file__).resolve().parent
 INT32 = np.iinfo(np.int32)
-
-# record fields (stf.fl.epoch.close_epoch)
-R_UPDATE, R_SCORE, R_RANK, R_SQNORM, R_FLAGS, R_SELECTED = 0, 1, 2, 3, 7, 8
 
 
 def pub(key: SigningKey) -> bytes:
@@ -233,23 +231,22 @@ class FL:
         raw = self.get(state_keys.OPEN_TASKS)
         return [] if raw is None else list(encoding.decode(raw))
 
-    def summary(self, task_id: bytes, epoch: int) -> list[Any] | None:
+    def summary(self, task_id: bytes, epoch: int) -> EpochSummary | None:
         raw = self.get(state_keys.epoch(task_id, epoch))
-        return None if raw is None else encoding.decode(raw)
+        return None if raw is None else EpochSummary.decode(raw)
 
-    def record(self, task_id: bytes, epoch: int, client: SigningKey) -> list[Any]:
+    def record(self, task_id: bytes, epoch: int, client: SigningKey) -> ClientRecord:
         raw = self.get(state_keys.client_record(task_id, epoch, pub(client)))
         assert raw is not None
-        return encoding.decode(raw)
+        return ClientRecord.decode(raw)
 
-    def verdict(self, task_id: bytes, client: SigningKey) -> list[Any] | None:
-        raw = self.get(
-            state_keys.verdict(task_id, client if isinstance(client, bytes) else pub(client))
-        )
-        return None if raw is None else encoding.decode(raw)
+    def verdict(self, task_id: bytes, client: SigningKey | bytes) -> Verdict | None:
+        key = client if isinstance(client, bytes) else pub(client)
+        raw = self.get(state_keys.verdict(task_id, key))
+        return None if raw is None else Verdict.decode(raw)
 
     def flags(self, task_id: bytes, epoch: int, client: SigningKey) -> int:
-        return int(self.record(task_id, epoch, client)[R_FLAGS])
+        return self.record(task_id, epoch, client).flags
 
     def model(self, blob_hash: bytes) -> np.ndarray:
         raw = self.blob(blob_hash)
@@ -277,26 +274,29 @@ def check_epoch(
     :mod:`stf.robust`; return the next base model."""
     summary = fl.summary(task_id, epoch)
     assert summary is not None, f"epoch {epoch} has not closed"
-    n, base, step, next_base, _height, submitted, acc = summary
+    n, base, step, next_base = summary.n_clients, summary.base, summary.step, summary.next_base
+    submitted, acc = list(summary.clients), summary.accuracy_ppm
     assert n == len(submitted) == len(updates)
     assert set(submitted) == set(updates)
     assert acc == -1
     assert fl.model(base).tobytes() == base_before.tobytes()
     rows = np.stack([updates[c] for c in submitted])
-    recs = [encoding.decode(fl.get(state_keys.client_record(task_id, epoch, c))) for c in submitted]
+    recs = [
+        ClientRecord.decode(fl.get(state_keys.client_record(task_id, epoch, c))) for c in submitted
+    ]  # type: ignore[arg-type]
     # Krum scores and ranks (ties by submission position)
     fe = min(f, max(0, (n - 3) // 2))
     if n >= 3:
         scores = [int(s) for s in np.asarray(robust.krum_scores(rows, fe)).tolist()]
-        assert [r[R_SCORE] for r in recs] == scores
+        assert [r.score for r in recs] == scores
         order = sorted(range(n), key=lambda i: (scores[i], i))
-        assert [r[R_RANK] for r in recs] == [order.index(i) for i in range(n)]
+        assert [r.rank for r in recs] == [order.index(i) for i in range(n)]
     for i, r in enumerate(recs):
-        assert r[R_UPDATE] == sha(rows[i].tobytes())
-        assert r[R_SQNORM] == int(np.dot(rows[i].astype(np.int64), rows[i].astype(np.int64)))
-        assert bool(r[R_SELECTED]) == (r[R_FLAGS] == 0)
+        assert r.update == sha(rows[i].tobytes())
+        assert r.sq_norm == int(np.dot(rows[i].astype(np.int64), rows[i].astype(np.int64)))
+        assert bool(r.selected) == (r.flags == 0)
     # the aggregate: the default aggregator, the mean of the unflagged rows
-    clean = [i for i, r in enumerate(recs) if r[R_FLAGS] == 0]
+    clean = [i for i, r in enumerate(recs) if r.flags == 0]
     agg = robust.mean(rows[clean]) if clean else np.zeros(rows.shape[1], dtype=np.int64)
     expected = np.clip(base_before.astype(np.int64) + agg, INT32.min, INT32.max).astype("<i4")
     assert fl.blob(next_base) == expected.tobytes()
@@ -525,10 +525,10 @@ def test_int16_task_takes_two_bytes_per_parameter() -> None:
     updates = {pub(k): u for k, u in zip(c, ups, strict=True)}
     summary = fl.summary(tid, 0)
     assert summary is not None
-    rows = np.stack([updates[k] for k in summary[5]])
+    rows = np.stack([updates[k] for k in summary.clients])
     agg = robust.mean(rows)
     assert fl.model(fl.task(tid).base).tobytes() == (init + agg).astype("<i4").tobytes()
-    assert fl.blob(summary[2]) == agg.astype("<i2").tobytes()
+    assert fl.blob(summary.step) == agg.astype("<i2").tobytes()
 
 
 # -- epoch close ---------------------------------------------------------------
@@ -548,14 +548,14 @@ def test_epoch_closes_in_the_block_where_everyone_submitted() -> None:
     closed_at = fl.height
     summary = fl.summary(tid, 0)
     assert summary is not None
-    assert summary[4] == closed_at
-    assert summary[5] == [pub(k) for k in c]  # submission order
+    assert summary.closed_at == closed_at
+    assert list(summary.clients) == [pub(k) for k in c]  # submission order
     nxt = check_epoch(fl, tid, 0, ups, init)
     t = fl.task(tid)
     assert (t.epoch, t.status, t.epoch_start) == (1, OPEN, closed_at + 1)
     for k in c:
         assert fl.flags(tid, 0, k) == 0
-        assert fl.verdict(tid, k) == [0, False, 0, -1]
+        assert fl.verdict(tid, k) == CLEAN
         assert fl.get(state_keys.last_update(tid, pub(k))) == sha(ups[pub(k)].tobytes())
     assert fl.open_tasks() == [tid]
     # the next epoch builds on the new base
@@ -581,7 +581,7 @@ def test_epoch_closes_at_the_window_end_with_min_clients() -> None:
         assert fl.summary(tid, 0) is None, fl.height
     fl.empty()  # the first block after the window
     summary = fl.summary(tid, 0)
-    assert summary is not None and summary[4] == start + window == fl.height
+    assert summary is not None and summary.closed_at == start + window == fl.height
     check_epoch(fl, tid, 0, ups, init)
     assert fl.task(tid).epoch_start == fl.height + 1
 
@@ -603,7 +603,7 @@ def test_epoch_does_not_wait_for_clients_that_can_no_longer_submit() -> None:
     pairs.append((gone, h.one()))
     pairs.append((idle, h.one()))
     fl.submit_all(tid, 0, pairs)  # everyone: closes at once
-    assert fl.task(tid).epoch == 1 and fl.verdict(tid, zero)[1] is True
+    assert fl.task(tid).epoch == 1 and fl.verdict(tid, zero).slashable is True
     fl.block(fl.deposit("slash", [pub(gone)]))
 
     # epoch 1: idle could submit and does not, so the window runs
@@ -612,14 +612,14 @@ def test_epoch_does_not_wait_for_clients_that_can_no_longer_submit() -> None:
     assert fl.task(tid).epoch == 1
     fl.empty(start + window - fl.height)
     summary = fl.summary(tid, 1)
-    assert summary is not None and summary[4] == start + window
+    assert summary is not None and summary.closed_at == start + window
 
     # epoch 2: idle unbonds on the L1; once the five still able have submitted it closes
     start = fl.task(tid).epoch_start
     fl.block(fl.deposit("unbond", [pub(idle)]))
     result = fl.submit_all(tid, 2, [(k, h.one()) for k in c[:5]])
     summary = fl.summary(tid, 2)
-    assert summary is not None and summary[4] == result.block.header.height < start + window
+    assert summary is not None and summary.closed_at == result.block.header.height < start + window
     assert fl.replay_from_genesis().get(STATE_PREFIX + state_keys.task(tid)) == fl.get(
         state_keys.task(tid)
     )
@@ -642,7 +642,7 @@ def test_epoch_stays_open_below_min_clients_then_closes_when_enough_arrive() -> 
     assert t.epoch == 0 and len(t.submitted) == 4
     fl.submit_all(tid, 0, [(c[4], ups[pub(c[4])])])
     summary = fl.summary(tid, 0)
-    assert summary is not None and summary[4] == fl.height
+    assert summary is not None and summary.closed_at == fl.height
     check_epoch(fl, tid, 0, ups, init)
 
 
@@ -662,7 +662,7 @@ def test_task_finishes_after_its_epochs_honest_clients_never_flagged() -> None:
         base = check_epoch(fl, tid, ep, ups, base)
         for k in c:
             assert fl.flags(tid, ep, k) == 0, (ep, Flag(fl.flags(tid, ep, k)))
-            assert fl.verdict(tid, k) == [0, False, 0, -1]
+            assert fl.verdict(tid, k) == CLEAN
     t = fl.task(tid)
     assert (t.status, t.epoch) == (FINISHED, epochs)
     assert fl.model(t.base).tobytes() == base.tobytes()
@@ -710,12 +710,12 @@ def test_certain_offences_are_slashable_at_once() -> None:
     assert Flag(fl.flags(tid, 0, copier)) & CERTAIN == Flag.COPY
     for k in hon:  # the original is not a copy of its copy
         assert fl.flags(tid, 0, k) == 0
-    assert fl.verdict(tid, zero) == [0, True, int(Flag.ZERO), 0]
-    assert fl.verdict(tid, copier) == [0, True, int(Flag.COPY), 0]
+    assert fl.verdict(tid, zero) == Verdict(0, True, int(Flag.ZERO), 0)
+    assert fl.verdict(tid, copier) == Verdict(0, True, int(Flag.COPY), 0)
     for k in hon:
-        assert fl.verdict(tid, k) == [0, False, 0, -1]
+        assert fl.verdict(tid, k) == CLEAN
     # slashable clients may not submit again
-    step = fl.summary(tid, 0)[2]  # type: ignore[index]
+    step = fl.summary(tid, 0).step  # type: ignore[union-attr]
     step_bytes = fl.blob(step)
     assert step_bytes is not None
     ups1 = {
@@ -734,13 +734,13 @@ def test_certain_offences_are_slashable_at_once() -> None:
     check_epoch(fl, tid, 1, ups1, base)
     assert Flag(fl.flags(tid, 1, hon[0])) & CERTAIN == Flag.REPLAY_OWN
     assert Flag(fl.flags(tid, 1, hon[1])) & CERTAIN == Flag.REPLAY_GLOBAL
-    assert fl.verdict(tid, hon[0]) == [0, True, int(Flag.REPLAY_OWN), 1]
-    assert fl.verdict(tid, hon[1]) == [0, True, int(Flag.REPLAY_GLOBAL), 1]
+    assert fl.verdict(tid, hon[0]) == Verdict(0, True, int(Flag.REPLAY_OWN), 1)
+    assert fl.verdict(tid, hon[1]) == Verdict(0, True, int(Flag.REPLAY_GLOBAL), 1)
     for k in hon[2:]:
         assert fl.flags(tid, 1, k) & CERTAIN == 0
-        assert fl.verdict(tid, k)[1] is False
+        assert fl.verdict(tid, k).slashable is False
     # the verdicts of epoch 0 stand
-    assert fl.verdict(tid, zero) == [0, True, int(Flag.ZERO), 0]
+    assert fl.verdict(tid, zero) == Verdict(0, True, int(Flag.ZERO), 0)
 
 
 def test_copy_flags_only_the_later_submitter() -> None:
@@ -757,7 +757,8 @@ def test_copy_flags_only_the_later_submitter() -> None:
     check_epoch(fl, tid, 0, ups, init_model())
     assert fl.flags(tid, 0, c[5]) & CERTAIN == 0
     assert Flag(fl.flags(tid, 0, c[3])) & CERTAIN == Flag.COPY
-    assert fl.verdict(tid, c[3])[1:] == [True, int(Flag.COPY), 0]
+    v = fl.verdict(tid, c[3])
+    assert v is not None and (v.slashable, v.reason, v.epoch) == (True, int(Flag.COPY), 0)
 
 
 def test_noise_attackers_slashable_only_after_strikes() -> None:
@@ -778,18 +779,18 @@ def test_noise_attackers_slashable_only_after_strikes() -> None:
         base = check_epoch(fl, tid, ep, ups, base, f=2)
         for k in hon:
             assert fl.flags(tid, ep, k) == 0, (ep, Flag(fl.flags(tid, ep, k)))
-            assert fl.verdict(tid, k) == [0, False, 0, -1]
+            assert fl.verdict(tid, k) == CLEAN
         for k in bad:
             flags = fl.flags(tid, ep, k)
             assert flags & CERTAIN == 0
             assert flags & Flag.KRUM_OUTLIER, Flag(flags)
             rec = fl.record(tid, ep, k)
-            assert rec[R_RANK] >= len(hon) and not rec[R_SELECTED]
+            assert rec.rank >= len(hon) and not rec.selected
             v = fl.verdict(tid, k)
             if ep + 1 < strikes:
-                assert v == [ep + 1, False, 0, -1]
+                assert v == Verdict(ep + 1, False, 0, -1)
             else:
-                assert v == [strikes, True, flags & int(STATISTICAL), ep]
+                assert v == Verdict(strikes, True, flags & int(STATISTICAL), ep)
     assert fl.task(tid).status == FINISHED
 
 
@@ -815,7 +816,7 @@ def test_report_evaluation() -> None:
     assert receipt(result, by_client) == (0, Code.NOT_AUTHORIZED)
     assert receipt(result, by_outsider) == (0, Code.NOT_AUTHORIZED)
     assert receipt(result, low) == (1, 0)
-    assert fl.summary(tid, 0)[-1] == 500_000  # type: ignore[index]
+    assert fl.summary(tid, 0).accuracy_ppm == 500_000  # type: ignore[union-attr]
     assert fl.task(tid).status == OPEN and fl.open_tasks() == [tid]
     again = fl.report(fl.evaluator, tid, 0, 950_000)
     not_yet = fl.report(fl.evaluator, tid, 1, 950_000)
@@ -825,7 +826,7 @@ def test_report_evaluation() -> None:
     fl.submit_all(tid, 1, [(k, h.one()) for k in c])
     hit = fl.report(fl.evaluator, tid, 1, 900_000)
     assert receipt(fl.block(hit), hit) == (1, 0)
-    assert fl.summary(tid, 1)[-1] == 900_000  # type: ignore[index]
+    assert fl.summary(tid, 1).accuracy_ppm == 900_000  # type: ignore[union-attr]
     t = fl.task(tid)
     assert (t.status, t.epoch) == (COMPLETE, 2)
     assert fl.open_tasks() == []
@@ -907,24 +908,24 @@ def test_submission_order_changes_only_the_recorded_order() -> None:
     assert tid == tid_b
     sa, sb = a.summary(tid, 0), b.summary(tid, 0)
     assert sa is not None and sb is not None
-    assert sa[5] == [pub(a.clients[i]) for i in range(7)]
-    assert sb[5] == [pub(b.clients[i]) for i in [6, 5, 4, 3, 1, 0, 2]]
+    assert list(sa.clients) == [pub(a.clients[i]) for i in range(7)]
+    assert list(sb.clients) == [pub(b.clients[i]) for i in [6, 5, 4, 3, 1, 0, 2]]
     ra = {k: a.record(tid, 0, k) for k in a.clients}
     rb = {k: b.record(tid, 0, k) for k in b.clients}
-    assert sorted(r[R_SCORE] for r in ra.values()) == sorted(r[R_SCORE] for r in rb.values())
+    assert sorted(r.score for r in ra.values()) == sorted(r.score for r in rb.values())
     for k in a.clients:
-        assert ra[k][R_SCORE] == rb[k][R_SCORE]
+        assert ra[k].score == rb[k].score
     # the copy flag follows the submission order, nothing else does
     c2, c5 = a.clients[2], a.clients[5]
-    assert Flag(ra[c5][R_FLAGS]) & CERTAIN == Flag.COPY and ra[c2][R_FLAGS] & CERTAIN == 0
-    assert Flag(rb[c2][R_FLAGS]) & CERTAIN == Flag.COPY and rb[c5][R_FLAGS] & CERTAIN == 0
+    assert Flag(ra[c5].flags) & CERTAIN == Flag.COPY and ra[c2].flags & CERTAIN == 0
+    assert Flag(rb[c2].flags) & CERTAIN == Flag.COPY and rb[c5].flags & CERTAIN == 0
     others = [k for k in a.clients if k not in (c2, c5)]
     for k in others:
-        assert ra[k][R_FLAGS] == rb[k][R_FLAGS]
-        assert ra[k][R_RANK] == rb[k][R_RANK]  # no ties among these scores
+        assert ra[k].flags == rb[k].flags
+        assert ra[k].rank == rb[k].rank  # no ties among these scores
     # the aggregate is the same: the copy and its original are the same row
     assert a.task(tid).base == b.task(tid).base
-    assert sa[2] == sb[2]
+    assert sa.step == sb.step
     check_epoch(a, tid, 0, {pub(k): u for k, u in zip(a.clients, ups, strict=True)}, init_model())
     check_epoch(b, tid, 0, {pub(k): u for k, u in zip(b.clients, ups, strict=True)}, init_model())
     # state differs exactly in the epoch summary, the two records whose flags swapped, their
@@ -959,9 +960,9 @@ def test_score_ties_are_broken_by_submission_position() -> None:
     for order in ([0, 1, 2, 3, 4], [4, 2, 0, 3, 1]):
         fl, tid = _run_permuted(order, ups)
         recs = [fl.record(tid, 0, fl.clients[i]) for i in order]
-        assert len({r[R_SCORE] for r in recs}) == 1
-        assert [r[R_RANK] for r in recs] == list(range(n))  # rank = submission position
-        assert all(r[R_FLAGS] == 0 for r in recs)
+        assert len({r.score for r in recs}) == 1
+        assert [r.rank for r in recs] == list(range(n))  # rank = submission position
+        assert all(r.flags == 0 for r in recs)
         # the default aggregator averages every unflagged update, whatever the ranks
         agg = robust.mean(np.stack([ups[i] for i in order]))
         nxt = fl.model(fl.task(tid).base)

@@ -36,6 +36,7 @@ from stf.context import Limits
 from stf.errors import Code
 from stf.fl import epoch as fl_epoch
 from stf.fl.chunks import MAX_CHUNKS, Manifest, manifest_size
+from stf.fl.records import CLEAN, ClientRecord
 from stf.fl.rules import EpochRules, Flag, block_cols, evaluate_epoch
 from stf.fl.task import MODEL_DTYPE, TaskParams
 from stf.transition import BuildResult
@@ -43,7 +44,6 @@ from stf.tx import Transaction
 
 INT32 = np.iinfo(np.int32)
 # record fields
-R_UPDATE, R_FLAGS = 0, 7
 
 
 def small_blobs(n_clients: int, max_blob_size: int) -> FL:
@@ -169,7 +169,9 @@ def test_chunked_and_inline_updates_give_the_same_epochs() -> None:
     (a, tid), (b, tid_b) = chains
     assert tid == tid_b
     assert a.summary(tid, 0) == b.summary(tid, 0)
-    assert a.summary(tid, 1)[:5] == b.summary(tid, 1)[:5]  # type: ignore[index]
+    sa1, sb1 = a.summary(tid, 1), b.summary(tid, 1)
+    assert sa1 is not None and sb1 is not None
+    assert dataclasses.replace(sa1, clients=sb1.clients, accuracy_ppm=sb1.accuracy_ppm) == sb1
     assert a.task(tid).base == b.task(tid).base
     assert Flag(a.flags(tid, 0, a.clients[5])) & Flag.COPY
     assert Flag(a.flags(tid, 0, a.clients[6])) & Flag.ZERO
@@ -178,15 +180,15 @@ def test_chunked_and_inline_updates_give_the_same_epochs() -> None:
         for i, u in plans.items():
             k = a.clients[i]
             ra, rb = a.record(tid, ep, k), b.record(tid, ep, k)
-            assert ra[R_UPDATE + 1 :] == rb[R_UPDATE + 1 :]
-            assert ra[R_UPDATE] == sha(inline[ep][i])
+            assert dataclasses.replace(ra, update=rb.update) == rb
+            assert ra.update == sha(inline[ep][i])
             if isinstance(u, list):
-                manifest = b.blob(rb[R_UPDATE])
-                assert manifest is not None and rb[R_UPDATE] == sha(manifest)
+                manifest = b.blob(rb.update)
+                assert manifest is not None and rb.update == sha(manifest)
                 assert Manifest.decode(manifest).hashes == b"".join(sha(c) for c in u)
-                assert read(b, rb[R_UPDATE], np.int8, len(inline[ep][i])).tobytes() == inline[ep][i]
+                assert read(b, rb.update, np.int8, len(inline[ep][i])).tobytes() == inline[ep][i]
             else:
-                assert rb[R_UPDATE] == ra[R_UPDATE]
+                assert rb.update == ra.update
     for k in a.clients:
         for key in (state_keys.verdict(tid, pub(k)), state_keys.reward_share(tid, pub(k))):
             assert a.get(key) == b.get(key)
@@ -352,7 +354,9 @@ def chunky_run(budget: int | None, aggregator: str, dtype: str = "int8") -> tupl
                     )
                 last[i] = u
             active = {
-                i: u for i, u in plan.items() if not (fl.verdict(tid, fl.clients[i]) or [0, 0])[1]
+                i: u
+                for i, u in plan.items()
+                if not (fl.verdict(tid, fl.clients[i]) or CLEAN).slashable
             }
             txs: list[Transaction] = []
             for i, u in active.items():
@@ -392,7 +396,7 @@ def test_block_width_never_changes_the_roots(aggregator: str) -> None:
     # the base models and steps really are chunked
     s0 = default.summary(tid, 0)
     assert s0 is not None
-    for blob_id in (s0[2], s0[3], s0[1]):
+    for blob_id in (s0.step, s0.next_base, s0.base):
         raw = default.blob(blob_id)
         assert raw is not None and Manifest.decode(raw).chunk == 1000
 
@@ -458,15 +462,15 @@ def test_a_five_million_parameter_task_through_chunked_transactions() -> None:
         summary = fl.summary(tid, ep)
         assert summary is not None
         for kp, u in zip(keypairs, ups, strict=True):
-            rec = encoding.decode(fl.get(state_keys.client_record(tid, ep, kp.public_key)))
-            assert rec[R_FLAGS] == 0
+            rec = ClientRecord.decode(fl.get(state_keys.client_record(tid, ep, kp.public_key)))  # type: ignore[arg-type]
+            assert rec.flags == 0
             chunks = sdk.split_chunks(u.tobytes(), limits.max_blob_size)
-            assert rec[R_UPDATE] == sdk.blob_id(sdk.chunk_manifest(chunks))
+            assert rec.update == sdk.blob_id(sdk.chunk_manifest(chunks))
         agg = robust.mean(np.stack(ups))
         base = np.clip(base + agg, INT32.min, INT32.max)
-        model = read(fl, summary[3], MODEL_DTYPE, d)
+        model = read(fl, summary.next_base, MODEL_DTYPE, d)
         assert model.tobytes() == base.astype("<i4").tobytes()
-        step = read(fl, summary[2], np.int8, d)
+        step = read(fl, summary.step, np.int8, d)
         assert step.tobytes() == np.clip(agg, -127, 127).astype(np.int8).tobytes()
 
         def get(h: bytes) -> bytes:
@@ -474,7 +478,7 @@ def test_a_five_million_parameter_task_through_chunked_transactions() -> None:
             assert raw is not None
             return raw
 
-        floats = sdk.read_model(get, summary[3], params)
+        floats = sdk.read_model(get, summary.next_base, params)
         assert floats[:5].tolist() == (base[:5] / 2**8).tolist()
 
 

@@ -19,10 +19,11 @@ from test_fl import FL, SCRIPT, D, Honest, init_model, pub, receipt, task_params
 from stf import encoding, state_keys
 from stf.errors import Code
 from stf.fl import settlement
+from stf.fl.records import Funding
 from stf.fl.rules import CERTAIN, STATISTICAL, EpochRules, Flag
 from stf.fl.task import COMPLETE, FINISHED
 from stf.smt import SparseMerkleTree, verify_proof
-from stf.stakes import SLASHED
+from stf.stakes import SLASHED, StakeRecord
 
 ZERO32 = b"\x00" * 32
 
@@ -159,10 +160,10 @@ class Run:
         for k in fl.clients:
             v = fl.verdict(tid, k)
             leaf = slash_leaf(fl, tid, k)
-            if v is None or not v[1]:
+            if v is None or not v.slashable:
                 assert leaf is None
                 continue
-            _, _, reason, when = v
+            reason, when = v.reason, v.epoch
             assert leaf == when.to_bytes(4, "big") + reason.to_bytes(4, "big")
             if when == ep:  # it became slashable in this very close, not earlier
                 assert self.slash_before[ep][pub(k)] is None
@@ -317,9 +318,15 @@ def test_failed_report_does_not_settle() -> None:
 # -- the fund deposit ------------------------------------------------------------------
 
 
-def funding(fl: FL, tid: bytes) -> list[Any] | None:
-    raw = fl.get(state_keys.funding(tid))
-    return None if raw is None else encoding.decode(raw)
+def funding(fl: FL, tid: bytes) -> Funding | None:
+    raw = fl.get(state_keys.funding(tid))  # type: ignore[arg-type]
+    return None if raw is None else Funding.decode(raw)
+
+
+def read_stake(fl: FL, client: bytes) -> StakeRecord:
+    raw = fl.get(state_keys.stake(client))  # type: ignore[arg-type]
+    assert raw is not None
+    return StakeRecord.decode(raw)
 
 
 def test_fund_records_the_deposit_once() -> None:
@@ -328,12 +335,12 @@ def test_fund_records_the_deposit_once() -> None:
     requester = b"\xaa" * 20
     fund = fl.deposit("fund", [tid, requester, 10**18])
     assert receipt(fl.block(fund), fund) == (1, 0)
-    assert funding(fl, tid) == [requester, 10**18]
+    assert funding(fl, tid) == Funding(requester, 10**18)
     again = fl.deposit("fund", [tid, b"\xbb" * 20, 5])
     result = fl.block(again)
     assert receipt(result, again) == (0, Code.EXECUTION_FAILED)
     assert result.receipts[0].message == "task already funded"
-    assert funding(fl, tid) == [requester, 10**18]
+    assert funding(fl, tid) == Funding(requester, 10**18)
     # the event was consumed all the same
     assert encoding.decode(fl.get(state_keys.L1_LAST_EVENT)) == [2, 0]  # type: ignore[arg-type]
 
@@ -347,10 +354,10 @@ def test_fund_before_the_task_exists() -> None:
     fund = fl.deposit("fund", [tid, b"\xcc" * 20, 7])
     assert receipt(fl.block(fund), fund) == (1, 0)
     assert fl.get(state_keys.task(tid)) is None
-    assert funding(fl, tid) == [b"\xcc" * 20, 7]
+    assert funding(fl, tid) == Funding(b"\xcc" * 20, 7)
     assert receipt(fl.block(create), create) == (1, 0)
     assert fl.task(tid).requester == pub(fl.requester)
-    assert funding(fl, tid) == [b"\xcc" * 20, 7]
+    assert funding(fl, tid) == Funding(b"\xcc" * 20, 7)
     # and an id that never becomes a task can be funded too (the L1 side refunds nothing
     # until it settles, which needs a settlement leaf)
     other = fl.deposit("fund", [ZERO32, b"\xcc" * 20, 1])
@@ -382,11 +389,11 @@ def test_stake_for_a_slashed_key_fails() -> None:
     result = fl.block(slash, restake)
     assert receipt(result, slash) == (1, 0)
     assert receipt(result, restake) == (0, Code.EXECUTION_FAILED)
-    assert encoding.decode(fl.get(state_keys.stake(k))) == [b"\x01" * 20, 1000, SLASHED]  # type: ignore[arg-type]
+    assert read_stake(fl, k) == StakeRecord(b"\x01" * 20, 1000, SLASHED)  # type: ignore[arg-type]
     # in a later block too
     later = fl.deposit("stake", [k, b"\x01" * 20, 1000])
     assert receipt(fl.block(later), later) == (0, Code.EXECUTION_FAILED)
-    assert encoding.decode(fl.get(state_keys.stake(k)))[2] == SLASHED  # type: ignore[arg-type]
+    assert read_stake(fl, k).status == SLASHED
 
 
 # -- replay ----------------------------------------------------------------------------
