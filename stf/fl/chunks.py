@@ -30,6 +30,7 @@ from .. import encoding, state_keys
 from ..encoding import EncodingError
 from ..errors import Code, TxFailed
 from ..ids import BlobId
+from ..records import BlobMeta
 from ..state import State
 
 MANIFEST_TAG = "MPS/chunks/v1"
@@ -89,7 +90,7 @@ def manifest_size(total: int, chunk: int, count: int) -> int:
 def stored_blob_size(state: State, blob_hash: bytes) -> int | None:
     """Size of a blob uploaded with ``put_blob`` (from ``blob/<hash>`` in the tree), or None."""
     raw = state.get(state_keys.blob(blob_hash))
-    return None if raw is None else int(encoding.decode(raw)[0])
+    return None if raw is None else BlobMeta.decode(raw).size
 
 
 def _short(h: bytes) -> str:

@@ -10,6 +10,7 @@ base model is int32 in the same units (``w = W * 2**-shift``); the next base is
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from enum import IntEnum
 from math import prod
 from typing import Any
 
@@ -24,8 +25,23 @@ from .rules import EpochRules
 DTYPES: dict[str, np.dtype[Any]] = {"int8": np.dtype("<i1"), "int16": np.dtype("<i2")}
 MODEL_DTYPE = np.dtype("<i4")
 MAX_PARAMS = 10**8
-OPEN, COMPLETE, FINISHED = 0, 1, 2
-STATUS_NAMES = {OPEN: "open", COMPLETE: "complete", FINISHED: "finished"}
+
+
+class TaskStatus(IntEnum):
+    """A task's lifecycle; the values are consensus (they are in the task record)."""
+
+    OPEN = 0  # epochs run
+    COMPLETE = 1  # the target accuracy was reported: stopped early, settled
+    FINISHED = 2  # every epoch closed: settled
+
+    @property
+    def label(self) -> str:
+        """The name the RPC answers with (``"open"``...)."""
+        return self.name.lower()
+
+
+OPEN, COMPLETE, FINISHED = TaskStatus.OPEN, TaskStatus.COMPLETE, TaskStatus.FINISHED
+STATUS_NAMES = {s: s.label for s in TaskStatus}
 
 
 @dataclass(frozen=True)
@@ -135,7 +151,7 @@ class TaskState:
 
     params: TaskParams
     requester: ClientKey
-    status: int = OPEN
+    status: TaskStatus = TaskStatus.OPEN
     epoch: int = 0
     # ids below name one blob holding the array, or a chunk manifest (stf.fl.chunks)
     base: BlobId = NO_BLOB  # id of the current int32 base model
@@ -150,7 +166,7 @@ class TaskState:
             [
                 self.params.to_list(),
                 self.requester,
-                self.status,
+                int(self.status),
                 self.epoch,
                 self.base,
                 self.prev_global,
@@ -164,7 +180,10 @@ class TaskState:
     @classmethod
     def decode(cls, raw: bytes) -> TaskState:
         v = encoding.decode(raw)
-        return cls(TaskParams.from_list(v[0]), v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8], v[9])
+        status = TaskStatus(v[2])
+        return cls(
+            TaskParams.from_list(v[0]), v[1], status, v[3], v[4], v[5], v[6], v[7], v[8], v[9]
+        )
 
     def copy(self) -> TaskState:
         return replace(

@@ -12,6 +12,8 @@ from typing import Any
 from .. import encoding, state_keys
 from ..context import BlockContext, Limits
 from ..errors import Code, TxFailed, TxInvalid
+from ..ids import ClientKey
+from ..records import BlobMeta
 from ..state import State
 from ..tx import Transaction
 from .base import TxType, register
@@ -42,7 +44,7 @@ class PutBlob(TxType):
         key = state_keys.blob(blob_hash)
         if state.get(key) is not None:
             raise TxFailed(Code.EXECUTION_FAILED, f"blob {blob_hash.hex()} is already stored")
-        state.set(key, encoding.encode([len(data), tx.sender, ctx.height]))
+        state.set(key, BlobMeta(len(data), ClientKey(tx.sender), ctx.height).encode())
 
 
 def payload(data: bytes) -> bytes:

@@ -23,6 +23,7 @@ from ..context import BlockContext, Limits
 from ..errors import Code, TxFailed, TxInvalid
 from ..fl.records import Funding
 from ..ids import ClientKey, L1Address, TaskId
+from ..records import L1Cursor
 from ..stakes import StakeRecord, StakeStatus, read_stake, write_stake
 from ..state import State
 from ..tx import Transaction
@@ -64,9 +65,10 @@ class L1Deposit(TxType):
         """The event is consumed even if applying it fails, so it can never be replayed."""
         block, log_index, _, _ = args
         last = state.get(state_keys.L1_LAST_EVENT)
-        if last is not None and tuple(encoding.decode(last)) >= (block, log_index):
+        here = L1Cursor(block, log_index)
+        if last is not None and L1Cursor.decode(last) >= here:
             raise TxInvalid(Code.INVALID_PAYLOAD, "l1 events must arrive in increasing order")
-        state.set(state_keys.L1_LAST_EVENT, encoding.encode([block, log_index]))
+        state.set(state_keys.L1_LAST_EVENT, here.encode())
 
     @classmethod
     def apply(cls, state: State, tx: Transaction, args: Any, ctx: BlockContext) -> None:

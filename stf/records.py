@@ -1,0 +1,53 @@
+"""The base layer's records in the state tree: blob metadata and the L1 event cursor.
+
+Like :mod:`stf.fl.records` (the FL records) and :mod:`stf.stakes` (stake records), each format
+is one frozen dataclass with ``encode``/``decode`` over a canonical-msgpack positional list, so
+its field order is written down once. Keys are in :mod:`stf.state_keys`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from . import encoding
+from .ids import ClientKey
+
+
+@dataclass(frozen=True)
+class BlobMeta:
+    """``blob/<hash>``: a blob uploaded with ``put_blob``: its size, uploader and height.
+
+    The bytes live beside the tree (content-addressed); this leaf is what makes a blob's
+    presence provable and lets later transactions check sizes without reading it.
+    """
+
+    size: int
+    uploader: ClientKey
+    height: int
+
+    def encode(self) -> bytes:
+        return encoding.encode([self.size, self.uploader, self.height])
+
+    @classmethod
+    def decode(cls, raw: bytes) -> BlobMeta:
+        size, uploader, height = encoding.expect_list(encoding.decode(raw), 3, "blob metadata")
+        return cls(size, ClientKey(uploader), height)
+
+
+@dataclass(frozen=True, order=True)
+class L1Cursor:
+    """``l1/last_event``: the position of the last L1 event the rollup consumed.
+
+    Ordered like the L1 log itself, so a deposit at or before the cursor is a replay.
+    """
+
+    block: int
+    log_index: int
+
+    def encode(self) -> bytes:
+        return encoding.encode([self.block, self.log_index])
+
+    @classmethod
+    def decode(cls, raw: bytes) -> L1Cursor:
+        block, log_index = encoding.expect_list(encoding.decode(raw), 2, "l1 cursor")
+        return cls(block, log_index)
