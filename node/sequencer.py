@@ -21,18 +21,17 @@ from nacl.signing import SigningKey
 
 from stf import encoding, state_keys
 from stf.block import Block, Receipt
-from stf.errors import Code, MPSError, TxInvalid
+from stf.errors import Code, MPSError
 from stf.genesis import genesis_block
-from stf.hashing import ZERO_HASH
 from stf.ids import TaskId
 from stf.smt import SparseMerkleTree
 from stf.state import State
-from stf.transition import ChainConfig, build_block, check_tx
-from stf.tx import ZERO_SENDER, Transaction
-from stf.txtypes.l1_deposit import L1Deposit
+from stf.transition import ChainConfig, build_block
+from stf.tx import Transaction
 
 from .config import NodeConfig
 from .journal import TxJournal
+from .l1.deposits import L1Event, L1Origin, deposit_txs, select_l1_origin
 from .mempool import Mempool
 from .metrics import Metrics
 from .storage import Storage, StorageError
@@ -53,20 +52,6 @@ class SealedBlock:
 
 
 BlockListener = Callable[[SealedBlock], None]
-
-
-@dataclass(frozen=True)
-class L1Event:
-    """An L1 log, confirmed, in the form the ``l1_deposit`` transaction carries it."""
-
-    block: int
-    log_index: int
-    kind: str
-    args: list[object]
-
-    @property
-    def position(self) -> tuple[int, int]:
-        return (self.block, self.log_index)
 
 
 def chain_config(cfg: NodeConfig, key: SigningKey) -> ChainConfig:
@@ -117,7 +102,7 @@ class Sequencer:
         self._task: asyncio.Task[None] | None = None
         # L1 events waiting for the next block, and the L1 block the follower has read up to
         self._deposits: list[L1Event] = []
-        self._l1_origin: tuple[int, bytes] = (
+        self._l1_origin: L1Origin = (
             self.head.header.l1_origin_number,
             self.head.header.l1_origin_hash,
         )
@@ -167,7 +152,7 @@ class Sequencer:
         block, index = encoding.decode(raw)
         return (int(block), int(index))
 
-    def queue_l1_events(self, events: list[L1Event], origin: tuple[int, bytes]) -> int:
+    def queue_l1_events(self, events: list[L1Event], origin: L1Origin) -> int:
         """Queue confirmed L1 events for the next block; return how many were new.
 
         Events at or before the last one the chain consumed, or already queued,
@@ -223,10 +208,9 @@ class Sequencer:
 
     async def produce_block(self) -> SealedBlock | None:
         deposits = self._deposits[: self.cfg.max_block_txs]
-        # a block's L1 origin promises that every event up to that L1 block is in the chain by
-        # then (the verifier checks it); a block that cannot take every queued event keeps the
-        # parent's origin
-        origin = self._l1_origin if len(deposits) == len(self._deposits) else None
+        origin = select_l1_origin(
+            self.head.header, self._l1_origin, len(self._deposits), len(deposits)
+        )
         candidates = self.mempool.select(max(0, self.cfg.max_block_txs - len(deposits)))
         if not candidates and not deposits and not self.cfg.empty_blocks:
             return None
@@ -263,38 +247,20 @@ class Sequencer:
     def _deposit_txs(self, parent_root: bytes, events: list[L1Event]) -> list[Transaction]:
         raw = State(self.storage, parent_root).get(state_keys.L1_DEPOSIT_COUNT)
         count = 0 if raw is None else int(encoding.decode(raw))
-        txs: list[Transaction] = []
-        for e in events:
-            tx = Transaction(
-                self.chain.chain_id,
-                L1Deposit.TYPE_ID,
-                ZERO_SENDER,
-                count + len(txs),
-                encoding.encode([e.block, e.log_index, e.kind, e.args]),
-            )
-            try:  # a malformed event must not shift the nonces of the ones after it
-                check_tx(tx, self.chain, verify_signature=False)
-            except TxInvalid as exc:
-                log.error("l1 event dropped", position=e.position, kind=e.kind, error=exc.message)
-                continue
-            txs.append(tx)
-        return txs
+        return deposit_txs(self.chain, count, events)
 
     def _build_and_commit(
         self,
         candidates: list[Transaction],
-        deposits: list[L1Event] | None = None,
-        origin: tuple[int, bytes] | None = None,
+        deposits: list[L1Event],
+        origin: L1Origin,
     ) -> SealedBlock:
         t0 = time.perf_counter()
         parent = self.head.header
-        if origin is None or origin[0] <= parent.l1_origin_number:
-            origin_hash = parent.l1_origin_hash if parent.height else ZERO_HASH
-            origin = (parent.l1_origin_number, origin_hash)
         result = build_block(
             self.storage,
             parent,
-            self._deposit_txs(parent.state_root, deposits or []) + candidates,
+            self._deposit_txs(parent.state_root, deposits) + candidates,
             int(time.time() * 1000),
             origin,
             self.chain,

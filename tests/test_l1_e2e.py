@@ -32,10 +32,10 @@ from contracts.anvil import Anvil
 from contracts.reverts import ContractRevert
 from node.l1.aggregator import prove_at
 from node.l1.chain import build_signed
+from node.l1.deposits import L1Event
 from node.l1.derivation import DerivationChecker
 from node.l1.poster import BatchPoster
 from node.l1.verifier import Verifier
-from node.sequencer import L1Event
 from node.storage import Storage
 from stf import state_keys
 from stf.fl.rules import EpochRules

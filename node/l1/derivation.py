@@ -16,11 +16,10 @@ from collections import deque
 from web3 import Web3
 from web3.contract import Contract
 
-from stf import encoding
 from stf.block import Block
 from stf.txtypes.l1_deposit import L1Deposit
 
-from ..sequencer import L1Event
+from .deposits import L1Event, event_of
 from .follower import MAX_RANGE, EventDecoder
 
 
@@ -54,17 +53,14 @@ class DerivationChecker:
         for i, tx in enumerate(block.txs):
             if tx.tx_type != L1Deposit.TYPE_ID:
                 continue
-            l1_block, log_index, kind, args = encoding.decode(tx.payload)
-            self._fetch_until(l1_block)
-            claimed = (l1_block, log_index, kind, list(args))
+            claimed = event_of(tx)
+            self._fetch_until(claimed.block)
+            where = f"tx {i}: deposit {claimed.kind} at L1 {claimed.block}:{claimed.log_index}"
             if not self._events:
-                return f"tx {i}: deposit {kind} at L1 {l1_block}:{log_index} matches no L1 event"
+                return f"{where} matches no L1 event"
             e = self._events.popleft()
-            if (e.block, e.log_index, e.kind, list(e.args)) != claimed:
-                return (
-                    f"tx {i}: deposit {kind} at L1 {l1_block}:{log_index} is not the L1's next "
-                    f"event ({e.kind} at {e.block}:{e.log_index})"
-                )
+            if e != claimed:
+                return f"{where} is not the L1's next event ({e.kind} at {e.block}:{e.log_index})"
         self._fetch_until(h.l1_origin_number)
         if self._events and self._events[0].block <= h.l1_origin_number:
             e = self._events[0]

@@ -17,8 +17,8 @@ from web3 import Web3
 from web3.contract import Contract
 
 from ..metrics import Metrics
-from ..sequencer import L1Event
 from .chain import Deployment
+from .deposits import L1Event, L1Origin
 from .worker import step_forever
 
 log = structlog.get_logger("mps.l1.follower")
@@ -104,7 +104,7 @@ class Follower:
         self,
         w3: Web3,
         dep: Deployment,
-        deliver: Callable[[list[L1Event], tuple[int, bytes]], int],
+        deliver: Callable[[list[L1Event], L1Origin], int],
         start_block: int,
         last_consumed: Callable[[], tuple[int, int]],
         confirmations: int,
@@ -120,7 +120,7 @@ class Follower:
         self._next = -1  # next L1 block to read; -1: from the rollup's cursor
         self.confirmed_head = 0
 
-    def fetch(self) -> list[tuple[list[L1Event], tuple[int, bytes]]]:
+    def fetch(self) -> list[tuple[list[L1Event], L1Origin]]:
         """Read every newly confirmed block range: (events, L1 origin) per range. Blocking."""
         w3 = self._w3
         top = int(w3.eth.block_number) - self._confirmations
@@ -141,7 +141,7 @@ class Follower:
             self.confirmed_head = top
         return out
 
-    def deliver(self, ranges: list[tuple[list[L1Event], tuple[int, bytes]]]) -> int:
+    def deliver(self, ranges: list[tuple[list[L1Event], L1Origin]]) -> int:
         """Hand events to the sequencer (on the event loop's thread)."""
         delivered = sum(self._deliver(events, origin) for events, origin in ranges)
         if delivered:
@@ -152,7 +152,7 @@ class Follower:
         return self.deliver(self.fetch())
 
     async def run(self, metrics: Metrics | None = None) -> None:
-        def after(ranges: list[tuple[list[L1Event], tuple[int, bytes]]]) -> bool:
+        def after(ranges: list[tuple[list[L1Event], L1Origin]]) -> bool:
             n = self.deliver(ranges)
             if metrics is not None and n:
                 metrics.l1_actions.labels("follower", "event").inc(n)
