@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import struct
 import sys
 from pathlib import Path
 
@@ -27,12 +26,18 @@ from eth_account.signers.local import LocalAccount
 from web3.contract.contract import ContractFunction
 
 from contracts.anvil import Anvil
-from contracts.deploy import DeployParams, deploy_all
+from contracts.deploy import ETHER, DeployParams, deploy_all
 from contracts.transact import contract, transact
+from stf import state_keys
+from stf.fl.settlement import (
+    Settlement,
+    encode_reward_share,
+    encode_settlement,
+    encode_slash_evidence,
+)
 from stf.hashing import ZERO_HASH
+from stf.ids import ClientKey, TaskId
 from stf.smt import NODE_PREFIX, SparseMerkleTree, value_hash
-
-ETHER = 10**18
 
 
 class Tree:
@@ -132,16 +137,19 @@ def main() -> int:
 
         for n, task in zip(sizes, task_ids, strict=True):
             victim, client = keys[1 + sizes.index(n)], keys[-1]
+            slash_key = state_keys.slash_evidence(ClientKey(victim), TaskId(task))
+            settle_key = state_keys.settlement(TaskId(task))
+            reward_key = state_keys.reward_share(TaskId(task), ClientKey(client))
             leaves = {
-                b"slash/" + victim + task: struct.pack(">II", 3, 1),
-                b"settle/" + task: struct.pack(">BIQ", 2, 10, 20),
-                b"reward/" + task + client: struct.pack(">IB", 10, 0),
+                slash_key: encode_slash_evidence(3, 1),
+                settle_key: encode_settlement(Settlement(2, 10, 20)),
+                reward_key: encode_reward_share(10, False),
             }
             tree = Tree(n, leaves)
             commit(tree.root, 1)
             batch = state["index"] - 1
             node.mine(params.challenge_blocks)
-            sib = tree.siblings(b"slash/" + victim + task)
+            sib = tree.siblings(slash_key)
             depth = f"{n:,} keys, proof depth {len(sib)}"
             gas(
                 "SlashingManager.slash",
@@ -150,7 +158,7 @@ def main() -> int:
                 0,
                 depth,
             )
-            sib = tree.siblings(b"settle/" + task)
+            sib = tree.siblings(settle_key)
             gas(
                 "RewardManager.settle",
                 admin,
@@ -158,7 +166,7 @@ def main() -> int:
                 0,
                 f"{n:,} keys, proof depth {len(sib)}",
             )
-            sib = tree.siblings(b"reward/" + task + client)
+            sib = tree.siblings(reward_key)
             gas(
                 "RewardManager.claim",
                 admin,

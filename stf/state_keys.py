@@ -101,3 +101,14 @@ def parse_slash_evidence(key: bytes) -> tuple[ClientKey, TaskId] | None:
     if not key.startswith(SLASH_PREFIX) or len(body) != _ID + _ID:
         return None
     return ClientKey(body[:_ID]), TaskId(body[_ID:])
+
+
+SETTLE_PREFIX = settlement(TaskId(b""))  # b"settle/", spelled once: in settlement()
+
+
+def parse_settlement(key: bytes) -> TaskId | None:
+    """The task of a :func:`settlement` key, or ``None`` for any other key."""
+    body = key[len(SETTLE_PREFIX) :]
+    if not key.startswith(SETTLE_PREFIX) or len(body) != _ID:
+        return None
+    return TaskId(body)

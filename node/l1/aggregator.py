@@ -16,9 +16,13 @@ from dataclasses import dataclass
 import structlog
 from eth_account.signers.local import LocalAccount
 from web3 import Web3
+from web3.contract.contract import ContractFunctions
 
+from stf.fl.settlement import decode_settlement, decode_slash_evidence
 from stf.smt import SparseMerkleTree, key_path
+from stf.stakes import StakeStatus
 from stf.state import STATE_PREFIX
+from stf.state_keys import SETTLE_PREFIX, SLASH_PREFIX, parse_settlement, parse_slash_evidence
 
 from ..metrics import Metrics
 from ..storage import Storage
@@ -27,9 +31,8 @@ from .worker import step_forever
 
 log = structlog.get_logger("mps.l1.aggregator")
 
-SLASH_PREFIX = b"slash/"
-SETTLE_PREFIX = b"settle/"
-STATUS_STAKED, STATUS_UNBONDING = 1, 2
+# the L1 statuses a stake can still be slashed in
+SLASHABLE_ON_L1 = (StakeStatus.STAKED.l1, StakeStatus.UNBONDING.l1)
 
 
 @dataclass(frozen=True)
@@ -91,67 +94,86 @@ class Aggregator:
         self._acted_on = count  # only once every action went through
         return sent
 
+    def _pending(self, prefix: bytes) -> list[bytes]:
+        """The leaves under ``prefix`` not yet known to be final on L1."""
+        return [k for k in _keys(self._storage, prefix) if k not in self._final]
+
     def _slash_all(self, batch_index: int, root: bytes) -> int:
+        return sum(self._slash(batch_index, root, key) for key in self._pending(SLASH_PREFIX))
+
+    def _slash(self, batch_index: int, root: bytes, key: bytes) -> bool:
+        """Slash on L1 for one evidence leaf, unless there is nothing (left) to do there;
+        True if a transaction went out."""
+        parsed = parse_slash_evidence(key)
+        if parsed is None:
+            return False
+        client, task = parsed
         sm, reg = self._dep.slashing.functions, self._dep.registry.functions
-        sent = 0
-        for key in list(_keys(self._storage, SLASH_PREFIX)):
-            if key in self._final:
-                continue
-            client, task = key[6:38], key[38:70]
-            if sm.slashed(sm.offenceId(client, task).call()).call() or int(
-                reg.statusOf(client).call()
-            ) not in (STATUS_STAKED, STATUS_UNBONDING):
-                # done, or nothing left to slash (slashed for another task, or withdrawn)
-                self._final.add(key)
-                continue
-            ev = prove_at(self._storage, root, key)
-            if ev is None:
-                continue  # not yet under a finalized root
-            epoch = int.from_bytes(ev.value[0:4], "big")
-            reason = int.from_bytes(ev.value[4:8], "big")
-            call = sm.slash(batch_index, client, task, epoch, reason, ev.siblings)
-            send_and_wait(self._w3, self._account, call, self._max_fee)
+        if (
+            sm.slashed(sm.offenceId(client, task).call()).call()
+            or int(reg.statusOf(client).call()) not in SLASHABLE_ON_L1
+        ):
+            # done, or nothing left to slash (slashed for another task, or withdrawn)
             self._final.add(key)
-            self.slashed.append(client)
-            log.info(
-                "client slashed on L1",
-                client=client.hex(),
-                task=task.hex(),
-                epoch=epoch,
-                reason=reason,
-                batch=batch_index,
-            )
-            sent += 1
-        return sent
+            return False
+        ev = prove_at(self._storage, root, key)
+        if ev is None:
+            return False  # not yet under a finalized root
+        leaf = decode_slash_evidence(ev.value)
+        call = sm.slash(batch_index, client, task, leaf.epoch, leaf.reason, ev.siblings)
+        send_and_wait(self._w3, self._account, call, self._max_fee)
+        self._final.add(key)
+        self.slashed.append(client)
+        log.info(
+            "client slashed on L1",
+            client=client.hex(),
+            task=task.hex(),
+            epoch=leaf.epoch,
+            reason=leaf.reason,
+            batch=batch_index,
+        )
+        return True
 
     def _settle_all(self, batch_index: int, root: bytes) -> int:
         if self._dep.rewards is None:
             return 0
         rm = self._dep.rewards.functions
-        sent = 0
-        for key in list(_keys(self._storage, SETTLE_PREFIX)):
-            if key in self._final:
-                continue
-            task = key[7:39]
-            requester, _, settled, *_ = rm.task(task).call()
-            if settled:
-                self._final.add(key)
-                continue
-            if int(requester, 16) == 0:
-                continue  # not funded on L1 (yet)
-            ev = prove_at(self._storage, root, key)
-            if ev is None:
-                continue
-            status = ev.value[0]
-            epochs = int.from_bytes(ev.value[1:5], "big")
-            total = int.from_bytes(ev.value[5:13], "big")
-            call = rm.settle(batch_index, task, status, epochs, total, ev.siblings)
-            send_and_wait(self._w3, self._account, call, self._max_fee)
+        return sum(self._settle(rm, batch_index, root, k) for k in self._pending(SETTLE_PREFIX))
+
+    def _settle(self, rm: ContractFunctions, batch_index: int, root: bytes, key: bytes) -> bool:
+        """Settle one task on L1 from its leaf, once it is funded there and not settled yet;
+        True if a transaction went out."""
+        task = parse_settlement(key)
+        if task is None:
+            return False
+        requester, _, settled, *_ = rm.task(task).call()
+        if settled:
             self._final.add(key)
-            self.settled.append(task)
-            log.info("task settled on L1", task=task.hex(), epochs=epochs, clean_updates=total)
-            sent += 1
-        return sent
+            return False
+        if int(requester, 16) == 0:
+            return False  # not funded on L1 (yet)
+        ev = prove_at(self._storage, root, key)
+        if ev is None:
+            return False
+        leaf = decode_settlement(ev.value)
+        call = rm.settle(
+            batch_index,
+            task,
+            leaf.status,
+            leaf.epochs_trained,
+            leaf.total_clean_updates,
+            ev.siblings,
+        )
+        send_and_wait(self._w3, self._account, call, self._max_fee)
+        self._final.add(key)
+        self.settled.append(task)
+        log.info(
+            "task settled on L1",
+            task=task.hex(),
+            epochs=leaf.epochs_trained,
+            clean_updates=leaf.total_clean_updates,
+        )
+        return True
 
     async def run(self, metrics: Metrics | None = None) -> None:
         def after(n: int) -> bool:

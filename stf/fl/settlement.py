@@ -21,6 +21,7 @@ reward leaf has ``flagged == 0``.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from .. import state_keys
 from ..ids import ClientKey, TaskId
@@ -54,11 +55,17 @@ def encode_slash_evidence(epoch: int, reason: int) -> bytes:
     return epoch.to_bytes(4, "big") + reason.to_bytes(4, "big")
 
 
-def decode_slash_evidence(raw: bytes) -> tuple[int, int]:
-    """``(epoch, reason)``."""
+class SlashEvidence(NamedTuple):
+    """A decoded slash leaf: the fields ``SlashingManager.slash`` takes beside the proof."""
+
+    epoch: int
+    reason: int  # the flags that made the verdict slashable (stf.fl.rules.Flag)
+
+
+def decode_slash_evidence(raw: bytes) -> SlashEvidence:
     if len(raw) != SLASH_EVIDENCE_SIZE:
         raise ValueError(f"slash evidence is {SLASH_EVIDENCE_SIZE} bytes, got {len(raw)}")
-    return int.from_bytes(raw[:4], "big"), int.from_bytes(raw[4:], "big")
+    return SlashEvidence(int.from_bytes(raw[:4], "big"), int.from_bytes(raw[4:], "big"))
 
 
 def write_slash_evidence(
