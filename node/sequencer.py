@@ -24,6 +24,7 @@ from stf.block import Block, Receipt
 from stf.errors import Code, MPSError
 from stf.genesis import genesis_block
 from stf.ids import TaskId
+from stf.records import L1Cursor
 from stf.smt import SparseMerkleTree
 from stf.state import State
 from stf.transition import ChainConfig, build_block
@@ -149,8 +150,8 @@ class Sequencer:
         raw = State(self.storage, self.head.header.state_root).get(state_keys.L1_LAST_EVENT)
         if raw is None:
             return (-1, -1)
-        block, index = encoding.decode(raw)
-        return (int(block), int(index))
+        cursor = L1Cursor.decode(raw)
+        return (cursor.block, cursor.log_index)
 
     def queue_l1_events(self, events: list[L1Event], origin: L1Origin) -> int:
         """Queue confirmed L1 events for the next block; return how many were new.
