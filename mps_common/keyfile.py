@@ -13,9 +13,11 @@ from pathlib import Path
 
 from nacl.signing import SigningKey
 
+from .errors import ClientError, InvalidArgument
 
-class KeyFileError(OSError):
-    """The key file is missing, malformed or readable by others."""
+
+class KeyFileError(ClientError, OSError):
+    """The key file is missing, malformed or readable by others (an SDK error, and an OSError)."""
 
 
 @dataclass(frozen=True)
@@ -29,7 +31,7 @@ class Keypair:
     @classmethod
     def from_seed(cls, seed: bytes) -> Keypair:
         if len(seed) != 32:
-            raise ValueError("an ed25519 seed is 32 bytes")
+            raise InvalidArgument("an ed25519 seed is 32 bytes")
         return cls(SigningKey(seed))
 
     @property

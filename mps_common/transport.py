@@ -1,8 +1,9 @@
-"""JSON-RPC clients for the node, sync (standard library only) and async (aiohttp).
+"""JSON-RPC clients for a node, sync (standard library only) and async (aiohttp).
 
-Both speak msgpack by default, so transactions and blobs travel as raw bytes;
-``media="json"`` switches to JSON with ``0x`` hex. Errors raise the typed
-exceptions of :mod:`client_sdk.errors`.
+Shared by the SDK and the node's own tools (``mps-node verify`` reads another node), so it lives
+outside both. Both speak msgpack by default, so transactions and blobs travel as raw bytes;
+``media="json"`` switches to JSON with ``0x`` hex. Errors raise the typed exceptions of
+:mod:`mps_common.errors` (re-exported by :mod:`client_sdk.errors`).
 """
 
 from __future__ import annotations
@@ -15,16 +16,28 @@ from typing import Any
 
 import msgpack
 
-from .errors import TransportError, from_error_object
+from .errors import InvalidArgument, TransportError, from_error_object
+from .hexutil import to_hex
 
 MEDIA = {"msgpack": "application/msgpack", "json": "application/json"}
+
+
+def _check_media(media: str) -> None:
+    if media not in MEDIA:
+        raise InvalidArgument("media must be 'msgpack' or 'json'")
 
 
 def _encode(req: Any, media: str) -> bytes:
     if media == "msgpack":
         packed: bytes = msgpack.packb(req, use_bin_type=True)
         return packed
-    return json.dumps(req, default=lambda b: "0x" + b.hex()).encode()
+    return json.dumps(req, default=to_hex).encode()
+
+
+def _request(req_id: int, method: str, params: tuple[Any, ...], media: str) -> bytes:
+    """One JSON-RPC request body, bytes parameters in the media's form."""
+    req = {"jsonrpc": "2.0", "id": req_id, "method": method, "params": _prep(list(params), media)}
+    return _encode(req, media)
 
 
 def _decode(body: bytes, media: str) -> Any:
@@ -47,31 +60,26 @@ def _unwrap(resp: Any) -> Any:
 def _prep(value: Any, media: str) -> Any:
     """bytes go as-is in msgpack and as 0x hex in JSON."""
     if media == "json" and isinstance(value, bytes):
-        return "0x" + value.hex()
+        return to_hex(value)
     if isinstance(value, list | tuple):
         return [_prep(v, media) for v in value]
     return value
 
 
 class RPCClient:
+    """Blocking calls over urllib: for scripts, threads, and the node's synchronous tools."""
+
     def __init__(self, url: str, media: str = "msgpack", timeout: float = 30.0) -> None:
-        if media not in MEDIA:
-            raise ValueError("media must be 'msgpack' or 'json'")
+        _check_media(media)
         self.url = url
         self.media = media
         self.timeout = timeout
         self._ids = itertools.count(1)
 
     def call(self, method: str, *params: Any) -> Any:
-        req = {
-            "jsonrpc": "2.0",
-            "id": next(self._ids),
-            "method": method,
-            "params": _prep(list(params), self.media),
-        }
         http = urllib.request.Request(
             self.url,
-            data=_encode(req, self.media),
+            data=_request(next(self._ids), method, params, self.media),
             method="POST",
             headers={"Content-Type": MEDIA[self.media], "Accept": MEDIA[self.media]},
         )
@@ -88,11 +96,12 @@ class RPCClient:
 
 
 class AsyncRPCClient:
+    """Calls over one aiohttp session, opened on first use; close it (or ``async with``)."""
+
     def __init__(self, url: str, media: str = "msgpack", timeout: float = 30.0) -> None:
         import aiohttp
 
-        if media not in MEDIA:
-            raise ValueError("media must be 'msgpack' or 'json'")
+        _check_media(media)
         self.url = url
         self.media = media
         self._timeout = aiohttp.ClientTimeout(total=timeout)
@@ -115,16 +124,11 @@ class AsyncRPCClient:
 
         if self._session is None:
             self._session = aiohttp.ClientSession(timeout=self._timeout)
-        req = {
-            "jsonrpc": "2.0",
-            "id": next(self._ids),
-            "method": method,
-            "params": _prep(list(params), self.media),
-        }
+        body = _request(next(self._ids), method, params, self.media)
         try:
             async with self._session.post(
                 self.url,
-                data=_encode(req, self.media),
+                data=body,
                 headers={"Content-Type": MEDIA[self.media]},
             ) as resp:
                 body = await resp.read()

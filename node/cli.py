@@ -246,7 +246,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     """Replay every committed batch; challenge and exit 1 at the first divergence."""
     import time
 
-    from client_sdk.rpc import RPCClient
+    from mps_common.transport import RPCClient
 
     from .l1.chain import GWEI, L1Error, bind_contract, connect, load_account
     from .l1.verifier import Verifier

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from client_sdk.rpc import RPCClient
 from contracts.anvil import Anvil
+from mps_common.transport import RPCClient
 
 pytestmark = pytest.mark.slow
 

@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 
 from client_sdk.keys import Keypair
-from client_sdk.rpc import RPCClient
 from client_sdk.tx import put_record
 from contracts.anvil import Anvil
 from contracts.transact import contract
+from mps_common.transport import RPCClient
 from node.l1.verifier import Verifier
 from node.storage import Storage
 

@@ -27,9 +27,9 @@ from rpc_fixtures import CHAIN_ID, hx
 
 from client_sdk import fl, put_blob
 from client_sdk.keys import Keypair
-from client_sdk.rpc import RPCClient
 from contracts.anvil import Anvil
 from contracts.reverts import ContractRevert
+from mps_common.transport import RPCClient
 from node.l1.aggregator import prove_at
 from node.l1.chain import build_signed
 from node.l1.deposits import L1Event

@@ -26,8 +26,8 @@ import pytest
 
 from client_sdk.errors import NonceTooHigh, RPCError, TransportError
 from client_sdk.keys import Keypair
-from client_sdk.rpc import RPCClient
 from client_sdk.tx import put_record
+from mps_common.transport import RPCClient
 
 pytestmark = pytest.mark.slow
 

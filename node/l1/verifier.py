@@ -18,7 +18,7 @@ from eth_account.signers.local import LocalAccount
 from web3 import Web3
 from web3.contract import Contract
 
-from client_sdk.rpc import RPCClient
+from mps_common.transport import RPCClient
 from stf.block import Block
 from stf.context import Limits
 from stf.errors import BlockInvalid
