@@ -1,158 +1,238 @@
-"""``AsyncMPSClient``: the read side of the client flow, and signed transactions, under asyncio.
+"""``AsyncMPSClient``: the same client as :class:`~client_sdk.client.MPSClient`, under asyncio.
 
-A separate module from :mod:`client_sdk.client` because it is a separate transport (aiohttp)
-with a smaller surface: tasks, epochs, blobs, base models, join and submit. L1 calls and
-proof-checked slashing states stay on the sync :class:`~client_sdk.client.MPSClient`; run it
-in a thread from async code.
+The same methods with the same behaviour (both are faces of :class:`~client_sdk.core.ClientCore`),
+awaited: node calls go over aiohttp, pauses are ``asyncio.sleep``, and the L1's web3 calls (stake,
+fund, claim, the L1's root for ``slashing_state``) run in a thread so the event loop keeps going.
+``chain_id`` is a coroutine here, not a property. Use as ``async with AsyncMPSClient(url, key)``.
 """
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
-from typing import Any
+import asyncio
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 import numpy.typing as npt
 
-from stf.fl.task import MODEL_DTYPE, TaskParams, quantize
+from mps_common.transport import AsyncRPCClient
+from stf.fl.task import TaskParams
 from stf.tx import Transaction
 
-from . import fl
-from .answers import as_bytes, params_of
-from .errors import NotFound, SDKError, from_receipt
+from .core import Build, ClientCore
+from .flow import Blocking, Call, Exclusive, Flow, Sleep, Step, drive_async
 from .keys import Keypair
-from .proofs import ProofError
-from .rpc import AsyncRPCClient
+from .slashing import SlashingState
+
+if TYPE_CHECKING:
+    from .l1 import L1, L1Config
+
+T = TypeVar("T")
 
 __all__ = ["AsyncMPSClient"]
 
 
 class AsyncMPSClient:
-    """The read side of :class:`MPSClient` over aiohttp, plus sending signed transactions.
-
-    Use as ``async with AsyncMPSClient(url, key) as mps: ...``. L1 calls and proof-checked
-    slashing states stay on the sync client (run it in a thread from async code).
-    """
+    """The node's RPC (``rpc_url``), a client key for transactions, and optionally the L1."""
 
     def __init__(
-        self, rpc_url: str, key: Keypair | None = None, *, media: str = "msgpack",
-        timeout: float = 30.0, receipt_timeout: float = 120.0,
+        self, rpc_url: str, key: Keypair | None = None, l1: L1Config | None = None, *,
+        media: str = "msgpack", timeout: float = 30.0, receipt_timeout: float = 120.0,
     ) -> None:  # fmt: skip
         self.rpc = AsyncRPCClient(rpc_url, media, timeout)
-        self.key = key
-        self.receipt_timeout = receipt_timeout
-        self._chain_id: int | None = None
-        self._params: dict[bytes, TaskParams] = {}
+        self.core = ClientCore(key, l1, receipt_timeout)
+        self._lock = asyncio.Lock()
 
     async def __aenter__(self) -> AsyncMPSClient:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        await self.rpc.close()
+        await self.close()
 
     async def close(self) -> None:
         await self.rpc.close()
 
+    async def _run(self, flow: Flow[T]) -> T:
+        return await drive_async(flow, self._take)
+
+    async def _take(self, step: Step) -> Any:
+        if isinstance(step, Call):
+            return await self.rpc.call(step.method, *step.params)
+        if isinstance(step, Sleep):
+            return await asyncio.sleep(step.seconds)
+        if isinstance(step, Blocking):
+            return await asyncio.to_thread(step.fn)
+        assert isinstance(step, Exclusive)
+        async with self._lock:
+            return await self._run(step.flow)
+
+    # -- basics ---------------------------------------------------------------------------
+    @property
+    def key(self) -> Keypair | None:
+        return self.core.key
+
+    @property
+    def l1_config(self) -> L1Config | None:
+        return self.core.l1_config
+
+    @property
+    def l1(self) -> L1:
+        """The L1 contracts, seen from the configured L1 account."""
+        return self.core.l1
+
     async def chain_id(self) -> int:
-        if self._chain_id is None:
-            self._chain_id = int(await self.rpc.call("mps_chainId"))
-        return self._chain_id
+        return await self._run(self.core.chain_id())
 
-    async def task(self, task_id: bytes, block: int | str = "latest") -> dict[str, Any]:
-        result: dict[str, Any] = await self.rpc.call("mps_getTask", task_id, block)
-        return result
+    def require_key(self) -> Keypair:
+        return self.core.require_key()
 
-    async def task_params(self, task_id: bytes) -> TaskParams:
-        p = self._params.get(task_id)
-        if p is None:
-            p = self._params[task_id] = params_of(await self.task(task_id))
-        return p
-
-    async def tasks(self, open_only: bool = True) -> list[dict[str, Any]]:
-        result: list[dict[str, Any]] = await self.rpc.call("mps_listTasks", open_only)
-        return result
-
-    async def epoch(self, task_id: bytes, epoch: int) -> dict[str, Any]:
-        result: dict[str, Any] = await self.rpc.call("mps_getEpoch", task_id, epoch)
-        return result
-
-    async def blob(self, blob_hash: bytes) -> bytes:
-        data = as_bytes(await self.rpc.call("mps_getBlob", blob_hash))
-        if fl.blob_id(data) != blob_hash:
-            raise ProofError(f"the node's blob {blob_hash.hex()} does not hash to its id")
-        return data
-
-    async def base_model(self, task_id: bytes, epoch: int | None = None) -> npt.NDArray[np.float64]:
-        params = await self.task_params(task_id)
-        task = await self.task(task_id)
-        if epoch is None or epoch == int(task["epoch"]):
-            model_id = as_bytes(task["baseModel"])
-        else:
-            model_id = as_bytes((await self.epoch(task_id, epoch))["baseModel"])
-        raw = await self.blob(model_id)
-        if len(raw) != params.d * MODEL_DTYPE.itemsize:  # chunks behind a manifest
-            import asyncio
-
-            from .client import MPSClient  # here: client.py re-exports this module's class
-
-            sync = MPSClient(self.rpc.url, media=self.rpc.media)
-            return await asyncio.to_thread(sync.base_model, task_id, epoch)
-        return np.frombuffer(raw, MODEL_DTYPE).astype(np.float64) / float(2**params.shift)
+    async def nonce(self, sender: bytes, pending: bool = True) -> int:
+        return await self._run(self.core.nonce(sender, pending))
 
     async def send(self, tx: Transaction) -> bytes:
-        return as_bytes(await self.rpc.call("mps_sendTransaction", tx.encode()))
+        return await self._run(self.core.send(tx))
 
-    async def wait_for_receipt(self, tx_hash: bytes) -> dict[str, Any]:
-        """Wait for inclusion; raise the typed error of a failed receipt."""
-        import asyncio
+    async def receipt(self, tx_hash: bytes) -> dict[str, Any] | None:
+        return await self._run(self.core.receipt(tx_hash))
 
-        deadline = time.monotonic() + self.receipt_timeout
-        while True:
-            rc = await self.rpc.call("mps_getTransactionReceipt", tx_hash)
-            if rc is not None:
-                if int(rc["status"]) != 1:
-                    raise from_receipt(rc)
-                return dict(rc)
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"transaction {tx_hash.hex()} not sealed in time")
-            await asyncio.sleep(0.05)
+    async def wait_for_receipt(
+        self,
+        tx_hash: bytes,
+        timeout: float | None = None,  # noqa: ASYNC109 (the sync client's signature)
+    ) -> dict[str, Any]:
+        """The receipt once sealed, failed (status 0) or not; ``WaitTimeout`` after ``timeout``
+        seconds (None: ``receipt_timeout``)."""
+        return await self._run(self.core.wait_for_receipt(tx_hash, timeout))
 
-    async def _transact(self, build: Callable[[Keypair, int, int], Transaction]) -> bytes:
-        if self.key is None:
-            raise SDKError("this needs a client key: pass key=Keypair.load(...)")
-        nonce = int(await self.rpc.call("mps_getNonce", self.key.public_key, True))
-        h = await self.send(build(self.key, await self.chain_id(), nonce))
-        await self.wait_for_receipt(h)
-        return h
+    async def get_state(
+        self, key: bytes, block: int | str = "latest", root: bytes | None = None
+    ) -> bytes | None:
+        """A state value, proven against the block's root (or a ``root`` you trust)."""
+        return await self._run(self.core.get_state(key, block, root))
+
+    async def block(self, tag: int | str = "latest", full: bool = False) -> dict[str, Any]:
+        return await self._run(self.core.block(tag, full))
+
+    async def limits(self) -> dict[str, int]:
+        """The chain's consensus limits (``maxTxSize``, ``maxBlobSize``...)."""
+        return await self._run(self.core.limits())
+
+    async def blob(self, blob_hash: bytes) -> bytes:
+        """A blob by its sha256, checked against it."""
+        return await self._run(self.core.blob(blob_hash))
+
+    async def send_all(self, build: Callable[[int], Sequence[Transaction]]) -> list[bytes]:
+        """Sign ``build(first_nonce)`` and send each in order (the kept nonce, retried once
+        stale); does not wait for them."""
+        return await self._run(self.core.send_all(build))
+
+    async def transact(self, build: Build) -> bytes:
+        """Send ``build(key, chain_id, nonce)``, wait for its inclusion; return its hash
+        (its typed error if it failed)."""
+        return await self._run(self.core.transact(build))
+
+    # -- reading tasks ----------------------------------------------------------------------
+    async def task(self, task_id: bytes, block: int | str = "latest") -> dict[str, Any]:
+        """``mps_getTask``: parameters, status, epoch, base model id, clients."""
+        return await self._run(self.core.task(task_id, block))
+
+    async def task_params(self, task_id: bytes) -> TaskParams:
+        """The task's parameters (cached: they never change)."""
+        return await self._run(self.core.task_params(task_id))
+
+    async def tasks(self, open_only: bool = True) -> list[dict[str, Any]]:
+        """The node's tasks (``mps_listTasks``): the open ones in creation order, or all."""
+        return await self._run(self.core.tasks(open_only))
+
+    async def epoch(self, task_id: bytes, epoch: int) -> dict[str, Any]:
+        """``mps_getEpoch`` of a closed epoch (NotFound while open)."""
+        return await self._run(self.core.epoch(task_id, epoch))
+
+    async def stake_info(self, client_key: bytes | None = None) -> dict[str, Any] | None:
+        """The stake as the rollup knows it (``mps_getStake``), or None."""
+        return await self._run(self.core.stake_info(client_key))
+
+    async def base_model(self, task_id: bytes, epoch: int | None = None) -> npt.NDArray[np.float64]:
+        """The float64 weights an epoch trains from (None: the current epoch), chunked or not."""
+        return await self._run(self.core.base_model(task_id, epoch))
+
+    async def load_base_model(self, task_id: bytes, module: Any, epoch: int | None = None) -> None:
+        """Copy an epoch's base model into a torch module (tensors named as in the layout)."""
+        return await self._run(self.core.load_base_model(task_id, module, epoch))
+
+    # -- a client's flow ----------------------------------------------------------------------
+    async def stake(self) -> None:
+        """Stake this client's key on the L1 (from the L1 account, which gets the rewards)."""
+        key = self.require_key().public_key
+        await self._run(self.core.on_l1(lambda l1: l1.stake(key)))
+
+    async def wait_for_stake(
+        self,
+        timeout: float = 60.0,  # noqa: ASYNC109 (the sync client's signature)
+    ) -> dict[str, Any]:
+        """Wait until the rollup sees the stake as staked (the node follows the L1 a few blocks
+        behind its head) and return it."""
+        return await self._run(self.core.wait_for_stake(timeout))
+
+    async def unregister(self) -> None:
+        """Start unbonding on the L1 (still slashable until withdrawn)."""
+        await self._run(self.core.on_l1(lambda l1: l1.unregister()))
+
+    async def withdraw(self) -> None:
+        """Withdraw the stake on the L1 once unbonding is over."""
+        await self._run(self.core.on_l1(lambda l1: l1.withdraw()))
 
     async def join(self, task_id: bytes) -> bytes:
-        return await self._transact(lambda k, c, n: fl.join_task(k, c, n, task_id))
+        """Join a task; waits for inclusion (``NotStaked``, ``TaskFull``... if it failed)."""
+        return await self._run(self.core.join(task_id))
 
-    async def submit_update(self, task_id: bytes, epoch: int, delta: npt.ArrayLike) -> bytes:
-        """An inline float delta (quantized with the task's shift and dtype)."""
-        p = await self.task_params(task_id)
-        q = quantize(np.asarray(delta, dtype=np.float64).reshape(-1), p.shift, p.dtype)
-        if q.size != p.d:
-            raise ValueError(f"the update has {q.size} values, the task {p.d}")
-        return await self._transact(
-            lambda k, c, n: fl.submit_update(k, c, n, task_id, epoch, q.tobytes())
-        )
+    async def submit_update(self, task_id: bytes, epoch: int, update: Any) -> bytes:
+        """Send an update for ``epoch``: a float delta (layout order), or a trained torch module
+        (delta = its weights minus the epoch's base model), quantized as the STF expects; as
+        chunks when over one transaction. Waits for inclusion; returns the submit's hash."""
+        return await self._run(self.core.submit_update(task_id, epoch, update))
 
     async def wait_for_epoch(
-        self,
-        task_id: bytes,
-        epoch: int,
+        self, task_id: bytes, epoch: int,
         timeout: float = 120.0,  # noqa: ASYNC109 (the sync client's signature)
-    ) -> dict[str, Any]:
-        import asyncio
+        progress: Callable[[dict[str, Any]], None] | None = None,
+    ) -> dict[str, Any]:  # fmt: skip
+        """Wait until ``epoch`` closes; return its summary (``mps_getEpoch``). ``progress``
+        sees the task at every poll; SDKError if the task stops first, WaitTimeout after
+        ``timeout`` s."""
+        return await self._run(self.core.wait_for_epoch(task_id, epoch, timeout, progress))
 
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                return await self.epoch(task_id, epoch)
-            except NotFound:
-                pass
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"epoch {epoch} did not close within {timeout}s")
-            await asyncio.sleep(0.2)
+    async def slashing_state(
+        self, task_id: bytes, client_key: bytes | None = None, trust: str = "l1"
+    ) -> SlashingState:
+        """A client's verdict and records in a task, every proof checked here.
+
+        ``trust="l1"``: the newest batch committed on the L1 (its root and last block) picks
+        the state; a lying node raises :class:`ProofError`. The answer trails the node's head.
+        ``trust="node"``: the node's latest state, checked against the root the node gives.
+        """
+        return await self._run(self.core.slashing_state(task_id, client_key, trust))
+
+    async def reward_share(self, task_id: bytes, client_key: bytes | None = None) -> dict[str, Any]:
+        """The client's ``reward/`` leaf under the root the task settled on (L1), proven:
+        ``{accepted, flagged, siblings, batch, height}``. NotOnL1Yet before settlement."""
+        return await self._run(self.core.reward_share(task_id, client_key))
+
+    async def claim_rewards(self, task_id: bytes) -> int:
+        """After the task settled on the L1: prove this client's reward leaf, claim, return
+        the wei paid (to the key's L1 staker)."""
+        return await self._run(self.core.claim_rewards(task_id))
+
+    # -- a requester's flow ---------------------------------------------------------------------
+    async def create_task(
+        self, params: TaskParams, model: npt.ArrayLike, script: bytes,
+        deposit_wei: int | None = None,
+    ) -> bytes:  # fmt: skip
+        """Upload the initial model (float weights, int32 at the task's shift; chunked when over
+        one blob) and the script, create the task, and fund it on the L1 with ``deposit_wei``
+        (plus the base fee) if given. Returns the task id (the create_task transaction's hash)."""
+        return await self._run(self.core.create_task(params, model, script, deposit_wei))
+
+    async def report_evaluation(self, task_id: bytes, epoch: int, accuracy: float) -> bytes:
+        """Report a closed epoch's accuracy (0..1) as the requester or evaluator; waits."""
+        return await self._run(self.core.report_evaluation(task_id, epoch, accuracy))

@@ -27,7 +27,8 @@ from typing import IO, Any
 
 import numpy as np
 
-from .client import MPSClient, as_bytes
+from .answers import as_bytes
+from .client import MPSClient
 from .errors import RPCError, SDKError, TransportError
 from .keys import KeyFileError, Keypair
 from .l1 import L1Config, L1ConfigError
@@ -36,7 +37,7 @@ from .proofs import ProofError
 DEFAULT_RPC = "http://127.0.0.1:8645/"
 
 
-class UsageError(Exception):
+class UsageError(SDKError):
     """A missing or contradictory option."""
 
 

@@ -13,7 +13,7 @@ Arrays larger than one blob (updates over ``max_tx_size``, models over
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from typing import Any
 
 import numpy as np
@@ -28,7 +28,10 @@ from stf.ids import BlobId
 from stf.tx import Transaction, make_tx
 from stf.txtypes.fl import CreateTask, JoinTask, ReportEvaluation, SubmitUpdate
 
+from .errors import InvalidArgument
+from .flow import drive
 from .keys import Keypair
+from .proofs import ProofError
 from .tx import put_blob
 
 #: The chain's default ``max_blob_size`` (a consensus limit: ask the chain's config if unsure).
@@ -36,12 +39,14 @@ DEFAULT_MAX_BLOB_SIZE = Limits().max_blob_size
 
 __all__ = [
     "DEFAULT_MAX_BLOB_SIZE",
+    "array_reader",
     "blob_id",
     "chunk_manifest",
     "create_task",
     "join_task",
     "model_blob",
     "model_blobs",
+    "model_reader",
     "quantize",
     "read_array",
     "read_model",
@@ -82,10 +87,12 @@ def split_chunks(data: bytes, max_blob_size: int = DEFAULT_MAX_BLOB_SIZE) -> lis
     (so no int8, int16 or int32 value straddles two), the last one shorter."""
     chunk = max_blob_size - max_blob_size % 4
     if chunk <= 0:
-        raise ValueError(f"max_blob_size {max_blob_size} is too small for chunks")
+        raise InvalidArgument(f"max_blob_size {max_blob_size} is too small for chunks")
     chunks = [data[i : i + chunk] for i in range(0, len(data), chunk)]
     if not 1 <= len(chunks) <= MAX_CHUNKS:
-        raise ValueError(f"{len(data)} bytes make {len(chunks)} chunks, 1 to {MAX_CHUNKS} allowed")
+        raise InvalidArgument(
+            f"{len(data)} bytes make {len(chunks)} chunks, 1 to {MAX_CHUNKS} allowed"
+        )
     return chunks
 
 
@@ -151,12 +158,36 @@ def submit_update_chunked(
     data = update if isinstance(update, bytes) else np.ascontiguousarray(update).tobytes()
     chunks = split_chunks(data, max_blob_size)
     if len(chunk_manifest(chunks)) >= len(data):
-        raise ValueError(f"an update of {len(data)} bytes is too small to chunk: send it inline")
+        raise InvalidArgument(
+            f"an update of {len(data)} bytes is too small to chunk: send it inline"
+        )
     txs = [put_blob(key, chain_id, nonce + i, c) for i, c in enumerate(_distinct(chunks))]
     ids = [blob_id(c) for c in chunks]
     payload = encoding.encode([task_id, epoch, ids])
     txs.append(make_tx(key.signing_key, chain_id, SubmitUpdate.TYPE_ID, nonce + len(txs), payload))
     return txs
+
+
+def array_reader(
+    array_id: bytes, dtype: npt.DTypeLike, count: int
+) -> Generator[bytes, bytes, npt.NDArray[Any]]:
+    """:func:`read_array` as a flow: it yields each blob id it needs and is sent the blob's bytes,
+    so that the sync and async clients read arrays with this one copy of the logic."""
+    dt = np.dtype(dtype)
+    nbytes = count * dt.itemsize
+    raw = _checked(array_id, (yield array_id))
+    if len(raw) == nbytes:
+        return np.frombuffer(raw, dt).copy()
+    m = Manifest.decode(raw)
+    if m.total != nbytes:
+        raise ProofError(f"manifest holds {m.total} bytes, expected {nbytes}")
+    out = bytearray()
+    for j in range(m.count):
+        chunk = _checked(m.hash(j), (yield m.hash(j)))
+        if len(chunk) != m.size(j):
+            raise ProofError(f"chunk {j} is {len(chunk)} bytes, the manifest says {m.size(j)}")
+        out += chunk
+    return np.frombuffer(bytes(out), dt).copy()
 
 
 def read_array(
@@ -168,35 +199,28 @@ def read_array(
     against its id. The array's size tells the forms apart: a blob of exactly ``count`` values
     is the array, anything else is a manifest.
     """
-    dt = np.dtype(dtype)
-    nbytes = count * dt.itemsize
-    raw = _fetch(get_blob, array_id)
-    if len(raw) == nbytes:
-        return np.frombuffer(raw, dt).copy()
-    m = Manifest.decode(raw)
-    if m.total != nbytes:
-        raise ValueError(f"manifest holds {m.total} bytes, expected {nbytes}")
-    out = bytearray()
-    for j in range(m.count):
-        chunk = _fetch(get_blob, m.hash(j))
-        if len(chunk) != m.size(j):
-            raise ValueError(f"chunk {j} is {len(chunk)} bytes, the manifest says {m.size(j)}")
-        out += chunk
-    return np.frombuffer(bytes(out), dt).copy()
+    return drive(array_reader(array_id, dtype, count), get_blob)
+
+
+def model_reader(
+    model_id: bytes, params: TaskParams
+) -> Generator[bytes, bytes, npt.NDArray[np.float64]]:
+    """:func:`read_model` as a flow (see :func:`array_reader`)."""
+    w = yield from array_reader(model_id, MODEL_DTYPE, params.d)
+    return w.astype(np.float64) / float(2**params.shift)
 
 
 def read_model(
     get_blob: Callable[[bytes], bytes], model_id: bytes, params: TaskParams
 ) -> npt.NDArray[np.float64]:
     """A task's int32 model (``baseModel``, ``nextBaseModel``...) as floats (``W * 2**-shift``)."""
-    w = read_array(get_blob, model_id, MODEL_DTYPE, params.d)
-    return w.astype(np.float64) / float(2**params.shift)
+    return drive(model_reader(model_id, params), get_blob)
 
 
-def _fetch(get_blob: Callable[[bytes], bytes], h: bytes) -> bytes:
-    data = bytes(get_blob(h))
+def _checked(h: bytes, data: bytes) -> bytes:
+    data = bytes(data)
     if blob_id(data) != h:
-        raise ValueError(f"blob {h.hex()} does not hash to its id")
+        raise ProofError(f"blob {h.hex()} does not hash to its id")
     return data
 
 

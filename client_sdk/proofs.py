@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from mps_common.errors import ClientError
 from mps_common.hexutil import as_bytes
 from stf.smt import Proof, verify_proof
 
 
-class ProofError(ValueError):
-    """The node's answer does not prove what it claims."""
+class ProofError(ClientError, ValueError):
+    """The node's answer does not prove what it claims: a lying or broken node, never the caller."""
 
 
 def _b(v: Any) -> bytes:

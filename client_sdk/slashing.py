@@ -10,7 +10,7 @@ epoch count says which records must exist, and the missing ones are proven absen
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,11 +21,16 @@ from stf.fl.task import TaskState
 from stf.ids import ClientKey, TaskId
 
 from .answers import as_bytes, check_key
-from .errors import NotFound, NotOnL1Yet
+from .errors import InvalidArgument, NotFound, NotOnL1Yet
+from .flow import Flow, blocking, call, drive, nested
 from .proofs import ProofError, checked_value
-from .rpc import RPCClient
 
-__all__ = ["SlashingState", "fetch_slashing_state", "verify_slashing_state"]
+__all__ = [
+    "SlashingState",
+    "fetch_slashing_state",
+    "slashing_verifier",
+    "verify_slashing_state",
+]
 
 
 @dataclass(frozen=True)
@@ -65,6 +70,17 @@ def verify_slashing_state(
     (``fetch_proof(key)`` must return ``mps_getProof`` at the same block; it is asked only for
     the epochs the answer leaves out, to prove the client sent nothing there).
     """
+    return drive(slashing_verifier(resp, task_id, client, root), fetch_proof)
+
+
+Checked = tuple[Verdict, list[dict[str, Any]]]
+
+
+def slashing_verifier(
+    resp: dict[str, Any], task_id: TaskId, client: ClientKey, root: bytes
+) -> Generator[bytes, dict[str, Any], Checked]:
+    """:func:`verify_slashing_state` as a flow: it yields the key of each proof it needs and is
+    sent the ``mps_getProof`` answer, so the sync and async clients share this one check."""
     try:
         vresp, tresp, recs = resp["verdict"], resp["taskRecord"], resp["records"]
     except (KeyError, TypeError):
@@ -92,7 +108,7 @@ def verify_slashing_state(
     for ep in range(closed):
         if ep not in by_epoch:
             key = state_keys.client_record(task_id, ep, client)
-            p = fetch_proof(key)
+            p = yield key
             check_key(p, key)
             if checked_value(p, root) is not None:
                 raise ProofError(f"the node left out the client's record of epoch {ep}")
@@ -112,12 +128,11 @@ def verify_slashing_state(
 
 
 def fetch_slashing_state(
-    rpc: RPCClient,
     committed_batch: Callable[[], tuple[int, bytes, int] | None],
     task_id: bytes,
     client: bytes,
     trust: str = "l1",
-) -> SlashingState:
+) -> Flow[SlashingState]:
     """Ask the node for ``client``'s slashing state in a task and check it against a root.
 
     ``trust="l1"``: ``committed_batch()`` (the L1's newest ``(index, root, last block)``; only
@@ -125,31 +140,28 @@ def fetch_slashing_state(
     the root. ``trust="node"``: the node's latest block and the root it gives.
     """
     if trust == "l1":
-        batch = committed_batch()
+        batch = yield from blocking(committed_batch)
         if batch is None:
             raise NotOnL1Yet("no batch is committed on the L1 yet")
         index, root, height = batch
         where = f"l1 batch {index}"
         try:
-            resp = rpc.call("mps_getSlashingState", task_id, client, height)
+            resp = yield from call("mps_getSlashingState", task_id, client, height)
         except NotFound as exc:  # the task is younger than the batch
             raise NotOnL1Yet(
                 f"task {task_id.hex()} is not in L1 batch {index} (block {height}) yet"
             ) from exc
     elif trust == "node":
-        resp = rpc.call("mps_getSlashingState", task_id, client)
+        resp = yield from call("mps_getSlashingState", task_id, client)
         height, where = int(resp["height"]), "node"
         root = as_bytes(resp["stateRoot"])
     else:
-        raise ValueError("trust must be 'l1' or 'node'")
+        raise InvalidArgument("trust must be 'l1' or 'node'")
     if resp.get("height") is not None and int(resp["height"]) != height:
         raise ProofError(f"asked for block {height}, the node answered {resp['height']}")
 
-    def fetch(key: bytes) -> dict[str, Any]:
-        result: dict[str, Any] = rpc.call("mps_getProof", key, height)
-        return result
-
-    verdict, records = verify_slashing_state(resp, TaskId(task_id), ClientKey(client), root, fetch)
+    verifier = slashing_verifier(resp, TaskId(task_id), ClientKey(client), root)
+    verdict, records = yield from nested(verifier, lambda key: call("mps_getProof", key, height))
     return SlashingState(
         task_id=task_id,
         client=client,

@@ -7,28 +7,23 @@ from that vector by name, and refuse a module whose tensors do not match the lay
 
 :class:`Client` has Flower's ``NumPyClient`` shape (``get_parameters`` / ``fit`` /
 ``evaluate`` on lists of arrays, one per layout tensor), so an existing Flower client ports by
-changing its base class; :func:`run_client` drives one through a task's epochs.
+changing its base class; :func:`client_sdk.runner.run_client` drives one through a task's epochs.
 
 torch is imported on first use: the module imports without it.
 """
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Callable, Iterable
 from math import prod
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
 from stf.fl.task import TaskParams
 
-from .client import as_bytes
-from .errors import DuplicateUpdate, WrongEpoch
-
-if TYPE_CHECKING:
-    from .client import MPSClient
+from .errors import InvalidArgument, SDKError
 
 Layout = tuple[tuple[str, tuple[int, ...]], ...]
 Vector = npt.NDArray[np.float64]
@@ -40,14 +35,13 @@ __all__ = [
     "flatten",
     "join_parameters",
     "layout_of",
-    "run_client",
     "split_parameters",
     "train_update",
     "unflatten_into",
 ]
 
 
-class LayoutError(ValueError):
+class LayoutError(SDKError, ValueError):
     """A module's tensors (or a vector, or a parameter list) do not match the task's layout."""
 
 
@@ -243,7 +237,7 @@ class TorchClient(Client):
         import torch
 
         if self.test_loader is None:
-            raise ValueError("TorchClient has no test_loader to evaluate on")
+            raise InvalidArgument("TorchClient has no test_loader to evaluate on")
         unflatten_into(self.module, join_parameters(list(parameters), self.params), self.params)
         loss_fn = self.loss_fn or torch.nn.functional.cross_entropy
         self.module.eval()
@@ -255,40 +249,3 @@ class TorchClient(Client):
                 correct += int((out.argmax(dim=1) == y).sum())
                 total += len(y)
         return loss / max(total, 1), total, {"accuracy": correct / max(total, 1)}
-
-
-def run_client(
-    client: Client,
-    mps: MPSClient,
-    task_id: bytes,
-    epochs: int | None = None,
-    on_epoch: Callable[[int, dict[str, Any]], None] | None = None,
-    timeout: float = 300.0,
-) -> None:
-    """Take part in a task: join it (if not joined yet), then per epoch fetch the base model,
-    ``client.fit`` it, submit the delta and wait for the epoch to close. Stops after ``epochs``
-    epochs (None: until the task stops). ``on_epoch(epoch, summary)`` sees each closed epoch
-    (``mps_getEpoch``: scores, ranks, flags). An update already sent for the epoch (a restart)
-    is not sent again.
-    """
-    me = mps.require_key().public_key
-    params = mps.task_params(task_id)
-    task = mps.task(task_id)
-    if me not in [as_bytes(c) for c in task["clients"]]:
-        mps.join(task_id)
-    done = 0
-    while epochs is None or done < epochs:
-        task = mps.task(task_id)
-        if task["status"] != "open":
-            return
-        epoch = int(task["epoch"])
-        base = mps.base_model(task_id, epoch)
-        config = {"task": task_id, "epoch": epoch}
-        new, _, _ = client.fit(split_parameters(base, params), config)
-        # an update sent before a restart, or an epoch the window closed without us
-        with contextlib.suppress(DuplicateUpdate, WrongEpoch):
-            mps.submit_update(task_id, epoch, join_parameters(list(new), params) - base)
-        summary = mps.wait_for_epoch(task_id, epoch, timeout)
-        if on_epoch is not None:
-            on_epoch(epoch, summary)
-        done += 1

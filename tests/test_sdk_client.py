@@ -266,12 +266,12 @@ async def test_torch_clients_through_run_client_with_chunked_arrays(tmp_path: Pa
     """Four Flower-style clients in threads and one module submitted directly; the chain's
     transactions are small, so the model and every update travel as chunks."""
     torch = pytest.importorskip("torch")
+    from client_sdk.runner import run_client
     from client_sdk.train import (
         LayoutError,
         TorchClient,
         flatten,
         layout_of,
-        run_client,
         train_update,
         unflatten_into,
     )

@@ -13,7 +13,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from client_sdk.client import MPSClient, as_bytes
+from client_sdk.answers import as_bytes
+from client_sdk.client import MPSClient
 from client_sdk.errors import NotFound, RPCError, SDKError, WrongEpoch
 from client_sdk.keys import Keypair
 from client_sdk.tx import put_record

@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from client_sdk import fl
-from client_sdk.client import MPSClient, as_bytes
+from client_sdk.answers import as_bytes
+from client_sdk.client import MPSClient
 from client_sdk.keys import Keypair
 from client_sdk.l1 import L1Config
 from stf.fl.rules import EpochRules

@@ -1,0 +1,345 @@
+"""What :class:`MPSClient` and :class:`AsyncMPSClient` share: every operation, written once.
+
+Each method is a flow (:mod:`client_sdk.flow`): it yields node calls, pauses, blocking L1 calls
+and send-locked sections, and the face running it takes them, synchronously or under asyncio.
+So the two faces have one behaviour, chosen here:
+
+* ``wait_for_receipt`` returns the receipt whatever its status (a failed transaction is sealed
+  too: status 0, its code and message); the methods that send (``join``, ``submit_update``,
+  ``create_task``, ``transact``...) wait for it and raise its typed error if it failed.
+* the next nonce is kept by the client and re-read from the node when a send finds it stale
+  (``NonceTooLow``, ``NonceTooHigh``, ``NonceAlreadyPending``, ``AlreadyKnown``), up to 3 tries.
+* updates over one transaction go as chunk blobs plus the submit, models over one blob as chunks
+  plus a manifest, both ways; blobs and chunks are checked against their ids.
+* ``wait_for_epoch`` polls every 0.2 s and gives up when the task stops before the epoch closes.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import numpy.typing as npt
+
+from stf.fl.task import TaskParams, quantize
+from stf.tx import Transaction
+
+from . import fl
+from .answers import as_bytes, params_of
+from .errors import (
+    AlreadyKnown,
+    InvalidArgument,
+    L1NotConfigured,
+    NonceAlreadyPending,
+    NonceTooHigh,
+    NonceTooLow,
+    NotFound,
+    SDKError,
+    WaitTimeout,
+    from_receipt,
+)
+from .flow import Exclusive, Flow, Sleep, blocking, call, nested
+from .keys import Keypair
+from .proofs import ProofError, checked_value
+from .rewards import reward_share
+from .slashing import SlashingState, fetch_slashing_state
+from .tx import put_blob
+
+if TYPE_CHECKING:
+    from .l1 import L1, L1Config
+
+#: Bytes a transaction adds around a blob it carries (envelope, key, signature); generous.
+TX_OVERHEAD = 256
+#: Sends that find the kept nonce stale before giving up.
+NONCE_TRIES = 3
+STALE_NONCE = (NonceTooLow, NonceTooHigh, NonceAlreadyPending, AlreadyKnown)
+Build = Callable[[Keypair, int, int], Transaction]
+
+
+class ClientCore:
+    """Settings, caches (chain id, limits, task parameters), the kept nonce, and the flows."""
+
+    def __init__(self, key: Keypair | None, l1: L1Config | None, receipt_timeout: float) -> None:
+        self.key = key
+        self.l1_config = l1
+        self.receipt_timeout = receipt_timeout
+        self._l1: L1 | None = None
+        self._chain_id: int | None = None
+        self._limits: dict[str, int] | None = None
+        self._params: dict[bytes, TaskParams] = {}
+        self._nonce: int | None = None
+
+    # -- basics ---------------------------------------------------------------------------
+    @property
+    def l1(self) -> L1:
+        """The L1 contracts, seen from the configured L1 account (web3 loaded on first use)."""
+        if self._l1 is None:
+            if self.l1_config is None:
+                raise L1NotConfigured("this needs the L1: pass an L1Config (l1=...)")
+            from .l1 import L1
+
+            self._l1 = L1(self.l1_config)
+        return self._l1
+
+    def require_key(self) -> Keypair:
+        if self.key is None:
+            raise SDKError("this needs a client key: pass key=Keypair.load(...)")
+        return self.key
+
+    def chain_id(self) -> Flow[int]:
+        if self._chain_id is None:
+            self._chain_id = int((yield from call("mps_chainId")))
+        return self._chain_id
+
+    def nonce(self, sender: bytes, pending: bool = True) -> Flow[int]:
+        return int((yield from call("mps_getNonce", sender, pending)))
+
+    def send(self, tx: Transaction) -> Flow[bytes]:
+        return as_bytes((yield from call("mps_sendTransaction", tx.encode())))
+
+    def receipt(self, tx_hash: bytes) -> Flow[dict[str, Any] | None]:
+        rc = yield from call("mps_getTransactionReceipt", tx_hash)
+        return None if rc is None else dict(rc)
+
+    def wait_for_receipt(
+        self, tx_hash: bytes, timeout: float | None = None
+    ) -> Flow[dict[str, Any]]:
+        """The receipt once sealed, failed or not (``timeout`` None: the client's
+        ``receipt_timeout``); :class:`WaitTimeout` if not sealed in time."""
+        limit = self.receipt_timeout if timeout is None else timeout
+        deadline = time.monotonic() + limit
+        while True:
+            rc = yield from self.receipt(tx_hash)
+            if rc is not None:
+                return rc
+            if time.monotonic() > deadline:
+                raise WaitTimeout(f"transaction {tx_hash.hex()} not sealed within {limit}s")
+            yield Sleep(0.05)
+
+    def get_state(self, key: bytes, block: int | str, root: bytes | None) -> Flow[bytes | None]:
+        return checked_value((yield from call("mps_getProof", key, block)), root)
+
+    def block(self, tag: int | str, full: bool) -> Flow[dict[str, Any]]:
+        return dict((yield from call("mps_getBlockByNumber", tag, full)))
+
+    def limits(self) -> Flow[dict[str, int]]:
+        if self._limits is None:
+            self._limits = dict((yield from call("mps_getGenesis"))["limits"])
+        return self._limits
+
+    def blob(self, blob_hash: bytes) -> Flow[bytes]:
+        data = as_bytes((yield from call("mps_getBlob", blob_hash)))
+        if fl.blob_id(data) != blob_hash:
+            raise ProofError(f"the node's blob {blob_hash.hex()} does not hash to its id")
+        return data
+
+    # -- sending ----------------------------------------------------------------------------
+    def send_all(self, build: Callable[[int], Sequence[Transaction]]) -> Flow[list[bytes]]:
+        """Sign ``build(first_nonce)`` and send each in order, under the send lock."""
+        hashes: list[bytes] = yield Exclusive(self._send_locked(build))
+        return hashes
+
+    def _send_locked(self, build: Callable[[int], Sequence[Transaction]]) -> Flow[list[bytes]]:
+        """Retry with a re-read nonce while a first send finds it stale; forget it on failure."""
+        for attempt in range(NONCE_TRIES):
+            if self._nonce is None:
+                self._nonce = yield from self.nonce(self.require_key().public_key)
+            txs = build(self._nonce)
+            hashes: list[bytes] = []
+            try:
+                for tx in txs:
+                    hashes.append((yield from self.send(tx)))
+            except STALE_NONCE:
+                self._nonce = None
+                if hashes or attempt == NONCE_TRIES - 1:
+                    raise
+                continue
+            except BaseException:
+                self._nonce = None
+                raise
+            self._nonce += len(txs)
+            return hashes
+        raise AssertionError("unreachable")
+
+    def included(self, tx_hash: bytes) -> Flow[dict[str, Any]]:
+        """Wait for the receipt; raise its typed error if the transaction failed."""
+        rc = yield from self.wait_for_receipt(tx_hash)
+        if int(rc["status"]) != 1:
+            raise from_receipt(rc)
+        return rc
+
+    def transact(self, build: Build) -> Flow[bytes]:
+        key, chain = self.require_key(), (yield from self.chain_id())
+        (h,) = yield from self.send_all(lambda n: [build(key, chain, n)])
+        yield from self.included(h)
+        return h
+
+    # -- reading tasks ----------------------------------------------------------------------
+    def task(self, task_id: bytes, block: int | str = "latest") -> Flow[dict[str, Any]]:
+        return dict((yield from call("mps_getTask", task_id, block)))
+
+    def task_params(self, task_id: bytes) -> Flow[TaskParams]:
+        p = self._params.get(task_id)
+        if p is None:
+            p = self._params[task_id] = params_of((yield from self.task(task_id)))
+        return p
+
+    def tasks(self, open_only: bool) -> Flow[list[dict[str, Any]]]:
+        return list((yield from call("mps_listTasks", open_only)))
+
+    def epoch(self, task_id: bytes, epoch: int) -> Flow[dict[str, Any]]:
+        return dict((yield from call("mps_getEpoch", task_id, epoch)))
+
+    def stake_info(self, client_key: bytes | None) -> Flow[dict[str, Any] | None]:
+        ck = client_key or self.require_key().public_key
+        s = yield from call("mps_getStake", ck)
+        return None if s is None else dict(s)
+
+    def base_model(self, task_id: bytes, epoch: int | None) -> Flow[npt.NDArray[np.float64]]:
+        params = yield from self.task_params(task_id)
+        task = yield from self.task(task_id)
+        if epoch is None or epoch == int(task["epoch"]):
+            model_id = as_bytes(task["baseModel"])
+        elif epoch < int(task["epoch"]):
+            model_id = as_bytes((yield from self.epoch(task_id, epoch))["baseModel"])
+        else:
+            raise InvalidArgument(f"epoch {epoch} has not started (the task is at {task['epoch']})")
+        return (yield from nested(fl.model_reader(model_id, params), self.blob))
+
+    def load_base_model(self, task_id: bytes, module: Any, epoch: int | None) -> Flow[None]:
+        from .train import unflatten_into
+
+        base = yield from self.base_model(task_id, epoch)
+        unflatten_into(module, base, (yield from self.task_params(task_id)))
+
+    # -- a client's flow ----------------------------------------------------------------------
+    def wait_for_stake(self, timeout: float) -> Flow[dict[str, Any]]:
+        deadline = time.monotonic() + timeout
+        while True:
+            s = yield from self.stake_info(None)
+            if s is not None and int(s["status"]) == 0:
+                return s
+            if time.monotonic() > deadline:
+                raise WaitTimeout(f"the rollup does not see the stake within {timeout}s")
+            yield Sleep(0.2)
+
+    def on_l1(self, action: Callable[[L1], Any]) -> Flow[Any]:
+        """``action(self.l1)`` as a blocking step (the L1 is built inside it: web3 is slow)."""
+        return (yield from blocking(lambda: action(self.l1)))
+
+    def join(self, task_id: bytes) -> Flow[bytes]:
+        return (yield from self.transact(lambda k, c, n: fl.join_task(k, c, n, task_id)))
+
+    def submit_update(self, task_id: bytes, epoch: int, update: Any) -> Flow[bytes]:
+        params = yield from self.task_params(task_id)
+        delta = yield from self._delta(task_id, epoch, update, params)
+        data = quantize(delta, params.shift, params.dtype).tobytes()
+        lim = yield from self.limits()
+        key, chain = self.require_key(), (yield from self.chain_id())
+
+        def build(n: int) -> list[Transaction]:
+            if len(data) + TX_OVERHEAD <= lim["maxTxSize"] and len(data) <= lim["maxBlobSize"]:
+                return [fl.submit_update(key, chain, n, task_id, epoch, data)]
+            # chunk blobs, then the submit naming them (a chunk already stored fails harmlessly)
+            return fl.submit_update_chunked(key, chain, n, task_id, epoch, data, blob_limit(lim))
+
+        h = (yield from self.send_all(build))[-1]
+        yield from self.included(h)
+        return h
+
+    def _delta(
+        self, task_id: bytes, epoch: int, update: Any, params: TaskParams
+    ) -> Flow[npt.NDArray[np.float64]]:
+        """A float delta as given, or a torch module's weights minus the epoch's base model."""
+        if hasattr(update, "state_dict"):
+            from .train import flatten
+
+            delta = flatten(update, params) - (yield from self.base_model(task_id, epoch))
+        else:
+            delta = np.asarray(update, dtype=np.float64).reshape(-1)
+        if delta.size != params.d:
+            raise InvalidArgument(f"the update has {delta.size} values, the task {params.d}")
+        return delta
+
+    def wait_for_epoch(
+        self, task_id: bytes, epoch: int, timeout: float,
+        progress: Callable[[dict[str, Any]], None] | None,
+    ) -> Flow[dict[str, Any]]:  # fmt: skip
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                return (yield from self.epoch(task_id, epoch))
+            except NotFound:
+                pass
+            task = yield from self.task(task_id)
+            if progress is not None:
+                progress(task)
+            if task["status"] != "open" and int(task["epoch"]) <= epoch:
+                raise SDKError(f"the task stopped ({task['status']}) before epoch {epoch} closed")
+            if time.monotonic() > deadline:
+                raise WaitTimeout(f"epoch {epoch} did not close within {timeout}s")
+            yield Sleep(0.2)
+
+    def slashing_state(
+        self, task_id: bytes, client_key: bytes | None, trust: str
+    ) -> Flow[SlashingState]:
+        client = client_key or self.require_key().public_key
+        flow = fetch_slashing_state(lambda: self.l1.committed_batch(), task_id, client, trust)
+        return (yield from flow)  # the L1 is only built for trust="l1"
+
+    def reward_share(self, task_id: bytes, client_key: bytes | None) -> Flow[dict[str, Any]]:
+        client = client_key or self.require_key().public_key
+        return (yield from reward_share(lambda: self.l1, task_id, client))
+
+    def claim_rewards(self, task_id: bytes) -> Flow[int]:
+        share = yield from self.reward_share(task_id, None)
+        if share["flagged"]:
+            raise SDKError("no reward: the client's updates were flagged in this task")
+        client = self.require_key().public_key
+        args = (task_id, client, share["accepted"], share["siblings"])
+        return int((yield from self.on_l1(lambda l1: l1.claim(*args))))
+
+    # -- a requester's flow ---------------------------------------------------------------------
+    def create_task(
+        self, params: TaskParams, model: npt.ArrayLike, script: bytes, deposit_wei: int | None
+    ) -> Flow[bytes]:
+        if deposit_wei is not None and self.l1_config is None:
+            raise L1NotConfigured("funding the task needs the L1: pass an L1Config (l1=...)")
+        weights = np.asarray(model, dtype=np.float64).reshape(-1)
+        if weights.size != params.d:
+            raise InvalidArgument(f"the model has {weights.size} values, the layout {params.d}")
+        chunk = blob_limit((yield from self.limits()))
+        model_id, blobs = fl.model_blobs(weights, params.shift, chunk)
+        blobs = [*blobs, script]
+        params = replace(params, init_model=model_id, script=fl.blob_id(script))
+        key, chain = self.require_key(), (yield from self.chain_id())
+
+        def build(n: int) -> list[Transaction]:
+            txs = [put_blob(key, chain, n + i, b) for i, b in enumerate(blobs)]
+            return [*txs, fl.create_task(key, chain, n + len(blobs), params)]
+
+        *uploads, task_id = yield from self.send_all(build)
+        for h in uploads:  # a blob already stored fails its put_blob harmlessly
+            rc = yield from self.wait_for_receipt(h)
+            if int(rc["status"]) != 1 and "already stored" not in str(rc.get("message")):
+                raise from_receipt(rc)
+        yield from self.included(task_id)
+        self._params[task_id] = params
+        if deposit_wei is not None:
+            yield from self.on_l1(lambda l1: l1.fund_task(task_id, deposit_wei))
+        return task_id
+
+    def report_evaluation(self, task_id: bytes, epoch: int, accuracy: float) -> Flow[bytes]:
+        return (
+            yield from self.transact(
+                lambda k, c, n: fl.report_evaluation(k, c, n, task_id, epoch, accuracy)
+            )
+        )
+
+
+def blob_limit(limits: dict[str, int]) -> int:
+    """The largest blob one transaction can carry on a chain with these limits."""
+    return min(limits["maxBlobSize"], limits["maxTxSize"] - TX_OVERHEAD)
