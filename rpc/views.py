@@ -6,9 +6,13 @@ from typing import Any
 
 from stf.block import Block, Receipt
 from stf.errors import Code
+from stf.genesis import Genesis
 from stf.smt import SparseMerkleTree, key_path
+from stf.transition import ChainConfig
 from stf.tx import Transaction
 from stf.txtypes import REGISTRY
+
+from .ports import TreeStore
 
 
 def block_view(block: Block, full: bool) -> dict[str, Any]:
@@ -48,7 +52,7 @@ def tx_view(tx: Transaction, height: int | None, index: int | None) -> dict[str,
     }
 
 
-def proof_view(storage: Any, block: Block, key: bytes) -> dict[str, Any]:
+def proof_view(storage: TreeStore, block: Block, key: bytes) -> dict[str, Any]:
     """A state key's value (or None) with its Merkle proof against ``block``'s state root."""
     root = block.header.state_root
     proof = SparseMerkleTree(storage).prove(root, key)
@@ -68,7 +72,7 @@ def proof_view(storage: Any, block: Block, key: bytes) -> dict[str, Any]:
     }
 
 
-def receipt_view(rc: Receipt, block_hash: bytes) -> dict[str, Any]:
+def receipt_view(rc: Receipt, block_hash: bytes | None) -> dict[str, Any]:
     return {
         "txHash": rc.tx_hash,
         "blockHeight": rc.height,
@@ -78,4 +82,34 @@ def receipt_view(rc: Receipt, block_hash: bytes) -> dict[str, Any]:
         "code": rc.code,
         "codeName": Code(rc.code).name if rc.code else None,
         "message": rc.message,
+    }
+
+
+def head_ref(block: Block) -> dict[str, Any]:
+    """A head as op-node reports it: enough to name and check a block."""
+    return {
+        "height": block.height,
+        "hash": block.hash,
+        "stateRoot": block.header.state_root,
+        "timestamp": block.header.timestamp_ms,
+    }
+
+
+def genesis_view(chain: ChainConfig, genesis: Genesis, block_hash: bytes | None) -> dict[str, Any]:
+    limits = chain.limits
+    return {
+        "chainId": chain.chain_id,
+        "sequencer": chain.sequencer,
+        "timestampMs": genesis.timestamp_ms,
+        "stakes": [
+            {"clientKey": s.client_key, "l1Address": s.l1_address, "amount": s.amount}
+            for s in genesis.stakes
+        ],
+        "limits": {
+            "maxTxSize": limits.max_tx_size,
+            "maxBlockTxs": limits.max_block_txs,
+            "maxRecordSize": limits.max_record_size,
+            "maxBlobSize": limits.max_blob_size,
+        },
+        "hash": block_hash,
     }

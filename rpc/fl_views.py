@@ -1,0 +1,114 @@
+"""How federated-learning state looks over RPC: tasks, closed epochs, slashing records."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from stf.cid import cid_v1
+from stf.fl.epoch import awaited
+from stf.fl.records import NO_EPOCH, ClientRecord, EpochSummary, Verdict
+from stf.fl.rules import flag_names
+from stf.fl.task import STATUS_NAMES, TaskState
+from stf.ids import TaskId
+from stf.state import STATE_PREFIX, State
+
+from .lookup import StateGet
+
+
+class _ValuesAt:
+    """The STF's key-value reader over one block's state values, so that the STF's own rules
+    (not a copy of them) answer questions about that block."""
+
+    def __init__(self, get: StateGet) -> None:
+        self._get = get
+
+    def get(self, key: bytes) -> bytes | None:
+        return self._get(key[len(STATE_PREFIX) :]) if key.startswith(STATE_PREFIX) else None
+
+
+def awaiting(get: StateGet, task_id: TaskId, t: TaskState) -> list[bytes]:
+    """The clients the current epoch still waits for (it closes early once there are none)."""
+    return list(awaited(State(_ValuesAt(get), b""), task_id, t))
+
+
+def task_view(task_id: TaskId, t: TaskState, get: StateGet) -> dict[str, Any]:
+    p = t.params
+    return {
+        "id": task_id,
+        "name": p.name,
+        "requester": t.requester,
+        "status": STATUS_NAMES[t.status],
+        "epoch": t.epoch,
+        "epochs": p.epochs,
+        "baseModel": t.base,
+        "previousStep": t.prev_global or None,
+        "epochStart": t.epoch_start,
+        "windowBlocks": p.window_blocks,
+        "layout": [[n, list(s)] for n, s in p.layout],
+        "parameters": p.d,
+        "dtype": p.dtype,
+        "shift": p.shift,
+        "initModel": p.init_model,
+        "script": p.script,
+        "scriptCid": cid_v1(p.script),
+        "initModelCid": cid_v1(p.init_model),
+        "targetAccuracyPpm": p.target_accuracy_ppm,
+        "minClients": p.min_clients,
+        "maxClients": p.max_clients,
+        "evaluator": p.evaluator,
+        "clients": t.clients,
+        "submitted": t.submitted,
+        "awaiting": awaiting(get, task_id, t),
+        "rules": p.rules.to_list(),
+    }
+
+
+def client_record_view(client: bytes, rec: ClientRecord) -> dict[str, Any]:
+    return {
+        "client": client,
+        "update": rec.update,
+        "score": rec.score,
+        "rank": rec.rank,
+        "sqNorm": rec.sq_norm,
+        "flags": rec.flags,
+        "flagNames": flag_names(rec.flags),
+        "selected": rec.selected,
+    }
+
+
+def epoch_view(
+    task_id: TaskId, epoch: int, summary: EpochSummary, records: list[dict[str, Any]]
+) -> dict[str, Any]:
+    return {
+        "task": task_id,
+        "epoch": epoch,
+        "clients": summary.n_clients,
+        "baseModel": summary.base,
+        "aggregateStep": summary.step,
+        "nextBaseModel": summary.next_base,
+        "closedAt": summary.closed_at,
+        "accuracyPpm": summary.accuracy_ppm if summary.reported else None,
+        "records": records,
+    }
+
+
+def verdict_fields(v: Verdict) -> dict[str, Any]:
+    """A verdict's fields as mps_getSlashingState lists them after its proofs."""
+    return {
+        "strikes": v.strikes,
+        "slashable": v.slashable,
+        "reason": v.reason,
+        "reasonNames": flag_names(v.reason),
+        "slashEpoch": None if v.epoch == NO_EPOCH else v.epoch,
+    }
+
+
+def proven_record_fields(epoch: int, r: ClientRecord) -> dict[str, Any]:
+    """What a proven client record adds to its proof in mps_getSlashingState."""
+    return {
+        "epoch": epoch,
+        "score": r.score,
+        "rank": r.rank,
+        "flags": r.flags,
+        "flagNames": flag_names(r.flags),
+    }
