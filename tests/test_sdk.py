@@ -349,11 +349,61 @@ async def test_transport_error_on_non_rpc_answer(h: NodeHarness):
 
 def test_from_error_object_maps_every_code():
     for code in Code:
-        if code in (Code.EXECUTION_FAILED, Code.NOT_STAKED):
-            continue  # receipt codes, never an RPC error
         err = sdk_errors.from_error_object({"code": int(code), "message": "m"})
         assert type(err) is not sdk_errors.RPCError, code
         assert err.code == code and type(err).code == code
     unknown = sdk_errors.from_error_object({"code": 4321, "message": "odd"})
     assert type(unknown) is sdk_errors.RPCError and unknown.code == 4321
     assert "odd" in str(unknown)
+
+
+def _error_classes() -> list[type[BaseException]]:
+    """Every exception class the SDK and the shared transport define."""
+    import client_sdk.cli
+    import client_sdk.l1
+    import client_sdk.train
+    import mps_common.errors
+    import mps_common.keyfile
+
+    modules = [sdk_errors, mps_common.errors, mps_common.keyfile, client_sdk.cli]
+    modules += [client_sdk.l1, client_sdk.train, client_sdk.proofs]
+    return [
+        v
+        for m in modules
+        for v in vars(m).values()
+        if isinstance(v, type) and issubclass(v, BaseException) and v.__module__ == m.__name__
+    ]
+
+
+def test_every_code_has_exactly_one_class():
+    """Each application code (stf.errors.Code) and each JSON-RPC envelope code the node answers
+    (rpc.jsonrpc) is claimed by exactly one class, written out, not generated."""
+    from mps_common import errors
+    from rpc import jsonrpc
+
+    envelope = [jsonrpc.PARSE_ERROR, jsonrpc.INVALID_REQUEST, jsonrpc.METHOD_NOT_FOUND]
+    envelope += [jsonrpc.INVALID_PARAMS, jsonrpc.INTERNAL_ERROR]
+    coded = [c for c in errors.RPCError.__subclasses__() if c is not errors.TransportError]
+    claimed = sorted(c.code for c in coded)
+    assert claimed == sorted([*map(int, Code), *envelope])  # each exactly once
+    for cls in coded:
+        assert cls.__module__ == "mps_common.errors" and cls.__doc__, cls
+        assert errors.BY_CODE[cls.code] is cls
+        assert getattr(sdk_errors, cls.__name__) is cls  # importable from client_sdk.errors
+
+
+def test_every_sdk_exception_has_one_root():
+    import client_sdk
+
+    classes = _error_classes()
+    assert len(classes) > 40
+    for cls in classes:
+        assert issubclass(cls, client_sdk.ClientError), cls
+    # the builtin behaviour callers may rely on is kept
+    assert issubclass(KeyFileError, OSError) and issubclass(ProofError, ValueError)
+    assert issubclass(client_sdk.WaitTimeout, TimeoutError)
+    assert issubclass(client_sdk.InvalidArgument, ValueError)
+    assert issubclass(sdk_errors.TransportError, sdk_errors.RPCError)
+    from stf.errors import MPSError
+
+    assert not issubclass(client_sdk.ClientError, MPSError)
