@@ -10,7 +10,6 @@ hand is committed and synced (and the journal is closed), then LevelDB closes.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -48,6 +47,8 @@ L1: web.AppKey[L1Services] = web.AppKey("l1")  # absent without an L1
 
 @dataclass
 class Node:
+    """The open resources, as the transport (``NODE_KEY``) and tests reach them."""
+
     cfg: NodeConfig
     storage: Storage
     sequencer: Sequencer
@@ -72,8 +73,10 @@ def unwinding(ctx: Context) -> Context:
         try:
             await anext(it)
         except BaseException:
-            with contextlib.suppress(Exception):  # the failure to open is the one to report
+            try:
                 await app.cleanup()
+            except Exception:  # the failure to open stays the one raised
+                log.exception("closing after a failed start failed")
             raise
         yield
         await anext(it, None)
