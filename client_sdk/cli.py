@@ -27,6 +27,8 @@ from typing import IO, Any
 
 import numpy as np
 
+from mps_common.hexutil import from_hex, to_hex
+
 from .answers import as_bytes
 from .client import MPSClient
 from .errors import RPCError, SDKError, TransportError
@@ -87,7 +89,7 @@ def epoch_progress(epoch: int) -> tuple[Progress, Callable[[dict[str, Any]], Non
 # -- options --------------------------------------------------------------------------------
 def task_id_arg(text: str) -> bytes:
     try:
-        raw = bytes.fromhex(text.removeprefix("0x"))
+        raw = from_hex(text, "task id", prefix_optional=True)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a hex task id: {text!r}") from None
     if len(raw) != 32:
@@ -164,7 +166,7 @@ def cmd_tasks(args: argparse.Namespace) -> int:
         print("no open tasks" if not args.all else "no tasks")
     for t in tasks:
         print(
-            f"0x{as_bytes(t['id']).hex()}  {t['name']!r}  {t['status']}  "
+            f"{to_hex(as_bytes(t['id']))}  {t['name']!r}  {t['status']}  "
             f"epoch {t['epoch']}/{t['epochs']}  clients {len(t['clients'])}/{t['maxClients']} "
             f"(min {t['minClients']})  d={t['parameters']} {t['dtype']} shift {t['shift']}"
         )

@@ -24,7 +24,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
+from stf import state_keys
 from stf.fl.task import TaskParams, quantize
+from stf.ids import BlobId
 from stf.tx import Transaction
 
 from . import fl
@@ -121,6 +123,11 @@ class ClientCore:
 
     def get_state(self, key: bytes, block: int | str, root: bytes | None) -> Flow[bytes | None]:
         return checked_value((yield from call("mps_getProof", key, block)), root)
+
+    def blob_stored(self, blob_id: BlobId) -> Flow[bool]:
+        """Whether the chain holds the blob (its proven ``blob/`` leaf): a ``put_blob`` of a blob
+        stored before fails, harmlessly; the chain's state says so, not the receipt's text."""
+        return (yield from self.get_state(state_keys.blob(blob_id), "latest", None)) is not None
 
     def block(self, tag: int | str, full: bool) -> Flow[dict[str, Any]]:
         return dict((yield from call("mps_getBlockByNumber", tag, full)))
@@ -322,9 +329,9 @@ class ClientCore:
             return [*txs, fl.create_task(key, chain, n + len(blobs), params)]
 
         *uploads, task_id = yield from self.send_all(build)
-        for h in uploads:  # a blob already stored fails its put_blob harmlessly
+        for h, data in zip(uploads, blobs, strict=True):
             rc = yield from self.wait_for_receipt(h)
-            if int(rc["status"]) != 1 and "already stored" not in str(rc.get("message")):
+            if int(rc["status"]) != 1 and not (yield from self.blob_stored(fl.blob_id(data))):
                 raise from_receipt(rc)
         yield from self.included(task_id)
         self._params[task_id] = params

@@ -18,6 +18,9 @@ from eth_utils.crypto import keccak
 from hexbytes import HexBytes
 from web3.exceptions import ContractCustomError, ContractLogicError, ContractPanicError
 
+from mps_common.errors import ClientError
+from mps_common.hexutil import to_hex
+
 from . import artifacts
 
 try:  # with eth-tester (the tests' in-process EVM), reverts carry the data in its exception
@@ -32,8 +35,11 @@ except ImportError:  # pragma: no cover
 REVERTS = (ContractCustomError, ContractPanicError, ContractLogicError, _TesterFailed)
 
 
-class ContractRevert(RuntimeError):
+class ContractRevert(ClientError, RuntimeError):
     """A transaction or call reverted; ``error`` and ``error_args`` hold the decoded reason.
+
+    A :class:`mps_common.errors.ClientError`, so an SDK caller's one ``except ClientError``
+    covers the L1 too; the node's services catch it by its own name.
 
     ``error`` is the custom error's name (``"WrongStakeAmount"``), ``"Error"`` for a string reason,
     ``"Panic"`` for a panic code, or ``""`` when the revert carried no data it could decode.
@@ -48,7 +54,7 @@ class ContractRevert(RuntimeError):
         shown = (
             f"{error}({', '.join(_show(v) for v in error_args)})"
             if error
-            else f"revert data 0x{data.hex()}"
+            else f"revert data {to_hex(data)}"
             if data
             else "revert"
         )
@@ -56,7 +62,7 @@ class ContractRevert(RuntimeError):
 
 
 def _show(value: Any) -> str:
-    return "0x" + value.hex() if isinstance(value, bytes) else repr(value)
+    return to_hex(value) if isinstance(value, bytes) else repr(value)
 
 
 _ErrorSpec = tuple[str, list[str]]

@@ -10,14 +10,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from stf.errors import Code
-
-#: JSON-RPC 2.0's own codes for envelope faults (the specification's numbers; rpc/ uses them).
-PARSE_ERROR = -32700
-INVALID_REQUEST = -32600
-METHOD_NOT_FOUND = -32601
-INVALID_PARAMS = -32602
-INTERNAL_ERROR = -32603
+from stf.errors import (
+    INTERNAL_ERROR,
+    INVALID_PARAMS,
+    INVALID_REQUEST,
+    METHOD_NOT_FOUND,
+    PARSE_ERROR,
+    Code,
+)
 
 
 class ClientError(Exception):

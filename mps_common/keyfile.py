@@ -14,6 +14,7 @@ from pathlib import Path
 from nacl.signing import SigningKey
 
 from .errors import ClientError, InvalidArgument
+from .hexutil import from_hex
 
 
 class KeyFileError(ClientError, OSError):
@@ -70,6 +71,6 @@ class Keypair:
         if mode & (stat.S_IRWXG | stat.S_IRWXO):
             raise KeyFileError(f"key file {path} is accessible by other users; chmod 600 it")
         try:
-            return cls.from_seed(bytes.fromhex(text))
+            return cls.from_seed(from_hex(text, "seed", prefix_optional=True))
         except ValueError:
             raise KeyFileError(f"key file {path} does not hold a 32-byte hex seed") from None

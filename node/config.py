@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from mps_common.hexutil import from_hex
 from stf.context import Limits
 from stf.genesis import Genesis, GenesisStake
 
@@ -163,8 +164,8 @@ def _stakes(raw: Any) -> tuple[GenesisStake, ...]:
         try:
             out.append(
                 GenesisStake(
-                    bytes.fromhex(s["client_key"].removeprefix("0x")),
-                    bytes.fromhex(s["l1_address"].removeprefix("0x")),
+                    from_hex(s["client_key"], "client_key", prefix_optional=True),
+                    from_hex(s["l1_address"], "l1_address", prefix_optional=True),
                     int(s["amount"]),
                 )
             )

@@ -17,13 +17,14 @@ from typing import Any
 
 import structlog
 
-from stf.errors import Code, MPSError
-
-PARSE_ERROR = -32700
-INVALID_REQUEST = -32600
-METHOD_NOT_FOUND = -32601
-INVALID_PARAMS = -32602
-INTERNAL_ERROR = -32603
+from stf.errors import (
+    INTERNAL_ERROR,
+    INVALID_PARAMS,
+    INVALID_REQUEST,
+    METHOD_NOT_FOUND,
+    Code,
+    MPSError,
+)
 
 log = structlog.get_logger("mps.rpc")
 

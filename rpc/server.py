@@ -7,10 +7,10 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
-from stf.errors import Code
+from stf.errors import PARSE_ERROR, Code
 
 from .codec import JSON, MSGPACK, decode_body, encode_body
-from .jsonrpc import PARSE_ERROR, Dispatcher, RPCError
+from .jsonrpc import Dispatcher, RPCError
 from .ports import RPCMetrics, Served
 from .registry import bind
 from .subscriptions import Connection, SubscriptionMethods

@@ -10,10 +10,10 @@ from typing import Any
 import structlog
 from aiohttp import web
 
-from stf.errors import Code
+from stf.errors import INVALID_PARAMS, Code
 
 from .codec import to_str
-from .jsonrpc import INVALID_PARAMS, Param, RPCError
+from .jsonrpc import Param, RPCError
 from .ports import BlockFeed, Sealed
 from .registry import rpc
 from .views import block_view

@@ -8,6 +8,15 @@ from __future__ import annotations
 
 from enum import IntEnum
 
+# JSON-RPC 2.0's own codes for envelope faults (the specification's numbers), which rpc/ answers
+# and the SDK maps to its error classes; kept beside the protocol's codes so both read one list.
+PARSE_ERROR = -32700
+INVALID_REQUEST = -32600
+METHOD_NOT_FOUND = -32601
+INVALID_PARAMS = -32602
+INTERNAL_ERROR = -32603
+ENVELOPE_CODES = (PARSE_ERROR, INVALID_REQUEST, METHOD_NOT_FOUND, INVALID_PARAMS, INTERNAL_ERROR)
+
 
 class Code(IntEnum):
     # transaction admission (mempool) and validity

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -20,15 +21,15 @@ import pytest
 from rpc_fixtures import CHAIN_ID, hx, start_node
 from test_fl import FL, Honest, pub, scenario
 from test_fl_chunked import chunky_run
+from test_fl_rpc import CREATE_TASK, JOIN_TASK, REPORT_EVALUATION, SUBMIT_UPDATE, D, fl_tx, params
 from test_fl_settlement import Run
 
 from client_sdk.keys import Keypair
 from client_sdk.tx import put_blob, put_record
-from stf import encoding
-from stf.fl.rules import EpochRules
 from stf.fl.task import TaskParams
 from stf.genesis import GenesisStake
-from stf.tx import Transaction, make_tx
+from stf.ids import BlobId
+from stf.tx import Transaction
 
 from conftest import signing_key  # isort: skip
 
@@ -112,31 +113,13 @@ def test_fixture_chains_keep_their_pinned_hashes_and_roots(name: str) -> None:
 # -- the FL RPC answers, on a node whose clock is pinned -------------------------------
 
 SCRIPT = b"print('golden')\n"
-D = 1200
-CREATE_TASK, JOIN_TASK, SUBMIT_UPDATE, REPORT_EVALUATION = 3, 4, 5, 6
 PINNED_RPC_DIGEST = "1d7cb73f75d37aeb405eb777be7dc4b6f73c4bcc73238dab3fa85310923f103c"
 
 
-def fl_tx(kp: Keypair, tx_type: int, nonce: int, value: Any) -> Transaction:
-    return make_tx(kp.signing_key, CHAIN_ID, tx_type, nonce, encoding.encode(value))
-
-
 def golden_params(model: bytes, evaluator: bytes) -> TaskParams:
-    return TaskParams(
-        name="golden",
-        layout=(("w", (30, 30)), ("b", (300,))),
-        dtype="int8",
-        shift=8,
-        init_model=hashlib.sha256(model).digest(),
-        script=hashlib.sha256(SCRIPT).digest(),
-        epochs=2,
-        target_accuracy_ppm=900_000,
-        min_clients=5,
-        max_clients=8,
-        window_blocks=5,
-        evaluator=evaluator,
-        rules=EpochRules(),
-    )
+    """test_fl_rpc's task, named and scripted for this test, over two epochs."""
+    script = BlobId(hashlib.sha256(SCRIPT).digest())
+    return replace(params(model, evaluator), name="golden", script=script, epochs=2)
 
 
 class PinnedClock:

@@ -8,9 +8,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from rpc_fixtures import start_node
 
-from rpc.jsonrpc import INTERNAL_ERROR
 from rpc.server import DISPATCHER_KEY
-from stf.errors import Code
+from stf.errors import INTERNAL_ERROR, Code
 
 STANDARD = {-32700, -32600, -32601, -32602}
 STABLE = STANDARD | {int(c) for c in Code}

@@ -1,17 +1,14 @@
 """The method classes bind the same methods, parameters and defaults as before they were
-classes (taken from the closures they replaced), and rpc/ stays free of node/."""
+classes (taken from the closures they replaced); tests/test_layering.py keeps rpc/ off node/."""
 
 from __future__ import annotations
 
-import ast
 from pathlib import Path
 from typing import Any
 
 from rpc_fixtures import start_node
 
 from rpc.server import DISPATCHER_KEY
-
-RPC_DIR = Path(__file__).resolve().parent.parent / "rpc"
 
 # name: ((param, converter, required, default), ...)
 SIGNATURES: dict[str, tuple[tuple[str, str, bool, Any], ...]] = {
@@ -62,15 +59,3 @@ async def test_methods_params_and_defaults_are_unchanged(tmp_path: Path) -> None
             "mps_subscribe",
             "mps_unsubscribe",
         }
-
-
-def test_rpc_does_not_import_node() -> None:
-    for path in RPC_DIR.glob("*.py"):
-        for stmt in ast.walk(ast.parse(path.read_text())):
-            if isinstance(stmt, ast.ImportFrom) and stmt.level == 0:
-                names = [stmt.module or ""]
-            elif isinstance(stmt, ast.Import):
-                names = [a.name for a in stmt.names]
-            else:
-                continue
-            assert not any(n == "node" or n.startswith("node.") for n in names), path

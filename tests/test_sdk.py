@@ -377,12 +377,11 @@ def _error_classes() -> list[type[BaseException]]:
 
 def test_every_code_has_exactly_one_class():
     """Each application code (stf.errors.Code) and each JSON-RPC envelope code the node answers
-    (rpc.jsonrpc) is claimed by exactly one class, written out, not generated."""
+    (stf.errors.ENVELOPE_CODES) is claimed by exactly one class, written out, not generated."""
     from mps_common import errors
-    from rpc import jsonrpc
+    from stf.errors import ENVELOPE_CODES
 
-    envelope = [jsonrpc.PARSE_ERROR, jsonrpc.INVALID_REQUEST, jsonrpc.METHOD_NOT_FOUND]
-    envelope += [jsonrpc.INVALID_PARAMS, jsonrpc.INTERNAL_ERROR]
+    envelope = list(ENVELOPE_CODES)
     coded = [c for c in errors.RPCError.__subclasses__() if c is not errors.TransportError]
     claimed = sorted(c.code for c in coded)
     assert claimed == sorted([*map(int, Code), *envelope])  # each exactly once
@@ -403,6 +402,11 @@ def test_every_sdk_exception_has_one_root():
     assert issubclass(KeyFileError, OSError) and issubclass(ProofError, ValueError)
     assert issubclass(client_sdk.WaitTimeout, TimeoutError)
     assert issubclass(client_sdk.InvalidArgument, ValueError)
+    # an L1 revert the SDK lets through (client_sdk.l1) is under the same root
+    from contracts.reverts import ContractRevert
+
+    assert issubclass(ContractRevert, client_sdk.ClientError)
+    assert issubclass(ContractRevert, RuntimeError)
     assert issubclass(sdk_errors.TransportError, sdk_errors.RPCError)
     from stf.errors import MPSError
 

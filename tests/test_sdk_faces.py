@@ -140,6 +140,21 @@ async def test_chunked_model_and_updates_through_an_epoch(tmp_path: Path, kind: 
             assert np.array_equal(after, base)
 
 
+@KINDS
+async def test_a_second_task_reuses_the_blobs_already_stored(
+    live_node: NodeHarness, kind: str
+) -> None:
+    """The second task's uploads of the same model and script fail (already stored) and the
+    task is created anyway: the chain holds the blobs, which the client checks in the state."""
+    async with faces(kind, live_node.url, [Keypair.generate()]) as (requester,):
+        init = np.linspace(-1, 1, D)
+        first = await requester("create_task", params(), init, b"# same\n")
+        second = await requester("create_task", params(), init, b"# same\n")
+        assert first != second
+        a, b = await requester("task", first), await requester("task", second)
+        assert (a["initModel"], a["script"]) == (b["initModel"], b["script"])
+
+
 @pytest.fixture
 async def live_node(tmp_path: Path) -> AsyncIterator[NodeHarness]:
     async with start_node(tmp_path / "live", produce_blocks=True, block_time=0.05) as h:

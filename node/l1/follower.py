@@ -16,6 +16,8 @@ import structlog
 from web3 import Web3
 from web3.contract import Contract
 
+from mps_common.hexutil import from_hex
+
 from ..metrics import Metrics
 from .chain import Deployment
 from .deposits import L1Event, L1Origin
@@ -34,13 +36,13 @@ def _event(kind: str, name: str, ev: Any) -> L1Event:
     if name == "Staked":
         args: list[object] = [
             bytes(a["clientKey"]),
-            bytes.fromhex(a["staker"][2:]),
+            from_hex(a["staker"], "staker"),
             int(a["amount"]),
         ]
     elif name == "TaskFunded":
         args = [
             bytes(a["taskId"]),
-            bytes.fromhex(a["requester"][2:]),
+            from_hex(a["requester"], "requester"),
             min(int(a["deposit"]), U64_MAX),
         ]
     else:
