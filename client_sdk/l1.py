@@ -20,15 +20,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from stf.stakes import l1_status_label
+
 from .errors import SDKError
 
 if TYPE_CHECKING:
     from web3.contract import Contract
 
-#: ``StakingRegistry.statusOf`` codes, by name.
-STAKE_STATUS = ("none", "staked", "unbonding", "slashed", "withdrawn")
 
-__all__ = ["L1", "STAKE_STATUS", "L1Config", "L1ConfigError", "load_addresses"]
+__all__ = ["L1", "L1Config", "L1ConfigError", "load_addresses"]
 
 
 class L1ConfigError(SDKError):
@@ -141,7 +141,7 @@ class L1:
 
     def status(self, client_key: bytes) -> str:
         """``"none"``, ``"staked"``, ``"unbonding"``, ``"slashed"`` or ``"withdrawn"``."""
-        return STAKE_STATUS[int(self._call("StakingRegistry", "statusOf", client_key))]
+        return l1_status_label(int(self._call("StakingRegistry", "statusOf", client_key)))
 
     def release_block(self, client_key: bytes) -> int:
         """The L1 block from which an unbonding stake can be withdrawn."""

@@ -10,8 +10,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from stf import encoding, state_keys
+from stf import state_keys
 from stf.block import Block
+from stf.fl.epoch import open_tasks
 from stf.fl.records import CLEAN, ClientRecord, EpochSummary, Verdict
 from stf.fl.task import TaskState
 from stf.ids import ClientKey, TaskId
@@ -22,6 +23,7 @@ from .fl_views import (
     client_record_view,
     epoch_view,
     proven_record_fields,
+    state_at,
     task_view,
     verdict_fields,
 )
@@ -75,9 +77,8 @@ class FLMethods:
         """Tasks at the head: the open ones in creation order, then (``openOnly`` false) the
         others, at most ``limit``."""
         limit = min(limit, MAX_LIST)
-        raw = self._store.state_value(state_keys.OPEN_TASKS)
-        ids: list[TaskId] = [] if raw is None else list(encoding.decode(raw))
         head = self._store.state_value
+        ids = open_tasks(state_at(head))
         out = [task_view(t, task_state(head, t), head) for t in ids[:limit]]
         if not open_only:
             for task_id, raw_task in self._other_tasks(ids):

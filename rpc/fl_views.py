@@ -8,7 +8,7 @@ from stf.cid import cid_v1
 from stf.fl.epoch import awaited
 from stf.fl.records import NO_EPOCH, ClientRecord, EpochSummary, Verdict
 from stf.fl.rules import flag_names
-from stf.fl.task import STATUS_NAMES, TaskState
+from stf.fl.task import TaskState
 from stf.ids import TaskId
 from stf.state import STATE_PREFIX, State
 
@@ -26,9 +26,14 @@ class _ValuesAt:
         return self._get(key[len(STATE_PREFIX) :]) if key.startswith(STATE_PREFIX) else None
 
 
+def state_at(get: StateGet) -> State:
+    """A read-only STF state over ``get`` (a block's values), for the STF's own readers."""
+    return State(_ValuesAt(get), b"")
+
+
 def awaiting(get: StateGet, task_id: TaskId, t: TaskState) -> list[bytes]:
     """The clients the current epoch still waits for (it closes early once there are none)."""
-    return list(awaited(State(_ValuesAt(get), b""), task_id, t))
+    return list(awaited(state_at(get), task_id, t))
 
 
 def task_view(task_id: TaskId, t: TaskState, get: StateGet) -> dict[str, Any]:
@@ -37,7 +42,7 @@ def task_view(task_id: TaskId, t: TaskState, get: StateGet) -> dict[str, Any]:
         "id": task_id,
         "name": p.name,
         "requester": t.requester,
-        "status": STATUS_NAMES[t.status],
+        "status": t.status.label,
         "epoch": t.epoch,
         "epochs": p.epochs,
         "baseModel": t.base,

@@ -18,8 +18,9 @@ from client_sdk.client import MPSClient
 from client_sdk.errors import NotFound, RPCError, SDKError, WrongEpoch
 from client_sdk.keys import Keypair
 from client_sdk.tx import put_record
-from stf import encoding
+from stf.context import Limits
 from stf.tx import Transaction
+from stf.txtypes.fl import SubmitUpdate
 
 from .data import F64
 from .members import Member
@@ -41,7 +42,8 @@ def chain_peers(
             rc = mps.receipt(as_bytes(tx["hash"]))
             if rc is None or int(rc["status"]) != 1:
                 continue
-            tid, ep, data = encoding.decode(as_bytes(tx["payload"]))
+            # the STF's own parser (the chain's limits do not matter for a tx already included)
+            tid, ep, data = SubmitUpdate.decode_payload(as_bytes(tx["payload"]), Limits())
             if tid == task_id and ep == epoch and isinstance(data, bytes) and len(data) == d:
                 out.append((as_bytes(tx["sender"]), np.frombuffer(data, np.int8).astype(np.int64)))
     return out

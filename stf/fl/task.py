@@ -41,7 +41,6 @@ class TaskStatus(IntEnum):
 
 
 OPEN, COMPLETE, FINISHED = TaskStatus.OPEN, TaskStatus.COMPLETE, TaskStatus.FINISHED
-STATUS_NAMES = {s: s.label for s in TaskStatus}
 
 
 @dataclass(frozen=True)
