@@ -42,6 +42,12 @@ def chain_digest(fl: FL) -> tuple[str, str]:
     return h.hexdigest(), fl.root.hex()
 
 
+def roots_digest(fl: FL) -> str:
+    """sha256 over every block's state root alone: what the state says, whatever the receipts
+    (a block's hash also covers its receipts' codes and messages)."""
+    return hashlib.sha256(b"".join(b.header.state_root for b in fl.chain.blocks)).hexdigest()
+
+
 def deposits_chain() -> FL:
     """Every L1 deposit kind, accepted and refused, beside records, blobs and a task."""
     fl = FL(n_clients=6)
@@ -94,6 +100,14 @@ PINNED_CHAINS: dict[str, tuple[str, str]] = {
     ),
 }
 
+PINNED_ROOTS: dict[str, str] = {
+    "chunky_int16_trimmed": "da6c1e8576d287b4c146df1f35603e68041fed7e16e5fbf75f70f7d94c8cd9f3",
+    "chunky_median": "a19459da188d57ba49bd17bee2b65e9763cfde6f244c451850b7d34216b8bdd4",
+    "deposits": "d0b14a8b82675b5777f7d19358b154f75acebe067f413f26f93fb2d7fec49f0d",
+    "scenario": "1ef7a9681c5ffc38756b6ca2aca63a2cb46055b21dcdc097d876ac571c9fc5a9",
+    "settlement_run": "9f91ac53798f967234ecc1751410fb52625d676211be6669480985c869c50863",
+}
+
 BUILDERS = {
     "scenario": lambda: scenario(d=1000),
     "settlement_run": lambda: Run().fl,
@@ -106,6 +120,7 @@ BUILDERS = {
 @pytest.mark.parametrize("name", sorted(PINNED_CHAINS))
 def test_fixture_chains_keep_their_pinned_hashes_and_roots(name: str) -> None:
     fl = BUILDERS[name]()
+    assert roots_digest(fl) == PINNED_ROOTS[name]
     assert chain_digest(fl) == PINNED_CHAINS[name]
     assert fl.replay_from_genesis().data == fl.chain.store.data
 
