@@ -31,20 +31,20 @@ from mps_common.transport import RPCClient
 from stf.fl.task import TaskParams
 from stf.tx import Transaction
 
-from .core import Build, ClientCore
+from .core import Build, ClientCore, Face
 from .flow import Blocking, Call, Exclusive, Flow, Sleep, Step, drive
 from .keys import Keypair
 from .slashing import SlashingState
 
 if TYPE_CHECKING:
-    from .l1 import L1, L1Config
+    from .l1 import L1Config
 
 T = TypeVar("T")
 
 __all__ = ["MPSClient"]
 
 
-class MPSClient:
+class MPSClient(Face):
     """The node's RPC (``rpc_url``), a client key for transactions, and optionally the L1."""
 
     def __init__(
@@ -71,24 +71,8 @@ class MPSClient:
 
     # -- basics ---------------------------------------------------------------------------
     @property
-    def key(self) -> Keypair | None:
-        return self.core.key
-
-    @property
-    def l1_config(self) -> L1Config | None:
-        return self.core.l1_config
-
-    @property
-    def l1(self) -> L1:
-        """The L1 contracts, seen from the configured L1 account."""
-        return self.core.l1
-
-    @property
     def chain_id(self) -> int:
         return self._run(self.core.chain_id())
-
-    def require_key(self) -> Keypair:
-        return self.core.require_key()
 
     def nonce(self, sender: bytes, pending: bool = True) -> int:
         return self._run(self.core.nonce(sender, pending))

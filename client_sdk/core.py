@@ -61,6 +61,29 @@ STALE_NONCE = (NonceTooLow, NonceTooHigh, NonceAlreadyPending, AlreadyKnown)
 Build = Callable[[Keypair, int, int], Transaction]
 
 
+class Face:
+    """What the sync and the async client share besides their flows: the core, and the settings
+    read straight from it (no step to run, so the same in both)."""
+
+    core: ClientCore
+
+    @property
+    def key(self) -> Keypair | None:
+        return self.core.key
+
+    @property
+    def l1_config(self) -> L1Config | None:
+        return self.core.l1_config
+
+    @property
+    def l1(self) -> L1:
+        """The L1 contracts, seen from the configured L1 account."""
+        return self.core.l1
+
+    def require_key(self) -> Keypair:
+        return self.core.require_key()
+
+
 class ClientCore:
     """Settings, caches (chain id, limits, task parameters), the kept nonce, and the flows."""
 

@@ -14,7 +14,6 @@ from pathlib import Path
 from nacl.signing import SigningKey
 
 from .errors import ClientError, InvalidArgument
-from .hexutil import from_hex
 
 
 class KeyFileError(ClientError, OSError):
@@ -71,6 +70,6 @@ class Keypair:
         if mode & (stat.S_IRWXG | stat.S_IRWXO):
             raise KeyFileError(f"key file {path} is accessible by other users; chmod 600 it")
         try:
-            return cls.from_seed(from_hex(text, "seed", prefix_optional=True))
+            return cls.from_seed(bytes.fromhex(text))  # bare hex: the file format, no 0x
         except ValueError:
             raise KeyFileError(f"key file {path} does not hold a 32-byte hex seed") from None
