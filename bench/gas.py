@@ -23,7 +23,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from eth_account.signers.local import LocalAccount
-from web3.contract.contract import ContractFunction
+from web3.contract.contract import ContractFunction, ContractFunctions
 
 from contracts.anvil import Anvil
 from contracts.deploy import ETHER, DeployParams, deploy_all
@@ -46,7 +46,9 @@ class Tree:
     def __init__(self, n: int, leaves: dict[bytes, bytes]) -> None:
         self.nodes: dict[bytes, bytes] = {}
         self.tree = SparseMerkleTree(self)
-        items = {f"filler/{i}".encode(): value_hash(i.to_bytes(8, "big")) for i in range(n)}
+        items: dict[bytes, bytes | None] = {
+            f"filler/{i}".encode(): value_hash(i.to_bytes(8, "big")) for i in range(n)
+        }
         items.update({k: value_hash(v) for k, v in leaves.items()})
         self.root = self.tree.update(ZERO_HASH, items)
         self.nodes.update({NODE_PREFIX + h: p for h, p in self.tree.new_nodes.items()})
@@ -62,140 +64,194 @@ def key32(label: str) -> bytes:
     return hashlib.sha256(label.encode()).digest()
 
 
-def main() -> int:
+Row = tuple[str, int, str]  # (label, gasUsed, note)
+
+
+class Bench:
+    """The deployed contracts on one anvil, and the rows of gas measured on them so far.
+
+    It also tracks the rollup's batch chain (root, index, last block), because every
+    ``commitBatch`` must extend the previous one and the proof rows commit their own trees.
+    """
+
+    def __init__(self, node: Anvil, params: DeployParams) -> None:
+        self.node = node
+        self.params = params
+        self.w3 = node.w3()
+        self.admin, self.verifier, self.requester = node.accounts[:3]
+        self.stakers = node.accounts[3:]
+        a = deploy_all(self.w3, self.admin, params)
+        self.registry = self.functions("StakingRegistry", a)
+        self.rollup = self.functions("MPSRollup", a)
+        self.slashing = self.functions("SlashingManager", a)
+        self.rewards = self.functions("RewardManager", a)
+        self.rows: list[Row] = []
+        self.last = 0
+        self.root = params.genesis_state_root
+        self.index = 0
+
+    def functions(self, name: str, addresses: dict[str, str]) -> ContractFunctions:
+        return contract(self.w3, name, addresses[name]).functions
+
+    def send(self, account: LocalAccount, fn: ContractFunction, value: int = 0) -> None:
+        """A set-up transaction: sent like the measured ones, but not a row of the table."""
+        transact(self.w3, account, fn, value)
+
+    def gas(
+        self,
+        label: str,
+        account: LocalAccount,
+        fn: ContractFunction,
+        value: int = 0,
+        note: str = "",
+    ) -> int:
+        used = int(transact(self.w3, account, fn, value)["gasUsed"])
+        self.rows.append((label, used, note))
+        return used
+
+    def commit(self, root: bytes, blocks: int, label: str | None = None, note: str = "") -> None:
+        """Commits the next batch on top of the last one; measured only when given a label."""
+        fn = self.rollup.commitBatch(
+            self.index, self.root, root, hashlib.sha256(root).digest(), self.last + blocks
+        )
+        if label:
+            self.gas(label, self.admin, fn, note=note)
+        else:
+            self.send(self.admin, fn)
+        self.last += blocks
+        self.root, self.index = root, self.index + 1
+
+
+def parse_sizes() -> list[int]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="trees of 1k and 10k keys")
     args = parser.parse_args()
-    sizes = [1_000, 10_000] if args.quick else [1_000, 100_000, 1_000_000]
+    return [1_000, 10_000] if args.quick else [1_000, 100_000, 1_000_000]
 
-    rows: list[tuple[str, int, str]] = []
-    params = DeployParams(challenge_blocks=200, unbonding_blocks=20)
-    with Anvil(accounts=12) as node:
-        w3 = node.w3()
-        admin, verifier, requester = node.accounts[0], node.accounts[1], node.accounts[2]
-        stakers = node.accounts[3:]
-        a = deploy_all(w3, admin, params)
-        registry = contract(w3, "StakingRegistry", a["StakingRegistry"]).functions
-        rollup = contract(w3, "MPSRollup", a["MPSRollup"]).functions
-        slashing = contract(w3, "SlashingManager", a["SlashingManager"]).functions
-        rewards = contract(w3, "RewardManager", a["RewardManager"]).functions
 
-        def gas(
-            label: str, account: LocalAccount, fn: ContractFunction, value: int = 0, note: str = ""
-        ) -> int:
-            used = int(transact(w3, account, fn, value)["gasUsed"])
-            rows.append((label, used, note))
-            return used
+def bench_staking(b: Bench) -> list[bytes]:
+    """Every staker stays staked but the first, so that each tree size has a victim to slash."""
+    keys = [key32(f"client {i}") for i in range(len(b.stakers))]
+    stake = b.params.stake_amount
+    b.gas("StakingRegistry.stake", b.stakers[0], b.registry.stake(keys[0]), stake)
+    for s, k in zip(b.stakers[1:], keys[1:], strict=True):
+        b.send(s, b.registry.stake(k), stake)
+    b.gas("StakingRegistry.unregister", b.stakers[0], b.registry.unregister())
+    b.node.mine(b.params.unbonding_blocks)
+    b.gas("StakingRegistry.withdrawStake", b.stakers[0], b.registry.withdrawStake())
+    return keys
 
-        transact(w3, admin, rollup.setVerifier(verifier.address, True))
-        keys = [key32(f"client {i}") for i in range(len(stakers))]
-        gas("StakingRegistry.stake", stakers[0], registry.stake(keys[0]), params.stake_amount)
-        for s, k in zip(stakers[1:], keys[1:], strict=True):
-            transact(w3, s, registry.stake(k), params.stake_amount)
-        gas("StakingRegistry.unregister", stakers[0], registry.unregister())
-        node.mine(params.unbonding_blocks)
-        gas("StakingRegistry.withdrawStake", stakers[0], registry.withdrawStake())
 
-        last = 0
-        state = {"root": params.genesis_state_root, "index": 0}
+def bench_batches(b: Bench) -> None:
+    """The 1- and 1,000-block batches side by side show that the batch size costs nothing."""
+    b.commit(key32("r0"), 1, "MPSRollup.commitBatch (first batch)", "nextBatchIndex 0 -> 1")
+    b.commit(key32("r1"), 1, "MPSRollup.commitBatch (1 rollup block)")
+    b.commit(
+        key32("r2"),
+        1000,
+        "MPSRollup.commitBatch (1,000 rollup blocks)",
+        "calldata of the larger lastBlock: +12",
+    )
+    bond = b.params.challenge_bond
+    b.gas("MPSRollup.challenge", b.verifier, b.rollup.challenge(2), bond)
+    b.gas("MPSRollup.resolveChallenge (no fraud)", b.admin, b.rollup.resolveChallenge(2, False))
+    b.gas("MPSRollup.withdrawBond", b.admin, b.rollup.withdrawBond())
 
-        def commit(root: bytes, blocks: int, label: str | None = None, note: str = "") -> None:
-            nonlocal last
-            fn = rollup.commitBatch(
-                state["index"], state["root"], root, hashlib.sha256(root).digest(), last + blocks
-            )
-            if label:
-                gas(label, admin, fn, note=note)
-            else:
-                transact(w3, admin, fn)
-            last += blocks
-            state["root"], state["index"] = root, state["index"] + 1
 
-        commit(key32("r0"), 1, "MPSRollup.commitBatch (first batch)", "nextBatchIndex 0 -> 1")
-        commit(key32("r1"), 1, "MPSRollup.commitBatch (1 rollup block)")
-        commit(
-            key32("r2"),
-            1000,
-            "MPSRollup.commitBatch (1,000 rollup blocks)",
-            "calldata of the larger lastBlock: +12",
-        )
-        gas("MPSRollup.challenge", verifier, rollup.challenge(2), params.challenge_bond)
-        gas("MPSRollup.resolveChallenge (no fraud)", admin, rollup.resolveChallenge(2, False))
-        gas("MPSRollup.withdrawBond", admin, rollup.withdrawBond())
+def create_tasks(b: Bench, sizes: list[int]) -> list[bytes]:
+    """One task per tree size: a task settles once, and each size needs its own settlement."""
+    deposit = ETHER // 10
+    fee = b.params.base_fee + deposit
+    task_ids = [key32(f"task {n}") for n in sizes]
+    b.gas(
+        "RewardManager.createTask",
+        b.requester,
+        b.rewards.createTask(task_ids[0], deposit),
+        fee,
+        "base fee to the treasury",
+    )
+    for task in task_ids[1:]:
+        b.send(b.requester, b.rewards.createTask(task, deposit), fee)
+    return task_ids
 
-        deposit = ETHER // 10
-        task_ids = [key32(f"task {n}") for n in sizes]
-        gas(
-            "RewardManager.createTask",
-            requester,
-            rewards.createTask(task_ids[0], deposit),
-            params.base_fee + deposit,
-            "base fee to the treasury",
-        )
-        for task in task_ids[1:]:
-            transact(w3, requester, rewards.createTask(task, deposit), params.base_fee + deposit)
 
-        for n, task in zip(sizes, task_ids, strict=True):
-            victim, client = keys[1 + sizes.index(n)], keys[-1]
-            slash_key = state_keys.slash_evidence(ClientKey(victim), TaskId(task))
-            settle_key = state_keys.settlement(TaskId(task))
-            reward_key = state_keys.reward_share(TaskId(task), ClientKey(client))
-            leaves = {
-                slash_key: encode_slash_evidence(3, 1),
-                settle_key: encode_settlement(Settlement(2, 10, 20)),
-                reward_key: encode_reward_share(10, False),
-            }
-            tree = Tree(n, leaves)
-            commit(tree.root, 1)
-            batch = state["index"] - 1
-            node.mine(params.challenge_blocks)
-            sib = tree.siblings(slash_key)
-            depth = f"{n:,} keys, proof depth {len(sib)}"
-            gas(
-                "SlashingManager.slash",
-                admin,
-                slashing.slash(batch, victim, task, 3, 1, sib),
-                0,
-                depth,
-            )
-            sib = tree.siblings(settle_key)
-            gas(
-                "RewardManager.settle",
-                admin,
-                rewards.settle(batch, task, 2, 10, 20, sib),
-                0,
-                f"{n:,} keys, proof depth {len(sib)}",
-            )
-            sib = tree.siblings(reward_key)
-            gas(
-                "RewardManager.claim",
-                admin,
-                rewards.claim(task, client, 10, sib),
-                0,
-                f"{n:,} keys, proof depth {len(sib)}",
-            )
-        gas("RewardManager.withdrawRefund", requester, rewards.withdrawRefund(task_ids[0]))
+def bench_proofs(b: Bench, n: int, task: bytes, victim: bytes, client: bytes) -> None:
+    """Slash, settle and claim against a committed tree of ``n`` keys, past its challenge window."""
+    slash_key = state_keys.slash_evidence(ClientKey(victim), TaskId(task))
+    settle_key = state_keys.settlement(TaskId(task))
+    reward_key = state_keys.reward_share(TaskId(task), ClientKey(client))
+    leaves = {
+        slash_key: encode_slash_evidence(3, 1),
+        settle_key: encode_settlement(Settlement(2, 10, 20)),
+        reward_key: encode_reward_share(10, False),
+    }
+    tree = Tree(n, leaves)
+    b.commit(tree.root, 1)
+    batch = b.index - 1
+    b.node.mine(b.params.challenge_blocks)
+    sib = tree.siblings(slash_key)
+    depth = f"{n:,} keys, proof depth {len(sib)}"
+    b.gas(
+        "SlashingManager.slash", b.admin, b.slashing.slash(batch, victim, task, 3, 1, sib), 0, depth
+    )
+    sib = tree.siblings(settle_key)
+    b.gas(
+        "RewardManager.settle",
+        b.admin,
+        b.rewards.settle(batch, task, 2, 10, 20, sib),
+        0,
+        f"{n:,} keys, proof depth {len(sib)}",
+    )
+    sib = tree.siblings(reward_key)
+    b.gas(
+        "RewardManager.claim",
+        b.admin,
+        b.rewards.claim(task, client, 10, sib),
+        0,
+        f"{n:,} keys, proof depth {len(sib)}",
+    )
 
-        # a fraud resolution discards every later batch in O(1)
-        first_bad = state["index"]
-        for i in range(100):
-            commit(key32(f"bad {i}"), 1)
-        transact(w3, verifier, rollup.challenge(first_bad), params.challenge_bond)
-        gas(
-            "MPSRollup.resolveChallenge (fraud)",
-            admin,
-            rollup.resolveChallenge(first_bad, True),
-            note="discards 100 batches",
-        )
 
-    first = {}
+def bench_fraud(b: Bench) -> None:
+    """A fraud resolution discards every later batch in O(1): 100 of them show it."""
+    first_bad = b.index
+    for i in range(100):
+        b.commit(key32(f"bad {i}"), 1)
+    b.send(b.verifier, b.rollup.challenge(first_bad), b.params.challenge_bond)
+    b.gas(
+        "MPSRollup.resolveChallenge (fraud)",
+        b.admin,
+        b.rollup.resolveChallenge(first_bad, True),
+        note="discards 100 batches",
+    )
+
+
+def print_table(rows: list[Row]) -> None:
+    """Rows of one label are grouped where it first appeared, so the tree sizes read together."""
+    first: dict[str, int] = {}
     for i, (label, _, _) in enumerate(rows):
         first.setdefault(label, i)
-    rows.sort(key=lambda row: first[row[0]])  # stable: the tree sizes stay in order
+    rows = sorted(rows, key=lambda row: first[row[0]])  # stable: the tree sizes stay in order
     print("| transaction | gas used | notes |")
     print("| --- | ---: | --- |")
     for label, used, note in rows:
         print(f"| `{label}` | {used:,} | {note} |")
+
+
+def main() -> int:
+    sizes = parse_sizes()
+    params = DeployParams(challenge_blocks=200, unbonding_blocks=20)
+    with Anvil(accounts=12) as node:
+        b = Bench(node, params)
+        b.send(b.admin, b.rollup.setVerifier(b.verifier.address, True))
+        keys = bench_staking(b)
+        bench_batches(b)
+        task_ids = create_tasks(b, sizes)
+        for i, (n, task) in enumerate(zip(sizes, task_ids, strict=True)):
+            bench_proofs(b, n, task, victim=keys[1 + i], client=keys[-1])
+        b.gas("RewardManager.withdrawRefund", b.requester, b.rewards.withdrawRefund(task_ids[0]))
+        bench_fraud(b)
+    print_table(b.rows)
     return 0
 
 

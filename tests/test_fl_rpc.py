@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -61,175 +63,271 @@ async def sealed_ok(h: NodeHarness, txs: list[Transaction]) -> int:
     return sealed.block.height
 
 
-async def test_fl_task_through_rpc(tmp_path):
+@dataclass(frozen=True)
+class Scenario:
+    """The actors and the task of the upload-to-verdict scenario, shared by its phases."""
+
+    requester: Keypair
+    evaluator: Keypair
+    outsider: Keypair
+    clients: list[Keypair]
+    rng: np.random.Generator  # drawn from in a fixed order, so every run sees the same updates
+    init: np.ndarray
+    create: Transaction
+
+    @property
+    def model(self) -> bytes:
+        return self.init.tobytes()
+
+    @property
+    def tid(self) -> bytes:
+        return self.create.hash
+
+    @property
+    def zero(self) -> Keypair:
+        """The client that sends zeros in epoch 0 and is slashed for it."""
+        return self.clients[5]
+
+    def stakes(self) -> tuple[GenesisStake, ...]:
+        return tuple(
+            GenesisStake(kp.public_key, bytes([i + 1]) * 20, 1000)
+            for i, kp in enumerate(self.clients)
+        )
+
+
+@dataclass(frozen=True)
+class EpochZero:
+    """Epoch 0 as the test computes it independently of the node, to compare with its answers."""
+
+    ups: list[np.ndarray]
+    closed_at: int
+    next_base: bytes
+    step: bytes
+
+
+def make_scenario() -> Scenario:
     requester = Keypair.from_seed(b"\x01" * 32)
     evaluator = Keypair.from_seed(b"\x02" * 32)
-    outsider = Keypair.from_seed(b"\x03" * 32)
-    clients = [Keypair.from_seed(bytes([10 + i]) * 32) for i in range(6)]
-    stakes = tuple(
-        GenesisStake(kp.public_key, bytes([i + 1]) * 20, 1000) for i, kp in enumerate(clients)
-    )
     rng = np.random.default_rng(5)
     init = rng.integers(-500, 500, D).astype("<i4")
-    model = init.tobytes()
-    p = params(model, evaluator.public_key)
-    create = fl_tx(requester, CREATE_TASK, 2, p.to_list())
-    tid = create.hash
-    async with start_node(tmp_path / "n", genesis_stakes=stakes) as h:
-        await sealed_ok(
-            h, [put_blob(requester, CHAIN_ID, 0, model), put_blob(requester, CHAIN_ID, 1, SCRIPT)]
-        )
-        created_at = await sealed_ok(h, [create])
-        rc = await h.result("mps_getTransactionReceipt", hx(create.hash))
-        assert (rc["status"], rc["code"]) == (1, 0)
-        await sealed_ok(h, [fl_tx(kp, JOIN_TASK, 0, [tid]) for kp in clients])
-
-        task = await h.result("mps_getTask", hx(tid))
-        assert task["id"] == hx(tid)
-        assert task["name"] == "rpc-task"
-        assert task["requester"] == hx(requester.public_key)
-        assert (task["status"], task["epoch"], task["epochs"]) == ("open", 0, 3)
-        assert task["baseModel"] == hx(sha(model))
-        assert task["previousStep"] is None
-        assert task["epochStart"] == created_at + 1
-        assert task["windowBlocks"] == 5
-        assert task["layout"] == [["w", [30, 30]], ["b", [300]]]
-        assert task["parameters"] == D
-        assert (task["dtype"], task["shift"]) == ("int8", 8)
-        assert task["script"] == hx(sha(SCRIPT))
-        assert task["scriptCid"] == cid_v1(sha(SCRIPT))
-        assert task["initModelCid"] == cid_v1(sha(model))
-        for cid, data in ((task["scriptCid"], SCRIPT), (task["initModelCid"], model)):
-            assert unhex(await h.result("mps_getBlob", hx(parse_cid_v1(cid)))) == data
-        assert task["targetAccuracyPpm"] == 900_000
-        assert (task["minClients"], task["maxClients"]) == (5, 8)
-        assert task["clients"] == [hx(kp.public_key) for kp in clients]
-        assert task["submitted"] == []
-        assert task["awaiting"] == task["clients"]
-        assert task["rules"] == EpochRules().to_list()
-
-        # epoch 0: five honest clients and one that sends zeros; everyone submits, so it closes
-        direction = rng.normal(0, 20, D)
-        ups = [
-            np.clip(np.rint(direction + rng.normal(0, 20, D)), -127, 127).astype(np.int8)
-            for _ in range(5)
-        ]
-        ups.append(np.zeros(D, dtype=np.int8))
-        zero = clients[5]
-        closed_at = await sealed_ok(
-            h,
-            [
-                fl_tx(kp, SUBMIT_UPDATE, 1, [tid, 0, u.tobytes()])
-                for kp, u in zip(clients, ups, strict=True)
-            ],
-        )
-        agg = robust.mean(np.stack(ups[:5]))
-        next_base = (init.astype(np.int64) + agg).astype("<i4").tobytes()
-        step = np.clip(agg, -127, 127).astype(np.int8).tobytes()
-
-        task = await h.result("mps_getTask", hx(tid))
-        assert (task["status"], task["epoch"]) == ("open", 1)
-        assert task["baseModel"] == hx(sha(next_base))
-        assert task["previousStep"] == hx(sha(step))
-        assert task["epochStart"] == closed_at + 1
-        assert task["submitted"] == []
-        # the zero sender is slashable: epoch 1 no longer waits for it
-        assert task["awaiting"] == [hx(kp.public_key) for kp in clients[:5]]
-        # as of the block before epoch 0's submissions, everyone was still awaited
-        before = await h.result("mps_getTask", hx(tid), closed_at - 1)
-        assert before["awaiting"] == [hx(kp.public_key) for kp in clients]
-
-        ep = await h.result("mps_getEpoch", hx(tid), 0)
-        assert ep["task"] == hx(tid)
-        assert (ep["epoch"], ep["clients"], ep["closedAt"]) == (0, 6, closed_at)
-        assert ep["baseModel"] == hx(sha(model))
-        assert ep["aggregateStep"] == hx(sha(step))
-        assert ep["nextBaseModel"] == hx(sha(next_base))
-        assert ep["accuracyPpm"] is None
-        recs = ep["records"]
-        assert [r["client"] for r in recs] == [hx(kp.public_key) for kp in clients]
-        scores = np.asarray(robust.krum_scores(np.stack(ups), 1)).tolist()
-        assert [r["score"] for r in recs] == scores
-        assert sorted(r["rank"] for r in recs) == list(range(6))
-        for r, u in zip(recs, ups, strict=True):
-            assert r["update"] == hx(sha(u.tobytes()))
-            assert r["sqNorm"] == int(np.dot(u.astype(np.int64), u.astype(np.int64)))
-        for r in recs[:5]:
-            assert (r["flags"], r["flagNames"], r["selected"]) == (0, [], True)
-        assert (recs[5]["flags"], recs[5]["flagNames"], recs[5]["selected"]) == (
-            int(Flag.ZERO),
-            ["ZERO"],
-            False,
-        )
-
-        # blobs: the models and updates come back byte for byte, over JSON and msgpack
-        for data in (model, next_base, step, ups[0].tobytes(), SCRIPT):
-            assert unhex(await h.result("mps_getBlob", hx(sha(data)))) == data
-        assert await h.result("mps_getBlob", sha(next_base), media=MSGPACK) == next_base
-
-        # slashing state: verdict and per-epoch records, each proven against the state root
-        head = await h.result("mps_getBlockByNumber", "latest")
-        root = unhex(head["stateRoot"])
-        s = await h.result("mps_getSlashingState", hx(tid), hx(zero.public_key))
-        assert (s["task"], s["client"]) == (hx(tid), hx(zero.public_key))
-        assert (s["strikes"], s["slashable"], s["reason"]) == (0, True, int(Flag.ZERO))
-        assert (s["reasonNames"], s["slashEpoch"]) == (["ZERO"], 0)
-        assert unhex(s["verdict"]["stateRoot"]) == root
-        assert s["verdict"]["height"] == closed_at
-        assert checked_value(s["verdict"], root) == encoding.encode([0, True, int(Flag.ZERO), 0])
-        assert checked_value(s["verdict"], root) == unhex(s["verdict"]["value"])
-        assert len(s["records"]) == 1
-        rec = s["records"][0]
-        assert (rec["epoch"], rec["flags"], rec["flagNames"]) == (0, int(Flag.ZERO), ["ZERO"])
-        assert unhex(rec["key"]) == state_keys.client_record(tid, 0, zero.public_key)
-        proven = checked_value(rec, root)
-        assert proven is not None
-        assert encoding.decode(proven)[0] == sha(ups[5].tobytes())
-        assert (rec["score"], rec["rank"]) == (recs[5]["score"], recs[5]["rank"])
-        forged = dict(rec, value=hx(encoding.encode([sha(b"x"), 0, 0, 0, 0, 0, 0, 0, True])))
-        with pytest.raises(ProofError):
-            checked_value(forged, root)
-
-        honest = await h.result("mps_getSlashingState", hx(tid), hx(clients[0].public_key))
-        assert (honest["strikes"], honest["slashable"], honest["reason"]) == (0, False, 0)
-        assert (honest["reasonNames"], honest["slashEpoch"]) == ([], None)
-        assert checked_value(honest["verdict"], root) == encoding.encode([0, False, 0, -1])
-        assert [r["flagNames"] for r in honest["records"]] == [[]]
-        assert checked_value(honest["records"][0], root) is not None
-
-        stranger = await h.result("mps_getSlashingState", hx(tid), hx(outsider.public_key))
-        assert stranger["verdict"]["value"] is None
-        assert checked_value(stranger["verdict"], root) is None  # absence is proven too
-        assert (stranger["slashable"], stranger["records"]) == (False, [])
-
-        # the zero sender may not submit again; the requester's evaluation completes the task
-        again = fl_tx(zero, SUBMIT_UPDATE, 2, [tid, 1, ups[0].tobytes()])
-        await h.send_ok(again)
-        sealed = await h.seal()
-        assert [(r.status, r.code) for r in sealed.receipts] == [(0, Code.NOT_STAKED)]
-        await sealed_ok(h, [fl_tx(clients[0], SUBMIT_UPDATE, 2, [tid, 1, ups[0].tobytes()])])
-        task = await h.result("mps_getTask", hx(tid))
-        assert task["awaiting"] == [hx(kp.public_key) for kp in clients[1:5]]
-        await sealed_ok(h, [fl_tx(requester, REPORT_EVALUATION, 3, [tid, 0, 950_000])])
-        assert (await h.result("mps_getEpoch", hx(tid), 0))["accuracyPpm"] == 950_000
-        task = await h.result("mps_getTask", hx(tid))
-        assert (task["status"], task["awaiting"]) == ("complete", [])
-
-        # unknown things are NOT_FOUND (1200)
-        missing = sha(b"missing")
-        for method, args in (
-            ("mps_getBlob", [hx(missing)]),
-            ("mps_getTask", [hx(missing)]),
-            ("mps_getEpoch", [hx(missing), 0]),
-            ("mps_getEpoch", [hx(tid), 1]),  # not closed
-            ("mps_getSlashingState", [hx(missing), hx(zero.public_key)]),
-        ):
-            err = await h.error(method, *args)
-            assert err["code"] == Code.NOT_FOUND == 1200, (method, err)
-        assert (await h.error("mps_getTask", hx(b"\x01" * 5)))["code"] == -32602
+    p = params(init.tobytes(), evaluator.public_key)
+    return Scenario(
+        requester=requester,
+        evaluator=evaluator,
+        outsider=Keypair.from_seed(b"\x03" * 32),
+        clients=[Keypair.from_seed(bytes([10 + i]) * 32) for i in range(6)],
+        rng=rng,
+        init=init,
+        create=fl_tx(requester, CREATE_TASK, 2, p.to_list()),
+    )
 
 
-async def test_get_epoch_beyond_32_bits_is_not_found(tmp_path):
+async def open_task(h: NodeHarness, sc: Scenario) -> int:
+    """Uploads the model and script, creates the task and lets every client join; returns
+    the height the task was created at."""
+    await sealed_ok(
+        h,
+        [
+            put_blob(sc.requester, CHAIN_ID, 0, sc.model),
+            put_blob(sc.requester, CHAIN_ID, 1, SCRIPT),
+        ],
+    )
+    created_at = await sealed_ok(h, [sc.create])
+    rc = await h.result("mps_getTransactionReceipt", hx(sc.create.hash))
+    assert (rc["status"], rc["code"]) == (1, 0)
+    await sealed_ok(h, [fl_tx(kp, JOIN_TASK, 0, [sc.tid]) for kp in sc.clients])
+    return created_at
+
+
+async def check_open_task(h: NodeHarness, sc: Scenario, created_at: int) -> None:
+    task = await h.result("mps_getTask", hx(sc.tid))
+    assert task["id"] == hx(sc.tid)
+    assert task["name"] == "rpc-task"
+    assert task["requester"] == hx(sc.requester.public_key)
+    assert (task["status"], task["epoch"], task["epochs"]) == ("open", 0, 3)
+    assert task["baseModel"] == hx(sha(sc.model))
+    assert task["previousStep"] is None
+    assert task["epochStart"] == created_at + 1
+    assert task["windowBlocks"] == 5
+    assert task["layout"] == [["w", [30, 30]], ["b", [300]]]
+    assert task["parameters"] == D
+    assert (task["dtype"], task["shift"]) == ("int8", 8)
+    assert task["script"] == hx(sha(SCRIPT))
+    assert task["scriptCid"] == cid_v1(sha(SCRIPT))
+    assert task["initModelCid"] == cid_v1(sha(sc.model))
+    for cid, data in ((task["scriptCid"], SCRIPT), (task["initModelCid"], sc.model)):
+        assert unhex(await h.result("mps_getBlob", hx(parse_cid_v1(cid)))) == data
+    assert task["targetAccuracyPpm"] == 900_000
+    assert (task["minClients"], task["maxClients"]) == (5, 8)
+    assert task["clients"] == [hx(kp.public_key) for kp in sc.clients]
+    assert task["submitted"] == []
+    assert task["awaiting"] == task["clients"]
+    assert task["rules"] == EpochRules().to_list()
+
+
+async def close_epoch_zero(h: NodeHarness, sc: Scenario) -> EpochZero:
+    """Five honest clients and one that sends zeros; everyone submits, so the epoch closes."""
+    direction = sc.rng.normal(0, 20, D)
+    ups = [
+        np.clip(np.rint(direction + sc.rng.normal(0, 20, D)), -127, 127).astype(np.int8)
+        for _ in range(5)
+    ]
+    ups.append(np.zeros(D, dtype=np.int8))
+    closed_at = await sealed_ok(
+        h,
+        [
+            fl_tx(kp, SUBMIT_UPDATE, 1, [sc.tid, 0, u.tobytes()])
+            for kp, u in zip(sc.clients, ups, strict=True)
+        ],
+    )
+    agg = robust.mean(np.stack(ups[:5]))
+    next_base = (sc.init.astype(np.int64) + agg).astype("<i4").tobytes()
+    step = np.clip(agg, -127, 127).astype(np.int8).tobytes()
+    return EpochZero(ups, closed_at, next_base, step)
+
+
+async def check_task_after_epoch_zero(h: NodeHarness, sc: Scenario, e0: EpochZero) -> None:
+    task = await h.result("mps_getTask", hx(sc.tid))
+    assert (task["status"], task["epoch"]) == ("open", 1)
+    assert task["baseModel"] == hx(sha(e0.next_base))
+    assert task["previousStep"] == hx(sha(e0.step))
+    assert task["epochStart"] == e0.closed_at + 1
+    assert task["submitted"] == []
+    # the zero sender is slashable: epoch 1 no longer waits for it
+    assert task["awaiting"] == [hx(kp.public_key) for kp in sc.clients[:5]]
+    # as of the block before epoch 0's submissions, everyone was still awaited
+    before = await h.result("mps_getTask", hx(sc.tid), e0.closed_at - 1)
+    assert before["awaiting"] == [hx(kp.public_key) for kp in sc.clients]
+
+
+async def check_epoch_zero_record(
+    h: NodeHarness, sc: Scenario, e0: EpochZero
+) -> list[dict[str, Any]]:
+    """Returns the per-client records, which the slashing state must agree with."""
+    ep = await h.result("mps_getEpoch", hx(sc.tid), 0)
+    assert ep["task"] == hx(sc.tid)
+    assert (ep["epoch"], ep["clients"], ep["closedAt"]) == (0, 6, e0.closed_at)
+    assert ep["baseModel"] == hx(sha(sc.model))
+    assert ep["aggregateStep"] == hx(sha(e0.step))
+    assert ep["nextBaseModel"] == hx(sha(e0.next_base))
+    assert ep["accuracyPpm"] is None
+    recs: list[dict[str, Any]] = ep["records"]
+    assert [r["client"] for r in recs] == [hx(kp.public_key) for kp in sc.clients]
+    scores = np.asarray(robust.krum_scores(np.stack(e0.ups), 1)).tolist()
+    assert [r["score"] for r in recs] == scores
+    assert sorted(r["rank"] for r in recs) == list(range(6))
+    for r, u in zip(recs, e0.ups, strict=True):
+        assert r["update"] == hx(sha(u.tobytes()))
+        assert r["sqNorm"] == int(np.dot(u.astype(np.int64), u.astype(np.int64)))
+    for r in recs[:5]:
+        assert (r["flags"], r["flagNames"], r["selected"]) == (0, [], True)
+    assert (recs[5]["flags"], recs[5]["flagNames"], recs[5]["selected"]) == (
+        int(Flag.ZERO),
+        ["ZERO"],
+        False,
+    )
+    return recs
+
+
+async def check_blobs(h: NodeHarness, sc: Scenario, e0: EpochZero) -> None:
+    """The models and updates come back byte for byte, over JSON and msgpack."""
+    for data in (sc.model, e0.next_base, e0.step, e0.ups[0].tobytes(), SCRIPT):
+        assert unhex(await h.result("mps_getBlob", hx(sha(data)))) == data
+    assert await h.result("mps_getBlob", sha(e0.next_base), media=MSGPACK) == e0.next_base
+
+
+async def check_zero_sender_slashed(
+    h: NodeHarness, sc: Scenario, e0: EpochZero, recs: list[dict[str, Any]]
+) -> bytes:
+    """Verdict and per-epoch records, each proven against the state root; returns that root."""
+    head = await h.result("mps_getBlockByNumber", "latest")
+    root = unhex(head["stateRoot"])
+    zero, tid = sc.zero, sc.tid
+    s = await h.result("mps_getSlashingState", hx(tid), hx(zero.public_key))
+    assert (s["task"], s["client"]) == (hx(tid), hx(zero.public_key))
+    assert (s["strikes"], s["slashable"], s["reason"]) == (0, True, int(Flag.ZERO))
+    assert (s["reasonNames"], s["slashEpoch"]) == (["ZERO"], 0)
+    assert unhex(s["verdict"]["stateRoot"]) == root
+    assert s["verdict"]["height"] == e0.closed_at
+    assert checked_value(s["verdict"], root) == encoding.encode([0, True, int(Flag.ZERO), 0])
+    assert checked_value(s["verdict"], root) == unhex(s["verdict"]["value"])
+    assert len(s["records"]) == 1
+    rec = s["records"][0]
+    assert (rec["epoch"], rec["flags"], rec["flagNames"]) == (0, int(Flag.ZERO), ["ZERO"])
+    assert unhex(rec["key"]) == state_keys.client_record(tid, 0, zero.public_key)
+    proven = checked_value(rec, root)
+    assert proven is not None
+    assert encoding.decode(proven)[0] == sha(e0.ups[5].tobytes())
+    assert (rec["score"], rec["rank"]) == (recs[5]["score"], recs[5]["rank"])
+    forged = dict(rec, value=hx(encoding.encode([sha(b"x"), 0, 0, 0, 0, 0, 0, 0, True])))
+    with pytest.raises(ProofError):
+        checked_value(forged, root)
+    return root
+
+
+async def check_not_slashed(h: NodeHarness, sc: Scenario, root: bytes) -> None:
+    """An honest client's clean verdict and a stranger's absent one are proven alike."""
+    tid = sc.tid
+    honest = await h.result("mps_getSlashingState", hx(tid), hx(sc.clients[0].public_key))
+    assert (honest["strikes"], honest["slashable"], honest["reason"]) == (0, False, 0)
+    assert (honest["reasonNames"], honest["slashEpoch"]) == ([], None)
+    assert checked_value(honest["verdict"], root) == encoding.encode([0, False, 0, -1])
+    assert [r["flagNames"] for r in honest["records"]] == [[]]
+    assert checked_value(honest["records"][0], root) is not None
+
+    stranger = await h.result("mps_getSlashingState", hx(tid), hx(sc.outsider.public_key))
+    assert stranger["verdict"]["value"] is None
+    assert checked_value(stranger["verdict"], root) is None  # absence is proven too
+    assert (stranger["slashable"], stranger["records"]) == (False, [])
+
+
+async def finish_task(h: NodeHarness, sc: Scenario, e0: EpochZero) -> None:
+    """The zero sender may not submit again; the requester's evaluation completes the task."""
+    tid, ups = sc.tid, e0.ups
+    again = fl_tx(sc.zero, SUBMIT_UPDATE, 2, [tid, 1, ups[0].tobytes()])
+    await h.send_ok(again)
+    sealed = await h.seal()
+    assert [(r.status, r.code) for r in sealed.receipts] == [(0, Code.NOT_STAKED)]
+    await sealed_ok(h, [fl_tx(sc.clients[0], SUBMIT_UPDATE, 2, [tid, 1, ups[0].tobytes()])])
+    task = await h.result("mps_getTask", hx(tid))
+    assert task["awaiting"] == [hx(kp.public_key) for kp in sc.clients[1:5]]
+    await sealed_ok(h, [fl_tx(sc.requester, REPORT_EVALUATION, 3, [tid, 0, 950_000])])
+    assert (await h.result("mps_getEpoch", hx(tid), 0))["accuracyPpm"] == 950_000
+    task = await h.result("mps_getTask", hx(tid))
+    assert (task["status"], task["awaiting"]) == ("complete", [])
+
+
+async def check_unknown_is_not_found(h: NodeHarness, sc: Scenario) -> None:
+    """Unknown things are NOT_FOUND (1200); a malformed id is invalid params instead."""
+    missing = sha(b"missing")
+    for method, args in (
+        ("mps_getBlob", [hx(missing)]),
+        ("mps_getTask", [hx(missing)]),
+        ("mps_getEpoch", [hx(missing), 0]),
+        ("mps_getEpoch", [hx(sc.tid), 1]),  # not closed
+        ("mps_getSlashingState", [hx(missing), hx(sc.zero.public_key)]),
+    ):
+        err = await h.error(method, *args)
+        assert err["code"] == Code.NOT_FOUND == 1200, (method, err)
+    assert (await h.error("mps_getTask", hx(b"\x01" * 5)))["code"] == -32602
+
+
+async def test_fl_task_through_rpc(tmp_path: Path) -> None:
+    sc = make_scenario()
+    async with start_node(tmp_path / "n", genesis_stakes=sc.stakes()) as h:
+        created_at = await open_task(h, sc)
+        await check_open_task(h, sc, created_at)
+        e0 = await close_epoch_zero(h, sc)
+        await check_task_after_epoch_zero(h, sc, e0)
+        recs = await check_epoch_zero_record(h, sc, e0)
+        await check_blobs(h, sc, e0)
+        root = await check_zero_sender_slashed(h, sc, e0, recs)
+        await check_not_slashed(h, sc, root)
+        await finish_task(h, sc, e0)
+        await check_unknown_is_not_found(h, sc)
+
+
+async def test_get_epoch_beyond_32_bits_is_not_found(tmp_path: Path) -> None:
     async with start_node(tmp_path / "n") as h:
         err = await h.error("mps_getEpoch", hx(b"\x07" * 32), 2**32)
         assert err["code"] == Code.NOT_FOUND

@@ -18,6 +18,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -239,47 +240,68 @@ class Streamer(threading.Thread):
             i += 1
 
 
-def test_sigkill_during_stream_loses_no_acknowledged_tx(tmp_path: Path) -> None:
-    datadir = tmp_path / "node"
-    cfg = init_datadir(datadir)
-    keys = [Keypair.generate() for _ in range(4)]
+Head = tuple[int, bytes, bytes]  # (height, hash, state root)
+Placed = tuple[int, int, bytes, int]  # a receipt's (height, index, block hash, status)
+
+
+@dataclass(frozen=True)
+class Crash:
+    """What the first node had said before it was killed: the restarted one must honour it."""
+
+    sealed_before: dict[bytes, Placed]
+    last_head: Head
+    acked: list[tuple[bytes, int, int]]  # (hash, sender index, nonce)
+
+    @property
+    def unsealed(self) -> list[bytes]:
+        return [h for h, _, _ in self.acked if h not in self.sealed_before]
+
+
+def watch_stream(client: RPCClient, streamer: Streamer) -> tuple[dict[bytes, Placed], Head]:
+    """Records receipts and the head while the stream runs, until enough is sealed to kill."""
+    sealed_before: dict[bytes, Placed] = {}
+    started = time.monotonic()
+    while True:
+        for h, _, _ in streamer.snapshot():
+            if h in sealed_before:
+                continue
+            rc = client.call("mps_getTransactionReceipt", h)
+            if rc is not None:
+                sealed_before[h] = (
+                    rc["blockHeight"],
+                    rc["index"],
+                    rc["blockHash"],
+                    rc["status"],
+                )
+        last_head = head_of(client)
+        elapsed = time.monotonic() - started
+        if elapsed > 1.5 and sealed_before and last_head[0] >= 3:
+            return sealed_before, last_head
+        assert elapsed < 15, "the node sealed nothing while transactions streamed in"
+        assert streamer.is_alive(), f"streamer stopped early: {streamer.errors}"
+        time.sleep(0.05)
+
+
+def kill_mid_stream(node: NodeProcess, streamer: Streamer) -> None:
+    node.kill()  # SIGKILL, while the streamer is still sending
+    streamer.stop_flag.set()
+    streamer.join(timeout=10)
+    assert not streamer.errors, streamer.errors
+    assert node.proc is not None and node.proc.returncode == -signal.SIGKILL
+
+
+def stream_then_kill(tmp_path: Path, cfg: Path, keys: list[Keypair]) -> Crash:
     node = NodeProcess(cfg, tmp_path / "node-1.log").start()
     streamer: Streamer | None = None
+    last_head: Head | None = None
     try:
         node.wait_healthy()
         client = node.client()
         streamer = Streamer(node.url, keys)
         streamer.start()
-
-        # watch receipts and the head while the stream runs, then kill mid-stream
-        sealed_before: dict[bytes, tuple[int, int, bytes, int]] = {}
-        last_head: tuple[int, bytes, bytes] | None = None
-        started = time.monotonic()
-        while True:
-            for h, _, _ in streamer.snapshot():
-                if h in sealed_before:
-                    continue
-                rc = client.call("mps_getTransactionReceipt", h)
-                if rc is not None:
-                    sealed_before[h] = (
-                        rc["blockHeight"],
-                        rc["index"],
-                        rc["blockHash"],
-                        rc["status"],
-                    )
-            last_head = head_of(client)
-            elapsed = time.monotonic() - started
-            if elapsed > 1.5 and sealed_before and last_head[0] >= 3:
-                break
-            assert elapsed < 15, "the node sealed nothing while transactions streamed in"
-            assert streamer.is_alive(), f"streamer stopped early: {streamer.errors}"
-            time.sleep(0.05)
+        sealed_before, last_head = watch_stream(client, streamer)
         acked_at_kill = len(streamer.snapshot())
-        node.kill()  # SIGKILL, while the streamer is still sending
-        streamer.stop_flag.set()
-        streamer.join(timeout=10)
-        assert not streamer.errors, streamer.errors
-        assert node.proc is not None and node.proc.returncode == -signal.SIGKILL
+        kill_mid_stream(node, streamer)
     finally:
         if streamer is not None:
             streamer.stop_flag.set()
@@ -289,69 +311,98 @@ def test_sigkill_during_stream_loses_no_acknowledged_tx(tmp_path: Path) -> None:
     assert len(acked) >= acked_at_kill > 0
     assert last_head is not None
     assert all(status == 1 for _, _, _, status in sealed_before.values())
-    unsealed = [h for h, _, _ in acked if h not in sealed_before]
+    return Crash(sealed_before, last_head, acked)
 
+
+def check_head_survived(client: RPCClient, health: dict[str, Any], last_head: Head) -> None:
+    """1. The head survived: same block, same state root at the last height seen."""
+    assert health["head"] >= last_head[0]
+    blk = client.call("mps_getBlockByNumber", last_head[0], False)
+    assert blk["hash"] == last_head[1]
+    assert blk["stateRoot"] == last_head[2]
+
+
+def check_sealed_kept(client: RPCClient, sealed_before: dict[bytes, Placed]) -> None:
+    """2. Every transaction seen sealed is still there, at the same place."""
+    for h, (height, index, block_hash, _) in sealed_before.items():
+        rc = client.call("mps_getTransactionReceipt", h)
+        assert rc is not None, f"sealed tx {h.hex()} lost"
+        assert (rc["blockHeight"], rc["index"], rc["blockHash"]) == (
+            height,
+            index,
+            block_hash,
+        )
+        assert rc["status"] == 1
+        tx = client.call("mps_getTransaction", h)
+        assert (tx["blockHeight"], tx["index"]) == (height, index)
+
+
+def check_acked_not_lost(node2: NodeProcess, client: RPCClient, crash: Crash) -> None:
+    """3. Every acknowledged transaction is sealed or pending right after the restart
+    (mps_getTransaction reads the DB first, then the mempool, with no await between)."""
+    unsealed = crash.unsealed
+    for h in unsealed:
+        tx = client.call("mps_getTransaction", h)  # NotFound would mean it was lost
+        assert tx["hash"] == h
+    ready = [e for e in node2.events() if e.get("event") == "sequencer ready"]
+    assert len(ready) == 1 and ready[0]["head"] >= crash.last_head[0]
+
+    # and the journal brings the pending ones back into blocks within seconds
+    receipts = wait_receipts(client, unsealed, timeout=8.0)
+    assert all(rc["status"] == 1 for rc in receipts.values())
+
+
+def check_nonces(
+    client: RPCClient, keys: list[Keypair], acked: list[tuple[bytes, int, int]]
+) -> None:
+    """4. Each sender's nonce covers at least every acknowledged transaction."""
+    for s, key in enumerate(keys):
+        acked_nonces = sorted(n for _, si, n in acked if si == s)
+        assert acked_nonces == list(range(len(acked_nonces)))  # no gaps were acknowledged
+        assert client.call("mps_getNonce", key.public_key, False) >= len(acked_nonces)
+
+
+def check_still_producing(client: RPCClient, keys: list[Keypair], last_head: Head) -> None:
+    """5. The node keeps producing blocks: more transactions at the next nonces seal."""
+    fresh = []
+    for key in keys:
+        nonce = client.call("mps_getNonce", key.public_key, True)
+        tx = put_record(key, CHAIN_ID, nonce, "after-restart", b"ok")
+        assert client.call("mps_sendTransaction", tx.encode()) == tx.hash
+        fresh.append(tx.hash)
+    after = wait_receipts(client, fresh, timeout=8.0)
+    assert all(rc["status"] == 1 for rc in after.values())
+    assert min(rc["blockHeight"] for rc in after.values()) > last_head[0]
+
+
+def restart_and_check(tmp_path: Path, cfg: Path, keys: list[Keypair], crash: Crash) -> None:
     node2 = NodeProcess(cfg, tmp_path / "node-2.log").start()
     try:
         health = node2.wait_healthy()
         client = node2.client()
-
-        # 1. the head survived: same block, same state root at the last height seen
-        assert health["head"] >= last_head[0]
-        blk = client.call("mps_getBlockByNumber", last_head[0], False)
-        assert blk["hash"] == last_head[1]
-        assert blk["stateRoot"] == last_head[2]
-
-        # 2. every transaction seen sealed is still there, at the same place
-        for h, (height, index, block_hash, _) in sealed_before.items():
-            rc = client.call("mps_getTransactionReceipt", h)
-            assert rc is not None, f"sealed tx {h.hex()} lost"
-            assert (rc["blockHeight"], rc["index"], rc["blockHash"]) == (
-                height,
-                index,
-                block_hash,
-            )
-            assert rc["status"] == 1
-            tx = client.call("mps_getTransaction", h)
-            assert (tx["blockHeight"], tx["index"]) == (height, index)
-
-        # 3. every acknowledged transaction is sealed or pending right after the restart
-        #    (mps_getTransaction reads the DB first, then the mempool, with no await between)
-        for h in unsealed:
-            tx = client.call("mps_getTransaction", h)  # NotFound would mean it was lost
-            assert tx["hash"] == h
-        ready = [e for e in node2.events() if e.get("event") == "sequencer ready"]
-        assert len(ready) == 1 and ready[0]["head"] >= last_head[0]
-
-        #    and the journal brings the pending ones back into blocks within seconds
-        receipts = wait_receipts(client, unsealed, timeout=8.0)
-        assert all(rc["status"] == 1 for rc in receipts.values())
-
-        # 4. each sender's nonce covers at least every acknowledged transaction
-        for s, key in enumerate(keys):
-            acked_nonces = sorted(n for _, si, n in acked if si == s)
-            assert acked_nonces == list(range(len(acked_nonces)))  # no gaps were acknowledged
-            assert client.call("mps_getNonce", key.public_key, False) >= len(acked_nonces)
-
-        # 5. the node keeps producing blocks: more transactions at the next nonces seal
-        fresh = []
-        for key in keys:
-            nonce = client.call("mps_getNonce", key.public_key, True)
-            tx = put_record(key, CHAIN_ID, nonce, "after-restart", b"ok")
-            assert client.call("mps_sendTransaction", tx.encode()) == tx.hash
-            fresh.append(tx.hash)
-        after = wait_receipts(client, fresh, timeout=8.0)
-        assert all(rc["status"] == 1 for rc in after.values())
-        assert min(rc["blockHeight"] for rc in after.values()) > last_head[0]
-
+        check_head_survived(client, health, crash.last_head)
+        check_sealed_kept(client, crash.sealed_before)
+        check_acked_not_lost(node2, client, crash)
+        check_nonces(client, keys, crash.acked)
+        check_still_producing(client, keys, crash.last_head)
         assert node2.terminate() == 0, node2.log_text()
     finally:
         node2.kill()
 
-    # 6. the whole chain, crash included, re-executes to the same roots
+
+def check_replay(tmp_path: Path, cfg: Path) -> None:
+    """6. The whole chain, crash included, re-executes to the same roots."""
     res = mps_node("replay", "--config", str(cfg), "--into", str(tmp_path / "replayed"))
     assert res.returncode == 0, res.stdout + res.stderr
     assert "every state root matches" in res.stdout
+
+
+def test_sigkill_during_stream_loses_no_acknowledged_tx(tmp_path: Path) -> None:
+    cfg = init_datadir(tmp_path / "node")
+    keys = [Keypair.generate() for _ in range(4)]
+    crash = stream_then_kill(tmp_path, cfg, keys)
+    restart_and_check(tmp_path, cfg, keys, crash)
+    check_replay(tmp_path, cfg)
 
 
 # -- b) SIGTERM exits cleanly ------------------------------------------------

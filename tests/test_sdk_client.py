@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, TypeVar
@@ -92,126 +92,194 @@ def tamper(net: L1Net, method: str, change: Callable[[Any], Any], latest: bool =
     return lambda: d.methods.__setitem__(method, honest)
 
 
+@dataclasses.dataclass(frozen=True)
+class Flow:
+    """The network, the requester and the six clients of the lying-node scenario."""
+
+    net: L1Net
+    requester: MPSClient
+    clients: list[MPSClient]
+    deposit: int = 10**18
+
+    @property
+    def honest(self) -> MPSClient:
+        return self.clients[0]
+
+    @property
+    def rider(self) -> MPSClient:
+        """The free rider: it sends zeros in epoch 0 and is slashed for it."""
+        return self.clients[5]
+
+
+def make_flow(net: L1Net) -> Flow:
+    requester = MPSClient(net.h.url, Keypair.generate(), l1_config(net, REQUESTER))
+    clients = [
+        MPSClient(net.h.url, Keypair.generate(), l1_config(net, FIRST_CLIENT + i)) for i in range(6)
+    ]
+    return Flow(net, requester, clients)
+
+
+async def l1_status(client: MPSClient) -> str:
+    status: str = await run(client.l1.status, client.key.public_key)  # type: ignore[union-attr]
+    return status
+
+
+async def stake_all(flow: Flow) -> None:
+    """Stake on the L1; the node's follower turns the events into stakes on the rollup."""
+    await asyncio.gather(*(run(c.stake) for c in flow.clients))
+    assert await l1_status(flow.honest) == "staked"
+    follow(flow.net)
+    for c in flow.clients:
+        assert (await run(c.wait_for_stake, 10))["status"] == 0
+
+
+async def create_funded_task(flow: Flow) -> bytes:
+    """The requester uploads, creates and funds the task (fee + deposit paid on L1)."""
+    requester, deposit = flow.requester, flow.deposit
+    before = await run(requester.l1.balance)
+    task_id: bytes = await run(requester.create_task, params(), np.zeros(D), b"# sgd\n", deposit)
+    assert before - await run(requester.l1.balance) >= deposit
+    assert (await run(requester.l1.task, task_id))["deposit"] == deposit
+    listed = await run(flow.honest.tasks)
+    assert [t["id"] for t in listed] == [task_id]
+    follow(flow.net)  # the TaskFunded event reaches the rollup
+    return task_id
+
+
+async def train_two_epochs(flow: Flow, task_id: bytes) -> None:
+    await asyncio.gather(*(run(c.join, task_id) for c in flow.clients))
+    rng = np.random.default_rng(5)
+    for epoch in range(2):
+        await train_epoch(flow, task_id, epoch, rng)
+    assert (await run(flow.honest.task, task_id))["status"] == "finished"
+
+
+async def train_epoch(flow: Flow, task_id: bytes, epoch: int, rng: np.random.Generator) -> None:
+    base = await run(flow.honest.base_model, task_id)
+    assert base.shape == (D,)
+    direction = rng.normal(0, 0.03, D)
+    subs = [
+        run(c.submit_update, task_id, epoch, direction + rng.normal(0, 0.01, D))
+        for c in flow.clients[:5]
+    ]
+    if epoch == 0:
+        subs.append(run(flow.rider.submit_update, task_id, 0, np.zeros(D)))
+    else:  # the free rider is slashable: the node refuses its update, and the epoch
+        # closes as soon as the five others are in (it does not wait for the rider)
+        with pytest.raises(NotStaked):
+            await run(flow.rider.submit_update, task_id, 1, np.zeros(D))
+    await asyncio.gather(*subs)
+    summary = await run(flow.honest.wait_for_epoch, task_id, epoch, 20.0)
+    assert summary["epoch"] == epoch
+
+
+async def post_first_batch(flow: Flow, task_id: bytes) -> tuple[int, bytes, int]:
+    """Before any batch there is nothing to check against; returns the committed batch."""
+    with pytest.raises(NotOnL1Yet):
+        await run(flow.honest.slashing_state, task_id)
+    assert flow.net.post_until_idle()[:2] == ["posted", "confirmed"]
+    batch: tuple[int, bytes, int] | None = await run(flow.honest.l1.committed_batch)
+    assert batch is not None
+    return batch
+
+
+async def check_slashing_states(flow: Flow, task_id: bytes, batch: tuple[int, bytes, int]) -> None:
+    """Every proof is checked against the root the L1 holds."""
+    honest = flow.honest
+    good = await run(honest.slashing_state, task_id)
+    assert good.verified_against == f"l1 batch {batch[0]}"
+    assert (good.height, good.state_root) == (batch[2], batch[1])
+    assert not good.slashable and good.strikes == 0
+    assert [(r["epoch"], r["flags"]) for r in good.records] == [(0, 0), (1, 0)]
+    bad = await run(flow.rider.slashing_state, task_id)
+    assert bad.slashable and "ZERO" in bad.reason_names and bad.slash_epoch == 0
+    assert [r["epoch"] for r in bad.records] == [0]
+    assert (await run(honest.slashing_state, task_id, None, "node")).verified_against == "node"
+
+
+def flip_a_byte(resp: dict[str, Any]) -> dict[str, Any]:
+    rec = resp["records"][0]
+    rec["value"] = bytes([rec["value"][0] ^ 1]) + rec["value"][1:]
+    return resp
+
+
+def drop_records(resp: dict[str, Any]) -> dict[str, Any]:
+    resp["records"] = resp["records"][1:]
+    return resp
+
+
+async def check_lies_are_caught(flow: Flow, task_id: bytes) -> None:
+    """A lying node: a tampered record, a left-out record, the state at another height."""
+    honest, requester = flow.honest, flow.requester
+    for lie, says in ((flip_a_byte, "does not verify"), (drop_records, "left out")):
+        undo = tamper(flow.net, "mps_getSlashingState", lie)
+        with pytest.raises(ProofError, match=says):
+            await run(honest.slashing_state, task_id)
+        undo()
+    note = put_record(requester.key, requester.chain_id, 3, "after", b"the batch")
+    await run(requester.wait_for_receipt, await run(requester.send, note))  # state moves on
+    undo = tamper(flow.net, "mps_getSlashingState", lambda r: r, latest=True)
+    with pytest.raises(ProofError, match="different state root"):  # not the L1's root
+        await run(honest.slashing_state, task_id)
+    # checked against the node's own root, the same answer passes: only the L1 catches it
+    assert (await run(honest.slashing_state, task_id, None, "node")).verified_against == "node"
+    undo()
+
+
+async def finalize_and_slash(flow: Flow, task_id: bytes) -> None:
+    """Rewards wait for finality; then the aggregator slashes the free rider and settles."""
+    net, honest, rider = flow.net, flow.honest, flow.rider
+    with pytest.raises(NotOnL1Yet):
+        await run(honest.claim_rewards, task_id)
+    net.anvil.mine(CHALLENGE_BLOCKS)
+    net.h.node.l1.poster.step()
+    assert await run(honest.l1.finalized_batch) is not None
+    assert net.h.node.l1.aggregator.step() == 2
+    assert await l1_status(rider) == "slashed"
+
+
+async def claim_and_refund(flow: Flow, task_id: bytes) -> None:
+    """Clean updates share the fee less the protocol's cut; the rest of the deposit goes back."""
+    honest, deposit = flow.honest, flow.deposit
+    fee = min(2 * FEE_PER_EPOCH, deposit)
+    pool = fee - fee * 1000 // 10_000
+    paid = await run(honest.claim_rewards, task_id)
+    assert paid == pool * 2 // 10  # 2 of the 10 clean updates
+    with pytest.raises(ContractRevert) as exc:
+        await run(honest.claim_rewards, task_id)
+    assert exc.value.error == "AlreadyClaimed"
+    with pytest.raises(SDKError, match="flagged"):
+        await run(flow.rider.claim_rewards, task_id)
+    refund = await run(flow.requester.l1.withdraw_refund, task_id)
+    assert refund == deposit - fee
+
+
+async def leave(flow: Flow) -> None:
+    """Unbond, too early to withdraw, then withdraw."""
+    honest = flow.honest
+    await run(honest.unregister)
+    assert await l1_status(honest) == "unbonding"
+    with pytest.raises(ContractRevert) as exc:
+        await run(honest.withdraw)
+    assert exc.value.error == "StillUnbonding"
+    flow.net.anvil.mine(5)
+    await run(honest.withdraw)
+    assert await l1_status(honest) == "withdrawn"
+
+
 @pytest.mark.slow
 async def test_client_and_requester_flow_with_a_lying_node(tmp_path: Path) -> None:
     async with sdk_net(tmp_path) as net:
-        h = net.h
-        requester = MPSClient(h.url, Keypair.generate(), l1_config(net, REQUESTER))
-        clients = [
-            MPSClient(h.url, Keypair.generate(), l1_config(net, FIRST_CLIENT + i)) for i in range(6)
-        ]
-        honest, rider = clients[0], clients[5]
-
-        # stake on the L1; the node's follower turns the events into stakes on the rollup
-        await asyncio.gather(*(run(c.stake) for c in clients))
-        assert await run(honest.l1.status, honest.key.public_key) == "staked"  # type: ignore[union-attr]
-        follow(net)
-        for c in clients:
-            assert (await run(c.wait_for_stake, 10))["status"] == 0
-
-        # the requester uploads, creates and funds the task (fee + deposit paid on L1)
-        deposit = 10**18
-        before = await run(requester.l1.balance)
-        task_id = await run(requester.create_task, params(), np.zeros(D), b"# sgd\n", deposit)
-        assert before - await run(requester.l1.balance) >= deposit
-        assert (await run(requester.l1.task, task_id))["deposit"] == deposit
-        listed = await run(honest.tasks)
-        assert [t["id"] for t in listed] == [task_id]
-        follow(net)  # the TaskFunded event reaches the rollup
-
-        await asyncio.gather(*(run(c.join, task_id) for c in clients))
-        rng = np.random.default_rng(5)
-        for epoch in range(2):
-            base = await run(honest.base_model, task_id)
-            assert base.shape == (D,)
-            direction = rng.normal(0, 0.03, D)
-            subs = [
-                run(c.submit_update, task_id, epoch, direction + rng.normal(0, 0.01, D))
-                for c in clients[:5]
-            ]
-            if epoch == 0:
-                subs.append(run(rider.submit_update, task_id, 0, np.zeros(D)))
-            else:  # the free rider is slashable: the node refuses its update, and the epoch
-                # closes as soon as the five others are in (it does not wait for the rider)
-                with pytest.raises(NotStaked):
-                    await run(rider.submit_update, task_id, 1, np.zeros(D))
-            await asyncio.gather(*subs)
-            summary = await run(honest.wait_for_epoch, task_id, epoch, 20.0)
-            assert summary["epoch"] == epoch
-        assert (await run(honest.task, task_id))["status"] == "finished"
-
-        # before any batch: nothing to check against
-        with pytest.raises(NotOnL1Yet):
-            await run(honest.slashing_state, task_id)
-        assert net.post_until_idle()[:2] == ["posted", "confirmed"]
-        batch = await run(honest.l1.committed_batch)
-        assert batch is not None
-
-        # the slashing state, every proof checked against the root the L1 holds
-        good = await run(honest.slashing_state, task_id)
-        assert good.verified_against == f"l1 batch {batch[0]}"
-        assert (good.height, good.state_root) == (batch[2], batch[1])
-        assert not good.slashable and good.strikes == 0
-        assert [(r["epoch"], r["flags"]) for r in good.records] == [(0, 0), (1, 0)]
-        bad = await run(rider.slashing_state, task_id)
-        assert bad.slashable and "ZERO" in bad.reason_names and bad.slash_epoch == 0
-        assert [r["epoch"] for r in bad.records] == [0]
-        assert (await run(honest.slashing_state, task_id, None, "node")).verified_against == "node"
-
-        # a lying node: a tampered record, a left-out record, the state at another height
-        def flip_a_byte(resp: dict[str, Any]) -> dict[str, Any]:
-            rec = resp["records"][0]
-            rec["value"] = bytes([rec["value"][0] ^ 1]) + rec["value"][1:]
-            return resp
-
-        def drop_records(resp: dict[str, Any]) -> dict[str, Any]:
-            resp["records"] = resp["records"][1:]
-            return resp
-
-        for lie, says in ((flip_a_byte, "does not verify"), (drop_records, "left out")):
-            undo = tamper(net, "mps_getSlashingState", lie)
-            with pytest.raises(ProofError, match=says):
-                await run(honest.slashing_state, task_id)
-            undo()
-        note = put_record(requester.key, requester.chain_id, 3, "after", b"the batch")
-        await run(requester.wait_for_receipt, await run(requester.send, note))  # state moves on
-        undo = tamper(net, "mps_getSlashingState", lambda r: r, latest=True)
-        with pytest.raises(ProofError, match="different state root"):  # not the L1's root
-            await run(honest.slashing_state, task_id)
-        # checked against the node's own root, the same answer passes: only the L1 catches it
-        assert (await run(honest.slashing_state, task_id, None, "node")).verified_against == "node"
-        undo()
-
-        # finality, then the aggregator slashes the free rider and settles the task
-        with pytest.raises(NotOnL1Yet):
-            await run(honest.claim_rewards, task_id)
-        net.anvil.mine(CHALLENGE_BLOCKS)
-        h.node.l1.poster.step()
-        assert await run(honest.l1.finalized_batch) is not None
-        assert h.node.l1.aggregator.step() == 2
-        assert await run(rider.l1.status, rider.key.public_key) == "slashed"  # type: ignore[union-attr]
-
-        fee = min(2 * FEE_PER_EPOCH, deposit)
-        pool = fee - fee * 1000 // 10_000
-        paid = await run(honest.claim_rewards, task_id)
-        assert paid == pool * 2 // 10  # 2 of the 10 clean updates
-        with pytest.raises(ContractRevert) as exc:
-            await run(honest.claim_rewards, task_id)
-        assert exc.value.error == "AlreadyClaimed"
-        with pytest.raises(SDKError, match="flagged"):
-            await run(rider.claim_rewards, task_id)
-        refund = await run(requester.l1.withdraw_refund, task_id)
-        assert refund == deposit - fee
-
-        # leaving: unbond, too early to withdraw, then withdraw
-        await run(honest.unregister)
-        assert await run(honest.l1.status, honest.key.public_key) == "unbonding"  # type: ignore[union-attr]
-        with pytest.raises(ContractRevert) as exc:
-            await run(honest.withdraw)
-        assert exc.value.error == "StillUnbonding"
-        net.anvil.mine(5)
-        await run(honest.withdraw)
-        assert await run(honest.l1.status, honest.key.public_key) == "withdrawn"  # type: ignore[union-attr]
+        flow = make_flow(net)
+        await stake_all(flow)
+        task_id = await create_funded_task(flow)
+        await train_two_epochs(flow, task_id)
+        batch = await post_first_batch(flow, task_id)
+        await check_slashing_states(flow, task_id, batch)
+        await check_lies_are_caught(flow, task_id)
+        await finalize_and_slash(flow, task_id)
+        await claim_and_refund(flow, task_id)
+        await leave(flow)
 
 
 async def test_typed_errors_for_node_rejections(tmp_path: Path) -> None:
@@ -262,28 +330,38 @@ def test_sdk_imports_without_torch_or_web3() -> None:
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
-async def test_torch_clients_through_run_client_with_chunked_arrays(tmp_path: Path) -> None:
-    """Four Flower-style clients in threads and one module submitted directly; the chain's
-    transactions are small, so the model and every update travel as chunks."""
-    torch = pytest.importorskip("torch")
-    from client_sdk.runner import run_client
-    from client_sdk.train import (
-        LayoutError,
-        TorchClient,
-        flatten,
-        layout_of,
-        train_update,
-        unflatten_into,
-    )
+def torch_mlp(torch: Any) -> Any:
+    nn = torch.nn
+    return nn.Sequential(nn.Linear(20, 150), nn.ReLU(), nn.Linear(150, 3))
+
+
+@dataclasses.dataclass(frozen=True)
+class TorchTask:
+    """The torch test's model shape, task and data, shared by its phases.
+
+    ``torch`` is passed around rather than imported because the test skips without it.
+    """
+
+    torch: Any
+    w: Any  # the linear teacher that labels every loader's inputs
+    p: TaskParams
+    d: int
+
+    def model(self) -> Any:
+        return torch_mlp(self.torch)
+
+    def loader(self, seed: int) -> list[tuple[Any, Any]]:
+        g = self.torch.Generator().manual_seed(seed)
+        x = self.torch.randn(64, 20, generator=g)
+        return [(x[i : i + 16], (x[i : i + 16] @ self.w).argmax(dim=1)) for i in range(0, 64, 16)]
+
+
+def make_torch_task(torch: Any) -> tuple[TorchTask, Any]:
+    """Returns the task and its initial model; the seed fixes every model the test builds."""
+    from client_sdk.train import layout_of
 
     torch.manual_seed(0)
-
-    def model() -> Any:
-        return torch.nn.Sequential(
-            torch.nn.Linear(20, 150), torch.nn.ReLU(), torch.nn.Linear(150, 3)
-        )
-
-    init = model()
+    init = torch_mlp(torch)
     layout = layout_of(init)
     d = sum(int(np.prod(s)) for _, s in layout)
     assert d == 3603  # int8 updates of 3,603 bytes, an int32 model of 14,412
@@ -291,70 +369,98 @@ async def test_torch_clients_through_run_client_with_chunked_arrays(tmp_path: Pa
         "torch", layout, "int8", 12, bytes(32), bytes(32), 1, 990_000, 5, 5, 20, bytes(32),
         EpochRules(f=1),
     )  # fmt: skip
+    return TorchTask(torch, torch.randn(20, 3), p, d), init
+
+
+def flower_runners(
+    tt: TorchTask, mps: list[MPSClient], task_id: bytes, seen: list[int]
+) -> list[Awaitable[Any]]:
+    """Four clients through run_client; they start only when awaited."""
+    from client_sdk.runner import run_client
+    from client_sdk.train import TorchClient
+
+    return [
+        run(
+            run_client,
+            TorchClient(tt.model(), tt.loader(i), tt.p, test_loader=tt.loader(99)),
+            mps[i],
+            task_id,
+            1,
+            lambda epoch, summary: seen.append(len(summary["records"])),
+        )
+        for i in range(4)
+    ]
+
+
+async def submit_a_module(tt: TorchTask, client: MPSClient, task_id: bytes, base: Any) -> None:
+    """The fifth client hands submit_update a module: its delta to the base is what goes."""
+    from client_sdk.train import flatten, train_update
+
+    fifth = tt.model()
+    await run(client.join, task_id)
+    await run(client.load_base_model, task_id, fifth)
+    assert np.array_equal(flatten(fifth), flatten(fifth, tt.p))
+    delta = train_update(fifth, tt.loader(4), tt.p, base)
+    assert delta.shape == (tt.d,) and np.abs(delta).max() > 0
+    await run(client.submit_update, task_id, 0, fifth)  # a module: its delta to the base
+
+
+async def check_trained_model(tt: TorchTask, client: MPSClient, task_id: bytes, base: Any) -> None:
+    """The model moved, went as chunk manifests, and loads back into a module that evaluates."""
+    from client_sdk.train import TorchClient, flatten, unflatten_into
+
+    task = await run(client.task, task_id)
+    assert task["status"] == "finished"
+    after = await run(client.base_model, task_id)
+    assert not np.array_equal(after, base)
+    # the model and the updates went as chunk manifests, not as one blob each
+    update = (await run(client.epoch, task_id, 0))["records"][0]["update"]
+    assert len(await run(client.blob, update)) != tt.d
+    assert len(await run(client.blob, task["initModel"])) != 4 * tt.d
+    check = tt.model()
+    unflatten_into(check, after, tt.p)
+    assert np.allclose(flatten(check, tt.p), after, atol=1e-6)
+    _, n, metrics = TorchClient(check, [], tt.p, tt.loader(99)).evaluate(
+        [t.detach().numpy() for t in check.state_dict().values()], {}
+    )
+    assert n == 64 and 0 <= metrics["accuracy"] <= 1
+
+
+def check_layout_errors(tt: TorchTask) -> None:
+    from client_sdk.train import LayoutError, flatten
+
+    nn = tt.torch.nn
+    with pytest.raises(LayoutError, match="shape"):
+        flatten(nn.Sequential(nn.Linear(20, 10), nn.ReLU(), nn.Linear(10, 3)), tt.p)
+    with pytest.raises(LayoutError, match="not in the task layout"):
+        flatten(nn.Sequential(*tt.model(), nn.Linear(3, 3)), tt.p)
+
+
+async def test_torch_clients_through_run_client_with_chunked_arrays(tmp_path: Path) -> None:
+    """Four Flower-style clients in threads and one module submitted directly; the chain's
+    transactions are small, so the model and every update travel as chunks."""
+    torch = pytest.importorskip("torch")
+    from client_sdk.train import flatten
+
+    tt, init = make_torch_task(torch)
     keys = [Keypair.generate() for _ in range(5)]
     stakes = tuple(GenesisStake(k.public_key, bytes(20), 100) for k in keys)
-    w = torch.randn(20, 3)
-
-    def loader(seed: int) -> list[tuple[Any, Any]]:
-        g = torch.Generator().manual_seed(seed)
-        x = torch.randn(64, 20, generator=g)
-        return [(x[i : i + 16], (x[i : i + 16] @ w).argmax(dim=1)) for i in range(0, 64, 16)]
-
     async with start_node(
         tmp_path / "node", produce_blocks=True, genesis_stakes=stakes,
         max_tx_size=3000, max_blob_size=2048,
     ) as h:  # fmt: skip
         requester = MPSClient(h.url, Keypair.generate())
-        task_id = await run(requester.create_task, p, flatten(init), b"# torch\n")
+        task_id = await run(requester.create_task, tt.p, flatten(init), b"# torch\n")
         mps = [MPSClient(h.url, k) for k in keys]
         base = await run(mps[0].base_model, task_id)
         assert np.abs(base - flatten(init)).max() <= 2.0**-13  # int32 at shift 12
         seen: list[int] = []
-        runners = [
-            run(
-                run_client,
-                TorchClient(model(), loader(i), p, test_loader=loader(99)),
-                mps[i],
-                task_id,
-                1,
-                lambda epoch, summary: seen.append(len(summary["records"])),
-            )
-            for i in range(4)
-        ]
-        fifth = model()
-        await run(mps[4].join, task_id)
-        await run(mps[4].load_base_model, task_id, fifth)
-        assert np.array_equal(flatten(fifth), flatten(fifth, p))
-        delta = train_update(fifth, loader(4), p, base)
-        assert delta.shape == (d,) and np.abs(delta).max() > 0
-        await run(mps[4].submit_update, task_id, 0, fifth)  # a module: its delta to the base
+        runners = flower_runners(tt, mps, task_id, seen)
+        await submit_a_module(tt, mps[4], task_id, base)
         await asyncio.gather(*runners)
         assert seen == [5, 5, 5, 5]
-        task = await run(mps[0].task, task_id)
-        assert task["status"] == "finished"
-        after = await run(mps[0].base_model, task_id)
-        assert not np.array_equal(after, base)
-        # the model and the updates went as chunk manifests, not as one blob each
-        update = (await run(mps[0].epoch, task_id, 0))["records"][0]["update"]
-        assert len(await run(mps[0].blob, update)) != d
-        assert len(await run(mps[0].blob, task["initModel"])) != 4 * d
-        check = model()
-        unflatten_into(check, after, p)
-        assert np.allclose(flatten(check, p), after, atol=1e-6)
-        _, n, metrics = TorchClient(check, [], p, loader(99)).evaluate(
-            [t.detach().numpy() for t in check.state_dict().values()], {}
-        )
-        assert n == 64 and 0 <= metrics["accuracy"] <= 1
-
-        with pytest.raises(LayoutError, match="shape"):
-            flatten(
-                torch.nn.Sequential(
-                    torch.nn.Linear(20, 10), torch.nn.ReLU(), torch.nn.Linear(10, 3)
-                ),
-                p,
-            )
-        with pytest.raises(LayoutError, match="not in the task layout"):
-            flatten(torch.nn.Sequential(*model(), torch.nn.Linear(3, 3)), p)
+        await check_trained_model(tt, mps[0], task_id, base)
+        check_layout_errors(tt)
 
 
 async def test_async_client_joins_submits_and_waits(tmp_path: Path) -> None:
