@@ -10,9 +10,9 @@ about 1.5 minutes on one core. ``--quick``: 20 % only, 1 seed, 12 epochs (under 
 Every epoch, 20 simulated clients (:mod:`fl_sim`: scikit-learn digits, a small numpy
 model) train from the current global model, quantize their delta to int8 exactly as the
 protocol does, and submit in a fixed order (honest clients first, attackers last). The
-int8 updates go through :func:`stf.fl.rules.evaluate_epoch` in process, with the previous
+int8 updates go through :func:`stf.fl.judge.evaluate_epoch` in process, with the previous
 epoch's aggregate as ``prev_global`` and each client's own previous update as
-``prev_own``; the flags are folded into verdicts with :func:`stf.fl.rules.next_verdict`.
+``prev_own``; the flags are folded into verdicts with :func:`stf.fl.judge.next_verdict`.
 A client whose verdict becomes slashable is out: it submits nothing in later epochs. The
 aggregate (int64, quantized units) is applied as ``global += aggregate / 2**shift``.
 
@@ -73,14 +73,10 @@ from fl_sim import (  # noqa: E402
     quantize,
 )
 
-from stf.fl.records import Verdict  # noqa: E402
-from stf.fl.rules import (  # noqa: E402
-    CLEAN,
-    EpochRules,
-    evaluate_epoch,
-    flag_names,
-    next_verdict,
-)
+from stf.fl.flags import flag_names  # noqa: E402
+from stf.fl.judge import evaluate_epoch, next_verdict  # noqa: E402
+from stf.fl.records import CLEAN, Verdict  # noqa: E402
+from stf.fl.rules import EpochRules  # noqa: E402
 
 FRACTIONS = (0.1, 0.2, 0.3)
 SPLITS = ("iid", "noniid")

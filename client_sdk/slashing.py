@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from stf import state_keys
+from stf.fl.flags import flag_names
 from stf.fl.records import CLEAN, NO_EPOCH, ClientRecord, Verdict
-from stf.fl.rules import flag_names
 from stf.fl.task import TaskState
 from stf.ids import ClientKey, TaskId
 

@@ -6,8 +6,8 @@ from typing import Any
 
 from stf.cid import cid_v1
 from stf.fl.epoch import awaited
+from stf.fl.flags import flag_names
 from stf.fl.records import NO_EPOCH, ClientRecord, EpochSummary, Verdict
-from stf.fl.rules import flag_names
 from stf.fl.task import TaskState
 from stf.ids import TaskId
 from stf.state import STATE_PREFIX, State

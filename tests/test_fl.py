@@ -21,8 +21,9 @@ from nacl.signing import SigningKey
 
 from stf import encoding, robust, state_keys
 from stf.errors import Code
+from stf.fl.flags import CERTAIN, STATISTICAL, Flag
 from stf.fl.records import CLEAN, ClientRecord, EpochSummary, Verdict
-from stf.fl.rules import CERTAIN, STATISTICAL, EpochRules, Flag
+from stf.fl.rules import EpochRules
 from stf.fl.task import COMPLETE, FINISHED, OPEN, TaskState
 from stf.genesis import Genesis, GenesisStake, genesis_block
 from stf.stakes import SLASHED

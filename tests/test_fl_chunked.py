@@ -36,8 +36,11 @@ from stf.context import Limits
 from stf.errors import Code
 from stf.fl import epoch as fl_epoch
 from stf.fl.chunks import MAX_CHUNKS, Manifest, manifest_size
+from stf.fl.flags import Flag
+from stf.fl.judge import evaluate_epoch
 from stf.fl.records import CLEAN, ClientRecord
-from stf.fl.rules import EpochRules, Flag, block_cols, evaluate_epoch
+from stf.fl.rules import EpochRules
+from stf.fl.stats import block_cols
 from stf.fl.task import MODEL_DTYPE, TaskParams
 from stf.transition import BuildResult
 from stf.tx import Transaction

@@ -17,7 +17,8 @@ from client_sdk.tx import put_blob
 from stf import encoding, robust, state_keys
 from stf.cid import cid_v1, parse_cid_v1
 from stf.errors import Code
-from stf.fl.rules import EpochRules, Flag
+from stf.fl.flags import Flag
+from stf.fl.rules import EpochRules
 from stf.fl.task import TaskParams
 from stf.genesis import GenesisStake
 from stf.tx import Transaction, make_tx

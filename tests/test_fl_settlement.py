@@ -19,8 +19,9 @@ from test_fl import FL, SCRIPT, D, Honest, init_model, pub, receipt, task_params
 from stf import encoding, state_keys
 from stf.errors import Code
 from stf.fl import settlement
+from stf.fl.flags import CERTAIN, STATISTICAL, Flag
 from stf.fl.records import Funding
-from stf.fl.rules import CERTAIN, STATISTICAL, EpochRules, Flag
+from stf.fl.rules import EpochRules
 from stf.fl.task import COMPLETE, FINISHED
 from stf.smt import SparseMerkleTree, verify_proof
 from stf.stakes import SLASHED, StakeRecord

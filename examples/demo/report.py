@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from stf.fl.rules import flag_names
+from stf.fl.flags import flag_names
 
 from .attacks import ATTACKS
 from .plot import ClientSeries, DemoFigure, have_matplotlib, plot

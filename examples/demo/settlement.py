@@ -11,7 +11,7 @@ import time
 from typing import Any
 
 from client_sdk.errors import RPCError, SDKError
-from stf.fl.rules import flag_names
+from stf.fl.flags import flag_names
 
 from .attacks import EXPECTED
 from .federation import ETH, Federation

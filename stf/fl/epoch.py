@@ -22,18 +22,12 @@ from ..context import BlockContext
 from ..ids import BlobId, ClientKey, TaskId
 from ..stakes import not_staked
 from ..state import State
+from .aggregate import aggregate_blocks
 from .chunks import ArrayWriter, StoredArray
+from .judge import ClientResult, judge, next_verdict
 from .records import CLEAN, ClientRecord, EpochSummary, Verdict
-from .rules import (
-    DEFAULT_BUDGET_BYTES,
-    ClientResult,
-    RowReader,
-    aggregate_blocks,
-    epoch_stats,
-    judge,
-    next_verdict,
-)
 from .settlement import record_reward_share, write_settlement, write_slash_evidence
+from .stats import DEFAULT_BUDGET_BYTES, RowReader, epoch_stats
 from .task import FINISHED, MODEL_DTYPE, OPEN, TaskState
 
 

@@ -32,7 +32,7 @@ class ClientRecord:
     loo_dot: int  # <u_i, sum of the Multi-Krum selection without i>
     loo_rest_sq: int  # |that sum|^2
     global_dot: int  # <u_i, previous global step>, 0 without one
-    flags: int  # stf.fl.rules.Flag bits
+    flags: int  # stf.fl.flags.Flag bits
     selected: bool  # used by the aggregate
 
     def encode(self) -> bytes:

@@ -59,7 +59,7 @@ class SlashEvidence(NamedTuple):
     """A decoded slash leaf: the fields ``SlashingManager.slash`` takes beside the proof."""
 
     epoch: int
-    reason: int  # the flags that made the verdict slashable (stf.fl.rules.Flag)
+    reason: int  # the flags that made the verdict slashable (stf.fl.flags.Flag)
 
 
 def decode_slash_evidence(raw: bytes) -> SlashEvidence:

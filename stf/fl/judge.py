@@ -1,0 +1,118 @@
+"""What an epoch close decides, as a pure function of integer updates.
+
+:func:`evaluate_epoch` takes the epoch's quantized updates (one row per client,
+clients in canonical order: by submission position), the previous epoch's
+aggregated update and each client's own previous update, and returns per
+client the Krum score, rank, the exact correlation figures, the flags
+(:mod:`stf.fl.flags`), and which updates the aggregate may use. Everything is
+integer or exact rational arithmetic (see :mod:`stf.robust`), so every node gets
+the same bytes. :func:`next_verdict` folds one epoch's flags into a client's
+standing in the task.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from .aggregate import AggregatePlan, aggregate_blocks, plan_aggregate
+from .checks import epoch_view, flags_of
+from .flags import CERTAIN, STATISTICAL
+from .records import NO_EPOCH, Verdict
+from .rules import EpochRules
+from .stats import DEFAULT_BUDGET_BYTES, EpochStats, RowReader, epoch_stats
+
+
+@dataclass
+class ClientResult:
+    score: int
+    rank: int  # 0 = best Krum score
+    sq_norm: int
+    loo_dot: int  # <u_i, sum of the Multi-Krum selection without i>
+    loo_rest_sq: int  # |that sum|^2
+    global_dot: int  # <u_i, previous global step>, 0 without one
+    flags: int
+    selected: bool  # used by the aggregate
+
+
+@dataclass
+class EpochResult:
+    clients: list[ClientResult]
+    aggregate: npt.NDArray[np.int64]  # the next global step, in quantized units
+    used: list[int] = field(default_factory=list)
+
+
+def judge(stats: EpochStats, rules: EpochRules) -> tuple[list[ClientResult], AggregatePlan]:
+    """Scores, flags and the aggregate's plan, from the inner products alone."""
+    g = stats.gram
+    n = g.shape[0]
+    f = min(rules.f, max(0, (n - 3) // 2))  # Krum needs n > 2f + 2; fewer clients, smaller f
+    v, rank = epoch_view(g, f)
+    gdots = stats.global_dots if stats.global_dots is not None else [0] * n
+    results = [
+        ClientResult(
+            v.scores[i],
+            rank[i],
+            v.norms[i],
+            v.ref_dot[i],
+            v.ref_sq[i],
+            gdots[i],
+            flags_of(v, i, stats, rules),
+            False,
+        )
+        for i in range(n)
+    ]
+    clean = [i for i in range(n) if results[i].flags == 0]
+    for i in clean:
+        results[i].selected = True
+    return results, plan_aggregate(g, clean, rules, f)
+
+
+def _row_reader(a: npt.NDArray[Any]) -> RowReader:
+    return lambda start, stop: a[start:stop]
+
+
+def evaluate_epoch(
+    updates: npt.NDArray[Any],
+    rules: EpochRules,
+    prev_global: npt.NDArray[Any] | None = None,
+    prev_own: list[npt.NDArray[Any] | None] | None = None,
+    *,
+    backend: str = "numpy",
+    budget_bytes: int = DEFAULT_BUDGET_BYTES,
+) -> EpochResult:
+    """Score, flag and aggregate one epoch. ``updates`` is ``(n, d)`` int8/int16, n >= 1.
+
+    The in-memory form of :func:`epoch_stats` -> :func:`judge` -> :func:`aggregate_blocks`,
+    which the epoch close runs on blobs read a block at a time; ``budget_bytes`` sets the
+    block width and never changes the result.
+    """
+    n, d = updates.shape
+    rows = [_row_reader(updates[i]) for i in range(n)]
+    pg = None if prev_global is None else _row_reader(prev_global.reshape(-1))
+    own = None
+    if prev_own is not None:
+        own = [None if o is None else _row_reader(o.reshape(-1)) for o in prev_own]
+    stats = epoch_stats(rows, d, updates.dtype, pg, own, backend=backend, budget_bytes=budget_bytes)
+    results, plan = judge(stats, rules)
+    aggregate = np.zeros(d, dtype=np.int64)
+    for start, stop, block in aggregate_blocks(
+        rows, plan, d, updates.dtype, budget_bytes=budget_bytes
+    ):
+        aggregate[start:stop] = block
+    return EpochResult(results, aggregate, [i for i, c in enumerate(results) if c.selected])
+
+
+def next_verdict(prev: Verdict, flags: int, epoch: int, rules: EpochRules) -> Verdict:
+    """Fold one epoch's flags into a client's standing; slashable is final."""
+    if prev.slashable:
+        return prev
+    if flags & CERTAIN:
+        return Verdict(prev.strikes, True, flags & CERTAIN, epoch)
+    strikes = prev.strikes + (1 if flags & STATISTICAL else 0)
+    if strikes >= rules.strikes_to_slash:
+        return Verdict(strikes, True, flags & STATISTICAL, epoch)
+    return Verdict(strikes, False, 0, NO_EPOCH)
