@@ -25,6 +25,7 @@ import numpy as np
 import numpy.typing as npt
 
 from stf import state_keys
+from stf.fl.rules import check_bounds
 from stf.fl.task import TaskParams, quantize
 from stf.ids import BlobId
 from stf.tx import Transaction
@@ -338,6 +339,10 @@ class ClientCore:
     ) -> Flow[bytes]:
         if deposit_wei is not None and self.l1_config is None:
             raise L1NotConfigured("funding the task needs the L1: pass an L1Config (l1=...)")
+        try:  # the chain's own bounds, before anything is uploaded or paid
+            check_bounds(params.rules)
+        except ValueError as exc:
+            raise InvalidArgument(f"the task's rules: {exc}") from None
         weights = np.asarray(model, dtype=np.float64).reshape(-1)
         if weights.size != params.d:
             raise InvalidArgument(f"the model has {weights.size} values, the layout {params.d}")

@@ -11,19 +11,22 @@ import hashlib
 import os
 import subprocess
 import sys
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 from conftest import Chain, MemStore, signing_key
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from nacl.signing import SigningKey
 
 from stf import encoding, robust, state_keys
 from stf.errors import Code
 from stf.fl.flags import CERTAIN, STATISTICAL, Flag
 from stf.fl.records import CLEAN, ClientRecord, EpochSummary, Verdict
-from stf.fl.rules import EpochRules
+from stf.fl.rules import BOUNDS, EpochRules, check_bounds
 from stf.fl.task import COMPLETE, FINISHED, OPEN, TaskState
 from stf.genesis import Genesis, GenesisStake, genesis_block
 from stf.stakes import SLASHED
@@ -353,6 +356,14 @@ def test_create_task_invalid_parameters_are_dropped() -> None:
         "trim 1/2": task_params(
             ih, sh, rules=EpochRules(aggregator="trimmed_mean", trim_num=1, trim_den=2)
         ),
+        # trap rules (every normal update flagged, or one odd epoch slashing): consensus bounds
+        "near_zero": task_params(ih, sh, rules=EpochRules(near_zero=(10**9, 1))),
+        "strikes_to_slash": task_params(ih, sh, rules=EpochRules(strikes_to_slash=1)),
+        "krum_ratio": task_params(ih, sh, rules=EpochRules(krum_ratio=(3, 2))),
+        "uncorrelated_cos": task_params(ih, sh, rules=EpochRules(uncorrelated_cos=(1, 2))),
+        "near_copy_cos": task_params(ih, sh, rules=EpochRules(near_copy_cos=(9, 10))),
+        "global_echo_cos": task_params(ih, sh, rules=EpochRules(global_echo_cos=(1, 2))),
+        "denominator": task_params(ih, sh, rules=EpochRules(near_zero=(1, 10**7))),
     }
     # they all use the requester's next nonce: none of them is included
     nonce = 2
@@ -365,6 +376,8 @@ def test_create_task_invalid_parameters_are_dropped() -> None:
     assert [tx for tx, _ in result.dropped] == txs
     for (why, _), (_, exc) in zip(bad.items(), result.dropped, strict=True):
         assert exc.code == Code.INVALID_PAYLOAD, why
+        if why in BOUNDS or why == "denominator":
+            assert why in exc.message or "near_zero: denominator" in exc.message, exc.message
     assert fl.open_tasks() == []
     # the same nonce still works for a valid task
     good = make_tx(fl.requester, CHAIN_ID, CREATE_TASK, nonce, encoding.encode(task_params(ih, sh)))
@@ -1005,3 +1018,60 @@ def test_torch_backend_gives_the_same_roots() -> None:
     assert [blk.header.state_root for blk in a.chain.blocks] == [
         blk.header.state_root for blk in b.chain.blocks
     ]
+
+
+# -- consensus bounds on the rules ------------------------------------------------------
+
+
+def test_rule_bounds_accept_the_defaults_and_their_edges() -> None:
+    check_bounds(EpochRules())
+    edges = EpochRules(
+        krum_ratio=(2, 1),
+        near_zero=(1, 100),
+        near_copy_cos=(99, 100),
+        global_echo_cos=(1, 1),
+        uncorrelated_cos=(1, 10),
+        strikes_to_slash=2,
+    )
+    check_bounds(edges)
+
+
+fractions = st.tuples(st.integers(0, 10**6), st.integers(1, 10**6))
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    krum=fractions, zero=fractions, copy=fractions, echo=fractions, unc=fractions,
+    strikes=st.integers(1, 10),
+)  # fmt: skip
+def test_a_rule_set_passes_the_bounds_exactly_when_every_threshold_is_inside(
+    krum: tuple[int, int],
+    zero: tuple[int, int],
+    copy: tuple[int, int],
+    echo: tuple[int, int],
+    unc: tuple[int, int],
+    strikes: int,
+) -> None:
+    rules = EpochRules(
+        krum_ratio=krum,
+        near_zero=zero,
+        near_copy_cos=copy,
+        global_echo_cos=echo,
+        uncorrelated_cos=unc,
+        strikes_to_slash=strikes,
+    )
+    inside = (
+        Fraction(*krum) >= 2
+        and Fraction(*zero) <= Fraction(1, 100)
+        and Fraction(99, 100) <= Fraction(*copy) <= 1
+        and Fraction(99, 100) <= Fraction(*echo) <= 1
+        and Fraction(*unc) <= Fraction(1, 10)
+        and strikes >= 2
+    )
+    try:
+        check_bounds(rules)
+    except ValueError as exc:
+        assert not inside, exc
+        assert any(name in str(exc) for name in BOUNDS), exc
+    else:
+        assert inside

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,7 @@ import pytest
 from rpc_fixtures import NodeHarness, record_tx, start_node
 
 from client_sdk import AsyncMPSClient, Keypair, MPSClient, WaitTimeout, fl, put_record
-from client_sdk.errors import NonceTooLow, TaskNotFound
+from client_sdk.errors import InvalidArgument, NonceTooLow, TaskNotFound
 from stf.errors import Code
 from stf.fl.rules import EpochRules
 from stf.fl.task import TaskParams
@@ -153,6 +154,19 @@ async def test_a_second_task_reuses_the_blobs_already_stored(
         assert first != second
         a, b = await requester("task", first), await requester("task", second)
         assert (a["initModel"], a["script"]) == (b["initModel"], b["script"])
+
+
+@KINDS
+async def test_trap_rules_are_refused_before_anything_is_sent(
+    live_node: NodeHarness, kind: str
+) -> None:
+    """Rules outside the chain's bounds fail in the client: no blob uploaded, no fee paid."""
+    kp = Keypair.generate()
+    async with faces(kind, live_node.url, [kp]) as (requester,):
+        trap = replace(params(), rules=EpochRules(f=1, strikes_to_slash=1))
+        with pytest.raises(InvalidArgument, match="strikes_to_slash must be at least 2"):
+            await requester("create_task", trap, np.zeros(D), b"# trap\n")
+        assert await requester("nonce", kp.public_key, True) == 0
 
 
 @pytest.fixture

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
+from fractions import Fraction
 from typing import Any
 
 
@@ -114,3 +115,64 @@ class EpochRules:
             tuple(v[8]),
             v[9],
         )
+
+
+# -- consensus bounds: no rule set may turn normal training into an offence ---------------
+#
+# A requester chooses the rules, and the part of the pool its rules leave unpaid goes back to
+# it, so without bounds it could set a trap (``near_zero = 10^9/1`` flags every update,
+# ``strikes_to_slash = 1`` slashes on one odd epoch). Each bound keeps a threshold on the side
+# where it only catches what it names; ``create_task`` refuses a rule set outside them.
+
+
+@dataclass(frozen=True)
+class Bound:
+    """The allowed range of one threshold (``None``: open on that side), and why."""
+
+    low: Fraction | None
+    high: Fraction | None
+    why: str
+
+    def refuse(self, name: str, value: Fraction) -> str | None:
+        if self.low is not None and value < self.low:
+            return f"{name} must be at least {self.low}: {self.why}"
+        if self.high is not None and value > self.high:
+            return f"{name} must be at most {self.high}: {self.why}"
+        return None
+
+
+MAX_DENOMINATOR = 10**6  # every meaningful threshold fits; bounds the cost of exact compares
+BOUNDS: dict[str, Bound] = {
+    "krum_ratio": Bound(
+        Fraction(2), None, "below twice the median score, honest spread is an outlier"
+    ),
+    "near_zero": Bound(
+        None, Fraction(1, 100), "near zero is at most 1% of the median squared norm"
+    ),
+    "near_copy_cos": Bound(
+        Fraction(99, 100), Fraction(1), "a near copy is within cosine 0.99 of another update"
+    ),
+    "global_echo_cos": Bound(
+        Fraction(99, 100), Fraction(1), "an echo is within cosine 0.99 of the last global step"
+    ),
+    "uncorrelated_cos": Bound(
+        Fraction(0), Fraction(1, 10), "honest non-IID updates can correlate as little as 0.1"
+    ),
+    "strikes_to_slash": Bound(Fraction(2), None, "one odd epoch must never slash"),
+}
+
+
+def check_bounds(rules: EpochRules) -> None:
+    """Raise ValueError naming the first threshold outside its consensus bound."""
+    for name, bound in BOUNDS.items():
+        raw = getattr(rules, name)
+        if isinstance(raw, tuple):
+            num, den = raw
+            if den > MAX_DENOMINATOR:
+                raise ValueError(f"{name}: denominator above {MAX_DENOMINATOR}")
+            value = Fraction(num, den)
+        else:
+            value = Fraction(raw)
+        why = bound.refuse(name, value)
+        if why is not None:
+            raise ValueError(why)

@@ -14,6 +14,7 @@ from ..errors import Code, TxFailed, TxInvalid
 from ..fl.chunks import MAX_CHUNKS, check_stored_array, manifest_from_chunks
 from ..fl.epoch import load_task, open_tasks, save_task, set_open_tasks, submit_refusal
 from ..fl.records import EpochSummary
+from ..fl.rules import check_bounds
 from ..fl.settlement import write_settlement
 from ..fl.task import COMPLETE, MODEL_DTYPE, OPEN, TaskParams, TaskState
 from ..ids import ClientKey, TaskId
@@ -49,9 +50,12 @@ class CreateTask(TxType):
     @classmethod
     def parse(cls, value: Any, limits: Limits) -> TaskParams:
         try:
-            return TaskParams.from_list(value)
+            params = TaskParams.from_list(value)
+            # admission only: a task stored before a bound existed still decodes and replays
+            check_bounds(params.rules)
         except (EncodingError, ValueError) as exc:
             raise TxInvalid(Code.INVALID_PAYLOAD, f"create_task: {exc}") from None
+        return params
 
     @classmethod
     def apply(cls, state: State, tx: Transaction, args: Any, ctx: BlockContext) -> None:
