@@ -1,103 +1,107 @@
 #!/usr/bin/env python
-"""Detection benchmark: the STF's own epoch close on simulated federated clients.
+"""Detection benchmark: the STF's own epoch close on heterogeneous simulated federations.
 
-Usage: ``python bench/detection.py [--quick] [--seeds N] [--epochs E] [--model softmax|mlp]
-[--f-frac F] [--rules KEY=VALUE ...] [--attacks a,b] [--fractions 0.1,0.2] [--splits iid,noniid]``
+Usage: ``python bench/detection.py [--quick | --long] [--datasets digits,mnist1d]
+[--alphas 0.1,0.5,10] [--clients 20,50] [--seeds N] [--epochs E] [--attack-epochs E]
+[--attacks a,b] [--fractions 0.2] [--attack-alphas 0.1] [--attack-clients 20] [--sigma S]
+[--rules KEY=VALUE ...] [--attack-file PATH [--omniscient]] [--split-file PATH] [--no-flower]``
 
-Defaults: MLP 64-32-10 (d = 2,410), 20 epochs, 3 seeds, fractions 10/20/30 %, both splits:
-about 1.5 minutes on one core. ``--quick``: 20 % only, 1 seed, 12 epochs (under 10 s).
+What it runs (modules: :mod:`fl_sim` data and training, :mod:`splits` the client splits,
+:mod:`attacks` the attackers, :mod:`baselines` FedAvg and Flower's aggregators,
+:mod:`fl_run` one run through the public STF functions):
 
-Every epoch, 20 simulated clients (:mod:`fl_sim`: scikit-learn digits, a small numpy
-model) train from the current global model, quantize their delta to int8 exactly as the
-protocol does, and submit in a fixed order (honest clients first, attackers last). The
-int8 updates go through :func:`stf.fl.judge.evaluate_epoch` in process, with the previous
-epoch's aggregate as ``prev_global`` and each client's own previous update as
-``prev_own``; the flags are folded into verdicts with :func:`stf.fl.judge.next_verdict`.
-A client whose verdict becomes slashable is out: it submits nothing in later epochs. The
-aggregate (int64, quantized units) is applied as ``global += aggregate / 2**shift``.
+1. **Honest-only long runs** (the most important rows): no attacker, ``--epochs`` (100)
+   epochs per (dataset, Dirichlet alpha, n) and seed, clients of log-normal data sizes
+   (sigma ``--sigma`` = 1.0, ``size = max(8, round(N x lognormal weight))``) and
+   Dirichlet(alpha) label mixes, one local epoch of minibatch SGD (steps scale with the
+   data, as in FedAvg). Per row: honest clients slashed (max over seeds), honest
+   flagged-epochs per flag (summed over seeds), who was slashed for what, and final
+   accuracy against FedAvg of the same clients.
+2. **Attacks** at ``--fractions`` (20 %) for ``--attack-epochs`` (30) epochs: every attack of
+   :mod:`attacks` (its docstring says which are omniscient) plus ``--attack-file``. Per row:
+   detection recall (attackers slashed), honest slashed, the STF's accuracy gap to FedAvg
+   over the honest clients alone (the reference), the gaps of plain FedAvg of everyone and
+   of Flower's Krum / Multi-Krum / median / trimmed mean (``flwr``, the ``bench`` extra;
+   skipped with a note when missing), backdoor success rates and the free riders' reward
+   relative to an honest client's (the reward leaf's rule, see :mod:`fl_run`).
+3. **Targets**, each PASS/FAIL with its figure: no honest client slashed in any run;
+   accuracy within 2 points of honest-only FedAvg for every attack at 20 %; free riders'
+   reward at most 10 % of an honest client's; backdoor success at most 10 %; provable
+   offences (zero, copy, exact replay of the global step) slashed with recall 1.
 
-Baseline: plain FedAvg with no attack, all 20 clients honest, the float mean of the same
-quantized deltas (no rules, no rounding of the mean).
+Defaults: digits and mnist1d, alpha 0.1/0.5/10, n 20/50, 3 seeds, attacks at n = 20 and alpha
+0.1 (the expected run time is printed first). ``--quick`` (the CI smoke test): digits, alpha
+0.1, n 20, 1 seed, 20 + 8 epochs, under ~30 s on one core. ``--long``: also fractions
+10/20/30 % and attacks at every alpha and n. The rules: :class:`stf.fl.rules.EpochRules`
+defaults with ``f = floor(--f-frac x n)`` (0.3), overridable with ``--rules KEY=VALUE``
+(fractions as ``num/den``). Progress goes to stderr, tables to stdout; exit status 0.
 
-Attacks (fraction 10/20/30 % of the clients, always the last to submit):
-``signflip`` (-k x own honest delta, k = 4), ``gauss`` (N(0, sigma^2), sigma = 10 x the
-honest RMS coordinate), ``labelflip`` (trains on 9 - y), ``alie`` (Baruch 2019: honest
-mean - z x honest std per coordinate, z = 1; every attacker sends the same vector),
-``ipm0.1`` / ``ipm2`` (Xie 2019: -eps x honest mean), and free riders: ``fr_zero``,
-``fr_copy`` (an update submitted earlier this epoch), ``fr_disguised`` (Fraboni 2021:
-Gaussian noise with the median honest norm), ``fr_delta`` (resends the previous global
-step; disguised noise in the first epoch) and ``fr_delta_jitter`` (extra, not in the
-targets: the previous global step plus noise of 5 % of its norm). ALIE, IPM, the Gaussian
-scale and the disguised norm see all honest deltas of the epoch (omniscient attackers).
-
-The rules: :class:`stf.fl.rules.EpochRules` defaults with ``f = floor(f_frac x 20)``
-(``--f-frac``, default 0.3: f = 6, the largest attack fraction; a task fixes f once, it
-cannot know the real number of attackers), overridable with ``--rules KEY=VALUE``
-(fractions as ``num/den``), e.g. ``--rules strikes_to_slash=3 --rules krum_ratio=4/1``.
-
-Per attack x fraction x split over the seeds it prints one table row: precision and recall
-of the slashable verdicts against the true attackers (pooled over the seeds; ``-`` when
-nobody was slashed), honest clients slashed (max over seeds), final test accuracy (mean),
-its difference to no-attack FedAvg (points, mean of per-seed differences), the mean epoch
-at which attackers became slashable and the flags that made them so; then the target
-lines with PASS/FAIL. Progress goes to stderr.
+Bring your own attack (``--attack-file``, documented in :mod:`attacks`, example
+``bench/attacks_example.py``) or split (``--split-file``, documented in :mod:`splits`).
 """
 
 from __future__ import annotations
 
-import argparse
-import dataclasses
-import sys
-import time
-from collections import Counter
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
+import os
 
-import numpy as np
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")  # before numpy: spinning BLAS threads cost 340x here
+
+import argparse  # noqa: E402
+import dataclasses  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+from collections import Counter  # noqa: E402
+from dataclasses import dataclass, field  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Any  # noqa: E402
+
+import numpy as np  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 for p in (ROOT, ROOT / "bench"):
     if str(p) not in sys.path:
         sys.path.insert(0, str(p))
 
-from fl_sim import (  # noqa: E402
+from attacks import (  # noqa: E402
     ATTACKS,
+    BACKDOORS,
+    CERTAIN_OFFENCES,
     FREE_RIDERS,
-    AttackParams,
-    SimConfig,
-    Task,
-    craft,
-    make_task,
-    quantize,
+    OMNISCIENT,
+    AttackFn,
+    builtin_attacks,
+    load_attack_file,
 )
+from baselines import aggregators, fedavg, have_flwr  # noqa: E402
+from fl_run import RunResult, run  # noqa: E402
+from fl_sim import SimConfig, SplitFn, Task, have_mnist1d, make_task  # noqa: E402
+from splits import load_split_file  # noqa: E402
 
-from stf.fl.flags import flag_names  # noqa: E402
-from stf.fl.judge import evaluate_epoch, next_verdict  # noqa: E402
-from stf.fl.records import CLEAN, Verdict  # noqa: E402
 from stf.fl.rules import EpochRules  # noqa: E402
 
-FRACTIONS = (0.1, 0.2, 0.3)
-SPLITS = ("iid", "noniid")
-TARGET_FR = ("fr_zero", "fr_copy", "fr_disguised", "fr_delta")
-TARGET_PR = ("gauss", "labelflip", "signflip", *TARGET_FR)
-TARGET_STEALTH = ("alie", "ipm0.1", "ipm2")
+MS_PER_CLIENT_EPOCH = {"digits": 0.5, "mnist1d": 1.6}  # measured, one core, MLP
 
 
-@dataclass
-class RunResult:
-    acc: float
-    tp: int
-    fp: int
-    fn: int
-    slash_epochs: list[int] = field(default_factory=list)  # attackers'
-    reasons: Counter[str] = field(default_factory=Counter)  # attackers' slashing flags
-    honest_reasons: Counter[str] = field(default_factory=Counter)  # honest clients' slashings
-    honest_flagged: Counter[str] = field(default_factory=Counter)  # honest flags, all epochs
+def pin_blas() -> None:
+    """Belt and braces: also cap any BLAS pool numpy already opened (threadpoolctl)."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        return
+    threadpool_limits(1)
+
+
+def floats(s: str) -> tuple[float, ...]:
+    return tuple(float(x) for x in s.split(","))
+
+
+def ints(s: str) -> tuple[int, ...]:
+    return tuple(int(x) for x in s.split(","))
 
 
 def parse_rules(items: list[str], base: EpochRules) -> EpochRules:
+    """``KEY=VALUE`` overrides of the rules; fractions as ``num/den``."""
     changes: dict[str, Any] = {}
     fields = {f.name: f for f in dataclasses.fields(EpochRules)}
     for item in items:
@@ -115,397 +119,415 @@ def parse_rules(items: list[str], base: EpochRules) -> EpochRules:
     return dataclasses.replace(base, **changes)
 
 
-def run_fedavg(task: Task, epochs: int) -> float:
-    """Plain FedAvg, no attack: the float mean of all clients' quantized deltas."""
-    w = task.init.copy()
-    scale = float(2**task.shift)
-    for e in range(epochs):
-        q = np.stack(
-            [quantize(task.local_delta(w, c, e), task.shift) for c in range(task.cfg.n_clients)]
-        )
-        w = w + q.astype(np.float64).mean(axis=0) / scale
-    return task.accuracy(w)
-
-
-def epoch_rows(
-    task: Task,
-    attack: str,
-    attackers: set[int],
-    ids: list[int],
-    w: np.ndarray,
-    e: int,
-    prev_global: np.ndarray | None,
-    ap: AttackParams,
-) -> np.ndarray:
-    """The epoch's int8 updates in submission order; attackers see the honest deltas first."""
-    honest_ids = [i for i in ids if i not in attackers]
-    honest = {i: task.local_delta(w, i, e) for i in honest_ids}
-    honest_list = list(honest.values())
-    rows: list[np.ndarray] = []
-    for i in ids:
-        if i in attackers:
-            rows.append(craft(attack, task, w, e, i, honest_list, rows, prev_global, ap))
-        else:
-            rows.append(quantize(honest[i], task.shift))
-    return np.stack(rows)
-
-
-def fold_verdicts(
-    res: RunResult,
-    verdicts: list[Verdict],
-    attackers: set[int],
-    ids: list[int],
-    flags_of: list[int],
-    e: int,
-    rules: EpochRules,
-) -> None:
-    """Folds one close's flags into each submitter's verdict, tallying who was slashed why."""
-    for k, i in enumerate(ids):
-        flags = flags_of[k]
-        if i not in attackers:
-            for name in flag_names(flags):
-                res.honest_flagged[name] += 1
-        v = next_verdict(verdicts[i], flags, e, rules)
-        if v.slashable:
-            (res.reasons if i in attackers else res.honest_reasons).update(flag_names(v.reason))
-            if i in attackers:
-                res.slash_epochs.append(e)
-        verdicts[i] = v
-
-
-def count_verdicts(res: RunResult, verdicts: list[Verdict], attackers: set[int]) -> None:
-    for i, verdict in enumerate(verdicts):
-        s = verdict.slashable
-        if i in attackers:
-            res.tp += s
-            res.fn += not s
-        else:
-            res.fp += s
-
-
-def run_stf(
-    task: Task,
-    attack: str,
-    n_att: int,
-    rules: EpochRules,
-    ap: AttackParams,
-    epochs: int,
-    on_epoch: Callable[..., None] | None = None,
-) -> RunResult:
-    """One STF run; ``on_epoch(epoch, ids, attackers, q, out, prev_global)`` sees each close."""
-    n = task.cfg.n_clients
-    attackers = set(range(n - n_att, n)) if attack != "none" else set()
-    w = task.init.copy()
-    scale = float(2**task.shift)
-    verdicts = [CLEAN] * n
-    prev_own: list[Any] = [None] * n
-    prev_global: np.ndarray | None = None
-    res = RunResult(0.0, 0, 0, 0)
-    for e in range(epochs):
-        ids = [i for i in range(n) if not verdicts[i].slashable]
-        if not ids:
-            break  # everyone slashed: the model stays where it is
-        q = epoch_rows(task, attack, attackers, ids, w, e, prev_global, ap)
-        out = evaluate_epoch(q, rules, prev_global, [prev_own[i] for i in ids])
-        if on_epoch is not None:
-            on_epoch(e, ids, attackers, q, out, prev_global)
-        fold_verdicts(res, verdicts, attackers, ids, [c.flags for c in out.clients], e, rules)
-        for k, i in enumerate(ids):
-            prev_own[i] = q[k]
-        w = w + out.aggregate.astype(np.float64) / scale
-        # The aggregate of int8 rows stays in [-127, 127]; the STF's cross-Gram takes int8/16.
-        prev_global = out.aggregate.astype(np.int16)
-    res.acc = task.accuracy(w)
-    count_verdicts(res, verdicts, attackers)
-    return res
-
-
-def fmt_ratio(num: int, den: int) -> str:
-    return "-" if den == 0 else f"{num / den:.3f}"
-
-
-Key = tuple[str, float, str]  # (attack, attacker fraction, split)
-Runs = list[tuple[RunResult, float]]  # each seed's STF run with that seed's FedAvg accuracy
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    a = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    a.add_argument("--quick", action="store_true", help="CI size: digits, a=0.1, n=20, 1 seed")
+    a.add_argument("--long", action="store_true", help="all fractions, attacks at every a, n")
+    a.add_argument("--datasets", default=None, help="digits,mnist1d")
+    a.add_argument("--alphas", default=None, help="Dirichlet alphas of the honest rows")
+    a.add_argument("--clients", default=None, help="client counts of the honest rows")
+    a.add_argument("--seeds", type=int, default=None)
+    a.add_argument("--epochs", type=int, default=None, help="honest-only epochs (100)")
+    a.add_argument("--attack-epochs", type=int, default=None, help="attack epochs (30)")
+    a.add_argument("--attacks", default=None, help="comma-separated subset, or 'none'")
+    a.add_argument("--fractions", default=None, help="attacker fractions (0.2)")
+    a.add_argument("--attack-alphas", default=None, help="alphas of the attack rows (0.1)")
+    a.add_argument("--attack-clients", default=None, help="client counts of attack rows (20)")
+    a.add_argument("--sigma", type=float, default=1.0, help="log-normal sigma of the sizes")
+    a.add_argument("--model", choices=("softmax", "mlp"), default="mlp")
+    a.add_argument("--lr", type=float, default=0.1, help="local SGD learning rate")
+    a.add_argument("--batch", type=int, default=16, help="local minibatch size")
+    a.add_argument("--f-frac", type=float, default=0.3, help="EpochRules.f = floor(F x n)")
+    a.add_argument("--rules", action="append", default=[], metavar="KEY=VALUE")
+    a.add_argument("--attack-file", default=None, help="a file defining attack(view)")
+    a.add_argument("--omniscient", action="store_true", help="--attack-file sees view.current")
+    a.add_argument("--split-file", default=None, help="a file defining split(y, n, rng)")
+    a.add_argument("--no-flower", action="store_true", help="skip Flower's aggregators")
+    a.add_argument("--no-honest", action="store_true", help="skip the honest-only rows")
+    return a.parse_args(argv)
 
 
 @dataclass(frozen=True)
 class Setup:
-    """Everything the command line decides, resolved once so the phases need not re-read it."""
+    """Everything the command line decides, resolved once."""
 
-    model: str
+    datasets: tuple[str, ...]
+    alphas: tuple[float, ...]
+    clients: tuple[int, ...]
     seeds: int
     epochs: int
-    fractions: tuple[float, ...]
-    splits: tuple[str, ...]
+    attack_epochs: int
     attacks: tuple[str, ...]
-    cfg: SimConfig
-    rules: EpochRules
-    ap: AttackParams
+    fractions: tuple[float, ...]
+    attack_alphas: tuple[float, ...]
+    attack_clients: tuple[int, ...]
+    base: SimConfig
+    rule_items: tuple[str, ...]
+    f_frac: float
+    table: dict[str, AttackFn]
+    omniscient: frozenset[str]
+    split_fn: SplitFn | None
+    flower: bool
+    honest: bool
+    notes: tuple[str, ...] = ()
+
+    def rules(self, n: int) -> EpochRules:
+        r = parse_rules(list(self.rule_items), EpochRules(f=int(self.f_frac * n)))
+        r.validate(n)
+        return r
+
+    def cfg(self, dataset: str, alpha: float, n: int) -> SimConfig:
+        return dataclasses.replace(self.base, dataset=dataset, alpha=alpha, n_clients=n)
 
 
-@dataclass
-class Pooled:
-    """One table row's figures, pooled over the seeds; the targets read them afterwards."""
-
-    tp: int
-    fp: int
-    fn: int
-    hon_max: int
-    acc: float
-    acc_min: float
-    dacc: float
-    slash_epochs: list[int]
-    reasons: Counter[str]
-    honest_flagged: Counter[str]
-    honest_reasons: Counter[str]
+def pick(value: str | None, quick: Any, default: Any, conv: Any, is_quick: bool) -> Any:
+    """An explicit option wins; else the quick or the full default."""
+    if value is not None:
+        return conv(value)
+    return quick if is_quick else default
 
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    ap_ = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap_.add_argument("--quick", action="store_true", help="20%% only, 1 seed, fewer epochs")
-    ap_.add_argument("--seeds", type=int, default=None, help="seeds per configuration (3)")
-    ap_.add_argument("--epochs", type=int, default=None, help="FL epochs (20; quick: 12)")
-    ap_.add_argument("--model", choices=("softmax", "mlp"), default="mlp")
-    ap_.add_argument("--local-steps", type=int, default=20, help="local SGD steps per epoch")
-    ap_.add_argument("--lr", type=float, default=0.3, help="local SGD learning rate")
-    ap_.add_argument("--f-frac", type=float, default=0.3, help="EpochRules.f = floor(F x n)")
-    ap_.add_argument("--rules", action="append", default=[], metavar="KEY=VALUE")
-    ap_.add_argument("--attacks", default=None, help="comma-separated subset of attacks")
-    ap_.add_argument("--fractions", default=None, help="comma-separated attacker fractions")
-    ap_.add_argument("--splits", default=None, help="iid,noniid")
-    return ap_.parse_args(argv)
+def resolve_datasets(arg: str | None, quick: bool) -> tuple[tuple[str, ...], list[str]]:
+    """digits always; mnist1d only when its package is installed (said in a note)."""
+    wanted = tuple(arg.split(",")) if arg else (("digits",) if quick else ("digits", "mnist1d"))
+    notes = []
+    if "mnist1d" in wanted and not have_mnist1d():
+        notes.append("mnist1d is not installed (pip install -e '.[bench]'): digits only")
+        wanted = tuple(d for d in wanted if d != "mnist1d") or ("digits",)
+    return wanted, notes
+
+
+def resolve_attacks(
+    args: argparse.Namespace,
+) -> tuple[tuple[str, ...], dict[str, AttackFn], frozenset[str]]:
+    table = builtin_attacks()
+    omni = set(OMNISCIENT)
+    names = list(ATTACKS)
+    if args.attacks:
+        names = [] if args.attacks == "none" else args.attacks.split(",")
+    for a in names:
+        if a not in table:
+            raise SystemExit(f"unknown attack {a!r}; known: {', '.join(ATTACKS)}")
+    if args.attack_file:
+        name, fn = load_attack_file(args.attack_file)
+        table[name] = fn
+        names.append(name)
+        if args.omniscient:
+            omni.add(name)
+    return tuple(names), table, frozenset(omni)
 
 
 def make_setup(args: argparse.Namespace) -> Setup:
-    """``--quick`` only changes the defaults: explicit ``--seeds`` etc. still win over it."""
-    seeds = args.seeds if args.seeds is not None else (1 if args.quick else 3)
-    epochs = args.epochs if args.epochs is not None else (12 if args.quick else 20)
-    fractions = (
-        tuple(float(x) for x in args.fractions.split(","))
-        if args.fractions
-        else ((0.2,) if args.quick else FRACTIONS)
+    q, lg = args.quick, args.long
+    datasets, notes = resolve_datasets(args.datasets, q)
+    alphas = pick(args.alphas, (0.1,), (0.1, 0.5, 10.0), floats, q)
+    clients = pick(args.clients, (20,), (20, 50), ints, q)
+    attacks, table, omni = resolve_attacks(args)
+    flower = not args.no_flower
+    if flower and not have_flwr():
+        notes.append("flwr is not installed (pip install -e '.[bench]'): Flower columns skipped")
+        flower = False
+    split_fn = load_split_file(args.split_file) if args.split_file else None
+    if split_fn is not None:
+        notes.append(f"split from {args.split_file} (alpha and sigma unused)")
+    base = SimConfig(model=args.model, lr=args.lr, batch=args.batch, sigma=args.sigma)
+    return Setup(
+        datasets=datasets,
+        alphas=alphas,
+        clients=clients,
+        seeds=args.seeds if args.seeds is not None else (1 if q else 3),
+        epochs=args.epochs if args.epochs is not None else (20 if q else 100),
+        attack_epochs=args.attack_epochs or (8 if q else 30),
+        attacks=attacks,
+        fractions=pick(args.fractions, (0.2,), (0.1, 0.2, 0.3) if lg else (0.2,), floats, q),
+        attack_alphas=pick(args.attack_alphas, (0.1,), alphas if lg else (0.1,), floats, q),
+        attack_clients=pick(args.attack_clients, (20,), clients if lg else (20,), ints, q),
+        base=base,
+        rule_items=tuple(args.rules),
+        f_frac=args.f_frac,
+        table=table,
+        omniscient=omni,
+        split_fn=split_fn,
+        flower=flower,
+        honest=not args.no_honest,
+        notes=tuple(notes),
     )
-    splits = tuple(args.splits.split(",")) if args.splits else SPLITS
-    attacks = tuple(args.attacks.split(",")) if args.attacks else ATTACKS
-    for a in attacks:
-        if a not in ATTACKS:
-            raise SystemExit(f"unknown attack {a!r}; known: {', '.join(ATTACKS)}")
-    cfg = SimConfig(model=args.model, epochs=epochs, lr=args.lr, local_steps=args.local_steps)
-    rules = parse_rules(args.rules, EpochRules(f=int(args.f_frac * cfg.n_clients)))
-    rules.validate(cfg.n_clients)
-    return Setup(args.model, seeds, epochs, fractions, splits, attacks, cfg, rules, AttackParams())
 
 
-def print_header(setup: Setup) -> None:
-    cfg = setup.cfg
-    print(
-        f"# detection bench: {setup.model} model, {cfg.n_clients} clients, {setup.epochs} epochs, "
-        f"{setup.seeds} seed(s), local {cfg.local_steps} SGD steps (batch {cfg.batch}, lr {cfg.lr}), "
-        f"non-IID Dirichlet alpha {cfg.alpha}",
-        flush=True,
-    )
-    print(f"# rules: {setup.rules}", flush=True)
+def expected_seconds(s: Setup) -> float:
+    """A rough forecast from measured per-client-epoch costs (local training dominates)."""
+    total = 0.0
+    n_agg = 2 + (4 if s.flower else 0)  # STF, FedAvg-all, Flower's four
+    for ds in s.datasets:
+        ms = MS_PER_CLIENT_EPOCH.get(ds, 1.0) / 1000
+        if s.honest:
+            total += ms * s.seeds * s.epochs * 2 * sum(s.clients) * len(s.alphas)
+        per_attack = n_agg * sum(s.attack_clients) * len(s.attack_alphas) * len(s.fractions)
+        total += ms * s.seeds * s.attack_epochs * (len(s.attacks) * per_attack + 1)
+    return total
 
 
-def progress(t_start: float, text: str) -> None:
+def progress(t0: float, text: str) -> None:
     """Progress goes to stderr so that stdout holds only the tables."""
-    print(f"[{time.perf_counter() - t_start:6.1f}s] {text}", file=sys.stderr, flush=True)
+    print(f"[{time.perf_counter() - t0:7.1f}s] {text}", file=sys.stderr, flush=True)
 
 
-def run_seed(
-    setup: Setup, split: str, seed: int, t_start: float, results: dict[Key, Runs]
-) -> tuple[float, int, float]:
-    """All configurations on one task, so that they share its data and its FedAvg baseline."""
-    task = make_task(setup.cfg, split, seed)
-    fa = run_fedavg(task, setup.epochs)
-    progress(
-        t_start,
-        f"{split} seed {seed}: d={task.model.d}"
-        f" shift={task.shift} (p99.9 |delta| {task.p999:.4f}) FedAvg acc {fa:.4f}",
+def fmt_counts(c: Counter[str]) -> str:
+    return ",".join(f"{k}:{v}" for k, v in c.most_common()) or "-"
+
+
+# ----------------------------------------------------------------------------- honest rows
+
+
+@dataclass
+class HonestRow:
+    """One (dataset, alpha, n): pooled over seeds."""
+
+    slashed: list[int] = field(default_factory=list)
+    flagged: Counter[str] = field(default_factory=Counter)
+    slash_reasons: Counter[str] = field(default_factory=Counter)
+    acc: list[float] = field(default_factory=list)
+    ref: list[float] = field(default_factory=list)
+
+
+def task_for(s: Setup, ds: str, alpha: float, n: int, seed: int) -> Task:
+    return make_task(s.cfg(ds, alpha, n), seed, s.split_fn)
+
+
+def honest_rows(s: Setup, t0: float) -> dict[tuple[str, float, int], HonestRow]:
+    """No attacker: the STF against FedAvg of the same clients, ``epochs`` long."""
+    rows: dict[tuple[str, float, int], HonestRow] = {}
+    for ds in s.datasets:
+        for alpha in s.alphas:
+            for n in s.clients:
+                row = rows.setdefault((ds, alpha, n), HonestRow())
+                for seed in range(s.seeds):
+                    task = task_for(s, ds, alpha, n, seed)
+                    everyone = list(range(n))
+                    r = run(task, everyone, set(), None, False, s.epochs, s.rules(n), None)
+                    ref = run(task, everyone, set(), None, False, s.epochs, s.rules(n), fedavg)
+                    row.slashed.append(r.honest_slashed)
+                    row.flagged.update(r.honest_flagged)
+                    row.slash_reasons.update(r.honest_slash_reasons)
+                    row.acc.append(r.acc)
+                    row.ref.append(ref.acc)
+                    progress(
+                        t0,
+                        f"honest {ds} a={alpha:g} n={n} seed {seed}: slashed "
+                        f"{r.honest_slashed} acc {r.acc:.4f} FedAvg {ref.acc:.4f}",
+                    )
+    return rows
+
+
+def print_honest(s: Setup, rows: dict[tuple[str, float, int], HonestRow]) -> None:
+    print(f"\n## honest only: {s.epochs} epochs, {s.seeds} seed(s), no attacker")
+    head = (
+        f"{'dataset':8s} {'alpha':>5s} {'n':>3s} {'slashed(max)':>12s} {'acc':>6s} "
+        f"{'FedAvg':>6s} {'d(pts)':>7s}  honest flagged-epochs per flag | slashed by"
     )
-    configs = [("none", 0.0)] + [(a, f) for a in setup.attacks for f in setup.fractions]
-    for attack, frac in configs:
-        n_att = round(frac * setup.cfg.n_clients)
-        r = run_stf(task, attack, n_att, setup.rules, setup.ap, setup.epochs)
-        results.setdefault((attack, frac, split), []).append((r, fa))
-        progress(
-            t_start,
-            f"{split} seed {seed} {attack} "
-            f"{frac:.0%}: tp {r.tp} fp {r.fp} fn {r.fn} acc {r.acc:.4f}",
+    print(head)
+    print("-" * len(head))
+    for (ds, alpha, n), r in rows.items():
+        d = 100 * float(np.mean(np.array(r.acc) - np.array(r.ref)))
+        print(
+            f"{ds:8s} {alpha:5g} {n:3d} {max(r.slashed):5d} of {n:<4d} "
+            f"{np.mean(r.acc):6.4f} {np.mean(r.ref):6.4f} {d:+7.2f}  "
+            f"{fmt_counts(r.flagged)} | {fmt_counts(r.slash_reasons)}"
         )
-    return fa, task.shift, task.p999
 
 
-def run_all(
-    setup: Setup, t_start: float
-) -> tuple[dict[Key, Runs], dict[tuple[str, int], tuple[float, int, float]]]:
-    results: dict[Key, Runs] = {}
-    fedavg: dict[tuple[str, int], tuple[float, int, float]] = {}
-    for split in setup.splits:
-        for seed in range(setup.seeds):
-            fedavg[(split, seed)] = run_seed(setup, split, seed, t_start, results)
-    return results, fedavg
+# ----------------------------------------------------------------------------- attack rows
 
 
-def print_fedavg(fedavg: dict[tuple[str, int], tuple[float, int, float]]) -> None:
-    print("# per split and seed: quantization shift (p99.9 of epoch-0 |delta|), FedAvg accuracy")
-    for (split, seed), (fa, shift, p999) in sorted(fedavg.items()):
-        print(f"#   {split:6s} seed {seed}: shift {shift} ({p999:.4f})  FedAvg {fa:.4f}")
+@dataclass
+class AttackRow:
+    """One attack at one (dataset, alpha, n, fraction), pooled over seeds."""
+
+    stf: list[RunResult] = field(default_factory=list)
+    ref: list[float] = field(default_factory=list)  # honest-only FedAvg accuracy per seed
+    base_acc: dict[str, list[float]] = field(default_factory=dict)
+    base_asr: dict[str, list[float]] = field(default_factory=dict)
+
+    def gap(self) -> float:
+        return 100 * float(np.mean([r.acc - f for r, f in zip(self.stf, self.ref, strict=True)]))
+
+    def base_gap(self, name: str) -> float:
+        accs = self.base_acc[name]
+        return 100 * float(np.mean(np.array(accs) - np.array(self.ref)))
+
+    def recall(self) -> float:
+        tot = sum(r.attackers for r in self.stf)
+        return sum(r.att_slashed for r in self.stf) / tot if tot else 0.0
+
+    def honest_slashed(self) -> int:
+        return max(r.honest_slashed for r in self.stf)
+
+    def reward_ratio(self) -> float:
+        hon = float(np.mean([r.reward_honest for r in self.stf]))
+        att = float(np.mean([r.reward_att for r in self.stf]))
+        return att / hon if hon > 0 else float("inf")
+
+    def asr(self) -> float:
+        return float(np.mean([r.asr for r in self.stf]))
 
 
-def pool(runs: Runs) -> Pooled:
-    """Counts are pooled, not averaged, so that precision and recall weigh every client alike."""
-    reasons: Counter[str] = Counter()
-    hflags: Counter[str] = Counter()
-    hreasons: Counter[str] = Counter()
-    for r, _ in runs:
-        reasons.update(r.reasons)
-        hflags.update(r.honest_flagged)
-        hreasons.update(r.honest_reasons)
-    return Pooled(
-        tp=sum(r.tp for r, _ in runs),
-        fp=sum(r.fp for r, _ in runs),
-        fn=sum(r.fn for r, _ in runs),
-        hon_max=max(r.fp for r, _ in runs),
-        acc=float(np.mean([r.acc for r, _ in runs])),
-        acc_min=min(r.acc for r, _ in runs),
-        dacc=float(np.mean([100 * (r.acc - fa) for r, fa in runs])),
-        slash_epochs=[e for r, _ in runs for e in r.slash_epochs],
-        reasons=reasons,
-        honest_flagged=hflags,
-        honest_reasons=hreasons,
-    )
+AKey = tuple[str, str, float, int, float]  # attack, dataset, alpha, n, fraction
 
 
-def fmt_counts(counts: Counter[str]) -> str:
-    return ",".join(f"{k}:{v}" for k, v in counts.most_common())
+def attack_seed(
+    s: Setup, key: tuple[str, float, int, float], seed: int, out: dict[AKey, AttackRow], t0: float
+) -> None:
+    """Every attack on one task: they share its data and its honest-only reference."""
+    ds, alpha, n, frac = key
+    task = task_for(s, ds, alpha, n, seed)
+    rules = s.rules(n)
+    m = round(frac * n)
+    att = set(range(n - m, n))
+    everyone = list(range(n))
+    honest = [i for i in everyone if i not in att]
+    ref = run(task, honest, set(), None, False, s.attack_epochs, rules, fedavg).acc
+    aggs = aggregators(s.flower)
+    for name in s.attacks:
+        fn, omni = s.table[name], name in s.omniscient
+        row = out.setdefault((name, ds, alpha, n, frac), AttackRow())
+        r = run(task, everyone, att, fn, omni, s.attack_epochs, rules, None)
+        row.stf.append(r)
+        row.ref.append(ref)
+        for bname, agg in aggs.items():
+            b = run(task, everyone, att, fn, omni, s.attack_epochs, rules, agg)
+            row.base_acc.setdefault(bname, []).append(b.acc)
+            row.base_asr.setdefault(bname, []).append(b.asr)
+        progress(
+            t0,
+            f"{name} {ds} a={alpha:g} n={n} {frac:.0%} seed {seed}: acc {r.acc:.4f} "
+            f"(ref {ref:.4f}) slashed att {r.att_slashed}/{m} honest {r.honest_slashed}",
+        )
 
 
-def print_row(key: Key, s: Pooled) -> None:
-    attack, frac, split = key
-    eps = s.slash_epochs
-    rs = fmt_counts(s.reasons) or "-"
-    hs = fmt_counts(s.honest_flagged) or "-"
-    if s.honest_reasons:
-        hs += " slashed-by " + fmt_counts(s.honest_reasons)
+def attack_rows(s: Setup, t0: float) -> dict[AKey, AttackRow]:
+    out: dict[AKey, AttackRow] = {}
+    if not s.attacks:
+        return out
+    for ds in s.datasets:
+        for alpha in s.attack_alphas:
+            for n in s.attack_clients:
+                for frac in s.fractions:
+                    for seed in range(s.seeds):
+                        attack_seed(s, (ds, alpha, n, frac), seed, out, t0)
+    return out
+
+
+def print_attacks(s: Setup, rows: dict[AKey, AttackRow]) -> None:
+    if not rows:
+        return
+    names = list(next(iter(rows.values())).base_acc)
     print(
-        f"{attack:16s} {frac:4.0%} {split:6s} {fmt_ratio(s.tp, s.tp + s.fp):>6s} "
-        f"{fmt_ratio(s.tp, s.tp + s.fn):>6s} {s.hon_max:6d} {s.acc:6.4f} {s.dacc:+7.2f} "
-        f"{(f'{np.mean(eps):.1f}' if eps else '-'):>4s}  {rs} | {hs}"
+        f"\n## attacks: {s.attack_epochs} epochs, {s.seeds} seed(s); accuracy gaps in points "
+        "against FedAvg over the honest clients alone; * = omniscient (sees this epoch's "
+        "honest updates)"
     )
+    if not s.flower:
+        print("# Flower columns skipped (flwr not importable or --no-flower)")
+    cols = "".join(f" {nm[:9]:>9s}" for nm in names)
+    head = (
+        f"{'attack':17s} {'ds':7s} {'a':>4s} {'n':>3s} {'frac':>4s} {'recall':>6s} "
+        f"{'hon.sl':>6s} {'ref':>6s} {'STF':>7s}{cols} {'FR rwd':>6s} {'ASR':>5s}  "
+        "attackers slashed by"
+    )
+    print(head)
+    print("-" * len(head))
+    for (name, ds, alpha, n, frac), r in rows.items():
+        star = "*" if name in s.omniscient else " "
+        gaps = "".join(f" {r.base_gap(nm):+9.2f}" for nm in names)
+        fr = f"{r.reward_ratio():6.2f}" if name in FREE_RIDERS else f"{'':6s}"
+        asr = f"{r.asr():5.2f}" if name in BACKDOORS else f"{'':5s}"
+        reasons: Counter[str] = Counter()
+        for x in r.stf:
+            reasons.update(x.att_reasons)
+        print(
+            f"{name + star:17s} {ds:7s} {alpha:4g} {n:3d} {frac:4.0%} {r.recall():6.2f} "
+            f"{r.honest_slashed():6d} {np.mean(r.ref):6.4f} {r.gap():+7.2f}{gaps} {fr} {asr}  "
+            f"{fmt_counts(reasons)}"
+        )
+    for (name, *_), r in rows.items():
+        if name in BACKDOORS:
+            per = ", ".join(f"{k} {np.mean(v):.2f}" for k, v in r.base_asr.items())
+            print(f"# {name} success rate under the baselines: {per}")
 
 
-def print_table(results: dict[Key, Runs]) -> dict[Key, Pooled]:
-    header = (
-        f"{'attack':16s} {'frac':>4s} {'split':6s} {'prec':>6s} {'recall':>6s} "
-        f"{'hon.sl':>6s} {'acc':>6s} {'dFedAvg':>7s} {'ep':>4s}  reasons (attackers) "
-        "| honest flags (all epochs, all seeds)"
-    )
-    print()
-    print(header)
-    print("-" * len(header))
-    summary: dict[Key, Pooled] = {}
-    for key, runs in results.items():
-        summary[key] = pool(runs)
-        print_row(key, summary[key])
-    return summary
+# ----------------------------------------------------------------------------- targets
 
 
 class Targets:
-    """Prints each target's verdict as it is checked and remembers whether all of them held."""
+    """Prints each target's verdict with its figure; counts the failures."""
 
-    def __init__(self, setup: Setup, summary: dict[Key, Pooled]) -> None:
-        self.setup = setup
-        self.summary = summary
-        self.all_ok = True
+    def __init__(self) -> None:
+        self.failed = 0
 
     def line(self, ok: bool, text: str) -> None:
-        self.all_ok &= ok
+        self.failed += not ok
         print(f"{'PASS' if ok else 'FAIL'}  {text}")
 
-    def no_attack(self) -> None:
-        for split in self.setup.splits:
-            s = self.summary[("none", 0.0, split)]
-            self.line(
-                s.hon_max == 0,
-                f"no attack, {split}: honest slashed in any seed = {s.hon_max} (want 0)",
-            )
-            self.line(
-                s.dacc >= -0.5,
-                f"no attack, {split}: accuracy vs FedAvg {s.dacc:+.2f} points (want >= -0.5)",
-            )
-
-    def precision_recall(self) -> None:
-        for attack in (a for a in TARGET_PR if a in self.setup.attacks):
-            for split in self.setup.splits:
-                s = self.summary[(attack, 0.2, split)]
-                prec = s.tp / (s.tp + s.fp) if s.tp + s.fp else 0.0
-                rec = s.tp / (s.tp + s.fn)
+    def check(
+        self, honest: dict[tuple[str, float, int], HonestRow], attacks: dict[AKey, AttackRow]
+    ) -> None:
+        worst = max([max(r.slashed) for r in honest.values()] or [0])
+        worst_att = max([r.honest_slashed() for r in attacks.values()] or [0])
+        self.line(
+            worst == 0 and worst_att == 0,
+            f"honest clients slashed: at most {worst} in an honest-only run, {worst_att} in an "
+            "attack run (want 0 in every run)",
+        )
+        for (name, ds, alpha, n, frac), r in attacks.items():
+            tag = f"{name} {ds} a={alpha:g} n={n} {frac:.0%}"
+            if abs(frac - 0.2) < 1e-9:
                 self.line(
-                    prec >= 0.95 and rec >= 0.95,
-                    f"{attack} 20% {split}: precision {prec:.3f} recall {rec:.3f} (want >= 0.95)",
+                    r.gap() >= -2.0,
+                    f"{tag}: accuracy {r.gap():+.2f} points vs honest-only FedAvg (want >= -2)",
                 )
-
-    def stealth(self) -> None:
-        """Stealthy attacks need not be caught, only kept from hurting the model or the honest."""
-        for attack in (a for a in TARGET_STEALTH if a in self.setup.attacks):
-            for split in self.setup.splits:
-                s = self.summary[(attack, 0.2, split)]
-                tol = 1.0 if split == "iid" else 3.0
-                no_att = self.summary[("none", 0.0, split)]
+            if name in FREE_RIDERS:
                 self.line(
-                    s.fp == 0,
-                    f"{attack} 20% {split}: honest slashed {s.fp} over the seeds (want 0)",
+                    r.reward_ratio() <= 0.10,
+                    f"{tag}: free-rider reward {r.reward_ratio():.2f} of an honest client's "
+                    "(want <= 0.10)",
                 )
+            if name in BACKDOORS:
+                self.line(r.asr() <= 0.10, f"{tag}: backdoor success {r.asr():.2f} (want <= 0.10)")
+            if name in CERTAIN_OFFENCES:
                 self.line(
-                    s.dacc >= -tol,
-                    f"{attack} 20% {split}: accuracy vs no-attack FedAvg {s.dacc:+.2f} points "
-                    f"(want >= -{tol:g}; STF with no attack: {no_att.dacc:+.2f})",
+                    r.recall() == 1.0, f"{tag}: provable offence recall {r.recall():.2f} (want 1)"
                 )
 
-    def free_riders(self) -> None:
-        for attack in (a for a in TARGET_FR if a in self.setup.attacks):
-            worst = min(self.summary[(attack, 0.3, sp)].acc_min for sp in self.setup.splits)
-            self.line(worst >= 0.90, f"{attack} 30%: lowest accuracy {worst:.4f} (want >= 0.90)")
 
-    def check_all(self) -> bool:
-        """The 20 % and 30 % targets apply only when those fractions were run."""
-        self.no_attack()
-        if 0.2 in self.setup.fractions:
-            self.precision_recall()
-            self.stealth()
-        if 0.3 in self.setup.fractions:
-            self.free_riders()
-        return self.all_ok
-
-
-def print_extra_free_riders(setup: Setup, summary: dict[Key, Pooled]) -> None:
-    """Free riders outside the targets are reported for information, never as PASS/FAIL."""
-    extra = [a for a in setup.attacks if a in FREE_RIDERS and a not in TARGET_FR]
-    for attack in extra:
-        for frac in setup.fractions:
-            for split in setup.splits:
-                s = summary[(attack, frac, split)]
-                print(
-                    f"info  {attack} {frac:.0%} {split} (not a target): precision "
-                    f"{fmt_ratio(s.tp, s.tp + s.fp)} recall "
-                    f"{fmt_ratio(s.tp, s.tp + s.fn)} lowest acc {s.acc_min:.4f}"
-                )
+def print_header(s: Setup) -> None:
+    c = s.base
+    print(
+        f"# detection bench: {c.model} model, local {c.local_epochs} epoch(s) of SGD (batch "
+        f"{c.batch}, lr {c.lr}), sizes log-normal sigma {c.sigma} (min {c.min_size}), "
+        f"Dirichlet label mixes; datasets {','.join(s.datasets)}",
+        flush=True,
+    )
+    print(f"# rules (n=20): {s.rules(20)}")
+    for note in s.notes:
+        print(f"# note: {note}")
+    print(f"# expected run time: ~{expected_seconds(s):.0f} s on one core", flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:
-    setup = make_setup(parse_args(argv))
-    t_start = time.perf_counter()
-    print_header(setup)
-    results, fedavg = run_all(setup, t_start)
-    print_fedavg(fedavg)
-    summary = print_table(results)
-    print()
-    print("# targets")
-    all_ok = Targets(setup, summary).check_all()
-    print_extra_free_riders(setup, summary)
-    elapsed = time.perf_counter() - t_start
-    print(f"# {'all targets PASS' if all_ok else 'some targets FAIL'}; {elapsed:.1f} s")
+    pin_blas()
+    s = make_setup(parse_args(argv))
+    t0 = time.perf_counter()
+    print_header(s)
+    honest = honest_rows(s, t0) if s.honest else {}
+    if honest:
+        print_honest(s, honest)
+    attacks = attack_rows(s, t0)
+    print_attacks(s, attacks)
+    print("\n## targets")
+    t = Targets()
+    t.check(honest, attacks)
+    verdict = "all targets PASS" if not t.failed else f"{t.failed} target(s) FAIL"
+    print(f"# {verdict}; {time.perf_counter() - t0:.1f} s")
     return 0
 
 

@@ -1,33 +1,27 @@
-"""Federated-learning simulation for ``bench/detection.py``: data, model, clients, attacks.
+"""Federated-learning simulation for ``bench/detection.py``: data, model, local training.
 
-Pure numpy (plus scikit-learn's bundled ``load_digits``, no download). Everything on the
-simulation side is float64; what crosses to the STF is the protocol's int8 quantized delta
-``q = clip(round(delta * 2**shift), -127, 127)``.
+Pure numpy (plus scikit-learn's bundled ``load_digits`` and, when installed, the ``mnist1d``
+generator; no download). The simulation side is float64; what crosses to the STF is the
+protocol's int8 quantized delta ``q = clip(round(delta * 2**shift), -127, 127)``.
 
-* Data: ``load_digits`` (1,797 x 64, 10 classes), pixels scaled to [0, 1] (divided by 16),
-  a stratified held-out test split, the training part split over the clients either IID
-  (a random permutation cut into equal parts) or non-IID (per class, Dirichlet(alpha)
-  proportions over the clients; redrawn until every client holds ``min_samples``).
-* Model: softmax regression (``d = 64*10 + 10 = 650``) or a one-hidden-layer tanh MLP
-  (``d = 64*h + h + h*10 + 10``; 2,410 for h = 32), parameters as one flat float64 vector.
-* Local training: from the current global model, ``local_steps`` minibatch SGD steps
-  (cross-entropy, batch ``batch``, learning rate ``lr``); the delta is local - global.
-  Each client's minibatch stream is seeded by (seed, epoch, client), so an honest client
-  computes the same delta from the same global model in every run.
-* Quantization shift (fixed per task): calibrated once per (split, seed) on the honest
-  epoch-0 deltas of all clients from the initial model, the largest epoch's deltas:
-  ``shift = floor(log2(127 / p999))`` with ``p999`` the 99.9th percentile of ``|delta|``.
-  Epoch-0 deltas then use the int8 range with at most ~0.1% of coordinates clipped; later
-  deltas shrink as training converges and use fewer levels (the protocol's fixed-shift
-  trade-off).
+* Data: ``digits`` (``load_digits``, 1,797 x 64, pixels / 16) or ``mnist1d`` (4,000 + 1,000
+  signals of length 40, generated offline by the PyPI package); a held-out test set; the
+  training set split over the clients by :mod:`splits` (log-normal sizes, Dirichlet labels).
+* Model: softmax regression or a one-hidden-layer tanh MLP, one flat float64 vector.
+* Local training, as FedAvg does it: ``local_epochs`` passes of minibatch SGD over the
+  client's own data (batch ``batch``, learning rate ``lr``), so a client with more data takes
+  more steps and sends a larger update. Each client's minibatch order is seeded by
+  (seed, epoch, client): an honest client computes the same delta from the same model.
+* Quantization shift (fixed per task): ``floor(log2(127 / p999))`` with ``p999`` the 99.9th
+  percentile of ``|delta|`` over every client's epoch-0 delta from the initial model.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
-from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -38,16 +32,23 @@ I8 = npt.NDArray[np.int8]
 
 @dataclass(frozen=True)
 class SimConfig:
-    model: str = "softmax"  # or "mlp"
+    """One simulated federation; every field is a command-line option of the benchmark."""
+
+    dataset: str = "digits"  # or "mnist1d"
+    model: str = "mlp"  # or "softmax"
     hidden: int = 32
     n_clients: int = 20
-    epochs: int = 10
-    local_steps: int = 10
+    local_epochs: int = 1
     batch: int = 16
-    lr: float = 0.5
-    test_frac: float = 0.25
-    alpha: float = 0.5  # Dirichlet concentration of the non-IID split
-    min_samples: int = 10
+    lr: float = 0.1
+    test_frac: float = 0.25  # digits only (mnist1d ships its own test set)
+    alpha: float = 0.1  # Dirichlet concentration of the label mixes
+    sigma: float = 1.0  # log-normal sigma of the client sizes
+    min_size: int = 8
+    split: str = "lognormal"  # or "equal", or "file" (split_fn given to make_task)
+
+
+Data = tuple[F64, npt.NDArray[np.int64], F64, npt.NDArray[np.int64]]
 
 
 @cache
@@ -56,6 +57,43 @@ def _digits() -> tuple[F64, npt.NDArray[np.int64]]:
 
     ds = load_digits()
     return np.asarray(ds.data, dtype=np.float64) / 16.0, np.asarray(ds.target, dtype=np.int64)
+
+
+@cache
+def _mnist1d() -> Data:
+    """mnist1d's default data set (seeded inside the package: the same on every machine)."""
+    from mnist1d.data import get_dataset_args, make_dataset
+
+    ds = make_dataset(get_dataset_args())
+    f = np.float64
+    return (
+        np.asarray(ds["x"], f),
+        np.asarray(ds["y"], np.int64),
+        np.asarray(ds["x_test"], f),
+        np.asarray(ds["y_test"], np.int64),
+    )
+
+
+def have_mnist1d() -> bool:
+    """Whether the optional ``mnist1d`` package (the ``bench`` extra) is importable."""
+    import importlib.util
+
+    return importlib.util.find_spec("mnist1d") is not None
+
+
+def load_data(cfg: SimConfig, seed: int) -> Data:
+    """Train and test arrays; digits gets a stratified split per seed."""
+    if cfg.dataset == "mnist1d":
+        return _mnist1d()
+    if cfg.dataset != "digits":
+        raise ValueError(f"unknown dataset {cfg.dataset!r}")
+    from sklearn.model_selection import train_test_split
+
+    x, y = _digits()
+    x_tr, x_te, y_tr, y_te = train_test_split(
+        x, y, test_size=cfg.test_frac, random_state=seed, stratify=y
+    )
+    return x_tr, y_tr, x_te, y_te
 
 
 def quantize(delta: F64, shift: int) -> I8:
@@ -90,7 +128,7 @@ class Model:
             return np.zeros(self.d)
         w1 = rng.normal(0.0, 1.0 / math.sqrt(self.n_in), (self.n_in, self.hidden))
         w2 = rng.normal(0.0, 1.0 / math.sqrt(self.hidden), (self.hidden, self.n_out))
-        return np.concatenate([w1.ravel(), np.zeros(self.hidden), w2.ravel(), np.zeros(10)])
+        return np.concatenate([w1.ravel(), np.zeros(self.hidden), w2.ravel(), np.zeros(self.n_out)])
 
     def logits(self, w: F64, x: F64) -> F64:
         p = self.unpack(w)
@@ -124,27 +162,21 @@ class Model:
         return float(np.mean(np.argmax(self.logits(w, x), axis=1) == y))
 
 
-def _split_noniid(
-    y: npt.NDArray[np.int64], n: int, alpha: float, min_samples: int, rng: np.random.Generator
-) -> list[npt.NDArray[np.int64]]:
-    classes = np.unique(y)
-    for _ in range(1000):
-        parts: list[list[int]] = [[] for _ in range(n)]
-        for c in classes:
-            idx = rng.permutation(np.flatnonzero(y == c))
-            props = rng.dirichlet(np.full(n, alpha))
-            cuts = (np.cumsum(props)[:-1] * len(idx)).astype(int)
-            for k, chunk in enumerate(np.split(idx, cuts)):
-                parts[k].extend(chunk.tolist())
-        if min(len(p) for p in parts) >= min_samples:
-            return [np.array(sorted(p), dtype=np.int64) for p in parts]
-    raise RuntimeError("could not draw a non-IID split with enough samples per client")
+BACKDOOR_TARGET = 0  # the label a triggered input should get
+
+
+def trigger_features(dataset: str, n_in: int) -> npt.NDArray[np.int64]:
+    """The backdoor's pixel pattern: digits' bottom-right 2x3 pixels; mnist1d's last 4 samples."""
+    if dataset == "digits":
+        return np.array([53, 54, 55, 61, 62, 63], dtype=np.int64)
+    return np.arange(n_in - 4, n_in, dtype=np.int64)
 
 
 @dataclass
 class Task:
+    """One federation: data, split, model, initial weights and the fixed quantization shift."""
+
     cfg: SimConfig
-    split: str
     seed: int
     model: Model
     x_train: F64
@@ -153,140 +185,90 @@ class Task:
     y_test: npt.NDArray[np.int64]
     parts: list[npt.NDArray[np.int64]]
     init: F64
-    shift: int
-    p999: float  # the calibration figure the shift came from
+    trigger: npt.NDArray[np.int64]
+    trigger_value: float
+    shift: int = 0
+    p999: float = 0.0  # the calibration figure the shift came from
 
     def rng(self, epoch: int, client: int, salt: int = 0) -> np.random.Generator:
         return np.random.default_rng([self.seed, epoch, client, salt])
 
-    def local_delta(self, w: F64, client: int, epoch: int, *, flip_labels: bool = False) -> F64:
-        """``local_steps`` of minibatch SGD from ``w`` on the client's data; returns local - w."""
+    def poison(self, x: F64) -> F64:
+        """Stamps the backdoor trigger on a copy of ``x``."""
+        out = x.copy()
+        out[:, self.trigger] = self.trigger_value
+        return out
+
+    def local_delta(
+        self,
+        w: F64,
+        client: int,
+        epoch: int,
+        *,
+        flip_labels: bool = False,
+        backdoor: float = 0.0,
+    ) -> F64:
+        """FedAvg's local training: ``local_epochs`` passes of minibatch SGD; local - w.
+
+        ``backdoor`` > 0 stamps the trigger on that fraction of the client's samples and
+        relabels them to :data:`BACKDOOR_TARGET` (Bagdasaryan et al.'s data poisoning).
+        """
         cfg = self.cfg
         idx = self.parts[client]
         x, y = self.x_train[idx], self.y_train[idx]
+        n_classes = self.model.n_out
         if flip_labels:
-            y = 9 - y
+            y = n_classes - 1 - y
         rng = self.rng(epoch, client)
+        if backdoor > 0.0:
+            k = max(1, round(backdoor * len(idx)))
+            sel = rng.choice(len(idx), size=k, replace=False)
+            x = x.copy()
+            y = y.copy()
+            x[sel] = self.poison(x[sel])
+            y[sel] = BACKDOOR_TARGET
         local = w.copy()
         m = len(idx)
-        order = rng.permutation(m)
-        pos = 0
-        for _ in range(cfg.local_steps):
-            if pos + cfg.batch > m:
-                order = rng.permutation(m)
-                pos = 0
-            b = order[pos : pos + cfg.batch]
-            pos += cfg.batch
-            local -= cfg.lr * self.model.grad(local, x[b], y[b])
+        for _ in range(cfg.local_epochs):
+            order = rng.permutation(m)
+            for pos in range(0, m, cfg.batch):
+                b = order[pos : pos + cfg.batch]
+                local -= cfg.lr * self.model.grad(local, x[b], y[b])
         return local - w
 
     def accuracy(self, w: F64) -> float:
         return self.model.accuracy(w, self.x_test, self.y_test)
 
+    def backdoor_success(self, w: F64) -> float:
+        """Attack success rate: triggered test inputs of other labels classified as the target."""
+        keep = self.y_test != BACKDOOR_TARGET
+        x = self.poison(self.x_test[keep])
+        pred = np.argmax(self.model.logits(w, x), axis=1)
+        return float(np.mean(pred == BACKDOOR_TARGET))
 
-def make_task(cfg: SimConfig, split: str, seed: int) -> Task:
-    from sklearn.model_selection import train_test_split
 
-    x, y = _digits()
-    x_tr, x_te, y_tr, y_te = train_test_split(
-        x, y, test_size=cfg.test_frac, random_state=seed, stratify=y
-    )
+SplitFn = Callable[[npt.NDArray[np.int64], int, np.random.Generator], list[npt.NDArray[np.int64]]]
+
+
+def make_task(cfg: SimConfig, seed: int, split_fn: SplitFn | None = None) -> Task:
+    """Data, split (``split_fn`` overrides ``cfg.split``), model and the calibrated shift."""
+    from splits import equal_iid, lognormal_dirichlet
+
+    x_tr, y_tr, x_te, y_te = load_data(cfg, seed)
     rng = np.random.default_rng([seed, 12345])
-    if split == "iid":
-        parts = [np.sort(p) for p in np.array_split(rng.permutation(len(y_tr)), cfg.n_clients)]
-    elif split == "noniid":
-        parts = _split_noniid(y_tr, cfg.n_clients, cfg.alpha, cfg.min_samples, rng)
+    if split_fn is not None:
+        parts = split_fn(y_tr, cfg.n_clients, rng)
+    elif cfg.split == "equal":
+        parts = equal_iid(y_tr, cfg.n_clients, rng)
+    elif cfg.split == "lognormal":
+        parts = lognormal_dirichlet(y_tr, cfg.n_clients, cfg.alpha, cfg.sigma, rng, cfg.min_size)
     else:
-        raise ValueError(f"unknown split {split!r}")
-    model = Model(cfg.model, x.shape[1], 10, cfg.hidden)
+        raise ValueError(f"unknown split {cfg.split!r}")
+    model = Model(cfg.model, x_tr.shape[1], 10, cfg.hidden)
     init = model.init(rng)
-    task = Task(cfg, split, seed, model, x_tr, y_tr, x_te, y_te, parts, init, 0, 0.0)
+    trig = trigger_features(cfg.dataset, x_tr.shape[1])
+    task = Task(cfg, seed, model, x_tr, y_tr, x_te, y_te, parts, init, trig, float(x_tr.max()))
     deltas = np.stack([task.local_delta(init, c, 0) for c in range(cfg.n_clients)])
-    p999 = float(np.quantile(np.abs(deltas), 0.999))
-    task.p999 = p999
-    task.shift = math.floor(math.log2(127.0 / p999))
+    task.p999 = float(np.quantile(np.abs(deltas), 0.999))
+    task.shift = math.floor(math.log2(127.0 / task.p999))
     return task
-
-
-# --------------------------------------------------------------------------- attacks
-
-ATTACKS = (
-    "signflip",
-    "gauss",
-    "labelflip",
-    "alie",
-    "ipm0.1",
-    "ipm2",
-    "fr_zero",
-    "fr_copy",
-    "fr_disguised",
-    "fr_delta",
-    "fr_delta_jitter",
-)
-FREE_RIDERS = ("fr_zero", "fr_copy", "fr_disguised", "fr_delta", "fr_delta_jitter")
-
-
-@dataclass(frozen=True)
-class AttackParams:
-    signflip_k: float = 4.0  # sign flip sends -k x its own honest delta
-    gauss_scale: float = 10.0  # Gaussian: per-coordinate sigma = scale x honest RMS coordinate
-    alie_z: float = 1.0
-    jitter: float = 0.05  # fr_delta_jitter: noise norm / previous global step norm
-
-
-def craft(
-    attack: str,
-    task: Task,
-    w: F64,
-    epoch: int,
-    attacker: int,
-    honest: list[F64],
-    earlier: list[I8],
-    prev_global: npt.NDArray[Any] | None,
-    ap: AttackParams,
-) -> I8:
-    """One attacker's int8 submission.
-
-    ``honest`` are this epoch's float deltas of the honest clients (the attacks are
-    omniscient: ALIE, IPM, the disguised free rider and the Gaussian scale see them);
-    ``earlier`` the int8 updates submitted before this one this epoch; ``prev_global``
-    the previous epoch's aggregate (quantized units) or ``None`` in the first epoch.
-    """
-    rng = task.rng(epoch, attacker, salt=7)
-    shift = task.shift
-    d = task.model.d
-    hmat = np.stack(honest)
-    typical_norm = float(np.median(np.linalg.norm(hmat, axis=1)))
-
-    def disguised() -> I8:
-        v = rng.normal(0.0, 1.0, d)
-        return quantize(v * typical_norm / np.linalg.norm(v), shift)
-
-    if attack == "signflip":
-        return quantize(-ap.signflip_k * task.local_delta(w, attacker, epoch), shift)
-    if attack == "gauss":
-        rms = float(np.sqrt(np.mean(hmat**2)))
-        return quantize(rng.normal(0.0, ap.gauss_scale * rms, d), shift)
-    if attack == "labelflip":
-        return quantize(task.local_delta(w, attacker, epoch, flip_labels=True), shift)
-    if attack == "alie":
-        return quantize(hmat.mean(axis=0) - ap.alie_z * hmat.std(axis=0), shift)
-    if attack.startswith("ipm"):
-        eps = float(attack[3:])
-        return quantize(-eps * hmat.mean(axis=0), shift)
-    if attack == "fr_zero":
-        return np.zeros(d, dtype=np.int8)
-    if attack == "fr_copy":
-        honest_earlier = [u for u in earlier if np.any(u)]
-        return honest_earlier[int(rng.integers(len(honest_earlier)))].copy()
-    if attack == "fr_disguised":
-        return disguised()
-    if attack in ("fr_delta", "fr_delta_jitter"):
-        if prev_global is None:
-            return disguised()  # no global step to resend yet
-        g = np.asarray(prev_global, dtype=np.float64)
-        if attack == "fr_delta_jitter":
-            v = rng.normal(0.0, 1.0, d)
-            g = g + v * (ap.jitter * np.linalg.norm(g) / np.linalg.norm(v))
-        return np.clip(np.round(g), -127, 127).astype(np.int8)
-    raise ValueError(f"unknown attack {attack!r}")

@@ -1,0 +1,315 @@
+"""Attacks for ``bench/detection.py``: what an attacker sends, from what the chain makes public.
+
+Every attack is a function ``attack(view: View) -> np.ndarray`` returning the update **in
+quantized units** (the int8 grid of the task's shift: an int8 array is sent as is, a float
+array is rounded and clipped to [-127, 127]). ``View`` holds what a client can read from the
+chain when it submits: the epoch, the base model, the earlier global steps, every earlier
+epoch's updates by client (they are on chain), the published rules, its own training, and
+the updates the colluding attackers already sent this epoch. Only an **omniscient** attack
+also gets ``view.current``: this epoch's honest updates. Submissions are on chain before the
+close, so a client that submits last really can read them: the papers' omniscience is free
+here unless the protocol adds commit-then-reveal.
+
+Attackers know every threshold in ``view.rules`` (:class:`stf.fl.rules.EpochRules`): the
+colluding ones spread their updates to pairwise cosine ``collusion_cos(rules)`` (0.99, below
+``near_copy_cos``) so that no copy check fires. Built-in attacks (``*`` = omniscient):
+
+* ``signflip`` -4 x its own honest update; ``gauss`` N(0, (10 x its own RMS)^2);
+  ``labelflip`` trains on 9 - y;
+* ``alie``* Baruch et al. 2019: mean - z_max x std, ``s = floor(n/2 + 1) - m``,
+  ``z_max = Phi^-1((n - s) / n)``; ``ipm0.5``* / ``ipm10``* Xie et al. 2019: -eps x mean;
+* ``minmax``* / ``minsum``* Shejwalkar & Houmansadr 2021: mean - gamma x std with their
+  gamma search (largest gamma whose max distance / sum of squared distances to the honest
+  updates stays within the honest maximum);
+* ``fang_krum``* Fang et al. 2020 (full knowledge, on Krum with the rules' f): -lambda x
+  sign(mean), lambda from their upper bound, halved until Krum picks it with the other
+  attackers as supporters;
+* ``cartel`` the last global step, negated and scaled to the median public norm, every
+  member at cosine 0.99 to the others;
+* ``backdoor`` Bagdasaryan et al. 2020: half its samples stamped with a pixel trigger and
+  relabelled 0, the update boosted by n/m (model replacement), capped at 2x the median public
+  norm of the last epoch (so that the Krum score stays under ``krum_ratio``);
+* free riders, honest in epoch 0 (nothing public to imitate yet): ``fr_zero``; ``fr_copy``*
+  an honest update of this epoch (from the mempool); ``fr_disguised`` noise at the median
+  public norm; ``fr_delta`` the last global step resent; ``fr_mean_noise`` the mean of the
+  last epoch's updates at the median norm plus noise (cosine ~0.9 to it); ``fr_global_cos``
+  the last global step at cosine 0.99 (under ``global_echo_cos``); ``fr_stale_peer`` a
+  random peer's update of the last epoch.
+
+Bring your own (``--attack-file PATH [--omniscient]``): a file defining ``attack(view)``;
+see ``bench/attacks_example.py``.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+
+from stf.fl.rules import EpochRules
+
+F64 = npt.NDArray[np.float64]
+I8 = npt.NDArray[np.int8]
+
+
+@dataclass(frozen=True)
+class View:
+    """What the chain makes public to a client at submit time (plus its own training)."""
+
+    epoch: int
+    client: int  # this attacker's client index
+    attackers: tuple[int, ...]  # the colluding clients, in submission order
+    n_clients: int  # clients submitting this epoch
+    base: F64  # the model this epoch trains from (float weights)
+    shift: int  # quantized unit = 2**-shift
+    rules: EpochRules
+    prev_globals: list[F64]  # earlier global steps in quantized units, oldest first
+    history: list[dict[int, I8]]  # earlier epochs' updates, by client index
+    colluders_now: list[I8]  # what the other attackers already sent this epoch
+    current: list[I8] | None  # this epoch's honest updates; omniscient attacks only
+    train: Callable[
+        ..., F64
+    ]  # own honest training, quantized units: train(flip_labels=, backdoor=)
+    rng: np.random.Generator
+
+    @property
+    def d(self) -> int:
+        return int(self.base.shape[0])
+
+    @property
+    def m(self) -> int:
+        return len(self.attackers)
+
+
+AttackFn = Callable[[View], npt.NDArray[np.generic]]
+
+OMNISCIENT = frozenset({"alie", "ipm0.5", "ipm10", "minmax", "minsum", "fang_krum", "fr_copy"})
+CERTAIN_OFFENCES = ("fr_zero", "fr_copy", "fr_delta")  # provable: must be slashed, recall 1
+FREE_RIDERS = (
+    "fr_zero",
+    "fr_copy",
+    "fr_disguised",
+    "fr_delta",
+    "fr_mean_noise",
+    "fr_global_cos",
+    "fr_stale_peer",
+)
+BACKDOORS = ("backdoor",)
+
+
+def collusion_cos(rules: EpochRules) -> float:
+    """The pairwise cosine colluders keep: 0.99, or just under the published near-copy bound."""
+    num, den = rules.near_copy_cos
+    return min(0.99, num / den - 0.005)
+
+
+def spread(v: F64, rng: np.random.Generator, cos: float) -> F64:
+    """``v`` plus independent noise so two spread copies have cosine ~``cos``, same norm."""
+    t = math.sqrt(max(1.0 / cos - 1.0, 0.0))
+    noise = rng.normal(0.0, 1.0, v.shape)
+    norm = float(np.linalg.norm(v))
+    out = v + noise * (t * norm / max(float(np.linalg.norm(noise)), 1e-12))
+    return np.asarray(out * (norm / max(float(np.linalg.norm(out)), 1e-12)))
+
+
+def honest_mat(view: View) -> F64:
+    if view.current is None:
+        raise ValueError("this attack is omniscient: it needs view.current")
+    return np.stack(view.current).astype(np.float64)
+
+
+def median_public_norm(view: View) -> float:
+    """The median norm of the last epoch's updates; own training's norm in epoch 0."""
+    if not view.history:
+        return float(np.linalg.norm(view.train()))
+    return float(
+        np.median([np.linalg.norm(u.astype(np.float64)) for u in view.history[-1].values()])
+    )
+
+
+def baruch_z(n: int, m: int) -> float:
+    """z_max of Baruch et al. 2019: the most supporters a majority can still be pulled by."""
+    from statistics import NormalDist
+
+    s = math.floor(n / 2 + 1) - m
+    return NormalDist().inv_cdf(min(max((n - s) / n, 1e-6), 1 - 1e-6))
+
+
+def alie(view: View) -> F64:
+    h = honest_mat(view)
+    z = baruch_z(view.n_clients, view.m)
+    return spread(h.mean(0) - z * h.std(0), view.rng, collusion_cos(view.rules))
+
+
+def ipm(eps: float) -> AttackFn:
+    def run(view: View) -> F64:
+        return spread(-eps * honest_mat(view).mean(0), view.rng, collusion_cos(view.rules))
+
+    return run
+
+
+def gamma_search(h: F64, ok: Callable[[F64], bool]) -> F64:
+    """Shejwalkar & Houmansadr's search: the largest gamma with ``ok(mean - gamma * std)``."""
+    mu, dev = h.mean(0), h.std(0)
+    gamma, step, good = 10.0, 10.0, 0.0
+    while abs(good - gamma) > 1e-5:
+        if ok(mu - gamma * dev):
+            good = gamma
+            gamma += step / 2
+        else:
+            gamma -= step / 2
+        step /= 2
+    return np.asarray(mu - good * dev)
+
+
+def sq_dists(h: F64, v: F64) -> F64:
+    return np.asarray(((h - v) ** 2).sum(1))
+
+
+def pairwise_sq(h: F64) -> F64:
+    sq = (h * h).sum(1)
+    return np.asarray(np.maximum(sq[:, None] + sq[None, :] - 2 * h @ h.T, 0.0))
+
+
+def minmax(view: View) -> F64:
+    h = honest_mat(view)
+    bound = pairwise_sq(h).max()
+    v = gamma_search(h, lambda x: bool(sq_dists(h, x).max() <= bound))
+    return spread(v, view.rng, collusion_cos(view.rules))
+
+
+def minsum(view: View) -> F64:
+    h = honest_mat(view)
+    bound = pairwise_sq(h).sum(1).max()
+    v = gamma_search(h, lambda x: bool(sq_dists(h, x).sum() <= bound))
+    return spread(v, view.rng, collusion_cos(view.rules))
+
+
+def krum_pick(rows: F64, f: int) -> int:
+    n = rows.shape[0]
+    k = max(1, n - f - 2)
+    dist = pairwise_sq(rows)
+    scores = [np.sort(np.delete(dist[i], i))[:k].sum() for i in range(n)]
+    return int(np.argmin(scores))
+
+
+def fang_krum(view: View) -> F64:
+    """Fang et al. 2020's full-knowledge attack on Krum, in update space (w_re = 0)."""
+    h = honest_mat(view)
+    d, m, f = view.d, view.m, view.rules.f
+    s = np.sign(h.mean(0))
+    c = h.shape[0]
+    k = max(1, c - f - 2)
+    dist = np.sqrt(pairwise_sq(h))
+    near = min(np.sort(np.delete(dist[i], i))[:k].sum() for i in range(c))
+    lam = near / (max(1, c + m - 2 * f - 1) * math.sqrt(d)) + float(
+        np.linalg.norm(h, axis=1).max()
+    ) / math.sqrt(d)
+    while lam > 1e-5:
+        crafted = -lam * s
+        rows = np.vstack([h, np.tile(crafted, (m, 1))])
+        if krum_pick(rows, f) >= c:
+            break
+        lam /= 2
+    return spread(-lam * s, view.rng, collusion_cos(view.rules))
+
+
+def cartel(view: View) -> F64:
+    if not view.prev_globals or not np.any(view.prev_globals[-1]):
+        return -view.train()
+    g = view.prev_globals[-1]
+    v = -g * (median_public_norm(view) / float(np.linalg.norm(g)))
+    return spread(v, view.rng, collusion_cos(view.rules))
+
+
+def backdoor(view: View) -> F64:
+    delta = view.train(backdoor=0.5)
+    boost = view.n_clients / max(1, view.m)
+    if view.history:
+        cap = 2.0 * median_public_norm(view) / max(float(np.linalg.norm(delta)), 1e-12)
+        boost = max(1.0, min(boost, cap))
+    return np.asarray(boost * delta)
+
+
+def free_rider(kind: str) -> AttackFn:
+    """Free riders imitate public data; with nothing public yet (epoch 0) they train once."""
+
+    def run(view: View) -> npt.NDArray[np.generic]:
+        if kind == "fr_zero":
+            return np.zeros(view.d, dtype=np.int8)
+        if kind == "fr_copy":
+            cur = view.current or []
+            return cur[int(view.rng.integers(len(cur)))].copy() if cur else view.train()
+        if not view.history or not view.prev_globals:
+            return view.train()
+        norm = median_public_norm(view)
+        g = view.prev_globals[-1]
+        gn = max(float(np.linalg.norm(g)), 1e-12)
+        noise = view.rng.normal(0.0, 1.0, view.d)
+        if kind == "fr_disguised":
+            return noise * (norm / np.linalg.norm(noise))
+        if kind == "fr_delta":
+            return np.clip(np.round(g), -127, 127).astype(np.int8)
+        if kind == "fr_mean_noise":
+            mean = np.mean([u.astype(np.float64) for u in view.history[-1].values()], axis=0)
+            unit = mean / max(float(np.linalg.norm(mean)), 1e-12)
+            return norm * unit + noise * (0.5 * norm / np.linalg.norm(noise))
+        if kind == "fr_global_cos":
+            ortho = noise - (noise @ g) / gn**2 * g
+            ortho *= math.tan(math.acos(0.99)) * gn / np.linalg.norm(ortho)
+            return (g + ortho) * (norm / (gn / 0.99))
+        if kind == "fr_stale_peer":
+            peers = [k for k in view.history[-1] if k not in view.attackers]
+            return view.history[-1][peers[int(view.rng.integers(len(peers)))]].copy()
+        raise ValueError(f"unknown free rider {kind!r}")
+
+    return run
+
+
+def builtin_attacks() -> dict[str, AttackFn]:
+    """Every built-in attack by its command-line name."""
+    table: dict[str, AttackFn] = {
+        "signflip": lambda v: -4.0 * v.train(),
+        "gauss": lambda v: v.rng.normal(0.0, 10.0 * float(np.sqrt(np.mean(v.train() ** 2))), v.d),
+        "labelflip": lambda v: v.train(flip_labels=True),
+        "alie": alie,
+        "ipm0.5": ipm(0.5),
+        "ipm10": ipm(10.0),
+        "minmax": minmax,
+        "minsum": minsum,
+        "fang_krum": fang_krum,
+        "cartel": cartel,
+        "backdoor": backdoor,
+    }
+    for kind in FREE_RIDERS:
+        table[kind] = free_rider(kind)
+    return table
+
+
+ATTACKS = tuple(builtin_attacks())
+
+
+def load_attack_file(path: str) -> tuple[str, AttackFn]:
+    """``(name, attack)`` from a user's file defining ``attack(view)``."""
+    spec = importlib.util.spec_from_file_location("user_attack", Path(path))
+    if spec is None or spec.loader is None:
+        raise SystemExit(f"--attack-file {path}: cannot load")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    fn = getattr(mod, "attack", None)
+    if not callable(fn):
+        raise SystemExit(f"--attack-file {path}: defines no attack(view)")
+    return f"file:{Path(path).stem}", fn
+
+
+def to_int8(update: npt.NDArray[np.generic]) -> I8:
+    """An attack's result on the wire: int8 as is, anything else rounded and clipped."""
+    a = np.asarray(update)
+    if a.dtype == np.int8:
+        return a.copy()
+    return np.clip(np.round(a.astype(np.float64)), -127, 127).astype(np.int8)
