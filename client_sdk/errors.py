@@ -5,7 +5,7 @@ the transport in :mod:`mps_common.errors` and re-exported here, the SDK's one pl
 errors from. Here too: what the SDK raises on its own (:class:`SDKError` and its subclasses) and
 :func:`from_receipt`, a failed receipt as its typed error. Elsewhere, each beside what raises it
 and also under this root: ``proofs.ProofError``, ``keys.KeyFileError``, ``l1.L1ConfigError``,
-``train.LayoutError``. L1 reverts are ``contracts.deploy.ContractRevert``.
+``train.LayoutError``. L1 reverts are ``contracts.reverts.ContractRevert``, under the same root.
 """
 
 from __future__ import annotations
@@ -14,9 +14,12 @@ from typing import Any
 
 from mps_common.errors import (
     BY_CODE,
+    AlreadyEvaluated,
     AlreadyJoined,
     AlreadyKnown,
+    BarredFromTask,
     BatchTooLarge,
+    BlobAlreadyStored,
     BlobNotFound,
     BodyTooLarge,
     ClientError,
@@ -29,6 +32,7 @@ from mps_common.errors import (
     InvalidRequest,
     InvalidSignature,
     InvalidUpdate,
+    KeyAlreadyBound,
     MalformedTransaction,
     MempoolFull,
     MethodNotFound,
@@ -44,23 +48,30 @@ from mps_common.errors import (
     PrivilegedTransaction,
     RPCError,
     ShuttingDown,
+    SlashableInTask,
+    TaskAlreadyFunded,
     TaskClosed,
     TaskFull,
     TaskNotFound,
+    TooManyOpenTasks,
     TransportError,
     UnknownTxType,
     UnsupportedMediaType,
     WrongChainId,
     WrongEpoch,
+    WrongStakeStatus,
     from_error_object,
 )
 from stf.errors import Code
 
 __all__ = [
     "BY_CODE",
+    "AlreadyEvaluated",
     "AlreadyJoined",
     "AlreadyKnown",
+    "BarredFromTask",
     "BatchTooLarge",
+    "BlobAlreadyStored",
     "BlobNotFound",
     "BodyTooLarge",
     "ClientError",
@@ -73,6 +84,7 @@ __all__ = [
     "InvalidRequest",
     "InvalidSignature",
     "InvalidUpdate",
+    "KeyAlreadyBound",
     "L1NotConfigured",
     "MalformedTransaction",
     "MempoolFull",
@@ -91,15 +103,19 @@ __all__ = [
     "RPCError",
     "SDKError",
     "ShuttingDown",
+    "SlashableInTask",
+    "TaskAlreadyFunded",
     "TaskClosed",
     "TaskFull",
     "TaskNotFound",
+    "TooManyOpenTasks",
     "TransportError",
     "UnknownTxType",
     "UnsupportedMediaType",
     "WaitTimeout",
     "WrongChainId",
     "WrongEpoch",
+    "WrongStakeStatus",
     "from_error_object",
     "from_receipt",
 ]

@@ -16,7 +16,7 @@ from typing import Any
 
 from stf import state_keys
 from stf.fl.flags import flag_names
-from stf.fl.records import CLEAN, NO_EPOCH, ClientRecord, Verdict
+from stf.fl.records import CLEAN, ClientRecord, Verdict
 from stf.fl.task import TaskState
 from stf.ids import ClientKey, TaskId
 
@@ -37,6 +37,8 @@ __all__ = [
 class SlashingState:
     """A client's standing in a task, every field taken from proven state values.
 
+    ``slashable``: a provable offence, the L1 stake can be slashed. ``barred``: enough strikes
+    to be out of the task (no more updates, no reward), the stake untouched.
     ``records``: one per epoch the client submitted in, ``{epoch, score, rank, flags,
     flagNames}``. ``verified_against``: ``"l1 batch N"`` (proofs checked against the state root
     the L1 holds for batch N, the newest committed) or ``"node"`` (against the node's own latest
@@ -54,6 +56,8 @@ class SlashingState:
     state_root: bytes
     verified_against: str
     slash_epoch: int | None = None
+    barred: bool = False  # too many strikes: out of the task, stake untouched
+    barred_epoch: int | None = None
 
 
 def verify_slashing_state(
@@ -173,5 +177,7 @@ def fetch_slashing_state(
         height=height,
         state_root=root,
         verified_against=where,
-        slash_epoch=None if verdict.epoch == NO_EPOCH else verdict.epoch,
+        slash_epoch=verdict.epoch if verdict.slashable else None,
+        barred=verdict.barred,
+        barred_epoch=verdict.epoch if verdict.barred else None,
     )

@@ -156,7 +156,8 @@ class NonceAlreadyPending(RPCError):
 
 
 class ExecutionFailed(RPCError):
-    """The transaction was sealed but failed, for a reason with no code of its own."""
+    """The transaction was sealed but failed, for a reason with no code of its own (none is
+    emitted since every execution fault got its own code; kept: codes never change meaning)."""
 
     code = Code.EXECUTION_FAILED
 
@@ -225,6 +226,56 @@ class NotAuthorized(RPCError):
     """The sender may not do this (an evaluation by neither requester nor evaluator)."""
 
     code = Code.NOT_AUTHORIZED
+
+
+class KeyAlreadyBound(RPCError):
+    """An L1 stake for a client key that is already staked, unbonding or slashed on the rollup."""
+
+    code = Code.KEY_ALREADY_BOUND
+
+
+class WrongStakeStatus(RPCError):
+    """An L1 unbond, withdrawal or slash that the stake's status does not allow."""
+
+    code = Code.WRONG_STAKE_STATUS
+
+
+class TaskAlreadyFunded(RPCError):
+    """A second L1 funding event for a task id the rollup already recorded as funded."""
+
+    code = Code.TASK_ALREADY_FUNDED
+
+
+class TooManyOpenTasks(RPCError):
+    """``create_task`` while the rollup already has its maximum of open tasks."""
+
+    code = Code.TOO_MANY_OPEN_TASKS
+
+
+class AlreadyEvaluated(RPCError):
+    """``report_evaluation`` for an epoch that already has an accuracy."""
+
+    code = Code.ALREADY_EVALUATED
+
+
+class BlobAlreadyStored(RPCError):
+    """``put_blob`` of bytes the chain already holds (harmless: the blob is there)."""
+
+    code = Code.BLOB_ALREADY_STORED
+
+
+class SlashableInTask(RPCError):
+    """``submit_update`` from a client whose verdict in the task is slashable: the STF takes
+    no more updates from it there (its stake may still be staked on the L1)."""
+
+    code = Code.SLASHABLE_IN_TASK
+
+
+class BarredFromTask(RPCError):
+    """``submit_update`` from a client barred from the task by its strikes (its stake is
+    untouched; it earns nothing more in the task)."""
+
+    code = Code.BARRED_FROM_TASK
 
 
 class NotFound(RPCError):

@@ -7,7 +7,7 @@ from typing import Any
 from stf.cid import cid_v1
 from stf.fl.epoch import awaited
 from stf.fl.flags import flag_names
-from stf.fl.records import NO_EPOCH, ClientRecord, EpochSummary, Verdict
+from stf.fl.records import ClientRecord, EpochSummary, Verdict
 from stf.fl.task import TaskState
 from stf.ids import TaskId
 from stf.state import STATE_PREFIX, State
@@ -104,7 +104,9 @@ def verdict_fields(v: Verdict) -> dict[str, Any]:
         "slashable": v.slashable,
         "reason": v.reason,
         "reasonNames": flag_names(v.reason),
-        "slashEpoch": None if v.epoch == NO_EPOCH else v.epoch,
+        "slashEpoch": v.epoch if v.slashable else None,
+        "barred": v.barred,
+        "barredEpoch": v.epoch if v.barred else None,
     }
 
 

@@ -33,7 +33,7 @@ class Code(IntEnum):
     INVALID_PAYLOAD = 1011
     NONCE_ALREADY_PENDING = 1012
     # execution (appear in receipts)
-    EXECUTION_FAILED = 1100
+    EXECUTION_FAILED = 1100  # no longer emitted: each fault below has its own code (docs/rpc.md)
     NOT_STAKED = 1101
     TASK_NOT_FOUND = 1102
     TASK_CLOSED = 1103
@@ -45,6 +45,14 @@ class Code(IntEnum):
     INVALID_UPDATE = 1109
     BLOB_NOT_FOUND = 1110
     NOT_AUTHORIZED = 1111
+    KEY_ALREADY_BOUND = 1112
+    WRONG_STAKE_STATUS = 1113
+    TASK_ALREADY_FUNDED = 1114
+    TOO_MANY_OPEN_TASKS = 1115
+    ALREADY_EVALUATED = 1116
+    BLOB_ALREADY_STORED = 1117
+    SLASHABLE_IN_TASK = 1118
+    BARRED_FROM_TASK = 1119
     # queries
     NOT_FOUND = 1200
     # transport and node

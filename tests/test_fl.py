@@ -24,12 +24,14 @@ from nacl.signing import SigningKey
 
 from stf import encoding, robust, state_keys
 from stf.errors import Code
-from stf.fl.flags import CERTAIN, STATISTICAL, Flag
-from stf.fl.records import CLEAN, ClientRecord, EpochSummary, Verdict
+from stf.fl import settlement
+from stf.fl.checks import MIN_PROVABLE_SUPPORT
+from stf.fl.flags import EXACT, STATISTICAL, Flag
+from stf.fl.records import CLEAN, NO_EPOCH, ClientRecord, EpochSummary, Verdict
 from stf.fl.rules import BOUNDS, EpochRules, check_bounds
 from stf.fl.task import COMPLETE, FINISHED, OPEN, TaskState
 from stf.genesis import Genesis, GenesisStake, genesis_block
-from stf.stakes import SLASHED
+from stf.stakes import SLASHED, STAKED, StakeRecord
 from stf.state import BLOB_PREFIX, STATE_PREFIX
 from stf.transition import BuildResult, ChainConfig, state_transition
 from stf.tx import ZERO_SENDER, Transaction, make_tx
@@ -352,13 +354,13 @@ def test_create_task_invalid_parameters_are_dropped() -> None:
         "unknown aggregator": task_params(ih, sh, rules=EpochRules(aggregator="average")),
         "duplicate tensor names": task_params(ih, sh, layout=(("w", (1000,)), ("w", (1000,)))),
         "epochs 0": task_params(ih, sh, epochs=0),
-        "strikes 0": task_params(ih, sh, rules=EpochRules(strikes_to_slash=0)),
+        "strikes 0": task_params(ih, sh, rules=EpochRules(strikes_to_bar=0)),
         "trim 1/2": task_params(
             ih, sh, rules=EpochRules(aggregator="trimmed_mean", trim_num=1, trim_den=2)
         ),
-        # trap rules (every normal update flagged, or one odd epoch slashing): consensus bounds
+        # trap rules (every normal update flagged, or one odd epoch barring): consensus bounds
         "near_zero": task_params(ih, sh, rules=EpochRules(near_zero=(10**9, 1))),
-        "strikes_to_slash": task_params(ih, sh, rules=EpochRules(strikes_to_slash=1)),
+        "strikes_to_bar": task_params(ih, sh, rules=EpochRules(strikes_to_bar=1)),
         "krum_ratio": task_params(ih, sh, rules=EpochRules(krum_ratio=(3, 2))),
         "uncorrelated_cos": task_params(ih, sh, rules=EpochRules(uncorrelated_cos=(1, 2))),
         "near_copy_cos": task_params(ih, sh, rules=EpochRules(near_copy_cos=(9, 10))),
@@ -601,38 +603,59 @@ def test_epoch_closes_at_the_window_end_with_min_clients() -> None:
 
 
 def test_epoch_does_not_wait_for_clients_that_can_no_longer_submit() -> None:
-    """After a client turns slashable in the task (a zero update) and another is slashed on the
-    L1, the next epoch closes in the block where the rest submit, not at its window's end; with
-    a client that could still submit and has not, it waits for the window."""
-    fl = FL(n_clients=8)
+    """After a client is barred from the task (a zero update in two epochs: two strikes), another
+    turns slashable in it (it resent the global step) and a third is slashed on the L1, the next
+    epoch closes in the block where the rest submit, not at its window's end. A client with one
+    strike is still waited for, and so is a client that could still submit and has not."""
+    fl = FL(n_clients=9)
     c = fl.clients
     init = init_model()
     window = 20
-    tid = fl.new_task(init, min_clients=5, max_clients=8, window=window, epochs=4)
+    tid = fl.new_task(init, min_clients=5, max_clients=9, window=window, epochs=5)
     fl.join_all(tid, c)
     h = Honest()
-    zero, gone, idle = c[5], c[6], c[7]
-    ups = {pub(k): h.one() for k in c[:5]}
-    pairs = [(k, ups[pub(k)]) for k in c[:5]] + [(zero, np.zeros(D, np.int8))]
-    pairs.append((gone, h.one()))
-    pairs.append((idle, h.one()))
+    zero, replayer, gone, idle = c[5], c[6], c[7], c[8]
+    pairs = [(k, h.one()) for k in c[:5]] + [(zero, np.zeros(D, np.int8))]
+    pairs += [(k, h.one()) for k in (replayer, gone, idle)]
     fl.submit_all(tid, 0, pairs)  # everyone: closes at once
-    assert fl.task(tid).epoch == 1 and fl.verdict(tid, zero).slashable is True
+    assert fl.task(tid).epoch == 1
+    assert fl.verdict(tid, zero) == Verdict(1, False, 0, NO_EPOCH)  # one strike: still in
+    step0 = fl.blob(fl.summary(tid, 0).step)  # type: ignore[union-attr]
+    assert step0 is not None
+    assert np.count_nonzero(np.frombuffer(step0, np.int8)) >= MIN_PROVABLE_SUPPORT
     fl.block(fl.deposit("slash", [pub(gone)]))
 
-    # epoch 1: idle could submit and does not, so the window runs
-    start = fl.task(tid).epoch_start
-    fl.submit_all(tid, 1, [(k, h.one()) for k in c[:5]])
+    # epoch 1: the client with one strike may submit, so the epoch waits for it...
+    fl.submit_all(tid, 1, [(k, h.one()) for k in (*c[:5], idle)])
+    fl.submit_all(tid, 1, [(replayer, np.frombuffer(step0, np.int8))])
     assert fl.task(tid).epoch == 1
-    fl.empty(start + window - fl.height)
+    # ...and closes in the block where it does (gone is slashed on the L1: not waited for)
+    result = fl.submit_all(tid, 1, [(zero, np.zeros(D, np.int8))])
     summary = fl.summary(tid, 1)
-    assert summary is not None and summary.closed_at == start + window
+    assert summary is not None and summary.closed_at == result.block.header.height
+    assert fl.verdict(tid, zero) == Verdict(2, False, fl.flags(tid, 1, zero), 1, barred=True)
+    assert fl.verdict(tid, replayer) == Verdict(0, True, int(Flag.REPLAY_GLOBAL), 1)
 
-    # epoch 2: idle unbonds on the L1; once the five still able have submitted it closes
+    # epoch 2: the barred and the slashable are refused; idle could submit and does not, so the
+    # window runs
+    start = fl.task(tid).epoch_start
+    refused = [fl.submit(zero, tid, 2, h.one()), fl.submit(replayer, tid, 2, h.one())]
+    oks = [fl.submit(k, tid, 2, h.one()) for k in c[:5]]
+    result = fl.block(*refused, *oks)
+    assert receipt(result, refused[0]) == (0, Code.BARRED_FROM_TASK)
+    assert receipt(result, refused[1]) == (0, Code.SLASHABLE_IN_TASK)
+    assert all(receipt(result, tx) == (1, 0) for tx in oks)
+    assert fl.task(tid).epoch == 2
+    fl.empty(start + window - fl.height)
+    summary = fl.summary(tid, 2)
+    assert summary is not None and summary.closed_at == start + window
+    assert set(summary.clients) == {pub(k) for k in c[:5]}
+
+    # epoch 3: idle unbonds on the L1; once the five still able have submitted it closes
     start = fl.task(tid).epoch_start
     fl.block(fl.deposit("unbond", [pub(idle)]))
-    result = fl.submit_all(tid, 2, [(k, h.one()) for k in c[:5]])
-    summary = fl.summary(tid, 2)
+    result = fl.submit_all(tid, 3, [(k, h.one()) for k in c[:5]])
+    summary = fl.summary(tid, 3)
     assert summary is not None and summary.closed_at == result.block.header.height < start + window
     assert fl.replay_from_genesis().get(STATE_PREFIX + state_keys.task(tid)) == fl.get(
         state_keys.task(tid)
@@ -705,13 +728,30 @@ def test_last_open_task_finishing_clears_the_open_list() -> None:
 # -- verdicts ------------------------------------------------------------------
 
 
-def test_certain_offences_are_slashable_at_once() -> None:
-    """ZERO and COPY in epoch 0; REPLAY_OWN and REPLAY_GLOBAL in epoch 1."""
-    fl = FL(n_clients=7)
-    hon = fl.clients[:5]
-    zero, copier = fl.clients[5], fl.clients[6]
+def stake_of(fl: FL, client: SigningKey) -> StakeRecord:
+    raw = fl.get(state_keys.stake(pub(client)))
+    assert raw is not None
+    return StakeRecord.decode(raw)
+
+
+def genesis_stake(fl: FL, client: SigningKey) -> StakeRecord:
+    i = fl.clients.index(client)
+    return StakeRecord(bytes([i + 1]) * 20, 1000, STAKED)  # type: ignore[arg-type]
+
+
+def slash_leaf(fl: FL, task_id: bytes, client: SigningKey) -> bytes | None:
+    return fl.get(state_keys.slash_evidence(pub(client), task_id))
+
+
+def test_exact_offences_are_strikes_and_only_a_global_replay_slashes() -> None:
+    """ZERO and COPY in epochs 0 and 1 (a strike each time: barred at the second), REPLAY_OWN
+    (a strike) and REPLAY_GLOBAL (provable: slashable at once) in epoch 1; in epoch 2 the barred
+    and the slashable are refused, and a clean epoch takes the own-replayer's strike away."""
+    fl = FL(n_clients=8)
+    hon = fl.clients[:6]
+    zero, copier = fl.clients[6], fl.clients[7]
     init = init_model()
-    tid = fl.new_task(init, min_clients=5, max_clients=7, window=2, epochs=3)
+    tid = fl.new_task(init, min_clients=5, max_clients=8, window=2, epochs=3)
     fl.join_all(tid, fl.clients)
     h = Honest(seed=4)
     ups = {pub(k): h.one() for k in hon}
@@ -720,67 +760,153 @@ def test_certain_offences_are_slashable_at_once() -> None:
     order = [*hon, zero, copier]
     fl.submit_all(tid, 0, [(k, ups[pub(k)]) for k in order])
     base = check_epoch(fl, tid, 0, ups, init)
-    assert Flag(fl.flags(tid, 0, zero)) & CERTAIN == Flag.ZERO
-    assert Flag(fl.flags(tid, 0, copier)) & CERTAIN == Flag.COPY
+    assert Flag(fl.flags(tid, 0, zero)) & EXACT == Flag.ZERO
+    assert Flag(fl.flags(tid, 0, copier)) & EXACT == Flag.COPY
     for k in hon:  # the original is not a copy of its copy
         assert fl.flags(tid, 0, k) == 0
-    assert fl.verdict(tid, zero) == Verdict(0, True, int(Flag.ZERO), 0)
-    assert fl.verdict(tid, copier) == Verdict(0, True, int(Flag.COPY), 0)
-    for k in hon:
         assert fl.verdict(tid, k) == CLEAN
-    # slashable clients may not submit again
-    step = fl.summary(tid, 0).step  # type: ignore[union-attr]
-    step_bytes = fl.blob(step)
+    # an exact coincidence is a strike, not proof: one strike leaves them in the task
+    for k in (zero, copier):
+        assert fl.verdict(tid, k) == Verdict(1, False, 0, NO_EPOCH)
+        assert slash_leaf(fl, tid, k) is None
+    step_bytes = fl.blob(fl.summary(tid, 0).step)  # type: ignore[union-attr]
     assert step_bytes is not None
+    step = np.frombuffer(step_bytes, dtype=np.int8)
+    assert np.count_nonzero(step) >= MIN_PROVABLE_SUPPORT  # a dense step: resending it proves
     ups1 = {
         pub(hon[0]): ups[pub(hon[0])],  # its own previous update
-        pub(hon[1]): np.frombuffer(step_bytes, dtype=np.int8),  # the last global step
+        pub(hon[1]): step,  # the last global step
         **{pub(k): h.one() for k in hon[2:]},
     }
-    z1 = fl.submit(zero, tid, 1, h.one())
-    c1 = fl.submit(copier, tid, 1, h.one())
-    subs = [fl.submit(k, tid, 1, ups1[pub(k)]) for k in hon]
-    result = fl.block(z1, c1, *subs)
-    assert receipt(result, z1) == (0, Code.NOT_STAKED)
-    assert receipt(result, c1) == (0, Code.NOT_STAKED)
-    assert all(receipt(result, tx) == (1, 0) for tx in subs)
-    fl.empty(2)  # 5 of 7 joined submitted: the epoch closes after its window
-    check_epoch(fl, tid, 1, ups1, base)
-    assert Flag(fl.flags(tid, 1, hon[0])) & CERTAIN == Flag.REPLAY_OWN
-    assert Flag(fl.flags(tid, 1, hon[1])) & CERTAIN == Flag.REPLAY_GLOBAL
-    assert fl.verdict(tid, hon[0]) == Verdict(0, True, int(Flag.REPLAY_OWN), 1)
-    assert fl.verdict(tid, hon[1]) == Verdict(0, True, int(Flag.REPLAY_GLOBAL), 1)
+    ups1[pub(zero)] = np.zeros(D, dtype=np.int8)
+    ups1[pub(copier)] = ups1[pub(hon[2])].copy()
+    fl.submit_all(tid, 1, [(k, ups1[pub(k)]) for k in order])  # all 8 joined: closes at once
+    base = check_epoch(fl, tid, 1, ups1, base)
+    assert Flag(fl.flags(tid, 1, hon[0])) & EXACT == Flag.REPLAY_OWN
+    assert Flag(fl.flags(tid, 1, hon[1])) & EXACT == Flag.REPLAY_GLOBAL
+    assert fl.verdict(tid, hon[0]) == Verdict(1, False, 0, NO_EPOCH)  # a strike
+    assert fl.verdict(tid, hon[1]) == Verdict(0, True, int(Flag.REPLAY_GLOBAL), 1)  # provable
+    assert slash_leaf(fl, tid, hon[1]) == (1).to_bytes(4, "big") + int(Flag.REPLAY_GLOBAL).to_bytes(
+        4, "big"
+    )
     for k in hon[2:]:
-        assert fl.flags(tid, 1, k) & CERTAIN == 0
-        assert fl.verdict(tid, k).slashable is False
-    # the verdicts of epoch 0 stand
-    assert fl.verdict(tid, zero) == Verdict(0, True, int(Flag.ZERO), 0)
+        assert fl.flags(tid, 1, k) & EXACT == 0
+        assert fl.verdict(tid, k) == CLEAN
+    # the second strike bars: reason = that epoch's flags, epoch 1, not slashable
+    for k, exact in ((zero, Flag.ZERO), (copier, Flag.COPY)):
+        flags = fl.flags(tid, 1, k)
+        assert Flag(flags) & EXACT == exact
+        assert fl.verdict(tid, k) == Verdict(2, False, flags, 1, barred=True)
+        assert slash_leaf(fl, tid, k) is None
+
+    # epoch 2: barred and slashable clients may not submit; the five left close it at once
+    h2 = {pub(k): h.one() for k in (hon[0], *hon[2:])}
+    refused = {k: fl.submit(k, tid, 2, h.one()) for k in (zero, copier, hon[1])}
+    oks = [fl.submit(k, tid, 2, h2[pub(k)]) for k in (hon[0], *hon[2:])]
+    result = fl.block(*refused.values(), *oks)
+    assert receipt(result, refused[zero]) == (0, Code.BARRED_FROM_TASK)
+    assert receipt(result, refused[copier]) == (0, Code.BARRED_FROM_TASK)
+    assert receipt(result, refused[hon[1]]) == (0, Code.SLASHABLE_IN_TASK)
+    assert all(receipt(result, tx) == (1, 0) for tx in oks)
+    check_epoch(fl, tid, 2, h2, base)
+    assert fl.task(tid).status == FINISHED
+    assert fl.flags(tid, 2, hon[0]) == 0
+    assert fl.verdict(tid, hon[0]) == CLEAN  # a clean epoch took its strike away
+    # the verdicts of epoch 1 stand (barred and slashable are final)
+    assert fl.verdict(tid, hon[1]) == Verdict(0, True, int(Flag.REPLAY_GLOBAL), 1)
+    assert fl.verdict(tid, zero) == Verdict(2, False, fl.flags(tid, 1, zero), 1, barred=True)
+    # a verdict in a task never touches the rollup's stake record (a slash is the L1's)
+    for k in fl.clients:
+        assert stake_of(fl, k) == genesis_stake(fl, k)
 
 
-def test_copy_flags_only_the_later_submitter() -> None:
+@pytest.mark.parametrize("support", [MIN_PROVABLE_SUPPORT - 1, MIN_PROVABLE_SUPPORT])
+def test_resending_a_sparse_global_step_is_only_an_echo(support: int) -> None:
+    """The honest-collision guard: a converged federation's step can be so sparse that an
+    honest client computes it again. Below MIN_PROVABLE_SUPPORT nonzero coordinates an exact
+    resend is a GLOBAL_ECHO (a strike); from it on, a REPLAY_GLOBAL (slashable)."""
     fl = FL(n_clients=6)
     c = fl.clients
-    tid = fl.new_task(min_clients=5, max_clients=6)
+    init = init_model()
+    tid = fl.new_task(init, min_clients=6, max_clients=6, epochs=3)
+    fl.join_all(tid, c)
+    rng = np.random.default_rng(51)
+
+    def sparse() -> np.ndarray:  # nonzero exactly on the first `support` coordinates
+        u = np.zeros(D, dtype=np.int8)
+        u[:support] = rng.integers(10, 41, support)
+        return u
+
+    ups = {pub(k): sparse() for k in c}
+    fl.submit_all(tid, 0, [(k, ups[pub(k)]) for k in c])
+    base = check_epoch(fl, tid, 0, ups, init)
+    assert all(fl.flags(tid, 0, k) == 0 for k in c)
+    step_bytes = fl.blob(fl.summary(tid, 0).step)  # type: ignore[union-attr]
+    assert step_bytes is not None
+    step = np.frombuffer(step_bytes, dtype=np.int8)
+    assert np.count_nonzero(step) == support
+    echo = c[5]
+    ups1 = {pub(k): sparse() for k in c[:5]}
+    ups1[pub(echo)] = step.copy()
+    fl.submit_all(tid, 1, [(k, ups1[pub(k)]) for k in c])
+    check_epoch(fl, tid, 1, ups1, base)
+    for k in c[:5]:
+        assert fl.flags(tid, 1, k) == 0
+    flags = Flag(fl.flags(tid, 1, echo))
+    v = fl.verdict(tid, echo)
+    if support < MIN_PROVABLE_SUPPORT:
+        assert flags & EXACT == 0 and flags & Flag.GLOBAL_ECHO, flags
+        assert v == Verdict(1, False, 0, NO_EPOCH)
+        assert slash_leaf(fl, tid, echo) is None
+    else:
+        assert flags & EXACT == Flag.REPLAY_GLOBAL and not flags & Flag.GLOBAL_ECHO, flags
+        assert v == Verdict(0, True, int(Flag.REPLAY_GLOBAL), 1)
+        assert slash_leaf(fl, tid, echo) is not None
+    assert stake_of(fl, echo) == genesis_stake(fl, echo)
+
+
+def test_a_sybil_ordered_first_cannot_get_the_copied_client_slashed() -> None:
+    """Without commit-reveal the sequencer orders two equal updates: a sybil that copies an
+    honest update and is sealed first makes the honest one the COPY. It costs the victim one
+    strike and that epoch's reward, never its stake; a clean epoch takes the strike away."""
+    fl = FL(n_clients=6)
+    c = fl.clients
+    init = init_model()
+    tid = fl.new_task(init, min_clients=5, max_clients=6, epochs=2)
     fl.join_all(tid, c)
     h = Honest(seed=8)
+    victim, sybil = c[3], c[5]
     ups = {pub(k): h.one() for k in c[:5]}
-    ups[pub(c[5])] = ups[pub(c[3])].copy()
+    ups[pub(sybil)] = ups[pub(victim)].copy()
     # the copier is sealed first: the original, submitted later, is the one flagged
-    fl.submit_all(tid, 0, [(c[5], ups[pub(c[5])])])
+    fl.submit_all(tid, 0, [(sybil, ups[pub(sybil)])])
     fl.submit_all(tid, 0, [(k, ups[pub(k)]) for k in c[:5]])
-    check_epoch(fl, tid, 0, ups, init_model())
-    assert fl.flags(tid, 0, c[5]) & CERTAIN == 0
-    assert Flag(fl.flags(tid, 0, c[3])) & CERTAIN == Flag.COPY
-    v = fl.verdict(tid, c[3])
-    assert v is not None and (v.slashable, v.reason, v.epoch) == (True, int(Flag.COPY), 0)
+    base = check_epoch(fl, tid, 0, ups, init)
+    assert fl.flags(tid, 0, sybil) & EXACT == 0
+    assert Flag(fl.flags(tid, 0, victim)) & EXACT == Flag.COPY
+    assert fl.verdict(tid, victim) == Verdict(1, False, 0, NO_EPOCH)  # a strike, not a slash
+    assert slash_leaf(fl, tid, victim) is None
+    assert stake_of(fl, victim) == genesis_stake(fl, victim)
+    assert fl.verdict(tid, sybil) == CLEAN
+    # the victim is still in the task; its next clean epoch clears the strike
+    ups1 = {pub(k): h.one() for k in c}
+    fl.submit_all(tid, 1, [(k, ups1[pub(k)]) for k in c])
+    check_epoch(fl, tid, 1, ups1, base)
+    assert fl.flags(tid, 1, victim) == 0
+    assert fl.verdict(tid, victim) == CLEAN
+    assert slash_leaf(fl, tid, victim) is None
+    assert stake_of(fl, victim) == genesis_stake(fl, victim)
+    # it lost only the flagged epoch's share of the reward
+    raw = fl.get(state_keys.reward_share(tid, pub(victim)))
+    assert raw is not None and settlement.decode_reward_share(raw) == (1, False)
 
 
-def test_noise_attackers_slashable_only_after_strikes() -> None:
+def test_noise_attackers_barred_after_strikes_stake_untouched() -> None:
     strikes = 3
     fl = FL(n_clients=8)
     hon, bad = fl.clients[:6], fl.clients[6:]
     base = init_model()
-    rules = EpochRules(f=2, strikes_to_slash=strikes)
+    rules = EpochRules(f=2, strikes_to_bar=strikes)
     tid = fl.new_task(base, min_clients=7, max_clients=8, epochs=strikes, rules=rules)
     fl.join_all(tid, fl.clients)
     h = Honest(seed=6)
@@ -796,16 +922,102 @@ def test_noise_attackers_slashable_only_after_strikes() -> None:
             assert fl.verdict(tid, k) == CLEAN
         for k in bad:
             flags = fl.flags(tid, ep, k)
-            assert flags & CERTAIN == 0
+            assert flags & EXACT == 0
             assert flags & Flag.KRUM_OUTLIER, Flag(flags)
             rec = fl.record(tid, ep, k)
             assert rec.rank >= len(hon) and not rec.selected
             v = fl.verdict(tid, k)
             if ep + 1 < strikes:
-                assert v == Verdict(ep + 1, False, 0, -1)
-            else:
-                assert v == Verdict(strikes, True, flags & int(STATISTICAL), ep)
+                assert v == Verdict(ep + 1, False, 0, NO_EPOCH)
+            else:  # barred exactly at strikes_to_bar, with that epoch's flags; never slashable
+                assert v == Verdict(strikes, False, flags, ep, barred=True)
+                assert flags & int(STATISTICAL) == flags
+            assert slash_leaf(fl, tid, k) is None
+            assert stake_of(fl, k) == genesis_stake(fl, k)
     assert fl.task(tid).status == FINISHED
+
+
+NOISE, CLEAN_EPOCH, ABSENT = "F", "C", "-"
+
+
+@pytest.mark.parametrize(
+    ("strikes_to_bar", "patterns", "expected"),
+    [
+        (  # strikes_to_bar = 2: flagged, clean, flagged never bars; two in a row do
+            2,
+            {"alternating": "FCFCF", "twice": "FF---", "late": "CFCCF"},
+            {"alternating": [1, 0, 1, 0, 1], "twice": [1, 2], "late": [0, 1, 0, 0, 1]},
+        ),
+        (  # strikes_to_bar = 3: one clean epoch between takes one strike away, not all
+            3,
+            {"slow": "FFCFF", "decays": "FCCFF"},
+            {"slow": [1, 2, 1, 2, 3], "decays": [1, 0, 0, 1, 2]},
+        ),
+    ],
+)
+def test_strikes_decay_by_one_per_clean_epoch_and_bar_at_strikes_to_bar(
+    strikes_to_bar: int, patterns: dict[str, str], expected: dict[str, list[int]]
+) -> None:
+    """Each flagged epoch adds a strike, each clean one takes one away (never below 0); the
+    verdict is barred (not slashable) in the epoch the count reaches ``strikes_to_bar``, after
+    which the client's submit fails with BARRED_FROM_TASK and no close waits for it."""
+    epochs = 5
+    names = list(patterns)
+    fl = FL(n_clients=6 + len(names))
+    hon = fl.clients[:6]
+    who = dict(zip(names, fl.clients[6:], strict=True))
+    base = init_model()
+    rules = EpochRules(f=2, strikes_to_bar=strikes_to_bar)
+    n = len(fl.clients)
+    tid = fl.new_task(base, min_clients=7, max_clients=n, epochs=epochs, window=50, rules=rules)
+    fl.join_all(tid, fl.clients)
+    h = Honest(seed=61)
+    rng = np.random.default_rng(62)
+    barred_at: dict[str, int] = {}
+    for ep in range(epochs):
+        ups = {pub(k): h.one() for k in hon}
+        refused = []
+        for name, k in who.items():
+            p = patterns[name][ep]
+            if name in barred_at:
+                refused.append(fl.submit(k, tid, ep, h.one()))
+            elif p == NOISE:
+                ups[pub(k)] = rng.integers(-127, 128, D).astype(np.int8)
+            elif p == CLEAN_EPOCH:
+                ups[pub(k)] = h.one()
+        oks = [fl.submit(k, tid, ep, ups[pub(k)]) for k in fl.clients if pub(k) in ups]
+        result = fl.block(*refused, *oks)
+        assert all(receipt(result, tx) == (0, Code.BARRED_FROM_TASK) for tx in refused)
+        assert all(receipt(result, tx) == (1, 0) for tx in oks)
+        # everyone still in the task submitted: the epoch closed in this block (window 50)
+        summary = fl.summary(tid, ep)
+        assert summary is not None and summary.closed_at == result.block.header.height
+        base = check_epoch(fl, tid, ep, ups, base, f=2)
+        for k in hon:
+            assert fl.flags(tid, ep, k) == 0, (ep, Flag(fl.flags(tid, ep, k)))
+        for name, k in who.items():
+            if name in barred_at:
+                assert fl.verdict(tid, k).barred  # type: ignore[union-attr]
+                continue
+            flags = fl.flags(tid, ep, k)
+            assert bool(flags) == (patterns[name][ep] == NOISE), (name, ep, Flag(flags))
+            strikes = expected[name][ep]
+            if strikes >= strikes_to_bar:
+                assert fl.verdict(tid, k) == Verdict(strikes, False, flags, ep, barred=True)
+                barred_at[name] = ep
+            else:
+                assert fl.verdict(tid, k) == Verdict(strikes, False, 0, NO_EPOCH), (name, ep)
+            assert slash_leaf(fl, tid, k) is None
+    assert fl.task(tid).status == FINISHED
+    for name, k in who.items():
+        assert (name in barred_at) == (max(expected[name]) >= strikes_to_bar)
+        assert len(expected[name]) == (barred_at[name] + 1 if name in barred_at else epochs)
+        assert stake_of(fl, k) == genesis_stake(fl, k)
+        # reward: one share per unflagged update; a barred client forfeits all
+        raw = fl.get(state_keys.reward_share(tid, pub(k)))
+        assert raw is not None
+        clean = patterns[name][: len(expected[name])].count(CLEAN_EPOCH)
+        assert settlement.decode_reward_share(raw) == (clean, name in barred_at)
 
 
 # -- report_evaluation ---------------------------------------------------------
@@ -835,7 +1047,7 @@ def test_report_evaluation() -> None:
     again = fl.report(fl.evaluator, tid, 0, 950_000)
     not_yet = fl.report(fl.evaluator, tid, 1, 950_000)
     result = fl.block(again, not_yet)
-    assert receipt(result, again) == (0, Code.EXECUTION_FAILED)
+    assert receipt(result, again) == (0, Code.ALREADY_EVALUATED)
     assert receipt(result, not_yet) == (0, Code.WRONG_EPOCH)
     fl.submit_all(tid, 1, [(k, h.one()) for k in c])
     hit = fl.report(fl.evaluator, tid, 1, 900_000)
@@ -931,8 +1143,8 @@ def test_submission_order_changes_only_the_recorded_order() -> None:
         assert ra[k].score == rb[k].score
     # the copy flag follows the submission order, nothing else does
     c2, c5 = a.clients[2], a.clients[5]
-    assert Flag(ra[c5].flags) & CERTAIN == Flag.COPY and ra[c2].flags & CERTAIN == 0
-    assert Flag(rb[c2].flags) & CERTAIN == Flag.COPY and rb[c5].flags & CERTAIN == 0
+    assert Flag(ra[c5].flags) & EXACT == Flag.COPY and ra[c2].flags & EXACT == 0
+    assert Flag(rb[c2].flags) & EXACT == Flag.COPY and rb[c5].flags & EXACT == 0
     others = [k for k in a.clients if k not in (c2, c5)]
     for k in others:
         assert ra[k].flags == rb[k].flags
@@ -942,12 +1154,17 @@ def test_submission_order_changes_only_the_recorded_order() -> None:
     assert sa.step == sb.step
     check_epoch(a, tid, 0, {pub(k): u for k, u in zip(a.clients, ups, strict=True)}, init_model())
     check_epoch(b, tid, 0, {pub(k): u for k, u in zip(b.clients, ups, strict=True)}, init_model())
+    # the copy is a strike, not a slash: whichever of the two is ordered later, nobody is
+    # slashable, so the order decides no slash evidence (a sybil cannot aim one at its original)
+    for fl, later in ((a, c5), (b, c2)):
+        assert fl.verdict(tid, later) == Verdict(1, False, 0, NO_EPOCH)
+        assert all(fl.verdict(tid, k).standing for k in fl.clients)  # type: ignore[union-attr]
     # state differs exactly in the epoch summary, the two records whose flags swapped, their
-    # reward shares, and which of the two has the slash evidence
+    # verdicts (the strike) and their reward shares (the copy earns nothing)
     da = a.chain.store.keys_with_prefix(STATE_PREFIX)
     db = b.chain.store.keys_with_prefix(STATE_PREFIX)
-    assert set(da) - set(db) == {STATE_PREFIX + state_keys.slash_evidence(pub(c5), tid)}
-    assert set(db) - set(da) == {STATE_PREFIX + state_keys.slash_evidence(pub(c2), tid)}
+    assert set(da) == set(db)
+    assert not any(k.startswith(STATE_PREFIX + b"slash/") for k in da)
     differ = {k[len(STATE_PREFIX) :] for k in set(da) & set(db) if da[k] != db[k]}
     assert differ == {
         state_keys.epoch(tid, 0),
@@ -1031,7 +1248,7 @@ def test_rule_bounds_accept_the_defaults_and_their_edges() -> None:
         near_copy_cos=(99, 100),
         global_echo_cos=(1, 1),
         uncorrelated_cos=(1, 10),
-        strikes_to_slash=2,
+        strikes_to_bar=2,
     )
     check_bounds(edges)
 
@@ -1058,7 +1275,7 @@ def test_a_rule_set_passes_the_bounds_exactly_when_every_threshold_is_inside(
         near_copy_cos=copy,
         global_echo_cos=echo,
         uncorrelated_cos=unc,
-        strikes_to_slash=strikes,
+        strikes_to_bar=strikes,
     )
     inside = (
         Fraction(*krum) >= 2

@@ -326,7 +326,7 @@ def chunky_run(budget: int | None, aggregator: str, dtype: str = "int8") -> tupl
         max_clients=n,
         epochs=3,
         window=2,
-        rules=EpochRules(f=1, aggregator=aggregator, strikes_to_slash=9),
+        rules=EpochRules(f=1, aggregator=aggregator, strikes_to_bar=9),
     )
     fl.join_all(tid, fl.clients)
     h = Honest(d=d, seed=41)

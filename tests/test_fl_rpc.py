@@ -86,7 +86,8 @@ class Scenario:
 
     @property
     def zero(self) -> Keypair:
-        """The client that sends zeros in epoch 0 and is slashed for it."""
+        """The client that sends zeros in epoch 0 (a strike), then resends the global step in
+        epoch 1 (provable: slashable)."""
         return self.clients[5]
 
     def stakes(self) -> tuple[GenesisStake, ...]:
@@ -194,8 +195,8 @@ async def check_task_after_epoch_zero(h: NodeHarness, sc: Scenario, e0: EpochZer
     assert task["previousStep"] == hx(sha(e0.step))
     assert task["epochStart"] == e0.closed_at + 1
     assert task["submitted"] == []
-    # the zero sender is slashable: epoch 1 no longer waits for it
-    assert task["awaiting"] == [hx(kp.public_key) for kp in sc.clients[:5]]
+    # the zero sender has one strike, not enough to bar it: epoch 1 still waits for it
+    assert task["awaiting"] == [hx(kp.public_key) for kp in sc.clients]
     # as of the block before epoch 0's submissions, everyone was still awaited
     before = await h.result("mps_getTask", hx(sc.tid), e0.closed_at - 1)
     assert before["awaiting"] == [hx(kp.public_key) for kp in sc.clients]
@@ -237,20 +238,23 @@ async def check_blobs(h: NodeHarness, sc: Scenario, e0: EpochZero) -> None:
     assert await h.result("mps_getBlob", sha(e0.next_base), media=MSGPACK) == e0.next_base
 
 
-async def check_zero_sender_slashed(
+async def check_zero_sender_struck(
     h: NodeHarness, sc: Scenario, e0: EpochZero, recs: list[dict[str, Any]]
 ) -> bytes:
-    """Verdict and per-epoch records, each proven against the state root; returns that root."""
+    """Verdict and per-epoch records, each proven against the state root; returns that root.
+
+    A zero update is evidence, not proof (a converged honest client can quantize to zeros): a
+    strike, the stake untouched."""
     head = await h.result("mps_getBlockByNumber", "latest")
     root = unhex(head["stateRoot"])
     zero, tid = sc.zero, sc.tid
     s = await h.result("mps_getSlashingState", hx(tid), hx(zero.public_key))
     assert (s["task"], s["client"]) == (hx(tid), hx(zero.public_key))
-    assert (s["strikes"], s["slashable"], s["reason"]) == (0, True, int(Flag.ZERO))
-    assert (s["reasonNames"], s["slashEpoch"]) == (["ZERO"], 0)
+    assert (s["strikes"], s["slashable"], s["reason"], s["barred"]) == (1, False, 0, False)
+    assert (s["reasonNames"], s["slashEpoch"], s["barredEpoch"]) == ([], None, None)
     assert unhex(s["verdict"]["stateRoot"]) == root
     assert s["verdict"]["height"] == e0.closed_at
-    assert checked_value(s["verdict"], root) == encoding.encode([0, True, int(Flag.ZERO), 0])
+    assert checked_value(s["verdict"], root) == encoding.encode([1, False, 0, -1, False])
     assert checked_value(s["verdict"], root) == unhex(s["verdict"]["value"])
     assert len(s["records"]) == 1
     rec = s["records"][0]
@@ -272,7 +276,7 @@ async def check_not_slashed(h: NodeHarness, sc: Scenario, root: bytes) -> None:
     honest = await h.result("mps_getSlashingState", hx(tid), hx(sc.clients[0].public_key))
     assert (honest["strikes"], honest["slashable"], honest["reason"]) == (0, False, 0)
     assert (honest["reasonNames"], honest["slashEpoch"]) == ([], None)
-    assert checked_value(honest["verdict"], root) == encoding.encode([0, False, 0, -1])
+    assert checked_value(honest["verdict"], root) == encoding.encode([0, False, 0, -1, False])
     assert [r["flagNames"] for r in honest["records"]] == [[]]
     assert checked_value(honest["records"][0], root) is not None
 
@@ -282,14 +286,41 @@ async def check_not_slashed(h: NodeHarness, sc: Scenario, root: bytes) -> None:
     assert (stranger["slashable"], stranger["records"]) == (False, [])
 
 
-async def finish_task(h: NodeHarness, sc: Scenario, e0: EpochZero) -> None:
-    """The zero sender may not submit again; the requester's evaluation completes the task."""
+async def replay_the_global_step(h: NodeHarness, sc: Scenario, e0: EpochZero) -> None:
+    """Epoch 1: the cheater resends epoch 0's aggregate step, a public vector of full support:
+    provable, slashable at once, and its verdict and the slash leaf are proven."""
     tid, ups = sc.tid, e0.ups
-    again = fl_tx(sc.zero, SUBMIT_UPDATE, 2, [tid, 1, ups[0].tobytes()])
+    assert np.count_nonzero(np.frombuffer(e0.step, np.int8)) >= 64  # the collision guard holds
+    fresh = [  # new honest updates: resending their own from epoch 0 would be REPLAY_OWN
+        np.clip(np.rint(u.astype(np.float64) + sc.rng.normal(0, 8, D)), -127, 127).astype(np.int8)
+        for u in ups[:5]
+    ]
+    txs = [
+        fl_tx(kp, SUBMIT_UPDATE, 2, [tid, 1, u.tobytes()])
+        for kp, u in zip(sc.clients[:5], fresh, strict=True)
+    ]
+    closed_at = await sealed_ok(h, [*txs, fl_tx(sc.zero, SUBMIT_UPDATE, 2, [tid, 1, e0.step])])
+    head = await h.result("mps_getBlockByNumber", "latest")
+    root = unhex(head["stateRoot"])
+    s = await h.result("mps_getSlashingState", hx(tid), hx(sc.zero.public_key))
+    replay = int(Flag.REPLAY_GLOBAL)
+    assert (s["strikes"], s["slashable"], s["reason"], s["slashEpoch"]) == (1, True, replay, 1)
+    assert (s["reasonNames"], s["barred"]) == (["REPLAY_GLOBAL"], False)
+    assert s["verdict"]["height"] == closed_at
+    assert checked_value(s["verdict"], root) == encoding.encode([1, True, replay, 1, False])
+    assert [r["flagNames"] for r in s["records"]] == [["ZERO"], ["REPLAY_GLOBAL"]]
+    leaf = await h.result("mps_getProof", hx(state_keys.slash_evidence(sc.zero.public_key, tid)))
+    assert checked_value(leaf, root) == (1).to_bytes(4, "big") + replay.to_bytes(4, "big")
+
+
+async def finish_task(h: NodeHarness, sc: Scenario, e0: EpochZero) -> None:
+    """The slashable cheater may not submit again; the requester's evaluation completes it."""
+    tid, ups = sc.tid, e0.ups
+    again = fl_tx(sc.zero, SUBMIT_UPDATE, 3, [tid, 2, ups[0].tobytes()])
     await h.send_ok(again)
     sealed = await h.seal()
-    assert [(r.status, r.code) for r in sealed.receipts] == [(0, Code.NOT_STAKED)]
-    await sealed_ok(h, [fl_tx(sc.clients[0], SUBMIT_UPDATE, 2, [tid, 1, ups[0].tobytes()])])
+    assert [(r.status, r.code) for r in sealed.receipts] == [(0, Code.SLASHABLE_IN_TASK)]
+    await sealed_ok(h, [fl_tx(sc.clients[0], SUBMIT_UPDATE, 3, [tid, 2, ups[0].tobytes()])])
     task = await h.result("mps_getTask", hx(tid))
     assert task["awaiting"] == [hx(kp.public_key) for kp in sc.clients[1:5]]
     await sealed_ok(h, [fl_tx(sc.requester, REPORT_EVALUATION, 3, [tid, 0, 950_000])])
@@ -305,7 +336,7 @@ async def check_unknown_is_not_found(h: NodeHarness, sc: Scenario) -> None:
         ("mps_getBlob", [hx(missing)]),
         ("mps_getTask", [hx(missing)]),
         ("mps_getEpoch", [hx(missing), 0]),
-        ("mps_getEpoch", [hx(sc.tid), 1]),  # not closed
+        ("mps_getEpoch", [hx(sc.tid), 2]),  # not closed
         ("mps_getSlashingState", [hx(missing), hx(sc.zero.public_key)]),
     ):
         err = await h.error(method, *args)
@@ -322,8 +353,9 @@ async def test_fl_task_through_rpc(tmp_path: Path) -> None:
         await check_task_after_epoch_zero(h, sc, e0)
         recs = await check_epoch_zero_record(h, sc, e0)
         await check_blobs(h, sc, e0)
-        root = await check_zero_sender_slashed(h, sc, e0, recs)
+        root = await check_zero_sender_struck(h, sc, e0, recs)
         await check_not_slashed(h, sc, root)
+        await replay_the_global_step(h, sc, e0)
         await finish_task(h, sc, e0)
         await check_unknown_is_not_found(h, sc)
 

@@ -19,12 +19,13 @@ from test_fl import FL, SCRIPT, D, Honest, init_model, pub, receipt, task_params
 from stf import encoding, state_keys
 from stf.errors import Code
 from stf.fl import settlement
-from stf.fl.flags import CERTAIN, STATISTICAL, Flag
-from stf.fl.records import Funding
+from stf.fl.checks import MIN_PROVABLE_SUPPORT
+from stf.fl.flags import EXACT, STATISTICAL, Flag
+from stf.fl.records import CLEAN, NO_EPOCH, Funding, Verdict
 from stf.fl.rules import EpochRules
 from stf.fl.task import COMPLETE, FINISHED
 from stf.smt import SparseMerkleTree, verify_proof
-from stf.stakes import SLASHED, StakeRecord
+from stf.stakes import SLASHED, STAKED, StakeRecord
 
 ZERO32 = b"\x00" * 32
 
@@ -108,34 +109,40 @@ def test_key_layouts() -> None:
 
 
 class Run:
-    """10 clients, f = 2, 3 epochs, 2 strikes to slash:
+    """12 clients, f = 2, 3 epochs, 2 strikes to bar:
 
     * ``hon`` (7): honest every epoch, except ``hon[6]`` who skips epoch 2;
-    * ``zero``: a zero update in epoch 0 (certain: slashable at once);
-    * ``noisy``: noise in epochs 0 and 1 (two Krum strikes: slashable at epoch 1);
-    * ``reformed``: noise in epoch 0 (one strike), honest in epochs 1 and 2.
+    * ``zero``: a zero update in epoch 0 (exact but not provable: one strike), then nothing;
+    * ``noisy``: noise in epochs 0 and 1 (two Krum strikes: barred at epoch 1, stake untouched);
+    * ``reformed``: noise in epoch 0 (one strike), honest in epochs 1 and 2 (back to 0 strikes);
+    * ``replayer``: honest in epoch 0, resends epoch 0's global step in epoch 1 (provable:
+      slashable at epoch 1), then submits nothing (it may not);
+    * ``late``: honest in epochs 0 and 1, resends epoch 1's global step in epoch 2 (slashable
+      in the last close).
 
-    ``after[ep]`` is the state (as ``{key: value}`` of the leaves) right after epoch ``ep``
-    closed, ``before[ep]`` the one in the block before.
+    ``slash_before[ep]`` holds every client's slash leaf in the block before epoch ``ep``
+    closed, ``verdicts[ep]`` every verdict right after it closed.
     """
 
     def __init__(self) -> None:
-        self.fl = fl = FL(n_clients=10)
+        self.fl = fl = FL(n_clients=12)
         self.hon = fl.clients[:7]
-        self.zero, self.noisy, self.reformed = fl.clients[7:]
+        self.zero, self.noisy, self.reformed, self.replayer, self.late = fl.clients[7:]
         self.tid = fl.new_task(
             init_model(),
             min_clients=7,
-            max_clients=10,
+            max_clients=12,
             window=2,
             epochs=3,
-            rules=EpochRules(f=2, strikes_to_slash=2),
+            rules=EpochRules(f=2, strikes_to_bar=2),
         )
         fl.join_all(self.tid, fl.clients)
         h = Honest(seed=31)
         rng = np.random.default_rng(32)
         self.flags: list[dict[bytes, int]] = []
         self.slash_before: list[dict[bytes, bytes | None]] = []
+        self.verdicts: list[dict[bytes, Verdict | None]] = []
+        step: np.ndarray | None = None  # the previous epoch's global step
         for ep in range(3):
             pairs: list[tuple[SigningKey, Any]] = [(k, h.one()) for k in self.hon]
             if ep == 2:
@@ -143,16 +150,28 @@ class Run:
             if ep == 0:
                 pairs.append((self.zero, np.zeros(D, dtype=np.int8)))
                 pairs.append((self.reformed, noise(rng)))
+                pairs.append((self.replayer, h.one()))
             else:
                 pairs.append((self.reformed, h.one()))
+            if ep == 1:
+                pairs.append((self.replayer, step))
             if ep < 2:
                 pairs.append((self.noisy, noise(rng)))
+                pairs.append((self.late, h.one()))
+            else:
+                pairs.append((self.late, step))
             self.slash_before.append({pub(k): slash_leaf(fl, self.tid, k) for k in fl.clients})
             fl.submit_all(self.tid, ep, pairs)
             if fl.summary(self.tid, ep) is None:
-                fl.empty(2)  # not everyone submitted: the window closes it
-            assert fl.summary(self.tid, ep) is not None
+                fl.empty(2)  # not everyone able to submit did: the window closes it
+            summary = fl.summary(self.tid, ep)
+            assert summary is not None
+            raw = fl.blob(summary.step)
+            assert raw is not None
+            step = np.frombuffer(raw, dtype=np.int8)
+            assert np.count_nonzero(step) >= MIN_PROVABLE_SUPPORT  # resending it is provable
             self.flags.append({pub(k): fl.flags(self.tid, ep, k) for k, _ in pairs})
+            self.verdicts.append({pub(k): fl.verdict(self.tid, k) for k in fl.clients})
             self.check_leaves(ep)
 
     def check_leaves(self, ep: int) -> None:
@@ -161,7 +180,7 @@ class Run:
         for k in fl.clients:
             v = fl.verdict(tid, k)
             leaf = slash_leaf(fl, tid, k)
-            if v is None or not v.slashable:
+            if v is None or not v.slashable:  # a barred client has no leaf either
                 assert leaf is None
                 continue
             reason, when = v.reason, v.epoch
@@ -179,68 +198,117 @@ def run() -> Run:
 
 def test_run_flags_are_what_the_scenario_needs(run: Run) -> None:
     zero, noisy, reformed = pub(run.zero), pub(run.noisy), pub(run.reformed)
+    replayer, late = pub(run.replayer), pub(run.late)
     for ep, flags in enumerate(run.flags):
         for k in run.hon:
             assert flags.get(pub(k), 0) == 0, (ep, Flag(flags[pub(k)]))
-    assert Flag(run.flags[0][zero]) & CERTAIN == Flag.ZERO
-    assert run.flags[0][noisy] & STATISTICAL and not run.flags[0][noisy] & CERTAIN
-    assert run.flags[1][noisy] & STATISTICAL and not run.flags[1][noisy] & CERTAIN
-    assert run.flags[0][reformed] & STATISTICAL and not run.flags[0][reformed] & CERTAIN
+    assert Flag(run.flags[0][zero]) & EXACT == Flag.ZERO
+    assert run.flags[0][noisy] & STATISTICAL and not run.flags[0][noisy] & EXACT
+    assert run.flags[1][noisy] & STATISTICAL and not run.flags[1][noisy] & EXACT
+    assert run.flags[0][reformed] & STATISTICAL and not run.flags[0][reformed] & EXACT
     assert run.flags[1][reformed] == run.flags[2][reformed] == 0
-    assert noisy not in run.flags[2] and zero not in run.flags[1]
+    assert run.flags[0][replayer] == 0
+    assert Flag(run.flags[1][replayer]) & EXACT == Flag.REPLAY_GLOBAL
+    assert run.flags[0][late] == run.flags[1][late] == 0
+    assert Flag(run.flags[2][late]) & EXACT == Flag.REPLAY_GLOBAL
+    assert noisy not in run.flags[2] and replayer not in run.flags[2]
+    assert zero not in run.flags[1] and zero not in run.flags[2]
+
+
+def test_run_verdicts_strike_bar_and_slash_as_the_policy_says(run: Run) -> None:
+    """Strikes for every flag, one off per clean epoch, barred at two, slashable only for the
+    provable resend of a global step; every stake record untouched."""
+    fl = run.fl
+    by_epoch = [{k: run.verdicts[ep][pub(k)] for k in fl.clients} for ep in range(3)]
+    one_strike = Verdict(1, False, 0, NO_EPOCH)
+    for ep in range(3):
+        for k in run.hon:
+            assert by_epoch[ep][k] == CLEAN, (ep, by_epoch[ep][k])
+        # zero: one strike that never decays, since it stopped submitting
+        assert by_epoch[ep][run.zero] == one_strike
+    # reformed: struck once, then two clean epochs take the strike away (never below 0)
+    assert [by_epoch[ep][run.reformed] for ep in range(3)] == [one_strike, CLEAN, CLEAN]
+    # noisy: its second strike bars it, reason the flags of that epoch; barred is final
+    barred = Verdict(2, False, run.flags[1][pub(run.noisy)], 1, barred=True)
+    assert [by_epoch[ep][run.noisy] for ep in range(3)] == [one_strike, barred, barred]
+    assert barred.reason & int(STATISTICAL) == barred.reason
+    # the resends of a global step: slashable at once, with no strike before
+    replay = int(Flag.REPLAY_GLOBAL)
+    assert [by_epoch[ep][run.replayer] for ep in range(3)] == [
+        CLEAN,
+        Verdict(0, True, replay, 1),
+        Verdict(0, True, replay, 1),
+    ]
+    assert [by_epoch[ep][run.late] for ep in range(3)] == [
+        CLEAN,
+        CLEAN,
+        Verdict(0, True, replay, 2),
+    ]
+    for k in fl.clients:  # verdicts are the rollup's; a slash happens on the L1
+        assert read_stake(fl, pub(k)).status == STAKED
 
 
 def test_slash_leaf_appears_when_the_verdict_becomes_slashable(run: Run) -> None:
     fl, tid = run.fl, run.tid
-    # zero: slashable in epoch 0, reason ZERO; noisy: in epoch 1 after its second strike
-    assert slash_leaf(fl, tid, run.zero) == (0).to_bytes(4, "big") + int(Flag.ZERO).to_bytes(
-        4, "big"
-    )
-    assert run.slash_before[1][pub(run.zero)] == slash_leaf(fl, tid, run.zero)
-    reason = run.flags[1][pub(run.noisy)] & int(STATISTICAL)
-    assert slash_leaf(fl, tid, run.noisy) == (1).to_bytes(4, "big") + reason.to_bytes(4, "big")
-    assert run.slash_before[1][pub(run.noisy)] is None
-    assert run.slash_before[2][pub(run.noisy)] == slash_leaf(fl, tid, run.noisy)
-    assert settlement.decode_slash_evidence(slash_leaf(fl, tid, run.noisy) or b"") == (1, reason)
-    # one strike is not slashable; honest clients never have a leaf
-    for k in (*run.hon, run.reformed):
+    replay = int(Flag.REPLAY_GLOBAL)
+    # replayer: slashable in epoch 1, reason REPLAY_GLOBAL; late: in epoch 2, the last close
+    leaf = slash_leaf(fl, tid, run.replayer)
+    assert leaf == (1).to_bytes(4, "big") + replay.to_bytes(4, "big")
+    assert settlement.decode_slash_evidence(leaf) == (1, replay)
+    assert run.slash_before[1][pub(run.replayer)] is None
+    assert run.slash_before[2][pub(run.replayer)] == leaf
+    leaf = slash_leaf(fl, tid, run.late)
+    assert leaf == (2).to_bytes(4, "big") + replay.to_bytes(4, "big")
+    assert run.slash_before[2][pub(run.late)] is None
+    # strikes, even enough to bar (noisy), are not slashable; honest clients never have a leaf
+    for k in (*run.hon, run.zero, run.noisy, run.reformed):
         assert slash_leaf(fl, tid, k) is None
     # final: later blocks do not touch it
-    before = {k: slash_leaf(fl, tid, k) for k in (run.zero, run.noisy)}
+    before = {k: slash_leaf(fl, tid, k) for k in (run.replayer, run.late)}
     fl.empty(3)
-    assert {k: slash_leaf(fl, tid, k) for k in (run.zero, run.noisy)} == before
+    assert {k: slash_leaf(fl, tid, k) for k in (run.replayer, run.late)} == before
 
 
 def test_slash_leaf_proof_verifies_against_the_state_root(run: Run) -> None:
     fl, tid = run.fl, run.tid
-    for k in (run.zero, run.noisy):
+    for k in (run.replayer, run.late):
         leaf = slash_leaf(fl, tid, k)
         assert leaf is not None
         assert_proven(fl, state_keys.slash_evidence(pub(k), tid), leaf)
-    # an honest client's absence is provable too
+    # an honest client's absence is provable too, and so is a barred one's
     root = fl.root
-    key = state_keys.slash_evidence(pub(run.hon[0]), tid)
-    proof = SparseMerkleTree(fl.chain.store).prove(root, key)
-    assert verify_proof(root, key, None, proof)
-    assert not verify_proof(root, key, bytes(8), proof)
+    for k in (run.hon[0], run.noisy):
+        key = state_keys.slash_evidence(pub(k), tid)
+        proof = SparseMerkleTree(fl.chain.store).prove(root, key)
+        assert verify_proof(root, key, None, proof)
+        assert not verify_proof(root, key, bytes(8), proof)
 
 
-def test_reward_shares_count_accepted_updates_and_stick_flagged(run: Run) -> None:
+def test_reward_shares_count_unflagged_updates_and_stick_flagged_when_excluded(
+    run: Run,
+) -> None:
     fl, tid = run.fl, run.tid
     for k in run.hon[:6]:
         assert reward(fl, tid, k) == (3, False)
     assert reward(fl, tid, run.hon[6]) == (2, False)  # skipped epoch 2
-    assert reward(fl, tid, run.zero) == (1, True)
-    assert reward(fl, tid, run.noisy) == (2, True)
-    assert reward(fl, tid, run.reformed) == (3, True)  # flagged in epoch 0 only: sticky
+    assert reward(fl, tid, run.zero) == (0, False)  # its one update was flagged: a strike only
+    assert reward(fl, tid, run.noisy) == (0, True)  # barred: forfeits its share
+    assert reward(fl, tid, run.reformed) == (2, False)  # loses only the flagged epoch's share
+    assert reward(fl, tid, run.replayer) == (1, True)  # slashable: its clean epoch 0 forfeited
+    assert reward(fl, tid, run.late) == (2, True)
     # the raw 5 bytes, and their proof
     raw = fl.get(state_keys.reward_share(tid, pub(run.hon[0])))
     assert raw == bytes.fromhex("0000000300")
     assert_proven(fl, state_keys.reward_share(tid, pub(run.hon[0])), raw)
-    # recomputed from the epoch records
+    raw = fl.get(state_keys.reward_share(tid, pub(run.noisy)))
+    assert raw == bytes.fromhex("0000000001")
+    assert_proven(fl, state_keys.reward_share(tid, pub(run.noisy)), raw)
+    # recomputed from the epoch records and the verdicts
     for k in fl.clients:
         mine = [f[pub(k)] for f in run.flags if pub(k) in f]
-        assert reward(fl, tid, k) == (len(mine), any(mine))
+        v = fl.verdict(tid, k)
+        assert v is not None
+        assert reward(fl, tid, k) == (mine.count(0), not v.standing)
 
 
 def test_settlement_written_when_the_last_epoch_closes(run: Run) -> None:
@@ -249,7 +317,9 @@ def test_settlement_written_when_the_last_epoch_closes(run: Run) -> None:
     assert (task.status, task.epoch) == (FINISHED, 3)
     raw = fl.get(state_keys.settlement(tid))
     assert raw is not None
-    total = 6 * 3 + 2  # the honest clients; reformed, zero and noisy were flagged
+    # the honest clients' updates and reformed's two clean ones; zero has none; noisy (barred),
+    # replayer and late (slashable) forfeit theirs
+    total = 6 * 3 + 2 + 2
     assert raw == b"\x02" + (3).to_bytes(4, "big") + total.to_bytes(8, "big")
     assert settlement.decode_settlement(raw) == settlement.Settlement(2, 3, total)
     assert_proven(fl, state_keys.settlement(tid), raw)
@@ -284,22 +354,24 @@ def test_settlement_written_once_when_the_target_is_reported() -> None:
     assert receipt(fl.block(low), low) == (1, 0)
     assert fl.get(state_keys.settlement(tid)) is None
     fl.submit_all(tid, 1, [(k, h.one()) for k in hon])
-    fl.empty(2)  # zero is slashable: the window closes epoch 1
+    fl.empty(2)  # zero (one strike) could submit and does not: the window closes epoch 1
     assert fl.task(tid).epoch == 2
     assert fl.get(state_keys.settlement(tid)) is None
     hit = fl.report(fl.evaluator, tid, 1, 900_000)
     assert receipt(fl.block(hit), hit) == (1, 0)
     assert fl.task(tid).status == COMPLETE
     raw = fl.get(state_keys.settlement(tid))
-    # two epochs trained; the zero sender's one update is flagged and does not count
+    # two epochs trained; the zero sender's one update is flagged and does not count, and one
+    # strike does not exclude it (a share of 0, not flagged)
     assert raw == b"\x01" + (2).to_bytes(4, "big") + (10).to_bytes(8, "big")
-    assert reward(fl, tid, zero) == (1, True)
+    assert reward(fl, tid, zero) == (0, False)
+    assert fl.verdict(tid, zero) == Verdict(1, False, 0, NO_EPOCH)
     assert_proven(fl, state_keys.settlement(tid), raw)
     # a repeated report (it fails) and a late submission leave it alone
     again = fl.report(fl.requester, tid, 1, 950_000)
     late = fl.submit(hon[0], tid, 2, h.one())
     result = fl.block(again, late)
-    assert receipt(result, again) == (0, Code.EXECUTION_FAILED)
+    assert receipt(result, again) == (0, Code.ALREADY_EVALUATED)
     assert receipt(result, late) == (0, Code.TASK_CLOSED)
     fl.empty(3)
     assert fl.get(state_keys.settlement(tid)) == raw
@@ -339,7 +411,7 @@ def test_fund_records_the_deposit_once() -> None:
     assert funding(fl, tid) == Funding(requester, 10**18)
     again = fl.deposit("fund", [tid, b"\xbb" * 20, 5])
     result = fl.block(again)
-    assert receipt(result, again) == (0, Code.EXECUTION_FAILED)
+    assert receipt(result, again) == (0, Code.TASK_ALREADY_FUNDED)
     assert result.receipts[0].message == "task already funded"
     assert funding(fl, tid) == Funding(requester, 10**18)
     # the event was consumed all the same
@@ -389,11 +461,11 @@ def test_stake_for_a_slashed_key_fails() -> None:
     restake = fl.deposit("stake", [k, b"\x09" * 20, 1000])
     result = fl.block(slash, restake)
     assert receipt(result, slash) == (1, 0)
-    assert receipt(result, restake) == (0, Code.EXECUTION_FAILED)
+    assert receipt(result, restake) == (0, Code.KEY_ALREADY_BOUND)
     assert read_stake(fl, k) == StakeRecord(b"\x01" * 20, 1000, SLASHED)  # type: ignore[arg-type]
     # in a later block too
     later = fl.deposit("stake", [k, b"\x01" * 20, 1000])
-    assert receipt(fl.block(later), later) == (0, Code.EXECUTION_FAILED)
+    assert receipt(fl.block(later), later) == (0, Code.KEY_ALREADY_BOUND)
     assert read_stake(fl, k).status == SLASHED
 
 

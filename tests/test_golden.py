@@ -5,6 +5,12 @@ the L1 services and the SDK (issue 9), which was to change no byte. A refactor t
 of them has changed consensus (or the RPC wire format): it must be deliberate, and documented in
 docs/protocol.md, never a side effect. Each digest is the sha256 of every block's hash and state
 root in order, so it pins every intermediate root, not only the last.
+
+History: first pinned before the structural refactor (issue 9), which changed none of them.
+Re-pinned once, deliberately, for the verdict policy of issue 10's first slice (statistical and
+exact-but-unprovable flags bar instead of slashing; verdicts gained ``barred``; rewards count
+unflagged updates) and receipt codes v2 (docs/rpc.md). The deposits chain has no verdicts: its
+state roots did not move, only its block hashes (its failed deposits' receipt codes).
 """
 
 from __future__ import annotations
@@ -79,33 +85,33 @@ def deposits_chain() -> FL:
 
 PINNED_CHAINS: dict[str, tuple[str, str]] = {
     "scenario": (
-        "a595de4d6f8772979ea0e113e666bf1235472652ca29ee33bd644dc1acd747f3",
-        "3b2b09f39b8c8557307640e59ea3104b1a47f83ea734b404e42856e1563aead7",
+        "0b5eaa9fab9fc29af3522227fc95c24bad5db5c34e98c42affb9ff666c5444be",
+        "462e733adf5523a2b20684dd27dca0c6b736f6ca95da5675c854a25fc97d3160",
     ),
     "settlement_run": (
-        "525783a6964779957ea96e94f474de4d3ef3d48af64af459db90fa22f40eaec2",
-        "47cb1427ec62db79258c9575b94fc49ac8acd6b778e69487062ee8c8e29a0eda",
+        "279573ae6c7b87e0dc58bdac1b33379c845cbeb3488b09db67bcb2889fb7b4f0",
+        "91639cea0428ff5dca4427f43c13bef50b8f93fdc70ebb073f5af03f9be2c3dd",
     ),
     "chunky_median": (
-        "a02eb98ff91e53dedfdb82d18c7885f25fc11ed4671feb837394d89ae938660e",
-        "974a00041c3b60a18f27177b3670965208faf2531421cba2b70f6ccac75f0054",
+        "707928e33d1c1ea011803e3020e74e12b376a9581d9db3448845c7043bcbd2b9",
+        "f637f6214ca78a3df1c86ca073fa0afb4c7d4969785e46d3c5a0971f2ad15e26",
     ),
     "chunky_int16_trimmed": (
-        "c2c6b993584360d4efdbb7b3d6f05b7e4f251a0e3a51a85e063085d05397d6f8",
-        "57857716eaca620f5d978e40381527365e1cad016a716c76b2526fb465c6ef85",
+        "8760d318299c53d4dc034b290b0d016b33b9f8593374fcf07625bc9f28c9598e",
+        "88e630bc51417aaa70e2147eee8ce45ea6e891bc6dbfb9ccae952c95f5e29511",
     ),
     "deposits": (
-        "deb605b8b15260351860f895939d32514e868cf5c3283585db7e0375c0d78f65",
+        "0efcfc90f12b4f33f1b2d7c82a7a25033386c4bb255dd76912eb5e179be2dbb3",
         "7e281be17a41716811c4066468decfdfa62d417ed55cc9652543880eb2511f91",
     ),
 }
 
 PINNED_ROOTS: dict[str, str] = {
-    "chunky_int16_trimmed": "da6c1e8576d287b4c146df1f35603e68041fed7e16e5fbf75f70f7d94c8cd9f3",
-    "chunky_median": "a19459da188d57ba49bd17bee2b65e9763cfde6f244c451850b7d34216b8bdd4",
+    "chunky_int16_trimmed": "271abaa50f63444c72d904040a4d0ff4aa6148da9e5afc0842f93996d77165c6",
+    "chunky_median": "4eb32e57c49f6aeda47772e77332ea0360e2397dd1d3157a3c81082da9f84cbb",
     "deposits": "d0b14a8b82675b5777f7d19358b154f75acebe067f413f26f93fb2d7fec49f0d",
-    "scenario": "1ef7a9681c5ffc38756b6ca2aca63a2cb46055b21dcdc097d876ac571c9fc5a9",
-    "settlement_run": "9f91ac53798f967234ecc1751410fb52625d676211be6669480985c869c50863",
+    "scenario": "d24f004ca86724da78c4eae578d91a3ce7db784d77dc4cc546a4b29dd0b29263",
+    "settlement_run": "a42391b5f7a44acca238372c3456efef42d58d9191a04f93fba0684d6a099b6f",
 }
 
 BUILDERS = {
@@ -128,7 +134,7 @@ def test_fixture_chains_keep_their_pinned_hashes_and_roots(name: str) -> None:
 # -- the FL RPC answers, on a node whose clock is pinned -------------------------------
 
 SCRIPT = b"print('golden')\n"
-PINNED_RPC_DIGEST = "1d7cb73f75d37aeb405eb777be7dc4b6f73c4bcc73238dab3fa85310923f103c"
+PINNED_RPC_DIGEST = "a6cff745aae026491920a6021a34962a300d225c88d8bedaef6a64ad17ebcb45"
 
 
 def golden_params(model: bytes, evaluator: bytes) -> TaskParams:

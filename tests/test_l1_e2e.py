@@ -23,7 +23,7 @@ from l1_node import (
     L1Net,
     l1_net,
 )
-from rpc_fixtures import CHAIN_ID, hx
+from rpc_fixtures import CHAIN_ID, NodeHarness, hx, unhex
 
 from client_sdk import fl, put_blob
 from client_sdk.keys import Keypair
@@ -56,8 +56,17 @@ def task_params(model: bytes, script: bytes, d: int, shift: int) -> TaskParams:
     )  # fmt: skip
 
 
+async def free_ride(h: NodeHarness, task_id: bytes, epoch: int, d: int) -> np.ndarray:
+    """Zeros, or from epoch 1 the previous global step read back from the chain."""
+    if epoch == 0:
+        return np.zeros(d, np.int8)
+    step = (await h.result("mps_getTask", hx(task_id)))["previousStep"]
+    return np.frombuffer(unhex(await h.result("mps_getBlob", step)), np.int8)
+
+
 async def run_federation(net: L1Net, clients: list[Keypair]) -> bytes:
-    """Two epochs: five honest clients and one free rider sending zeros."""
+    """Two epochs: five honest clients and one free rider: zeros in epoch 0 (a strike), the
+    previous global step in epoch 1 (provable: slashable)."""
     h = net.h
     requester = Keypair.generate()
     d, shift = 200, 10
@@ -76,11 +85,9 @@ async def run_federation(net: L1Net, clients: list[Keypair]) -> bytes:
     for epoch in range(2):
         direction = rng.normal(0, 0.03, d)
         for i, c in enumerate(clients):
-            u = (
-                np.zeros(d, np.int8)
-                if i == 5
-                else fl.quantize(direction + rng.normal(0, 0.01, d), shift)
-            )
+            u = fl.quantize(direction + rng.normal(0, 0.01, d), shift)
+            if i == 5:
+                u = await free_ride(h, task_id, epoch, d)
             await h.send_ok(fl.submit_update(c, CHAIN_ID, 1 + epoch, task_id, epoch, u))
         await h.seal()
         for _ in range(4):  # a slashed client's update fails: the window closes the epoch

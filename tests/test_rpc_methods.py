@@ -164,7 +164,7 @@ async def test_failed_execution_receipt(h: NodeHarness):
     await h.seal()
     rc = await h.result("mps_getTransactionReceipt", hx(dup.hash))
     assert rc["status"] == 0
-    assert rc["code"] == Code.EXECUTION_FAILED and rc["codeName"] == "EXECUTION_FAILED"
+    assert rc["code"] == Code.BLOB_ALREADY_STORED and rc["codeName"] == "BLOB_ALREADY_STORED"
     assert "already stored" in rc["message"]
     assert await h.result("mps_getNonce", hx(kp.public_key)) == 2
 

@@ -107,7 +107,8 @@ class Flow:
 
     @property
     def rider(self) -> MPSClient:
-        """The free rider: it sends zeros in epoch 0 and is slashed for it."""
+        """The free rider: zeros in epoch 0 (a strike), then the previous global step in epoch 1,
+        a public vector: provable, and slashed for it."""
         return self.clients[5]
 
 
@@ -162,15 +163,20 @@ async def train_epoch(flow: Flow, task_id: bytes, epoch: int, rng: np.random.Gen
         run(c.submit_update, task_id, epoch, direction + rng.normal(0, 0.01, D))
         for c in flow.clients[:5]
     ]
-    if epoch == 0:
-        subs.append(run(flow.rider.submit_update, task_id, 0, np.zeros(D)))
-    else:  # the free rider is slashable: the node refuses its update, and the epoch
-        # closes as soon as the five others are in (it does not wait for the rider)
-        with pytest.raises(NotStaked):
-            await run(flow.rider.submit_update, task_id, 1, np.zeros(D))
+    subs.append(run(flow.rider.submit_update, task_id, epoch, await free_ride(flow, task_id)))
     await asyncio.gather(*subs)
     summary = await run(flow.honest.wait_for_epoch, task_id, epoch, 20.0)
     assert summary["epoch"] == epoch
+
+
+async def free_ride(flow: Flow, task_id: bytes) -> np.ndarray:
+    """Zeros, or once there is one the previous global step, read back from the chain (the
+    SDK quantizes it back to the very same integers)."""
+    task = await run(flow.rider.task, task_id)
+    if task["previousStep"] is None:
+        return np.zeros(D)
+    step = np.frombuffer(await run(flow.rider.blob, task["previousStep"]), np.int8)
+    return step.astype(np.float64) / 2 ** int(task["shift"])
 
 
 async def post_first_batch(flow: Flow, task_id: bytes) -> tuple[int, bytes, int]:
@@ -192,8 +198,11 @@ async def check_slashing_states(flow: Flow, task_id: bytes, batch: tuple[int, by
     assert not good.slashable and good.strikes == 0
     assert [(r["epoch"], r["flags"]) for r in good.records] == [(0, 0), (1, 0)]
     bad = await run(flow.rider.slashing_state, task_id)
-    assert bad.slashable and "ZERO" in bad.reason_names and bad.slash_epoch == 0
-    assert [r["epoch"] for r in bad.records] == [0]
+    assert bad.slashable and bad.reason_names == ["REPLAY_GLOBAL"] and bad.slash_epoch == 1
+    assert bad.strikes == 1 and not bad.barred  # the zeros of epoch 0: a strike, no more
+    assert [r["epoch"] for r in bad.records] == [0, 1]
+    assert "ZERO" in bad.records[0]["flagNames"]
+    assert "REPLAY_GLOBAL" in bad.records[1]["flagNames"]
     assert (await run(honest.slashing_state, task_id, None, "node")).verified_against == "node"
 
 

@@ -163,8 +163,8 @@ async def test_trap_rules_are_refused_before_anything_is_sent(
     """Rules outside the chain's bounds fail in the client: no blob uploaded, no fee paid."""
     kp = Keypair.generate()
     async with faces(kind, live_node.url, [kp]) as (requester,):
-        trap = replace(params(), rules=EpochRules(f=1, strikes_to_slash=1))
-        with pytest.raises(InvalidArgument, match="strikes_to_slash must be at least 2"):
+        trap = replace(params(), rules=EpochRules(f=1, strikes_to_bar=1))
+        with pytest.raises(InvalidArgument, match="strikes_to_bar must be at least 2"):
             await requester("create_task", trap, np.zeros(D), b"# trap\n")
         assert await requester("nonce", kp.public_key, True) == 0
 

@@ -10,6 +10,7 @@ from rpc_fixtures import CHAIN_ID, start_node, unhex
 from client_sdk import fl, put_blob
 from client_sdk.keys import Keypair
 from client_sdk.proofs import checked_value
+from stf.fl.records import NO_EPOCH, Verdict
 from stf.fl.rules import EpochRules
 from stf.fl.task import TaskParams
 from stf.genesis import GenesisStake
@@ -69,12 +70,19 @@ async def test_a_federation_epoch_through_the_sdk(tmp_path: Path) -> None:
         assert np.abs(step).max() <= np.abs(honest).max()
         assert np.corrcoef(step, honest.mean(axis=0))[0, 1] > 0.99
 
-        for who, slashable in ((clients[-1], True), (clients[0], False)):
+        # an all-zero update is a strike, not a slash: the free rider stays in the task (one
+        # more strike would bar it), its stake is not at stake; the honest client has no strike
+        for who, strikes in ((clients[-1], 1), (clients[0], 0)):
             state = await h.result(
                 "mps_getSlashingState", "0x" + task_id.hex(), "0x" + who.public_key.hex()
             )
-            assert state["slashable"] is slashable
-            assert checked_value(state["verdict"]) is not None
+            standing = (state["strikes"], state["slashable"], state["barred"])
+            assert standing == (strikes, False, False)
+            assert state["slashEpoch"] is None and state["barredEpoch"] is None
+            assert state["reason"] == 0 and state["reasonNames"] == []
+            raw = checked_value(state["verdict"])
+            assert raw is not None
+            assert Verdict.decode(raw) == Verdict(strikes, False, 0, NO_EPOCH)
             assert all(checked_value(r) is not None for r in state["records"])
 
         report = fl.report_evaluation(requester, CHAIN_ID, 3, task_id, 0, 0.95)

@@ -559,7 +559,7 @@ def test_failing_tx_included_with_status_zero(chain: Any, user_keys: list[Signin
     result = chain.build_and_commit([dup, after], timestamp_ms=2000)
     assert list(result.block.txs) == [dup, after]
     r0, r1 = result.receipts
-    assert (r0.status, r0.code, r0.index) == (0, Code.EXECUTION_FAILED, 0)
+    assert (r0.status, r0.code, r0.index) == (0, Code.BLOB_ALREADY_STORED, 0)
     assert "already stored" in r0.message
     assert (r1.status, r1.code) == (1, 0)
     # nonce advanced for both; the blob metadata still names the first uploader
@@ -643,24 +643,24 @@ def test_l1_deposit_lifecycle(chain: Any) -> None:
     cfg = chain.config
     c1, c2, c3 = b"\x01" * 32, b"\x02" * 32, b"\x03" * 32
     addr = b"\xab" * 20
+    bound, wrong = Code.KEY_ALREADY_BOUND, Code.WRONG_STAKE_STATUS
     steps = [
-        (dep(cfg, 0, 10, 0, "stake", [c1, addr, 500]), 1, (addr, 500, STAKED)),
-        (dep(cfg, 1, 10, 1, "unbond", [c1]), 1, (addr, 500, UNBONDING)),
-        (dep(cfg, 2, 10, 2, "unbond", [c1]), 0, (addr, 500, UNBONDING)),  # not staked
-        (dep(cfg, 3, 11, 0, "withdraw", [c1]), 1, (addr, 500, WITHDRAWN)),
-        (dep(cfg, 4, 11, 1, "slash", [c1]), 0, (addr, 500, WITHDRAWN)),
-        (dep(cfg, 5, 12, 0, "stake", [c1, addr, 7]), 1, (addr, 7, STAKED)),  # re-stake
-        (dep(cfg, 6, 12, 1, "stake", [c1, addr, 8]), 0, (addr, 7, STAKED)),  # already bound
-        (dep(cfg, 7, 12, 2, "slash", [c1]), 1, (addr, 7, SLASHED)),
-        (dep(cfg, 8, 12, 3, "withdraw", [c1]), 0, (addr, 7, SLASHED)),
-        (dep(cfg, 9, 12, 4, "stake", [c1, addr, 9]), 0, (addr, 7, SLASHED)),
+        (dep(cfg, 0, 10, 0, "stake", [c1, addr, 500]), 0, (addr, 500, STAKED)),
+        (dep(cfg, 1, 10, 1, "unbond", [c1]), 0, (addr, 500, UNBONDING)),
+        (dep(cfg, 2, 10, 2, "unbond", [c1]), wrong, (addr, 500, UNBONDING)),  # already unbonding
+        (dep(cfg, 3, 11, 0, "withdraw", [c1]), 0, (addr, 500, WITHDRAWN)),
+        (dep(cfg, 4, 11, 1, "slash", [c1]), wrong, (addr, 500, WITHDRAWN)),
+        (dep(cfg, 5, 12, 0, "stake", [c1, addr, 7]), 0, (addr, 7, STAKED)),  # re-stake
+        (dep(cfg, 6, 12, 1, "stake", [c1, addr, 8]), bound, (addr, 7, STAKED)),
+        (dep(cfg, 7, 12, 2, "slash", [c1]), 0, (addr, 7, SLASHED)),
+        (dep(cfg, 8, 12, 3, "withdraw", [c1]), wrong, (addr, 7, SLASHED)),
+        (dep(cfg, 9, 12, 4, "stake", [c1, addr, 9]), bound, (addr, 7, SLASHED)),
     ]
-    for tx, status, record_after in steps:
+    for tx, code, record_after in steps:
         result = chain.build_and_commit([tx])
         assert codes(result) == [], tx
-        assert [r.status for r in result.receipts] == [status], tx
-        if status == 0:
-            assert result.receipts[0].code == Code.EXECUTION_FAILED
+        # each fault has its own code: a stake of a bound key, a move its status forbids
+        assert [(r.status, r.code) for r in result.receipts] == [(int(code == 0), code)], tx
         assert _stake(chain, c1) == record_after
     # unbonding can be slashed; events about unknown keys fail with NOT_STAKED
     result = chain.build_and_commit(

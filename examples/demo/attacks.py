@@ -16,24 +16,24 @@ from stf.fl.task import TaskParams
 
 from .data import F64, Trainer
 
-ROLES = ("honest",) * 6 + ("signflip", "gauss", "labelflip", "fr_zero", "fr_copy", "fr_noise")
+ROLES = ("honest",) * 6 + ("signflip", "gauss", "labelflip", "fr_replay", "fr_copy", "fr_noise")
 N_CLIENTS = len(ROLES)
 ATTACKS = {
     "signflip": "sends -4 x its honest update",
     "gauss": "sends Gaussian noise, 10 x the honest RMS per coordinate",
     "labelflip": "trains on flipped labels (9 - y)",
-    "fr_zero": "free rider: sends an all-zero update",
+    "fr_replay": "free rider: resends the last global step, read from the chain (zeros at first)",
     "fr_copy": "free rider: copies another client's update of the epoch, read from the chain",
     "fr_noise": "free rider: sends noise scaled to the others' update norm (read from the chain)",
 }
 #: what bench/detection.py measures for each attack with these rules
 EXPECTED = {
-    "signflip": "KRUM_OUTLIER (or UNCORRELATED) strikes, slashable after 2",
-    "gauss": "KRUM_OUTLIER strikes, slashable after 2",
+    "signflip": "KRUM_OUTLIER (or UNCORRELATED) strikes, barred after 2",
+    "gauss": "KRUM_OUTLIER strikes, barred after 2",
     "labelflip": "KRUM_OUTLIER strikes; the slowest on non-IID data (3-8 epochs)",
-    "fr_zero": "ZERO, certain: slashable at once",
-    "fr_copy": "COPY, certain: slashable at once",
-    "fr_noise": "UNCORRELATED strikes, slashable after 2",
+    "fr_replay": "ZERO strike in epoch 0, then REPLAY_GLOBAL: provable, slashable at once",
+    "fr_copy": "COPY strikes (evidence, not proof: order decides who is the copy), barred after 2",
+    "fr_noise": "UNCORRELATED strikes, barred after 2",
 }
 #: free riders that need the others' updates of the epoch: they send once those are sealed
 SECOND_WAVE = ("fr_copy", "fr_noise")
@@ -68,9 +68,11 @@ def craft(
     epoch: int,
     client: int,
     peers: Sequence[npt.NDArray[Any]] = (),
+    prev_step: npt.NDArray[Any] | None = None,
 ) -> F64:
     """A client's float delta for this epoch. ``peers``: the integer updates already sent
-    this epoch (what the second-wave free riders read from the chain)."""
+    this epoch (what the second-wave free riders read from the chain); ``prev_step``: the
+    last global step (integers, public on the chain), None in the first epoch."""
     scale = float(2**params.shift)
     rng = np.random.default_rng([trainer.seed, epoch, client, 7])
     if role == "honest":
@@ -83,8 +85,10 @@ def craft(
         return rng.normal(0.0, GAUSS_SCALE * rms, params.d)
     if role == "labelflip":
         return trainer.local_delta(base, idx, epoch, client, flip_labels=True, params=params)
-    if role == "fr_zero":
-        return np.zeros(params.d)
+    if role == "fr_replay":
+        if prev_step is None:
+            return np.zeros(params.d)
+        return prev_step.astype(np.float64) / scale  # quantizes back to the very same integers
     if role == "fr_copy":
         k = pick_copy(peers)
         if k is None:

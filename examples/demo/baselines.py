@@ -27,6 +27,7 @@ class Baselines:
         self.w_ho = w0.copy()  # FedAvg of the honest clients alone
         self.acc_fedavg: list[float] = []
         self.acc_honest: list[float] = []
+        self.prev_step: npt.NDArray[np.int8] | None = None  # plain FedAvg's last step, int8
 
     def step(self, e: int, members: list[Member], p: TaskParams) -> tuple[float, float]:
         """Epoch ``e`` of both (the second-wave free riders see the others' updates, as on the
@@ -35,9 +36,11 @@ class Baselines:
         scale = float(2**p.shift)
         ups: list[npt.NDArray[np.int64]] = []
         for m in sorted(members, key=lambda m: m.role in SECOND_WAVE):
-            delta = craft(m.role, tr, p, self.w_fa, parts[m.index], e, m.index, ups)
+            delta = craft(m.role, tr, p, self.w_fa, parts[m.index], e, m.index, ups, self.prev_step)
             ups.append(quantize(delta, p.shift).astype(np.int64))
-        self.w_fa = self.w_fa + np.mean(ups, axis=0) / scale
+        mean = np.mean(ups, axis=0)
+        self.w_fa = self.w_fa + mean / scale
+        self.prev_step = np.clip(np.rint(mean), -127, 127).astype(np.int8)
         hon = [
             quantize(tr.local_delta(self.w_ho, parts[m.index], e, m.index, params=p), p.shift)
             for m in members

@@ -3,7 +3,7 @@ the clients send their updates, the epoch closes, and the requester reports its 
 
 The rules (``EpochRules(f=1)``, ``min_clients`` 5): Krum needs ``min_clients > 2f + 2``, and an
 epoch closes only with ``min_clients`` updates, so ``min_clients`` must stay within the six
-honest clients (once the cheaters are slashed they are all that is left): f = 1.
+honest clients (once the cheaters are barred or slashed they are all that is left): f = 1.
 """
 
 from __future__ import annotations
@@ -14,6 +14,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from client_sdk import fl
 from client_sdk.answers import as_bytes
@@ -112,7 +114,7 @@ class Federation:
             " (examples/demo/data.py)\n"
             f"  {self.opts.epochs} epochs, window {WINDOW_BLOCKS} blocks; rules f = {F},"
             f" min_clients {MIN_CLIENTS} (> 2f + 2, and within the honest clients),"
-            f" krum_ratio 3, strikes_to_slash 2"
+            f" krum_ratio 3, strikes_to_bar 2"
         )
         list(self.ex.map(lambda m: m.mps.join(self.task_id), self.members))
         log(f"  {len(self.members)} clients joined")
@@ -126,12 +128,15 @@ class Federation:
             log(f"  the task is {task['status']}; stopping")
             return False
         base = req.base_model(self.task_id, e)
-        active = [m for m in self.members if not m.slashable and not m.lost]
+        prev = task["previousStep"]
+        prev_step = None if prev is None else np.frombuffer(req.blob(as_bytes(prev)), np.int8)
+        active = [m for m in self.members if not m.out and not m.lost]
         first = [m for m in active if m.role not in SECOND_WAVE]
         second = [m for m in active if m.role in SECOND_WAVE]
         parts = self.data.parts
         wave = [
-            (m, craft(m.role, self.trainer, p, base, parts[m.index], e, m.index)) for m in first
+            (m, craft(m.role, self.trainer, p, base, parts[m.index], e, m.index, (), prev_step))
+            for m in first
         ]
         submit_all(self.ex, self.task_id, e, wave)
         note = ""
@@ -181,9 +186,9 @@ class Federation:
         def refresh(m: Member) -> None:
             st = m.mps.slashing_state(self.task_id, trust="node")
             m.strikes = st.strikes
-            if st.slashable and not m.slashable:
-                m.slashable = True
+            if not m.out and (st.slashable or st.barred):
+                m.slashable, m.barred = st.slashable, st.barred
                 m.reason_names = list(st.reason_names)
-                m.slash_epoch = st.slash_epoch
+                m.slash_epoch, m.barred_epoch = st.slash_epoch, st.barred_epoch
 
         list(self.ex.map(refresh, flagged))

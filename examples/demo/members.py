@@ -30,10 +30,12 @@ class Member:
     role: str
     mps: MPSClient
     index: int  # position in the federation: its data part, its minibatch stream
-    slashable: bool = False
+    slashable: bool = False  # a provable offence: its stake is slashed on the L1
+    barred: bool = False  # too many strikes: out of the task, its stake untouched
     strikes: int = 0
     reason_names: list[str] = field(default_factory=list)
     slash_epoch: int | None = None
+    barred_epoch: int | None = None
     lost: str = ""  # why it stopped submitting otherwise (e.g. its stake went away)
     missed: str = ""  # why its update of the current epoch did not go in
     scores: list[int | None] = field(default_factory=list)
@@ -41,6 +43,15 @@ class Member:
     l1_status: str = ""
     reward_wei: int | None = None
     reward_note: str = ""
+
+    @property
+    def out(self) -> bool:
+        """Slashable or barred: the chain takes no more updates from it in the task."""
+        return self.slashable or self.barred
+
+    @property
+    def out_epoch(self) -> int | None:
+        return self.slash_epoch if self.slashable else self.barred_epoch
 
     @property
     def key(self) -> bytes:

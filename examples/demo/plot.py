@@ -14,7 +14,7 @@ ROLE_COLORS = {
     "signflip": "tab:red",
     "gauss": "tab:orange",
     "labelflip": "tab:purple",
-    "fr_zero": "tab:brown",
+    "fr_replay": "tab:brown",
     "fr_copy": "tab:pink",
     "fr_noise": "tab:olive",
 }
@@ -28,7 +28,7 @@ class ClientSeries:
     role: str  # "honest", or the attack
     scores: list[int | None]  # Krum score per epoch (None: sent nothing that epoch)
     flagged: list[bool]  # a flag that epoch
-    slashed_epoch: int | None = None  # the epoch whose close made it slashable
+    slashed_epoch: int | None = None  # the epoch whose close made it slashable or barred
 
     @property
     def honest(self) -> bool:
@@ -97,7 +97,7 @@ def plot(data: DemoFigure, path: str | Path) -> Path:
     extra = [
         Line2D([], [], color="tab:blue", marker=".", lw=1, label="honest clients"),
         Line2D([], [], color="red", marker="o", markerfacecolor="none", lw=0, label="flagged"),
-        Line2D([], [], color="black", marker="*", lw=0, label="became slashable"),
+        Line2D([], [], color="black", marker="*", lw=0, label="became slashable or barred"),
     ]
     ax2.legend(handles=[extra[0], *handles, *extra[1:]], fontsize=8, loc="upper right")
     ax2.set_yscale("log")

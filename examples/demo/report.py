@@ -65,13 +65,14 @@ def print_epoch(
     for m in members:
         score = m.scores[-1]
         if score is None:
-            why = m.lost or m.missed or ("slashable: sends nothing" if m.slashable else "-")
+            why = m.lost or m.missed or ("out of the task: sends nothing" if m.out else "-")
             log(f"    {m.name:9s} {m.role:9s} {'':>9s}  {why}")
             continue
         flags = m.flags[-1]
         verdict = ""
-        if flags and m.slashable and m.slash_epoch == e:
-            verdict = f"SLASHABLE ({', '.join(m.reason_names)})"
+        if flags and m.out and m.out_epoch == e:
+            what = "SLASHABLE" if m.slashable else "BARRED"
+            verdict = f"{what} ({', '.join(m.reason_names)})"
         elif flags:
             verdict = f"strike {m.strikes}"
         log(f"    {m.name:9s} {m.role:9s} {score:9.3g}  {fmt_flags(flags):26s} {verdict}")
@@ -96,7 +97,7 @@ def figure(fed: Federation) -> DemoFigure:
         fedavg=fed.baselines.acc_fedavg,
         honest_only=fed.baselines.acc_honest,
         clients=[
-            ClientSeries(m.label, m.role, m.scores, [bool(f) for f in m.flags], m.slash_epoch)
+            ClientSeries(m.label, m.role, m.scores, [bool(f) for f in m.flags], m.out_epoch)
             for m in fed.members
         ],
         title=(

@@ -11,6 +11,7 @@ import time
 from typing import Any
 
 from client_sdk.errors import RPCError, SDKError
+from client_sdk.slashing import SlashingState
 from stf.fl.flags import flag_names
 
 from .attacks import EXPECTED
@@ -42,6 +43,8 @@ def finish(fed: Federation) -> dict[str, Any]:
                 "role": m.role,
                 "key": m.key.hex(),
                 "slashable": m.slashable,
+                "barred": m.barred,
+                "barred_epoch": m.barred_epoch,
                 "reason": m.reason_names,
                 "slash_epoch": m.slash_epoch,
                 "strikes": m.strikes,
@@ -90,27 +93,32 @@ def _verdicts(fed: Federation) -> tuple[list[str], list[str], list[str]]:
     missed: list[str] = []
     honest_slashed: list[str] = []
     for m, st in zip(members, states, strict=True):
-        m.slashable, m.strikes = st.slashable, st.strikes
-        if st.slashable:
-            m.reason_names, m.slash_epoch = list(st.reason_names), st.slash_epoch
-        flagged_epochs = [r["epoch"] for r in st.records if r["flags"]]
-        if st.slashable:
-            what = f"SLASHABLE in epoch {st.slash_epoch}: {', '.join(st.reason_names)}"
-        elif flagged_epochs:
-            what = f"{st.strikes} strike(s) (epochs {flagged_epochs}), not slashable"
-        else:
-            what = "clean"
-        log(f"  {m.name:9s} {m.role:9s} {what}   [{st.verified_against}]")
+        m.slashable, m.barred, m.strikes = st.slashable, st.barred, st.strikes
+        if m.out:
+            m.reason_names = list(st.reason_names)
+            m.slash_epoch, m.barred_epoch = st.slash_epoch, st.barred_epoch
+        log(f"  {m.name:9s} {m.role:9s} {_verdict_line(st)}   [{st.verified_against}]")
         if not m.honest:
-            (caught if st.slashable else missed).append(m.role)
-        elif st.slashable:
+            (caught if m.out else missed).append(m.role)
+        elif m.out:
             honest_slashed.append(m.name)
-    log(f"  caught: {', '.join(caught) or 'none'}")
+    log(f"  caught (slashable or barred): {', '.join(caught) or 'none'}")
     for m in members:
-        if not m.honest and not m.slashable:
+        if not m.honest and not m.out:
             log(f"  not caught: {m.role} (bench/detection.py: {EXPECTED[m.role]})")
-    log(f"  honest clients slashed: {', '.join(honest_slashed) or 'none'}")
+    log(f"  honest clients slashed or barred: {', '.join(honest_slashed) or 'none'}")
     return caught, missed, honest_slashed
+
+
+def _verdict_line(st: SlashingState) -> str:
+    flagged_epochs = [r["epoch"] for r in st.records if r["flags"]]
+    if st.slashable:
+        return f"SLASHABLE in epoch {st.slash_epoch}: {', '.join(st.reason_names)}"
+    if st.barred:
+        return f"BARRED in epoch {st.barred_epoch}: {', '.join(st.reason_names)} (stake kept)"
+    if flagged_epochs:
+        return f"{st.strikes} strike(s) now (flagged in epochs {flagged_epochs})"
+    return "clean"
 
 
 def _l1_settlement(fed: Federation) -> dict[str, Any]:

@@ -103,6 +103,12 @@ def copy_flags(v: EpochView, i: int, rules: EpochRules) -> Flag:
     return flags
 
 
+#: The previous global step must have this many nonzero coordinates before resending it exactly
+#: is a provable offence (docs/protocol.md): a sparse step is what a converged federation's
+#: honest clients can produce themselves. Below it, an exact resend is a GLOBAL_ECHO (cosine 1).
+MIN_PROVABLE_SUPPORT = 64
+
+
 def replay_flags(v: EpochView, i: int, stats: EpochStats, rules: EpochRules) -> Flag:
     ni, gnorm, flags = v.norms[i], stats.global_sq, Flag.NONE
     own_dot, own_sq = stats.own_dots[i], stats.own_sq[i]
@@ -114,7 +120,7 @@ def replay_flags(v: EpochView, i: int, stats: EpochStats, rules: EpochRules) -> 
         flags |= Flag.REPLAY_OWN
     if stats.global_dots is not None and ni > 0:
         gdot = stats.global_dots[i]
-        if gdot == ni == gnorm:
+        if gdot == ni == gnorm and stats.global_support >= MIN_PROVABLE_SUPPORT:
             flags |= Flag.REPLAY_GLOBAL
         elif bool(robust.cosine_ge(gdot, ni, gnorm, *rules.global_echo_cos)):
             flags |= Flag.GLOBAL_ECHO

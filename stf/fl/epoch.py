@@ -19,6 +19,7 @@ import numpy.typing as npt
 
 from .. import encoding, state_keys
 from ..context import BlockContext
+from ..errors import Code, TxFailed
 from ..ids import BlobId, ClientKey, TaskId
 from ..stakes import not_staked
 from ..state import State
@@ -54,14 +55,17 @@ def load_verdict(state: State, task_id: TaskId, client: ClientKey) -> Verdict:
     return CLEAN if raw is None else Verdict.decode(raw)
 
 
-def submit_refusal(state: State, task_id: TaskId, client: ClientKey) -> str | None:
+def submit_refusal(state: State, task_id: TaskId, client: ClientKey) -> TxFailed | None:
     """Why ``submit_update`` refuses a joined ``client`` (its stake or its verdict in the
     task), or ``None``. The epoch close waits only for clients this lets in."""
     why = not_staked(state, client)
     if why is not None:
-        return f"client {client.hex()[:16]}… {why}"
-    if load_verdict(state, task_id, client).slashable:
-        return "client is slashable in this task"
+        return TxFailed(Code.NOT_STAKED, f"client {client.hex()[:16]}… {why}")
+    verdict = load_verdict(state, task_id, client)
+    if verdict.slashable:
+        return TxFailed(Code.SLASHABLE_IN_TASK, "client is slashable in this task")
+    if verdict.barred:
+        return TxFailed(Code.BARRED_FROM_TASK, "client is barred from this task (strikes)")
     return None
 
 
@@ -177,7 +181,7 @@ def _record_client(
     state.set(state_keys.verdict(task_id, client), v.encode())
     if v.slashable and not prev.slashable:
         write_slash_evidence(state, client, task_id, v.epoch, v.reason)
-    record_reward_share(state, task_id, client, c.flags)
+    record_reward_share(state, task_id, client, c.flags, not v.standing)
     state.set(state_keys.last_update(task_id, client), update)
 
 

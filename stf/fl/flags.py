@@ -1,15 +1,16 @@
-"""The flags an epoch close can raise against an update, and their two strengths.
+"""The flags an epoch close can raise against an update, and what each one costs.
 
-* **certain** offences need no statistics and slash at once: an exactly zero
-  update, an exact copy of an update submitted earlier in the epoch, or an exact
-  replay of the client's own previous update or of the last global step;
-* **statistical** flags are evidence: a Krum outlier (outside the Multi-Krum
-  selection and with a score above ``krum_ratio`` x the median), a near-zero
-  update, a near copy, an update nearly parallel to the last global step (a
-  "delta" free rider), an update uncorrelated both with the Multi-Krum selection
-  and with its own last update (a disguised free rider sending noise). A client
-  becomes slashable for them only after ``strikes_to_slash`` flagged epochs
-  (:func:`stf.fl.judge.next_verdict`).
+Every flag excludes the update from the epoch's aggregate and from the epoch's reward, and is a
+**strike**; a clean epoch takes one strike away. A client with ``strikes_to_bar`` strikes is
+**barred** from the task: it submits nothing more there and earns nothing more, but its stake
+is untouched. Statistics and exact coincidences are evidence, not proof: heterogeneous honest
+clients are Krum outliers, a small converged client's int8 update can repeat itself exactly, or
+be all zeros, and without commit-reveal the order of two equal updates is the sequencer's choice
+(a sybil that copies an honest update and is ordered first would make the honest one the copy).
+
+Only a **provable** offence makes a verdict slashable (its stake on the L1): today one, an update
+that is exactly the previous global step when that step has at least ``MIN_PROVABLE_SUPPORT``
+nonzero coordinates (:mod:`stf.fl.checks`). The argument is in docs/protocol.md.
 
 The bit values are consensus: they are in the client records and the slash evidence.
 """
@@ -21,10 +22,10 @@ from enum import IntFlag
 
 class Flag(IntFlag):
     NONE = 0
-    ZERO = 1  # certain: all coordinates zero
-    COPY = 2  # certain: equals an update submitted earlier this epoch
-    REPLAY_OWN = 4  # certain: equals the client's own previous update
-    REPLAY_GLOBAL = 8  # certain: equals the previous global step
+    ZERO = 1  # exact: all coordinates zero
+    COPY = 2  # exact: equals an update submitted earlier this epoch
+    REPLAY_OWN = 4  # exact: equals the client's own previous update
+    REPLAY_GLOBAL = 8  # exact and provable: equals a previous global step of enough support
     KRUM_OUTLIER = 16  # statistical
     NEAR_ZERO = 32  # statistical
     NEAR_COPY = 64  # statistical
@@ -32,7 +33,8 @@ class Flag(IntFlag):
     UNCORRELATED = 256  # statistical: uncorrelated with the selection and with its own past
 
 
-CERTAIN = Flag.ZERO | Flag.COPY | Flag.REPLAY_OWN | Flag.REPLAY_GLOBAL
+EXACT = Flag.ZERO | Flag.COPY | Flag.REPLAY_OWN | Flag.REPLAY_GLOBAL
+PROVABLE = Flag.REPLAY_GLOBAL  # the offences that slash (stf.fl.judge.next_verdict)
 STATISTICAL = (
     Flag.KRUM_OUTLIER | Flag.NEAR_ZERO | Flag.NEAR_COPY | Flag.GLOBAL_ECHO | Flag.UNCORRELATED
 )

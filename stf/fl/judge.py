@@ -12,7 +12,7 @@ standing in the task.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -20,7 +20,7 @@ import numpy.typing as npt
 
 from .aggregate import AggregatePlan, aggregate_blocks, plan_aggregate
 from .checks import epoch_view, flags_of
-from .flags import CERTAIN, STATISTICAL
+from .flags import PROVABLE
 from .records import NO_EPOCH, Verdict
 from .rules import EpochRules
 from .stats import DEFAULT_BUDGET_BYTES, EpochStats, RowReader, epoch_stats
@@ -107,12 +107,19 @@ def evaluate_epoch(
 
 
 def next_verdict(prev: Verdict, flags: int, epoch: int, rules: EpochRules) -> Verdict:
-    """Fold one epoch's flags into a client's standing; slashable is final."""
-    if prev.slashable:
+    """Fold one epoch's flags into a client's standing (:mod:`stf.fl.flags`).
+
+    A provable offence makes it slashable at once; any other flag is a strike, a clean epoch
+    takes one away, and ``strikes_to_bar`` strikes bar the client from the task. Barred and
+    slashable are final (a barred client submits nothing more, so it cannot become slashable).
+    """
+    if not prev.standing:
         return prev
-    if flags & CERTAIN:
-        return Verdict(prev.strikes, True, flags & CERTAIN, epoch)
-    strikes = prev.strikes + (1 if flags & STATISTICAL else 0)
-    if strikes >= rules.strikes_to_slash:
-        return Verdict(strikes, True, flags & STATISTICAL, epoch)
+    if flags & PROVABLE:
+        return Verdict(prev.strikes, True, flags & PROVABLE, epoch)
+    if not flags:
+        return replace(prev, strikes=max(0, prev.strikes - 1))
+    strikes = prev.strikes + 1
+    if strikes >= rules.strikes_to_bar:
+        return Verdict(strikes, False, flags, epoch, barred=True)
     return Verdict(strikes, False, 0, NO_EPOCH)

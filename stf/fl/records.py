@@ -97,20 +97,31 @@ class EpochSummary:
 
 @dataclass(frozen=True)
 class Verdict:
-    """``verdict/<task><client>``: a client's standing in a task; slashable is final."""
+    """``verdict/<task><client>``: a client's standing in a task; barred and slashable are final.
 
-    strikes: int  # epochs with a statistical flag so far
+    ``barred``: too many strikes, excluded from the task (no more updates, no more reward), the
+    stake untouched. ``slashable``: a provable offence, the stake can be slashed on the L1.
+    ``reason`` and ``epoch`` say which flags and which epoch decided the first of the two.
+    """
+
+    strikes: int  # flagged epochs, less one per clean epoch (never below 0)
     slashable: bool
-    reason: int  # the flags that made it slashable (0 if not)
-    epoch: int  # the epoch of the verdict (NO_EPOCH if not slashable)
+    reason: int  # the flags that barred it or made it slashable (0 while standing)
+    epoch: int  # the epoch that barred it or made it slashable (NO_EPOCH while standing)
+    barred: bool = False
+
+    @property
+    def standing(self) -> bool:
+        """May still submit in the task (neither barred nor slashable)."""
+        return not (self.barred or self.slashable)
 
     def encode(self) -> bytes:
-        return encoding.encode([self.strikes, self.slashable, self.reason, self.epoch])
+        return encoding.encode([self.strikes, self.slashable, self.reason, self.epoch, self.barred])
 
     @classmethod
     def decode(cls, raw: bytes) -> Verdict:
-        strikes, slashable, reason, ep = encoding.expect_list(encoding.decode(raw), 4, "verdict")
-        return cls(strikes, bool(slashable), reason, ep)
+        v = encoding.expect_list(encoding.decode(raw), 5, "verdict")
+        return cls(v[0], bool(v[1]), v[2], v[3], bool(v[4]))
 
 
 CLEAN = Verdict(0, False, 0, NO_EPOCH)  # the verdict of a client with no record

@@ -36,7 +36,7 @@ class EpochRules:
     near_copy_cos: tuple[int, int] = (999, 1000)
     global_echo_cos: tuple[int, int] = (996, 1000)
     uncorrelated_cos: tuple[int, int] = (2, 100)  # cosine floor (selection and own past)
-    strikes_to_slash: int = 2
+    strikes_to_bar: int = 2
 
     def validate(self, max_clients: int) -> None:
         if self.f < 0:
@@ -57,8 +57,8 @@ class EpochRules:
             num, den = getattr(self, name)
             if den <= 0 or num < 0:
                 raise ValueError(f"{name} must be a non-negative fraction")
-        if self.strikes_to_slash < 1:
-            raise ValueError("strikes_to_slash must be at least 1")
+        if self.strikes_to_bar < 1:
+            raise ValueError("strikes_to_bar must be at least 1")
 
     def to_list(self) -> list[Any]:
         return [
@@ -71,7 +71,7 @@ class EpochRules:
             list(self.near_copy_cos),
             list(self.global_echo_cos),
             list(self.uncorrelated_cos),
-            self.strikes_to_slash,
+            self.strikes_to_bar,
         ]
 
     @classmethod
@@ -87,7 +87,7 @@ class EpochRules:
             "near_copy_cos",
             "global_echo_cos",
             "uncorrelated_cos",
-            "strikes_to_slash",
+            "strikes_to_bar",
         )
         for i, name in enumerate(names):
             x = v[i]
@@ -121,7 +121,7 @@ class EpochRules:
 #
 # A requester chooses the rules, and the part of the pool its rules leave unpaid goes back to
 # it, so without bounds it could set a trap (``near_zero = 10^9/1`` flags every update,
-# ``strikes_to_slash = 1`` slashes on one odd epoch). Each bound keeps a threshold on the side
+# ``strikes_to_bar = 1`` bars a client on one odd epoch). Each bound keeps a threshold on the side
 # where it only catches what it names; ``create_task`` refuses a rule set outside them.
 
 
@@ -158,7 +158,7 @@ BOUNDS: dict[str, Bound] = {
     "uncorrelated_cos": Bound(
         Fraction(0), Fraction(1, 10), "honest non-IID updates can correlate as little as 0.1"
     ),
-    "strikes_to_slash": Bound(Fraction(2), None, "one odd epoch must never slash"),
+    "strikes_to_bar": Bound(Fraction(2), None, "one odd epoch must never bar a client"),
 }
 
 

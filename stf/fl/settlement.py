@@ -150,10 +150,14 @@ def read_reward_share(state: State, task_id: TaskId, client: ClientKey) -> tuple
     return (0, False) if raw is None else decode_reward_share(raw)
 
 
-def record_reward_share(state: State, task_id: TaskId, client: ClientKey, flags: int) -> None:
-    """One more recorded update for ``client``; ``flagged`` sticks once any update had a flag."""
+def record_reward_share(
+    state: State, task_id: TaskId, client: ClientKey, flags: int, excluded: bool
+) -> None:
+    """One more recorded update for ``client``: ``accepted`` counts its unflagged updates (a
+    flagged epoch earns nothing, and costs nothing more); ``flagged`` sticks once the client is
+    barred from the task or slashable (``excluded``), which forfeits its whole share."""
     accepted, flagged = read_reward_share(state, task_id, client)
     state.set(
         state_keys.reward_share(task_id, client),
-        encode_reward_share(accepted + 1, flagged or flags != 0),
+        encode_reward_share(accepted + (flags == 0), flagged or excluded),
     )

@@ -52,6 +52,7 @@ class EpochStats:
     gram: npt.NDArray[np.int64]  # (n, n): <u_i, u_j>
     global_dots: list[int] | None  # <u_i, previous step>; None without a previous step
     global_sq: int  # |previous step|^2 (0 without one)
+    global_support: int  # nonzero coordinates of the previous step (0 without one)
     own_dots: list[int | None]  # <u_i, own previous update>; None where there is none
     own_sq: list[int | None]  # |own previous update|^2
 
@@ -87,6 +88,7 @@ def epoch_stats(
     g = np.zeros((n, n), dtype=np.int64)
     gdots = np.zeros(n, dtype=np.int64)
     gsq = 0
+    gsupport = 0
     own_dots: list[int | None] = [None if o is None else 0 for o in own]
     own_sq: list[int | None] = [None if o is None else 0 for o in own]
     for start, stop in column_blocks(d, cols):
@@ -98,6 +100,7 @@ def epoch_stats(
             p = prev_global(start, stop).reshape(1, -1)
             gdots += robust.cross_gram(blk, p, backend=backend)[:, 0]
             gsq += int(robust.gram(p, backend=backend)[0, 0])
+            gsupport += int(np.count_nonzero(p))
         for i, read_own in enumerate(own):
             if read_own is not None:
                 o = read_own(start, stop)
@@ -107,6 +110,7 @@ def epoch_stats(
         g,
         None if prev_global is None else [int(v) for v in gdots.tolist()],
         gsq,
+        gsupport,
         own_dots,
         own_sq,
     )

@@ -43,7 +43,7 @@ class PutBlob(TxType):
         blob_hash = state.put_blob(data)
         key = state_keys.blob(blob_hash)
         if state.get(key) is not None:
-            raise TxFailed(Code.EXECUTION_FAILED, f"blob {blob_hash.hex()} is already stored")
+            raise TxFailed(Code.BLOB_ALREADY_STORED, f"blob {blob_hash.hex()} is already stored")
         state.set(key, BlobMeta(len(data), ClientKey(tx.sender), ctx.height).encode())
 
 

@@ -72,7 +72,7 @@ class CreateTask(TxType):
             raise TxFailed(Code.BLOB_NOT_FOUND, "training script blob is not stored")
         ids = open_tasks(state)
         if len(ids) >= MAX_OPEN_TASKS:
-            raise TxFailed(Code.EXECUTION_FAILED, f"at most {MAX_OPEN_TASKS} tasks may be open")
+            raise TxFailed(Code.TOO_MANY_OPEN_TASKS, f"at most {MAX_OPEN_TASKS} tasks may be open")
         task_id = TaskId(tx.hash)
         task = TaskState(p, ClientKey(tx.sender), base=p.init_model, epoch_start=ctx.height + 1)
         save_task(state, task_id, task)
@@ -133,7 +133,7 @@ class SubmitUpdate(TxType):
             raise TxFailed(Code.NOT_JOINED, "client has not joined this task")
         refusal = submit_refusal(state, task_id, client)
         if refusal is not None:
-            raise TxFailed(Code.NOT_STAKED, refusal)
+            raise refusal
         if epoch != task.epoch:
             raise TxFailed(Code.WRONG_EPOCH, f"epoch {epoch} is not the current epoch {task.epoch}")
         if client in task.submitted:
@@ -185,7 +185,7 @@ class ReportEvaluation(TxType):
             raise TxFailed(Code.WRONG_EPOCH, f"epoch {epoch} has not closed")
         summary = EpochSummary.decode(raw)
         if summary.reported:
-            raise TxFailed(Code.EXECUTION_FAILED, f"epoch {epoch} already has an evaluation")
+            raise TxFailed(Code.ALREADY_EVALUATED, f"epoch {epoch} already has an evaluation")
         state.set(state_keys.epoch(task_id, epoch), summary.with_accuracy(acc).encode())
         if task.status == OPEN and acc >= task.params.target_accuracy_ppm:
             task.status = COMPLETE

@@ -80,7 +80,7 @@ class L1Deposit(TxType):
         current = read_stake(state, client_key)
         if kind == "stake":
             if current is not None and current.status != StakeStatus.WITHDRAWN:
-                raise TxFailed(Code.EXECUTION_FAILED, "client key is already bound to a stake")
+                raise TxFailed(Code.KEY_ALREADY_BOUND, "client key is already bound to a stake")
             record = StakeRecord(L1Address(ev[1]), ev[2], StakeStatus.STAKED)
             write_stake(state, client_key, record)
             return
@@ -89,7 +89,7 @@ class L1Deposit(TxType):
         status = next_status(kind, current.status)
         if status is None:
             raise TxFailed(
-                Code.EXECUTION_FAILED, f"{kind} is not allowed for a {current.status.label} stake"
+                Code.WRONG_STAKE_STATUS, f"{kind} is not allowed for a {current.status.label} stake"
             )
         write_stake(state, client_key, replace(current, status=status))
 
@@ -112,7 +112,7 @@ def fund_task(state: State, task_id: TaskId, requester: L1Address, deposit: int)
     """Record an L1 TaskFunded event; the rollup task need not exist (yet)."""
     key = state_keys.funding(task_id)
     if state.get(key) is not None:
-        raise TxFailed(Code.EXECUTION_FAILED, "task already funded")
+        raise TxFailed(Code.TASK_ALREADY_FUNDED, "task already funded")
     state.set(key, Funding(requester, deposit).encode())
 
 
