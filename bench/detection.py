@@ -66,9 +66,10 @@ for p in (ROOT, ROOT / "bench"):
 from attacks import (  # noqa: E402
     ATTACKS,
     BACKDOORS,
-    CERTAIN_OFFENCES,
+    EXACT_OFFENCES,
     FREE_RIDERS,
     OMNISCIENT,
+    PROVABLE_OFFENCES,
     AttackFn,
     builtin_attacks,
     load_attack_file,
@@ -284,8 +285,10 @@ class HonestRow:
     """One (dataset, alpha, n): pooled over seeds."""
 
     slashed: list[int] = field(default_factory=list)
+    barred: list[int] = field(default_factory=list)
     flagged: Counter[str] = field(default_factory=Counter)
     slash_reasons: Counter[str] = field(default_factory=Counter)
+    bar_reasons: Counter[str] = field(default_factory=Counter)
     acc: list[float] = field(default_factory=list)
     ref: list[float] = field(default_factory=list)
 
@@ -307,14 +310,17 @@ def honest_rows(s: Setup, t0: float) -> dict[tuple[str, float, int], HonestRow]:
                     r = run(task, everyone, set(), None, False, s.epochs, s.rules(n), None)
                     ref = run(task, everyone, set(), None, False, s.epochs, s.rules(n), fedavg)
                     row.slashed.append(r.honest_slashed)
+                    row.barred.append(r.honest_barred)
                     row.flagged.update(r.honest_flagged)
                     row.slash_reasons.update(r.honest_slash_reasons)
+                    row.bar_reasons.update(r.honest_bar_reasons)
                     row.acc.append(r.acc)
                     row.ref.append(ref.acc)
                     progress(
                         t0,
                         f"honest {ds} a={alpha:g} n={n} seed {seed}: slashed "
-                        f"{r.honest_slashed} acc {r.acc:.4f} FedAvg {ref.acc:.4f}",
+                        f"{r.honest_slashed} barred {r.honest_barred} acc {r.acc:.4f} "
+                        f"FedAvg {ref.acc:.4f}",
                     )
     return rows
 
@@ -322,8 +328,9 @@ def honest_rows(s: Setup, t0: float) -> dict[tuple[str, float, int], HonestRow]:
 def print_honest(s: Setup, rows: dict[tuple[str, float, int], HonestRow]) -> None:
     print(f"\n## honest only: {s.epochs} epochs, {s.seeds} seed(s), no attacker")
     head = (
-        f"{'dataset':8s} {'alpha':>5s} {'n':>3s} {'slashed(max)':>12s} {'acc':>6s} "
-        f"{'FedAvg':>6s} {'d(pts)':>7s}  honest flagged-epochs per flag | slashed by"
+        f"{'dataset':8s} {'alpha':>5s} {'n':>3s} {'slashed(max)':>12s} {'barred(max)':>11s} "
+        f"{'acc':>6s} {'FedAvg':>6s} {'d(pts)':>7s}  honest flagged-epochs per flag | "
+        "slashed by | barred by"
     )
     print(head)
     print("-" * len(head))
@@ -331,8 +338,10 @@ def print_honest(s: Setup, rows: dict[tuple[str, float, int], HonestRow]) -> Non
         d = 100 * float(np.mean(np.array(r.acc) - np.array(r.ref)))
         print(
             f"{ds:8s} {alpha:5g} {n:3d} {max(r.slashed):5d} of {n:<4d} "
+            f"{max(r.barred):4d} of {n:<4d} "
             f"{np.mean(r.acc):6.4f} {np.mean(r.ref):6.4f} {d:+7.2f}  "
-            f"{fmt_counts(r.flagged)} | {fmt_counts(r.slash_reasons)}"
+            f"{fmt_counts(r.flagged)} | {fmt_counts(r.slash_reasons)} | "
+            f"{fmt_counts(r.bar_reasons)}"
         )
 
 
@@ -356,8 +365,16 @@ class AttackRow:
         return 100 * float(np.mean(np.array(accs) - np.array(self.ref)))
 
     def recall(self) -> float:
+        """Attackers caught: barred or slashable (out of the task)."""
+        tot = sum(r.attackers for r in self.stf)
+        return sum(r.att_caught for r in self.stf) / tot if tot else 0.0
+
+    def slashed_recall(self) -> float:
         tot = sum(r.attackers for r in self.stf)
         return sum(r.att_slashed for r in self.stf) / tot if tot else 0.0
+
+    def honest_barred(self) -> int:
+        return max(r.honest_barred for r in self.stf)
 
     def honest_slashed(self) -> int:
         return max(r.honest_slashed for r in self.stf)
@@ -478,6 +495,12 @@ class Targets:
             f"honest clients slashed: at most {worst} in an honest-only run, {worst_att} in an "
             "attack run (want 0 in every run)",
         )
+        barred = max([max(r.barred) for r in honest.values()] or [0])
+        barred_att = max([r.honest_barred() for r in attacks.values()] or [0])
+        print(
+            f"info  honest clients barred from a task (stake kept, later reward lost): at most "
+            f"{barred} in an honest-only run, {barred_att} in an attack run"
+        )
         for (name, ds, alpha, n, frac), r in attacks.items():
             tag = f"{name} {ds} a={alpha:g} n={n} {frac:.0%}"
             if abs(frac - 0.2) < 1e-9:
@@ -493,9 +516,15 @@ class Targets:
                 )
             if name in BACKDOORS:
                 self.line(r.asr() <= 0.10, f"{tag}: backdoor success {r.asr():.2f} (want <= 0.10)")
-            if name in CERTAIN_OFFENCES:
+            if name in PROVABLE_OFFENCES:
                 self.line(
-                    r.recall() == 1.0, f"{tag}: provable offence recall {r.recall():.2f} (want 1)"
+                    r.slashed_recall() == 1.0,
+                    f"{tag}: provable offence slashed, recall {r.slashed_recall():.2f} (want 1)",
+                )
+            if name in EXACT_OFFENCES:
+                self.line(
+                    r.recall() == 1.0,
+                    f"{tag}: exact offence barred, recall {r.recall():.2f} (want 1)",
                 )
 
 

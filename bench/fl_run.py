@@ -4,11 +4,11 @@ The STF is reached only through its public functions (``evaluate_epoch``, ``next
 ``EpochRules``, ``Verdict`` / ``CLEAN``, ``flag_names``), so this keeps working while the rules
 inside change. Every epoch the active clients train from the current global model and send
 int8 updates, honest clients first, attackers last (each attacker gets an
-:class:`attacks.View`). Under the STF a slashable client is out for good; a flagged one is
-left out of that epoch's aggregate. Rewards are counted as the reward leaf does
-(``stf/fl/settlement.py``): ``accepted`` grows at every epoch a client submits in, a
-``flagged`` bit sticks once any of its updates had a flag, and only never-flagged clients
-share the reward, in proportion to ``accepted``.
+:class:`attacks.View`). Under the STF a barred or slashable client is out for good; a flagged
+one is left out of that epoch's aggregate. Rewards are counted as the reward leaf does
+(``stf/fl/settlement.py``): ``accepted`` counts a client's unflagged updates, a ``flagged``
+bit sticks once it is barred or slashable, and only clients without it share the reward, in
+proportion to ``accepted``.
 """
 
 from __future__ import annotations
@@ -40,12 +40,15 @@ class RunResult:
     asr: float = 0.0  # backdoor success on triggered test inputs
     honest: int = 0
     attackers: int = 0
-    honest_slashed: int = 0
+    honest_slashed: int = 0  # slashable: the stake is lost
+    honest_barred: int = 0  # barred from the task: no more updates or reward, stake kept
     att_slashed: int = 0
+    att_caught: int = 0  # barred or slashable: out of the task
     honest_flagged: Counter[str] = field(default_factory=Counter)  # flagged epochs per reason
     honest_slash_reasons: Counter[str] = field(default_factory=Counter)
+    honest_bar_reasons: Counter[str] = field(default_factory=Counter)
     att_reasons: Counter[str] = field(default_factory=Counter)
-    reward_honest: float = 0.0  # mean reward weight (accepted if never flagged) per client
+    reward_honest: float = 0.0  # mean reward weight (unflagged updates; 0 if barred/slashable)
     reward_att: float = 0.0
 
 
@@ -107,13 +110,17 @@ def stf_step(
         flags = out.clients[k].flags
         if i not in att:
             res.honest_flagged.update(flag_names(flags))
-        chain.accepted[i] += 1
-        if flags:
-            chain.flagged.add(i)
+        chain.accepted[i] += flags == 0  # the reward leaf counts unflagged updates
         v = next_verdict(chain.verdicts[i], flags, e, rules)
-        if v.slashable and not chain.verdicts[i].slashable:
+        if chain.verdicts[i].standing and not v.standing:
+            chain.flagged.add(i)  # barred or slashable: the whole share is forfeit
             reasons = flag_names(v.reason)
-            (res.att_reasons if i in att else res.honest_slash_reasons).update(reasons)
+            if i in att:
+                res.att_reasons.update(reasons)
+            else:
+                (res.honest_slash_reasons if v.slashable else res.honest_bar_reasons).update(
+                    reasons
+                )
         chain.verdicts[i] = v
         chain.prev_own[i] = q[k]
     chain.prev_global = out.aggregate.astype(np.int16)
@@ -121,14 +128,16 @@ def stf_step(
 
 
 def settle(res: RunResult, chain: Chain, clients: list[int], att: set[int]) -> None:
-    """Slash counts and the reward leaf's weights (accepted if never flagged)."""
+    """Slash and bar counts, and the reward leaf's weights (unflagged updates, 0 once out)."""
 
     def weight(i: int) -> float:
         return 0.0 if i in chain.flagged else float(chain.accepted[i])
 
     hon = [i for i in clients if i not in att]
     res.honest_slashed = sum(chain.verdicts[i].slashable for i in hon)
+    res.honest_barred = sum(chain.verdicts[i].barred for i in hon)
     res.att_slashed = sum(chain.verdicts[i].slashable for i in att)
+    res.att_caught = sum(not chain.verdicts[i].standing for i in att)
     res.reward_honest = float(np.mean([weight(i) for i in hon])) if hon else 0.0
     res.reward_att = float(np.mean([weight(i) for i in att])) if att else 0.0
 
@@ -151,7 +160,7 @@ def run(
     history: list[dict[int, I8]] = []
     res = RunResult(honest=len(clients) - len(attackers), attackers=len(attackers))
     for e in range(epochs):
-        ids = [i for i in clients if not chain.verdicts[i].slashable]
+        ids = [i for i in clients if chain.verdicts[i].standing]
         if not ids:
             break
         hon_ids = [i for i in ids if i not in attackers]

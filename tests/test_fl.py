@@ -811,7 +811,8 @@ def test_exact_offences_are_strikes_and_only_a_global_replay_slashes() -> None:
     check_epoch(fl, tid, 2, h2, base)
     assert fl.task(tid).status == FINISHED
     assert fl.flags(tid, 2, hon[0]) == 0
-    assert fl.verdict(tid, hon[0]) == CLEAN  # a clean epoch took its strike away
+    # strikes do not decay: its clean epoch left the one strike, and it is still standing
+    assert fl.verdict(tid, hon[0]) == Verdict(1, False, 0, NO_EPOCH)
     # the verdicts of epoch 1 stand (barred and slashable are final)
     assert fl.verdict(tid, hon[1]) == Verdict(0, True, int(Flag.REPLAY_GLOBAL), 1)
     assert fl.verdict(tid, zero) == Verdict(2, False, fl.flags(tid, 1, zero), 1, barred=True)
@@ -888,12 +889,12 @@ def test_a_sybil_ordered_first_cannot_get_the_copied_client_slashed() -> None:
     assert slash_leaf(fl, tid, victim) is None
     assert stake_of(fl, victim) == genesis_stake(fl, victim)
     assert fl.verdict(tid, sybil) == CLEAN
-    # the victim is still in the task; its next clean epoch clears the strike
+    # the victim is still in the task with its one strike (strikes do not decay), stake intact
     ups1 = {pub(k): h.one() for k in c}
     fl.submit_all(tid, 1, [(k, ups1[pub(k)]) for k in c])
     check_epoch(fl, tid, 1, ups1, base)
     assert fl.flags(tid, 1, victim) == 0
-    assert fl.verdict(tid, victim) == CLEAN
+    assert fl.verdict(tid, victim) == Verdict(1, False, 0, NO_EPOCH)
     assert slash_leaf(fl, tid, victim) is None
     assert stake_of(fl, victim) == genesis_stake(fl, victim)
     # it lost only the flagged epoch's share of the reward
@@ -943,24 +944,25 @@ NOISE, CLEAN_EPOCH, ABSENT = "F", "C", "-"
 @pytest.mark.parametrize(
     ("strikes_to_bar", "patterns", "expected"),
     [
-        (  # strikes_to_bar = 2: flagged, clean, flagged never bars; two in a row do
+        (  # strikes_to_bar = 2: clean epochs between flags do not wash a strike away
             2,
-            {"alternating": "FCFCF", "twice": "FF---", "late": "CFCCF"},
-            {"alternating": [1, 0, 1, 0, 1], "twice": [1, 2], "late": [0, 1, 0, 0, 1]},
+            {"alternating": "FCF--", "twice": "FF---", "late": "CCCCF"},
+            {"alternating": [1, 1, 2], "twice": [1, 2], "late": [0, 0, 0, 0, 1]},
         ),
-        (  # strikes_to_bar = 3: one clean epoch between takes one strike away, not all
+        (  # strikes_to_bar = 3
             3,
-            {"slow": "FFCFF", "decays": "FCCFF"},
-            {"slow": [1, 2, 1, 2, 3], "decays": [1, 0, 0, 1, 2]},
+            {"slow": "FCCFF", "spread": "CFCCF"},
+            {"slow": [1, 1, 1, 2, 3], "spread": [0, 1, 1, 1, 2]},
         ),
     ],
 )
-def test_strikes_decay_by_one_per_clean_epoch_and_bar_at_strikes_to_bar(
+def test_strikes_accumulate_and_bar_at_strikes_to_bar(
     strikes_to_bar: int, patterns: dict[str, str], expected: dict[str, list[int]]
 ) -> None:
-    """Each flagged epoch adds a strike, each clean one takes one away (never below 0); the
-    verdict is barred (not slashable) in the epoch the count reaches ``strikes_to_bar``, after
-    which the client's submit fails with BARRED_FROM_TASK and no close waits for it."""
+    """Each flagged epoch adds a strike and clean epochs take none away (an attacker flagged
+    every other epoch must not stay in); the verdict is barred (not slashable) in the epoch the
+    count reaches ``strikes_to_bar``, after which the client's submit fails with
+    BARRED_FROM_TASK and no close waits for it."""
     epochs = 5
     names = list(patterns)
     fl = FL(n_clients=6 + len(names))

@@ -114,7 +114,7 @@ class Run:
     * ``hon`` (7): honest every epoch, except ``hon[6]`` who skips epoch 2;
     * ``zero``: a zero update in epoch 0 (exact but not provable: one strike), then nothing;
     * ``noisy``: noise in epochs 0 and 1 (two Krum strikes: barred at epoch 1, stake untouched);
-    * ``reformed``: noise in epoch 0 (one strike), honest in epochs 1 and 2 (back to 0 strikes);
+    * ``reformed``: noise in epoch 0 (one strike, which stays), honest in epochs 1 and 2;
     * ``replayer``: honest in epoch 0, resends epoch 0's global step in epoch 1 (provable:
       slashable at epoch 1), then submits nothing (it may not);
     * ``late``: honest in epochs 0 and 1, resends epoch 1's global step in epoch 2 (slashable
@@ -226,8 +226,8 @@ def test_run_verdicts_strike_bar_and_slash_as_the_policy_says(run: Run) -> None:
             assert by_epoch[ep][k] == CLEAN, (ep, by_epoch[ep][k])
         # zero: one strike that never decays, since it stopped submitting
         assert by_epoch[ep][run.zero] == one_strike
-    # reformed: struck once, then two clean epochs take the strike away (never below 0)
-    assert [by_epoch[ep][run.reformed] for ep in range(3)] == [one_strike, CLEAN, CLEAN]
+    # reformed: struck once; strikes do not decay, so it keeps one, standing, through the end
+    assert [by_epoch[ep][run.reformed] for ep in range(3)] == [one_strike] * 3
     # noisy: its second strike bars it, reason the flags of that epoch; barred is final
     barred = Verdict(2, False, run.flags[1][pub(run.noisy)], 1, barred=True)
     assert [by_epoch[ep][run.noisy] for ep in range(3)] == [one_strike, barred, barred]

@@ -89,16 +89,16 @@ PINNED_CHAINS: dict[str, tuple[str, str]] = {
         "462e733adf5523a2b20684dd27dca0c6b736f6ca95da5675c854a25fc97d3160",
     ),
     "settlement_run": (
-        "279573ae6c7b87e0dc58bdac1b33379c845cbeb3488b09db67bcb2889fb7b4f0",
-        "91639cea0428ff5dca4427f43c13bef50b8f93fdc70ebb073f5af03f9be2c3dd",
+        "75dca7c35d4bd053a92f14d8c3e6a59ff997b12ff291ca0fae4ea232062ffca5",
+        "f5a7698488fde060a7ec893c6b30c3cea5a7d4da65ba3a4277e2e5188594941c",
     ),
     "chunky_median": (
-        "707928e33d1c1ea011803e3020e74e12b376a9581d9db3448845c7043bcbd2b9",
-        "f637f6214ca78a3df1c86ca073fa0afb4c7d4969785e46d3c5a0971f2ad15e26",
+        "c84c919db2d8814208f92504e656154651ec60a024d7f2afc77f4b8d3eb37a22",
+        "ea7e35f4400cca2b855e91f0200e8e1636ec4f3ab2f4f806aa13578945d82f88",
     ),
     "chunky_int16_trimmed": (
-        "8760d318299c53d4dc034b290b0d016b33b9f8593374fcf07625bc9f28c9598e",
-        "88e630bc51417aaa70e2147eee8ce45ea6e891bc6dbfb9ccae952c95f5e29511",
+        "8bf2d7de19751bf1cde80898d19b3981e2c4a4bab1b239fd0e980625433a8476",
+        "f846597de4aefb0b33710e14c35d7150adf25e4fe5d06023d3884724de1702a4",
     ),
     "deposits": (
         "0efcfc90f12b4f33f1b2d7c82a7a25033386c4bb255dd76912eb5e179be2dbb3",
@@ -107,11 +107,11 @@ PINNED_CHAINS: dict[str, tuple[str, str]] = {
 }
 
 PINNED_ROOTS: dict[str, str] = {
-    "chunky_int16_trimmed": "271abaa50f63444c72d904040a4d0ff4aa6148da9e5afc0842f93996d77165c6",
-    "chunky_median": "4eb32e57c49f6aeda47772e77332ea0360e2397dd1d3157a3c81082da9f84cbb",
+    "chunky_int16_trimmed": "ba9709de66ea6009e53215b538d6aa0a19f6feecbde8d42cfd9424f91d97e3a4",
+    "chunky_median": "dc22a922b1e8d275a337f709e19329141bbaad13cc781ab40fe51a8397ada6cf",
     "deposits": "d0b14a8b82675b5777f7d19358b154f75acebe067f413f26f93fb2d7fec49f0d",
     "scenario": "d24f004ca86724da78c4eae578d91a3ce7db784d77dc4cc546a4b29dd0b29263",
-    "settlement_run": "a42391b5f7a44acca238372c3456efef42d58d9191a04f93fba0684d6a099b6f",
+    "settlement_run": "6b5ae2a9b7d1e0b409a811792138191af5ff893b07a129335f60513a32e3b130",
 }
 
 BUILDERS = {

@@ -1,7 +1,7 @@
 """The flags an epoch close can raise against an update, and what each one costs.
 
 Every flag excludes the update from the epoch's aggregate and from the epoch's reward, and is a
-**strike**; a clean epoch takes one strike away. A client with ``strikes_to_bar`` strikes is
+**strike** (strikes do not decay). A client with ``strikes_to_bar`` strikes is
 **barred** from the task: it submits nothing more there and earns nothing more, but its stake
 is untouched. Statistics and exact coincidences are evidence, not proof: heterogeneous honest
 clients are Krum outliers, a small converged client's int8 update can repeat itself exactly, or

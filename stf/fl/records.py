@@ -104,7 +104,7 @@ class Verdict:
     ``reason`` and ``epoch`` say which flags and which epoch decided the first of the two.
     """
 
-    strikes: int  # flagged epochs, less one per clean epoch (never below 0)
+    strikes: int  # flagged epochs so far
     slashable: bool
     reason: int  # the flags that barred it or made it slashable (0 while standing)
     epoch: int  # the epoch that barred it or made it slashable (NO_EPOCH while standing)
