@@ -35,6 +35,7 @@ from .errors import RPCError, SDKError, TransportError
 from .keys import KeyFileError, Keypair
 from .l1 import L1Config, L1ConfigError
 from .proofs import ProofError
+from .slashing import SlashingState
 
 DEFAULT_RPC = "http://127.0.0.1:8645/"
 
@@ -241,11 +242,9 @@ def cmd_status(args: argparse.Namespace) -> int:
     trust = args.trust or ("l1" if mps.l1_config is not None else "node")
     client = args.client if args.client is not None else None
     s = mps.slashing_state(args.task, client, trust)
-    verdict = "SLASHABLE" if s.slashable else "not slashable"
     reason = ",".join(s.reason_names) or "-"
     print(
-        f"0x{s.client.hex()} in task 0x{s.task_id.hex()[:16]}: {verdict}, strikes {s.strikes}, "
-        f"reason {reason}" + (f" (epoch {s.slash_epoch})" if s.slash_epoch is not None else "")
+        f"{to_hex(s.client)} in task {to_hex(s.task_id)[:18]}: {verdict_words(s)}, reason {reason}"
     )
     for r in s.records:
         flags = ",".join(r["flagNames"]) or "-"
@@ -257,6 +256,15 @@ def cmd_status(args: argparse.Namespace) -> int:
     if mps.l1_config is not None and mps.key is not None and client is None:
         print(f"stake on L1: {mps.l1.status(mps.key.public_key)}")
     return 0
+
+
+def verdict_words(s: SlashingState) -> str:
+    """What the verdict means for the client's stake and its place in the task."""
+    if s.slashable:
+        return f"SLASHABLE since epoch {s.slash_epoch} (the L1 stake can be slashed)"
+    if s.barred:
+        return f"BARRED since epoch {s.barred_epoch} after {s.strikes} strikes (stake kept)"
+    return f"standing, {s.strikes} strike(s)"
 
 
 def cmd_claim(args: argparse.Namespace) -> int:

@@ -107,7 +107,7 @@ async def test_cli_client_commands_without_l1(tmp_path: Path) -> None:
 
         rc, out, err = await cli("status", task, "--rpc", url, "--key", files[0])
         assert rc == 0, err
-        assert "not slashable, strikes 0" in out and "epoch 0: rank" in out
+        assert "standing, 0 strike(s)" in out and "epoch 0: rank" in out
         assert "proofs checked against node" in out
         rc, out, _ = await cli("tasks", "--rpc", url)
         assert "no open tasks" in out
@@ -171,7 +171,7 @@ async def test_cli_with_the_l1(tmp_path: Path) -> None:
         assert net.post_until_idle()[:2] == ["posted", "confirmed"]
         rc, out, err = await cli("status", task, *common)
         assert rc == 0, err
-        assert "not slashable" in out and "proofs checked against l1 batch" in out
+        assert "standing, 0 strike(s)" in out and "proofs checked against l1 batch" in out
         assert "stake on L1: staked" in out
         rc, out, err = await cli("claim", task, *common)
         one_error(err, "NotOnL1Yet", "not settled")
