@@ -1294,3 +1294,30 @@ def test_a_rule_set_passes_the_bounds_exactly_when_every_threshold_is_inside(
         assert any(name in str(exc) for name in BOUNDS), exc
     else:
         assert inside
+
+
+def test_a_client_repeating_itself_is_never_slashable_even_when_the_step_is_its_update() -> None:
+    """Red-team scenario: the previous step can be exactly a client's own update (it alone was
+    clean, or sybils shaped the mean onto it); if the client then honestly repeats itself (a
+    converged int8 update), the resend of the step is not proof: a REPLAY_OWN strike only."""
+    fl = FL(n_clients=3)
+    v, z1, z2 = fl.clients
+    tid = fl.new_task(
+        init_model(), min_clients=3, max_clients=3, window=4, epochs=4, rules=EpochRules(f=0)
+    )
+    fl.join_all(tid, fl.clients)
+    h = Honest(seed=5)
+    fl.submit_all(tid, 0, [(k, h.one()) for k in fl.clients])
+    v1 = h.one()
+    zeros = np.zeros(D, np.int8)
+    fl.submit_all(tid, 1, [(v, v1), (z1, zeros), (z2, zeros)])
+    summary = fl.summary(tid, 1)
+    assert summary is not None
+    step = np.frombuffer(fl.blob(summary.step) or b"", np.int8)
+    assert np.array_equal(step, v1) and np.count_nonzero(step) >= 64  # the step is v's update
+    fl.submit_all(tid, 2, [(v, v1), (z1, h.one()), (z2, h.one())])
+    flags = Flag(fl.flags(tid, 2, v))
+    assert flags & Flag.REPLAY_OWN and not flags & Flag.REPLAY_GLOBAL, flags
+    verdict = fl.verdict(tid, v)
+    assert verdict is not None and not verdict.slashable
+    assert slash_leaf(fl, tid, v) is None

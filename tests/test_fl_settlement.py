@@ -300,9 +300,9 @@ def test_reward_shares_count_unflagged_updates_and_stick_flagged_when_excluded(
     raw = fl.get(state_keys.reward_share(tid, pub(run.hon[0])))
     assert raw == bytes.fromhex("0000000300")
     assert_proven(fl, state_keys.reward_share(tid, pub(run.hon[0])), raw)
-    raw = fl.get(state_keys.reward_share(tid, pub(run.noisy)))
-    assert raw == bytes.fromhex("0000000001")
-    assert_proven(fl, state_keys.reward_share(tid, pub(run.noisy)), raw)
+    raw = fl.get(state_keys.reward_share(tid, pub(run.replayer)))
+    assert raw == bytes.fromhex("0000000101")
+    assert_proven(fl, state_keys.reward_share(tid, pub(run.replayer)), raw)
     # recomputed from the epoch records and the verdicts
     for k in fl.clients:
         mine = [f[pub(k)] for f in run.flags if pub(k) in f]

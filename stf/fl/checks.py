@@ -116,11 +116,16 @@ def replay_flags(v: EpochView, i: int, stats: EpochStats, rules: EpochRules) -> 
     # with a handful of samples honestly computes the very same full-batch update again.
     # u = own  <=>  |u - own|^2 = |u|^2 + |own|^2 - 2 <u, own> = 0 (exact integers)
     has_own = own_dot is not None and own_sq is not None
-    if has_own and ni > 0 and gnorm > 0 and ni + int(own_sq or 0) - 2 * int(own_dot or 0) == 0:
+    same_as_own = has_own and ni + int(own_sq or 0) - 2 * int(own_dot or 0) == 0
+    if same_as_own and ni > 0 and gnorm > 0:
         flags |= Flag.REPLAY_OWN
     if stats.global_dots is not None and ni > 0:
         gdot = stats.global_dots[i]
-        if gdot == ni == gnorm and stats.global_support >= MIN_PROVABLE_SUPPORT:
+        # not proof when the client merely repeated itself: the step can equal its own last
+        # update (it alone was clean, or sybils shaped the mean onto it), and a converged
+        # honest client's int8 update can repeat byte for byte (docs/protocol.md)
+        provable = stats.global_support >= MIN_PROVABLE_SUPPORT and not same_as_own
+        if gdot == ni == gnorm and provable:
             flags |= Flag.REPLAY_GLOBAL
         elif bool(robust.cosine_ge(gdot, ni, gnorm, *rules.global_echo_cos)):
             flags |= Flag.GLOBAL_ECHO

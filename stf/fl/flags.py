@@ -1,16 +1,18 @@
 """The flags an epoch close can raise against an update, and what each one costs.
 
 Every flag excludes the update from the epoch's aggregate and from the epoch's reward, and is a
-**strike** (strikes do not decay). A client with ``strikes_to_bar`` strikes is
-**barred** from the task: it submits nothing more there and earns nothing more, but its stake
-is untouched. Statistics and exact coincidences are evidence, not proof: heterogeneous honest
-clients are Krum outliers, a small converged client's int8 update can repeat itself exactly, or
-be all zeros, and without commit-reveal the order of two equal updates is the sequencer's choice
-(a sybil that copies an honest update and is ordered first would make the honest one the copy).
+**strike** (strikes do not decay). A client with ``strikes_to_bar`` strikes is **barred** from
+the task: it submits nothing more there and forfeits its share of the task's pool, and its stake
+is untouched. Statistics and exact coincidences are evidence, not proof:
+heterogeneous honest clients are Krum outliers, a small converged client's int8 update can
+repeat itself exactly, or be all zeros, and without commit-reveal the order of two equal updates
+is the sequencer's choice (a sybil that copies an honest update and is ordered first would make
+the honest one the copy).
 
 Only a **provable** offence makes a verdict slashable (its stake on the L1): today one, an update
 that is exactly the previous global step when that step has at least ``MIN_PROVABLE_SUPPORT``
-nonzero coordinates (:mod:`stf.fl.checks`). The argument is in docs/protocol.md.
+nonzero coordinates and the update is not the client's own last one repeated
+(:mod:`stf.fl.checks`). The argument is in docs/protocol.md.
 
 The bit values are consensus: they are in the client records and the slash evidence.
 """

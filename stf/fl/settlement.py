@@ -155,7 +155,9 @@ def record_reward_share(
 ) -> None:
     """One more recorded update for ``client``: ``accepted`` counts its unflagged updates (a
     flagged epoch earns nothing, and costs nothing more); ``flagged`` sticks once the client is
-    barred from the task or slashable (``excluded``), which forfeits its whole share."""
+    barred or slashable (``excluded``), which forfeits its whole share, so that an attacker
+    caught late is not paid for the epochs it went unflagged (docs/protocol.md: the cost to a
+    falsely barred honest client is measured and open)."""
     accepted, flagged = read_reward_share(state, task_id, client)
     state.set(
         state_keys.reward_share(task_id, client),
