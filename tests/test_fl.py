@@ -1321,3 +1321,50 @@ def test_a_client_repeating_itself_is_never_slashable_even_when_the_step_is_its_
     verdict = fl.verdict(tid, v)
     assert verdict is not None and not verdict.slashable
     assert slash_leaf(fl, tid, v) is None
+
+
+def test_a_task_that_can_no_longer_reach_min_clients_ends_by_rule() -> None:
+    """Red-team scenario: with every seat taken, a barred client leaves fewer than
+    ``min_clients`` that may submit; once the window has passed the task finishes and settles
+    on the epochs it trained instead of stalling forever with its deposit locked."""
+    fl = FL(n_clients=5)
+    c = fl.clients
+    tid = fl.new_task(init_model(), min_clients=5, max_clients=5, window=2, epochs=4)
+    fl.join_all(tid, c)
+    h = Honest(seed=11)
+    zeros = np.zeros(D, np.int8)
+    for ep in range(2):  # c[4] sends zeros twice: two strikes, barred after epoch 1
+        fl.submit_all(tid, ep, [(k, h.one()) for k in c[:4]] + [(c[4], zeros)])
+    assert fl.verdict(tid, c[4]).barred  # type: ignore[union-attr]
+    fl.submit_all(tid, 2, [(k, h.one()) for k in c[:4]])
+    start = fl.task(tid).epoch_start
+    while fl.height < start + 2 - 1:  # inside the window: still open, waiting
+        fl.empty()
+        assert fl.task(tid).status == OPEN
+    fl.empty()  # the window has passed: 4 can submit, 5 are needed, no seat is free
+    task = fl.task(tid)
+    assert (task.status, task.epoch, task.submitted) == (FINISHED, 2, [])
+    assert fl.open_tasks() == []
+    raw = fl.get(state_keys.settlement(tid))
+    assert raw is not None
+    # two trained epochs; the four honest clients' clean updates; the barred one forfeits
+    assert settlement.decode_settlement(raw) == settlement.Settlement(2, 2, 8)
+    assert fl.replay_from_genesis().data == fl.chain.store.data
+
+
+def test_a_task_with_a_free_seat_is_not_stranded() -> None:
+    """While a seat is free, a newcomer may still join and bring the epoch to min_clients."""
+    fl = FL(n_clients=6)
+    c = fl.clients
+    tid = fl.new_task(init_model(), min_clients=5, max_clients=6, window=2, epochs=4)
+    fl.join_all(tid, c[:5])
+    h = Honest(seed=12)
+    zeros = np.zeros(D, np.int8)
+    for ep in range(2):
+        fl.submit_all(tid, ep, [(k, h.one()) for k in c[:4]] + [(c[4], zeros)])
+    fl.submit_all(tid, 2, [(k, h.one()) for k in c[:4]])
+    fl.empty(5)
+    assert fl.task(tid).status == OPEN and fl.task(tid).epoch == 2
+    fl.join_all(tid, [c[5]])
+    fl.submit_all(tid, 2, [(c[5], h.one())])
+    assert fl.task(tid).epoch == 3

@@ -88,6 +88,29 @@ def epoch_due(state: State, task_id: TaskId, task: TaskState, height: int) -> bo
     return next(awaited(state, task_id, task), None) is None
 
 
+def stranded(state: State, task_id: TaskId, task: TaskState, height: int) -> bool:
+    """The open epoch can never reach ``min_clients``: its window has passed, every seat is
+    taken (no one new can join), and the clients that submitted plus those that still can are
+    too few (barred and slashable clients occupy seats but may not submit)."""
+    p = task.params
+    if task.status != OPEN or height < task.epoch_start + p.window_blocks:
+        return False
+    if len(task.clients) < p.max_clients:
+        return False
+    can = len(task.submitted) + sum(1 for _ in awaited(state, task_id, task))
+    return can < p.min_clients
+
+
+def finish_stranded(state: State, task_id: TaskId, task: TaskState) -> None:
+    """End a stranded task by rule: settled on the epochs it trained (the open epoch's updates
+    are not counted), so the requester's deposit and the earned rewards are not locked."""
+    task.status = FINISHED
+    task.submitted = []
+    task.pending = []
+    write_settlement(state, task_id, task)
+    save_task(state, task_id, task)
+
+
 def close_due_epochs(
     state: State, ctx: BlockContext, backend: str = "numpy", budget_bytes: int | None = None
 ) -> list[TaskId]:
@@ -105,6 +128,8 @@ def close_due_epochs(
         if epoch_due(state, task_id, task, ctx.height):
             close_epoch(state, task_id, task, ctx, backend, budget_bytes)
             closed.append(task_id)
+        elif stranded(state, task_id, task, ctx.height):
+            finish_stranded(state, task_id, task)
         if task.status == OPEN:
             still_open.append(task_id)
     if still_open != ids:
