@@ -35,6 +35,7 @@ from .errors import RPCError, SDKError, TransportError
 from .keys import KeyFileError, Keypair
 from .l1 import L1Config, L1ConfigError
 from .proofs import ProofError
+from .rules_text import describe_rules
 from .slashing import SlashingState
 
 DEFAULT_RPC = "http://127.0.0.1:8645/"
@@ -175,7 +176,11 @@ def cmd_tasks(args: argparse.Namespace) -> int:
 
 
 def cmd_join(args: argparse.Namespace) -> int:
+    """The task's rules in words first: what can cost the client a reward, its place, its stake."""
     mps = connect(args)
+    print(f"task {to_hex(args.task)[:18]}: the rules you join under")
+    for line in describe_rules(mps.task_params(args.task).rules):
+        print(f"  {line}")
     h = mps.join(args.task)
     print(f"joined 0x{args.task.hex()} (tx 0x{h.hex()})")
     return 0

@@ -62,6 +62,9 @@ async def test_cli_client_commands_without_l1(tmp_path: Path) -> None:
         assert rc == 0 and task in out and "'sdk-flow'" in out and "epoch 0/1" in out
         rc, out, err = await cli("--rpc", url, "--key", files[0], "join", task)
         assert rc == 0 and "joined" in out, err
+        # the rules in words come first, with this task's numbers
+        assert out.index("the rules you join under") < out.index("joined")
+        assert "2 strikes bar you from the task" in out and "Krum assumes f = 1" in out
         rc, _, err = await cli("join", task, "--rpc", url, "--key", files[0])
         assert rc == 1
         one_error(err, "AlreadyJoined")

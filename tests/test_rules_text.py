@@ -1,0 +1,47 @@
+"""A task's rules in words say this task's numbers and what each verdict costs."""
+
+from __future__ import annotations
+
+from client_sdk.rules_text import describe_rules
+from stf.fl.checks import MIN_PROVABLE_SUPPORT
+from stf.fl.rules import EpochRules
+
+
+def test_the_words_carry_the_task_s_numbers() -> None:
+    rules = EpochRules(
+        f=2,
+        aggregator="trimmed_mean",
+        trim_num=1,
+        trim_den=5,
+        krum_ratio=(4, 1),
+        near_zero=(1, 1000),
+        near_copy_cos=(995, 1000),
+        global_echo_cos=(999, 1000),
+        uncorrelated_cos=(1, 20),
+        strikes_to_bar=3,
+    )
+    text = "\n".join(describe_rules(rules))
+    for piece in (
+        "cutting 0.2 of the updates at each end",
+        "Krum assumes f = 2",
+        "above 4 x the median",
+        "at most 0.001 x the median",
+        "cosine at least 0.995 to an update sent earlier",
+        "cosine at least 0.999 to the last global step",
+        "cosine below 0.05",
+        "3 strikes bar you from the task",
+        f"at least {MIN_PROVABLE_SUPPORT} nonzero",
+    ):
+        assert piece in text, piece
+    assert "never touch your stake" in text
+
+
+def test_each_aggregator_is_named() -> None:
+    names = {
+        "mean": "the mean of",
+        "median": "coordinate-wise median",
+        "multi_krum_mean": "Multi-Krum selection",
+        "trimmed_mean": "after cutting",
+    }
+    for agg, words in names.items():
+        assert words in describe_rules(EpochRules(aggregator=agg))[0], agg
