@@ -34,7 +34,8 @@ colluding ones spread their updates to pairwise cosine ``collusion_cos(rules)`` 
   public norm; ``fr_delta`` the last global step resent; ``fr_mean_noise`` the mean of the
   last epoch's updates at the median norm plus noise (cosine ~0.9 to it); ``fr_global_cos``
   the last global step at cosine 0.99 (under ``global_echo_cos``); ``fr_stale_peer`` a
-  random peer's update of the last epoch.
+  random peer's update of the last epoch; ``fr_scaled_copy``* 0.85 x an honest update of this
+  epoch (the red-team's near copy that kept under the old 81% norm-ratio gate).
 
 Bring your own (``--attack-file PATH [--omniscient]``): a file defining ``attack(view)``;
 see ``bench/attacks_example.py``.
@@ -88,7 +89,9 @@ class View:
 
 AttackFn = Callable[[View], npt.NDArray[np.generic]]
 
-OMNISCIENT = frozenset({"alie", "ipm0.5", "ipm10", "minmax", "minsum", "fang_krum", "fr_copy"})
+OMNISCIENT = frozenset(
+    {"alie", "ipm0.5", "ipm10", "minmax", "minsum", "fang_krum", "fr_copy", "fr_scaled_copy"}
+)
 PROVABLE_OFFENCES = ("fr_delta",)  # an exact resend of the global step: slashed, recall 1
 EXACT_OFFENCES = ("fr_zero", "fr_copy")  # exact but not proof: barred by strikes, recall 1
 FREE_RIDERS = (
@@ -99,6 +102,7 @@ FREE_RIDERS = (
     "fr_mean_noise",
     "fr_global_cos",
     "fr_stale_peer",
+    "fr_scaled_copy",
 )
 BACKDOORS = ("backdoor",)
 
@@ -243,9 +247,14 @@ def free_rider(kind: str) -> AttackFn:
     def run(view: View) -> npt.NDArray[np.generic]:
         if kind == "fr_zero":
             return np.zeros(view.d, dtype=np.int8)
-        if kind == "fr_copy":
+        if kind in ("fr_copy", "fr_scaled_copy"):
             cur = view.current or []
-            return cur[int(view.rng.integers(len(cur)))].copy() if cur else view.train()
+            if not cur:
+                return view.train()
+            pick = cur[int(view.rng.integers(len(cur)))]
+            if kind == "fr_copy":
+                return pick.copy()
+            return np.rint(0.85 * pick.astype(np.float64)).astype(np.int8)  # not byte-equal
         if not view.history or not view.prev_globals:
             return view.train()
         norm = median_public_norm(view)

@@ -37,7 +37,7 @@ def _flags(r: EpochRules) -> list[str]:
         f"{_f(r.krum_ratio)} x the median",
         f"near zero: squared norm at most {_f(r.near_zero)} x the median's",
         f"near copy: cosine at least {_f(r.near_copy_cos)} to an update sent earlier this epoch "
-        "(norms within 10%)",
+        "(whatever its scale)",
         f"echo: cosine at least {_f(r.global_echo_cos)} to the last global step",
         f"uncorrelated: cosine below {_f(r.uncorrelated_cos)} both to the others' selection "
         "and to your own last update",

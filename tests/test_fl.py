@@ -1368,3 +1368,21 @@ def test_a_task_with_a_free_seat_is_not_stranded() -> None:
     fl.join_all(tid, [c[5]])
     fl.submit_all(tid, 2, [(c[5], h.one())])
     assert fl.task(tid).epoch == 3
+
+
+def test_a_scaled_copy_of_an_earlier_update_is_a_near_copy() -> None:
+    """Red-team scenario: 0.85 x an honest update of the epoch went unflagged under the former
+    81% norm-ratio gate and was paid like honest work; NEAR_COPY is the direction alone."""
+    fl = FL(n_clients=6)
+    c = fl.clients
+    tid = fl.new_task(init_model(), min_clients=6, max_clients=6, window=4, epochs=2)
+    fl.join_all(tid, c)
+    h = Honest(seed=9)
+    ups = [h.one() for _ in range(5)]
+    scaled = np.rint(ups[2].astype(np.float64) * 0.85).astype(np.int8)
+    assert not np.array_equal(scaled, ups[2])
+    fl.submit_all(tid, 0, [*zip(c[:5], ups, strict=True), (c[5], scaled)])
+    assert Flag(fl.flags(tid, 0, c[5])) & Flag.NEAR_COPY
+    assert all(fl.flags(tid, 0, k) == 0 for k in c[:5])
+    share = fl.get(state_keys.reward_share(tid, pub(c[5])))
+    assert share is not None and settlement.decode_reward_share(share) == (0, False)

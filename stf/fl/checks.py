@@ -86,7 +86,11 @@ def size_flags(v: EpochView, i: int, rules: EpochRules) -> Flag:
 
 
 def copy_flags(v: EpochView, i: int, rules: EpochRules) -> Flag:
-    """COPY / NEAR_COPY of an earlier submission (only an earlier one can be the original)."""
+    """COPY / NEAR_COPY of an earlier submission (only an earlier one can be the original).
+
+    NEAR_COPY is the direction alone (scale-invariant): a free rider that resends 0.85 x an
+    honest update is as much a copy as one that resends it whole (the red-team's case, which a
+    former 81% norm-ratio gate let through)."""
     ni, flags = v.norms[i], Flag.NONE
     if ni == 0:
         return flags
@@ -94,11 +98,7 @@ def copy_flags(v: EpochView, i: int, rules: EpochRules) -> Flag:
         gij, nj = v.gram[i][j], v.norms[j]
         if gij == ni == nj:  # |u_i - u_j|^2 = 0
             return flags | Flag.COPY
-        if (
-            gij > 0
-            and bool(robust.cosine_ge(gij, ni, nj, *rules.near_copy_cos))
-            and frac_ge(min(ni, nj), max(ni, nj), (81, 100))
-        ):
+        if gij > 0 and bool(robust.cosine_ge(gij, ni, nj, *rules.near_copy_cos)):
             flags |= Flag.NEAR_COPY
     return flags
 
