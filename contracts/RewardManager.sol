@@ -12,7 +12,8 @@ import {StakingRegistry} from "./StakingRegistry.sol";
 ///         finalized state: the requester pays BASE_FEE (to the RewardTreasury) plus a deposit; when the
 ///         task stops, `settle` charges FEE_PER_EPOCH per trained epoch (at most the deposit), sends the
 ///         protocol share to the RewardTreasury, refunds the rest, and lets every clean client `claim`
-///         its share of the pool, pro rata to its accepted updates.
+///         its share of the pool, pro rata to its accepted updates (with no clean update the pool
+///         goes to the RewardTreasury too, never back to the requester).
 /// @dev Leaves proven (written by the STF, fixed binary values):
 ///        "settle/" || taskId            -> status(uint8) || epochsTrained(uint32 BE) || totalCleanUpdates(uint64 BE)
 ///        "reward/" || taskId || clientKey -> accepted(uint32 BE) || flagged(uint8)
@@ -138,7 +139,9 @@ contract RewardManager is AdminControlled, ReentrancyGuard {
         uint256 pool = fee - protocol;
         uint256 refund = deposit - fee;
         if (totalCleanUpdates == 0) {
-            refund += pool; // nobody to pay: the pool goes back to the requester
+            // nobody to pay: the pool goes to the protocol, never back to the requester, who
+            // would otherwise gain by getting every client flagged (its rules, its sybils)
+            protocol += pool;
             pool = 0;
         }
 

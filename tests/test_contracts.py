@@ -856,22 +856,25 @@ def test_fee_is_capped_by_the_deposit(l1: L1) -> None:
     assert l1.balance(l1.rewards.address) == 0
 
 
-def test_no_clean_client_returns_the_pool(l1: L1) -> None:
+def test_a_pool_with_no_clean_client_goes_to_the_protocol_not_the_requester(l1: L1) -> None:
+    """If every client ended barred or slashable, the requester must not get the pool back: it
+    would then gain by getting every client flagged (its own rules, its own sybils)."""
     requester = l1.user(0)
     l1.stake(l1.user(1), ALICE)
     deposit = ETHER // 100
     l1.tx(requester, l1.rewards.functions.createTask(TASK, deposit), BASE_FEE + deposit)
-    tree = _task_tree(2, 3, {ALICE: (3, 1)})  # the only client was flagged: totalCleanUpdates 0
+    tree = _task_tree(2, 3, {ALICE: (3, 1)})  # the only client was excluded: totalCleanUpdates 0
+    treasury_before = l1.balance(l1.addresses["RewardTreasury"])
     receipt = _settle(l1, tree, l1.commit_final(tree), 2, 3, 0)
     fee = 3 * FEE
-    protocol = fee * BPS // 10_000
     (event,) = l1.events(receipt, "RewardManager", "TaskSettled")
-    assert (event["fee"], event["pool"], event["refund"]) == (fee, 0, deposit - protocol)
-    with reverts("InvalidProof"):
+    assert (event["fee"], event["pool"], event["refund"]) == (fee, 0, deposit - fee)
+    assert l1.balance(l1.addresses["RewardTreasury"]) == treasury_before + fee  # all of it
+    with reverts("InvalidProof"):  # an excluded client's leaf never proves a claim
         _claim(l1, tree, ALICE, 3, flagged=1)
     before = l1.balance(requester.address)
     receipt = l1.tx(requester, l1.rewards.functions.withdrawRefund(TASK))
-    assert l1.balance(requester.address) == before + deposit - protocol - l1.cost(receipt)
+    assert l1.balance(requester.address) == before + deposit - fee - l1.cost(receipt)
     assert l1.balance(l1.rewards.address) == 0
 
 
