@@ -43,7 +43,6 @@ see ``bench/attacks_example.py``.
 
 from __future__ import annotations
 
-import importlib.util
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -51,6 +50,7 @@ from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
+from plugin import load_function
 
 from stf.fl.rules import EpochRules
 
@@ -306,14 +306,7 @@ ATTACKS = tuple(builtin_attacks())
 
 def load_attack_file(path: str) -> tuple[str, AttackFn]:
     """``(name, attack)`` from a user's file defining ``attack(view)``."""
-    spec = importlib.util.spec_from_file_location("user_attack", Path(path))
-    if spec is None or spec.loader is None:
-        raise SystemExit(f"--attack-file {path}: cannot load")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    fn = getattr(mod, "attack", None)
-    if not callable(fn):
-        raise SystemExit(f"--attack-file {path}: defines no attack(view)")
+    fn = load_function(path, "--attack-file", "attack", "attack(view)")
     return f"file:{Path(path).stem}", fn
 
 

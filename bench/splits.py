@@ -26,12 +26,11 @@ returns one array of training-set indices per client (non-empty; overlaps allowe
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import Callable
-from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
+from plugin import load_function
 
 Idx = npt.NDArray[np.int64]
 SplitFn = Callable[[npt.NDArray[np.int64], int, np.random.Generator], list[Idx]]
@@ -88,15 +87,7 @@ def equal_iid(y: npt.NDArray[np.int64], n: int, rng: np.random.Generator) -> lis
 
 def load_split_file(path: str) -> SplitFn:
     """The ``split`` function of a user's file (see the module docstring)."""
-    spec = importlib.util.spec_from_file_location("user_split", Path(path))
-    if spec is None or spec.loader is None:
-        raise SystemExit(f"--split-file {path}: cannot load")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    fn = getattr(mod, "split", None)
-    if not callable(fn):
-        raise SystemExit(f"--split-file {path}: defines no split(y, n_clients, rng)")
-    return checked(fn)
+    return checked(load_function(path, "--split-file", "split", "split(y, n_clients, rng)"))
 
 
 def checked(fn: SplitFn) -> SplitFn:
