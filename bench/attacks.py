@@ -6,9 +6,9 @@ array is rounded and clipped to [-127, 127]). ``View`` holds what a client can r
 chain when it submits: the epoch, the base model, the earlier global steps, every earlier
 epoch's updates by client (they are on chain), the published rules, its own training, and
 the updates the colluding attackers already sent this epoch. Only an **omniscient** attack
-also gets ``view.current``: this epoch's honest updates. Submissions are on chain before the
-close, so a client that submits last really can read them: the papers' omniscience is free
-here unless the protocol adds commit-then-reveal.
+also gets ``view.current``: this epoch's honest updates. Updates are committed before any is
+revealed (commit-reveal), so no client can read them on chain: omniscience is the papers'
+worst case (a leak), kept here because robust aggregation must hold even then.
 
 Attackers know every threshold in ``view.rules`` (:class:`stf.fl.rules.EpochRules`): the
 colluding ones spread their updates to pairwise cosine ``collusion_cos(rules)`` (0.99, below
@@ -29,13 +29,14 @@ colluding ones spread their updates to pairwise cosine ``collusion_cos(rules)`` 
 * ``backdoor`` Bagdasaryan et al. 2020: half its samples stamped with a pixel trigger and
   relabelled 0, the update boosted by n/m (model replacement), capped at 2x the median public
   norm of the last epoch (so that the Krum score stays under ``krum_ratio``);
-* free riders, honest in epoch 0 (nothing public to imitate yet): ``fr_zero``; ``fr_copy``*
-  an honest update of this epoch (from the mempool); ``fr_disguised`` noise at the median
+* free riders, honest in epoch 0 (nothing public to imitate yet): ``fr_zero``; ``fr_copy``
+  the free riders share one update (the first trains, the others resend it: under commit-reveal
+  the only copy there is; an honest update cannot be read in time); ``fr_disguised`` noise at the median
   public norm; ``fr_delta`` the last global step resent; ``fr_mean_noise`` the mean of the
   last epoch's updates at the median norm plus noise (cosine ~0.9 to it); ``fr_global_cos``
   the last global step at cosine 0.99 (under ``global_echo_cos``); ``fr_stale_peer`` a
-  random peer's update of the last epoch; ``fr_scaled_copy``* 0.85 x an honest update of this
-  epoch (the red-team's near copy that kept under the old 81% norm-ratio gate).
+  random peer's update of the last epoch; ``fr_scaled_copy`` 0.85 x the first free rider's
+  update (the red-team's near copy that kept under the old 81% norm-ratio gate).
 
 Bring your own (``--attack-file PATH [--omniscient]``): a file defining ``attack(view)``;
 see ``bench/attacks_example.py``.
@@ -90,7 +91,7 @@ class View:
 AttackFn = Callable[[View], npt.NDArray[np.generic]]
 
 OMNISCIENT = frozenset(
-    {"alie", "ipm0.5", "ipm10", "minmax", "minsum", "fang_krum", "fr_copy", "fr_scaled_copy"}
+    {"alie", "ipm0.5", "ipm10", "minmax", "minsum", "fang_krum"}
 )
 PROVABLE_OFFENCES = ("fr_delta",)  # an exact resend of the global step: slashed, recall 1
 EXACT_OFFENCES = ("fr_zero", "fr_copy")  # exact but not proof: barred by strikes, recall 1
@@ -248,10 +249,9 @@ def free_rider(kind: str) -> AttackFn:
         if kind == "fr_zero":
             return np.zeros(view.d, dtype=np.int8)
         if kind in ("fr_copy", "fr_scaled_copy"):
-            cur = view.current or []
-            if not cur:
+            if not view.colluders_now:  # the first of them trains; the others resend it
                 return view.train()
-            pick = cur[int(view.rng.integers(len(cur)))]
+            pick = view.colluders_now[0]
             if kind == "fr_copy":
                 return pick.copy()
             return np.rint(0.85 * pick.astype(np.float64)).astype(np.int8)  # not byte-equal

@@ -170,11 +170,33 @@ class AsyncMPSClient(Face):
         """Join a task; waits for inclusion (``NotStaked``, ``TaskFull``... if it failed)."""
         return await self._run(self.core.join(task_id))
 
-    async def submit_update(self, task_id: bytes, epoch: int, update: Any) -> bytes:
+    async def commit_update(self, task_id: bytes, epoch: int, update: Any) -> bytes:
+        """Phase one alone: commit to ``update`` (as :meth:`submit_update` takes it) for
+        ``epoch``, during its commit phase; waits for inclusion. Reveal the same update with
+        :meth:`reveal_update` once the reveal phase opens (or call :meth:`submit_update`, which
+        finds the commitment and only reveals)."""
+        return await self._run(self.core.commit_update(task_id, epoch, update))
+
+    async def reveal_update(self, task_id: bytes, epoch: int, update: Any) -> bytes:
+        """Phase two alone: reveal the update committed to, in the epoch's reveal phase
+        (``WrongPhase`` before it, ``CommitmentMismatch`` for another update)."""
+        return await self._run(self.core.reveal_update(task_id, epoch, update))
+
+    async def submit_update(
+        self,
+        task_id: bytes,
+        epoch: int,
+        update: Any,
+        timeout: float = 600.0,  # noqa: ASYNC109 (the sync client's signature)
+    ) -> bytes:
         """Send an update for ``epoch``: a float delta (layout order), or a trained torch module
-        (delta = its weights minus the epoch's base model), quantized as the STF expects; as
-        chunks when over one transaction. Waits for inclusion; returns the submit's hash."""
-        return await self._run(self.core.submit_update(task_id, epoch, update))
+        (delta = its weights minus the epoch's base model), quantized as the STF expects.
+
+        Commit-reveal: commits, waits until the epoch's reveal phase opens (the other clients'
+        commitments are in, or the commit window ran out; WaitTimeout after ``timeout`` s), then
+        reveals, as chunks when over one transaction. Returns the reveal's hash once included.
+        Calling it again with the same update after a crash only reveals."""
+        return await self._run(self.core.submit_update(task_id, epoch, update, timeout))
 
     async def wait_for_epoch(
         self, task_id: bytes, epoch: int,

@@ -80,10 +80,14 @@ def epoch_progress(epoch: int) -> tuple[Progress, Callable[[dict[str, Any]], Non
     bar = Progress(f"epoch {epoch}")
 
     def on_task(task: dict[str, Any]) -> None:
-        # the epoch closes once every client it still awaits is in (or at its window's end)
-        done = len(task["submitted"])
+        # each phase ends once every client it still awaits is in (or at its window's end)
+        if task.get("phase") == "reveal":
+            done = len(task["revealed"])
+            bar.update(done, done + len(task["awaiting"]), "reveals")
+            return
+        done = len(task["committed"])
         need = max(int(task["minClients"]), done + len(task["awaiting"]))
-        bar.update(done, need, "updates")
+        bar.update(done, need, "commitments")
 
     return bar, on_task
 
@@ -214,7 +218,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
     epoch = args.epoch if args.epoch is not None else int(mps.task(args.task)["epoch"])
     update = _load_update(args.file, mps, args.task, epoch)
     h = mps.submit_update(args.task, epoch, update)
-    print(f"update for epoch {epoch} included (tx 0x{h.hex()})")
+    print(f"update for epoch {epoch} committed and revealed (tx 0x{h.hex()})")
     if args.wait:
         return _wait(mps, args.task, epoch, args.wait_timeout)
     return 0

@@ -9,8 +9,10 @@ So the two faces have one behaviour, chosen here:
   ``create_task``, ``transact``...) wait for it and raise its typed error if it failed.
 * the next nonce is kept by the client and re-read from the node when a send finds it stale
   (``NonceTooLow``, ``NonceTooHigh``, ``NonceAlreadyPending``, ``AlreadyKnown``), up to 3 tries.
-* updates over one transaction go as chunk blobs plus the submit, models over one blob as chunks
-  plus a manifest, both ways; blobs and chunks are checked against their ids.
+* ``submit_update`` is commit-reveal: it commits, waits for the epoch's reveal phase (polling
+  every 0.2 s), then reveals; updates over one transaction go as chunk blobs plus the reveal,
+  sent only in the reveal phase; models over one blob as chunks plus a manifest, both ways;
+  blobs and chunks are checked against their ids.
 * ``wait_for_epoch`` polls every 0.2 s and gives up when the task stops before the epoch closes.
 """
 
@@ -18,7 +20,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -82,6 +84,16 @@ class Face:
 
     def require_key(self) -> Keypair:
         return self.core.require_key()
+
+
+@dataclass(frozen=True)
+class _Quantized:
+    """An update ready to send: its bytes, inline or chunked, and the id it commits to."""
+
+    data: bytes
+    inline: bool
+    blob_limit: int
+    uid: bytes
 
 
 class ClientCore:
@@ -258,22 +270,70 @@ class ClientCore:
     def join(self, task_id: bytes) -> Flow[bytes]:
         return (yield from self.transact(lambda k, c, n: fl.join_task(k, c, n, task_id)))
 
-    def submit_update(self, task_id: bytes, epoch: int, update: Any) -> Flow[bytes]:
+    def _quantized(self, task_id: bytes, epoch: int, update: Any) -> Flow[_Quantized]:
+        """The update's bytes as the STF takes them, how they travel, and their STF id."""
         params = yield from self.task_params(task_id)
         delta = yield from self._delta(task_id, epoch, update, params)
         data = quantize(delta, params.shift, params.dtype).tobytes()
         lim = yield from self.limits()
+        inline = len(data) + TX_OVERHEAD <= lim["maxTxSize"] and len(data) <= lim["maxBlobSize"]
+        limit = blob_limit(lim)
+        return _Quantized(data, inline, limit, fl.update_id(data, limit, inline))
+
+    def commit_update(self, task_id: bytes, epoch: int, update: Any) -> Flow[bytes]:
+        q = yield from self._quantized(task_id, epoch, update)
+        return (yield from self._commit(task_id, epoch, q))
+
+    def _commit(self, task_id: bytes, epoch: int, q: _Quantized) -> Flow[bytes]:
+        def build(k: Keypair, c: int, n: int) -> Transaction:
+            return fl.commit_update(k, c, n, task_id, epoch, q.uid)
+
+        return (yield from self.transact(build))
+
+    def reveal_update(self, task_id: bytes, epoch: int, update: Any) -> Flow[bytes]:
+        q = yield from self._quantized(task_id, epoch, update)
+        return (yield from self._reveal(task_id, epoch, q))
+
+    def _reveal(self, task_id: bytes, epoch: int, q: _Quantized) -> Flow[bytes]:
         key, chain = self.require_key(), (yield from self.chain_id())
 
         def build(n: int) -> list[Transaction]:
-            if len(data) + TX_OVERHEAD <= lim["maxTxSize"] and len(data) <= lim["maxBlobSize"]:
-                return [fl.submit_update(key, chain, n, task_id, epoch, data)]
-            # chunk blobs, then the submit naming them (a chunk already stored fails harmlessly)
-            return fl.submit_update_chunked(key, chain, n, task_id, epoch, data, blob_limit(lim))
+            if q.inline:
+                return [fl.submit_update(key, chain, n, task_id, epoch, q.data)]
+            # chunk blobs, then the reveal naming them (a chunk already stored fails harmlessly)
+            return fl.submit_update_chunked(key, chain, n, task_id, epoch, q.data, q.blob_limit)
 
         h = (yield from self.send_all(build))[-1]
         yield from self.included(h)
         return h
+
+    def submit_update(self, task_id: bytes, epoch: int, update: Any, timeout: float) -> Flow[bytes]:
+        """Commit, wait for the reveal phase, reveal (:mod:`stf.fl.commit`); the reveal's hash.
+
+        Resumable: a client that restarts with the same update finds its commitment on chain
+        and only reveals (the salt is derived from its key, not stored)."""
+        q = yield from self._quantized(task_id, epoch, update)
+        task = yield from self.task(task_id)
+        me = self.require_key().public_key
+        done = int(task["epoch"]) == epoch and me in [as_bytes(c) for c in task["committed"]]
+        if not done:
+            yield from self._commit(task_id, epoch, q)
+        yield from self.wait_for_reveal_phase(task_id, epoch, timeout)
+        return (yield from self._reveal(task_id, epoch, q))
+
+    def wait_for_reveal_phase(self, task_id: bytes, epoch: int, timeout: float) -> Flow[None]:
+        """Until ``epoch``'s reveal phase opens (the others' commitments are in, or the commit
+        window ran out); SDKError if the epoch ends first, WaitTimeout after ``timeout`` s."""
+        deadline = time.monotonic() + timeout
+        while True:
+            task = yield from self.task(task_id)
+            if task["status"] != "open" or int(task["epoch"]) != epoch:
+                raise SDKError(f"epoch {epoch} ended before this client could reveal")
+            if task["phase"] == "reveal":
+                return
+            if time.monotonic() > deadline:
+                raise WaitTimeout(f"epoch {epoch}'s reveal phase did not open within {timeout}s")
+            yield Sleep(0.2)
 
     def _delta(
         self, task_id: bytes, epoch: int, update: Any, params: TaskParams

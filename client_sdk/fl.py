@@ -3,6 +3,11 @@
 The full client flow (staking on L1, training helpers, a Flower-style client)
 comes with the SDK issue; these are the signed building blocks.
 
+An update goes in two phases (commit-reveal, :mod:`stf.fl.commit`): :func:`commit_update`
+while the epoch's commit phase runs, then :func:`submit_update` (the reveal) once its reveal
+phase has opened; :func:`update_salt` derives the salt from the client's key, so a client that
+restarts between the two can reveal the same update again without having stored anything.
+
 Arrays larger than one blob (updates over ``max_tx_size``, models over
 ``max_blob_size``) travel as chunk blobs plus a manifest (:mod:`stf.fl.chunks`):
 :func:`submit_update_chunked` and :func:`model_blobs` build them, and
@@ -23,10 +28,11 @@ from stf import encoding
 from stf.cid import cid_v1
 from stf.context import Limits
 from stf.fl.chunks import MAX_CHUNKS, Manifest
+from stf.fl.commit import SALT_BYTES, commitment
 from stf.fl.task import MODEL_DTYPE, TaskParams, quantize
-from stf.ids import BlobId
+from stf.ids import BlobId, ClientKey, TaskId
 from stf.tx import Transaction, make_tx
-from stf.txtypes.fl import CreateTask, JoinTask, ReportEvaluation, SubmitUpdate
+from stf.txtypes.fl import CommitUpdate, CreateTask, JoinTask, ReportEvaluation, SubmitUpdate
 
 from .errors import InvalidArgument
 from .flow import drive
@@ -42,6 +48,7 @@ __all__ = [
     "array_reader",
     "blob_id",
     "chunk_manifest",
+    "commit_update",
     "create_task",
     "join_task",
     "model_blob",
@@ -55,6 +62,8 @@ __all__ = [
     "split_chunks",
     "submit_update",
     "submit_update_chunked",
+    "update_id",
+    "update_salt",
 ]
 
 
@@ -123,17 +132,48 @@ def join_task(key: Keypair, chain_id: int, nonce: int, task_id: bytes) -> Transa
     return make_tx(key.signing_key, chain_id, JoinTask.TYPE_ID, nonce, encoding.encode([task_id]))
 
 
+def update_id(data: bytes, max_blob_size: int, inline: bool) -> bytes:
+    """The id the STF gives an update's bytes: their sha256 inline, else their manifest's."""
+    if inline:
+        return blob_id(data)
+    return blob_id(chunk_manifest(split_chunks(data, max_blob_size)))
+
+
+def update_salt(key: Keypair, task_id: bytes, epoch: int, update_id: bytes) -> bytes:
+    """The commitment's salt: a keyed hash of what it commits to, secret while the key is."""
+    msg = b"mps/update-salt/v1" + task_id + epoch.to_bytes(8, "big") + update_id
+    return hashlib.blake2b(msg, key=key.seed, digest_size=SALT_BYTES).digest()
+
+
+def commit_update(
+    key: Keypair, chain_id: int, nonce: int, task_id: bytes, epoch: int, update_id: bytes
+) -> Transaction:
+    """Phase one: the commitment to the update whose STF id is ``update_id``
+    (:func:`update_id`), salted with :func:`update_salt`."""
+    salt = update_salt(key, task_id, epoch, update_id)
+    digest = commitment(TaskId(task_id), epoch, ClientKey(key.public_key), BlobId(update_id), salt)
+    return make_tx(
+        key.signing_key,
+        chain_id,
+        CommitUpdate.TYPE_ID,
+        nonce,
+        encoding.encode([task_id, epoch, digest]),
+    )
+
+
 def submit_update(
     key: Keypair, chain_id: int, nonce: int, task_id: bytes, epoch: int, update: Any
 ) -> Transaction:
-    """``update``: the quantized integer array (see :func:`quantize`) or its bytes."""
+    """Phase two, the reveal of an inline update: ``update`` is the quantized integer array
+    (see :func:`quantize`) or its bytes, committed to with :func:`commit_update`."""
     data = update if isinstance(update, bytes) else np.ascontiguousarray(update).tobytes()
+    salt = update_salt(key, task_id, epoch, blob_id(data))
     return make_tx(
         key.signing_key,
         chain_id,
         SubmitUpdate.TYPE_ID,
         nonce,
-        encoding.encode([task_id, epoch, data]),
+        encoding.encode([task_id, epoch, data, salt]),
     )
 
 
@@ -146,7 +186,9 @@ def submit_update_chunked(
     update: Any,
     max_blob_size: int = DEFAULT_MAX_BLOB_SIZE,
 ) -> list[Transaction]:
-    """An update of any size: a ``put_blob`` per distinct chunk, then the ``submit_update``.
+    """The reveal of an update of any size: a ``put_blob`` per distinct chunk, then the
+    ``submit_update`` naming them. Send them only once the reveal phase has opened: a chunk on
+    chain before every commitment is fixed could be copied.
 
     The transactions take the nonces ``nonce, nonce + 1, ...`` in order; send them all (the
     submit after its chunks, in the same block or a later one). The update's id in the
@@ -157,13 +199,15 @@ def submit_update_chunked(
     """
     data = update if isinstance(update, bytes) else np.ascontiguousarray(update).tobytes()
     chunks = split_chunks(data, max_blob_size)
-    if len(chunk_manifest(chunks)) >= len(data):
+    manifest = chunk_manifest(chunks)
+    if len(manifest) >= len(data):
         raise InvalidArgument(
             f"an update of {len(data)} bytes is too small to chunk: send it inline"
         )
     txs = [put_blob(key, chain_id, nonce + i, c) for i, c in enumerate(_distinct(chunks))]
     ids = [blob_id(c) for c in chunks]
-    payload = encoding.encode([task_id, epoch, ids])
+    salt = update_salt(key, task_id, epoch, blob_id(manifest))
+    payload = encoding.encode([task_id, epoch, ids, salt])
     txs.append(make_tx(key.signing_key, chain_id, SubmitUpdate.TYPE_ID, nonce + len(txs), payload))
     return txs
 

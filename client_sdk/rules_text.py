@@ -36,12 +36,13 @@ def _flags(r: EpochRules) -> list[str]:
         f"outlier: outside the Multi-Krum selection with a Krum score above "
         f"{_f(r.krum_ratio)} x the median",
         f"near zero: squared norm at most {_f(r.near_zero)} x the median's",
-        f"near copy: cosine at least {_f(r.near_copy_cos)} to an update sent earlier this epoch "
-        "(whatever its scale)",
+        f"near copy: cosine at least {_f(r.near_copy_cos)} to another update of this epoch "
+        "(whatever its scale; both are flagged)",
         f"echo: cosine at least {_f(r.global_echo_cos)} to the last global step",
         f"uncorrelated: cosine below {_f(r.uncorrelated_cos)} both to the others' selection "
         "and to your own last update",
-        "exact: all zeros, a copy of an earlier update this epoch, your own last update again",
+        "exact: all zeros, the same as another update this epoch, your own last update again",
+        "a commitment you do not reveal in the reveal phase",
     ]
 
 
@@ -49,6 +50,8 @@ def describe_rules(rules: EpochRules) -> list[str]:
     """One line per rule, in the order a client meets them."""
     return [
         _aggregation(rules),
+        "each epoch you first commit to your update (a hash), then reveal it once every "
+        "commitment is in: nobody sees an update before all are fixed",
         "an update is flagged if it is any of:",
         *(f"  - {line}" for line in _flags(rules)),
         "a flagged update is left out of that epoch's model and reward, and is a strike",

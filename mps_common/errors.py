@@ -265,17 +265,39 @@ class BlobAlreadyStored(RPCError):
 
 
 class SlashableInTask(RPCError):
-    """``submit_update`` from a client whose verdict in the task is slashable: the STF takes
-    no more updates from it there (its stake may still be staked on the L1)."""
+    """``commit_update`` or ``submit_update`` from a client whose verdict in the task is
+    slashable: the STF takes no more updates from it there (its stake may still be staked on
+    the L1)."""
 
     code = Code.SLASHABLE_IN_TASK
 
 
 class BarredFromTask(RPCError):
-    """``submit_update`` from a client barred from the task by its strikes (its stake is
-    untouched; it earns nothing more in the task)."""
+    """``commit_update`` or ``submit_update`` from a client barred from the task by its strikes
+    (its stake is untouched; it earns nothing more in the task)."""
 
     code = Code.BARRED_FROM_TASK
+
+
+class WrongPhase(RPCError):
+    """``commit_update`` once the epoch's reveal phase has opened, or ``submit_update`` (the
+    reveal) while its commit phase still runs."""
+
+    code = Code.WRONG_PHASE
+
+
+class NotCommitted(RPCError):
+    """``submit_update`` (the reveal) from a client that sent no commitment this epoch."""
+
+    code = Code.NOT_COMMITTED
+
+
+class CommitmentMismatch(RPCError):
+    """The revealed update and salt do not hash to the client's commitment
+    (:func:`stf.fl.commit.commitment`); the commitment still stands, a correct reveal may
+    follow within the reveal phase."""
+
+    code = Code.COMMITMENT_MISMATCH
 
 
 class NotFound(RPCError):

@@ -32,7 +32,8 @@ def state_at(get: StateGet) -> State:
 
 
 def awaiting(get: StateGet, task_id: TaskId, t: TaskState) -> list[bytes]:
-    """The clients the current epoch still waits for (it closes early once there are none)."""
+    """The clients the current phase still waits for (it ends early once there are none):
+    commitments in the commit phase, reveals in the reveal phase."""
     return list(awaited(state_at(get), task_id, t))
 
 
@@ -48,6 +49,8 @@ def task_view(task_id: TaskId, t: TaskState, get: StateGet) -> dict[str, Any]:
         "baseModel": t.base,
         "previousStep": t.prev_global or None,
         "epochStart": t.epoch_start,
+        "phase": "reveal" if t.revealing else "commit",
+        "revealStart": t.reveal_start if t.revealing else None,
         "windowBlocks": p.window_blocks,
         "layout": [[n, list(s)] for n, s in p.layout],
         "parameters": p.d,
@@ -62,7 +65,8 @@ def task_view(task_id: TaskId, t: TaskState, get: StateGet) -> dict[str, Any]:
         "maxClients": p.max_clients,
         "evaluator": p.evaluator,
         "clients": t.clients,
-        "submitted": t.submitted,
+        "committed": t.submitted,
+        "revealed": [t.submitted[i] for i in t.revealed],
         "awaiting": awaiting(get, task_id, t),
         "rules": p.rules.to_list(),
     }

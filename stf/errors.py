@@ -53,6 +53,9 @@ class Code(IntEnum):
     BLOB_ALREADY_STORED = 1117
     SLASHABLE_IN_TASK = 1118
     BARRED_FROM_TASK = 1119
+    WRONG_PHASE = 1120
+    NOT_COMMITTED = 1121
+    COMMITMENT_MISMATCH = 1122
     # queries
     NOT_FOUND = 1200
     # transport and node

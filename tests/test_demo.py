@@ -87,8 +87,12 @@ def test_demo_catches_the_cheaters_and_pays_the_honest(tmp_path: Path) -> None:
     by_role = {c["role"]: c for c in cheats}
     assert reasons.get("fr_replay") == {"REPLAY_GLOBAL"} and by_role["fr_replay"]["slashable"]
     assert [c["role"] for c in cheats if c["slashable"]] == ["fr_replay"]  # the only proof
-    assert "COPY" in reasons.get("fr_copy", set())
-    assert "UNCORRELATED" in reasons.get("fr_noise", set())
+    # commit-reveal: the copier's stolen reveal is refused, so its copied commitment is never
+    # opened (a REVEAL_MISSING strike each epoch); the victim's epoch is not touched
+    assert reasons.get("fr_copy") == {"REVEAL_MISSING"}, reasons
+    assert "COMMITMENT_MISMATCH" in text or "do not hash to the client's commitment" in text
+    # noise of 3 x the last step's norm, zeros in epoch 0 (it has no step to scale to yet)
+    assert reasons.get("fr_noise", set()) & {"UNCORRELATED", "KRUM_OUTLIER"}, reasons
     for role in ("gauss", "signflip"):  # Krum outliers (or uncorrelated) over two strikes
         assert reasons.get(role, set()) & {"KRUM_OUTLIER", "UNCORRELATED"}, (role, reasons)
     for c in cheats:

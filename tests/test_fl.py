@@ -11,6 +11,7 @@ import hashlib
 import os
 import subprocess
 import sys
+from dataclasses import replace
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ from stf import encoding, robust, state_keys
 from stf.errors import Code
 from stf.fl import settlement
 from stf.fl.checks import MIN_PROVABLE_SUPPORT
+from stf.fl.commit import commitment
 from stf.fl.flags import EXACT, STATISTICAL, Flag
 from stf.fl.records import CLEAN, NO_EPOCH, ClientRecord, EpochSummary, Verdict
 from stf.fl.rules import BOUNDS, EpochRules, check_bounds
@@ -39,6 +41,7 @@ from stf.txtypes import l1_deposit
 
 CHAIN_ID = 77
 L1_DEPOSIT, PUT_BLOB, CREATE_TASK, JOIN_TASK, SUBMIT_UPDATE, REPORT_EVALUATION = 0, 2, 3, 4, 5, 6
+COMMIT_UPDATE = 7
 SCRIPT = b"def train(model, data):\n    return model\n"
 D = 2000  # parameters of the default layout
 LAYOUT = (("w", (40, 40)), ("b", (400,)))
@@ -129,6 +132,8 @@ class FL:
         self.chain = Chain(self.config, seq, self.genesis)
         self._nonces: dict[bytes, int] = {}
         self._deposits = 0
+        # what each commitment binds: (client, task, epoch) -> (update id, reveal payload)
+        self._reveals: dict[tuple[bytes, bytes, int], tuple[bytes, Any, bytes]] = {}
 
     # -- transactions --------------------------------------------------------
     def tx(self, key: SigningKey, tx_type: int, value: Any) -> Transaction:
@@ -150,8 +155,29 @@ class FL:
         return self.tx(key, JOIN_TASK, [task_id])
 
     def submit(self, key: SigningKey, task_id: bytes, epoch: int, update: Any) -> Transaction:
-        data = update if isinstance(update, bytes) else np.asarray(update).tobytes()
-        return self.tx(key, SUBMIT_UPDATE, [task_id, epoch, data])
+        """The commitment to ``update`` (phase one); :meth:`reveal` sends the update itself.
+
+        ``update``: an array, its bytes, or the list of its chunks' blob ids with the
+        manifest's id (``(ids, manifest_id)``)."""
+        if isinstance(update, tuple):
+            body, update_id = update
+        else:
+            body = update if isinstance(update, bytes) else np.asarray(update).tobytes()
+            update_id = sha(body)
+        salt = sha(b"salt" + pub(key) + task_id + epoch.to_bytes(8, "big"))
+        # the first commitment is the one that counts: a later one is refused (DUPLICATE_UPDATE)
+        self._reveals.setdefault((pub(key), task_id, epoch), (update_id, body, salt))
+        digest = commitment(task_id, epoch, pub(key), update_id, salt)
+        return self.tx(key, COMMIT_UPDATE, [task_id, epoch, digest])
+
+    def reveal(
+        self, key: SigningKey, task_id: bytes, epoch: int, update: Any = None
+    ) -> Transaction:
+        """The reveal of what ``key`` committed to (or of another ``update``, with its salt)."""
+        _, body, salt = self._reveals[(pub(key), task_id, epoch)]
+        if update is not None:
+            body = update if isinstance(update, bytes | list) else np.asarray(update).tobytes()
+        return self.tx(key, SUBMIT_UPDATE, [task_id, epoch, body, salt])
 
     def report(self, key: SigningKey, task_id: bytes, epoch: int, acc: int) -> Transaction:
         return self.tx(key, REPORT_EVALUATION, [task_id, epoch, acc])
@@ -217,8 +243,45 @@ class FL:
     def submit_all(
         self, task_id: bytes, epoch: int, pairs: list[tuple[SigningKey, Any]]
     ) -> BuildResult:
+        """Commit every update in one block; if that ended the commit phase, reveal in the next
+        block every commitment not revealed yet (this call's and earlier ones'). The last
+        block's result: where the epoch closes once every committer revealed."""
+        result = self.commit_all(task_id, epoch, pairs)
+        t = self.task(task_id)
+        if not t.revealing or t.epoch != epoch:
+            return result
+        by_key = {pub(k): k for k in self.clients}
+        todo = [by_key[c] for c, u in zip(t.submitted, t.pending, strict=True) if u == b""]
+        return self.reveal_all(task_id, epoch, todo)
+
+    def commit_all(
+        self, task_id: bytes, epoch: int, pairs: list[tuple[SigningKey, Any]]
+    ) -> BuildResult:
         result = self.block(*(self.submit(c, task_id, epoch, u) for c, u in pairs))
         assert [r.status for r in result.receipts] == [1] * len(pairs), result.receipts
+        return result
+
+    def run_out(self, task_id: bytes, epoch: int, limit: int = 1000) -> None:
+        """Let ``epoch`` end by its windows: empty blocks until the commit phase ends, the
+        reveal of every commitment not revealed yet, empty blocks until the epoch closes."""
+        by_key = {pub(k): k for k in self.clients}
+        tried: set[bytes] = set()
+        for _ in range(limit):
+            t = self.task(task_id)
+            if t.epoch != epoch or t.status != OPEN:
+                return
+            todo = [
+                c
+                for c, u in zip(t.submitted, t.pending, strict=True)
+                if t.revealing and u == b"" and c not in tried
+            ]
+            tried.update(todo)
+            self.block(*(self.reveal(by_key[c], task_id, epoch) for c in todo))
+        raise AssertionError(f"epoch {epoch} did not end within {limit} blocks")
+
+    def reveal_all(self, task_id: bytes, epoch: int, keys: list[SigningKey]) -> BuildResult:
+        result = self.block(*(self.reveal(c, task_id, epoch) for c in keys))
+        assert [r.status for r in result.receipts] == [1] * len(keys), result.receipts
         return result
 
     # -- state ---------------------------------------------------------------
@@ -280,16 +343,24 @@ def check_epoch(
     :mod:`stf.robust`; return the next base model."""
     summary = fl.summary(task_id, epoch)
     assert summary is not None, f"epoch {epoch} has not closed"
-    n, base, step, next_base = summary.n_clients, summary.base, summary.step, summary.next_base
-    submitted, acc = list(summary.clients), summary.accuracy_ppm
-    assert n == len(submitted) == len(updates)
-    assert set(submitted) == set(updates)
+    base, step, next_base = summary.base, summary.step, summary.next_base
+    committed, acc = list(summary.clients), summary.accuracy_ppm
+    assert summary.n_clients == len(committed)
+    all_recs = {
+        c: ClientRecord.decode(fl.get(state_keys.client_record(task_id, epoch, c)))  # type: ignore[arg-type]
+        for c in committed
+    }
+    # a commitment not revealed: a record with no update and REVEAL_MISSING alone
+    for r in all_recs.values():
+        if r.update == b"":
+            assert r.flags == Flag.REVEAL_MISSING and not r.selected
+    submitted = [c for c in committed if all_recs[c].update != b""]
+    n = len(submitted)
+    assert n == len(updates) and set(submitted) == set(updates)
     assert acc == -1
     assert fl.model(base).tobytes() == base_before.tobytes()
     rows = np.stack([updates[c] for c in submitted])
-    recs = [
-        ClientRecord.decode(fl.get(state_keys.client_record(task_id, epoch, c))) for c in submitted
-    ]  # type: ignore[arg-type]
+    recs = [all_recs[c] for c in submitted]
     # Krum scores and ranks (ties by submission position)
     fe = min(f, max(0, (n - 3) // 2))
     if n >= 3:
@@ -488,7 +559,9 @@ def test_l1_slashed_client_cannot_join_or_submit() -> None:
 # -- submit_update -------------------------------------------------------------
 
 
-def test_submit_update_errors() -> None:
+def test_commit_and_reveal_errors() -> None:
+    """Each refusal of phase one (commit_update) and phase two (submit_update, the reveal) has
+    its code, and a refused transaction changes nothing: a correct reveal may still follow."""
     fl = FL(n_clients=6)
     c = fl.clients
     tid = fl.new_task(min_clients=5, max_clients=6, window=50)
@@ -497,28 +570,47 @@ def test_submit_update_errors() -> None:
     u0 = h.one()
     not_joined = fl.submit(c[5], tid, 0, h.one())
     future = fl.submit(c[0], tid, 1, u0)
-    too_short = fl.submit(c[0], tid, 0, u0.tobytes()[:-1])
-    too_long = fl.submit(c[0], tid, 0, u0.tobytes() + b"\x00")
-    int16_sized = fl.submit(c[0], tid, 0, u0.astype("<i2"))
     ok = fl.submit(c[0], tid, 0, u0)
     dup = fl.submit(c[0], tid, 0, h.one())
     unknown = fl.submit(c[1], sha(b"nope"), 0, h.one())
-    result = fl.block(not_joined, future, too_short, too_long, int16_sized, ok, dup, unknown)
+    early = fl.reveal(c[0], tid, 0)
+    result = fl.block(not_joined, future, ok, dup, unknown, early)
     assert receipt(result, not_joined) == (0, Code.NOT_JOINED)
     assert receipt(result, future) == (0, Code.WRONG_EPOCH)
-    for tx in (too_short, too_long, int16_sized):
-        assert receipt(result, tx) == (0, Code.INVALID_UPDATE)
     assert receipt(result, ok) == (1, 0)
     assert receipt(result, dup) == (0, Code.DUPLICATE_UPDATE)
     assert receipt(result, unknown) == (0, Code.TASK_NOT_FOUND)
+    assert receipt(result, early) == (0, Code.WRONG_PHASE)
     t = fl.task(tid)
-    assert t.submitted == [pub(c[0])]
-    assert t.pending == [sha(u0.tobytes())]
-    assert fl.blob(sha(u0.tobytes())) == u0.tobytes()
-    # a duplicate in a later block of the same epoch
-    dup2 = fl.submit(c[0], tid, 0, h.one())
+    assert t.submitted == [pub(c[0])] and t.pending == [b""] and not t.revealing
+    dup2 = fl.submit(c[0], tid, 0, h.one())  # a second commitment in a later block
     assert receipt(fl.block(dup2), dup2) == (0, Code.DUPLICATE_UPDATE)
-    fl.submit_all(tid, 0, [(k, h.one()) for k in c[1:5]])
+    others = [(k, h.one()) for k in c[1:4]]
+    fl.commit_all(tid, 0, [*others, (c[4], h.one())])
+    t = fl.task(tid)
+    assert t.revealing and t.reveal_start == fl.height + 1 and t.epoch == 0
+    fl.join_all(tid, [c[5]])  # a newcomer in the reveal phase may join, but not commit
+    late = fl.submit(c[5], tid, 0, h.one())
+    too_short = fl.reveal(c[0], tid, 0, u0.tobytes()[:-1])
+    too_long = fl.reveal(c[0], tid, 0, u0.tobytes() + b"\x00")
+    int16_sized = fl.reveal(c[0], tid, 0, u0.astype("<i2"))
+    other = fl.reveal(c[0], tid, 0, h.one())  # not what it committed to
+    ok = fl.reveal(c[0], tid, 0, u0)  # the later commit_update calls above were refused
+    again = fl.reveal(c[0], tid, 0, u0)
+    result = fl.block(late, too_short, too_long, int16_sized, other, ok, again)
+    assert receipt(result, late) == (0, Code.WRONG_PHASE)
+    for tx in (too_short, too_long, int16_sized):
+        assert receipt(result, tx) == (0, Code.INVALID_UPDATE)
+    assert receipt(result, other) == (0, Code.COMMITMENT_MISMATCH)
+    assert receipt(result, ok) == (1, 0)
+    assert receipt(result, again) == (0, Code.DUPLICATE_UPDATE)
+    t = fl.task(tid)
+    assert t.pending[0] == sha(u0.tobytes()) and fl.blob(sha(u0.tobytes())) == u0.tobytes()
+    assert t.pending[1:] == [b""] * 4
+    # another client's salt and update do not open this client's commitment
+    stolen = fl.tx(c[1], SUBMIT_UPDATE, [tid, 0, u0.tobytes(), fl._reveals[(pub(c[0]), tid, 0)][2]])
+    assert receipt(fl.block(stolen), stolen) == (0, Code.COMMITMENT_MISMATCH)
+    fl.reveal_all(tid, 0, [k for k, _ in others] + [c[4]])
     assert fl.task(tid).epoch == 1
     past = fl.submit(c[0], tid, 0, h.one())
     future = fl.submit(c[1], tid, 2, h.one())
@@ -535,9 +627,10 @@ def test_int16_task_takes_two_bytes_per_parameter() -> None:
     fl.join_all(tid, c)
     h = Honest()
     ups = [(h.one().astype("<i2") * 100) for _ in c]
-    as_int8 = fl.submit(c[0], tid, 0, ups[0].astype(np.int8))
+    fl.commit_all(tid, 0, list(zip(c, ups, strict=True)))
+    as_int8 = fl.reveal(c[0], tid, 0, ups[0].astype(np.int8))
     assert receipt(fl.block(as_int8), as_int8) == (0, Code.INVALID_UPDATE)
-    fl.submit_all(tid, 0, list(zip(c, ups, strict=True)))
+    fl.reveal_all(tid, 0, c)
     updates = {pub(k): u for k, u in zip(c, ups, strict=True)}
     summary = fl.summary(tid, 0)
     assert summary is not None
@@ -594,10 +687,17 @@ def test_epoch_closes_at_the_window_end_with_min_clients() -> None:
     fl.submit_all(tid, 0, [(k, ups[pub(k)]) for k in c[:5]])
     while fl.height < start + window - 1:
         fl.empty()
-        assert fl.summary(tid, 0) is None, fl.height
-    fl.empty()  # the first block after the window
+        assert not fl.task(tid).revealing, fl.height
+    fl.empty()  # the first block after the window ends the commit phase
+    assert fl.task(tid).reveal_start == start + window + 1 == fl.height + 1
+    # the reveal phase has a window of its own: two of the five reveal at once, three late
+    fl.reveal_all(tid, 0, c[:2])
+    reveal_start = fl.task(tid).reveal_start
+    while fl.height < reveal_start + window - 1:
+        fl.empty()
+    fl.reveal_all(tid, 0, c[2:5])  # the window's last block: still taken, and it closes
     summary = fl.summary(tid, 0)
-    assert summary is not None and summary.closed_at == start + window == fl.height
+    assert summary is not None and summary.closed_at == reveal_start + window == fl.height
     check_epoch(fl, tid, 0, ups, init)
     assert fl.task(tid).epoch_start == fl.height + 1
 
@@ -647,8 +747,10 @@ def test_epoch_does_not_wait_for_clients_that_can_no_longer_submit() -> None:
     assert all(receipt(result, tx) == (1, 0) for tx in oks)
     assert fl.task(tid).epoch == 2
     fl.empty(start + window - fl.height)
+    assert fl.task(tid).reveal_start == start + window + 1  # the commit window ran out
+    result = fl.reveal_all(tid, 2, c[:5])  # every committer revealed: closes at once
     summary = fl.summary(tid, 2)
-    assert summary is not None and summary.closed_at == start + window
+    assert summary is not None and summary.closed_at == start + window + 1
     assert set(summary.clients) == {pub(k) for k in c[:5]}
 
     # epoch 3: idle unbonds on the L1; once the five still able have submitted it closes
@@ -746,27 +848,32 @@ def slash_leaf(fl: FL, task_id: bytes, client: SigningKey) -> bytes | None:
 def test_exact_offences_are_strikes_and_only_a_global_replay_slashes() -> None:
     """ZERO and COPY in epochs 0 and 1 (a strike each time: barred at the second), REPLAY_OWN
     (a strike) and REPLAY_GLOBAL (provable: slashable at once) in epoch 1; in epoch 2 the barred
-    and the slashable are refused, and a clean epoch takes the own-replayer's strike away."""
-    fl = FL(n_clients=8)
+    and the slashable are refused, and a clean epoch leaves the own-replayer's strike.
+
+    COPY: two colluders reveal one update (``copier`` and ``twin``); both are flagged, since
+    under commit-reveal neither position in the epoch marks an original."""
+    fl = FL(n_clients=9)
     hon = fl.clients[:6]
-    zero, copier = fl.clients[6], fl.clients[7]
+    zero, copier, twin = fl.clients[6], fl.clients[7], fl.clients[8]
     init = init_model()
-    tid = fl.new_task(init, min_clients=5, max_clients=8, window=2, epochs=3)
+    tid = fl.new_task(init, min_clients=5, max_clients=9, window=2, epochs=3)
     fl.join_all(tid, fl.clients)
     h = Honest(seed=4)
     ups = {pub(k): h.one() for k in hon}
     ups[pub(zero)] = np.zeros(D, dtype=np.int8)
-    ups[pub(copier)] = ups[pub(hon[0])].copy()
-    order = [*hon, zero, copier]
+    ups[pub(copier)] = h.one()
+    ups[pub(twin)] = ups[pub(copier)].copy()
+    order = [*hon, zero, copier, twin]
     fl.submit_all(tid, 0, [(k, ups[pub(k)]) for k in order])
     base = check_epoch(fl, tid, 0, ups, init)
     assert Flag(fl.flags(tid, 0, zero)) & EXACT == Flag.ZERO
     assert Flag(fl.flags(tid, 0, copier)) & EXACT == Flag.COPY
-    for k in hon:  # the original is not a copy of its copy
+    assert Flag(fl.flags(tid, 0, twin)) & EXACT == Flag.COPY
+    for k in hon:
         assert fl.flags(tid, 0, k) == 0
         assert fl.verdict(tid, k) == CLEAN
     # an exact coincidence is a strike, not proof: one strike leaves them in the task
-    for k in (zero, copier):
+    for k in (zero, copier, twin):
         assert fl.verdict(tid, k) == Verdict(1, False, 0, NO_EPOCH)
         assert slash_leaf(fl, tid, k) is None
     step_bytes = fl.blob(fl.summary(tid, 0).step)  # type: ignore[union-attr]
@@ -779,8 +886,9 @@ def test_exact_offences_are_strikes_and_only_a_global_replay_slashes() -> None:
         **{pub(k): h.one() for k in hon[2:]},
     }
     ups1[pub(zero)] = np.zeros(D, dtype=np.int8)
-    ups1[pub(copier)] = ups1[pub(hon[2])].copy()
-    fl.submit_all(tid, 1, [(k, ups1[pub(k)]) for k in order])  # all 8 joined: closes at once
+    ups1[pub(copier)] = h.one()
+    ups1[pub(twin)] = ups1[pub(copier)].copy()
+    fl.submit_all(tid, 1, [(k, ups1[pub(k)]) for k in order])  # all 9 joined: closes at once
     base = check_epoch(fl, tid, 1, ups1, base)
     assert Flag(fl.flags(tid, 1, hon[0])) & EXACT == Flag.REPLAY_OWN
     assert Flag(fl.flags(tid, 1, hon[1])) & EXACT == Flag.REPLAY_GLOBAL
@@ -793,7 +901,7 @@ def test_exact_offences_are_strikes_and_only_a_global_replay_slashes() -> None:
         assert fl.flags(tid, 1, k) & EXACT == 0
         assert fl.verdict(tid, k) == CLEAN
     # the second strike bars: reason = that epoch's flags, epoch 1, not slashable
-    for k, exact in ((zero, Flag.ZERO), (copier, Flag.COPY)):
+    for k, exact in ((zero, Flag.ZERO), (copier, Flag.COPY), (twin, Flag.COPY)):
         flags = fl.flags(tid, 1, k)
         assert Flag(flags) & EXACT == exact
         assert fl.verdict(tid, k) == Verdict(2, False, flags, 1, barred=True)
@@ -801,11 +909,13 @@ def test_exact_offences_are_strikes_and_only_a_global_replay_slashes() -> None:
 
     # epoch 2: barred and slashable clients may not submit; the five left close it at once
     h2 = {pub(k): h.one() for k in (hon[0], *hon[2:])}
-    refused = {k: fl.submit(k, tid, 2, h.one()) for k in (zero, copier, hon[1])}
+    refused = {k: fl.submit(k, tid, 2, h.one()) for k in (zero, copier, twin, hon[1])}
     oks = [fl.submit(k, tid, 2, h2[pub(k)]) for k in (hon[0], *hon[2:])]
-    result = fl.block(*refused.values(), *oks)
+    result = fl.block(*refused.values(), *oks)  # ends the commit phase
+    fl.reveal_all(tid, 2, [hon[0], *hon[2:]])
     assert receipt(result, refused[zero]) == (0, Code.BARRED_FROM_TASK)
     assert receipt(result, refused[copier]) == (0, Code.BARRED_FROM_TASK)
+    assert receipt(result, refused[twin]) == (0, Code.BARRED_FROM_TASK)
     assert receipt(result, refused[hon[1]]) == (0, Code.SLASHABLE_IN_TASK)
     assert all(receipt(result, tx) == (1, 0) for tx in oks)
     check_epoch(fl, tid, 2, h2, base)
@@ -866,10 +976,12 @@ def test_resending_a_sparse_global_step_is_only_an_echo(support: int) -> None:
     assert stake_of(fl, echo) == genesis_stake(fl, echo)
 
 
-def test_a_sybil_ordered_first_cannot_get_the_copied_client_slashed() -> None:
-    """Without commit-reveal the sequencer orders two equal updates: a sybil that copies an
-    honest update and is sealed first makes the honest one the COPY. It costs the victim one
-    strike and that epoch's reward, never its stake; a clean epoch takes the strike away."""
+def test_a_sybil_cannot_copy_an_update_or_a_commitment() -> None:
+    """Commit-reveal: during the commit phase only digests are public, so the one thing a
+    sybil can copy is the victim's commitment, sealed first. It cannot open it: the digest
+    binds the victim's key, so the victim's own update and salt, public once revealed, fail
+    the sybil's reveal (COMMITMENT_MISMATCH). The victim's epoch is clean; the sybil's
+    unopened commitment is a strike (REVEAL_MISSING), and it earns nothing."""
     fl = FL(n_clients=6)
     c = fl.clients
     init = init_model()
@@ -878,28 +990,32 @@ def test_a_sybil_ordered_first_cannot_get_the_copied_client_slashed() -> None:
     h = Honest(seed=8)
     victim, sybil = c[3], c[5]
     ups = {pub(k): h.one() for k in c[:5]}
-    ups[pub(sybil)] = ups[pub(victim)].copy()
-    # the copier is sealed first: the original, submitted later, is the one flagged
-    fl.submit_all(tid, 0, [(sybil, ups[pub(sybil)])])
-    fl.submit_all(tid, 0, [(k, ups[pub(k)]) for k in c[:5]])
-    base = check_epoch(fl, tid, 0, ups, init)
-    assert fl.flags(tid, 0, sybil) & EXACT == 0
-    assert Flag(fl.flags(tid, 0, victim)) & EXACT == Flag.COPY
-    assert fl.verdict(tid, victim) == Verdict(1, False, 0, NO_EPOCH)  # a strike, not a slash
-    assert slash_leaf(fl, tid, victim) is None
-    assert stake_of(fl, victim) == genesis_stake(fl, victim)
-    assert fl.verdict(tid, sybil) == CLEAN
-    # the victim is still in the task with its one strike (strikes do not decay), stake intact
-    ups1 = {pub(k): h.one() for k in c}
-    fl.submit_all(tid, 1, [(k, ups1[pub(k)]) for k in c])
-    check_epoch(fl, tid, 1, ups1, base)
-    assert fl.flags(tid, 1, victim) == 0
-    assert fl.verdict(tid, victim) == Verdict(1, False, 0, NO_EPOCH)
-    assert slash_leaf(fl, tid, victim) is None
-    assert stake_of(fl, victim) == genesis_stake(fl, victim)
-    # it lost only the flagged epoch's share of the reward
+    commits = [fl.submit(k, tid, 0, ups[pub(k)]) for k in c[:5]]
+    fl.block(*commits)
+    seen = fl.task(tid).commitments[3]
+    copied = fl.tx(sybil, COMMIT_UPDATE, [tid, 0, seen])  # sealed after, but order is nothing
+    assert receipt(fl.block(copied), copied) == (1, 0)
+    assert fl.task(tid).revealing
+    fl.reveal_all(tid, 0, [victim])
+    _, body, salt = fl._reveals[(pub(victim), tid, 0)]
+    stolen = fl.tx(sybil, SUBMIT_UPDATE, [tid, 0, body, salt])
+    assert receipt(fl.block(stolen), stolen) == (0, Code.COMMITMENT_MISMATCH)
+    fl.reveal_all(tid, 0, [k for k in c[:5] if k is not victim])
+    assert fl.task(tid).epoch == 0  # the sybil could still reveal: the window runs
+    fl.empty(fl.task(tid).reveal_start + 4 - fl.height)
+    summary = fl.summary(tid, 0)
+    assert summary is not None and list(summary.clients) == [*map(pub, c[:5]), pub(sybil)]
+    check_epoch(fl, tid, 0, ups, init)
+    assert fl.flags(tid, 0, victim) == 0 and fl.verdict(tid, victim) == CLEAN
+    rec = fl.record(tid, 0, sybil)
+    assert rec.flags == Flag.REVEAL_MISSING and rec.update == b"" and not rec.selected
+    assert fl.verdict(tid, sybil) == Verdict(1, False, 0, NO_EPOCH)  # a strike
+    assert fl.get(state_keys.last_update(tid, pub(sybil))) is None
+    raw = fl.get(state_keys.reward_share(tid, pub(sybil)))
+    assert raw is not None and settlement.decode_reward_share(raw) == (0, False)
     raw = fl.get(state_keys.reward_share(tid, pub(victim)))
     assert raw is not None and settlement.decode_reward_share(raw) == (1, False)
+    assert stake_of(fl, victim) == genesis_stake(fl, victim)
 
 
 def test_noise_attackers_barred_after_strikes_stake_untouched() -> None:
@@ -991,7 +1107,8 @@ def test_strikes_accumulate_and_bar_at_strikes_to_bar(
         result = fl.block(*refused, *oks)
         assert all(receipt(result, tx) == (0, Code.BARRED_FROM_TASK) for tx in refused)
         assert all(receipt(result, tx) == (1, 0) for tx in oks)
-        # everyone still in the task submitted: the epoch closed in this block (window 50)
+        result = fl.reveal_all(tid, ep, [k for k in fl.clients if pub(k) in ups])
+        # everyone still in the task committed and revealed: closed in this block (window 50)
         summary = fl.summary(tid, ep)
         assert summary is not None and summary.closed_at == result.block.header.height
         base = check_epoch(fl, tid, ep, ups, base, f=2)
@@ -1099,6 +1216,7 @@ def scenario(backend: str = "numpy", n: int = 10, d: int = 4096, epochs: int = 2
         else:
             fl.empty(4)
         fl.submit_all(tid, ep, pairs)
+        fl.run_out(tid, ep)  # no-op once everyone revealed
     fl.empty(5)
     assert fl.task(tid).epoch == epochs
     return fl
@@ -1127,10 +1245,13 @@ def _run_permuted(order: list[int], ups: list[np.ndarray]) -> tuple[FL, bytes]:
 
 
 def test_submission_order_changes_only_the_recorded_order() -> None:
+    """Two orders of the same commitments (one pair of them identical) give the same flags,
+    scores, verdicts and reward shares: both copies are flagged whichever is first, so the
+    order a sequencer picks decides only the summary's list and how a tie in rank is broken."""
     h = Honest(seed=21)
     ups = h.many(6)
     ups.append(np.random.default_rng(22).integers(-127, 128, D).astype(np.int8))
-    ups[5] = ups[2].copy()  # a copy: whoever submits later is flagged
+    ups[5] = ups[2].copy()  # a copy: both are flagged, whatever the order
     a, tid = _run_permuted([0, 1, 2, 3, 4, 5, 6], ups)
     b, tid_b = _run_permuted([6, 5, 4, 3, 1, 0, 2], ups)
     assert tid == tid_b
@@ -1140,29 +1261,24 @@ def test_submission_order_changes_only_the_recorded_order() -> None:
     assert list(sb.clients) == [pub(b.clients[i]) for i in [6, 5, 4, 3, 1, 0, 2]]
     ra = {k: a.record(tid, 0, k) for k in a.clients}
     rb = {k: b.record(tid, 0, k) for k in b.clients}
-    assert sorted(r.score for r in ra.values()) == sorted(r.score for r in rb.values())
-    for k in a.clients:
-        assert ra[k].score == rb[k].score
-    # the copy flag follows the submission order, nothing else does
     c2, c5 = a.clients[2], a.clients[5]
-    assert Flag(ra[c5].flags) & EXACT == Flag.COPY and ra[c2].flags & EXACT == 0
-    assert Flag(rb[c2].flags) & EXACT == Flag.COPY and rb[c5].flags & EXACT == 0
-    others = [k for k in a.clients if k not in (c2, c5)]
-    for k in others:
-        assert ra[k].flags == rb[k].flags
-        assert ra[k].rank == rb[k].rank  # no ties among these scores
-    # the aggregate is the same: the copy and its original are the same row
+    for r in (ra, rb):
+        assert Flag(r[c5].flags) & EXACT == Flag.COPY and Flag(r[c2].flags) & EXACT == Flag.COPY
+    for k in a.clients:
+        if k in (c2, c5):  # equal scores: their ranks are tied, broken by position
+            assert {ra[c2].rank, ra[c5].rank} == {rb[c2].rank, rb[c5].rank}
+            assert replace(ra[k], rank=0) == replace(rb[k], rank=0)
+        else:
+            assert ra[k] == rb[k]
     assert a.task(tid).base == b.task(tid).base
     assert sa.step == sb.step
     check_epoch(a, tid, 0, {pub(k): u for k, u in zip(a.clients, ups, strict=True)}, init_model())
     check_epoch(b, tid, 0, {pub(k): u for k, u in zip(b.clients, ups, strict=True)}, init_model())
-    # the copy is a strike, not a slash: whichever of the two is ordered later, nobody is
-    # slashable, so the order decides no slash evidence (a sybil cannot aim one at its original)
-    for fl, later in ((a, c5), (b, c2)):
-        assert fl.verdict(tid, later) == Verdict(1, False, 0, NO_EPOCH)
+    # the copy is a strike, not a slash: nobody is slashable
+    for fl in (a, b):
+        for k in (c2, c5):
+            assert fl.verdict(tid, k) == Verdict(1, False, 0, NO_EPOCH)
         assert all(fl.verdict(tid, k).standing for k in fl.clients)  # type: ignore[union-attr]
-    # state differs exactly in the epoch summary, the two records whose flags swapped, their
-    # verdicts (the strike) and their reward shares (the copy earns nothing)
     da = a.chain.store.keys_with_prefix(STATE_PREFIX)
     db = b.chain.store.keys_with_prefix(STATE_PREFIX)
     assert set(da) == set(db)
@@ -1170,12 +1286,8 @@ def test_submission_order_changes_only_the_recorded_order() -> None:
     differ = {k[len(STATE_PREFIX) :] for k in set(da) & set(db) if da[k] != db[k]}
     assert differ == {
         state_keys.epoch(tid, 0),
-        state_keys.client_record(tid, 0, pub(c2)),
+        state_keys.client_record(tid, 0, pub(c2)),  # the tied ranks
         state_keys.client_record(tid, 0, pub(c5)),
-        state_keys.verdict(tid, pub(c2)),
-        state_keys.verdict(tid, pub(c5)),
-        state_keys.reward_share(tid, pub(c2)),
-        state_keys.reward_share(tid, pub(c5)),
     }
 
 
@@ -1370,9 +1482,10 @@ def test_a_task_with_a_free_seat_is_not_stranded() -> None:
     assert fl.task(tid).epoch == 3
 
 
-def test_a_scaled_copy_of_an_earlier_update_is_a_near_copy() -> None:
+def test_a_scaled_copy_of_another_update_is_a_near_copy() -> None:
     """Red-team scenario: 0.85 x an honest update of the epoch went unflagged under the former
-    81% norm-ratio gate and was paid like honest work; NEAR_COPY is the direction alone."""
+    81% norm-ratio gate and was paid like honest work; NEAR_COPY is the direction alone.
+    Under commit-reveal such a pair means a leak or collusion: both are flagged."""
     fl = FL(n_clients=6)
     c = fl.clients
     tid = fl.new_task(init_model(), min_clients=6, max_clients=6, window=4, epochs=2)
@@ -1383,6 +1496,7 @@ def test_a_scaled_copy_of_an_earlier_update_is_a_near_copy() -> None:
     assert not np.array_equal(scaled, ups[2])
     fl.submit_all(tid, 0, [*zip(c[:5], ups, strict=True), (c[5], scaled)])
     assert Flag(fl.flags(tid, 0, c[5])) & Flag.NEAR_COPY
-    assert all(fl.flags(tid, 0, k) == 0 for k in c[:5])
+    assert Flag(fl.flags(tid, 0, c[2])) & Flag.NEAR_COPY
+    assert all(fl.flags(tid, 0, k) == 0 for k in (*c[:2], *c[3:5]))
     share = fl.get(state_keys.reward_share(tid, pub(c[5])))
     assert share is not None and settlement.decode_reward_share(share) == (0, False)

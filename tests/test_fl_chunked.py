@@ -66,15 +66,51 @@ def chunks_of(data: bytes, sizes: list[int]) -> list[bytes]:
     return out
 
 
-def submit_chunked(
+def commit_chunked(
     fl: FL, key: SigningKey, task_id: bytes, epoch: int, chunks: list[bytes]
-) -> tuple[list[Transaction], Transaction]:
-    """put_blob every chunk not stored yet, then a submit_update listing them."""
+) -> Transaction:
+    """The commitment to an update sent as these chunks: its id is the manifest's."""
+    return fl.submit(
+        key, task_id, epoch, ([sha(c) for c in chunks], sha(sdk.chunk_manifest(chunks)))
+    )
+
+
+def reveal_chunked(
+    fl: FL, key: SigningKey, task_id: bytes, epoch: int, chunks: list[bytes]
+) -> list[Transaction]:
+    """put_blob every chunk not stored yet, then the reveal (submit_update) listing them."""
     uploads = []
     for c in dict.fromkeys(chunks):
         if fl.get(state_keys.blob(sha(c))) is None:
             uploads.append(fl.put_blob(key, c))
-    return uploads, fl.tx(key, SUBMIT_UPDATE, [task_id, epoch, [sha(c) for c in chunks]])
+    return [*uploads, fl.reveal(key, task_id, epoch)]
+
+
+def commit_and_reveal(fl: FL, tid: bytes, ep: int, plan: dict[int, Any]) -> BuildResult:
+    """Commit every update of ``plan`` (``{client index: bytes or chunks}``) in one block, wait
+    for the reveal phase, reveal them all (chunks uploaded only then) in one block."""
+    commits = [
+        commit_chunked(fl, fl.clients[i], tid, ep, u)
+        if isinstance(u, list)
+        else fl.submit(fl.clients[i], tid, ep, u)
+        for i, u in plan.items()
+    ]
+    result = fl.block(*commits)
+    assert all(r.status == 1 for r in result.receipts), result.receipts
+    while not fl.task(tid).revealing:  # not everyone committed: wait for the window
+        fl.empty()
+    txs: list[Transaction] = []
+    for i, u in plan.items():
+        k = fl.clients[i]
+        txs += reveal_chunked(fl, k, tid, ep, u) if isinstance(u, list) else [fl.reveal(k, tid, ep)]
+    result = fl.block(*txs)
+    assert all(r.status == 1 for r in result.receipts), result.receipts
+    return result
+
+
+def nonce_of(fl: FL, kp: Keypair) -> int:
+    raw = fl.get(state_keys.nonce(kp.public_key))
+    return 0 if raw is None else int(encoding.decode(raw))
 
 
 def new_task_chunked_model(fl: FL, init: np.ndarray, **kw: Any) -> bytes:
@@ -130,18 +166,8 @@ def run_epochs(fl: FL, tid: bytes, plans: list[dict[int, Any]]) -> list[BuildRes
     """Per epoch, ``{client index: update bytes or list of chunks}``; one block each."""
     results = []
     for ep, plan in enumerate(plans):
-        txs: list[Transaction] = []
-        for i, u in plan.items():
-            k = fl.clients[i]
-            if isinstance(u, list):
-                uploads, submit = submit_chunked(fl, k, tid, ep, u)
-                txs += [*uploads, submit]
-            else:
-                txs.append(fl.submit(k, tid, ep, u))
-        result = fl.block(*txs)
-        assert all(r.status == 1 for r in result.receipts), result.receipts
-        results.append(result)
-        while fl.task(tid).epoch == ep:  # not everyone submitted: wait for the window
+        results.append(commit_and_reveal(fl, tid, ep, plan))
+        while fl.task(tid).epoch == ep:  # not everyone revealed: wait for the window
             fl.empty()
     return results
 
@@ -208,12 +234,18 @@ def test_chunked_submission_errors() -> None:
     other = chunks_of(Honest(seed=9).one().tobytes(), [700, 600, 700])
     long_last = chunks_of(Honest(seed=10).one().tobytes(), [600, 600, 800])
     fl.block(*(fl.put_blob(c[1], x) for x in other + long_last))
+    # everyone commits (c[0] to the stored chunks); the reveal phase opens
+    fl.block(
+        commit_chunked(fl, c[0], tid, 0, stored),
+        *(fl.submit(k, tid, 0, u[:500] * 4 if k is c[5] else Honest(seed=3).one()) for k in c[1:]),
+    )
+    assert fl.task(tid).revealing
     # bytes stored beside the tree by an inline update, never uploaded with put_blob
-    fl.block(fl.submit(c[5], tid, 0, u[:500] * 4))
+    fl.block(fl.reveal(c[5], tid, 0))
     assert fl.blob(sha(u[:500] * 4)) is not None
 
     def submit(k: SigningKey, ids: list[bytes]) -> Transaction:
-        return fl.tx(k, SUBMIT_UPDATE, [tid, 0, ids])
+        return fl.reveal(k, tid, 0, ids)
 
     cases = {
         "missing": (
@@ -248,13 +280,14 @@ def test_chunked_submission_errors() -> None:
         r = next(r for r in result.receipts if r.tx_hash == tx.hash)
         assert (r.status, r.code) == (0, code), (why, r)
         assert text in r.message, (why, r.message)
-    assert fl.task(tid).submitted == [pub(c[5])]
+    assert fl.task(tid).revealed == [5]
     # malformed lists never get in
+    salt = b"\x00" * 32
     bad = [
-        fl.tx(c[0], SUBMIT_UPDATE, [tid, 0, []]),
-        fl.tx(c[0], SUBMIT_UPDATE, [tid, 0, [b"\x01" * 31]]),
-        fl.tx(c[0], SUBMIT_UPDATE, [tid, 0, [sha(stored[0])] * (MAX_CHUNKS + 1)]),
-        fl.tx(c[0], SUBMIT_UPDATE, [tid, 0, 5]),
+        fl.tx(c[0], SUBMIT_UPDATE, [tid, 0, [], salt]),
+        fl.tx(c[0], SUBMIT_UPDATE, [tid, 0, [b"\x01" * 31], salt]),
+        fl.tx(c[0], SUBMIT_UPDATE, [tid, 0, [sha(stored[0])] * (MAX_CHUNKS + 1), salt]),
+        fl.tx(c[0], SUBMIT_UPDATE, [tid, 0, 5, salt]),
     ]
     result = fl.block(*bad)
     assert result.receipts == []
@@ -275,8 +308,10 @@ def test_chunked_sizes_must_align_and_beat_the_manifest() -> None:
     odd = chunks_of(u16, [1001, 1001, 1001, 997])
     tiny = chunks_of(Honest(seed=2).one().tobytes(), [8] * 250)  # 250 x 34-byte ids > 2000
     fl.block(*(fl.put_blob(c[0], x) for x in dict.fromkeys(odd + tiny)))
-    misaligned = fl.tx(c[0], SUBMIT_UPDATE, [tid, 0, [sha(x) for x in odd]])
-    too_small = fl.tx(c[0], SUBMIT_UPDATE, [tid8, 0, [sha(x) for x in tiny]])
+    fl.block(*(fl.submit(k, t, 0, Honest().one()) for k in c for t in (tid, tid8)))
+    assert fl.task(tid).revealing and fl.task(tid8).revealing
+    misaligned = fl.reveal(c[0], tid, 0, [sha(x) for x in odd])
+    too_small = fl.reveal(c[0], tid8, 0, [sha(x) for x in tiny])
     result = fl.block(misaligned, too_small)
     r1, r2 = result.receipts
     assert (r1.code, r2.code) == (Code.INVALID_UPDATE, Code.INVALID_UPDATE)
@@ -361,15 +396,7 @@ def chunky_run(budget: int | None, aggregator: str, dtype: str = "int8") -> tupl
                 for i, u in plan.items()
                 if not (fl.verdict(tid, fl.clients[i]) or CLEAN).slashable
             }
-            txs: list[Transaction] = []
-            for i, u in active.items():
-                if isinstance(u, list):
-                    uploads, submit = submit_chunked(fl, fl.clients[i], tid, ep, u)
-                    txs += [*uploads, submit]
-                else:
-                    txs.append(fl.submit(fl.clients[i], tid, ep, u))
-            result = fl.block(*txs)
-            assert all(r.status == 1 for r in result.receipts), result.receipts
+            commit_and_reveal(fl, tid, ep, active)
             while fl.summary(tid, ep) is None:
                 fl.empty()
     finally:
@@ -455,11 +482,18 @@ def test_a_five_million_parameter_task_through_chunked_transactions() -> None:
             np.clip(direction + rng.integers(-20, 21, d), -127, 127).astype(np.int8)
             for _ in range(n)
         ]
+        blob = limits.max_blob_size
+        commits = [
+            sdk.commit_update(
+                kp, CHAIN_ID, nonce_of(fl, kp), tid, ep, sdk.update_id(u.tobytes(), blob, False)
+            )
+            for kp, u in zip(keypairs, ups, strict=True)
+        ]
+        result = fl.block(*commits)
+        assert [r.status for r in result.receipts] == [1] * n, result.receipts
         txs: list[Transaction] = []
         for kp, u in zip(keypairs, ups, strict=True):
-            raw = fl.get(state_keys.nonce(kp.public_key))
-            nonce = 0 if raw is None else encoding.decode(raw)
-            txs += sdk.submit_update_chunked(kp, CHAIN_ID, nonce, tid, ep, u, limits.max_blob_size)
+            txs += sdk.submit_update_chunked(kp, CHAIN_ID, nonce_of(fl, kp), tid, ep, u, blob)
         result = fl.block(*txs)
         assert [r.status for r in result.receipts] == [1] * len(txs), result.receipts
         summary = fl.summary(tid, ep)

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from rpc_fixtures import CHAIN_ID, MSGPACK, NodeHarness, hx, start_node, unhex
 
+from client_sdk import fl as sdk
 from client_sdk.keys import Keypair
 from client_sdk.proofs import ProofError, checked_value
 from client_sdk.tx import put_blob
@@ -52,6 +53,18 @@ def params(model: bytes, evaluator: bytes) -> TaskParams:
         evaluator=evaluator,
         rules=EpochRules(),
     )
+
+
+async def commit_and_reveal(
+    h: NodeHarness, tid: bytes, epoch: int, pairs: list[tuple[Keypair, bytes]], nonce: int
+) -> int:
+    """Commit every update (at ``nonce``) in one block, reveal them (``nonce + 1``) in the
+    next; the height of the second, where the epoch closes once everyone revealed."""
+    await sealed_ok(
+        h, [sdk.commit_update(kp, CHAIN_ID, nonce, tid, epoch, sha(u)) for kp, u in pairs]
+    )
+    reveals = [sdk.submit_update(kp, CHAIN_ID, nonce + 1, tid, epoch, u) for kp, u in pairs]
+    return await sealed_ok(h, reveals)
 
 
 async def sealed_ok(h: NodeHarness, txs: list[Transaction]) -> int:
@@ -162,7 +175,7 @@ async def check_open_task(h: NodeHarness, sc: Scenario, created_at: int) -> None
     assert task["targetAccuracyPpm"] == 900_000
     assert (task["minClients"], task["maxClients"]) == (5, 8)
     assert task["clients"] == [hx(kp.public_key) for kp in sc.clients]
-    assert task["submitted"] == []
+    assert (task["phase"], task["committed"], task["revealed"]) == ("commit", [], [])
     assert task["awaiting"] == task["clients"]
     assert task["rules"] == EpochRules().to_list()
 
@@ -175,13 +188,8 @@ async def close_epoch_zero(h: NodeHarness, sc: Scenario) -> EpochZero:
         for _ in range(5)
     ]
     ups.append(np.zeros(D, dtype=np.int8))
-    closed_at = await sealed_ok(
-        h,
-        [
-            fl_tx(kp, SUBMIT_UPDATE, 1, [sc.tid, 0, u.tobytes()])
-            for kp, u in zip(sc.clients, ups, strict=True)
-        ],
-    )
+    pairs = [(kp, u.tobytes()) for kp, u in zip(sc.clients, ups, strict=True)]
+    closed_at = await commit_and_reveal(h, sc.tid, 0, pairs, 1)
     agg = robust.mean(np.stack(ups[:5]))
     next_base = (sc.init.astype(np.int64) + agg).astype("<i4").tobytes()
     step = np.clip(agg, -127, 127).astype(np.int8).tobytes()
@@ -194,12 +202,13 @@ async def check_task_after_epoch_zero(h: NodeHarness, sc: Scenario, e0: EpochZer
     assert task["baseModel"] == hx(sha(e0.next_base))
     assert task["previousStep"] == hx(sha(e0.step))
     assert task["epochStart"] == e0.closed_at + 1
-    assert task["submitted"] == []
+    assert (task["phase"], task["committed"], task["revealStart"]) == ("commit", [], None)
     # the zero sender has one strike, not enough to bar it: epoch 1 still waits for it
     assert task["awaiting"] == [hx(kp.public_key) for kp in sc.clients]
-    # as of the block before epoch 0's submissions, everyone was still awaited
+    # as of the block of epoch 0's commitments, every reveal was still awaited
     before = await h.result("mps_getTask", hx(sc.tid), e0.closed_at - 1)
-    assert before["awaiting"] == [hx(kp.public_key) for kp in sc.clients]
+    assert (before["phase"], before["revealStart"]) == ("reveal", e0.closed_at)
+    assert before["committed"] == before["awaiting"] == [hx(kp.public_key) for kp in sc.clients]
 
 
 async def check_epoch_zero_record(
@@ -295,11 +304,8 @@ async def replay_the_global_step(h: NodeHarness, sc: Scenario, e0: EpochZero) ->
         np.clip(np.rint(u.astype(np.float64) + sc.rng.normal(0, 8, D)), -127, 127).astype(np.int8)
         for u in ups[:5]
     ]
-    txs = [
-        fl_tx(kp, SUBMIT_UPDATE, 2, [tid, 1, u.tobytes()])
-        for kp, u in zip(sc.clients[:5], fresh, strict=True)
-    ]
-    closed_at = await sealed_ok(h, [*txs, fl_tx(sc.zero, SUBMIT_UPDATE, 2, [tid, 1, e0.step])])
+    pairs = [(kp, u.tobytes()) for kp, u in zip(sc.clients[:5], fresh, strict=True)]
+    closed_at = await commit_and_reveal(h, tid, 1, [*pairs, (sc.zero, e0.step)], 3)
     head = await h.result("mps_getBlockByNumber", "latest")
     root = unhex(head["stateRoot"])
     s = await h.result("mps_getSlashingState", hx(tid), hx(sc.zero.public_key))
@@ -316,12 +322,13 @@ async def replay_the_global_step(h: NodeHarness, sc: Scenario, e0: EpochZero) ->
 async def finish_task(h: NodeHarness, sc: Scenario, e0: EpochZero) -> None:
     """The slashable cheater may not submit again; the requester's evaluation completes it."""
     tid, ups = sc.tid, e0.ups
-    again = fl_tx(sc.zero, SUBMIT_UPDATE, 3, [tid, 2, ups[0].tobytes()])
+    again = sdk.commit_update(sc.zero, CHAIN_ID, 5, tid, 2, sha(ups[0].tobytes()))
     await h.send_ok(again)
     sealed = await h.seal()
     assert [(r.status, r.code) for r in sealed.receipts] == [(0, Code.SLASHABLE_IN_TASK)]
-    await sealed_ok(h, [fl_tx(sc.clients[0], SUBMIT_UPDATE, 3, [tid, 2, ups[0].tobytes()])])
+    await sealed_ok(h, [sdk.commit_update(sc.clients[0], CHAIN_ID, 5, tid, 2, sha(ups[0]))])
     task = await h.result("mps_getTask", hx(tid))
+    assert task["committed"] == [hx(sc.clients[0].public_key)]
     assert task["awaiting"] == [hx(kp.public_key) for kp in sc.clients[1:5]]
     await sealed_ok(h, [fl_tx(sc.requester, REPORT_EVALUATION, 3, [tid, 0, 950_000])])
     assert (await h.result("mps_getEpoch", hx(tid), 0))["accuracyPpm"] == 950_000

@@ -163,7 +163,7 @@ class Run:
             self.slash_before.append({pub(k): slash_leaf(fl, self.tid, k) for k in fl.clients})
             fl.submit_all(self.tid, ep, pairs)
             if fl.summary(self.tid, ep) is None:
-                fl.empty(2)  # not everyone able to submit did: the window closes it
+                fl.run_out(self.tid, ep)  # not everyone able to submit did: the windows close it
             summary = fl.summary(self.tid, ep)
             assert summary is not None
             raw = fl.blob(summary.step)
@@ -354,7 +354,7 @@ def test_settlement_written_once_when_the_target_is_reported() -> None:
     assert receipt(fl.block(low), low) == (1, 0)
     assert fl.get(state_keys.settlement(tid)) is None
     fl.submit_all(tid, 1, [(k, h.one()) for k in hon])
-    fl.empty(2)  # zero (one strike) could submit and does not: the window closes epoch 1
+    fl.run_out(tid, 1)  # zero (one strike) could submit and does not: the window closes epoch 1
     assert fl.task(tid).epoch == 2
     assert fl.get(state_keys.settlement(tid)) is None
     hit = fl.report(fl.evaluator, tid, 1, 900_000)

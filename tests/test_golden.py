@@ -27,9 +27,10 @@ import pytest
 from rpc_fixtures import CHAIN_ID, hx, start_node
 from test_fl import FL, Honest, pub, scenario
 from test_fl_chunked import chunky_run
-from test_fl_rpc import CREATE_TASK, JOIN_TASK, REPORT_EVALUATION, SUBMIT_UPDATE, D, fl_tx, params
+from test_fl_rpc import CREATE_TASK, JOIN_TASK, REPORT_EVALUATION, D, fl_tx, params, sha
 from test_fl_settlement import Run
 
+from client_sdk import fl as sdk
 from client_sdk.keys import Keypair
 from client_sdk.tx import put_blob, put_record
 from stf.fl.task import TaskParams
@@ -78,40 +79,40 @@ def deposits_chain() -> FL:
     )
     h = Honest(seed=5)
     fl.submit_all(tid, 0, [(k, h.one()) for k in fl.clients[:4]])  # client 4 was slashed on L1
-    fl.empty(6)
+    fl.empty(6)  # four commitments, min_clients 5: the epoch stays open
     fl.block(fl.report(fl.requester, tid, 0, 800_000))
     return fl
 
 
 PINNED_CHAINS: dict[str, tuple[str, str]] = {
     "scenario": (
-        "0b5eaa9fab9fc29af3522227fc95c24bad5db5c34e98c42affb9ff666c5444be",
-        "462e733adf5523a2b20684dd27dca0c6b736f6ca95da5675c854a25fc97d3160",
+        "db540ac75da44e60f03b70f455ce46752938a55d67996c80b2cc38c5169bd0cb",
+        "594e3062acd3da3f789ae3326eded052f1a39a1af2a1520aba64b5a9c4f29f5b",
     ),
     "settlement_run": (
-        "75dca7c35d4bd053a92f14d8c3e6a59ff997b12ff291ca0fae4ea232062ffca5",
-        "f5a7698488fde060a7ec893c6b30c3cea5a7d4da65ba3a4277e2e5188594941c",
+        "364b0d71d83d1b9d75e390c5c6fc7154d35ccf840beeb3cb89ee4536d18a52b6",
+        "8002019699baf123d098ea1255cf8fcbbb2b3c0332e0b80c8d35c98e3c394238",
     ),
     "chunky_median": (
-        "c84c919db2d8814208f92504e656154651ec60a024d7f2afc77f4b8d3eb37a22",
-        "ea7e35f4400cca2b855e91f0200e8e1636ec4f3ab2f4f806aa13578945d82f88",
+        "0056b7dee96c8b463aee5c9a3609df93521142e9caadd70f3d93ee8344857052",
+        "17e5c6e1cb8b76b37d5c522d2ad5c343b7d72767b4dd7fa4eb653a0c67240040",
     ),
     "chunky_int16_trimmed": (
-        "8bf2d7de19751bf1cde80898d19b3981e2c4a4bab1b239fd0e980625433a8476",
-        "f846597de4aefb0b33710e14c35d7150adf25e4fe5d06023d3884724de1702a4",
+        "22c6668db6df75ff21b38fc3b79a99c12b1ec26f11020d84454858b7063669cd",
+        "a79455528ccafdc176e871a4fe72bcf4efc0fa8a7d0878073ffa9ac09b17ed24",
     ),
     "deposits": (
-        "0efcfc90f12b4f33f1b2d7c82a7a25033386c4bb255dd76912eb5e179be2dbb3",
-        "7e281be17a41716811c4066468decfdfa62d417ed55cc9652543880eb2511f91",
+        "0b96aa63b356c5e2d5e7c3f79be4dc97957324b54b26cea60060d274e57da36c",
+        "20b80fb7945c6d488a3bdea514cb0e9bb040f7f42f133371f09a5d9423f240fb",
     ),
 }
 
 PINNED_ROOTS: dict[str, str] = {
-    "chunky_int16_trimmed": "ba9709de66ea6009e53215b538d6aa0a19f6feecbde8d42cfd9424f91d97e3a4",
-    "chunky_median": "dc22a922b1e8d275a337f709e19329141bbaad13cc781ab40fe51a8397ada6cf",
-    "deposits": "d0b14a8b82675b5777f7d19358b154f75acebe067f413f26f93fb2d7fec49f0d",
-    "scenario": "d24f004ca86724da78c4eae578d91a3ce7db784d77dc4cc546a4b29dd0b29263",
-    "settlement_run": "6b5ae2a9b7d1e0b409a811792138191af5ff893b07a129335f60513a32e3b130",
+    "chunky_int16_trimmed": "209eebfc4473db73a9e1126589dcf6f0531fabd4ea82cdd81cfb509e484a1569",
+    "chunky_median": "cb15757f452ffb91e79d323760684ce718bef6828ae5f2dc02bd4d8a49b1b053",
+    "deposits": "c06af450b4b31cd0fb4bdebdb089d358df8dad53be2cc6dc50b564ca3c224a31",
+    "scenario": "5d786d910c8a4a7b4048e7eecd8071a4710cab31191c2994c5c0c4d408f2fe44",
+    "settlement_run": "afed6ad841efbd59c840f9a614eb0f751b84bf03de7eb8fdeadf73addd0886aa",
 }
 
 BUILDERS = {
@@ -134,7 +135,7 @@ def test_fixture_chains_keep_their_pinned_hashes_and_roots(name: str) -> None:
 # -- the FL RPC answers, on a node whose clock is pinned -------------------------------
 
 SCRIPT = b"print('golden')\n"
-PINNED_RPC_DIGEST = "a6cff745aae026491920a6021a34962a300d225c88d8bedaef6a64ad17ebcb45"
+PINNED_RPC_DIGEST = "cccb6bd63bbcd65dbf16b96b78394b053845d316575a9d55ca85ac2051374cc7"
 
 
 def golden_params(model: bytes, evaluator: bytes) -> TaskParams:
@@ -196,21 +197,22 @@ async def test_fl_rpc_answers_keep_their_pinned_bytes(tmp_path, monkeypatch) -> 
         await block([create])
         await block([fl_tx(kp, JOIN_TASK, 0, [tid]) for kp in clients])
         answers.append(await h.result("mps_getTask", hx(tid)))
-        await block(
-            [
-                fl_tx(kp, SUBMIT_UPDATE, 1, [tid, 0, u.tobytes()])
-                for kp, u in zip(clients, ups, strict=True)
-            ]
-        )
+
+        def commits(epoch: int, nonce: int, pairs: list[tuple[Keypair, bytes]]) -> list[Any]:
+            return [sdk.commit_update(kp, CHAIN_ID, nonce, tid, epoch, sha(u)) for kp, u in pairs]
+
+        def reveals(epoch: int, nonce: int, pairs: list[tuple[Keypair, bytes]]) -> list[Any]:
+            return [sdk.submit_update(kp, CHAIN_ID, nonce, tid, epoch, u) for kp, u in pairs]
+
+        e0 = [(kp, u.tobytes()) for kp, u in zip(clients, ups, strict=True)]
+        await block(commits(0, 1, e0))
+        await block(reveals(0, 2, e0))
         await block([fl_tx(evaluator, REPORT_EVALUATION, 0, [tid, 0, 850_000])])
-        # epoch 1: the zero sender is slashable and not awaited; one client sends junk
-        await block(
-            [
-                fl_tx(kp, SUBMIT_UPDATE, 2, [tid, 1, u.tobytes()])
-                for kp, u in zip(clients[:5], [*ups[1:5], ups[0]], strict=True)
-            ]
-            + [fl_tx(clients[5], SUBMIT_UPDATE, 2, [tid, 1, b"\x00" * 3])]
-        )
+        # epoch 1: the zero sender (one strike) commits to junk, and its reveal is refused
+        e1 = [(kp, u.tobytes()) for kp, u in zip(clients[:5], [*ups[1:5], ups[0]], strict=True)]
+        junk = [(clients[5], b"\x00" * 3)]
+        await block(commits(1, 3, e1 + junk))
+        await block(reveals(1, 4, e1 + junk))
         for method, params in (
             ("mps_getTask", [hx(tid)]),
             ("mps_getTask", [hx(tid), 3]),

@@ -84,11 +84,17 @@ async def run_federation(net: L1Net, clients: list[Keypair]) -> bytes:
     rng = np.random.default_rng(3)
     for epoch in range(2):
         direction = rng.normal(0, 0.03, d)
+        ups = []
         for i, c in enumerate(clients):
             u = fl.quantize(direction + rng.normal(0, 0.01, d), shift)
             if i == 5:
                 u = await free_ride(h, task_id, epoch, d)
-            await h.send_ok(fl.submit_update(c, CHAIN_ID, 1 + epoch, task_id, epoch, u))
+            ups.append(u)
+            uid = fl.blob_id(u.tobytes())
+            await h.send_ok(fl.commit_update(c, CHAIN_ID, 1 + 2 * epoch, task_id, epoch, uid))
+        await h.seal()  # every client committed: the reveal phase opens
+        for c, u in zip(clients, ups, strict=True):
+            await h.send_ok(fl.submit_update(c, CHAIN_ID, 2 + 2 * epoch, task_id, epoch, u))
         await h.seal()
         for _ in range(4):  # a slashed client's update fails: the window closes the epoch
             if (await h.result("mps_getTask", hx(task_id)))["epoch"] > epoch:

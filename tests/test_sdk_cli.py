@@ -79,18 +79,19 @@ async def test_cli_client_commands_without_l1(tmp_path: Path) -> None:
             await run(MPSClient(url, k).join, task_id)
         rng = np.random.default_rng(1)
         direction = rng.normal(0, 0.03, D)
-        for k in keys[1:4]:
-            await run(
-                MPSClient(url, k).submit_update, task_id, 0, direction + rng.normal(0, 0.01, D)
-            )
+        # three clients commit through the SDK; each reveals once the reveal phase opens
+        ups = [direction + rng.normal(0, 0.01, D) for _ in keys[1:4]]
+        for k, u in zip(keys[1:4], ups, strict=True):
+            await run(MPSClient(url, k).commit_update, task_id, 0, u)
+        reveals = [
+            asyncio.create_task(run(MPSClient(url, k).submit_update, task_id, 0, u))
+            for k, u in zip(keys[1:4], ups, strict=True)
+        ]
+        # the CLI's submit commits, then waits for the reveal phase (the fifth commitment)
         np.save(tmp_path / "delta.npy", direction + rng.normal(0, 0.01, D))
-        rc, out, err = await cli("submit", task, tmp_path / "delta.npy", "--rpc", url,
-                                 "--key", files[0])  # fmt: skip
-        assert rc == 0 and "update for epoch 0 included" in out, err
-        rc, _, err = await cli("submit", task, tmp_path / "delta.npy", "--rpc", url,
-                               "--key", files[0])  # fmt: skip
-        one_error(err, "DuplicateUpdate")
-
+        first = asyncio.create_task(
+            cli("submit", task, tmp_path / "delta.npy", "--rpc", url, "--key", files[0])
+        )
         # someone waits for the epoch (a progress bar on stderr) while the last update comes
         # in as trained weights (a torch state_dict): its delta to the base is sent
         waiter = asyncio.create_task(cli("wait", task, "0", "--rpc", url))
@@ -102,9 +103,16 @@ async def test_cli_client_commands_without_l1(tmp_path: Path) -> None:
                                  "--key", files[4])  # fmt: skip
         assert rc == 0, err
         assert "epoch 0 closed at block" in out and "<- you" in out
+        rc, out, err = await first
+        assert rc == 0 and "update for epoch 0 committed and revealed" in out, err
+        await asyncio.gather(*reveals)
         rc, out, err = await waiter
         assert rc == 0 and "epoch 0 closed at block" in out, err
         assert "epoch 0 [" in err and "/5 updates" in err  # the bar's last state
+        # the task (one epoch) is over: another update is refused with its typed error
+        rc, _, err = await cli("submit", task, tmp_path / "delta.npy", "--epoch", "0",
+                               "--rpc", url, "--key", files[0])  # fmt: skip
+        one_error(err, "TaskClosed")
         epoch = await run(requester.epoch, task_id, 0)
         assert len(epoch["records"]) == 5
 

@@ -20,7 +20,15 @@ from l1_node import CHALLENGE_BLOCKS, FEE_PER_EPOCH, FIRST_CLIENT, L1Net, deploy
 from rpc_fixtures import start_node
 
 from client_sdk import L1Config, MPSClient, NotOnL1Yet, ProofError, SDKError, put_record
-from client_sdk.errors import DuplicateUpdate, NotFound, NotJoined, NotStaked, WrongEpoch
+from client_sdk.errors import (
+    CommitmentMismatch,
+    DuplicateUpdate,
+    NotFound,
+    NotJoined,
+    NotStaked,
+    WrongEpoch,
+    WrongPhase,
+)
 from client_sdk.keys import Keypair
 from contracts.anvil import Anvil
 from contracts.reverts import ContractRevert
@@ -304,23 +312,25 @@ async def test_typed_errors_for_node_rejections(tmp_path: Path) -> None:
             await run(MPSClient(h.url, stranger).join, task_id)
         assert exc.value.data["status"] == 0 and "NOT_STAKED" in str(exc.value)
         with pytest.raises(NotJoined):
-            await run(a.submit_update, task_id, 0, np.zeros(D))
+            await run(a.commit_update, task_id, 0, np.zeros(D))
         await run(a.join, task_id)
         with pytest.raises(WrongEpoch):
-            await run(a.submit_update, task_id, 3, np.ones(D) * 0.01)
-        await run(a.submit_update, task_id, 0, np.ones(D) * 0.01)
+            await run(a.commit_update, task_id, 3, np.ones(D) * 0.01)
+        await run(a.commit_update, task_id, 0, np.ones(D) * 0.01)
         with pytest.raises(DuplicateUpdate):
-            await run(a.submit_update, task_id, 0, np.ones(D) * 0.02)
+            await run(a.commit_update, task_id, 0, np.ones(D) * 0.02)
+        with pytest.raises(WrongPhase):  # the commit phase runs (four of five to come)
+            await run(a.reveal_update, task_id, 0, np.ones(D) * 0.01)
         with pytest.raises(NotFound):
             await run(b.task, bytes(32))
         with pytest.raises(ValueError, match="values"):
-            await run(a.submit_update, task_id, 0, np.zeros(D + 1))
+            await run(a.commit_update, task_id, 0, np.zeros(D + 1))
         # the nonce kept by the client survives a transaction sent with its key elsewhere
         await run(b.join, task_id)
         assert b.key is not None
         elsewhere = put_record(b.key, b.chain_id, await run(b.nonce, b.key.public_key), "n", b"1")
         await run(b.wait_for_receipt, await run(b.send, elsewhere))
-        await run(b.submit_update, task_id, 0, np.ones(D) * 0.01)  # stale local nonce: re-read
+        await run(b.commit_update, task_id, 0, np.ones(D) * 0.01)  # stale local nonce: re-read
         state = await run(a.slashing_state, task_id, None, "node")
         assert state.records == [] and not state.slashable
         with pytest.raises(SDKError):  # no L1 configured
@@ -465,8 +475,8 @@ async def test_torch_clients_through_run_client_with_chunked_arrays(tmp_path: Pa
         assert np.abs(base - flatten(init)).max() <= 2.0**-13  # int32 at shift 12
         seen: list[int] = []
         runners = flower_runners(tt, mps, task_id, seen)
-        await submit_a_module(tt, mps[4], task_id, base)
-        await asyncio.gather(*runners)
+        # commit-reveal: every submit waits for the others' commitments, so all run at once
+        await asyncio.gather(submit_a_module(tt, mps[4], task_id, base), *runners)
         assert seen == [5, 5, 5, 5]
         await check_trained_model(tt, mps[0], task_id, base)
         check_layout_errors(tt)
@@ -487,12 +497,18 @@ async def test_async_client_joins_submits_and_waits(tmp_path: Path) -> None:
             assert np.allclose(await clients[0].base_model(task_id), init, atol=2.0**-SHIFT)
             await asyncio.gather(*(c.join(task_id) for c in clients))
             rng = np.random.default_rng(2)
+            ups = [rng.normal(0, 0.03, D) for _ in clients]
             await asyncio.gather(
-                *(c.submit_update(task_id, 0, rng.normal(0, 0.03, D)) for c in clients[:4])
+                *(c.commit_update(task_id, 0, u) for c, u in zip(clients, ups, strict=True))
             )
             with pytest.raises(DuplicateUpdate):
-                await clients[0].submit_update(task_id, 0, np.zeros(D))
-            await clients[4].submit_update(task_id, 0, rng.normal(0, 0.03, D))  # closes it
+                await clients[0].commit_update(task_id, 0, np.zeros(D))
+            with pytest.raises(CommitmentMismatch):  # the reveal phase opened: all committed
+                await clients[0].reveal_update(task_id, 0, np.zeros(D))
+            # submit_update finds each commitment on chain and only reveals; the last closes it
+            await asyncio.gather(
+                *(c.submit_update(task_id, 0, u) for c, u in zip(clients, ups, strict=True))
+            )
             summary = await clients[0].wait_for_epoch(task_id, 0, 10.0)
             assert len(summary["records"]) == 5
             after = await clients[1].base_model(task_id)

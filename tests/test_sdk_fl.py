@@ -51,8 +51,11 @@ async def test_a_federation_epoch_through_the_sdk(tmp_path: Path) -> None:
         updates = [fl.quantize(direction + rng.normal(0, 0.01, d), shift) for _ in range(5)]
         updates.append(np.zeros(d, dtype=np.int8))  # a free rider
         for c, u in zip(clients, updates, strict=True):
-            await h.send_ok(fl.submit_update(c, CHAIN_ID, 1, task_id, 0, u))
-        await h.seal()  # everyone submitted: the epoch closes in this block
+            await h.send_ok(fl.commit_update(c, CHAIN_ID, 1, task_id, 0, fl.blob_id(u.tobytes())))
+        await h.seal()  # everyone committed: the reveal phase opens
+        for c, u in zip(clients, updates, strict=True):
+            await h.send_ok(fl.submit_update(c, CHAIN_ID, 2, task_id, 0, u))
+        await h.seal()  # everyone revealed: the epoch closes in this block
 
         task = await h.result("mps_getTask", "0x" + task_id.hex())
         assert task["epoch"] == 1

@@ -16,16 +16,18 @@ runs this) and talks to it only through the node's JSON-RPC and the dev L1, with
   (-4 x its honest update), ``gauss`` (Gaussian noise, 10 x the honest RMS per coordinate),
   ``labelflip`` (trains on 9 - y), and the free riders ``fr_replay`` (resends the last global
   step, read from the chain: the one provable offence, slashed on the L1), ``fr_copy``
-  (reads another client's update of the epoch from the chain and sends it as its own) and
-  ``fr_noise`` (noise scaled to the norm of the others' updates, read from the chain).
+  (updates are committed before they are revealed, so it copies another client's commitment,
+  then tries to open it with that client's update and salt once revealed: refused, the digest
+  binds the victim's key) and ``fr_noise`` (noise at 3 x the last global step's norm).
 * **requester** (:mod:`.federation`): a fresh ed25519 key with the admin's L1 account; it creates
   the task (its script blob is :mod:`.data`, the model and the training the clients run), funds
   it on the L1, and reports the accuracy of every epoch's new model on its held-out data.
 * **rules**: ``EpochRules(f=1)``, ``min_clients`` 5. Krum needs ``min_clients > 2f + 2``, and an
   epoch closes only with ``min_clients`` updates, so ``min_clients`` must stay within the six
   honest clients (once the cheaters are barred or slashed they are all that is left): f = 1.
-* **epochs** (:mod:`.chain`): an epoch closes once every client that can still submit has (a
-  barred or slashable client is not waited for), else when its window (8 blocks) has passed;
+* **epochs** (:mod:`.chain`): an epoch has a commit and a reveal phase; each ends once every
+  client that can still submit is in (a barred or slashable client is not waited for), else
+  when its window (8 blocks) has passed;
   the dev node seals blocks only for waiting transactions, so while it waits the requester
   writes a small record per block.
 * **comparison** (:mod:`.baselines`): the demo also runs, locally, plain FedAvg over every update

@@ -23,8 +23,10 @@ ATTACKS = {
     "gauss": "sends Gaussian noise, 10 x the honest RMS per coordinate",
     "labelflip": "trains on flipped labels (9 - y)",
     "fr_replay": "free rider: resends the last global step, read from the chain (zeros at first)",
-    "fr_copy": "free rider: copies another client's update of the epoch, read from the chain",
-    "fr_noise": "free rider: sends noise scaled to the others' update norm (read from the chain)",
+    "fr_copy": "free rider: copies another client's commitment (all the chain shows during the"
+    " commit phase), then tries to open it with that client's revealed update and salt",
+    "fr_noise": "free rider: sends noise scaled to the last global step's norm, read from the"
+    " chain (zeros at first)",
 }
 #: what bench/detection.py measures for each attack with these rules
 EXPECTED = {
@@ -32,11 +34,16 @@ EXPECTED = {
     "gauss": "KRUM_OUTLIER strikes, barred after 2",
     "labelflip": "KRUM_OUTLIER strikes; the slowest on non-IID data (3-8 epochs)",
     "fr_replay": "ZERO strike in epoch 0, then REPLAY_GLOBAL: provable, slashable at once",
-    "fr_copy": "COPY strikes (evidence, not proof: order decides who is the copy), barred after 2",
-    "fr_noise": "UNCORRELATED strikes, barred after 2",
+    "fr_copy": "its stolen reveal fails (COMMITMENT_MISMATCH): REVEAL_MISSING strikes, barred"
+    " after 2",
+    "fr_noise": "ZERO strike in epoch 0, then KRUM_OUTLIER or UNCORRELATED: barred after 2",
 }
-#: free riders that need the others' updates of the epoch: they send once those are sealed
-SECOND_WAVE = ("fr_copy", "fr_noise")
+#: the free rider that needs the others' commitments of the epoch: it commits once those are
+#: sealed (in a federation without commit-reveal, the plain FedAvg baseline, it copies updates)
+SECOND_WAVE = ("fr_copy",)
+#: the noise free rider's norm, in multiples of the last global step's: the step is a mean of
+#: non-IID updates, shorter than each of them
+NOISE_GAIN = 3.0
 
 SIGNFLIP_K = 4.0
 GAUSS_SCALE = 10.0
@@ -52,13 +59,6 @@ def pick_copy(peers: Sequence[npt.NDArray[Any]]) -> int | None:
     return nonzero[int(np.argsort(norms)[len(norms) // 2])]
 
 
-def median_norm(peers: Sequence[npt.NDArray[Any]]) -> float:
-    """The median norm of the non-zero ``peers``: the noise free rider's target, so its noise
-    is as large as real work."""
-    norms = [float(np.linalg.norm(p.astype(np.float64))) for p in peers if np.any(p)]
-    return float(np.median(norms)) if norms else 0.0
-
-
 def craft(
     role: str,
     trainer: Trainer,
@@ -71,8 +71,9 @@ def craft(
     prev_step: npt.NDArray[Any] | None = None,
 ) -> F64:
     """A client's float delta for this epoch. ``peers``: the integer updates already sent
-    this epoch (what the second-wave free riders read from the chain); ``prev_step``: the
-    last global step (integers, public on the chain), None in the first epoch."""
+    this epoch (what a copier could read in a federation without commit-reveal: the plain
+    FedAvg baseline); ``prev_step``: the last global step (integers, public on the chain), None
+    in the first epoch."""
     scale = float(2**params.shift)
     rng = np.random.default_rng([trainer.seed, epoch, client, 7])
     if role == "honest":
@@ -95,6 +96,9 @@ def craft(
             return np.zeros(params.d)
         return peers[k].astype(np.float64) / scale  # quantizes back to the very same integers
     if role == "fr_noise":
+        if prev_step is None:
+            return np.zeros(params.d)
         v = rng.normal(0.0, 1.0, params.d)
-        return v * (median_norm(peers) / float(np.linalg.norm(v))) / scale
+        target = NOISE_GAIN * float(np.linalg.norm(prev_step.astype(np.float64)))
+        return v * (target / float(np.linalg.norm(v))) / scale
     raise ValueError(f"unknown role {role!r}")

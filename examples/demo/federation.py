@@ -26,9 +26,17 @@ from stf.fl.rules import EpochRules
 from stf.fl.task import TaskParams
 from stf.ids import BlobId, ClientKey
 
-from .attacks import SECOND_WAVE, craft, pick_copy
+from .attacks import SECOND_WAVE, craft
 from .baselines import Baselines
-from .chain import chain_peers, submit_all, wait_epoch
+from .chain import (
+    chain_commitments,
+    chain_reveals,
+    copy_commitment,
+    steal_reveal,
+    submit_wave,
+    wait_commitments,
+    wait_epoch,
+)
 from .data import HIDDEN, Data, Trainer, script_source
 from .members import Member
 from .report import log, print_epoch
@@ -138,25 +146,10 @@ class Federation:
             (m, craft(m.role, self.trainer, p, base, parts[m.index], e, m.index, (), prev_step))
             for m in first
         ]
-        submit_all(self.ex, self.task_id, e, wave)
-        note = ""
-        if second:  # they read the first wave's updates from the chain
-            sent = chain_peers(req, self.task_id, e, int(task["epochStart"]), p.d)
-            peers = [u for _, u in sent]
-            wave = [
-                (m, craft(m.role, self.trainer, p, base, parts[m.index], e, m.index, peers))
-                for m in second
-            ]
-            submit_all(self.ex, self.task_id, e, wave)
-            names = {m.key: m.name for m in self.members}
-            what = []
-            for m in second:
-                k = pick_copy(peers)
-                if m.role == "fr_copy" and k is not None:
-                    what.append(f"{m.name} copied {names.get(sent[k][0], '?')}'s")
-                elif m.role == "fr_noise":
-                    what.append(f"{m.name} sent noise of their median norm")
-            note = f"second wave read {len(sent)} updates from the chain: {'; '.join(what)}"
+        futures = submit_wave(self.ex, self.task_id, e, wave)
+        note = self.copy_attack(e, second, len(first), int(task["epochStart"]), futures)
+        for f in futures:
+            f.result()
         summary = wait_epoch(req, self.task_id, e, timeout=120.0)
 
         # the requester evaluates the new model on its held-out data and reports it; the report
@@ -170,6 +163,39 @@ class Federation:
         fa, ho = self.baselines.step(e, self.members, p)
         print_epoch(e, summary, time.monotonic() - t0, (acc, fa, ho), self.members, note)
         return True
+
+    def copy_attack(
+        self, e: int, copiers: list[Member], n_first: int, since: int, first: list[Future[None]]
+    ) -> str:
+        """The copying free rider against commit-reveal: it copies the median commitment of the
+        first wave (all it can see), then, once its victim has revealed, tries to open the copy
+        with the victim's update and salt as the chain shows them. What happened, in words."""
+        if not copiers:
+            return ""
+        req, tid = self.requester, self.task_id
+        wait_commitments(req, tid, n_first, timeout=60.0)
+        theirs = {m.key for m in copiers}
+        seen = [(s, d) for s, d in chain_commitments(req, tid, e, since) if s not in theirs]
+        if not seen:
+            return ""
+        victim, digest = seen[len(seen) // 2]
+        for m in copiers:
+            copy_commitment(m, tid, e, digest)
+        for f in first:  # the first wave has revealed once its futures are done
+            f.result()
+        update, salt = chain_reveals(req, tid, e, since).get(victim, (None, b""))
+        if update is None:
+            return ""
+        names = {m.key: m.name for m in self.members}
+        what = []
+        for m in copiers:
+            rc = steal_reveal(m, tid, e, update, salt)
+            outcome = "accepted" if int(rc["status"]) == 1 else f"refused ({rc['message']})"
+            what.append(
+                f"{m.name} copied {names.get(victim, '?')}'s commitment, then revealed"
+                f" {names.get(victim, '?')}'s update and salt: {outcome}"
+            )
+        return "; ".join(what)
 
     def record(self, summary: dict[str, Any], epoch: int) -> None:
         """Scores and flags from the epoch's summary; the verdict of every flagged client

@@ -86,15 +86,18 @@ def size_flags(v: EpochView, i: int, rules: EpochRules) -> Flag:
 
 
 def copy_flags(v: EpochView, i: int, rules: EpochRules) -> Flag:
-    """COPY / NEAR_COPY of an earlier submission (only an earlier one can be the original).
+    """COPY / NEAR_COPY of another update of the epoch, flagged on every one of the group.
 
-    NEAR_COPY is the direction alone (scale-invariant): a free rider that resends 0.85 x an
-    honest update is as much a copy as one that resends it whole (the red-team's case, which a
-    former 81% norm-ratio gate let through)."""
+    Updates were committed before any was revealed (:mod:`stf.fl.commit`), so no position in
+    the epoch marks an original: identical or parallel reveals are collusion (or a leak) and
+    all of them are out. NEAR_COPY is the direction alone (scale-invariant): a free rider that
+    resends 0.85 x a leaked update is as much a copy as one that resends it whole."""
     ni, flags = v.norms[i], Flag.NONE
     if ni == 0:
         return flags
-    for j in range(i):
+    for j in range(v.n):
+        if j == i:
+            continue
         gij, nj = v.gram[i][j], v.norms[j]
         if gij == ni == nj:  # |u_i - u_j|^2 = 0
             return flags | Flag.COPY

@@ -1,12 +1,16 @@
 """Epoch close: a block hook, run after a block's transactions, never an external call.
 
-An epoch closes in the first block where either every joined client that can
-still submit has submitted (and at least ``min_clients`` did), or the window of
-``window_blocks`` blocks has passed with at least ``min_clients`` submissions.
-A window that passes with fewer stays open until enough clients submit.
+An epoch has two phases (commit-reveal, :mod:`stf.fl.commit`), each with a window of
+``window_blocks`` blocks. The **commit** phase ends in the first block where either every
+joined client that can still submit has committed (and at least ``min_clients`` did), or the
+window has passed with at least ``min_clients`` commitments; a window that passes with fewer
+stays open until enough clients commit. The **reveal** phase opens in the next block and ends
+when every committer that can still submit has revealed, or its window has passed; the epoch
+closes then, on the updates revealed. A commitment not revealed is a strike
+(``REVEAL_MISSING``).
 
-"Can still submit" is what ``submit_update`` checks: staked on the L1, and not
-slashable in this task. Waiting for a client that the STF would refuse only
+"Can still submit" is what ``commit_update`` and ``submit_update`` check: staked on the L1, and
+neither barred nor slashable in this task. Waiting for a client that the STF would refuse only
 drags every epoch after a slashing out to its full window.
 """
 
@@ -20,11 +24,12 @@ import numpy.typing as npt
 from .. import encoding, state_keys
 from ..context import BlockContext
 from ..errors import Code, TxFailed
-from ..ids import BlobId, ClientKey, TaskId
+from ..ids import NO_BLOB, BlobId, ClientKey, TaskId
 from ..stakes import not_staked
 from ..state import State
-from .aggregate import aggregate_blocks
+from .aggregate import AggregatePlan, aggregate_blocks
 from .chunks import ArrayWriter, StoredArray
+from .flags import Flag
 from .judge import ClientResult, judge, next_verdict
 from .records import CLEAN, ClientRecord, EpochSummary, Verdict
 from .settlement import record_reward_share, write_settlement, write_slash_evidence
@@ -70,9 +75,16 @@ def submit_refusal(state: State, task_id: TaskId, client: ClientKey) -> TxFailed
 
 
 def awaited(state: State, task_id: TaskId, task: TaskState) -> Iterator[bytes]:
-    """The joined clients the open epoch still waits for, in join order: not yet submitted,
-    and ``submit_update`` would let them in. Lazy, so the close stops at the first one."""
+    """The clients the open epoch's current phase still waits for: in the commit phase the
+    joined clients (join order) that have not committed, in the reveal phase the committers
+    (commit order) that have not revealed; either way only those the STF would let in. Lazy, so
+    a phase's end stops at the first one."""
     if task.status != OPEN:
+        return
+    if task.revealing:
+        for c, update in zip(task.submitted, task.pending, strict=True):
+            if update == NO_BLOB and submit_refusal(state, task_id, c) is None:
+                yield c
         return
     done = set(task.submitted)
     for c in task.clients:
@@ -80,10 +92,20 @@ def awaited(state: State, task_id: TaskId, task: TaskState) -> Iterator[bytes]:
             yield c
 
 
-def epoch_due(state: State, task_id: TaskId, task: TaskState, height: int) -> bool:
-    if task.status != OPEN or len(task.submitted) < task.params.min_clients:
+def commit_phase_due(state: State, task_id: TaskId, task: TaskState, height: int) -> bool:
+    """The commit phase ends in this block (the reveal phase opens in the next)."""
+    if task.status != OPEN or task.revealing or len(task.submitted) < task.params.min_clients:
         return False
     if height >= task.epoch_start + task.params.window_blocks:
+        return True
+    return next(awaited(state, task_id, task), None) is None
+
+
+def epoch_due(state: State, task_id: TaskId, task: TaskState, height: int) -> bool:
+    """The reveal phase ends in this block, and the epoch closes."""
+    if task.status != OPEN or not task.revealing:
+        return False
+    if height >= task.reveal_start + task.params.window_blocks:
         return True
     return next(awaited(state, task_id, task), None) is None
 
@@ -93,7 +115,7 @@ def stranded(state: State, task_id: TaskId, task: TaskState, height: int) -> boo
     taken (no one new can join), and the clients that submitted plus those that still can are
     too few (barred and slashable clients occupy seats but may not submit)."""
     p = task.params
-    if task.status != OPEN or height < task.epoch_start + p.window_blocks:
+    if task.status != OPEN or task.revealing or height < task.epoch_start + p.window_blocks:
         return False
     if len(task.clients) < p.max_clients:
         return False
@@ -105,8 +127,7 @@ def finish_stranded(state: State, task_id: TaskId, task: TaskState) -> None:
     """End a stranded task by rule: settled on the epochs it trained (the open epoch's updates
     are not counted), so the requester's deposit and the earned rewards are not locked."""
     task.status = FINISHED
-    task.submitted = []
-    task.pending = []
+    task.submitted, task.pending, task.commitments = [], [], []
     write_settlement(state, task_id, task)
     save_task(state, task_id, task)
 
@@ -125,7 +146,10 @@ def close_due_epochs(
     for task_id in ids:
         task = load_task(state, task_id)
         assert task is not None
-        if epoch_due(state, task_id, task, ctx.height):
+        if commit_phase_due(state, task_id, task, ctx.height):
+            task.reveal_start = ctx.height + 1
+            save_task(state, task_id, task)
+        elif epoch_due(state, task_id, task, ctx.height):
             close_epoch(state, task_id, task, ctx, backend, budget_bytes)
             closed.append(task_id)
         elif stranded(state, task_id, task, ctx.height):
@@ -145,23 +169,32 @@ def close_epoch(
     backend: str,
     budget_bytes: int | None = None,
 ) -> None:
-    """Score, flag and aggregate the epoch's updates, reading them a column block at a time.
+    """Score, flag and aggregate the revealed updates, reading them a column block at a time.
 
     Peak memory is about ``n`` x one block of raw update values (``budget_bytes``) plus
     ``O(n^2)``; the next base model and step are written chunk by chunk (see
-    :mod:`stf.fl.chunks`).
+    :mod:`stf.fl.chunks`). The updates are in commit order; a committer that did not reveal
+    gets a record with ``REVEAL_MISSING`` and no update.
     """
     budget = DEFAULT_BUDGET_BYTES if budget_bytes is None else budget_bytes
     p = task.params
-    updates = [StoredArray(state, h, p.np_dtype, p.d).read for h in task.pending]
-    prev_global = _reader(state, task, task.prev_global or None)
-    prev_own = [_reader(state, task, _last_update(state, task_id, c)) for c in task.submitted]
-    stats = epoch_stats(
-        updates, p.d, p.np_dtype, prev_global, prev_own, backend=backend, budget_bytes=budget
-    )
-    results, plan = judge(stats, p.rules)
+    shown = task.revealed
+    updates = [StoredArray(state, task.pending[i], p.np_dtype, p.d).read for i in shown]
+    results: list[ClientResult] = []
+    plan = AggregatePlan("zero")
+    if shown:
+        prev_global = _reader(state, task, task.prev_global or None)
+        prev_own = [
+            _reader(state, task, _last_update(state, task_id, task.submitted[i])) for i in shown
+        ]
+        stats = epoch_stats(
+            updates, p.d, p.np_dtype, prev_global, prev_own, backend=backend, budget_bytes=budget
+        )
+        results, plan = judge(stats, p.rules)
+    by_position = dict(zip(shown, results, strict=True))
+    missing = ClientResult(0, len(shown), 0, 0, 0, 0, int(Flag.REVEAL_MISSING), False)
     for i, client in enumerate(task.submitted):
-        _record_client(state, task_id, task, i, client, results[i])
+        _record_client(state, task_id, task, task.pending[i], client, by_position.get(i, missing))
     blocks = aggregate_blocks(updates, plan, p.d, p.np_dtype, budget_bytes=budget)
     next_base, step = _write_next_model(state, task, blocks, ctx.limits.max_blob_size)
     summary = EpochSummary(
@@ -184,11 +217,15 @@ def _reader(state: State, task: TaskState, array_id: BlobId | None) -> RowReader
 
 
 def _record_client(
-    state: State, task_id: TaskId, task: TaskState, i: int, client: ClientKey, c: ClientResult
+    state: State,
+    task_id: TaskId,
+    task: TaskState,
+    update: BlobId,
+    client: ClientKey,
+    c: ClientResult,
 ) -> None:
     """The client's record and verdict, its L1 leaves (slash evidence, reward share), and its
-    update as the "own previous" of the next epoch."""
-    update = task.pending[i]
+    update (if revealed) as the "own previous" of the next epoch."""
     record = ClientRecord(
         update,
         c.score,
@@ -207,7 +244,8 @@ def _record_client(
     if v.slashable and not prev.slashable:
         write_slash_evidence(state, client, task_id, v.epoch, v.reason)
     record_reward_share(state, task_id, client, c.flags, not v.standing)
-    state.set(state_keys.last_update(task_id, client), update)
+    if update != NO_BLOB:
+        state.set(state_keys.last_update(task_id, client), update)
 
 
 def _write_next_model(
@@ -239,8 +277,8 @@ def _advance(
     task.prev_global = step
     task.epoch += 1
     task.epoch_start = height + 1
-    task.submitted = []
-    task.pending = []
+    task.submitted, task.pending, task.commitments = [], [], []
+    task.reveal_start = 0
     if task.epoch >= task.params.epochs:
         task.status = FINISHED
         write_settlement(state, task_id, task)

@@ -5,9 +5,9 @@ Every flag excludes the update from the epoch's aggregate and from the epoch's r
 the task: it submits nothing more there and forfeits its share of the task's pool, and its stake
 is untouched. Statistics and exact coincidences are evidence, not proof:
 heterogeneous honest clients are Krum outliers, a small converged client's int8 update can
-repeat itself exactly, or be all zeros, and without commit-reveal the order of two equal updates
-is the sequencer's choice (a sybil that copies an honest update and is ordered first would make
-the honest one the copy).
+repeat itself exactly, or be all zeros. Updates are committed before any is revealed
+(:mod:`stf.fl.commit`), so a copy can only come from collusion or a leak, and identical reveals
+are all flagged: no order in a block makes one of them the original.
 
 Only a **provable** offence makes a verdict slashable (its stake on the L1): today one, an update
 that is exactly the previous global step when that step has at least ``MIN_PROVABLE_SUPPORT``
@@ -33,6 +33,7 @@ class Flag(IntFlag):
     NEAR_COPY = 64  # statistical
     GLOBAL_ECHO = 128  # statistical: nearly parallel to the previous global step
     UNCORRELATED = 256  # statistical: uncorrelated with the selection and with its own past
+    REVEAL_MISSING = 512  # protocol: committed, and did not reveal in the reveal phase
 
 
 EXACT = Flag.ZERO | Flag.COPY | Flag.REPLAY_OWN | Flag.REPLAY_GLOBAL
@@ -40,6 +41,9 @@ PROVABLE = Flag.REPLAY_GLOBAL  # the offences that slash (stf.fl.judge.next_verd
 STATISTICAL = (
     Flag.KRUM_OUTLIER | Flag.NEAR_ZERO | Flag.NEAR_COPY | Flag.GLOBAL_ECHO | Flag.UNCORRELATED
 )
+# a commitment not revealed is a strike: else a cartel could commit many updates and reveal
+# only those that suit it once it sees the others' reveals. Not an offence: a client can crash.
+PROTOCOL = Flag.REVEAL_MISSING
 
 
 def flag_names(flags: int) -> list[str]:

@@ -157,8 +157,22 @@ class TaskState:
     prev_global: BlobId = NO_BLOB  # id of the last aggregate (quantized dtype), b"" at epoch 0
     epoch_start: int = 0  # height where the current epoch's window opened
     clients: list[ClientKey] = field(default_factory=list)  # joined, in join order
-    submitted: list[ClientKey] = field(default_factory=list)  # this epoch, in submission order
-    pending: list[BlobId] = field(default_factory=list)  # update ids, same order
+    # this epoch's commit-reveal (stf.fl.commit): the clients that committed, in commit order,
+    # their update ids once revealed (NO_BLOB until then) and their commitments, same order
+    submitted: list[ClientKey] = field(default_factory=list)
+    pending: list[BlobId] = field(default_factory=list)
+    commitments: list[bytes] = field(default_factory=list)
+    reveal_start: int = 0  # height where the reveal phase opened; 0 in the commit phase
+
+    @property
+    def revealing(self) -> bool:
+        """In the reveal phase: no more commitments, reveals are taken."""
+        return self.reveal_start > 0
+
+    @property
+    def revealed(self) -> list[int]:
+        """Positions (in commit order) of the clients that have revealed."""
+        return [i for i, u in enumerate(self.pending) if u != NO_BLOB]
 
     def encode(self) -> bytes:
         return encoding.encode(
@@ -173,16 +187,16 @@ class TaskState:
                 self.clients,
                 self.submitted,
                 self.pending,
+                self.commitments,
+                self.reveal_start,
             ]
         )
 
     @classmethod
     def decode(cls, raw: bytes) -> TaskState:
-        v = encoding.decode(raw)
+        v = encoding.expect_list(encoding.decode(raw), 12, "task record")
         status = TaskStatus(v[2])
-        return cls(
-            TaskParams.from_list(v[0]), v[1], status, v[3], v[4], v[5], v[6], v[7], v[8], v[9]
-        )
+        return cls(TaskParams.from_list(v[0]), v[1], status, *v[3:])
 
     def copy(self) -> TaskState:
         return replace(
@@ -190,6 +204,7 @@ class TaskState:
             clients=list(self.clients),
             submitted=list(self.submitted),
             pending=list(self.pending),
+            commitments=list(self.commitments),
         )
 
 

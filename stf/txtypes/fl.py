@@ -1,4 +1,5 @@
-"""Federated-learning transactions: create_task, join_task, submit_update, report_evaluation.
+"""Federated-learning transactions: create_task, join_task, commit_update, submit_update (the
+reveal), report_evaluation.
 
 See docs/protocol.md for the rules; :mod:`stf.fl.epoch` closes epochs.
 """
@@ -12,12 +13,14 @@ from ..context import BlockContext, Limits
 from ..encoding import EncodingError
 from ..errors import Code, TxFailed, TxInvalid
 from ..fl.chunks import MAX_CHUNKS, check_stored_array, manifest_from_chunks
+from ..fl.commit import SALT_BYTES, commitment
 from ..fl.epoch import load_task, open_tasks, save_task, set_open_tasks, submit_refusal
 from ..fl.records import EpochSummary
 from ..fl.rules import check_bounds
 from ..fl.settlement import write_settlement
 from ..fl.task import COMPLETE, MODEL_DTYPE, OPEN, TaskParams, TaskState
-from ..ids import ClientKey, TaskId
+from ..hashing import sha256
+from ..ids import NO_BLOB, BlobId, ClientKey, TaskId
 from ..stakes import not_staked
 from ..state import State
 from ..tx import Transaction
@@ -102,15 +105,64 @@ class JoinTask(TxType):
         save_task(state, args, task)
 
 
+def _submitting_client(state: State, tx: Transaction, task_id: TaskId, epoch: int) -> TaskState:
+    """The task, if ``tx.sender`` may commit or reveal in it for ``epoch``; else TxFailed."""
+    task = _open_task(state, task_id)
+    client = ClientKey(tx.sender)
+    if client not in task.clients:
+        raise TxFailed(Code.NOT_JOINED, "client has not joined this task")
+    refusal = submit_refusal(state, task_id, client)
+    if refusal is not None:
+        raise refusal
+    if epoch != task.epoch:
+        raise TxFailed(Code.WRONG_EPOCH, f"epoch {epoch} is not the current epoch {task.epoch}")
+    return task
+
+
+@register
+class CommitUpdate(TxType):
+    """Phase one of an epoch: the client binds itself to an update nobody can see yet."""
+
+    TYPE_ID = 7
+    NAME = "commit_update"
+
+    @classmethod
+    def parse(cls, value: Any, limits: Limits) -> tuple[TaskId, int, bytes]:
+        task_id, epoch, digest = encoding.expect_list(value, 3, "commit_update payload")
+        return (
+            TaskId(encoding.expect_bytes(task_id, "task id", 32)),
+            encoding.expect_int(epoch, "epoch", 0, MAX_EPOCH),
+            encoding.expect_bytes(digest, "commitment", 32),
+        )
+
+    @classmethod
+    def apply(cls, state: State, tx: Transaction, args: Any, ctx: BlockContext) -> None:
+        task_id, epoch, digest = args
+        task = _submitting_client(state, tx, task_id, epoch)
+        client = ClientKey(tx.sender)
+        if client in task.submitted:
+            raise TxFailed(Code.DUPLICATE_UPDATE, f"client already committed for epoch {epoch}")
+        if task.revealing:
+            raise TxFailed(
+                Code.WRONG_PHASE, f"epoch {epoch} is in its reveal phase: commitments are closed"
+            )
+        task.submitted.append(client)
+        task.pending.append(NO_BLOB)
+        task.commitments.append(digest)
+        save_task(state, task_id, task)
+
+
 @register
 class SubmitUpdate(TxType):
+    """Phase two: the reveal. The update and the salt must hash to the client's commitment."""
+
     TYPE_ID = 5
     NAME = "submit_update"
 
     @classmethod
-    def parse(cls, value: Any, limits: Limits) -> tuple[bytes, int, bytes | list[bytes]]:
+    def parse(cls, value: Any, limits: Limits) -> tuple[TaskId, int, bytes | list[bytes], bytes]:
         """The update is its bytes (inline) or the list of its chunks' blob ids (chunked)."""
-        task_id, epoch, update = encoding.expect_list(value, 3, "submit_update payload")
+        task_id, epoch, update, salt = encoding.expect_list(value, 4, "submit_update payload")
         data: bytes | list[bytes]
         if isinstance(update, list):
             if not 1 <= len(update) <= MAX_CHUNKS:
@@ -119,42 +171,48 @@ class SubmitUpdate(TxType):
         else:
             data = encoding.expect_bytes(update, "update (bytes, or a list of chunk blob ids)")
         return (
-            encoding.expect_bytes(task_id, "task id", 32),
+            TaskId(encoding.expect_bytes(task_id, "task id", 32)),
             encoding.expect_int(epoch, "epoch", 0, MAX_EPOCH),
             data,
+            encoding.expect_bytes(salt, "salt", SALT_BYTES),
         )
 
     @classmethod
     def apply(cls, state: State, tx: Transaction, args: Any, ctx: BlockContext) -> None:
-        task_id, epoch, update = args
-        task = _open_task(state, task_id)
+        task_id, epoch, update, salt = args
+        task = _submitting_client(state, tx, task_id, epoch)
         client = ClientKey(tx.sender)
-        if client not in task.clients:
-            raise TxFailed(Code.NOT_JOINED, "client has not joined this task")
-        refusal = submit_refusal(state, task_id, client)
-        if refusal is not None:
-            raise refusal
-        if epoch != task.epoch:
-            raise TxFailed(Code.WRONG_EPOCH, f"epoch {epoch} is not the current epoch {task.epoch}")
-        if client in task.submitted:
-            raise TxFailed(Code.DUPLICATE_UPDATE, f"client already submitted for epoch {epoch}")
+        if not task.revealing:
+            raise TxFailed(
+                Code.WRONG_PHASE,
+                f"epoch {epoch} is in its commit phase: send commit_update, reveal after it ends",
+            )
+        if client not in task.submitted:
+            raise TxFailed(Code.NOT_COMMITTED, f"client sent no commitment for epoch {epoch}")
+        pos = task.submitted.index(client)
+        if task.pending[pos] != NO_BLOB:
+            raise TxFailed(Code.DUPLICATE_UPDATE, f"client already revealed for epoch {epoch}")
         itemsize = task.params.np_dtype.itemsize
         want = task.params.d * itemsize
         if isinstance(update, list):
             # chunked: the update is the concatenation of blobs already uploaded; it is recorded
             # as the id of its manifest, stored as a blob (stf.fl.chunks)
             what = f"update ({task.params.dtype})"
-            manifest = manifest_from_chunks(state, update, want, itemsize, what)
-            update_id = state.put_blob(manifest.encode())
+            stored = manifest_from_chunks(state, update, want, itemsize, what).encode()
         else:
             if len(update) != want:
                 raise TxFailed(
                     Code.INVALID_UPDATE,
                     f"update is {len(update)} bytes, layout needs {want} ({task.params.dtype})",
                 )
-            update_id = state.put_blob(update)
-        task.submitted.append(client)
-        task.pending.append(update_id)
+            stored = update
+        update_id = BlobId(sha256(stored))
+        if commitment(task_id, epoch, client, update_id, salt) != task.commitments[pos]:
+            raise TxFailed(
+                Code.COMMITMENT_MISMATCH,
+                "the update and salt do not hash to the client's commitment",
+            )
+        task.pending[pos] = state.put_blob(stored)
         save_task(state, task_id, task)
 
 
