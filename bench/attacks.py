@@ -90,9 +90,7 @@ class View:
 
 AttackFn = Callable[[View], npt.NDArray[np.generic]]
 
-OMNISCIENT = frozenset(
-    {"alie", "ipm0.5", "ipm10", "minmax", "minsum", "fang_krum"}
-)
+OMNISCIENT = frozenset({"alie", "ipm0.5", "ipm10", "minmax", "minsum", "fang_krum"})
 PROVABLE_OFFENCES = ("fr_delta",)  # an exact resend of the global step: slashed, recall 1
 EXACT_OFFENCES = ("fr_zero", "fr_copy")  # exact but not proof: barred by strikes, recall 1
 FREE_RIDERS = (
