@@ -103,7 +103,8 @@ class ChainMethods:
         if raw is None:
             return None
         s = StakeRecord.decode(raw)
-        return {"l1Address": s.l1_address, "amount": s.amount, "status": int(s.status)}
+        # wei as a decimal string: an L1 uint256, beyond JSON's safe and msgpack's integers
+        return {"l1Address": s.l1_address, "amount": str(s.amount), "status": int(s.status)}
 
     @rpc(BLOCK)
     async def mps_getRawBlock(self, tag: int | str) -> bytes:

@@ -102,7 +102,7 @@ def genesis_view(chain: ChainConfig, genesis: Genesis, block_hash: bytes | None)
         "sequencer": chain.sequencer,
         "timestampMs": genesis.timestamp_ms,
         "stakes": [
-            {"clientKey": s.client_key, "l1Address": s.l1_address, "amount": s.amount}
+            {"clientKey": s.client_key, "l1Address": s.l1_address, "amount": str(s.amount)}
             for s in genesis.stakes
         ],
         "limits": {

@@ -96,6 +96,26 @@ def expect_int(value: Any, what: str, lo: int = 0, hi: int = 2**64 - 1) -> int:
     return value
 
 
+U256_BYTES = 32
+U256_MAX = 2**256 - 1
+
+
+def u256(value: int) -> bytes:
+    """An L1 amount (wei, a Solidity uint256) as 32 big-endian bytes: msgpack integers stop at
+    2^64, and an amount above it must neither be capped nor stop the chain."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= U256_MAX:
+        raise EncodingError(f"{value!r} is not a uint256")
+    return value.to_bytes(U256_BYTES, "big")
+
+
+def expect_u256(value: Any, what: str, lo: int = 0) -> int:
+    """The amount :func:`u256` wrote, at least ``lo``."""
+    n = int.from_bytes(expect_bytes(value, what, U256_BYTES), "big")
+    if n < lo:
+        raise EncodingError(f"{what} must be at least {lo}")
+    return n
+
+
 def expect_bytes(value: Any, what: str, length: int | None = None) -> bytes:
     if not isinstance(value, bytes):
         raise EncodingError(f"{what} must be bytes")

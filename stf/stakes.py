@@ -67,12 +67,12 @@ class StakeRecord:
     status: StakeStatus
 
     def encode(self) -> bytes:
-        return encoding.encode([self.l1_address, self.amount, int(self.status)])
+        return encoding.encode([self.l1_address, encoding.u256(self.amount), int(self.status)])
 
     @classmethod
     def decode(cls, raw: bytes) -> StakeRecord:
         addr, amount, status = encoding.expect_list(encoding.decode(raw), 3, "stake record")
-        return cls(L1Address(addr), amount, StakeStatus(status))
+        return cls(L1Address(addr), encoding.expect_u256(amount, "amount"), StakeStatus(status))
 
 
 def read_stake(state: State, client_key: ClientKey) -> StakeRecord | None:

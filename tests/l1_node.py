@@ -38,6 +38,7 @@ class L1Net:
     addresses: dict[str, str]
     h: NodeHarness
     datadir: Path
+    stake_amount: int = STAKE
 
     def c(self, name: str) -> Contract:
         return contract(self.w3, name, self.addresses[name])
@@ -47,7 +48,8 @@ class L1Net:
         return transact(self.w3, acct, fn, value=value)
 
     def stake(self, client: Keypair, account: int) -> None:
-        self.tx(account, self.c("StakingRegistry").functions.stake(client.public_key), STAKE)
+        fn = self.c("StakingRegistry").functions.stake(client.public_key)
+        self.tx(account, fn, self.stake_amount)
 
     async def follow(self) -> None:
         """Let the L1 events reach the rollup: confirm, read, seal."""
@@ -65,12 +67,14 @@ class L1Net:
         return actions
 
 
-def deploy_for(w3: Web3, accounts: list[LocalAccount], datadir: Path) -> dict[str, str]:
+def deploy_for(
+    w3: Web3, accounts: list[LocalAccount], datadir: Path, stake_amount: int = STAKE
+) -> dict[str, str]:
     cfg = make_config(datadir)
     chain = chain_config(cfg, Keypair.load(cfg.key_path).signing_key)
     root = genesis_block({}, chain, cfg.genesis())[0].header.state_root
     params = DeployParams(
-        stake_amount=STAKE,
+        stake_amount=stake_amount,
         unbonding_blocks=5,
         base_fee=BASE_FEE,
         fee_per_epoch=FEE_PER_EPOCH,
@@ -108,7 +112,7 @@ def l1_settings(anvil: Anvil, addresses: dict[str, str], datadir: Path) -> dict[
 
 @asynccontextmanager
 async def l1_net(
-    tmp_path: Path, produce_blocks: bool = False, **anvil_opts: Any
+    tmp_path: Path, produce_blocks: bool = False, stake_amount: int = STAKE, **anvil_opts: Any
 ) -> AsyncIterator[L1Net]:
     """anvil + contracts + a node; by default it runs neither blocks nor L1 services on its own
     (tests step them); with ``produce_blocks`` it is the daemon."""
@@ -116,9 +120,9 @@ async def l1_net(
         w3 = anvil.w3()
         accounts = list(anvil.accounts)
         datadir = tmp_path / "node"
-        addresses = deploy_for(w3, accounts, datadir)
+        addresses = deploy_for(w3, accounts, datadir, stake_amount)
         settings = l1_settings(anvil, addresses, datadir)
         if produce_blocks:
             settings.update(l1_poll_interval=0.1, block_time=0.1, empty_blocks=False)
         async with start_node(datadir, produce_blocks, **settings) as h:
-            yield L1Net(anvil, w3, accounts, addresses, h, datadir)
+            yield L1Net(anvil, w3, accounts, addresses, h, datadir, stake_amount)

@@ -86,33 +86,33 @@ def deposits_chain() -> FL:
 
 PINNED_CHAINS: dict[str, tuple[str, str]] = {
     "scenario": (
-        "db540ac75da44e60f03b70f455ce46752938a55d67996c80b2cc38c5169bd0cb",
-        "594e3062acd3da3f789ae3326eded052f1a39a1af2a1520aba64b5a9c4f29f5b",
+        "70e7e5ad625d82018f918d66231edb4443b271f7c28a32873829e19f17f9310a",
+        "fdd700e41b491a1cbe910cd0329c36737830d74ac6de976f1104a3f5e5439fe2",
     ),
     "settlement_run": (
-        "364b0d71d83d1b9d75e390c5c6fc7154d35ccf840beeb3cb89ee4536d18a52b6",
-        "8002019699baf123d098ea1255cf8fcbbb2b3c0332e0b80c8d35c98e3c394238",
+        "61a8132a27124ecd110444fdc49756636d7514f27993f05dbf86c15fbe2a56d8",
+        "cdbdca473b0afd87715e7c729a430492a49d7717f05e1e2cd19562cce9acb45e",
     ),
     "chunky_median": (
-        "0056b7dee96c8b463aee5c9a3609df93521142e9caadd70f3d93ee8344857052",
-        "17e5c6e1cb8b76b37d5c522d2ad5c343b7d72767b4dd7fa4eb653a0c67240040",
+        "28d0dcca169309ecdbb5a6205576a9706ca2c168d8d72dbb3dd66a0685a9fb0d",
+        "b6672e7339244367e2aae2caf2ea31384ed5ac21f0afb5c7206c7797386bbe12",
     ),
     "chunky_int16_trimmed": (
-        "22c6668db6df75ff21b38fc3b79a99c12b1ec26f11020d84454858b7063669cd",
-        "a79455528ccafdc176e871a4fe72bcf4efc0fa8a7d0878073ffa9ac09b17ed24",
+        "66907c7d55d3e0b5f8b73f0725e9c20964be72a6dcc24bb4db121df320671c2a",
+        "d008d461857323b904a3c9be02aa14589e5ca99b4da16056b524d8c2d53f3321",
     ),
     "deposits": (
-        "0b96aa63b356c5e2d5e7c3f79be4dc97957324b54b26cea60060d274e57da36c",
-        "20b80fb7945c6d488a3bdea514cb0e9bb040f7f42f133371f09a5d9423f240fb",
+        "ec70ced4fa36698316b68c8069a1a7efc2443e23eb240732bfeb0581d3826e83",
+        "2bd0cec0d97c39bc9f938a5466d70cc958a89aae0c224294d9b319b584e767c2",
     ),
 }
 
 PINNED_ROOTS: dict[str, str] = {
-    "chunky_int16_trimmed": "209eebfc4473db73a9e1126589dcf6f0531fabd4ea82cdd81cfb509e484a1569",
-    "chunky_median": "cb15757f452ffb91e79d323760684ce718bef6828ae5f2dc02bd4d8a49b1b053",
-    "deposits": "c06af450b4b31cd0fb4bdebdb089d358df8dad53be2cc6dc50b564ca3c224a31",
-    "scenario": "5d786d910c8a4a7b4048e7eecd8071a4710cab31191c2994c5c0c4d408f2fe44",
-    "settlement_run": "afed6ad841efbd59c840f9a614eb0f751b84bf03de7eb8fdeadf73addd0886aa",
+    "chunky_int16_trimmed": "9a47d03a6b6f756da7d7f27889c8344af8a80d604c5914a887d777751cebb83c",
+    "chunky_median": "a0dded353359488466d4d52e64fbde23b3ccc809f5ae6fa2d841e42580783b0d",
+    "deposits": "a18e99b7b90ff46a1724b3c8d1669738a0b25f34c9fca3939c8f0a432adbcb67",
+    "scenario": "affb80c5b5f76ed32727a94114c2b4edcfdb11bed3eaf2611ebc0d3f3c3d90e6",
+    "settlement_run": "a614591f30b232a01c1f2fb8dbf7ab5681b9d92ec7ec9ca771936ccd45ce5b76",
 }
 
 BUILDERS = {
@@ -135,7 +135,7 @@ def test_fixture_chains_keep_their_pinned_hashes_and_roots(name: str) -> None:
 # -- the FL RPC answers, on a node whose clock is pinned -------------------------------
 
 SCRIPT = b"print('golden')\n"
-PINNED_RPC_DIGEST = "cccb6bd63bbcd65dbf16b96b78394b053845d316575a9d55ca85ac2051374cc7"
+PINNED_RPC_DIGEST = "3b341c4e3c864509dff2ec96603d6619f33be44ee8308f27f3bf935382a52681"
 
 
 def golden_params(model: bytes, evaluator: bytes) -> TaskParams:

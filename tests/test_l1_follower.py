@@ -7,9 +7,11 @@ from pathlib import Path
 
 import pytest
 from l1_node import FIRST_CLIENT, l1_net
-from rpc_fixtures import hx
+from rpc_fixtures import hx, unhex
 
 from client_sdk.keys import Keypair
+from stf import state_keys
+from stf.fl.records import Funding
 from stf.stakes import STAKED, UNBONDING
 
 pytestmark = pytest.mark.slow
@@ -88,3 +90,26 @@ async def test_the_daemon_runs_the_l1_services_on_its_own(tmp_path: Path) -> Non
         text = await (await h.client.get("/metrics")).text()
         assert 'mps_l1_actions_total{action="event",service="follower"}' in text
         assert 'mps_l1_actions_total{action="posted",service="poster"}' in text
+
+
+async def test_a_stake_above_2_to_the_64_wei_is_recorded_exactly(tmp_path: Path) -> None:
+    """Red-team scenario: a deployment with a stake of 2^64 wei or more halted the chain at the
+    first Staked event (the follower could not encode the amount). Amounts are uint256 end to
+    end: the rollup records it to the wei, blocks go on, and a funding above 2^64 too."""
+    big = 2**64 + 7
+    async with l1_net(tmp_path, stake_amount=big) as net:
+        h = net.h
+        a = Keypair.generate()
+        net.stake(a, FIRST_CLIENT)
+        await net.follow()
+        stake = await h.result("mps_getStake", hx(a.public_key))
+        assert stake["status"] == 0 and stake["amount"] == str(big)
+        task_id = b"\x42" * 32
+        rm = net.c("RewardManager").functions
+        base_fee = int(rm.BASE_FEE().call())
+        height = await h.result("mps_blockNumber")
+        net.tx(FIRST_CLIENT + 1, rm.createTask(task_id, 2**65), base_fee + 2**65)
+        await net.follow()
+        assert await h.result("mps_blockNumber") == height + 1  # the chain goes on
+        funding = await h.result("mps_getProof", hx(state_keys.funding(task_id)))
+        assert Funding.decode(unhex(funding["value"])).deposit == 2**65

@@ -249,10 +249,10 @@ async def test_get_stake_with_genesis_stakes(tmp_path):
     async with start_node(tmp_path / "n", genesis_stakes=stakes) as h:
         assert await h.result("mps_getStake", hx(client_a)) == {
             "l1Address": hx(b"\x01" * 20),
-            "amount": 1000,
+            "amount": "1000",  # wei, a decimal string (an L1 uint256)
             "status": STAKED,
         }
-        assert (await h.result("mps_getStake", hx(client_b)))["amount"] == 5
+        assert (await h.result("mps_getStake", hx(client_b)))["amount"] == "5"
         assert await h.result("mps_getStake", hx(b"\x0c" * 32)) is None
         assert (await h.error("mps_getStake", hx(b"\x0c" * 5)))["code"] == -32602
         # genesis stakes are in the proven state

@@ -636,7 +636,10 @@ def test_empty_block_keeps_state_root(chain: Any) -> None:
 
 def _stake(chain: Any, client: bytes) -> tuple[bytes, int, int] | None:
     raw = state_get(chain, state_keys.stake(client))
-    return None if raw is None else tuple(encoding.decode(raw))
+    if raw is None:
+        return None
+    r = StakeRecord.decode(raw)
+    return r.l1_address, r.amount, int(r.status)
 
 
 def test_l1_deposit_lifecycle(chain: Any) -> None:

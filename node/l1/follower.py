@@ -28,9 +28,6 @@ log = structlog.get_logger("mps.l1.follower")
 MAX_RANGE = 2000  # blocks per eth_getLogs call
 
 
-U64_MAX = 2**64 - 1  # rollup integers are msgpack uint64; amounts above are recorded as this
-
-
 def _event(kind: str, name: str, ev: Any) -> L1Event:
     a = ev["args"]
     if name == "Staked":
@@ -43,7 +40,7 @@ def _event(kind: str, name: str, ev: Any) -> L1Event:
         args = [
             bytes(a["taskId"]),
             from_hex(a["requester"], "requester"),
-            min(int(a["deposit"]), U64_MAX),
+            int(a["deposit"]),  # uint256 end to end (stf.encoding.u256)
         ]
     else:
         args = [bytes(a["clientKey"])]

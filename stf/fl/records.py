@@ -135,9 +135,9 @@ class Funding:
     deposit: int  # wei
 
     def encode(self) -> bytes:
-        return encoding.encode([self.requester, self.deposit])
+        return encoding.encode([self.requester, encoding.u256(self.deposit)])
 
     @classmethod
     def decode(cls, raw: bytes) -> Funding:
         requester, deposit = encoding.expect_list(encoding.decode(raw), 2, "funding")
-        return cls(L1Address(requester), deposit)
+        return cls(L1Address(requester), encoding.expect_u256(deposit, "deposit"))

@@ -51,11 +51,11 @@ class L1Deposit(TxType):
         if kind == "stake":
             encoding.expect_list(args, 3, "stake arguments")
             encoding.expect_bytes(args[1], "l1 address", 20)
-            encoding.expect_int(args[2], "stake amount", 1)
+            args = [args[0], args[1], encoding.expect_u256(args[2], "stake amount (uint256)", 1)]
         elif kind == "fund":
             encoding.expect_list(args, 3, "fund arguments")
             encoding.expect_bytes(args[1], "requester l1 address", 20)
-            encoding.expect_int(args[2], "deposit", 1)
+            args = [args[0], args[1], encoding.expect_u256(args[2], "deposit (uint256)", 1)]
         else:
             encoding.expect_list(args, 1, f"{kind} arguments")
         return block, log_index, kind, args
@@ -123,4 +123,8 @@ def read_funding(state: State, task_id: TaskId) -> Funding | None:
 
 
 def payload(l1_block: int, log_index: int, kind: str, args: list[Any]) -> bytes:
+    """The deposit's payload; the amount of a stake or a funding (an int, wei) goes as a
+    uint256 (:func:`stf.encoding.u256`), whatever its size."""
+    if kind in ("stake", "fund") and len(args) == 3 and isinstance(args[2], int):
+        args = [args[0], args[1], encoding.u256(args[2])]
     return encoding.encode([l1_block, log_index, kind, args])
