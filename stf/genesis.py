@@ -1,17 +1,19 @@
 """The genesis block: a chain's identity, derived from its config alone.
 
 Every node computes the same genesis from the same config, so the genesis hash
-names the chain. A dev network may seed stakes here until the L1 follower
-brings real ones.
+names the chain, and its state commits the consensus parameters (``chain/spec``).
+A dev network may seed stakes here until the L1 follower brings real ones.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from . import state_keys
 from .block import Block, Header, receipts_root, tx_root
 from .hashing import ZERO_HASH
 from .ids import ClientKey, L1Address
+from .records import ChainSpec
 from .stakes import StakeRecord, StakeStatus, write_stake
 from .state import KVReader, State
 from .transition import ChainConfig, Writes
@@ -33,6 +35,16 @@ class Genesis:
 
 def genesis_block(store: KVReader, config: ChainConfig, genesis: Genesis) -> tuple[Block, Writes]:
     state = State(store, ZERO_HASH)
+    lim = config.limits
+    spec = ChainSpec(
+        config.chain_id,
+        config.sequencer,
+        lim.max_tx_size,
+        lim.max_block_txs,
+        lim.max_record_size,
+        lim.max_blob_size,
+    )
+    state.set(state_keys.CHAIN_SPEC, spec.encode())
     for s in genesis.stakes:
         record = StakeRecord(L1Address(s.l1_address), s.amount, StakeStatus.STAKED)
         write_stake(state, ClientKey(s.client_key), record)

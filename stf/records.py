@@ -51,3 +51,38 @@ class L1Cursor:
     def decode(cls, raw: bytes) -> L1Cursor:
         block, log_index = encoding.expect_list(encoding.decode(raw), 2, "l1 cursor")
         return cls(block, log_index)
+
+
+@dataclass(frozen=True)
+class ChainSpec:
+    """``chain/spec``: the chain's consensus parameters, written once by the genesis block.
+
+    In the state tree, the genesis state root commits them, and the L1 rollup contract holds
+    that root: a verifier that rebuilds genesis from parameters it was told (the sequencer's
+    ``mps_getGenesis``) finds any changed limit as a genesis root the L1 does not hold, so it
+    trusts the L1 alone for them too.
+    """
+
+    chain_id: int
+    sequencer: bytes
+    max_tx_size: int
+    max_block_txs: int
+    max_record_size: int
+    max_blob_size: int
+
+    def encode(self) -> bytes:
+        return encoding.encode(
+            [
+                self.chain_id,
+                self.sequencer,
+                self.max_tx_size,
+                self.max_block_txs,
+                self.max_record_size,
+                self.max_blob_size,
+            ]
+        )
+
+    @classmethod
+    def decode(cls, raw: bytes) -> ChainSpec:
+        v = encoding.expect_list(encoding.decode(raw), 6, "chain spec")
+        return cls(v[0], v[1], v[2], v[3], v[4], v[5])

@@ -25,6 +25,7 @@ def stake(client_key: ClientKey) -> bytes:
     return b"stake/" + client_key
 
 
+CHAIN_SPEC = b"chain/spec"  # the consensus parameters, written once by genesis
 L1_DEPOSIT_COUNT = b"l1/deposits"
 L1_LAST_EVENT = b"l1/last_event"
 

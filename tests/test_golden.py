@@ -86,33 +86,33 @@ def deposits_chain() -> FL:
 
 PINNED_CHAINS: dict[str, tuple[str, str]] = {
     "scenario": (
-        "70e7e5ad625d82018f918d66231edb4443b271f7c28a32873829e19f17f9310a",
-        "fdd700e41b491a1cbe910cd0329c36737830d74ac6de976f1104a3f5e5439fe2",
+        "e282db5cbef68b538d02660c63c8ee5345a7767bb2e9d02143751025882d747a",
+        "bc4b612c9384f6c599743eb543821e97b3e0a0e80a244e93cb56b0f563dbb29e",
     ),
     "settlement_run": (
-        "61a8132a27124ecd110444fdc49756636d7514f27993f05dbf86c15fbe2a56d8",
-        "cdbdca473b0afd87715e7c729a430492a49d7717f05e1e2cd19562cce9acb45e",
+        "f6dc0fc2e26a16c0dc0ace5442753491162157a9136363a531e7a1bbcf0875ac",
+        "c20257b4419d8e50febb799c82a26c91a533095e322958e6740b174368b27682",
     ),
     "chunky_median": (
-        "28d0dcca169309ecdbb5a6205576a9706ca2c168d8d72dbb3dd66a0685a9fb0d",
-        "b6672e7339244367e2aae2caf2ea31384ed5ac21f0afb5c7206c7797386bbe12",
+        "fb8dff0a04d34e86ee7c4ed172588722f8ce04bbeaf0e67dd7e1597e2c832e3b",
+        "2e44c7d9d6be0006d27006fb585534da6386e80c8b667902381215a805603910",
     ),
     "chunky_int16_trimmed": (
-        "66907c7d55d3e0b5f8b73f0725e9c20964be72a6dcc24bb4db121df320671c2a",
-        "d008d461857323b904a3c9be02aa14589e5ca99b4da16056b524d8c2d53f3321",
+        "5a4b2d7bc5d6d3909b8303b4a395f2621f990c96072b14c21407668ba8e97e72",
+        "e6781d0e6ca154d14ba6147f819b1e5d8b39c51281d9a63a7fdc4c3790655df1",
     ),
     "deposits": (
-        "ec70ced4fa36698316b68c8069a1a7efc2443e23eb240732bfeb0581d3826e83",
-        "2bd0cec0d97c39bc9f938a5466d70cc958a89aae0c224294d9b319b584e767c2",
+        "3bcc6a891f1e57f1dc9869a9de0b09d77f60541a055efe1c8bfd6dd6a3c9940f",
+        "ed856c6e4acd16cd859cf9834aaad3162b923ca983733cd44e98d1ae8f59d4cc",
     ),
 }
 
 PINNED_ROOTS: dict[str, str] = {
-    "chunky_int16_trimmed": "9a47d03a6b6f756da7d7f27889c8344af8a80d604c5914a887d777751cebb83c",
-    "chunky_median": "a0dded353359488466d4d52e64fbde23b3ccc809f5ae6fa2d841e42580783b0d",
-    "deposits": "a18e99b7b90ff46a1724b3c8d1669738a0b25f34c9fca3939c8f0a432adbcb67",
-    "scenario": "affb80c5b5f76ed32727a94114c2b4edcfdb11bed3eaf2611ebc0d3f3c3d90e6",
-    "settlement_run": "a614591f30b232a01c1f2fb8dbf7ab5681b9d92ec7ec9ca771936ccd45ce5b76",
+    "chunky_int16_trimmed": "9ffc4aacc61b6b9aa6aef4df649442702ccec24c38ba681841188107e29cd035",
+    "chunky_median": "d2d2d264bf027f146daaa027e6a563cb3b15130ca7131d16752c870187ff0ab5",
+    "deposits": "647398242bdbe4ad644eac9623c2b1cc8c2709a495fb35aedfbf8ce8b272c060",
+    "scenario": "f739ef3a52303c2ab4aade8460da5f4d29a6a6686529bcaebec7205c2d4f30fb",
+    "settlement_run": "486ed74e1ccd33825e2c22f61a2e8944a2c0f968207ee2c83905783d4708ad82",
 }
 
 BUILDERS = {
@@ -135,7 +135,7 @@ def test_fixture_chains_keep_their_pinned_hashes_and_roots(name: str) -> None:
 # -- the FL RPC answers, on a node whose clock is pinned -------------------------------
 
 SCRIPT = b"print('golden')\n"
-PINNED_RPC_DIGEST = "3b341c4e3c864509dff2ec96603d6619f33be44ee8308f27f3bf935382a52681"
+PINNED_RPC_DIGEST = "624dd882dd803eca070209776661aa4bd701b906398aabfc25aefd5ebe2b151f"
 
 
 def golden_params(model: bytes, evaluator: bytes) -> TaskParams:

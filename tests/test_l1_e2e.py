@@ -368,3 +368,40 @@ async def test_a_stuck_commitment_is_re_signed_with_higher_fees_up_to_the_cap(
         assert net.w3.eth.get_transaction_receipt(p.hashes[-1])["status"] == 1
         assert poster.step() == "idle"
         anvil.rpc("evm_setAutomine", [True])
+
+
+class GenesisLiar:
+    """The sequencer's RPC, except that ``mps_getGenesis`` names a larger blob limit."""
+
+    def __init__(self, rpc: RPCClient) -> None:
+        self.rpc = rpc
+
+    def call(self, method: str, *params: object) -> object:
+        out = self.rpc.call(method, *params)
+        if method == "mps_getGenesis":
+            assert isinstance(out, dict)
+            lim = dict(out["limits"])
+            lim["maxBlobSize"] = int(lim["maxBlobSize"]) * 2
+            out = {**out, "limits": lim}
+        return out
+
+
+async def test_a_verifier_trusts_the_l1_not_the_sequencer_for_the_limits(tmp_path: Path) -> None:
+    """Issue 11: the consensus limits were not in the genesis hash, and ``mps-node verify`` took
+    them from the sequencer's RPC, so a sequencer could have a verifier replay under limits of its
+    choosing. The genesis state commits them (``chain/spec``) and MPSRollup holds that root: a
+    lying ``mps_getGenesis`` is a divergence at genesis; the truthful one verifies."""
+    async with l1_net(tmp_path) as net:
+        h = net.h
+        await h.send_ok(put_blob(Keypair.generate(), CHAIN_ID, 0, b"one blob"))
+        await h.seal()
+        assert net.post_until_idle()[:2] == ["posted", "confirmed"]
+        rollup = net.c("MPSRollup")
+        with Storage(tmp_path / "liar.db") as vstore:
+            v = Verifier(rollup, GenesisLiar(RPCClient(h.url)), vstore)  # type: ignore[arg-type]
+            bad = await asyncio.to_thread(v.verify_new_batches)
+        assert bad is not None and bad.block == 0 and "genesis state root" in bad.why, bad
+        with Storage(tmp_path / "honest.db") as vstore:
+            v = Verifier(rollup, RPCClient(h.url), vstore)
+            assert await asyncio.to_thread(v.verify_new_batches) is None
+            assert v.checked >= 1

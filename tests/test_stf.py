@@ -16,6 +16,7 @@ from stf.context import Limits
 from stf.errors import BlockInvalid, Code, TxInvalid
 from stf.genesis import Genesis, GenesisStake, genesis_block
 from stf.hashing import TX_DOMAIN, ZERO_HASH, sha256
+from stf.records import ChainSpec
 from stf.smt import SparseMerkleTree, value_hash, verify_proof
 from stf.stakes import SLASHED, STAKED, UNBONDING, WITHDRAWN, StakeRecord
 from stf.state import BLOB_PREFIX, STATE_PREFIX
@@ -789,9 +790,34 @@ def test_genesis_with_stakes(config: ChainConfig, store_cls: Any) -> None:
 
 def test_genesis_without_stakes(config: ChainConfig, store_cls: Any) -> None:
     g, writes = genesis_block(store_cls(), config, Genesis())
-    assert g.header.state_root == ZERO_HASH and writes == {}
+    # no stakes, but the chain spec: the state is not empty
+    assert STATE_PREFIX + state_keys.CHAIN_SPEC in writes and g.header.state_root != ZERO_HASH
     assert g.header.tx_root == ZERO_HASH and g.header.receipts_root == ZERO_HASH
     assert g.signature == ZERO_SIGNATURE
+
+
+@pytest.mark.parametrize(
+    "field", ["max_tx_size", "max_block_txs", "max_record_size", "max_blob_size"]
+)
+def test_genesis_commits_the_chain_spec(config: ChainConfig, store_cls: Any, field: str) -> None:
+    """Issue 11: the limits were not in the genesis hash, so a verifier took them on the
+    sequencer's word. The genesis state holds them (``chain/spec``), proven against its root,
+    and one limit changed is another genesis root (which the L1's MPSRollup would not hold)."""
+    g, writes = genesis_block(store_cls(), config, Genesis())
+    store = store_cls()
+    store.commit(writes)
+    raw = store.get(STATE_PREFIX + state_keys.CHAIN_SPEC)
+    assert raw is not None
+    spec = ChainSpec.decode(raw)
+    lim = config.limits
+    assert (spec.chain_id, spec.sequencer) == (config.chain_id, config.sequencer)
+    assert getattr(spec, field) == getattr(lim, field)
+    proof = SparseMerkleTree(store).prove(g.header.state_root, state_keys.CHAIN_SPEC)
+    assert verify_proof(g.header.state_root, state_keys.CHAIN_SPEC, raw, proof)
+    other = dataclasses.replace(
+        config, limits=dataclasses.replace(lim, **{field: getattr(lim, field) - 1})
+    )
+    assert genesis_block(store_cls(), other, Genesis())[0].header.state_root != g.header.state_root
 
 
 def test_genesis_stakes_can_be_used(make_chain: Any) -> None:
