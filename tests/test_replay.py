@@ -43,11 +43,15 @@ action = st.tuples(
 class Model:
     """What the chain's state must be, computed without the STF."""
 
-    def __init__(self, senders: list[bytes]) -> None:
+    def __init__(self, senders: list[bytes], config: ChainConfig) -> None:
         self.senders = senders
         self.nonces = [0, 0, 0]
-        self.state: dict[bytes, bytes] = {}
-        self.touched: set[bytes] = set()
+        # genesis writes the chain spec (docs/protocol.md: chain id, sequencer, the limits)
+        lim = config.limits
+        spec = [config.chain_id, config.sequencer, lim.max_tx_size, lim.max_block_txs]
+        spec += [lim.max_record_size, lim.max_blob_size]
+        self.state: dict[bytes, bytes] = {state_keys.CHAIN_SPEC: encoding.encode(spec)}
+        self.touched: set[bytes] = {state_keys.CHAIN_SPEC}
 
     def set(self, key: bytes, value: bytes | None) -> None:
         self.touched.add(key)
@@ -138,8 +142,8 @@ def test_replay_reproduces_every_height(
     user_keys: list[SigningKey],
 ) -> None:
     senders = [bytes(k.verify_key) for k in user_keys[:3]]
-    model = Model(senders)
-    snapshots: list[dict[bytes, bytes]] = [{}]
+    model = Model(senders, config)
+    snapshots: list[dict[bytes, bytes]] = [dict(model.state)]
     with tempfile.TemporaryDirectory() as tmp:
         src = start_chain(Path(tmp) / "src", config, Genesis())
         dst = Storage(Path(tmp) / "dst")
