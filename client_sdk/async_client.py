@@ -170,12 +170,14 @@ class AsyncMPSClient(Face):
         """Join a task; waits for inclusion (``NotStaked``, ``TaskFull``... if it failed)."""
         return await self._run(self.core.join(task_id))
 
-    async def commit_update(self, task_id: bytes, epoch: int, update: Any) -> bytes:
+    async def commit_update(
+        self, task_id: bytes, epoch: int, update: Any, force: bool = False
+    ) -> bytes:
         """Phase one alone: commit to ``update`` (as :meth:`submit_update` takes it) for
         ``epoch``, during its commit phase; waits for inclusion. Reveal the same update with
         :meth:`reveal_update` once the reveal phase opens (or call :meth:`submit_update`, which
         finds the commitment and only reveals)."""
-        return await self._run(self.core.commit_update(task_id, epoch, update))
+        return await self._run(self.core.commit_update(task_id, epoch, update, force))
 
     async def reveal_update(self, task_id: bytes, epoch: int, update: Any) -> bytes:
         """Phase two alone: reveal the update committed to, in the epoch's reveal phase
@@ -188,6 +190,7 @@ class AsyncMPSClient(Face):
         epoch: int,
         update: Any,
         timeout: float = 600.0,  # noqa: ASYNC109 (the sync client's signature)
+        force: bool = False,
     ) -> bytes:
         """Send an update for ``epoch``: a float delta (layout order), or a trained torch module
         (delta = its weights minus the epoch's base model), quantized as the STF expects.
@@ -195,8 +198,10 @@ class AsyncMPSClient(Face):
         Commit-reveal: commits, waits until the epoch's reveal phase opens (the other clients'
         commitments are in, or the commit window ran out; WaitTimeout after ``timeout`` s), then
         reveals, as chunks when over one transaction. Returns the reveal's hash once included.
-        Calling it again with the same update after a crash only reveals."""
-        return await self._run(self.core.submit_update(task_id, epoch, update, timeout))
+        Calling it again with the same update after a crash only reveals. An update the STF
+        will flag for sure (all zeros, your last update again, the last global step, which
+        slashes) raises ``CertainOffence`` before anything is sent, unless ``force``."""
+        return await self._run(self.core.submit_update(task_id, epoch, update, timeout, force))
 
     async def wait_for_epoch(
         self, task_id: bytes, epoch: int,

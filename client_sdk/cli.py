@@ -217,7 +217,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
     mps = connect(args)
     epoch = args.epoch if args.epoch is not None else int(mps.task(args.task)["epoch"])
     update = _load_update(args.file, mps, args.task, epoch)
-    h = mps.submit_update(args.task, epoch, update)
+    h = mps.submit_update(args.task, epoch, update, force=args.force)
     print(f"update for epoch {epoch} committed and revealed (tx 0x{h.hex()})")
     if args.wait:
         return _wait(mps, args.task, epoch, args.wait_timeout)
@@ -328,6 +328,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epoch", type=int, default=None, help="default: the task's current epoch")
     p.add_argument("--wait", action="store_true", help="wait for the epoch to close")
     p.add_argument("--wait-timeout", type=float, default=600.0)
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="send even an update the chain will certainly flag or slash (refused by default)",
+    )
     p = add("wait", cmd_wait, "wait for an epoch to close and show its ranks and flags")
     p.add_argument("task", type=task_id_arg)
     p.add_argument("epoch", type=int)

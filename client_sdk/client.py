@@ -167,12 +167,12 @@ class MPSClient(Face):
         """Join a task; waits for inclusion (``NotStaked``, ``TaskFull``... if it failed)."""
         return self._run(self.core.join(task_id))
 
-    def commit_update(self, task_id: bytes, epoch: int, update: Any) -> bytes:
+    def commit_update(self, task_id: bytes, epoch: int, update: Any, force: bool = False) -> bytes:
         """Phase one alone: commit to ``update`` (as :meth:`submit_update` takes it) for
         ``epoch``, during its commit phase; waits for inclusion. Reveal the same update with
         :meth:`reveal_update` once the reveal phase opens (or call :meth:`submit_update`, which
         finds the commitment and only reveals)."""
-        return self._run(self.core.commit_update(task_id, epoch, update))
+        return self._run(self.core.commit_update(task_id, epoch, update, force))
 
     def reveal_update(self, task_id: bytes, epoch: int, update: Any) -> bytes:
         """Phase two alone: reveal the update committed to, in the epoch's reveal phase
@@ -180,7 +180,7 @@ class MPSClient(Face):
         return self._run(self.core.reveal_update(task_id, epoch, update))
 
     def submit_update(
-        self, task_id: bytes, epoch: int, update: Any, timeout: float = 600.0
+        self, task_id: bytes, epoch: int, update: Any, timeout: float = 600.0, force: bool = False
     ) -> bytes:
         """Send an update for ``epoch``: a float delta (layout order), or a trained torch module
         (delta = its weights minus the epoch's base model), quantized as the STF expects.
@@ -188,8 +188,10 @@ class MPSClient(Face):
         Commit-reveal: commits, waits until the epoch's reveal phase opens (the other clients'
         commitments are in, or the commit window ran out; WaitTimeout after ``timeout`` s), then
         reveals, as chunks when over one transaction. Returns the reveal's hash once included.
-        Calling it again with the same update after a crash only reveals."""
-        return self._run(self.core.submit_update(task_id, epoch, update, timeout))
+        Calling it again with the same update after a crash only reveals. An update the STF
+        will flag for sure (all zeros, your last update again, the last global step, which
+        slashes) raises ``CertainOffence`` before anything is sent, unless ``force``."""
+        return self._run(self.core.submit_update(task_id, epoch, update, timeout, force))
 
     def wait_for_epoch(
         self, task_id: bytes, epoch: int, timeout: float = 120.0,

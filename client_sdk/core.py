@@ -9,6 +9,9 @@ So the two faces have one behaviour, chosen here:
   ``create_task``, ``transact``...) wait for it and raise its typed error if it failed.
 * the next nonce is kept by the client and re-read from the node when a send finds it stale
   (``NonceTooLow``, ``NonceTooHigh``, ``NonceAlreadyPending``, ``AlreadyKnown``), up to 3 tries.
+* ``commit_update`` and ``submit_update`` refuse, before sending, an update the STF will flag for
+  sure (all zeros, the client's own last update, the last global step: :mod:`client_sdk.offences`)
+  unless ``force=True``;
 * ``submit_update`` is commit-reveal: it commits, waits for the epoch's reveal phase (polling
   every 0.2 s), then reveals; updates over one transaction go as chunk blobs plus the reveal,
   sent only in the reveal phase; models over one blob as chunks plus a manifest, both ways;
@@ -26,15 +29,18 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
+from stf import state_keys
 from stf.errors import Code
 from stf.fl.rules import check_bounds
 from stf.fl.task import TaskParams, quantize
+from stf.ids import ClientKey, TaskId
 from stf.tx import Transaction
 
 from . import fl
 from .answers import as_bytes, params_of
 from .errors import (
     AlreadyKnown,
+    CertainOffence,
     InvalidArgument,
     L1NotConfigured,
     NonceAlreadyPending,
@@ -47,6 +53,7 @@ from .errors import (
 )
 from .flow import Exclusive, Flow, Sleep, blocking, call, nested
 from .keys import Keypair
+from .offences import foreseen
 from .proofs import ProofError, checked_value
 from .rewards import reward_share
 from .slashing import SlashingState, fetch_slashing_state
@@ -280,9 +287,29 @@ class ClientCore:
         limit = blob_limit(lim)
         return _Quantized(data, inline, limit, fl.update_id(data, limit, inline))
 
-    def commit_update(self, task_id: bytes, epoch: int, update: Any) -> Flow[bytes]:
+    def commit_update(
+        self, task_id: bytes, epoch: int, update: Any, force: bool = False
+    ) -> Flow[bytes]:
         q = yield from self._quantized(task_id, epoch, update)
+        if not force:
+            yield from self._refuse_certain_offence(task_id, q)
         return (yield from self._commit(task_id, epoch, q))
+
+    def _refuse_certain_offence(self, task_id: bytes, q: _Quantized) -> Flow[None]:
+        """:class:`CertainOffence` if the STF will flag ``q`` whatever the others send."""
+        params = yield from self.task_params(task_id)
+        task = yield from self.task(task_id)
+        step = None
+        if task["previousStep"] is not None:
+            reader = fl.array_reader(as_bytes(task["previousStep"]), params.np_dtype, params.d)
+            step = yield from nested(reader, self.blob)
+        me = ClientKey(self.require_key().public_key)
+        own = yield from self.get_state(state_keys.last_update(TaskId(task_id), me), "latest", None)
+        why = foreseen(np.frombuffer(q.data, params.np_dtype), q.uid, step, own)
+        if why is not None:
+            raise CertainOffence(
+                f"not sent: {why}; pass force=True (mps-client: --force) to send it anyway"
+            )
 
     def _commit(self, task_id: bytes, epoch: int, q: _Quantized) -> Flow[bytes]:
         def build(k: Keypair, c: int, n: int) -> Transaction:
@@ -307,7 +334,9 @@ class ClientCore:
         yield from self.included(h)
         return h
 
-    def submit_update(self, task_id: bytes, epoch: int, update: Any, timeout: float) -> Flow[bytes]:
+    def submit_update(
+        self, task_id: bytes, epoch: int, update: Any, timeout: float, force: bool = False
+    ) -> Flow[bytes]:
         """Commit, wait for the reveal phase, reveal (:mod:`stf.fl.commit`); the reveal's hash.
 
         Resumable: a client that restarts with the same update finds its commitment on chain
@@ -317,6 +346,8 @@ class ClientCore:
         me = self.require_key().public_key
         done = int(task["epoch"]) == epoch and me in [as_bytes(c) for c in task["committed"]]
         if not done:
+            if not force:
+                yield from self._refuse_certain_offence(task_id, q)
             yield from self._commit(task_id, epoch, q)
         yield from self.wait_for_reveal_phase(task_id, epoch, timeout)
         return (yield from self._reveal(task_id, epoch, q))

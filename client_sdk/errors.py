@@ -77,6 +77,7 @@ __all__ = [
     "BlobAlreadyStored",
     "BlobNotFound",
     "BodyTooLarge",
+    "CertainOffence",
     "ClientError",
     "CommitmentMismatch",
     "DuplicateUpdate",
@@ -150,6 +151,11 @@ class L1NotConfigured(SDKError):
 
 class NotOnL1Yet(SDKError):
     """What is asked is not on the L1 yet: no batch committed, the task not in it, not settled."""
+
+
+class CertainOffence(SDKError):
+    """The update would certainly be flagged (or slashed): refused before anything was sent.
+    The message says why and what it would cost; pass ``force=True`` to send it anyway."""
 
 
 class WaitTimeout(SDKError, TimeoutError):

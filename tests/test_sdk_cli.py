@@ -109,8 +109,13 @@ async def test_cli_client_commands_without_l1(tmp_path: Path) -> None:
         rc, out, err = await waiter
         assert rc == 0 and "epoch 0 closed at block" in out, err
         assert "epoch 0 [" in err and "/5 updates" in err  # the bar's last state
-        # the task (one epoch) is over: another update is refused with its typed error
+        # the same delta file again (issue 14's easy mistake): refused before sending, with
+        # what it would cost; forced, it reaches the chain, whose task (one epoch) is over
         rc, _, err = await cli("submit", task, tmp_path / "delta.npy", "--epoch", "0",
+                               "--rpc", url, "--key", files[0])  # fmt: skip
+        one_error(err, "CertainOffence")
+        assert "REPLAY_OWN" in err and "--force" in err
+        rc, _, err = await cli("submit", task, tmp_path / "delta.npy", "--epoch", "0", "--force",
                                "--rpc", url, "--key", files[0])  # fmt: skip
         one_error(err, "TaskClosed")
         epoch = await run(requester.epoch, task_id, 0)

@@ -20,7 +20,9 @@ from l1_node import CHALLENGE_BLOCKS, FEE_PER_EPOCH, FIRST_CLIENT, L1Net, deploy
 from rpc_fixtures import start_node
 
 from client_sdk import L1Config, MPSClient, NotOnL1Yet, ProofError, SDKError, put_record
+from client_sdk.answers import as_bytes
 from client_sdk.errors import (
+    CertainOffence,
     CommitmentMismatch,
     DuplicateUpdate,
     NotFound,
@@ -171,7 +173,8 @@ async def train_epoch(flow: Flow, task_id: bytes, epoch: int, rng: np.random.Gen
         run(c.submit_update, task_id, epoch, direction + rng.normal(0, 0.01, D))
         for c in flow.clients[:5]
     ]
-    subs.append(run(flow.rider.submit_update, task_id, epoch, await free_ride(flow, task_id)))
+    ride = await free_ride(flow, task_id)
+    subs.append(run(flow.rider.submit_update, task_id, epoch, ride, 600.0, True))  # forced
     await asyncio.gather(*subs)
     summary = await run(flow.honest.wait_for_epoch, task_id, epoch, 20.0)
     assert summary["epoch"] == epoch
@@ -312,7 +315,7 @@ async def test_typed_errors_for_node_rejections(tmp_path: Path) -> None:
             await run(MPSClient(h.url, stranger).join, task_id)
         assert exc.value.data["status"] == 0 and "NOT_STAKED" in str(exc.value)
         with pytest.raises(NotJoined):
-            await run(a.commit_update, task_id, 0, np.zeros(D))
+            await run(a.commit_update, task_id, 0, np.ones(D) * 0.03)
         await run(a.join, task_id)
         with pytest.raises(WrongEpoch):
             await run(a.commit_update, task_id, 3, np.ones(D) * 0.01)
@@ -502,7 +505,7 @@ async def test_async_client_joins_submits_and_waits(tmp_path: Path) -> None:
                 *(c.commit_update(task_id, 0, u) for c, u in zip(clients, ups, strict=True))
             )
             with pytest.raises(DuplicateUpdate):
-                await clients[0].commit_update(task_id, 0, np.zeros(D))
+                await clients[0].commit_update(task_id, 0, np.ones(D) * 0.01)
             with pytest.raises(CommitmentMismatch):  # the reveal phase opened: all committed
                 await clients[0].reveal_update(task_id, 0, np.zeros(D))
             # submit_update finds each commitment on chain and only reveals; the last closes it
@@ -516,3 +519,37 @@ async def test_async_client_joins_submits_and_waits(tmp_path: Path) -> None:
         finally:
             for c in clients:
                 await c.close()
+
+
+async def test_certain_offences_are_refused_before_sending(tmp_path: Path) -> None:
+    """Issue 14: sending the same delta file twice (or the last global step, which slashes) was
+    one easy mistake away. The SDK refuses, before anything is sent, an update the STF will
+    certainly flag, saying what it would cost; ``force=True`` sends it anyway."""
+    keys = [Keypair.generate() for _ in range(5)]
+    stakes = tuple(GenesisStake(k.public_key, bytes(20), 100) for k in keys)
+    async with start_node(tmp_path / "node", produce_blocks=True, genesis_stakes=stakes) as h:
+        requester = MPSClient(h.url, Keypair.generate())
+        task_id = await run(requester.create_task, params(epochs=3), np.zeros(D), b"s")
+        mps = [MPSClient(h.url, k) for k in keys]
+        await asyncio.gather(*(run(c.join, task_id) for c in mps))
+        with pytest.raises(CertainOffence, match="all zeros: flagged ZERO"):
+            await run(mps[0].commit_update, task_id, 0, np.zeros(D))
+        rng = np.random.default_rng(9)
+        direction = rng.normal(0, 0.03, D)
+        ups = [direction + rng.normal(0, 0.01, D) for _ in mps]
+        await asyncio.gather(
+            *(run(c.submit_update, task_id, 0, u) for c, u in zip(mps, ups, strict=True))
+        )
+        await run(mps[0].wait_for_epoch, task_id, 0, 20.0)
+        task = await run(mps[0].task, task_id)
+        step = np.frombuffer(await run(mps[0].blob, task["previousStep"]), np.int8)
+        assert np.count_nonzero(step) >= 64  # dense: resending it is provable
+        replay = step.astype(np.float64) / 2**SHIFT  # quantizes back to the very same step
+        with pytest.raises(CertainOffence, match=r"REPLAY_GLOBAL.*slashed on the L1"):
+            await run(mps[0].submit_update, task_id, 1, replay)
+        with pytest.raises(CertainOffence, match=r"your last update.*REPLAY_OWN"):
+            await run(mps[1].commit_update, task_id, 1, ups[1])  # the same delta file twice
+        assert (await run(mps[0].task, task_id))["committed"] == []  # nothing was sent
+        await run(mps[0].commit_update, task_id, 1, replay, True)  # forced: it goes
+        committed = (await run(mps[0].task, task_id))["committed"]
+        assert [as_bytes(c) for c in committed] == [keys[0].public_key]

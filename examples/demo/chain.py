@@ -106,7 +106,8 @@ def submit_wave(
         m, delta = item
         m.missed = ""
         try:
-            m.mps.submit_update(task_id, epoch, delta, timeout=120.0)
+            # the cheaters mean it: past the SDK's refusal of certain offences
+            m.mps.submit_update(task_id, epoch, delta, timeout=120.0, force=m.role != "honest")
         except WrongEpoch:
             m.missed = "missed the epoch: its window closed before the update went in"
         except (RPCError, SDKError) as exc:
