@@ -28,6 +28,7 @@ from typing import IO, Any
 import numpy as np
 
 from mps_common.hexutil import from_hex, to_hex
+from mps_common.version import VERSION
 
 from .answers import as_bytes
 from .client import MPSClient
@@ -305,6 +306,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="mps-client", description="Take part in MPS chain tasks: stake, join, submit, claim."
     )
     _connection_options(parser, suppress=False)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {VERSION}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def add(name: str, func: Callable[[argparse.Namespace], int], help_: str) -> Any:

@@ -15,6 +15,7 @@ import structlog
 from aiohttp import web
 
 from mps_common.keyfile import KeyFileError, Keypair
+from mps_common.version import VERSION
 from stf.genesis import GenesisStake, genesis_block
 
 from .config import ConfigError, NodeConfig, load_config, render_toml
@@ -342,6 +343,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="mps-node", description="The MPS chain node")
+    p.add_argument("--version", action="version", version=f"%(prog)s {VERSION}")
     sub = p.add_subparsers(dest="command", required=True)
     pi = sub.add_parser("init", help="write a node key and a default config")
     pi.add_argument("--datadir", type=Path, required=True)
