@@ -31,6 +31,8 @@ def decode_body(body: bytes, media: str) -> Any:
         return json.loads(body)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ValueError(f"JSON body does not parse: {exc}") from None
+    except RecursionError:  # Python's parser recurses per level: a JSON-RPC error, not a 500
+        raise ValueError("JSON body is nested too deeply") from None
 
 
 # -- parameter converters ------------------------------------------------------

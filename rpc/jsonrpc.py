@@ -159,9 +159,11 @@ def _bind(method: Method, params: Any) -> list[Any]:
             )
         raw = {spec.name: params[i] for i, spec in enumerate(specs) if i < len(params)}
     elif isinstance(params, dict):
-        unknown = set(params) - {s.name for s in specs}
+        names = {s.name for s in specs}
+        # msgpack maps may have keys of any type: sort their reprs, never the keys themselves
+        unknown = sorted(repr(k) for k in params if not isinstance(k, str) or k not in names)
         if unknown:
-            raise InvalidParams(f"unknown params {sorted(unknown)} for {method.name}")
+            raise InvalidParams(f"unknown params [{', '.join(unknown)}] for {method.name}")
         raw = dict(params)
     else:
         raise InvalidParams("params must be an array or an object")

@@ -142,6 +142,25 @@ async def test_parse_error(h: NodeHarness, body):
     assert "parse" in resp["error"]["message"]
 
 
+async def test_json_nested_too_deeply_is_a_parse_error(h: NodeHarness):
+    """Issue 13: 1,000 levels of JSON arrays answered HTTP 500 in plain text."""
+    status, resp = await h.post(None, raw=b"[" * 100_000 + b"]" * 100_000)
+    assert status == 200
+    assert resp["id"] is None and resp["error"]["code"] == -32700
+    assert "nested too deeply" in resp["error"]["message"]
+
+
+async def test_msgpack_params_with_non_string_keys_are_invalid_params(h: NodeHarness):
+    """Issue 13: a msgpack map with an integer key among the params gave -32603 (the node
+    sorted mixed keys); it is the caller's mistake, -32602, naming the keys."""
+    params = {1: "x", "zzz": 2, "sender": b"a"}
+    req = {"jsonrpc": "2.0", "id": 3, "method": "mps_getNonce", "params": params}
+    status, resp = await h.post(req, media=MSGPACK)
+    assert status == 200
+    assert resp["id"] == 3 and resp["error"]["code"] == -32602
+    assert "unknown params ['zzz', 1]" in resp["error"]["message"]
+
+
 async def test_parse_error_msgpack(h: NodeHarness):
     status, resp = await h.post(None, media=MSGPACK, raw=b"\xc1\xc1")
     assert status == 200
