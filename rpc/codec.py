@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 import msgpack
+import numpy as np
 
 from mps_common.hexutil import from_hex, hex_fields
 
@@ -27,12 +28,31 @@ def decode_body(body: bytes, media: str) -> Any:
             return msgpack.unpackb(body, raw=False, strict_map_key=False)
         except Exception as exc:
             raise ValueError(f"msgpack body does not parse: {exc}") from None
+    if _bracket_depth(body) > MAX_JSON_DEPTH:
+        raise ValueError(f"JSON body is nested too deeply (more than {MAX_JSON_DEPTH} levels)")
     try:
         return json.loads(body)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ValueError(f"JSON body does not parse: {exc}") from None
-    except RecursionError:  # Python's parser recurses per level: a JSON-RPC error, not a 500
+    except RecursionError:
         raise ValueError("JSON body is nested too deeply") from None
+
+
+#: Deepest JSON the node parses. Python's JSON parser recurses once per level, so a deep body
+#: answered HTTP 500 (or, where the recursion limit was raised, overflowed the C stack); an
+#: envelope, a batch and their params need a handful of levels.
+MAX_JSON_DEPTH = 64
+
+
+def _bracket_depth(body: bytes) -> int:
+    """The deepest running count of ``[``/``{`` over ``]``/``}``, without recursion (numpy, one
+    pass). Brackets inside strings count too, so this bounds the real depth from above: a
+    refusal can only hit a body with more than MAX_JSON_DEPTH unclosed brackets in its text."""
+    if not body:
+        return 0
+    b = np.frombuffer(body, dtype=np.uint8)
+    step = ((b == 0x5B) | (b == 0x7B)).astype(np.int32) - ((b == 0x5D) | (b == 0x7D))
+    return int(np.cumsum(step, dtype=np.int64).max(initial=0))
 
 
 # -- parameter converters ------------------------------------------------------
