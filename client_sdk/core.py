@@ -295,10 +295,14 @@ class ClientCore:
             yield from self._refuse_certain_offence(task_id, q)
         return (yield from self._commit(task_id, epoch, q))
 
-    def _refuse_certain_offence(self, task_id: bytes, q: _Quantized) -> Flow[None]:
-        """:class:`CertainOffence` if the STF will flag ``q`` whatever the others send."""
+    def _refuse_certain_offence(
+        self, task_id: bytes, q: _Quantized, task: dict[str, Any] | None = None
+    ) -> Flow[None]:
+        """:class:`CertainOffence` if the STF will flag ``q`` whatever the others send
+        (``task``: its ``mps_getTask`` answer, if the caller already has it)."""
         params = yield from self.task_params(task_id)
-        task = yield from self.task(task_id)
+        if task is None:
+            task = yield from self.task(task_id)
         step = None
         if task["previousStep"] is not None:
             reader = fl.array_reader(as_bytes(task["previousStep"]), params.np_dtype, params.d)
@@ -347,7 +351,7 @@ class ClientCore:
         done = int(task["epoch"]) == epoch and me in [as_bytes(c) for c in task["committed"]]
         if not done:
             if not force:
-                yield from self._refuse_certain_offence(task_id, q)
+                yield from self._refuse_certain_offence(task_id, q, task)
             yield from self._commit(task_id, epoch, q)
         yield from self.wait_for_reveal_phase(task_id, epoch, timeout)
         return (yield from self._reveal(task_id, epoch, q))

@@ -28,7 +28,8 @@ def decode_body(body: bytes, media: str) -> Any:
             return msgpack.unpackb(body, raw=False, strict_map_key=False)
         except Exception as exc:
             raise ValueError(f"msgpack body does not parse: {exc}") from None
-    if _bracket_depth(body) > MAX_JSON_DEPTH:
+    # a body no longer than the limit cannot nest deeper: small requests skip the scan
+    if len(body) > MAX_JSON_DEPTH and _bracket_depth(body) > MAX_JSON_DEPTH:
         raise ValueError(f"JSON body is nested too deeply (more than {MAX_JSON_DEPTH} levels)")
     try:
         return json.loads(body)

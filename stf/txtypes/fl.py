@@ -105,6 +105,14 @@ class JoinTask(TxType):
         save_task(state, args, task)
 
 
+def _task_epoch(task_id: Any, epoch: Any) -> tuple[TaskId, int]:
+    """The ``[task id, epoch, ...]`` head that commit, reveal and report payloads share."""
+    return (
+        TaskId(encoding.expect_bytes(task_id, "task id", 32)),
+        encoding.expect_int(epoch, "epoch", 0, MAX_EPOCH),
+    )
+
+
 def _submitting_client(state: State, tx: Transaction, task_id: TaskId, epoch: int) -> TaskState:
     """The task, if ``tx.sender`` may commit or reveal in it for ``epoch``; else TxFailed."""
     task = _open_task(state, task_id)
@@ -129,11 +137,7 @@ class CommitUpdate(TxType):
     @classmethod
     def parse(cls, value: Any, limits: Limits) -> tuple[TaskId, int, bytes]:
         task_id, epoch, digest = encoding.expect_list(value, 3, "commit_update payload")
-        return (
-            TaskId(encoding.expect_bytes(task_id, "task id", 32)),
-            encoding.expect_int(epoch, "epoch", 0, MAX_EPOCH),
-            encoding.expect_bytes(digest, "commitment", 32),
-        )
+        return *_task_epoch(task_id, epoch), encoding.expect_bytes(digest, "commitment", 32)
 
     @classmethod
     def apply(cls, state: State, tx: Transaction, args: Any, ctx: BlockContext) -> None:
@@ -170,12 +174,7 @@ class SubmitUpdate(TxType):
             data = [encoding.expect_bytes(h, f"update chunk {j}", 32) for j, h in enumerate(update)]
         else:
             data = encoding.expect_bytes(update, "update (bytes, or a list of chunk blob ids)")
-        return (
-            TaskId(encoding.expect_bytes(task_id, "task id", 32)),
-            encoding.expect_int(epoch, "epoch", 0, MAX_EPOCH),
-            data,
-            encoding.expect_bytes(salt, "salt", SALT_BYTES),
-        )
+        return *_task_epoch(task_id, epoch), data, encoding.expect_bytes(salt, "salt", SALT_BYTES)
 
     @classmethod
     def apply(cls, state: State, tx: Transaction, args: Any, ctx: BlockContext) -> None:
@@ -222,13 +221,9 @@ class ReportEvaluation(TxType):
     NAME = "report_evaluation"
 
     @classmethod
-    def parse(cls, value: Any, limits: Limits) -> tuple[bytes, int, int]:
+    def parse(cls, value: Any, limits: Limits) -> tuple[TaskId, int, int]:
         task_id, epoch, acc = encoding.expect_list(value, 3, "report_evaluation payload")
-        return (
-            encoding.expect_bytes(task_id, "task id", 32),
-            encoding.expect_int(epoch, "epoch", 0, MAX_EPOCH),
-            encoding.expect_int(acc, "accuracy_ppm", 0, 1_000_000),
-        )
+        return *_task_epoch(task_id, epoch), encoding.expect_int(acc, "accuracy_ppm", 0, 1_000_000)
 
     @classmethod
     def apply(cls, state: State, tx: Transaction, args: Any, ctx: BlockContext) -> None:
