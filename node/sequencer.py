@@ -99,6 +99,9 @@ class Sequencer:
         self._verify_pool = ThreadPoolExecutor(cfg.verify_threads, thread_name_prefix="mps-verify")
         self._listeners: list[BlockListener] = []
         self._wake = asyncio.Event()
+        # one block at a time: a second caller (a test, a deadline) must build on the first's
+        # block, never beside it on the same parent
+        self._producing = asyncio.Lock()
         self._stopping = False
         self._task: asyncio.Task[None] | None = None
         # L1 events waiting for the next block, and the L1 block the follower has read up to
@@ -208,6 +211,12 @@ class Sequencer:
             next_at = loop.time() + self.cfg.block_time
 
     async def produce_block(self) -> SealedBlock | None:
+        """Seal the next block from the waiting deposits and transactions (None: nothing to
+        seal). Safe to call while the production loop runs: calls take turns."""
+        async with self._producing:
+            return await self._produce_block()
+
+    async def _produce_block(self) -> SealedBlock | None:
         deposits = self._deposits[: self.cfg.max_block_txs]
         origin = select_l1_origin(
             self.head.header, self._l1_origin, len(self._deposits), len(deposits)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 
 import pytest
@@ -36,6 +37,26 @@ def local_proof(resp: dict) -> tuple[bytes, bytes, bytes | None, Proof]:
 
 
 # -- chain and blocks ---------------------------------------------------------
+async def test_concurrent_block_productions_take_turns(h: NodeHarness):
+    """Two callers of produce_block at once (the loop and a test, or a deadline) once built two
+    blocks on one parent, and the index kept the loser's writes: the second now builds on the
+    first's block, and every written value is in the head's proven state."""
+    kp = Keypair.generate()
+    await h.send_ok(record_tx(kp, 0, "a"))
+    first = asyncio.ensure_future(h.node.sequencer.produce_block())
+    await asyncio.sleep(0)  # the first is in its build; the second waits its turn
+    await h.send_ok(record_tx(kp, 1, "b"))
+    second = await h.node.sequencer.produce_block()
+    sealed = await first
+    assert sealed is not None and second is not None
+    assert second.block.height == sealed.block.height + 1
+    assert second.block.header.parent_hash == sealed.block.hash
+    for name in ("a", "b"):
+        key = state_keys.record(kp.public_key, name)
+        resp = await h.result("mps_getProof", hx(key), "latest")
+        assert checked_value(resp) == b"v", name
+
+
 async def test_chain_id_and_block_number(tmp_path):
     async with start_node(tmp_path / "n", chain_id=777) as h:
         assert await h.result("mps_chainId") == 777
@@ -251,6 +272,9 @@ async def test_get_stake_with_genesis_stakes(tmp_path):
             "l1Address": hx(b"\x01" * 20),
             "amount": "1000",  # wei, a decimal string (an L1 uint256)
             "status": STAKED,
+            "releasePending": None,  # no unbonding held back, none released, no slash evidence
+            "released": None,
+            "convictedIn": None,
         }
         assert (await h.result("mps_getStake", hx(client_b)))["amount"] == "5"
         assert await h.result("mps_getStake", hx(b"\x0c" * 32)) is None
