@@ -31,6 +31,7 @@ from contracts.transact import contract, transact
 from stf import state_keys
 from stf.fl.settlement import (
     Settlement,
+    encode_release,
     encode_reward_share,
     encode_settlement,
     encode_slash_evidence,
@@ -137,8 +138,6 @@ def bench_staking(b: Bench) -> list[bytes]:
     for s, k in zip(b.stakers[1:], keys[1:], strict=True):
         b.send(s, b.registry.stake(k), stake)
     b.gas("StakingRegistry.unregister", b.stakers[0], b.registry.unregister())
-    b.node.mine(b.params.unbonding_blocks)
-    b.gas("StakingRegistry.withdrawStake", b.stakers[0], b.registry.withdrawStake())
     return keys
 
 
@@ -175,8 +174,11 @@ def create_tasks(b: Bench, sizes: list[int]) -> list[bytes]:
     return task_ids
 
 
-def bench_proofs(b: Bench, n: int, task: bytes, victim: bytes, client: bytes) -> None:
-    """Slash, settle and claim against a committed tree of ``n`` keys, past its challenge window."""
+def bench_proofs(
+    b: Bench, n: int, task: bytes, victim: bytes, client: bytes, leaver: bytes | None = None
+) -> None:
+    """Slash, settle and claim (and, given the unbonding ``leaver``, the withdrawal of its
+    stake) against a committed tree of ``n`` keys, past its challenge window."""
     slash_key = state_keys.slash_evidence(ClientKey(victim), TaskId(task))
     settle_key = state_keys.settlement(TaskId(task))
     reward_key = state_keys.reward_share(TaskId(task), ClientKey(client))
@@ -185,6 +187,9 @@ def bench_proofs(b: Bench, n: int, task: bytes, victim: bytes, client: bytes) ->
         settle_key: encode_settlement(Settlement(2, 10, 20)),
         reward_key: encode_reward_share(10, False),
     }
+    if leaver is not None:
+        unbond_block = int(b.registry.unbondBlockOf(leaver).call())
+        leaves[state_keys.release(ClientKey(leaver))] = encode_release(unbond_block)
     tree = Tree(n, leaves)
     b.commit(tree.root, 1)
     batch = b.index - 1
@@ -210,6 +215,15 @@ def bench_proofs(b: Bench, n: int, task: bytes, victim: bytes, client: bytes) ->
         0,
         f"{n:,} keys, proof depth {len(sib)}",
     )
+    if leaver is not None:
+        sib = tree.siblings(state_keys.release(ClientKey(leaver)))
+        b.gas(
+            "StakingRegistry.withdrawStake",
+            b.stakers[0],
+            b.registry.withdrawStake(batch, sib),
+            0,
+            f"on the rollup's release: {n:,} keys, proof depth {len(sib)}",
+        )
 
 
 def bench_fraud(b: Bench) -> None:
@@ -240,7 +254,7 @@ def print_table(rows: list[Row]) -> None:
 
 def main() -> int:
     sizes = parse_sizes()
-    params = DeployParams(challenge_blocks=200, unbonding_blocks=20)
+    params = DeployParams(challenge_blocks=200)
     with Anvil(accounts=12) as node:
         b = Bench(node, params)
         b.send(b.admin, b.rollup.setVerifier(b.verifier.address, True))
@@ -248,7 +262,8 @@ def main() -> int:
         bench_batches(b)
         task_ids = create_tasks(b, sizes)
         for i, (n, task) in enumerate(zip(sizes, task_ids, strict=True)):
-            bench_proofs(b, n, task, victim=keys[1 + i], client=keys[-1])
+            leaver = keys[0] if i == 0 else None  # it unregistered in bench_staking
+            bench_proofs(b, n, task, victim=keys[1 + i], client=keys[-1], leaver=leaver)
         b.gas("RewardManager.withdrawRefund", b.requester, b.rewards.withdrawRefund(task_ids[0]))
         bench_fraud(b)
     print_table(b.rows)

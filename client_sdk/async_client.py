@@ -159,12 +159,14 @@ class AsyncMPSClient(Face):
         return await self._run(self.core.wait_for_stake(timeout))
 
     async def unregister(self) -> None:
-        """Start unbonding on the L1 (still slashable until withdrawn)."""
+        """Start unbonding on the L1: no new commitments; slashable until the rollup releases
+        the stake (once every epoch the client committed to has closed)."""
         await self._run(self.core.on_l1(lambda l1: l1.unregister()))
 
-    async def withdraw(self) -> None:
-        """Withdraw the stake on the L1 once unbonding is over."""
-        await self._run(self.core.on_l1(lambda l1: l1.withdraw()))
+    async def withdraw(self) -> dict[str, Any]:
+        """Withdraw the stake on the L1, on the proof of the rollup's release in the newest
+        finalized batch; return that proof (``NotOnL1Yet``, with the reason, before)."""
+        return await self._run(self.core.withdraw())
 
     async def join(self, task_id: bytes) -> bytes:
         """Join a task; waits for inclusion (``NotStaked``, ``TaskFull``... if it failed)."""

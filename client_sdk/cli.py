@@ -11,7 +11,7 @@ Connection options (before or after the command): ``--rpc URL`` (the node), ``--
 ``mps-node dev`` wrote: ``DIR/l1/NAME.key``, ``DIR/dev-clients/NAME.key``, the node's port
 from ``DIR/config.toml``) or ``--l1-rpc URL --l1-key-file FILE --deployment FILE``.
 
-Errors print one line (``error: NotStaked: ...``, ``error: L1 reverted: StillUnbonding(...)``)
+Errors print one line (``error: NotStaked: ...``, ``error: L1 reverted: KeyTaken(...)``)
 and exit 1; a proof that does not verify exits 3; bad usage exits 2.
 """
 
@@ -154,15 +154,22 @@ def cmd_unregister(args: argparse.Namespace) -> int:
     mps = connect(args, need_l1=True)
     mps.unregister()
     key = mps.require_key().public_key
-    print(f"unbonding; withdraw from L1 block {mps.l1.release_block(key)}")
+    print(
+        f"unbonding since L1 block {mps.l1.unbond_block(key)}: no new commitments; the rollup "
+        "releases the stake once every epoch this client committed to has closed, and "
+        "`withdraw` pays it back once a batch holding the release is final"
+    )
     return 0
 
 
 def cmd_withdraw(args: argparse.Namespace) -> int:
     mps = connect(args, need_l1=True)
     before = mps.l1.balance()
-    mps.withdraw()
-    print(f"withdrawn; L1 balance {before} -> {mps.l1.balance()} wei")
+    release = mps.withdraw()
+    print(
+        f"withdrawn on the release in finalized batch {release['batch']}; "
+        f"L1 balance {before} -> {mps.l1.balance()} wei"
+    )
     return 0
 
 
@@ -319,7 +326,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-wait", action="store_true", help="do not wait for the rollup")
     p.add_argument("--wait-timeout", type=float, default=60.0)
     add("unregister", cmd_unregister, "start unbonding the stake")
-    add("withdraw", cmd_withdraw, "withdraw the stake after unbonding")
+    add("withdraw", cmd_withdraw, "withdraw the stake once the rollup's release is final")
     p = add("tasks", cmd_tasks, "list the open tasks")
     p.add_argument("--all", action="store_true", help="finished and complete tasks too")
     p = add("join", cmd_join, "join a task")

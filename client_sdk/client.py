@@ -156,12 +156,14 @@ class MPSClient(Face):
         return self._run(self.core.wait_for_stake(timeout))
 
     def unregister(self) -> None:
-        """Start unbonding on the L1 (still slashable until withdrawn)."""
+        """Start unbonding on the L1: no new commitments; slashable until the rollup releases
+        the stake (once every epoch the client committed to has closed)."""
         self._run(self.core.on_l1(lambda l1: l1.unregister()))
 
-    def withdraw(self) -> None:
-        """Withdraw the stake on the L1 once unbonding is over."""
-        self._run(self.core.on_l1(lambda l1: l1.withdraw()))
+    def withdraw(self) -> dict[str, Any]:
+        """Withdraw the stake on the L1, on the proof of the rollup's release in the newest
+        finalized batch; return that proof (``NotOnL1Yet``, with the reason, before)."""
+        return self._run(self.core.withdraw())
 
     def join(self, task_id: bytes) -> bytes:
         """Join a task; waits for inclusion (``NotStaked``, ``TaskFull``... if it failed)."""

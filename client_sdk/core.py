@@ -55,6 +55,7 @@ from .flow import Exclusive, Flow, Sleep, blocking, call, nested
 from .keys import Keypair
 from .offences import foreseen
 from .proofs import ProofError, checked_value
+from .release import stake_release
 from .rewards import reward_share
 from .slashing import SlashingState, fetch_slashing_state
 from .tx import put_blob
@@ -413,6 +414,12 @@ class ClientCore:
     def reward_share(self, task_id: bytes, client_key: bytes | None) -> Flow[dict[str, Any]]:
         client = client_key or self.require_key().public_key
         return (yield from reward_share(lambda: self.l1, task_id, client))
+
+    def withdraw(self) -> Flow[dict[str, Any]]:
+        key = self.require_key().public_key
+        release = yield from stake_release(lambda: self.l1, key)
+        yield from self.on_l1(lambda l1: l1.withdraw(release["batch"], release["siblings"]))
+        return release
 
     def claim_rewards(self, task_id: bytes) -> Flow[int]:
         share = yield from self.reward_share(task_id, None)

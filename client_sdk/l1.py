@@ -132,20 +132,22 @@ class L1:
         self._transact("StakingRegistry", "stake", client_key, value=amount)
 
     def unregister(self) -> None:
-        """Start unbonding this account's stake (still slashable until withdrawn)."""
+        """Start unbonding this account's stake (slashable until the rollup releases it)."""
         self._transact("StakingRegistry", "unregister")
 
-    def withdraw(self) -> None:
-        """Take the stake back once unbonding is over (``StillUnbonding`` before)."""
-        self._transact("StakingRegistry", "withdrawStake")
+    def withdraw(self, batch_index: int, siblings: list[bytes]) -> None:
+        """Take the stake back, on the proof of the rollup's release under finalized batch
+        ``batch_index`` (``NotReleased`` otherwise; :func:`client_sdk.release.stake_release`
+        builds it)."""
+        self._transact("StakingRegistry", "withdrawStake", batch_index, siblings)
 
     def status(self, client_key: bytes) -> str:
         """``"none"``, ``"staked"``, ``"unbonding"``, ``"slashed"`` or ``"withdrawn"``."""
         return l1_status_label(int(self._call("StakingRegistry", "statusOf", client_key)))
 
-    def release_block(self, client_key: bytes) -> int:
-        """The L1 block from which an unbonding stake can be withdrawn."""
-        return int(self._call("StakingRegistry", "releaseBlockOf", client_key))
+    def unbond_block(self, client_key: bytes) -> int:
+        """The L1 block of the key's latest ``unregister`` (the rollup's release must name it)."""
+        return int(self._call("StakingRegistry", "unbondBlockOf", client_key))
 
     def block_number(self) -> int:
         return int(self.w3.eth.block_number)

@@ -2,7 +2,9 @@
 pragma solidity 0.8.28;
 
 import {AdminControlled} from "./AdminControlled.sol";
+import {MPSRollup} from "./MPSRollup.sol";
 import {ReentrancyGuard} from "./ReentrancyGuard.sol";
+import {SparseMerkle} from "./SparseMerkle.sol";
 
 /// @title StakingRegistry
 /// @notice Clients lock a fixed stake against their rollup key (the 32-byte ed25519 public key that signs
@@ -15,8 +17,14 @@ import {ReentrancyGuard} from "./ReentrancyGuard.sol";
 ///        because it is where rewards earned before that are paid);
 ///      - a slashed key is burned: it can never be staked again, by anyone;
 ///      - a withdrawn key may be staked again by the same address.
-///      Unbonding lasts UNBONDING_BLOCKS L1 blocks so that evidence of misbehaviour shortly before
-///      `unregister` can still finalize on L1 and slash the stake (a key is slashable while unbonding).
+///      A stake leaves only on the rollup's word, proven like a rollup withdrawal: `withdrawStake` needs
+///      the leaf `"release/" || clientKey -> unbondBlock(uint64 BE)` under a finalized state root. The
+///      STF writes it only once every epoch the client committed to has closed and no task holds slash
+///      evidence against it, and never writes slash evidence for it afterwards (an unbonding key may
+///      reveal what it committed, but commit nothing new). So no time-based unbonding can be raced:
+///      a stake is either released or slashable, never both, whatever the delays on the way to L1.
+///      The release names the L1 block of the `unregister` it answers, so a release from an earlier
+///      stake of the same key (withdrawn, then staked again) cannot pay out the new one.
 contract StakingRegistry is AdminControlled, ReentrancyGuard {
     /// @notice Lifecycle of a key. Values are part of the interface (`statusOf` returns them as uint8).
     enum Status {
@@ -27,23 +35,22 @@ contract StakingRegistry is AdminControlled, ReentrancyGuard {
         Withdrawn // 4: may be staked again by its staker
     }
 
-    /// @dev One storage slot for the staker, status and release block, one for the amount.
+    /// @dev One storage slot for the staker, status and unbonding block, one for the amount.
     struct StakeInfo {
         address staker;
         Status status;
-        uint64 releaseBlock;
+        uint64 unbondBlock;
         uint256 amount;
     }
 
     /// @notice The exact stake, in wei.
     uint256 public immutable STAKE_AMOUNT;
-    /// @notice L1 blocks between `unregister` and the earliest `withdrawStake`.
-    uint256 public immutable UNBONDING_BLOCKS;
-
     /// @notice The only caller of `slash` (the SlashingManager).
     address public slasher;
     /// @notice Where slashed stakes go (the SlashTreasury).
     address public slashTreasury;
+    /// @notice The rollup whose finalized roots release stakes (set once, at deployment).
+    MPSRollup public rollup;
 
     mapping(bytes32 clientKey => StakeInfo) private _stakes;
     /// @notice The key an address has bound (zero if none).
@@ -61,27 +68,31 @@ contract StakingRegistry is AdminControlled, ReentrancyGuard {
     error KeyBurned(bytes32 clientKey);
     /// @notice The caller's key is not in the status the call needs.
     error WrongStatus(bytes32 clientKey, uint8 status);
-    /// @notice Unbonding has not finished.
-    error StillUnbonding(uint256 releaseBlock, uint256 currentBlock);
+    /// @notice The proof does not show the rollup's release of this unbonding (`unbondBlock`) under the
+    ///         finalized root: the client may still be in an open epoch, or the release is not final yet.
+    error NotReleased(bytes32 clientKey, uint256 unbondBlock);
+    error RollupNotSet();
+    /// @notice The rollup is wired once: whoever could change it could release any stake.
+    error RollupAlreadySet(address rollup);
     error NotSlasher(address caller);
     error SlashTreasuryNotSet();
     error TransferFailed(address to, uint256 amount);
 
     event Staked(address indexed staker, bytes32 indexed clientKey, uint256 amount);
-    event UnbondingStarted(address indexed staker, bytes32 indexed clientKey, uint256 releaseBlock);
+    event UnbondingStarted(address indexed staker, bytes32 indexed clientKey, uint256 unbondBlock);
     event Withdrawn(address indexed staker, bytes32 indexed clientKey, uint256 amount);
     event Slashed(address indexed staker, bytes32 indexed clientKey, uint256 amount, bytes32 offence);
     event SlasherSet(address indexed slasher);
     event SlashTreasurySet(address indexed slashTreasury);
+    event RollupSet(address indexed rollup);
 
     modifier onlySlasher() {
         if (msg.sender != slasher) revert NotSlasher(msg.sender);
         _;
     }
 
-    constructor(uint256 stakeAmount, uint256 unbondingBlocks, address admin_) AdminControlled(admin_) {
+    constructor(uint256 stakeAmount, address admin_) AdminControlled(admin_) {
         STAKE_AMOUNT = stakeAmount;
-        UNBONDING_BLOCKS = unbondingBlocks;
     }
 
     // ------------------------------------------------------------------ staker
@@ -100,29 +111,35 @@ contract StakingRegistry is AdminControlled, ReentrancyGuard {
         keyOf[msg.sender] = clientKey;
         s.staker = msg.sender;
         s.status = Status.Staked;
-        s.releaseBlock = 0;
+        s.unbondBlock = 0;
         s.amount = msg.value;
         emit Staked(msg.sender, clientKey, msg.value);
     }
 
-    /// @notice Start unbonding the caller's stake; it can be withdrawn UNBONDING_BLOCKS later and stays
-    ///         slashable until then.
+    /// @notice Start unbonding the caller's stake. The rollup stops taking new commitments from the key;
+    ///         the stake stays slashable until the rollup releases it (see `withdrawStake`).
     function unregister() external {
         bytes32 clientKey = keyOf[msg.sender];
         StakeInfo storage s = _stakes[clientKey];
         if (s.status != Status.Staked) revert WrongStatus(clientKey, uint8(s.status));
-        uint256 releaseBlock = block.number + UNBONDING_BLOCKS;
         s.status = Status.Unbonding;
-        s.releaseBlock = uint64(releaseBlock);
-        emit UnbondingStarted(msg.sender, clientKey, releaseBlock);
+        s.unbondBlock = uint64(block.number);
+        emit UnbondingStarted(msg.sender, clientKey, block.number);
     }
 
-    /// @notice Pay the caller's stake back once unbonding is over.
-    function withdrawStake() external nonReentrant {
+    /// @notice Pay the caller's stake back, on proof that the rollup released it: the `"release/"` leaf
+    ///         for the caller's key and this unbonding under the state root of finalized batch
+    ///         `batchIndex` (MPSRollup's UnknownBatch / NotFinalized revert for any other batch).
+    function withdrawStake(uint256 batchIndex, bytes32[] calldata siblings) external nonReentrant {
         bytes32 clientKey = keyOf[msg.sender];
         StakeInfo storage s = _stakes[clientKey];
         if (s.status != Status.Unbonding) revert WrongStatus(clientKey, uint8(s.status));
-        if (block.number < s.releaseBlock) revert StillUnbonding(s.releaseBlock, block.number);
+        if (address(rollup) == address(0)) revert RollupNotSet();
+        bytes32 root = rollup.finalizedStateRoot(batchIndex);
+        bytes memory key = abi.encodePacked("release/", clientKey);
+        if (!SparseMerkle.verify(root, key, abi.encodePacked(s.unbondBlock), siblings)) {
+            revert NotReleased(clientKey, s.unbondBlock);
+        }
 
         uint256 amount = s.amount;
         s.amount = 0;
@@ -171,6 +188,14 @@ contract StakingRegistry is AdminControlled, ReentrancyGuard {
         emit SlashTreasurySet(slashTreasury_);
     }
 
+    /// @notice Wire the rollup whose finalized roots release stakes; once only.
+    function setRollup(address rollup_) external onlyAdmin {
+        if (rollup_ == address(0)) revert ZeroAddress();
+        if (address(rollup) != address(0)) revert RollupAlreadySet(address(rollup));
+        rollup = MPSRollup(rollup_);
+        emit RollupSet(rollup_);
+    }
+
     // ------------------------------------------------------------------ views
 
     /// @notice The address that staked `clientKey` (stays set after withdrawal and slashing).
@@ -188,8 +213,9 @@ contract StakingRegistry is AdminControlled, ReentrancyGuard {
         return _stakes[clientKey].amount;
     }
 
-    /// @notice First block at which an unbonding stake may be withdrawn (zero unless unbonding began).
-    function releaseBlockOf(bytes32 clientKey) external view returns (uint256) {
-        return _stakes[clientKey].releaseBlock;
+    /// @notice The L1 block of the key's latest `unregister` (zero before one); the rollup's release
+    ///         leaf must name it.
+    function unbondBlockOf(bytes32 clientKey) external view returns (uint256) {
+        return _stakes[clientKey].unbondBlock;
     }
 }

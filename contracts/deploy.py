@@ -40,15 +40,14 @@ class DeployParams:
     windows in L1 blocks (anvil's automine makes one block per transaction,
     ``Anvil(block_time=1)`` one a second).
 
-    A production deployment would rather use a 7-day unbonding (50_400 blocks of 12 s), a
-    challenge window of 1 to 7 days, and a challenge bond that deters frivolous challenges.
+    A production deployment would rather use a challenge window of 1 to 7 days and a challenge
+    bond that deters frivolous challenges. There is no unbonding period to choose: a stake is paid
+    back only on proof of the rollup's release under a finalized root (StakingRegistry), so its
+    delay is the real path from the client's last epoch to finality, whatever the windows.
     """
 
     stake_amount: int = 1 * ETHER
     """Exact stake per client key (StakingRegistry.STAKE_AMOUNT)."""
-    unbonding_blocks: int = 20
-    """Blocks between unregister and withdrawStake; must exceed challenge_blocks so that evidence
-    committed just before unregister can still finalize and slash."""
     base_fee: int = ETHER // 100
     """Flat fee per task, to the RewardTreasury (RewardManager.BASE_FEE)."""
     fee_per_epoch: int = ETHER // 1000
@@ -109,7 +108,7 @@ def deploy_all(
     registry, rollup, slash_treasury, reward_treasury = _deployed(
         w3,
         account,
-        new("StakingRegistry", p.stake_amount, p.unbonding_blocks, me),
+        new("StakingRegistry", p.stake_amount, me),
         new("MPSRollup", sequencer, p.challenge_blocks, p.challenge_bond, root, admin),
         new("SlashTreasury", admin),
         new("RewardTreasury", admin),
@@ -123,7 +122,8 @@ def deploy_all(
     )
     reg = contract(w3, "StakingRegistry", registry).functions
     handover = [reg.transferAdmin(admin)] if admin != me else []
-    _wave(w3, account, [reg.setSlasher(slashing), reg.setSlashTreasury(slash_treasury), *handover])
+    wiring = [reg.setSlasher(slashing), reg.setSlashTreasury(slash_treasury), reg.setRollup(rollup)]
+    _wave(w3, account, [*wiring, *handover])
     addresses = (registry, rollup, slashing, slash_treasury, rewards, reward_treasury)
     return dict(zip(CONTRACTS, addresses, strict=True))
 

@@ -213,7 +213,6 @@ def cmd_deploy(args: argparse.Namespace) -> int:
     chain = chain_config(cfg, Keypair.load(cfg.key_path).signing_key)
     params = DeployParams(
         stake_amount=args.stake_amount,
-        unbonding_blocks=args.unbonding_blocks,
         base_fee=args.base_fee,
         fee_per_epoch=args.fee_per_epoch,
         protocol_share_bps=args.protocol_share_bps,
@@ -367,7 +366,6 @@ def build_parser() -> argparse.ArgumentParser:
     py.add_argument("--sequencer-address", default=None, help="default: the deployer")
     py.add_argument("--admin-address", default=None, help="default: the deployer")
     py.add_argument("--stake-amount", type=int, default=10**18)
-    py.add_argument("--unbonding-blocks", type=int, default=50_400)  # about a week of 12 s blocks
     py.add_argument("--base-fee", type=int, default=10**16)
     py.add_argument("--fee-per-epoch", type=int, default=10**17)
     py.add_argument("--protocol-share-bps", type=int, default=1000)

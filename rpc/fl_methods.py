@@ -12,8 +12,8 @@ from typing import Any
 
 from stf import state_keys
 from stf.block import Block
-from stf.fl.epoch import open_tasks
 from stf.fl.records import CLEAN, ClientRecord, EpochSummary, Verdict
+from stf.fl.store import open_tasks
 from stf.fl.task import TaskState
 from stf.ids import ClientKey, TaskId
 from stf.state import STATE_PREFIX

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from stf import state_keys
+from stf.fl.settlement import decode_release
 from stf.genesis import Genesis
 from stf.ids import ClientKey
 from stf.stakes import StakeRecord
@@ -103,8 +104,20 @@ class ChainMethods:
         if raw is None:
             return None
         s = StakeRecord.decode(raw)
-        # wei as a decimal string: an L1 uint256, beyond JSON's safe and msgpack's integers
-        return {"l1Address": s.l1_address, "amount": str(s.amount), "status": int(s.status)}
+        get = self._store.state_value
+        unbonding = get(state_keys.unbonding(client_key))
+        release = get(state_keys.release(client_key))
+        convicted = get(state_keys.convicted(client_key))
+        return {
+            # wei as a decimal string: an L1 uint256, beyond JSON's safe and msgpack's integers
+            "l1Address": s.l1_address,
+            "amount": str(s.amount),
+            "status": int(s.status),
+            # the L1 block of the unregister the rollup still holds back, or has released
+            "releasePending": None if unbonding is None else decode_release(unbonding),
+            "released": None if release is None else decode_release(release),
+            "convictedIn": convicted,  # the task of the first slash evidence: never released
+        }
 
     @rpc(BLOCK)
     async def mps_getRawBlock(self, tag: int | str) -> bytes:

@@ -84,11 +84,14 @@ def write_stake(state: State, client_key: ClientKey, record: StakeRecord) -> Non
     state.set(state_keys.stake(client_key), record.encode())
 
 
-def not_staked(state: State, client_key: ClientKey) -> str | None:
-    """Why ``client_key`` may not take part in a task now (``None``: it is staked)."""
+def not_staked(state: State, client_key: ClientKey, unbonding_ok: bool = False) -> str | None:
+    """Why ``client_key`` may not take part in a task now (``None``: it is staked, or with
+    ``unbonding_ok`` unbonding: what a reveal of an earlier commitment needs)."""
     stake = read_stake(state, client_key)
     if stake is None:
         return "has no stake"
+    if unbonding_ok and stake.status == StakeStatus.UNBONDING:
+        return None
     if stake.status != StakeStatus.STAKED:
         return f"is not staked ({stake.status.label})"
     return None

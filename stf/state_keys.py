@@ -57,6 +57,16 @@ def last_update(task_id: TaskId, client: ClientKey) -> bytes:
     return b"last/" + task_id + client
 
 
+def unbonding(client: ClientKey) -> bytes:
+    """``unbond_l1_block(8)`` while the client's release waits for epochs it committed to."""
+    return b"unbonding/" + client
+
+
+def convicted(client: ClientKey) -> bytes:
+    """The task of the client's first slash evidence: a convicted stake is never released."""
+    return b"convicted/" + client
+
+
 SLASH_PREFIX = b"slash/"
 
 
@@ -64,6 +74,12 @@ SLASH_PREFIX = b"slash/"
 def slash_evidence(client: ClientKey, task_id: TaskId) -> bytes:
     """``epoch(4) || reason(4)``: the client's verdict in the task became slashable."""
     return SLASH_PREFIX + client + task_id
+
+
+def release(client: ClientKey) -> bytes:
+    """``unbond_l1_block(8)``: the rollup releases the client's stake from the unbonding that the
+    L1 ``unregister`` of that block began (the L1 StakingRegistry pays it back on this proof)."""
+    return b"release/" + client
 
 
 def settlement(task_id: TaskId) -> bytes:

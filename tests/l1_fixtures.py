@@ -42,7 +42,6 @@ USERS = range(2, 10)
 
 PARAMS = DeployParams(
     stake_amount=1 * ETHER,
-    unbonding_blocks=16,
     base_fee=ETHER // 100,
     fee_per_epoch=ETHER // 1000,
     protocol_share_bps=500,
@@ -63,6 +62,10 @@ def settle_leaf(task: bytes, status: int, epochs: int, total_clean: int) -> tupl
 
 def reward_leaf(task: bytes, client: bytes, accepted: int, flagged: int) -> tuple[bytes, bytes]:
     return b"reward/" + task + client, struct.pack(">IB", accepted, flagged)
+
+
+def release_leaf(client: bytes, unbond_block: int) -> tuple[bytes, bytes]:
+    return b"release/" + client, struct.pack(">Q", unbond_block)
 
 
 def key32(label: str) -> bytes:
@@ -207,6 +210,20 @@ class L1:
 
     def stake(self, account: LocalAccount, client: bytes) -> TxReceipt:
         return self.tx(account, self.registry.functions.stake(client), self.params.stake_amount)
+
+    def release(self, client: bytes, unbond_block: int | None = None) -> tuple[int, list[bytes]]:
+        """Commit and finalize a root holding the rollup's release of ``client``'s unbonding
+        (of its current ``unbondBlockOf`` unless told another block); ``(batch, siblings)``."""
+        if unbond_block is None:
+            unbond_block = int(self.call(self.registry.functions.unbondBlockOf(client)))
+        key, value = release_leaf(client, unbond_block)
+        tree = StateTree({key: value})
+        return self.commit_final(tree), tree.siblings(key)
+
+    def unbond_and_withdraw(self, account: LocalAccount, client: bytes) -> TxReceipt:
+        """``unregister``, the rollup's release, and ``withdrawStake`` with its proof."""
+        self.tx(account, self.registry.functions.unregister())
+        return self.tx(account, self.registry.functions.withdrawStake(*self.release(client)))
 
 
 def reverts(error: str) -> Any:

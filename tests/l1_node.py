@@ -57,6 +57,18 @@ class L1Net:
         self.h.node.l1.follower.poll_once()
         await self.h.node.sequencer.produce_block()
 
+    def post_through(self, height: int) -> None:
+        """Post batches until one covers rollup block ``height`` (a batch holds a few dozen
+        blocks, and the head may move on meanwhile), then mine past its challenge window."""
+        rollup = self.c("MPSRollup").functions
+        for _ in range(100):
+            if rollup.lastCommittedBlock().call() >= height:
+                break
+            self.post_until_idle()
+        else:
+            raise AssertionError(f"no batch reached rollup block {height}")
+        self.anvil.mine(CHALLENGE_BLOCKS + 1)
+
     def post_until_idle(self) -> list[str]:
         actions = []
         for _ in range(10):
@@ -75,7 +87,6 @@ def deploy_for(
     root = genesis_block({}, chain, cfg.genesis())[0].header.state_root
     params = DeployParams(
         stake_amount=stake_amount,
-        unbonding_blocks=5,
         base_fee=BASE_FEE,
         fee_per_epoch=FEE_PER_EPOCH,
         protocol_share_bps=1000,

@@ -24,6 +24,7 @@ from l1_fixtures import (
     key32,
     l1_deployed_fixture,  # noqa: F401
     l1_fixture,  # noqa: F401
+    release_leaf,
     reverts,
     reward_leaf,
     settle_leaf,
@@ -40,7 +41,6 @@ from stf.smt import key_path, leaf_hash, value_hash
 STAKE = PARAMS.stake_amount
 CB = PARAMS.challenge_blocks
 BOND = PARAMS.challenge_bond
-UB = PARAMS.unbonding_blocks
 BASE_FEE = PARAMS.base_fee
 FEE = PARAMS.fee_per_epoch
 BPS = PARAMS.protocol_share_bps
@@ -70,7 +70,7 @@ def test_stake_records_the_key_and_emits(l1: L1) -> None:
     assert l1.call(reg.stakerOf(ALICE)) == user.address
     assert l1.call(reg.keyOf(user.address)) == ALICE
     assert l1.call(reg.STAKE_AMOUNT()) == STAKE
-    assert l1.call(reg.UNBONDING_BLOCKS()) == UB
+    assert l1.call(reg.rollup()) == l1.addresses["MPSRollup"]
     assert l1.call(reg.admin()) == l1.admin.address
     assert l1.balance(l1.registry.address) == STAKE
 
@@ -103,9 +103,7 @@ def test_key_cannot_be_reused_by_another_staker(l1: L1) -> None:
         l1.stake(l1.user(1), ALICE)
     assert exc.value.error_args == (ALICE, l1.user(0).address)
     # not even once the first staker has withdrawn: the key stays bound to it
-    l1.tx(l1.user(0), l1.registry.functions.unregister())
-    l1.mine(UB)
-    l1.tx(l1.user(0), l1.registry.functions.withdrawStake())
+    l1.unbond_and_withdraw(l1.user(0), ALICE)
     with reverts("KeyTaken"):
         l1.stake(l1.user(1), ALICE)
 
@@ -116,12 +114,12 @@ def test_unregister_starts_unbonding(l1: L1) -> None:
         l1.tx(user, l1.registry.functions.unregister())
     l1.stake(user, ALICE)
     receipt = l1.tx(user, l1.registry.functions.unregister())
-    release = receipt["blockNumber"] + UB
+    at = receipt["blockNumber"]
     assert l1.events(receipt, "StakingRegistry", "UnbondingStarted") == [
-        {"staker": user.address, "clientKey": ALICE, "releaseBlock": release}
+        {"staker": user.address, "clientKey": ALICE, "unbondBlock": at}
     ]
     assert l1.call(l1.registry.functions.statusOf(ALICE)) == UNBONDING
-    assert l1.call(l1.registry.functions.releaseBlockOf(ALICE)) == release
+    assert l1.call(l1.registry.functions.unbondBlockOf(ALICE)) == at
     with reverts("WrongStatus") as exc:
         l1.tx(user, l1.registry.functions.unregister())
     assert exc.value.error_args == (ALICE, UNBONDING)
@@ -129,36 +127,79 @@ def test_unregister_starts_unbonding(l1: L1) -> None:
         l1.stake(user, ALICE)
 
 
-def test_withdraw_only_after_the_timelock(l1: L1) -> None:
+def test_withdraw_only_on_the_rollups_finalized_release(l1: L1) -> None:
+    """No time lock to race: the stake comes back only on proof of the rollup's release of this
+    very unbonding under a finalized root (issue 11's escape)."""
     user = l1.user(0)
+    reg = l1.registry.functions
     l1.stake(user, ALICE)
+    batch, siblings = l1.release(ALICE, 0)
     with reverts("WrongStatus"):  # not unbonding
-        l1.tx(user, l1.registry.functions.withdrawStake())
-    release = l1.tx(user, l1.registry.functions.unregister())["blockNumber"] + UB
-    l1.mine(release - l1.block() - 2)  # the next transaction runs in block release - 1
-    with reverts("StillUnbonding") as exc:
-        l1.tx(user, l1.registry.functions.withdrawStake())
-    assert exc.value.error_args == (release, release - 1)
+        l1.tx(user, reg.withdrawStake(batch, siblings))
+    at = l1.tx(user, reg.unregister())["blockNumber"]
+    l1.mine(1000)  # however long it waits: time alone releases nothing
+    tree = StateTree(dict([slash_leaf(BOB, TASK, 1, 1)]))  # a finalized root without the release
+    other = l1.commit_final(tree)
+    with reverts("NotReleased") as exc:
+        l1.tx(user, reg.withdrawStake(other, tree.siblings(slash_leaf(BOB, TASK, 1, 1)[0])))
+    assert exc.value.error_args == (ALICE, at)
+    for wrong in (at - 1, at + 1):  # a release of another unbonding of the key
+        with reverts("NotReleased"):
+            l1.tx(user, reg.withdrawStake(*l1.release(ALICE, wrong)))
+    key, value = release_leaf(ALICE, at)
+    pending = StateTree({key: value})
+    index = l1.commit(pending.root)  # the release, still inside its challenge window
+    with reverts("NotFinalized"):
+        l1.tx(user, reg.withdrawStake(index, pending.siblings(key)))
+    with reverts("UnknownBatch"):
+        l1.tx(user, reg.withdrawStake(index + 1, pending.siblings(key)))
+    l1.finalize()
+    assert l1.call(reg.stakeOf(ALICE)) == STAKE
+    l1.stake(l1.user(1), BOB)
+    l1.tx(l1.user(1), reg.unregister())
+    with reverts("NotReleased"):  # the right proof, but of someone else's release
+        l1.tx(l1.user(1), reg.withdrawStake(index, pending.siblings(key)))
 
-    l1.mine(1)  # a reverted transaction mines nothing
     before = l1.balance(user.address)
-    receipt = l1.tx(user, l1.registry.functions.withdrawStake())  # runs in block `release`
-    assert receipt["blockNumber"] == release
+    receipt = l1.tx(user, reg.withdrawStake(index, pending.siblings(key)))
     assert l1.balance(user.address) == before + STAKE - l1.cost(receipt)
     assert l1.events(receipt, "StakingRegistry", "Withdrawn") == [
         {"staker": user.address, "clientKey": ALICE, "amount": STAKE}
     ]
-    reg = l1.registry.functions
     assert l1.call(reg.statusOf(ALICE)) == WITHDRAWN
     assert l1.call(reg.stakeOf(ALICE)) == 0
     assert l1.call(reg.stakerOf(ALICE)) == user.address  # rewards still go there
-    assert l1.balance(l1.registry.address) == 0
+    assert l1.balance(l1.registry.address) == STAKE  # bob's, untouched
     with reverts("WrongStatus"):  # only once
-        l1.tx(user, reg.withdrawStake())
-    # the same address may stake the same key again
+        l1.tx(user, reg.withdrawStake(index, pending.siblings(key)))
+    # the same address may stake the same key again; the old release does not pay the new stake
     l1.stake(user, ALICE)
     assert l1.call(reg.statusOf(ALICE)) == STAKED
-    assert l1.call(reg.releaseBlockOf(ALICE)) == 0
+    assert l1.call(reg.unbondBlockOf(ALICE)) == 0
+    l1.tx(user, reg.unregister())
+    with reverts("NotReleased"):
+        l1.tx(user, reg.withdrawStake(index, pending.siblings(key)))
+    l1.tx(user, reg.withdrawStake(*l1.release(ALICE)))
+    assert l1.call(reg.statusOf(ALICE)) == WITHDRAWN
+
+
+def test_the_rollup_is_wired_once(l1: L1) -> None:
+    """Whoever could re-point the registry at another rollup could release any stake."""
+    reg = l1.registry.functions
+    with reverts("RollupAlreadySet") as exc:
+        l1.tx(l1.admin, reg.setRollup(l1.user(0).address))
+    assert exc.value.error_args == (l1.addresses["MPSRollup"],)
+    # releases and slashes are proven against the same rollup's roots
+    assert l1.call(l1.slashing.functions.rollup()) == l1.call(reg.rollup())
+    fresh = l1.deploy("StakingRegistry", STAKE, l1.admin.address)
+    l1.tx(l1.user(0), fresh.functions.stake(ALICE), STAKE)
+    l1.tx(l1.user(0), fresh.functions.unregister())
+    with reverts("RollupNotSet"):
+        l1.tx(l1.user(0), fresh.functions.withdrawStake(0, []))
+    with reverts("NotAdmin"):
+        l1.tx(l1.user(0), fresh.functions.setRollup(l1.addresses["MPSRollup"]))
+    with reverts("ZeroAddress"):
+        l1.tx(l1.admin, fresh.functions.setRollup("0x" + "00" * 20))
 
 
 def test_registry_access_control(l1: L1) -> None:
@@ -171,6 +212,7 @@ def test_registry_access_control(l1: L1) -> None:
     for fn in (
         reg.setSlasher(user.address),
         reg.setSlashTreasury(user.address),
+        reg.setRollup(user.address),
         reg.transferAdmin(user.address),
     ):
         with reverts("NotAdmin") as exc:
@@ -184,7 +226,7 @@ def test_registry_access_control(l1: L1) -> None:
 
 def test_registry_slash_directly(l1: L1) -> None:
     """A registry whose slasher is an account: the slash rules without proofs."""
-    reg = l1.deploy("StakingRegistry", STAKE, UB, l1.admin.address)
+    reg = l1.deploy("StakingRegistry", STAKE, l1.admin.address)
     slasher = l1.user(5)
     l1.tx(l1.admin, reg.functions.setSlasher(slasher.address))
     l1.tx(l1.user(0), reg.functions.stake(ALICE), STAKE)
@@ -552,7 +594,7 @@ def test_slash_with_a_valid_proof(l1: L1) -> None:
     with reverts("WrongStatus"):
         l1.tx(user, l1.registry.functions.unregister())
     with reverts("WrongStatus"):
-        l1.tx(user, l1.registry.functions.withdrawStake())
+        l1.tx(user, l1.registry.functions.withdrawStake(*l1.release(ALICE)))
     with reverts("KeyBurned"):
         l1.stake(user, ALICE)
 
@@ -565,9 +607,8 @@ def test_slash_during_unbonding(l1: L1) -> None:
     batch = l1.commit_final(tree)
     l1.tx(l1.user(4), l1.slashing.functions.slash(batch, ALICE, TASK, 3, 2, siblings))
     assert l1.call(l1.registry.functions.statusOf(ALICE)) == SLASHED
-    l1.mine(UB)
-    with reverts("WrongStatus") as exc:
-        l1.tx(user, l1.registry.functions.withdrawStake())
+    with reverts("WrongStatus") as exc:  # even with a release (the STF never writes both)
+        l1.tx(user, l1.registry.functions.withdrawStake(*l1.release(ALICE)))
     assert exc.value.error_args == (ALICE, SLASHED)
 
 
@@ -946,10 +987,10 @@ def test_reentrant_withdraw_fails_and_loses_nothing(l1: L1) -> None:
     l1.stake(l1.user(0), BOB)  # someone else's stake is in the registry too
     l1.tx(l1.user(1), claimer.functions.stake(l1.registry.address, ALICE), STAKE)
     l1.tx(l1.user(1), claimer.functions.unregister(l1.registry.address))
-    l1.mine(UB)
-    again = reg.withdrawStake()._encode_transaction_data()
+    batch, siblings = l1.release(ALICE)
+    again = reg.withdrawStake(batch, siblings)._encode_transaction_data()
     l1.tx(l1.user(1), claimer.functions.arm(l1.registry.address, again))
-    l1.tx(l1.user(1), claimer.functions.withdrawStake(l1.registry.address))
+    l1.tx(l1.user(1), claimer.functions.withdrawStake(l1.registry.address, batch, siblings))
     assert not l1.call(claimer.functions.reentrySucceeded())
     assert l1.call(claimer.functions.reentryRevertData()) == REENTRANCY
     assert l1.balance(claimer.address) == STAKE

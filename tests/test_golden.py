@@ -11,6 +11,10 @@ Re-pinned once, deliberately, for the verdict policy of issue 10's first slice (
 exact-but-unprovable flags bar instead of slashing; verdicts gained ``barred``; rewards count
 unflagged updates) and receipt codes v2 (docs/rpc.md). The deposits chain has no verdicts: its
 state roots did not move, only its block hashes (its failed deposits' receipt codes).
+Re-pinned for commit-reveal (issue 10: every chain that trains). Re-pinned for the stake
+release (issue 11): an unbond writes ``unbonding/`` or ``release/``, slash evidence writes
+``convicted/``; the deposits chain (an unbond) and the settlement run (a slash) moved, the
+others hold neither and did not.
 """
 
 from __future__ import annotations
@@ -90,8 +94,8 @@ PINNED_CHAINS: dict[str, tuple[str, str]] = {
         "bc4b612c9384f6c599743eb543821e97b3e0a0e80a244e93cb56b0f563dbb29e",
     ),
     "settlement_run": (
-        "f6dc0fc2e26a16c0dc0ace5442753491162157a9136363a531e7a1bbcf0875ac",
-        "c20257b4419d8e50febb799c82a26c91a533095e322958e6740b174368b27682",
+        "4cc86206167a9ae989a94d660c5e44a4c9754d42ee8b582a3edc460f44149019",
+        "e825eab9616eedb73c4bc796a0a1bb8a8402ff46dac2c6c1cab00a8cc70c87cf",
     ),
     "chunky_median": (
         "fb8dff0a04d34e86ee7c4ed172588722f8ce04bbeaf0e67dd7e1597e2c832e3b",
@@ -102,17 +106,17 @@ PINNED_CHAINS: dict[str, tuple[str, str]] = {
         "e6781d0e6ca154d14ba6147f819b1e5d8b39c51281d9a63a7fdc4c3790655df1",
     ),
     "deposits": (
-        "3bcc6a891f1e57f1dc9869a9de0b09d77f60541a055efe1c8bfd6dd6a3c9940f",
-        "ed856c6e4acd16cd859cf9834aaad3162b923ca983733cd44e98d1ae8f59d4cc",
+        "10d5ed56f3b15e7388b6073797c5dfc849197fd9134c315e81c75e5d6fcee9b7",
+        "b87cd9031b90056c1520b051fd8a7165dc50012599823743c5e85cc1a36a2bed",
     ),
 }
 
 PINNED_ROOTS: dict[str, str] = {
     "chunky_int16_trimmed": "9ffc4aacc61b6b9aa6aef4df649442702ccec24c38ba681841188107e29cd035",
     "chunky_median": "d2d2d264bf027f146daaa027e6a563cb3b15130ca7131d16752c870187ff0ab5",
-    "deposits": "647398242bdbe4ad644eac9623c2b1cc8c2709a495fb35aedfbf8ce8b272c060",
+    "deposits": "9c88334b3d1426bd197494e38e830d707a6fd5d8dfab4fe1bc881d982f1903c6",
     "scenario": "f739ef3a52303c2ab4aade8460da5f4d29a6a6686529bcaebec7205c2d4f30fb",
-    "settlement_run": "486ed74e1ccd33825e2c22f61a2e8944a2c0f968207ee2c83905783d4708ad82",
+    "settlement_run": "4027d8e5882d9c6f97d79279ab2506d3a4a777878242ec25aafde8a262d126d0",
 }
 
 BUILDERS = {
@@ -135,7 +139,7 @@ def test_fixture_chains_keep_their_pinned_hashes_and_roots(name: str) -> None:
 # -- the FL RPC answers, on a node whose clock is pinned -------------------------------
 
 SCRIPT = b"print('golden')\n"
-PINNED_RPC_DIGEST = "624dd882dd803eca070209776661aa4bd701b906398aabfc25aefd5ebe2b151f"
+PINNED_RPC_DIGEST = "bbc7faa4196817895f8f93951e5d727128dd0d9db5b3490e3b93f5cb589e2841"
 
 
 def golden_params(model: bytes, evaluator: bytes) -> TaskParams:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import sys
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import numpy as np
@@ -64,9 +65,23 @@ async def free_ride(h: NodeHarness, task_id: bytes, epoch: int, d: int) -> np.nd
     return np.frombuffer(unhex(await h.result("mps_getBlob", step)), np.int8)
 
 
-async def run_federation(net: L1Net, clients: list[Keypair]) -> bytes:
+async def staked_clients(net: L1Net, n: int) -> list[Keypair]:
+    """``n`` fresh keys, staked from the L1 accounts from FIRST_CLIENT on, seen by the rollup."""
+    clients = [Keypair.generate() for _ in range(n)]
+    for i, c in enumerate(clients):
+        net.stake(c, FIRST_CLIENT + i)
+    await net.follow()
+    return clients
+
+
+async def run_federation(
+    net: L1Net,
+    clients: list[Keypair],
+    after_commits: Callable[[int], Awaitable[None]] | None = None,
+) -> bytes:
     """Two epochs: five honest clients and one free rider: zeros in epoch 0 (a strike), the
-    previous global step in epoch 1 (provable: slashable)."""
+    previous global step in epoch 1 (provable: slashable). ``after_commits(epoch)`` runs once
+    every commitment of the epoch is in, before the reveals."""
     h = net.h
     requester = Keypair.generate()
     d, shift = 200, 10
@@ -93,6 +108,8 @@ async def run_federation(net: L1Net, clients: list[Keypair]) -> bytes:
             uid = fl.blob_id(u.tobytes())
             await h.send_ok(fl.commit_update(c, CHAIN_ID, 1 + 2 * epoch, task_id, epoch, uid))
         await h.seal()  # every client committed: the reveal phase opens
+        if after_commits is not None:
+            await after_commits(epoch)
         for c, u in zip(clients, ups, strict=True):
             await h.send_ok(fl.submit_update(c, CHAIN_ID, 2 + 2 * epoch, task_id, epoch, u))
         await h.seal()
@@ -108,10 +125,7 @@ async def run_federation(net: L1Net, clients: list[Keypair]) -> bytes:
 async def test_stake_flag_slash_settle_claim(tmp_path: Path) -> None:
     async with l1_net(tmp_path) as net:
         h, w3 = net.h, net.w3
-        clients = [Keypair.generate() for _ in range(6)]
-        for i, c in enumerate(clients):
-            net.stake(c, FIRST_CLIENT + i)
-        await net.follow()
+        clients = await staked_clients(net, 6)
         for i, c in enumerate(clients):
             stake = await h.result("mps_getStake", hx(c.public_key))
             assert stake["status"] == STAKED
@@ -187,6 +201,59 @@ async def test_stake_flag_slash_settle_claim(tmp_path: Path) -> None:
             assert await asyncio.to_thread(v.verify_new_batches) is None
             assert derivation.height == rollup.functions.lastCommittedBlock().call()
             assert v.checked == rollup.functions.nextBatchIndex().call() >= 1
+
+
+async def test_the_escape_a_cheater_cannot_leave_with_its_stake(tmp_path: Path) -> None:
+    """Issue 11's escape, end to end: the free rider commits the global step (slashable) and
+    unregisters at once, before its epoch closes, beside an honest client that leaves too. No
+    time lock exists to wait out: the cheater's withdrawal is refused before and after the
+    close, and it is slashed; the honest client's stake comes back on the rollup's release."""
+    async with l1_net(tmp_path) as net:
+        h, w3 = net.h, net.w3
+        clients = await staked_clients(net, 6)
+        reg = net.c("StakingRegistry").functions
+        cheat, honest = clients[5], clients[0]
+        cheat_l1, honest_l1 = net.accounts[FIRST_CLIENT + 5], net.accounts[FIRST_CLIENT]
+
+        async def leave(epoch: int) -> None:
+            if epoch != 1:
+                return
+            for acct in (cheat_l1, honest_l1):
+                net.tx(acct, reg.unregister())
+            await net.follow()
+            for c in (cheat, honest):  # both committed to an epoch not closed yet: held back
+                stake = await h.result("mps_getStake", hx(c.public_key))
+                assert stake["status"] == 1 and stake["releasePending"] is not None, stake
+                assert stake["released"] is None
+
+        task_id = await run_federation(net, clients, leave)
+        cheat_stake = await h.result("mps_getStake", hx(cheat.public_key))
+        assert cheat_stake["released"] is None and unhex(cheat_stake["convictedIn"]) == task_id
+        assert (await h.result("mps_getStake", hx(honest.public_key)))["released"] is not None
+
+        assert net.post_until_idle()[:2] == ["posted", "confirmed"]
+        net.anvil.mine(CHALLENGE_BLOCKS)
+        rollup = net.c("MPSRollup").functions
+        batch = rollup.nextBatchIndex().call() - 1
+        assert rollup.isFinalized(batch).call()
+        root = rollup.finalizedStateRoot(batch).call()
+        storage = h.node.storage
+        assert prove_at(storage, bytes(root), state_keys.release(cheat.public_key)) is None
+        with pytest.raises(ContractRevert, match="NotReleased"):  # however long it waits
+            net.tx(cheat_l1, reg.withdrawStake(batch, []))
+        # the honest client leaves with its stake, on the proof of its release
+        ev = prove_at(storage, bytes(root), state_keys.release(honest.public_key))
+        assert ev is not None
+        before = w3.eth.get_balance(honest_l1.address)
+        rc = net.tx(honest_l1, reg.withdrawStake(batch, ev.siblings))
+        gas = rc["gasUsed"] * rc["effectiveGasPrice"]
+        assert w3.eth.get_balance(honest_l1.address) == before + STAKE - gas
+        # the aggregator slashes the cheater (and settles); its withdrawal stays refused
+        h.node.l1.poster.step()  # the node learns what is final
+        assert h.node.l1.aggregator.step() >= 1
+        assert reg.statusOf(cheat.public_key).call() == STATUS_SLASHED
+        with pytest.raises(ContractRevert, match="WrongStatus"):
+            net.tx(cheat_l1, reg.withdrawStake(batch, ev.siblings))
 
 
 async def test_l1_outage_and_poster_restart_lose_or_double_nothing(tmp_path: Path) -> None:

@@ -10,8 +10,9 @@ against a model written from docs/contracts.md. After every step:
   exactly the unsettled deposits plus, per settled task, the pool not yet claimed and the
   refund not yet withdrawn;
 * every action succeeds exactly when the model says it may: no claim twice, no withdrawal
-  before the unbonding ends, and **no slash without a finalized proof** (a slash against a
-  batch still inside its challenge window reverts).
+  without the rollup's finalized release of that very unbonding, and **no slash without a
+  finalized proof** (a slash or a withdrawal against a batch still inside its challenge window
+  reverts).
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from l1_fixtures import (
     StateTree,
     _start,
     key32,
+    release_leaf,
     reward_leaf,
     settle_leaf,
     slash_leaf,
@@ -53,7 +55,7 @@ CONTRACTS = ("StakingRegistry", "RewardManager", "RewardTreasury", "SlashTreasur
 @dataclass
 class Staker:
     status: str = NONE
-    release: int = 0
+    unbond_block: int = 0
     ever_staked: bool = False
 
 
@@ -150,19 +152,26 @@ class MoneyFlows(RuleBasedStateMachine):
         fn = self.l1.registry.functions.unregister()
         self.expect(allowed, lambda: self.attempt(self.user(i), fn), "unregister")
         if allowed:
-            s.status, s.release = UNBONDING, self.l1.block() + self.p.unbonding_blocks
+            s.status, s.unbond_block = UNBONDING, self.l1.block()
 
     @precondition(lambda self: any(s.status == UNBONDING for s in self.stakers))
-    @rule(i=st.integers(0, N_STAKERS - 1))
-    def withdraw(self, i: int) -> None:
+    @rule(i=st.integers(0, N_STAKERS - 1), finalized=st.booleans(), stale=st.booleans())
+    def withdraw(self, i: int, finalized: bool, stale: bool) -> None:
+        """An unbonding staker's withdrawal, with a release of its current unbonding or
+        (``stale``) of another one, under a finalized root or a fresh one."""
+        unbonding = [k for k, s in enumerate(self.stakers) if s.status == UNBONDING]
+        i = unbonding[i % len(unbonding)]
         s = self.stakers[i]
-        allowed = s.status == UNBONDING and self.l1.block() + 1 >= s.release
-        fn = self.l1.registry.functions.withdrawStake()
+        key, value = release_leaf(self.key(i), s.unbond_block + int(stale))
+        tree = StateTree({key: value}, filler=8)
+        batch = self.commit(tree, finalized)
+        allowed = s.status == UNBONDING and finalized and not stale
+        fn = self.l1.registry.functions.withdrawStake(batch, tree.siblings(key))
         self.expect(allowed, lambda: self.attempt(self.user(i), fn), "withdraw")
         if allowed:
             s.status = WITHDRAWN
 
-    @rule(n=st.sampled_from([1, 5, 17]))  # 17: past the 16 unbonding blocks
+    @rule(n=st.sampled_from([1, 5, 13]))  # 13: past the 12-block challenge window
     def mine(self, n: int) -> None:
         self.l1.mine(n)
 

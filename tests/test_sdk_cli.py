@@ -197,11 +197,20 @@ async def test_cli_with_the_l1(tmp_path: Path) -> None:
                  "--deployment", dev / "l1" / "deployment.json"]  # fmt: skip
         key = ["--key", dev / "dev-clients" / "client0.key", "--rpc", url]
         rc, out, err = await cli("unregister", *key, *files)
-        assert rc == 0 and "unbonding; withdraw from L1 block" in out, err
+        assert rc == 0 and "unbonding since L1 block" in out, err
         rc, _, err = await cli("withdraw", *key, *files)
         assert rc == 1
-        one_error(err, "StillUnbonding")
+        one_error(err, "NotOnL1Yet", "has not seen the unregister yet")
         rc, _, err = await cli("withdraw", *key, "--l1-rpc", net.anvil.url)
         assert rc == 2
         one_error(err, "--deployment")
         assert me.public_key.hex() in (await cli("status", task, *key, "--trust", "node"))[1]
+        # joined, nothing committed: the rollup releases at once; withdrawn once that is final
+        await net.follow()
+        stake = await run(requester.stake_info, me.public_key)
+        assert stake is not None and stake["released"] is not None, stake
+        rc, _, err = await cli("withdraw", *key, *files)
+        one_error(err, "NotOnL1Yet", "wait for a batch holding it to finalize")
+        net.post_through(await net.h.result("mps_blockNumber"))
+        rc, out, err = await cli("withdraw", *key, *files)
+        assert rc == 0 and "withdrawn on the release in finalized batch" in out, err

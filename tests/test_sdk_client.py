@@ -275,15 +275,21 @@ async def claim_and_refund(flow: Flow, task_id: bytes) -> None:
 
 
 async def leave(flow: Flow) -> None:
-    """Unbond, too early to withdraw, then withdraw."""
-    honest = flow.honest
+    """Unbond; no withdrawal before the rollup's release is in a finalized batch; then one."""
+    honest, net = flow.honest, flow.net
     await run(honest.unregister)
     assert await l1_status(honest) == "unbonding"
-    with pytest.raises(ContractRevert) as exc:
+    with pytest.raises(NotOnL1Yet, match="has not seen the unregister yet"):
         await run(honest.withdraw)
-    assert exc.value.error == "StillUnbonding"
-    flow.net.anvil.mine(5)
-    await run(honest.withdraw)
+    await net.follow()  # its task is over: the rollup releases the stake at once
+    stake = await run(honest.stake_info)
+    assert stake is not None and stake["released"] is not None, stake
+    with pytest.raises(NotOnL1Yet, match="wait for a batch holding it to finalize"):
+        await run(honest.withdraw)
+    head = await net.h.result("mps_blockNumber")
+    net.post_through(head)
+    release = await run(honest.withdraw)
+    assert release["height"] >= head
     assert await l1_status(honest) == "withdrawn"
 
 

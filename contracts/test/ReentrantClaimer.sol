@@ -28,8 +28,8 @@ contract ReentrantClaimer {
         registry.unregister();
     }
 
-    function withdrawStake(StakingRegistry registry) external {
-        registry.withdrawStake();
+    function withdrawStake(StakingRegistry registry, uint256 batchIndex, bytes32[] calldata siblings) external {
+        registry.withdrawStake(batchIndex, siblings);
     }
 
     /// @notice On the next payment, call `target_` with `data` (once).

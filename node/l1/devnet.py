@@ -47,10 +47,9 @@ class DevL1:
 
 
 def dev_params(genesis_root: bytes, sequencer: str, admin: str) -> DeployParams:
-    """Small numbers so that a demo sees unbonding, windows and fees within minutes."""
+    """Small numbers so that a demo sees windows, finality and fees within minutes."""
     return DeployParams(
         stake_amount=10**18,
-        unbonding_blocks=20,
         base_fee=10**16,
         fee_per_epoch=10**17,
         protocol_share_bps=1000,

@@ -21,7 +21,7 @@ from collections.abc import Iterator
 import numpy as np
 import numpy.typing as npt
 
-from .. import encoding, state_keys
+from .. import state_keys
 from ..context import BlockContext
 from ..errors import Code, TxFailed
 from ..ids import NO_BLOB, BlobId, ClientKey, TaskId
@@ -32,27 +32,11 @@ from .chunks import ArrayWriter, StoredArray
 from .flags import Flag
 from .judge import ClientResult, judge, next_verdict
 from .records import CLEAN, ClientRecord, EpochSummary, Verdict
+from .release import release_committers
 from .settlement import record_reward_share, write_settlement, write_slash_evidence
 from .stats import DEFAULT_BUDGET_BYTES, RowReader, epoch_stats
+from .store import load_task, open_tasks, save_task, set_open_tasks
 from .task import FINISHED, MODEL_DTYPE, OPEN, TaskState
-
-
-def open_tasks(state: State) -> list[TaskId]:
-    raw = state.get(state_keys.OPEN_TASKS)
-    return [] if raw is None else list(encoding.decode(raw))
-
-
-def set_open_tasks(state: State, ids: list[TaskId]) -> None:
-    state.set(state_keys.OPEN_TASKS, encoding.encode(ids) if ids else None)
-
-
-def load_task(state: State, task_id: TaskId) -> TaskState | None:
-    raw = state.get(state_keys.task(task_id))
-    return None if raw is None else TaskState.decode(raw)
-
-
-def save_task(state: State, task_id: TaskId, task: TaskState) -> None:
-    state.set(state_keys.task(task_id), task.encode())
 
 
 def load_verdict(state: State, task_id: TaskId, client: ClientKey) -> Verdict:
@@ -60,10 +44,14 @@ def load_verdict(state: State, task_id: TaskId, client: ClientKey) -> Verdict:
     return CLEAN if raw is None else Verdict.decode(raw)
 
 
-def submit_refusal(state: State, task_id: TaskId, client: ClientKey) -> TxFailed | None:
-    """Why ``submit_update`` refuses a joined ``client`` (its stake or its verdict in the
-    task), or ``None``. The epoch close waits only for clients this lets in."""
-    why = not_staked(state, client)
+def submit_refusal(
+    state: State, task_id: TaskId, client: ClientKey, reveal: bool = False
+) -> TxFailed | None:
+    """Why ``commit_update`` (or, with ``reveal``, ``submit_update``) refuses a joined
+    ``client`` (its stake or its verdict in the task), or ``None``. The epoch close waits only
+    for clients this lets in. An unbonding client may reveal what it committed while staked
+    (:mod:`stf.fl.release`), but commit nothing new."""
+    why = not_staked(state, client, unbonding_ok=reveal)
     if why is not None:
         return TxFailed(Code.NOT_STAKED, f"client {client.hex()[:16]}… {why}")
     verdict = load_verdict(state, task_id, client)
@@ -83,7 +71,7 @@ def awaited(state: State, task_id: TaskId, task: TaskState) -> Iterator[bytes]:
         return
     if task.revealing:
         for c, update in zip(task.submitted, task.pending, strict=True):
-            if update == NO_BLOB and submit_refusal(state, task_id, c) is None:
+            if update == NO_BLOB and submit_refusal(state, task_id, c, reveal=True) is None:
                 yield c
         return
     done = set(task.submitted)
@@ -126,10 +114,12 @@ def stranded(state: State, task_id: TaskId, task: TaskState, height: int) -> boo
 def finish_stranded(state: State, task_id: TaskId, task: TaskState) -> None:
     """End a stranded task by rule: settled on the epochs it trained (the open epoch's updates
     are not counted), so the requester's deposit and the earned rewards are not locked."""
+    committers = task.submitted
     task.status = FINISHED
     task.submitted, task.pending, task.commitments = [], [], []
     write_settlement(state, task_id, task)
     save_task(state, task_id, task)
+    release_committers(state, committers)
 
 
 def close_due_epochs(
@@ -201,7 +191,9 @@ def close_epoch(
         len(task.submitted), task.base, step, next_base, ctx.height, tuple(task.submitted)
     )
     state.set(state_keys.epoch(task_id, task.epoch), summary.encode())
+    committers = task.submitted
     _advance(state, task_id, task, next_base, step, ctx.height)
+    release_committers(state, committers)
 
 
 def _last_update(state: State, task_id: TaskId, client: ClientKey) -> BlobId | None:

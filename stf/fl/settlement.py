@@ -13,6 +13,8 @@ unsigned integers:
 * client reward share ``reward/<task><client>``: ``accepted (uint32) || flagged
   (uint8 0/1)``, 5 bytes. Updated at every epoch close for every client that
   submitted in it; ``flagged`` is sticky.
+* stake release ``release/<client>``: ``unbond_l1_block (uint64)``, 8 bytes: the
+  L1 block of the ``unregister`` it answers (:mod:`stf.fl.release` decides when).
 
 ``total_clean_updates`` is the sum of ``accepted`` over the task's clients whose
 reward leaf has ``flagged == 0``.
@@ -37,6 +39,7 @@ SETTLEMENT_STATUS = {COMPLETE: SETTLE_COMPLETE, FINISHED: SETTLE_FINISHED}
 SLASH_EVIDENCE_SIZE = 8
 SETTLEMENT_SIZE = 13
 REWARD_SHARE_SIZE = 5
+RELEASE_SIZE = 8
 _U32 = 2**32
 _U64 = 2**64
 
@@ -71,9 +74,12 @@ def decode_slash_evidence(raw: bytes) -> SlashEvidence:
 def write_slash_evidence(
     state: State, client: ClientKey, task_id: TaskId, epoch: int, reason: int
 ) -> None:
+    """The leaf, and the client's conviction: its stake is never released afterwards."""
     key = state_keys.slash_evidence(client, task_id)
     assert state.get(key) is None, "slash evidence is final: it is written once"
     state.set(key, encode_slash_evidence(epoch, reason))
+    if state.get(state_keys.convicted(client)) is None:
+        state.set(state_keys.convicted(client), task_id)
 
 
 # -- settlement ------------------------------------------------------------------------
@@ -163,3 +169,17 @@ def record_reward_share(
         state_keys.reward_share(task_id, client),
         encode_reward_share(accepted + (flags == 0), flagged or excluded),
     )
+
+
+# -- stake release ---------------------------------------------------------------------
+
+
+def encode_release(unbond_l1_block: int) -> bytes:
+    _check(unbond_l1_block, _U64, "unbond_l1_block")
+    return unbond_l1_block.to_bytes(RELEASE_SIZE, "big")
+
+
+def decode_release(raw: bytes) -> int:
+    if len(raw) != RELEASE_SIZE:
+        raise ValueError(f"a release is {RELEASE_SIZE} bytes, got {len(raw)}")
+    return int.from_bytes(raw, "big")

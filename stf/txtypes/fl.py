@@ -14,10 +14,12 @@ from ..encoding import EncodingError
 from ..errors import Code, TxFailed, TxInvalid
 from ..fl.chunks import MAX_CHUNKS, check_stored_array, manifest_from_chunks
 from ..fl.commit import SALT_BYTES, commitment
-from ..fl.epoch import load_task, open_tasks, save_task, set_open_tasks, submit_refusal
+from ..fl.epoch import submit_refusal
 from ..fl.records import EpochSummary
+from ..fl.release import release_committers
 from ..fl.rules import check_bounds
 from ..fl.settlement import write_settlement
+from ..fl.store import load_task, open_tasks, save_task, set_open_tasks
 from ..fl.task import COMPLETE, MODEL_DTYPE, OPEN, TaskParams, TaskState
 from ..hashing import sha256
 from ..ids import NO_BLOB, BlobId, ClientKey, TaskId
@@ -113,13 +115,16 @@ def _task_epoch(task_id: Any, epoch: Any) -> tuple[TaskId, int]:
     )
 
 
-def _submitting_client(state: State, tx: Transaction, task_id: TaskId, epoch: int) -> TaskState:
-    """The task, if ``tx.sender`` may commit or reveal in it for ``epoch``; else TxFailed."""
+def _submitting_client(
+    state: State, tx: Transaction, task_id: TaskId, epoch: int, reveal: bool
+) -> TaskState:
+    """The task, if ``tx.sender`` may commit (or ``reveal``) in it for ``epoch``; else
+    TxFailed."""
     task = _open_task(state, task_id)
     client = ClientKey(tx.sender)
     if client not in task.clients:
         raise TxFailed(Code.NOT_JOINED, "client has not joined this task")
-    refusal = submit_refusal(state, task_id, client)
+    refusal = submit_refusal(state, task_id, client, reveal)
     if refusal is not None:
         raise refusal
     if epoch != task.epoch:
@@ -142,7 +147,7 @@ class CommitUpdate(TxType):
     @classmethod
     def apply(cls, state: State, tx: Transaction, args: Any, ctx: BlockContext) -> None:
         task_id, epoch, digest = args
-        task = _submitting_client(state, tx, task_id, epoch)
+        task = _submitting_client(state, tx, task_id, epoch, reveal=False)
         client = ClientKey(tx.sender)
         if client in task.submitted:
             raise TxFailed(Code.DUPLICATE_UPDATE, f"client already committed for epoch {epoch}")
@@ -179,7 +184,7 @@ class SubmitUpdate(TxType):
     @classmethod
     def apply(cls, state: State, tx: Transaction, args: Any, ctx: BlockContext) -> None:
         task_id, epoch, update, salt = args
-        task = _submitting_client(state, tx, task_id, epoch)
+        task = _submitting_client(state, tx, task_id, epoch, reveal=True)
         client = ClientKey(tx.sender)
         if not task.revealing:
             raise TxFailed(
@@ -245,3 +250,4 @@ class ReportEvaluation(TxType):
             save_task(state, task_id, task)
             write_settlement(state, task_id, task)
             set_open_tasks(state, [t for t in open_tasks(state) if t != task_id])
+            release_committers(state, task.submitted)  # the open epoch's commitments lapse

@@ -22,6 +22,7 @@ from .. import encoding, state_keys
 from ..context import BlockContext, Limits
 from ..errors import Code, TxFailed, TxInvalid
 from ..fl.records import Funding
+from ..fl.release import start_unbonding
 from ..ids import ClientKey, L1Address, TaskId
 from ..records import L1Cursor
 from ..stakes import StakeRecord, StakeStatus, read_stake, write_stake
@@ -72,7 +73,7 @@ class L1Deposit(TxType):
 
     @classmethod
     def apply(cls, state: State, tx: Transaction, args: Any, ctx: BlockContext) -> None:
-        _, _, kind, ev = args
+        l1_block, _, kind, ev = args
         if kind == "fund":
             fund_task(state, TaskId(ev[0]), L1Address(ev[1]), ev[2])
             return
@@ -92,6 +93,8 @@ class L1Deposit(TxType):
                 Code.WRONG_STAKE_STATUS, f"{kind} is not allowed for a {current.status.label} stake"
             )
         write_stake(state, client_key, replace(current, status=status))
+        if kind == "unbond":  # the L1 unregister's block is the one the release must name
+            start_unbonding(state, client_key, l1_block)
 
 
 # which L1 event moves a stake from which status to which
