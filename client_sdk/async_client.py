@@ -147,8 +147,7 @@ class AsyncMPSClient(Face):
     # -- a client's flow ----------------------------------------------------------------------
     async def stake(self) -> None:
         """Stake this client's key on the L1 (from the L1 account, which gets the rewards)."""
-        key = self.require_key().public_key
-        await self._run(self.core.on_l1(lambda l1: l1.stake(key)))
+        await self._run(self.core.stake())
 
     async def wait_for_stake(
         self,

@@ -147,8 +147,7 @@ class MPSClient(Face):
     # -- a client's flow ----------------------------------------------------------------------
     def stake(self) -> None:
         """Stake this client's key on the L1 (from the L1 account, which gets the rewards)."""
-        key = self.require_key().public_key
-        self._run(self.core.on_l1(lambda l1: l1.stake(key)))
+        self._run(self.core.stake())
 
     def wait_for_stake(self, timeout: float = 60.0) -> dict[str, Any]:
         """Wait until the rollup sees the stake as staked (the node follows the L1 a few blocks

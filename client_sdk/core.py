@@ -34,6 +34,7 @@ from stf.errors import Code
 from stf.fl.rules import check_bounds
 from stf.fl.task import TaskParams, quantize
 from stf.ids import ClientKey, TaskId
+from stf.stakes import binding_message
 from stf.tx import Transaction
 
 from . import fl
@@ -270,6 +271,14 @@ class ClientCore:
             if time.monotonic() > deadline:
                 raise WaitTimeout(f"the rollup does not see the stake within {timeout}s")
             yield Sleep(0.2)
+
+    def stake(self) -> Flow[None]:
+        """Stake the client key from the L1 account, with the key's binding to that account."""
+        kp = self.require_key()
+        chain = yield from self.chain_id()
+        address = yield from blocking(lambda: self.l1.address)
+        binding = kp.sign(binding_message(chain, bytes.fromhex(address[2:])))
+        yield from self.on_l1(lambda l1: l1.stake(kp.public_key, binding))
 
     def on_l1(self, action: Callable[[L1], Any]) -> Flow[Any]:
         """``action(self.l1)`` as a blocking step (the L1 is built inside it: web3 is slow)."""

@@ -125,11 +125,12 @@ class L1:
         return transact(self.w3, self.account, f, value=value, timeout=self.timeout)
 
     # -- staking ----------------------------------------------------------------------------
-    def stake(self, client_key: bytes) -> None:
+    def stake(self, client_key: bytes, binding: bytes) -> None:
         """Stake exactly ``STAKE_AMOUNT`` for ``client_key``; this account is its staker for good
-        (rewards are paid to it)."""
+        (rewards are paid to it). ``binding``: the key's signature naming this account
+        (:func:`stf.stakes.binding_message`), without which the rollup does not count it."""
         amount = int(self._call("StakingRegistry", "STAKE_AMOUNT"))
-        self._transact("StakingRegistry", "stake", client_key, value=amount)
+        self._transact("StakingRegistry", "stake", client_key, binding, value=amount)
 
     def unregister(self) -> None:
         """Start unbonding this account's stake (slashable until the rollup releases it)."""

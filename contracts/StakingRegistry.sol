@@ -58,6 +58,8 @@ contract StakingRegistry is AdminControlled, ReentrancyGuard {
 
     error WrongStakeAmount(uint256 sent, uint256 required);
     error ZeroKey();
+    /// @notice A binding is a 64-byte ed25519 signature.
+    error BadBindingLength(uint256 length);
     /// @notice The caller already bound a different key.
     error StakerHasOtherKey(bytes32 boundKey);
     /// @notice The key is bound to another address.
@@ -78,7 +80,8 @@ contract StakingRegistry is AdminControlled, ReentrancyGuard {
     error SlashTreasuryNotSet();
     error TransferFailed(address to, uint256 amount);
 
-    event Staked(address indexed staker, bytes32 indexed clientKey, uint256 amount);
+    /// @param binding the key's ed25519 signature naming `staker` (see `stake`), passed on for the rollup
+    event Staked(address indexed staker, bytes32 indexed clientKey, uint256 amount, bytes binding);
     event UnbondingStarted(address indexed staker, bytes32 indexed clientKey, uint256 unbondBlock);
     event Withdrawn(address indexed staker, bytes32 indexed clientKey, uint256 amount);
     event Slashed(address indexed staker, bytes32 indexed clientKey, uint256 amount, bytes32 offence);
@@ -97,10 +100,15 @@ contract StakingRegistry is AdminControlled, ReentrancyGuard {
 
     // ------------------------------------------------------------------ staker
 
-    /// @notice Lock exactly STAKE_AMOUNT against `clientKey`.
-    function stake(bytes32 clientKey) external payable {
+    /// @notice Lock exactly STAKE_AMOUNT against `clientKey`. `binding` is the key's ed25519 signature of
+    ///         `"mps/stake-binding/v1" || rollupChainId (uint64 BE) || msg.sender`: this contract cannot
+    ///         check it cheaply, so it goes out in `Staked` and the rollup counts the stake only if it
+    ///         holds. Someone who stakes another's key (front-running its stake) binds it here for good
+    ///         but never gets it counted, so it earns nothing with it.
+    function stake(bytes32 clientKey, bytes calldata binding) external payable {
         if (msg.value != STAKE_AMOUNT) revert WrongStakeAmount(msg.value, STAKE_AMOUNT);
         if (clientKey == bytes32(0)) revert ZeroKey();
+        if (binding.length != 64) revert BadBindingLength(binding.length);
         bytes32 bound = keyOf[msg.sender];
         if (bound != bytes32(0) && bound != clientKey) revert StakerHasOtherKey(bound);
         StakeInfo storage s = _stakes[clientKey];
@@ -113,7 +121,7 @@ contract StakingRegistry is AdminControlled, ReentrancyGuard {
         s.status = Status.Staked;
         s.unbondBlock = 0;
         s.amount = msg.value;
-        emit Staked(msg.sender, clientKey, msg.value);
+        emit Staked(msg.sender, clientKey, msg.value, binding);
     }
 
     /// @notice Start unbonding the caller's stake. The rollup stops taking new commitments from the key;

@@ -300,6 +300,14 @@ class CommitmentMismatch(RPCError):
     code = Code.COMMITMENT_MISMATCH
 
 
+class StakeBindingInvalid(RPCError):
+    """(A deposit's receipt) an L1 stake whose binding is not the client key's signature of
+    its staking account for this chain (:func:`stf.stakes.binding_message`): it does not count.
+    """
+
+    code = Code.STAKE_BINDING_INVALID
+
+
 class NotFound(RPCError):
     """What the query asks for does not exist (yet): a block, a receipt, a closed epoch."""
 

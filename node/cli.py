@@ -155,7 +155,7 @@ def cmd_dev(args: argparse.Namespace) -> int:
     overrides.setdefault("log_format", "console" if sys.stderr.isatty() else "json")
     cfg = load_config(cfg_path, overrides=overrides)
     configure_logging(cfg.log_format, cfg.log_level)
-    client_keys = [Keypair.load(p).public_key for p in sorted(keys_dir.glob("client*.key"))]
+    clients = [Keypair.load(p) for p in sorted(keys_dir.glob("client*.key"))]
     if args.no_l1:
         print(f"dev clients (staked in genesis): {keys_dir}", file=sys.stderr)
         return _run(cfg)
@@ -166,7 +166,7 @@ def cmd_dev(args: argparse.Namespace) -> int:
     genesis_root = genesis_block({}, chain, cfg.genesis())[0].header.state_root
     try:
         dev = start_dev_l1(
-            datadir, genesis_root, client_keys, l1_port=args.l1_port, l1_rpc=cfg.l1_rpc
+            datadir, genesis_root, clients, cfg.chain_id, l1_port=args.l1_port, l1_rpc=cfg.l1_rpc
         )
     except Exception as exc:
         log.error("cannot start the dev L1", error=str(exc))

@@ -56,6 +56,7 @@ class Code(IntEnum):
     WRONG_PHASE = 1120
     NOT_COMMITTED = 1121
     COMMITMENT_MISMATCH = 1122
+    STAKE_BINDING_INVALID = 1123
     # queries
     NOT_FOUND = 1200
     # transport and node

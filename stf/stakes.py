@@ -14,6 +14,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import IntEnum
 
+from nacl.exceptions import CryptoError
+from nacl.signing import VerifyKey
+
 from . import encoding, state_keys
 from .ids import ClientKey, L1Address
 from .state import State
@@ -73,6 +76,30 @@ class StakeRecord:
     def decode(cls, raw: bytes) -> StakeRecord:
         addr, amount, status = encoding.expect_list(encoding.decode(raw), 3, "stake record")
         return cls(L1Address(addr), encoding.expect_u256(amount, "amount"), StakeStatus(status))
+
+
+BINDING_DOMAIN = b"mps/stake-binding/v1"
+BINDING_SIZE = 64  # an ed25519 signature
+
+
+def binding_message(chain_id: int, l1_address: bytes) -> bytes:
+    """What a client key signs to let ``l1_address`` stake it on the MPS chain ``chain_id``.
+
+    The L1 ``stake(key, binding)`` cannot check an ed25519 signature cheaply, so it passes the
+    binding on in its ``Staked`` event and the STF checks it: a stake counts only if the key
+    itself named the account that staked it. Without this, anyone who saw a key (in an L1
+    mempool, say) could stake it first from its own account and collect the rewards the key's
+    owner earns; now such a stake never counts, and the owner, whose own stake reverts
+    ``KeyTaken``, just uses another key."""
+    return BINDING_DOMAIN + chain_id.to_bytes(8, "big") + l1_address
+
+
+def binding_valid(client_key: bytes, chain_id: int, l1_address: bytes, binding: bytes) -> bool:
+    try:
+        VerifyKey(client_key).verify(binding_message(chain_id, l1_address), binding)
+    except (CryptoError, ValueError, TypeError):
+        return False
+    return True
 
 
 def read_stake(state: State, client_key: ClientKey) -> StakeRecord | None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 import pytest
 from nacl.signing import SigningKey
@@ -17,6 +18,7 @@ from nacl.signing import SigningKey
 from stf.block import Block, Receipt
 from stf.genesis import Genesis, genesis_block
 from stf.hashing import ZERO_HASH
+from stf.stakes import binding_message
 from stf.transition import BuildResult, ChainConfig, build_block, state_transition
 from stf.tx import Transaction
 
@@ -49,6 +51,14 @@ class MemStore:
 def signing_key(seed: int) -> SigningKey:
     """A deterministic ed25519 key, so failures reproduce."""
     return SigningKey(bytes([seed]) * 32)
+
+
+def stake_args(
+    key: SigningKey, l1_address: bytes, amount: int, chain_id: int = CHAIN_ID
+) -> list[Any]:
+    """An ``l1_deposit`` stake's arguments, with the key's binding to ``l1_address``."""
+    binding = key.sign(binding_message(chain_id, l1_address)).signature
+    return [bytes(key.verify_key), l1_address, amount, bytes(binding)]
 
 
 @dataclass

@@ -51,6 +51,10 @@ PARAMS = DeployParams(
 )
 
 
+# the L1 passes a stake's binding on without checking it (the STF does): any 64 bytes do here
+BINDING = bytes(64)
+
+
 # -- leaves (the byte layouts of the L1 spec) ------------------------------------------------------
 def slash_leaf(client: bytes, task: bytes, epoch: int, reason: int) -> tuple[bytes, bytes]:
     return b"slash/" + client + task, struct.pack(">II", epoch, reason)
@@ -209,7 +213,8 @@ class L1:
         return index
 
     def stake(self, account: LocalAccount, client: bytes) -> TxReceipt:
-        return self.tx(account, self.registry.functions.stake(client), self.params.stake_amount)
+        fn = self.registry.functions.stake(client, BINDING)
+        return self.tx(account, fn, self.params.stake_amount)
 
     def release(self, client: bytes, unbond_block: int | None = None) -> tuple[int, list[bytes]]:
         """Commit and finalize a root holding the rollup's release of ``client``'s unbonding

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from eth_account.signers.local import LocalAccount
-from rpc_fixtures import NodeHarness, make_config, start_node
+from rpc_fixtures import CHAIN_ID, NodeHarness, make_config, start_node
 from web3 import Web3
 from web3.contract import Contract
 
@@ -20,6 +20,7 @@ from contracts.transact import contract, transact
 from node.l1.chain import save_account
 from node.sequencer import chain_config
 from stf.genesis import genesis_block
+from stf.stakes import binding_message
 
 STAKE = 10**18
 BASE_FEE = 10**15
@@ -48,7 +49,9 @@ class L1Net:
         return transact(self.w3, acct, fn, value=value)
 
     def stake(self, client: Keypair, account: int) -> None:
-        fn = self.c("StakingRegistry").functions.stake(client.public_key)
+        staker = bytes.fromhex(self.accounts[account].address[2:])
+        binding = client.sign(binding_message(CHAIN_ID, staker))
+        fn = self.c("StakingRegistry").functions.stake(client.public_key, binding)
         self.tx(account, fn, self.stake_amount)
 
     async def follow(self) -> None:

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from eth_utils.crypto import keccak
 from l1_fixtures import (
+    BINDING,
     ETHER,
     GENESIS_ROOT,
     L1,
@@ -62,7 +63,7 @@ def test_stake_records_the_key_and_emits(l1: L1) -> None:
     user = l1.user(0)
     receipt = l1.stake(user, ALICE)
     assert l1.events(receipt, "StakingRegistry", "Staked") == [
-        {"staker": user.address, "clientKey": ALICE, "amount": STAKE}
+        {"staker": user.address, "clientKey": ALICE, "amount": STAKE, "binding": BINDING}
     ]
     reg = l1.registry.functions
     assert l1.call(reg.statusOf(ALICE)) == STAKED
@@ -78,8 +79,17 @@ def test_stake_records_the_key_and_emits(l1: L1) -> None:
 @pytest.mark.parametrize("sent", [STAKE - 1, STAKE + 1, 0])
 def test_stake_must_be_exact(l1: L1, sent: int) -> None:
     with reverts("WrongStakeAmount") as exc:
-        l1.tx(l1.user(0), l1.registry.functions.stake(ALICE), sent)
+        l1.tx(l1.user(0), l1.registry.functions.stake(ALICE, BINDING), sent)
     assert exc.value.error_args == (sent, STAKE)
+
+
+@pytest.mark.parametrize("length", [0, 63, 65])
+def test_a_binding_is_a_64_byte_signature(l1: L1, length: int) -> None:
+    """The L1 does not check the signature (the rollup does, before the stake counts), only
+    its length, so that a client's mistake fails here and costs no stake."""
+    with reverts("BadBindingLength") as exc:
+        l1.tx(l1.user(0), l1.registry.functions.stake(ALICE, bytes(length)), STAKE)
+    assert exc.value.error_args == (length,)
 
 
 def test_zero_key_rejected(l1: L1) -> None:
@@ -192,7 +202,7 @@ def test_the_rollup_is_wired_once(l1: L1) -> None:
     # releases and slashes are proven against the same rollup's roots
     assert l1.call(l1.slashing.functions.rollup()) == l1.call(reg.rollup())
     fresh = l1.deploy("StakingRegistry", STAKE, l1.admin.address)
-    l1.tx(l1.user(0), fresh.functions.stake(ALICE), STAKE)
+    l1.tx(l1.user(0), fresh.functions.stake(ALICE, BINDING), STAKE)
     l1.tx(l1.user(0), fresh.functions.unregister())
     with reverts("RollupNotSet"):
         l1.tx(l1.user(0), fresh.functions.withdrawStake(0, []))
@@ -229,7 +239,7 @@ def test_registry_slash_directly(l1: L1) -> None:
     reg = l1.deploy("StakingRegistry", STAKE, l1.admin.address)
     slasher = l1.user(5)
     l1.tx(l1.admin, reg.functions.setSlasher(slasher.address))
-    l1.tx(l1.user(0), reg.functions.stake(ALICE), STAKE)
+    l1.tx(l1.user(0), reg.functions.stake(ALICE, BINDING), STAKE)
     with reverts("SlashTreasuryNotSet"):
         l1.tx(slasher, reg.functions.slash(ALICE, b"\x07" * 32))
     treasury = l1.addresses["SlashTreasury"]

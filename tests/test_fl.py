@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from conftest import Chain, MemStore, signing_key
+from conftest import Chain, MemStore, signing_key, stake_args
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from nacl.signing import SigningKey
@@ -181,6 +181,10 @@ class FL:
 
     def report(self, key: SigningKey, task_id: bytes, epoch: int, acc: int) -> Transaction:
         return self.tx(key, REPORT_EVALUATION, [task_id, epoch, acc])
+
+    def stake(self, key: SigningKey, l1_address: bytes, amount: int) -> Transaction:
+        """The L1 stake of ``key`` from ``l1_address``, with the key's binding to it."""
+        return self.deposit("stake", stake_args(key, l1_address, amount, CHAIN_ID))
 
     def deposit(self, kind: str, args: list[Any]) -> Transaction:
         self._deposits += 1

@@ -458,13 +458,13 @@ def test_stake_for_a_slashed_key_fails() -> None:
     fl = FL(n_clients=5)
     k = pub(fl.clients[0])
     slash = fl.deposit("slash", [k])
-    restake = fl.deposit("stake", [k, b"\x09" * 20, 1000])
+    restake = fl.stake(fl.clients[0], b"\x09" * 20, 1000)
     result = fl.block(slash, restake)
     assert receipt(result, slash) == (1, 0)
     assert receipt(result, restake) == (0, Code.KEY_ALREADY_BOUND)
     assert read_stake(fl, k) == StakeRecord(b"\x01" * 20, 1000, SLASHED)  # type: ignore[arg-type]
     # in a later block too
-    later = fl.deposit("stake", [k, b"\x01" * 20, 1000])
+    later = fl.stake(fl.clients[0], b"\x01" * 20, 1000)
     assert receipt(fl.block(later), later) == (0, Code.KEY_ALREADY_BOUND)
     assert read_stake(fl, k).status == SLASHED
 

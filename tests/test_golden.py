@@ -14,7 +14,9 @@ state roots did not move, only its block hashes (its failed deposits' receipt co
 Re-pinned for commit-reveal (issue 10: every chain that trains). Re-pinned for the stake
 release (issue 11): an unbond writes ``unbonding/`` or ``release/``, slash evidence writes
 ``convicted/``; the deposits chain (an unbond) and the settlement run (a slash) moved, the
-others hold neither and did not.
+others hold neither and did not. The deposits chain again for stake bindings (issue 11): a
+stake carries the key's signature naming its L1 account, and one more deposit, a stake bound
+to another account, fails.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from typing import Any
 import numpy as np
 import pytest
 from rpc_fixtures import CHAIN_ID, hx, start_node
+from test_fl import CHAIN_ID as FL_CHAIN_ID
 from test_fl import FL, Honest, pub, scenario
 from test_fl_chunked import chunky_run
 from test_fl_rpc import CREATE_TASK, JOIN_TASK, REPORT_EVALUATION, D, fl_tx, params, sha
@@ -42,7 +45,7 @@ from stf.genesis import GenesisStake
 from stf.ids import BlobId
 from stf.tx import Transaction
 
-from conftest import signing_key  # isort: skip
+from conftest import signing_key, stake_args  # isort: skip
 
 
 def chain_digest(fl: FL) -> tuple[str, str]:
@@ -62,14 +65,17 @@ def roots_digest(fl: FL) -> str:
 def deposits_chain() -> FL:
     """Every L1 deposit kind, accepted and refused, beside records, blobs and a task."""
     fl = FL(n_clients=6)
-    newcomer = pub(signing_key(77))
+    newcomer = signing_key(77)
+    other = stake_args(signing_key(79), b"\x02" * 20, 1000, FL_CHAIN_ID)
+    elsewhere = stake_args(signing_key(79), b"\x03" * 20, 1000, FL_CHAIN_ID)
     tid = fl.new_task(min_clients=5, max_clients=6)
     fl.join_all(tid, fl.clients[:5])
     fl.block(
-        fl.deposit("stake", [newcomer, b"\x09" * 20, 10**18]),
-        fl.deposit("stake", [pub(fl.clients[0]), b"\x01" * 20, 1000]),  # already bound: fails
+        fl.stake(newcomer, b"\x09" * 20, 10**18),
+        fl.stake(fl.clients[0], b"\x01" * 20, 1000),  # already bound: fails
+        fl.deposit("stake", [*other[:3], elsewhere[3]]),  # bound to another account: fails
         fl.deposit("unbond", [pub(fl.clients[5])]),
-        fl.deposit("unbond", [pub(signing_key(78))]),  # never staked: fails
+        fl.deposit("unbond", [pub(signing_key(78))]),  # never counted: released at once
         fl.deposit("fund", [tid, b"\x07" * 20, 5 * 10**17]),
         fl.tx(fl.outsider, 1, ["note", b"hello"]),
     )
@@ -106,15 +112,15 @@ PINNED_CHAINS: dict[str, tuple[str, str]] = {
         "e6781d0e6ca154d14ba6147f819b1e5d8b39c51281d9a63a7fdc4c3790655df1",
     ),
     "deposits": (
-        "10d5ed56f3b15e7388b6073797c5dfc849197fd9134c315e81c75e5d6fcee9b7",
-        "b87cd9031b90056c1520b051fd8a7165dc50012599823743c5e85cc1a36a2bed",
+        "c9ecdd584f05088d1fb0ce168988654932a5ea7c6bf803ce8d321fb1e9e383ae",
+        "3a4cf0762f7f7c96c46b74ea1a59655b5f25f834e06f8fc36bcc03bc6155af0c",
     ),
 }
 
 PINNED_ROOTS: dict[str, str] = {
     "chunky_int16_trimmed": "9ffc4aacc61b6b9aa6aef4df649442702ccec24c38ba681841188107e29cd035",
     "chunky_median": "d2d2d264bf027f146daaa027e6a563cb3b15130ca7131d16752c870187ff0ab5",
-    "deposits": "9c88334b3d1426bd197494e38e830d707a6fd5d8dfab4fe1bc881d982f1903c6",
+    "deposits": "fda2eff54d1e22689ac802f42420877a0f64828e8ef036b44a93896c42072924",
     "scenario": "f739ef3a52303c2ab4aade8460da5f4d29a6a6686529bcaebec7205c2d4f30fb",
     "settlement_run": "4027d8e5882d9c6f97d79279ab2506d3a4a777878242ec25aafde8a262d126d0",
 }

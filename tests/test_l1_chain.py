@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 from l1_fixtures import (
+    BINDING,
     L1,
     key32,
     l1_deployed_fixture,  # noqa: F401
@@ -25,7 +26,7 @@ def base_fee(l1: L1) -> int:
 def test_sends_within_the_fee_cap(l1: L1) -> None:
     user = l1.user(0)
     cap = base_fee(l1) + PRIORITY_FEE + 1  # room for the tip, not for twice the base fee
-    stake = l1.registry.functions.stake(CLIENT)
+    stake = l1.registry.functions.stake(CLIENT, BINDING)
     receipt = send_and_wait(l1.w3, user, stake, cap, l1.params.stake_amount)
     assert receipt["status"] == 1
     tx = l1.w3.eth.get_transaction(receipt["transactionHash"])
@@ -38,13 +39,13 @@ def test_refuses_when_the_base_fee_is_above_the_cap(l1: L1) -> None:
     nonce = l1.w3.eth.get_transaction_count(user.address)
     cap = base_fee(l1) + PRIORITY_FEE - 1
     with pytest.raises(L1Error, match="above the cap"):
-        send_and_wait(l1.w3, user, l1.registry.functions.stake(CLIENT), cap)
+        send_and_wait(l1.w3, user, l1.registry.functions.stake(CLIENT, BINDING), cap)
     assert l1.w3.eth.get_transaction_count(user.address) == nonce  # nothing was sent
 
 
 def test_a_revert_names_the_contract_error(l1: L1) -> None:
     user = l1.user(0)
-    stake = l1.registry.functions.stake(CLIENT)
+    stake = l1.registry.functions.stake(CLIENT, BINDING)
     send_and_wait(l1.w3, user, stake, 100 * GWEI, l1.params.stake_amount)
     with reverts("AlreadyStaked"):
         send_and_wait(l1.w3, user, stake, 100 * GWEI, l1.params.stake_amount)

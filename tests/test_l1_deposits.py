@@ -26,8 +26,10 @@ AMOUNT = st.integers(1, 2**64 - 1)
 ID32 = st.binary(min_size=32, max_size=32)
 ADDRESS = st.binary(min_size=20, max_size=20)
 
+BINDING = st.binary(min_size=64, max_size=64)  # the STF checks the signature when it applies
 ARGS = st.one_of(  # (kind, *args), as the follower decodes them from the L1's logs
-    st.tuples(st.sampled_from(["stake", "fund"]), ID32, ADDRESS, AMOUNT),
+    st.tuples(st.just("stake"), ID32, ADDRESS, AMOUNT, BINDING),
+    st.tuples(st.just("fund"), ID32, ADDRESS, AMOUNT),
     st.tuples(st.sampled_from(["unbond", "withdraw", "slash"]), ID32),
 )
 EVENTS = st.builds(lambda b, i, ka: L1Event(b, i, ka[0], list(ka[1:])), U64, U64, ARGS)
@@ -46,7 +48,7 @@ def test_an_event_survives_the_deposit_tx_and_the_stf_parser(event: L1Event, non
 
 def test_a_malformed_event_is_dropped_without_shifting_the_nonces_after_it() -> None:
     good = [L1Event(1, i, "slash", [bytes([i]) * 32]) for i in range(3)]
-    bad = L1Event(1, 9, "stake", [bytes(32), bytes(20), 0])  # a stake of 0 is not an event
+    bad = L1Event(1, 9, "stake", [bytes(32), bytes(20), 0, bytes(64)])  # a stake of 0: no event
     txs = deposit_txs(CHAIN, 5, [good[0], bad, good[1], good[2]])
     assert [tx.nonce for tx in txs] == [5, 6, 7]
     assert [event_of(tx) for tx in txs] == good

@@ -43,7 +43,7 @@ from stf.fl.rules import EpochRules
 from stf.fl.settlement import decode_reward_share
 from stf.fl.task import TaskParams
 from stf.hashing import list_root
-from stf.stakes import SLASHED, STAKED
+from stf.stakes import SLASHED, STAKED, binding_message
 
 pytestmark = pytest.mark.slow
 
@@ -256,6 +256,43 @@ async def test_the_escape_a_cheater_cannot_leave_with_its_stake(tmp_path: Path) 
             net.tx(cheat_l1, reg.withdrawStake(batch, ev.siblings))
 
 
+async def test_a_front_run_stake_never_counts(tmp_path: Path) -> None:
+    """Issue 11's front-running: an attacker sees a client's stake (key and binding) in the L1
+    mempool and stakes the key first from its own account. The L1 binds the key to the attacker
+    (the client's stake reverts KeyTaken), but the rollup does not count the stake: the key's
+    binding names the client's account, not the attacker's. The key can take no part, so the
+    attacker earns nothing with it, and gets back only its own deposit."""
+    async with l1_net(tmp_path) as net:
+        h = net.h
+        reg = net.c("StakingRegistry").functions
+        victim, attacker = net.accounts[FIRST_CLIENT], net.accounts[FIRST_CLIENT + 1]
+        key = Keypair.generate()
+        binding = key.sign(binding_message(CHAIN_ID, bytes.fromhex(victim.address[2:])))
+        net.tx(attacker, reg.stake(key.public_key, binding), STAKE)  # ordered first
+        with pytest.raises(ContractRevert, match="KeyTaken"):
+            net.tx(victim, reg.stake(key.public_key, binding), STAKE)
+        await net.follow()
+        assert await h.result("mps_getStake", hx(key.public_key)) is None
+        refused = fl.join_task(key, CHAIN_ID, 0, b"\x01" * 32)
+        await h.send_ok(refused)
+        await h.seal()
+        assert (await h.result("mps_getTransactionReceipt", hx(refused.hash)))["status"] == 0
+        # the attacker leaves at once with its own stake, and no more
+        net.tx(attacker, reg.unregister())
+        await net.follow()
+        assert (await h.result("mps_getStake", hx(key.public_key))) is None
+        net.post_through(await h.result("mps_blockNumber"))
+        rollup = net.c("MPSRollup").functions
+        batch = rollup.nextBatchIndex().call() - 1
+        root = bytes(rollup.finalizedStateRoot(batch).call())
+        ev = prove_at(h.node.storage, root, state_keys.release(key.public_key))
+        assert ev is not None
+        before = net.w3.eth.get_balance(attacker.address)
+        rc = net.tx(attacker, reg.withdrawStake(batch, ev.siblings))
+        gas = rc["gasUsed"] * rc["effectiveGasPrice"]
+        assert net.w3.eth.get_balance(attacker.address) == before + STAKE - gas
+
+
 async def test_l1_outage_and_poster_restart_lose_or_double_nothing(tmp_path: Path) -> None:
     state = tmp_path / "anvil-state.json"
     async with l1_net(tmp_path, state_path=state) as net:
@@ -367,7 +404,9 @@ async def test_verifier_catches_deposits_the_l1_never_made_or_withheld(
         top = net.w3.eth.block_number
         origin = (top, bytes(net.w3.eth.get_block(top)["hash"]))
         if lie == "forged stake":  # a stake the L1 never saw, for a key of the sequencer's
-            fake = L1Event(top, 0, "stake", [Keypair.generate().public_key, b"\x01" * 20, STAKE])
+            kp, addr = Keypair.generate(), b"\x01" * 20  # bound well: the STF would count it
+            binding = kp.sign(binding_message(CHAIN_ID, addr))
+            fake = L1Event(top, 0, "stake", [kp.public_key, addr, STAKE, binding])
             seq.queue_l1_events([fake], origin)
         else:  # the origin moves past a real stake that the block leaves out
             seq.queue_l1_events([], origin)

@@ -32,6 +32,7 @@ from hypothesis.stateful import (
     rule,
 )
 from l1_fixtures import (
+    BINDING,
     L1,
     USERS,
     StateTree,
@@ -139,7 +140,7 @@ class MoneyFlows(RuleBasedStateMachine):
     def stake(self, i: int) -> None:
         s = self.stakers[i]
         allowed = s.status in (NONE, WITHDRAWN)
-        fn = self.l1.registry.functions.stake(self.key(i))
+        fn = self.l1.registry.functions.stake(self.key(i), BINDING)
         self.expect(allowed, lambda: self.attempt(self.user(i), fn, self.p.stake_amount), "stake")
         if allowed:
             s.status, s.ever_staked = STAKED, True

@@ -201,7 +201,7 @@ def test_a_restaked_key_gets_a_release_naming_its_new_unbonding() -> None:
     first = unbond(fl, me)
     fl.block(fl.deposit("withdraw", [me]))
     assert stake_status(fl, me) == WITHDRAWN
-    fl.block(fl.deposit("stake", [me, b"\x01" * 20, 1000]))
+    fl.block(fl.stake(fl.clients[0], b"\x01" * 20, 1000))
     assert released(fl, me) == first  # stale: the L1 refuses it for the new stake
     second = unbond(fl, me)
     assert second > first and released(fl, me) == second

@@ -470,7 +470,7 @@ async def test_reject_payload_too_large(tmp_path):
 async def test_reject_privileged(rj: Rejections):
     kp = Keypair.generate()
     await rj.accept(record_tx(kp, 0))
-    payload = l1_deposit.payload(1, 0, "stake", [b"\x01" * 32, b"\x02" * 20, 10])
+    payload = l1_deposit.payload(1, 0, "stake", [b"\x01" * 32, b"\x02" * 20, 10, bytes(64)])
     deposit = Transaction(4242, 0, ZERO_SENDER, 0, payload, ZERO_SIGNATURE)
     await rj.reject(deposit, Code.PRIVILEGED_TX, "l1_deposit", "sequencer")
     # a signed deposit from a user key is refused just the same

@@ -6,6 +6,8 @@ import dataclasses
 from typing import Any
 
 import pytest
+from conftest import signing_key
+from conftest import stake_args as bound_stake
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from nacl.signing import SigningKey
@@ -43,8 +45,12 @@ def dep(cfg: ChainConfig, nonce: int, l1_block: int, log: int, kind: str, args: 
     return Transaction(cfg.chain_id, L1_DEPOSIT, ZERO_SENDER, nonce, payload)
 
 
-def stake_args(client: bytes, amount: int = 100, addr: bytes = b"\xaa" * 20) -> list[Any]:
-    return [client, addr, amount]
+# stakers of the deposit tests: ed25519 keys, so that their bindings are real signatures
+K1, K2, K3, K5 = (signing_key(100 + i) for i in (1, 2, 3, 5))
+
+
+def stake_args(key: SigningKey, amount: int = 100, addr: bytes = b"\xaa" * 20) -> list[Any]:
+    return bound_stake(key, addr, amount)
 
 
 def pub(key: SigningKey) -> bytes:
@@ -196,8 +202,8 @@ def test_check_tx_accepts_valid(config: ChainConfig, user_keys: list[SigningKey]
     assert check_tx(rec(config, k, 0, "é" * 64), config)[1][0] == "é" * 64
     assert check_tx(rec(config, k, 0, "n", b""), config)[1] == ("n", b"")
     assert check_tx(blb(config, k, 0, b"z"), config)[1] == b"z"
-    d = dep(config, 0, 1, 0, "stake", stake_args(b"\x01" * 32))
-    assert check_tx(d, config)[1] == (1, 0, "stake", stake_args(b"\x01" * 32))
+    d = dep(config, 0, 1, 0, "stake", stake_args(K1))
+    assert check_tx(d, config)[1] == (1, 0, "stake", stake_args(K1))
 
 
 def test_check_tx_wrong_chain_id(config: ChainConfig, user_keys: list[SigningKey]) -> None:
@@ -292,8 +298,12 @@ def test_check_tx_payload_limits_are_inclusive(
 @pytest.mark.parametrize(
     "payload",
     [
-        encoding.encode([1, 0, "stake", [b"\x01" * 32, b"\xaa" * 20, 0]]),  # zero amount
-        encoding.encode([1, 0, "stake", [b"\x01" * 32, b"\xaa" * 19, 5]]),  # short address
+        encoding.encode([1, 0, "stake", [b"\x01" * 32, b"\xaa" * 20, 0, bytes(64)]]),  # zero amount
+        encoding.encode(
+            [1, 0, "stake", [b"\x01" * 32, b"\xaa" * 19, 5, bytes(64)]]
+        ),  # short address
+        encoding.encode([1, 0, "stake", [b"\x01" * 32, b"\xaa" * 20, 5]]),  # no binding
+        encoding.encode([1, 0, "stake", [b"\x01" * 32, b"\xaa" * 20, 5, bytes(63)]]),  # short one
         encoding.encode([1, 0, "stake", [b"\x01" * 32]]),
         encoding.encode([1, 0, "unbond", [b"\x01" * 32, b"extra"]]),
         encoding.encode([1, 0, "unbond", [b"\x01" * 31]]),
@@ -376,7 +386,7 @@ def test_state_transition_accepts_built_block(chain: Any, user_keys: list[Signin
         blb(cfg, b, 0, b"blob-data"),
         rec(cfg, a, 1, "x", b""),
         blb(cfg, a, 2, b"blob-data"),  # fails: already stored
-        dep(cfg, 0, 5, 1, "stake", stake_args(b"\x05" * 32)),
+        dep(cfg, 0, 5, 1, "stake", stake_args(K5)),
     ]
     result = chain.build(txs, timestamp_ms=12345, l1_origin=(3, b"\x33" * 32))
     assert len(result.block.txs) == 5
@@ -645,20 +655,20 @@ def _stake(chain: Any, client: bytes) -> tuple[bytes, int, int] | None:
 
 def test_l1_deposit_lifecycle(chain: Any) -> None:
     cfg = chain.config
-    c1, c2, c3 = b"\x01" * 32, b"\x02" * 32, b"\x03" * 32
+    c1, c2, c3 = pub(K1), pub(K2), pub(K3)
     addr = b"\xab" * 20
     bound, wrong = Code.KEY_ALREADY_BOUND, Code.WRONG_STAKE_STATUS
     steps = [
-        (dep(cfg, 0, 10, 0, "stake", [c1, addr, 500]), 0, (addr, 500, STAKED)),
+        (dep(cfg, 0, 10, 0, "stake", stake_args(K1, 500, addr)), 0, (addr, 500, STAKED)),
         (dep(cfg, 1, 10, 1, "unbond", [c1]), 0, (addr, 500, UNBONDING)),
         (dep(cfg, 2, 10, 2, "unbond", [c1]), wrong, (addr, 500, UNBONDING)),  # already unbonding
         (dep(cfg, 3, 11, 0, "withdraw", [c1]), 0, (addr, 500, WITHDRAWN)),
         (dep(cfg, 4, 11, 1, "slash", [c1]), wrong, (addr, 500, WITHDRAWN)),
-        (dep(cfg, 5, 12, 0, "stake", [c1, addr, 7]), 0, (addr, 7, STAKED)),  # re-stake
-        (dep(cfg, 6, 12, 1, "stake", [c1, addr, 8]), bound, (addr, 7, STAKED)),
+        (dep(cfg, 5, 12, 0, "stake", stake_args(K1, 7, addr)), 0, (addr, 7, STAKED)),  # re-stake
+        (dep(cfg, 6, 12, 1, "stake", stake_args(K1, 8, addr)), bound, (addr, 7, STAKED)),
         (dep(cfg, 7, 12, 2, "slash", [c1]), 0, (addr, 7, SLASHED)),
         (dep(cfg, 8, 12, 3, "withdraw", [c1]), wrong, (addr, 7, SLASHED)),
-        (dep(cfg, 9, 12, 4, "stake", [c1, addr, 9]), bound, (addr, 7, SLASHED)),
+        (dep(cfg, 9, 12, 4, "stake", stake_args(K1, 9, addr)), bound, (addr, 7, SLASHED)),
     ]
     for tx, code, record_after in steps:
         result = chain.build_and_commit([tx])
@@ -669,7 +679,7 @@ def test_l1_deposit_lifecycle(chain: Any) -> None:
     # unbonding can be slashed; events about unknown keys fail with NOT_STAKED
     result = chain.build_and_commit(
         [
-            dep(cfg, 10, 13, 0, "stake", [c2, addr, 1]),
+            dep(cfg, 10, 13, 0, "stake", stake_args(K2, 1, addr)),
             dep(cfg, 11, 13, 1, "unbond", [c2]),
             dep(cfg, 12, 13, 2, "slash", [c2]),
             dep(cfg, 13, 13, 3, "withdraw", [c3]),
@@ -688,11 +698,35 @@ def test_l1_deposit_lifecycle(chain: Any) -> None:
     assert_proves(chain, state_keys.stake(c2), StakeRecord(addr, 1, SLASHED).encode())
 
 
+def test_a_stake_counts_only_with_its_keys_binding(chain: Any) -> None:
+    """Front-running a stake (issue 11): an attacker who saw a key stakes it first from its own
+    account, with the victim's binding (which names the victim's account) or with none. The
+    stake does not count (no record: the key can take no part, so it earns nothing), and its
+    unbond is released at once (the attacker gets back only its own deposit)."""
+    cfg = chain.config
+    victim, attacker = b"\x11" * 20, b"\x22" * 20
+    copied = bound_stake(K1, victim, 100)
+    stolen = [copied[0], attacker, 100, copied[3]]
+    wrong_chain = bound_stake(K1, attacker, 100, chain_id=cfg.chain_id + 1)
+    forged = [pub(K1), attacker, 100, bytes(64)]
+    txs = [dep(cfg, i, 10, i, "stake", a) for i, a in enumerate((stolen, wrong_chain, forged))]
+    result = chain.build_and_commit(txs)
+    assert [(r.status, r.code) for r in result.receipts] == [(0, Code.STAKE_BINDING_INVALID)] * 3
+    assert _stake(chain, pub(K1)) is None
+    result = chain.build_and_commit([dep(cfg, 3, 11, 0, "unbond", [pub(K1)])])
+    assert [(r.status, r.code) for r in result.receipts] == [(1, 0)]
+    assert state_get(chain, state_keys.release(pub(K1))) == (11).to_bytes(8, "big")
+    # the key's own binding to its owner's account counts
+    result = chain.build_and_commit([dep(cfg, 4, 12, 0, "stake", bound_stake(K2, victim, 5))])
+    assert [(r.status, r.code) for r in result.receipts] == [(1, 0)]
+    assert _stake(chain, pub(K2)) == (victim, 5, STAKED)
+
+
 def test_l1_deposit_blocks_verify(chain: Any) -> None:
     cfg = chain.config
     txs = [
-        dep(cfg, 0, 1, 0, "stake", stake_args(b"\x01" * 32)),
-        dep(cfg, 1, 1, 1, "unbond", [b"\x01" * 32]),
+        dep(cfg, 0, 1, 0, "stake", stake_args(K1)),
+        dep(cfg, 1, 1, 1, "unbond", [pub(K1)]),
         dep(cfg, 2, 2, 0, "withdraw", [b"\x09" * 32]),
     ]
     result = chain.build(txs)
@@ -702,8 +736,8 @@ def test_l1_deposit_blocks_verify(chain: Any) -> None:
 
 def test_l1_deposit_ordering_enforced(chain: Any) -> None:
     cfg = chain.config
-    c = b"\x01" * 32
-    first = dep(cfg, 0, 10, 5, "stake", stake_args(c))
+    c = pub(K1)
+    first = dep(cfg, 0, 10, 5, "stake", stake_args(K1))
     same_event = dep(cfg, 1, 10, 5, "unbond", [c])
     earlier_log = dep(cfg, 1, 10, 4, "unbond", [c])
     earlier_block = dep(cfg, 1, 9, 9, "unbond", [c])
@@ -733,8 +767,8 @@ def test_l1_deposit_ordering_enforced(chain: Any) -> None:
 
 def test_out_of_order_deposit_in_a_block_is_invalid(chain: Any, sequencer_key: SigningKey) -> None:
     cfg = chain.config
-    c = b"\x01" * 32
-    txs = [dep(cfg, 0, 10, 5, "stake", stake_args(c)), dep(cfg, 1, 10, 5, "unbond", [c])]
+    c = pub(K1)
+    txs = [dep(cfg, 0, 10, 5, "stake", stake_args(K1)), dep(cfg, 1, 10, 5, "unbond", [c])]
     result = chain.build(txs[:1])
     forced = resign(
         Block(result.block.header, ZERO_SIGNATURE, tuple(txs)), sequencer_key, tx_root=tx_root(txs)
@@ -745,16 +779,16 @@ def test_out_of_order_deposit_in_a_block_is_invalid(chain: Any, sequencer_key: S
 
 def test_l1_ordering_survives_failed_deposit(chain: Any) -> None:
     cfg = chain.config
-    staked, unknown, other = b"\x01" * 32, b"\x02" * 32, b"\x03" * 32
+    unknown = b"\x02" * 32
     result = chain.build_and_commit(
         [
-            dep(cfg, 0, 10, 0, "stake", stake_args(staked)),
-            dep(cfg, 1, 12, 0, "unbond", [unknown]),  # included, fails: NOT_STAKED
+            dep(cfg, 0, 10, 0, "stake", stake_args(K1)),
+            dep(cfg, 1, 12, 0, "withdraw", [unknown]),  # included, fails: NOT_STAKED
         ]
     )
     assert [(r.status, r.code) for r in result.receipts] == [(1, 0), (0, Code.NOT_STAKED)]
     # (11, 0) comes before (12, 0), which the chain has already consumed
-    late = chain.build([dep(cfg, 2, 11, 0, "stake", stake_args(other))])
+    late = chain.build([dep(cfg, 2, 11, 0, "stake", stake_args(K3))])
     assert codes(late) == [Code.INVALID_PAYLOAD]
 
 

@@ -21,7 +21,7 @@ contract ReentrantClaimer {
     error PaymentRejected();
 
     function stake(StakingRegistry registry, bytes32 clientKey) external payable {
-        registry.stake{value: msg.value}(clientKey);
+        registry.stake{value: msg.value}(clientKey, new bytes(64));
     }
 
     function unregister(StakingRegistry registry) external {

@@ -22,6 +22,8 @@ from web3 import Web3
 from contracts.anvil import Anvil, derive_accounts
 from contracts.deploy import DeployParams, deploy_all
 from contracts.transact import contract, transact
+from mps_common.keyfile import Keypair
+from stf.stakes import binding_message
 
 from .chain import save_account
 
@@ -64,35 +66,51 @@ def dev_params(genesis_root: bytes, sequencer: str, admin: str) -> DeployParams:
 def start_dev_l1(
     datadir: Path,
     genesis_root: bytes,
-    client_keys: list[bytes],
+    clients: list[Keypair],
+    rollup_chain_id: int,
     block_time: float = 1.0,
     l1_port: int = 0,
     l1_rpc: str = "",
 ) -> DevL1:
-    """Start (or resume) the dev L1; deploy and stake on first use.
+    """Start (or resume) the dev L1; deploy and stake ``clients`` on first use (each stake with
+    its key's binding to its L1 account, for the MPS chain ``rollup_chain_id``).
 
     With ``l1_rpc``, use that node instead (an anvil or hardhat node the user
     runs, whose accounts come from the well-known test mnemonic).
     """
     l1dir = datadir / "l1"
     l1dir.mkdir(parents=True, exist_ok=True)
-    n_accounts = FIRST_CLIENT_ACCOUNT + len(client_keys)
+    n_accounts = FIRST_CLIENT_ACCOUNT + len(clients)
     if l1_rpc:
         w3 = Web3(Web3.HTTPProvider(l1_rpc))
         return _ensure_deployed(
-            w3, derive_accounts(n_accounts), l1dir, genesis_root, client_keys, l1_rpc, None
+            w3,
+            derive_accounts(n_accounts),
+            l1dir,
+            genesis_root,
+            clients,
+            rollup_chain_id,
+            l1_rpc,
+            None,
         )
     anvil = Anvil(  # automine while deploying; then a block every block_time seconds
         block_time=None,
         state_path=l1dir / "anvil-state.json",
         chain_id=DEV_L1_CHAIN_ID,
-        accounts=FIRST_CLIENT_ACCOUNT + len(client_keys) + 4,
+        accounts=FIRST_CLIENT_ACCOUNT + len(clients) + 4,
         port=l1_port,
     )
     anvil.start()
     try:
         dev = _ensure_deployed(
-            anvil.w3(), list(anvil.accounts), l1dir, genesis_root, client_keys, anvil.url, anvil
+            anvil.w3(),
+            list(anvil.accounts),
+            l1dir,
+            genesis_root,
+            clients,
+            rollup_chain_id,
+            anvil.url,
+            anvil,
         )
         anvil.rpc("evm_setIntervalMining", [max(1, round(block_time))])
         return dev
@@ -106,7 +124,8 @@ def _ensure_deployed(
     accounts: list[LocalAccount],
     l1dir: Path,
     genesis_root: bytes,
-    client_keys: list[bytes],
+    clients: list[Keypair],
+    rollup_chain_id: int,
     url: str,
     anvil: Anvil | None,
 ) -> DevL1:
@@ -132,12 +151,14 @@ def _ensure_deployed(
     rollup = contract(w3, "MPSRollup", addresses["MPSRollup"])
     transact(w3, roles["admin"], rollup.functions.setVerifier(roles["verifier"].address, True))
     registry = contract(w3, "StakingRegistry", addresses["StakingRegistry"])
-    for i, key in enumerate(client_keys):
+    for i, kp in enumerate(clients):  # each key binds the account that stakes it
         staker = accounts[FIRST_CLIENT_ACCOUNT + i]
-        transact(w3, staker, registry.functions.stake(key), value=params.stake_amount)
+        binding = kp.sign(binding_message(rollup_chain_id, bytes.fromhex(staker.address[2:])))
+        fn = registry.functions.stake(kp.public_key, binding)
+        transact(w3, staker, fn, value=params.stake_amount)
         save_account(l1dir / f"client{i}.key", staker.key.hex())
     record.write_text(
         json.dumps({"addresses": addresses, "start_block": start_block}, indent=1) + "\n"
     )
-    log.info("dev L1 deployed", rollup=addresses["MPSRollup"], clients_staked=len(client_keys))
+    log.info("dev L1 deployed", rollup=addresses["MPSRollup"], clients_staked=len(clients))
     return DevL1(url, chain_id, addresses, start_block, key_files, anvil)

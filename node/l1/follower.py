@@ -35,6 +35,7 @@ def _event(kind: str, name: str, ev: Any) -> L1Event:
             bytes(a["clientKey"]),
             from_hex(a["staker"], "staker"),
             int(a["amount"]),
+            bytes(a["binding"]),  # the STF checks the key's signature (stf.stakes)
         ]
     elif name == "TaskFunded":
         args = [

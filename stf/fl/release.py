@@ -61,8 +61,8 @@ def release_if_free(state: State, client: ClientKey) -> None:
     if pending is None or state.get(state_keys.convicted(client)) is not None:
         return
     stake = read_stake(state, client)
-    if stake is None or stake.status != StakeStatus.UNBONDING:
-        return
+    if stake is not None and stake.status != StakeStatus.UNBONDING:
+        return  # slashed on the L1 meanwhile (no record: a stake that never counted, free)
     if any(_committed(state, task_id, client) for task_id in open_tasks(state)):
         return
     state.set(state_keys.release(client), pending)

@@ -7,6 +7,11 @@ STF enforces that L1 events arrive in strictly increasing (block, log index)
 order, so a deposit can never be applied twice. Checking each deposit against
 the L1 itself is the verifier's job (derivation, the L1 issue).
 
+``stake [client_key, l1_address, amount, binding]`` counts only if ``binding`` is the key's
+signature of :func:`stf.stakes.binding_message` for this chain and that address (else it fails
+with STAKE_BINDING_INVALID and records nothing: the key can take no part, and an ``unbond`` of it
+is released at once).
+
 ``fund [task_id, requester_l1_address, deposit]`` is the RewardManager's
 ``TaskFunded`` event: it records ``funding/<task_id> = [requester, deposit]``,
 once per task id, whether or not the rollup task exists yet (the L1 funding and
@@ -25,7 +30,14 @@ from ..fl.records import Funding
 from ..fl.release import start_unbonding
 from ..ids import ClientKey, L1Address, TaskId
 from ..records import L1Cursor
-from ..stakes import StakeRecord, StakeStatus, read_stake, write_stake
+from ..stakes import (
+    BINDING_SIZE,
+    StakeRecord,
+    StakeStatus,
+    binding_valid,
+    read_stake,
+    write_stake,
+)
 from ..state import State
 from ..tx import Transaction
 from .base import TxType, register
@@ -50,9 +62,11 @@ class L1Deposit(TxType):
             raise TxInvalid(Code.INVALID_PAYLOAD, "l1 event arguments must be a non-empty list")
         encoding.expect_bytes(args[0], "task id" if kind == "fund" else "client key", 32)
         if kind == "stake":
-            encoding.expect_list(args, 3, "stake arguments")
+            encoding.expect_list(args, 4, "stake arguments")
             encoding.expect_bytes(args[1], "l1 address", 20)
-            args = [args[0], args[1], encoding.expect_u256(args[2], "stake amount (uint256)", 1)]
+            amount = encoding.expect_u256(args[2], "stake amount (uint256)", 1)
+            binding = encoding.expect_bytes(args[3], "stake binding (a signature)", BINDING_SIZE)
+            args = [args[0], args[1], amount, binding]
         elif kind == "fund":
             encoding.expect_list(args, 3, "fund arguments")
             encoding.expect_bytes(args[1], "requester l1 address", 20)
@@ -82,8 +96,18 @@ class L1Deposit(TxType):
         if kind == "stake":
             if current is not None and current.status != StakeStatus.WITHDRAWN:
                 raise TxFailed(Code.KEY_ALREADY_BOUND, "client key is already bound to a stake")
+            if not binding_valid(client_key, tx.chain_id, ev[1], ev[3]):
+                raise TxFailed(
+                    Code.STAKE_BINDING_INVALID,
+                    "the client key did not sign this L1 account's stake: it does not count",
+                )
             record = StakeRecord(L1Address(ev[1]), ev[2], StakeStatus.STAKED)
             write_stake(state, client_key, record)
+            return
+        if current is None and kind == "unbond":
+            # an L1 stake the rollup never counted (its binding failed): it took no part in
+            # anything, so it is free at once
+            start_unbonding(state, client_key, l1_block)
             return
         if current is None:
             raise TxFailed(Code.NOT_STAKED, f"{kind} for a client key that never staked")
@@ -128,6 +152,6 @@ def read_funding(state: State, task_id: TaskId) -> Funding | None:
 def payload(l1_block: int, log_index: int, kind: str, args: list[Any]) -> bytes:
     """The deposit's payload; the amount of a stake or a funding (an int, wei) goes as a
     uint256 (:func:`stf.encoding.u256`), whatever its size."""
-    if kind in ("stake", "fund") and len(args) == 3 and isinstance(args[2], int):
-        args = [args[0], args[1], encoding.u256(args[2])]
+    if kind in ("stake", "fund") and len(args) >= 3 and isinstance(args[2], int):
+        args = [args[0], args[1], encoding.u256(args[2]), *args[3:]]
     return encoding.encode([l1_block, log_index, kind, args])
