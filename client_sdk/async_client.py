@@ -160,7 +160,7 @@ class AsyncMPSClient(Face):
     async def unregister(self) -> None:
         """Start unbonding on the L1: no new commitments; slashable until the rollup releases
         the stake (once every epoch the client committed to has closed)."""
-        await self._run(self.core.on_l1(lambda l1: l1.unregister()))
+        await self._run(self.core.unregister())
 
     async def withdraw(self) -> dict[str, Any]:
         """Withdraw the stake on the L1, on the proof of the rollup's release in the newest

@@ -157,7 +157,7 @@ class MPSClient(Face):
     def unregister(self) -> None:
         """Start unbonding on the L1: no new commitments; slashable until the rollup releases
         the stake (once every epoch the client committed to has closed)."""
-        self._run(self.core.on_l1(lambda l1: l1.unregister()))
+        self._run(self.core.unregister())
 
     def withdraw(self) -> dict[str, Any]:
         """Withdraw the stake on the L1, on the proof of the rollup's release in the newest

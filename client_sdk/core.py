@@ -424,8 +424,25 @@ class ClientCore:
         client = client_key or self.require_key().public_key
         return (yield from reward_share(lambda: self.l1, task_id, client))
 
-    def withdraw(self) -> Flow[dict[str, Any]]:
+    def _own_stake(self) -> Flow[bytes]:
+        """This client's key, once the L1 account is known to have staked it: ``unregister``
+        and ``withdrawStake`` act on the account's key, whichever client asks."""
         key = self.require_key().public_key
+        bound = yield from blocking(lambda: self.l1.key_of())
+        if bound != key:
+            who = "no key" if bound == bytes(32) else f"client key {bound.hex()[:16]}…"
+            raise SDKError(
+                f"the L1 account {self.l1.address} staked {who}, not this client's key "
+                f"{key.hex()[:16]}…: use the account that staked it"
+            )
+        return key
+
+    def unregister(self) -> Flow[None]:
+        yield from self._own_stake()
+        yield from self.on_l1(lambda l1: l1.unregister())
+
+    def withdraw(self) -> Flow[dict[str, Any]]:
+        key = yield from self._own_stake()
         release = yield from stake_release(lambda: self.l1, key)
         yield from self.on_l1(lambda l1: l1.withdraw(release["batch"], release["siblings"]))
         return release

@@ -142,6 +142,11 @@ class L1:
         builds it)."""
         self._transact("StakingRegistry", "withdrawStake", batch_index, siblings)
 
+    def key_of(self) -> bytes:
+        """The client key this L1 account bound (32 zero bytes if none): the key its
+        ``unregister`` and ``withdrawStake`` act on."""
+        return bytes(self._call("StakingRegistry", "keyOf", self.address))
+
     def status(self, client_key: bytes) -> str:
         """``"none"``, ``"staked"``, ``"unbonding"``, ``"slashed"`` or ``"withdrawn"``."""
         return l1_status_label(int(self._call("StakingRegistry", "statusOf", client_key)))

@@ -155,11 +155,12 @@ def cmd_dev(args: argparse.Namespace) -> int:
     overrides.setdefault("log_format", "console" if sys.stderr.isatty() else "json")
     cfg = load_config(cfg_path, overrides=overrides)
     configure_logging(cfg.log_format, cfg.log_level)
-    clients = [Keypair.load(p) for p in sorted(keys_dir.glob("client*.key"))]
     if args.no_l1:
         print(f"dev clients (staked in genesis): {keys_dir}", file=sys.stderr)
         return _run(cfg)
-    from .l1.devnet import start_dev_l1
+    from .l1.devnet import dev_clients, start_dev_l1
+
+    clients = dev_clients(keys_dir)
     from .sequencer import chain_config
 
     chain = chain_config(cfg, Keypair.load(cfg.key_path).signing_key)

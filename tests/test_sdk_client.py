@@ -277,6 +277,11 @@ async def claim_and_refund(flow: Flow, task_id: bytes) -> None:
 async def leave(flow: Flow) -> None:
     """Unbond; no withdrawal before the rollup's release is in a finalized batch; then one."""
     honest, net = flow.honest, flow.net
+    # the honest key with another client's L1 account: that account's stake would unbond
+    mixed = MPSClient(net.h.url, honest.key, l1_config(net, FIRST_CLIENT + 1))
+    with pytest.raises(SDKError, match=r"staked client key .*not this client's key"):
+        await run(mixed.unregister)
+    assert await l1_status(flow.clients[1]) == "staked"
     await run(honest.unregister)
     assert await l1_status(honest) == "unbonding"
     with pytest.raises(NotOnL1Yet, match="has not seen the unregister yet"):

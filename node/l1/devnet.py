@@ -63,6 +63,23 @@ def dev_params(genesis_root: bytes, sequencer: str, admin: str) -> DeployParams:
     )
 
 
+def dev_clients(keys_dir: Path) -> list[Keypair]:
+    """The dev clients' keys ``client0.key``, ``client1.key``, ... in the order of their number.
+
+    The order pairs dev client *i* with the L1 account that stakes it (``l1/client{i}.key``);
+    sorted as text, ``client10`` came before ``client2`` and every client from 2 on was staked
+    by another client's account (rewards paid elsewhere, an unregister unbonding another key).
+    """
+    found = {}
+    for path in keys_dir.glob("client*.key"):
+        number = path.stem[len("client") :]
+        if number.isdigit():
+            found[int(number)] = path
+    if sorted(found) != list(range(len(found))):
+        raise ValueError(f"dev client keys in {keys_dir} are not numbered 0..n-1: {sorted(found)}")
+    return [Keypair.load(found[i]) for i in range(len(found))]
+
+
 def start_dev_l1(
     datadir: Path,
     genesis_root: bytes,
