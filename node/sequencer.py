@@ -205,24 +205,33 @@ class Sequencer:
             if self._stopping:
                 break
             try:
-                await self.produce_block()
+                await self.produce_block(idle=self._tasks_waiting())
             except Exception:
                 log.exception("block production failed; retrying next tick")
             next_at = loop.time() + self.cfg.block_time
 
-    async def produce_block(self) -> SealedBlock | None:
+    async def produce_block(self, idle: bool = False) -> SealedBlock | None:
         """Seal the next block from the waiting deposits and transactions (None: nothing to
-        seal). Safe to call while the production loop runs: calls take turns."""
+        seal, unless ``idle`` or ``empty_blocks``: then an empty one). Safe to call while the
+        production loop runs: calls take turns."""
         async with self._producing:
-            return await self._produce_block()
+            return await self._produce_block(idle)
 
-    async def _produce_block(self) -> SealedBlock | None:
+    def _tasks_waiting(self) -> bool:
+        """An FL task is open at the head: its phase windows count blocks, so the loop seals
+        a block every ``block_time`` even with nothing to include. Else an epoch whose last
+        client never sends stalls on an idle chain until unrelated traffic comes (issue 11),
+        and a window of ``w`` blocks would last until ``w`` more transactions came; this way
+        it lasts about ``w`` x ``block_time``."""
+        return bool(self.storage.state_value(state_keys.OPEN_TASKS))
+
+    async def _produce_block(self, idle: bool) -> SealedBlock | None:
         deposits = self._deposits[: self.cfg.max_block_txs]
         origin = select_l1_origin(
             self.head.header, self._l1_origin, len(self._deposits), len(deposits)
         )
         candidates = self.mempool.select(max(0, self.cfg.max_block_txs - len(deposits)))
-        if not candidates and not deposits and not self.cfg.empty_blocks:
+        if not candidates and not deposits and not self.cfg.empty_blocks and not idle:
             return None
         loop = asyncio.get_running_loop()
         sealed = await loop.run_in_executor(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -371,3 +372,25 @@ async def test_get_epoch_beyond_32_bits_is_not_found(tmp_path: Path) -> None:
     async with start_node(tmp_path / "n") as h:
         err = await h.error("mps_getEpoch", hx(b"\x07" * 32), 2**32)
         assert err["code"] == Code.NOT_FOUND
+
+
+async def test_an_open_task_keeps_blocks_coming_on_an_idle_chain(tmp_path: Path) -> None:
+    """Issue 11's stall: windows count blocks, and an idle dev node sealed none, so an epoch
+    whose last client never sent stayed open until unrelated traffic came. The production
+    loop now seals a block every ``block_time`` while a task is open, and none otherwise."""
+    sc = make_scenario()
+    async with start_node(tmp_path / "n", genesis_stakes=sc.stakes()) as h:
+        seq = h.node.sequencer
+        await open_task(h, sc)
+        assert await h.result("mps_listTasks", True, 10)
+        seq.start()
+        start = await h.result("mps_blockNumber")
+        for _ in range(100):
+            await asyncio.sleep(0.05)
+            if await h.result("mps_blockNumber") >= start + 3:
+                break
+        assert await h.result("mps_blockNumber") >= start + 3, "no block while a task is open"
+    async with start_node(tmp_path / "idle") as h:
+        h.node.sequencer.start()
+        await asyncio.sleep(0.5)  # ten ticks of 50 ms
+        assert await h.result("mps_blockNumber") == 0, "an idle chain with no task seals nothing"

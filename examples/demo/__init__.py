@@ -27,9 +27,8 @@ runs this) and talks to it only through the node's JSON-RPC and the dev L1, with
   honest clients (once the cheaters are barred or slashed they are all that is left): f = 1.
 * **epochs** (:mod:`.chain`): an epoch has a commit and a reveal phase; each ends once every
   client that can still submit is in (a barred or slashable client is not waited for), else
-  when its window (8 blocks) has passed;
-  the dev node seals blocks only for waiting transactions, so while it waits the requester
-  writes a small record per block.
+  when its window (8 blocks) has passed; the node seals a block a second while a task is open,
+  so a window lasts about 8 s even on an idle chain.
 * **comparison** (:mod:`.baselines`): the demo also runs, locally, plain FedAvg over every update
   (the same clients and attacks, nobody excluded) and FedAvg over the honest clients alone.
 
