@@ -177,7 +177,9 @@ async def test_cli_with_the_l1(tmp_path: Path) -> None:
 
         assert net.post_until_idle()[:2] == ["posted", "confirmed"]  # the stake's block
         requester = MPSClient(url, Keypair.generate())
-        task_id = await run(requester.create_task, params(window=50), np.zeros(D), b"s")
+        # nobody commits here: a long window keeps the task open (it would end by its deadline,
+        # EXPIRY_WINDOWS windows of 50 ms blocks, on a slow machine)
+        task_id = await run(requester.create_task, params(window=1000), np.zeros(D), b"s")
         task = "0x" + task_id.hex()
         rc, out, err = await cli("join", task, *common)
         assert rc == 0, err

@@ -98,13 +98,22 @@ def epoch_due(state: State, task_id: TaskId, task: TaskState, height: int) -> bo
     return next(awaited(state, task_id, task), None) is None
 
 
+EXPIRY_WINDOWS = 8
+"""A commit phase that has not gathered ``min_clients`` commitments within this many windows
+ends its task by rule: a deadline, so that no task holds its deposit and its open-task slot
+for ever waiting for clients that never come (issue 11)."""
+
+
 def stranded(state: State, task_id: TaskId, task: TaskState, height: int) -> bool:
-    """The open epoch can never reach ``min_clients``: its window has passed, every seat is
-    taken (no one new can join), and the clients that submitted plus those that still can are
-    too few (barred and slashable clients occupy seats but may not submit)."""
+    """The open epoch will not reach ``min_clients``: either ``EXPIRY_WINDOWS`` windows have
+    passed without enough commitments, or its window has passed, every seat is taken (no one
+    new can join), and the clients that submitted plus those that still can are too few
+    (barred and slashable clients occupy seats but may not submit)."""
     p = task.params
     if task.status != OPEN or task.revealing or height < task.epoch_start + p.window_blocks:
         return False
+    if height >= task.epoch_start + EXPIRY_WINDOWS * p.window_blocks:
+        return True
     if len(task.clients) < p.max_clients:
         return False
     can = len(task.submitted) + sum(1 for _ in awaited(state, task_id, task))

@@ -29,6 +29,7 @@ from ..tx import Transaction
 from .base import TxType, register
 
 MAX_OPEN_TASKS = 64
+MAX_OPEN_TASKS_PER_REQUESTER = 4  # one key cannot take every slot by itself
 MAX_EPOCH = 2**32 - 1  # epochs are 4 bytes in state keys
 
 
@@ -36,6 +37,12 @@ def _require_staked(state: State, client: ClientKey) -> None:
     why = not_staked(state, client)
     if why is not None:
         raise TxFailed(Code.NOT_STAKED, f"client {client.hex()[:16]}… {why}")
+
+
+def _requester(state: State, task_id: TaskId) -> bytes:
+    task = load_task(state, task_id)
+    assert task is not None, "an open task has a record"
+    return task.requester
 
 
 def _open_task(state: State, task_id: TaskId) -> TaskState:
@@ -78,6 +85,12 @@ class CreateTask(TxType):
         ids = open_tasks(state)
         if len(ids) >= MAX_OPEN_TASKS:
             raise TxFailed(Code.TOO_MANY_OPEN_TASKS, f"at most {MAX_OPEN_TASKS} tasks may be open")
+        mine = sum(1 for t in ids if _requester(state, t) == tx.sender)
+        if mine >= MAX_OPEN_TASKS_PER_REQUESTER:
+            raise TxFailed(
+                Code.TOO_MANY_OPEN_TASKS,
+                f"at most {MAX_OPEN_TASKS_PER_REQUESTER} open tasks per requester",
+            )
         task_id = TaskId(tx.hash)
         task = TaskState(p, ClientKey(tx.sender), base=p.init_model, epoch_start=ctx.height + 1)
         save_task(state, task_id, task)
