@@ -320,6 +320,12 @@ class BodyTooLarge(RPCError):
     code = Code.BODY_TOO_LARGE
 
 
+class TooManySubscriptions(RPCError):
+    """A WebSocket connection, or the node, holds as many subscriptions as it allows."""
+
+    code = Code.TOO_MANY_SUBSCRIPTIONS
+
+
 class BatchTooLarge(RPCError):
     """The JSON-RPC batch has more requests than the node takes at once."""
 

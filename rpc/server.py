@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from aiohttp import WSMsgType, web
+from aiohttp import WSCloseCode, WSMsgType, web
 
 from stf.errors import PARSE_ERROR, Code
 
@@ -78,6 +78,9 @@ async def handle_ws(request: web.Request) -> web.WebSocketResponse:
         while True:
             note = await conn.queue.get()
             await ws.send_str(encode_body(note, JSON).decode())
+            if conn.too_slow and conn.queue.empty():  # dropped: what it had is sent
+                await ws.close(code=WSCloseCode.POLICY_VIOLATION, message=b"consumer too slow")
+                return
 
     pump_task = asyncio.create_task(pump())
     try:

@@ -21,6 +21,9 @@ from .views import block_view
 log = structlog.get_logger("mps.rpc")
 
 SUBSCRIPTION_TOPICS = ("newHeads", "epochs")
+MAX_PER_CONNECTION = 32  # a client needs a handful: one per topic, a few for its tasks
+MAX_TOTAL = 10_000  # every subscription costs each sealed block a callback
+QUEUE_SIZE = 1024  # notifications waiting for one connection before it counts as too slow
 
 
 def topic_results(topic: str, sealed: Sealed) -> list[Any]:
@@ -38,18 +41,30 @@ class Connection:
     """One WebSocket client: its subscriptions end with it."""
 
     _ids = itertools.count(1)
+    total = 0  # subscriptions held by every connection of this process
 
     def __init__(self, ws: web.WebSocketResponse, feed: BlockFeed) -> None:
         self.ws = ws
         self.feed = feed
         self.subs: dict[str, Callable[[], None]] = {}
-        self.queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize=1024)
+        self.queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize=QUEUE_SIZE)
+        self.too_slow = False
 
     def subscribe(self, topic: str) -> str:
         if topic not in SUBSCRIPTION_TOPICS:
             raise RPCError(
                 INVALID_PARAMS,
                 f"invalid params: unknown topic {topic!r}; known: {', '.join(SUBSCRIPTION_TOPICS)}",
+            )
+        if len(self.subs) >= MAX_PER_CONNECTION:
+            raise RPCError(
+                int(Code.TOO_MANY_SUBSCRIPTIONS),
+                f"this connection holds {MAX_PER_CONNECTION} subscriptions, the most allowed",
+            )
+        if Connection.total >= MAX_TOTAL:
+            raise RPCError(
+                int(Code.TOO_MANY_SUBSCRIPTIONS),
+                f"the node holds {MAX_TOTAL} subscriptions, the most allowed; try later",
             )
         sid = hex(next(self._ids))
 
@@ -58,6 +73,7 @@ class Connection:
                 self._notify(sid, result)
 
         self.subs[sid] = self.feed.subscribe(on_block)
+        Connection.total += 1
         return sid
 
     def _notify(self, sid: str, result: Any) -> None:
@@ -66,16 +82,24 @@ class Connection:
             "method": "mps_subscription",
             "params": {"subscription": sid, "result": result},
         }
+        if self.too_slow:
+            return
         try:
             self.queue.put_nowait(note)
-        except asyncio.QueueFull:  # a slow client loses notifications; the node goes on
-            log.warning("subscriber queue full; dropping notification", subscription=sid)
+        except asyncio.QueueFull:
+            # a consumer this far behind is dropped, with one log line (not one per block and
+            # subscription, which grew the log by megabytes a block): its subscriptions end,
+            # and the connection closes once the queue it has is sent
+            self.too_slow = True
+            log.warning("websocket consumer too slow; dropping it", subscriptions=len(self.subs))
+            self.close()
 
     def unsubscribe(self, sid: str) -> bool:
         cancel = self.subs.pop(sid, None)
         if cancel is None:
             return False
         cancel()
+        Connection.total -= 1
         return True
 
     def close(self) -> None:

@@ -9,6 +9,7 @@ import aiohttp
 import msgpack
 import pytest
 from rpc_fixtures import NodeHarness, hx, record_tx, start_node
+from structlog.testing import capture_logs
 
 from client_sdk.keys import Keypair
 from stf.errors import Code
@@ -218,3 +219,56 @@ async def test_abrupt_disconnect_removes_subscriptions(tmp_path):
         assert await listeners(h, 0) == 0
         await h.send_ok(record_tx(Keypair.generate(), 0))
         assert (await h.seal()).block.height == 1
+
+
+async def test_subscriptions_are_capped_per_connection_and_in_all(h: NodeHarness, monkeypatch):
+    """Issue 13: 100,000 subscriptions on one connection cost 5.5 s a block."""
+    from rpc import subscriptions
+
+    ws = await connect(h)
+    for _ in range(subscriptions.MAX_PER_CONNECTION):
+        await ws.result("mps_subscribe", "newHeads")
+    err = (await ws.call("mps_subscribe", "newHeads"))["error"]
+    assert err["code"] == Code.TOO_MANY_SUBSCRIPTIONS and "this connection" in err["message"]
+    assert await ws.result("mps_unsubscribe", "0x1") in (True, False)
+    monkeypatch.setattr(subscriptions, "MAX_TOTAL", subscriptions.Connection.total)
+    other = await connect(h)
+    err = (await other.call("mps_subscribe", "newHeads"))["error"]
+    assert err["code"] == Code.TOO_MANY_SUBSCRIPTIONS and "the node" in err["message"]
+    await ws.ws.close()
+    await other.ws.close()
+    for _ in range(100):  # a closed connection gives its subscriptions back
+        if subscriptions.Connection.total == 0:
+            break
+        await asyncio.sleep(0.01)
+    assert subscriptions.Connection.total == 0
+
+
+async def test_a_consumer_too_slow_is_dropped_with_one_log_line(monkeypatch) -> None:
+    """Issue 13: a full queue used to log one line per notification (14.7 MB a block). Here
+    the notifications come faster than anything is sent (no await in between): once the queue
+    is full the consumer is dropped, its subscriptions end, and one line says so."""
+    from rpc import subscriptions
+
+    class Feed:
+        def __init__(self) -> None:
+            self.live = 0
+
+        def subscribe(self, listener: Any) -> Any:
+            self.live += 1
+
+            def cancel() -> None:
+                self.live -= 1
+
+            return cancel
+
+    monkeypatch.setattr(subscriptions, "QUEUE_SIZE", 4)
+    feed = Feed()
+    conn = subscriptions.Connection(None, feed)  # type: ignore[arg-type]
+    sids = [conn.subscribe("newHeads") for _ in range(3)]
+    with capture_logs() as logs:
+        for k in range(100):
+            conn._notify(sids[k % 3], {"n": k})
+    assert [e["event"] for e in logs] == ["websocket consumer too slow; dropping it"]
+    assert conn.too_slow and conn.queue.qsize() == 4
+    assert feed.live == 0 and conn.subs == {}
