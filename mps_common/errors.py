@@ -326,6 +326,12 @@ class TooManySubscriptions(RPCError):
     code = Code.TOO_MANY_SUBSCRIPTIONS
 
 
+class ResponseTooLarge(RPCError):
+    """A batch's answers passed the response cap: the rest of the batch was not run."""
+
+    code = Code.RESPONSE_TOO_LARGE
+
+
 class BatchTooLarge(RPCError):
     """The JSON-RPC batch has more requests than the node takes at once."""
 

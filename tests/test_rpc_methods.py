@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import hashlib
 
 import pytest
 from rpc_fixtures import NodeHarness, hx, record_tx, start_node, unhex
@@ -538,3 +539,27 @@ async def test_sealed_values_are_the_first_accepted(h: NodeHarness):
     await h.seal()
     proof = await h.result("mps_getProof", hx(state_keys.record(kp.public_key, "k")))
     assert checked_value(proof) == b"first"
+
+
+async def test_a_batch_answer_is_capped(h: NodeHarness, monkeypatch):
+    """Issue 13: 100 mps_getBlob calls for one 4 MiB blob answered 839 MB of JSON. Past the
+    cap the rest of the batch is answered RESPONSE_TOO_LARGE and not run."""
+    from rpc import jsonrpc
+
+    monkeypatch.setattr(jsonrpc, "MAX_BATCH_RESPONSE", 3 * 1024 * 1024)
+    kp = Keypair.generate()
+    blob = bytes(range(256)) * 2048  # 512 KiB: about 1 MiB as hex
+    await h.send_ok(put_blob(kp, 4242, 0, blob))
+    await h.seal()
+    bid = hx(hashlib.sha256(blob).digest())
+    batch = [
+        {"jsonrpc": "2.0", "id": i, "method": "mps_getBlob", "params": [bid]} for i in range(10)
+    ]
+    batch.insert(5, {"jsonrpc": "2.0", "method": "mps_getBlob", "params": [bid]})  # no id
+    status, out = await h.post(batch)
+    assert status == 200 and [r["id"] for r in out] == list(range(10))
+    answered = [r for r in out if "result" in r]
+    assert len(answered) == 2 and all(unhex(r["result"]) == blob for r in answered)
+    for r in out[len(answered) :]:
+        assert r["error"]["code"] == Code.RESPONSE_TOO_LARGE, r
+    assert "ask for fewer or smaller results" in out[-1]["error"]["message"]
