@@ -23,16 +23,17 @@ from l1_node import (
     VERIFIER,
     L1Net,
     l1_net,
+    l1_settings,
 )
-from rpc_fixtures import CHAIN_ID, NodeHarness, hx, unhex
+from rpc_fixtures import CHAIN_ID, NodeHarness, hx, start_node, unhex
 
-from client_sdk import fl, put_blob
+from client_sdk import fl, put_blob, put_record
 from client_sdk.keys import Keypair
 from contracts.anvil import Anvil
 from contracts.reverts import ContractRevert
 from mps_common.transport import RPCClient
 from node.l1.aggregator import prove_at
-from node.l1.chain import build_signed
+from node.l1.chain import L1Error, build_signed
 from node.l1.deposits import L1Event
 from node.l1.derivation import DerivationChecker
 from node.l1.poster import BatchPoster
@@ -511,3 +512,28 @@ async def test_a_verifier_trusts_the_l1_not_the_sequencer_for_the_limits(tmp_pat
             v = Verifier(rollup, RPCClient(h.url), vstore)
             assert await asyncio.to_thread(v.verify_new_batches) is None
             assert v.checked >= 1
+
+
+async def test_a_node_whose_database_is_behind_the_l1_refuses_to_start(tmp_path: Path) -> None:
+    """Issue 13's silent corruption: with LevelDB's CURRENT file deleted the node started a new
+    chain at height 0 (and with its head set back served an old one), ready to sign again
+    heights the L1 already holds. Against the L1 it now refuses, saying why."""
+    async with l1_net(tmp_path) as net:
+        await staked_clients(net, 2)
+        assert net.post_until_idle()[:2] == ["posted", "confirmed"]
+        settled = net.c("MPSRollup").functions.lastCommittedBlock().call()
+        assert settled >= 1
+        empty = tmp_path / "lost"  # what a node finds with its database gone
+        settings = l1_settings(net.anvil, net.addresses, net.datadir)
+        with pytest.raises(L1Error, match="head is block 0, but the L1 holds batches up to"):
+            async with start_node(empty, **settings):
+                pass
+        # the same height with other contents (another chain on this L1's rollup)
+        other = tmp_path / "other"
+        async with start_node(other, chain_id=CHAIN_ID) as h2:
+            for n in range(settled):
+                await h2.send_ok(put_record(Keypair.generate(), CHAIN_ID, 0, "x", bytes([n])))
+                await h2.seal()
+        with pytest.raises(L1Error, match="is not the chain this rollup settled"):
+            async with start_node(other, **settings):
+                pass

@@ -7,13 +7,14 @@ from dataclasses import dataclass, field
 
 import structlog
 from web3 import Web3
+from web3.contract import Contract
 
 from ..config import NodeConfig
 from ..metrics import Metrics
 from ..sequencer import Sequencer
 from ..storage import Storage
 from .aggregator import Aggregator
-from .chain import GWEI, Deployment, connect, load_account
+from .chain import GWEI, Deployment, L1Error, connect, load_account
 from .follower import Follower
 from .poster import BatchPoster, PosterSettings
 
@@ -45,12 +46,41 @@ class L1Services:
         self.tasks.clear()
 
 
+def check_head_against_l1(rollup: Contract, storage: Storage, head_height: int) -> None:
+    """Refuse a database that lost or rolled back blocks the L1 already holds (issue 13).
+
+    With LevelDB's ``CURRENT`` file gone the node used to start a new chain at height 0, and
+    with ``meta:head`` set back it served an old head: either way it would sign again heights it
+    had published, two blocks for one height, which a verifier proves as equivocation. The L1's
+    last committed block is the floor: the head must be at or above it, and the block there must
+    have the root the L1 holds."""
+    last = int(rollup.functions.lastCommittedBlock().call())
+    if last == 0:
+        return
+    if head_height < last:
+        raise L1Error(
+            f"this database's head is block {head_height}, but the L1 holds batches up to block "
+            f"{last}: the database was lost or rolled back; restore it (or rebuild it from the "
+            "posted batches) before starting, or the node would sign those heights again"
+        )
+    header = storage.header_at(last)
+    want = bytes(rollup.functions.lastStateRoot().call())
+    if header is None or header.state_root != want:
+        have = "missing" if header is None else header.state_root.hex()
+        raise L1Error(
+            f"block {last} in this database has state root {have}, but the L1's last batch "
+            f"commits {want.hex()}: the database is not the chain this rollup settled"
+        )
+
+
 def build_l1_services(cfg: NodeConfig, storage: Storage, seq: Sequencer) -> L1Services:
-    """Connect, bind the contracts and build the services (raises L1Error if unusable)."""
+    """Connect, bind the contracts and build the services (raises L1Error if unusable, or if
+    the database is behind what the L1 holds)."""
     w3 = connect(cfg.l1_rpc, cfg.l1_chain_id)
     dep = Deployment.at(
         w3, cfg.l1_staking_registry, cfg.l1_rollup, cfg.l1_slashing_manager, cfg.l1_reward_manager
     )
+    check_head_against_l1(dep.rollup, storage, seq.head.height)
     assert cfg.l1_key_file is not None
     max_fee = int(cfg.l1_max_fee_gwei * GWEI)
 
