@@ -33,6 +33,14 @@ class MempoolLimits:
     max_txs: int = 50_000
     max_bytes: int = 1024 * 1024 * 1024
     max_nonce_gap: int = 64
+    max_queued_per_sender: int = 16
+    """Transactions a sender may hold that cannot execute yet (a nonce gap before them)."""
+    queued_share: float = 0.25
+    """The part of ``max_txs`` that such queued transactions may fill in all."""
+
+    @property
+    def max_queued(self) -> int:
+        return max(1, int(self.max_txs * self.queued_share))
 
 
 @dataclass
@@ -60,6 +68,10 @@ class Mempool:
         self._by_sender: dict[bytes, dict[int, _Entry]] = {}
         self._seq = itertools.count()
         self.bytes = 0
+        # nonces per sender that wait behind a gap (cannot execute yet): they are what a full
+        # pool evicts, newest first, so that a transaction that can execute always gets in
+        self._queued: dict[bytes, set[int]] = {}
+        self.queued = 0
 
     def __len__(self) -> int:
         return len(self._by_hash)
@@ -111,18 +123,68 @@ class Mempool:
                 Code.NONCE_ALREADY_PENDING,
                 f"another transaction with nonce {tx.nonce} from this sender is pending",
             )
-        if (
-            len(self._by_hash) >= self.limits.max_txs
-            or self.bytes + len(raw) > self.limits.max_bytes
-        ):
-            raise TxInvalid(Code.MEMPOOL_FULL, "mempool is full, try again later")
+        executable = all(n in pending for n in range(base, tx.nonce))
+        if not executable:
+            self._check_queue_room(tx.sender)
+        while self._full(len(raw)):
+            if not executable or not self._evict_queued():
+                raise TxInvalid(Code.MEMPOOL_FULL, "mempool is full, try again later")
         if journal and self._journal is not None:
             self._journal.append(raw)
         entry = _Entry(tx, raw, next(self._seq))
         self._by_hash[h] = entry
         self._by_sender.setdefault(tx.sender, {})[tx.nonce] = entry
         self.bytes += len(raw)
+        self._reclassify(tx.sender, base)
         return h
+
+    def _full(self, incoming: int) -> bool:
+        return (
+            len(self._by_hash) >= self.limits.max_txs
+            or self.bytes + incoming > self.limits.max_bytes
+        )
+
+    def _check_queue_room(self, sender: bytes) -> None:
+        """Room for one more transaction that cannot execute yet, or MEMPOOL_FULL: keys are
+        free, so without these bounds fresh keys with far nonces pinned the whole pool."""
+        mine = len(self._queued.get(sender, ()))
+        if mine >= self.limits.max_queued_per_sender:
+            raise TxInvalid(
+                Code.MEMPOOL_FULL,
+                f"this sender has {mine} transactions waiting behind a nonce gap, the most "
+                "allowed: send the missing nonces first",
+            )
+        if self.queued >= self.limits.max_queued:
+            raise TxInvalid(
+                Code.MEMPOOL_FULL,
+                "the pool holds as many transactions waiting behind a nonce gap as it allows; "
+                "send the missing nonces first",
+            )
+
+    def _evict_queued(self) -> bool:
+        """Drop the newest transaction of the sender with the most queued ones; False when
+        nothing is queued (the pool is full of executable work: a real MEMPOOL_FULL)."""
+        if not self._queued:
+            return False
+        sender = max(self._queued, key=lambda s: len(self._queued[s]))
+        nonce = max(self._queued[sender])
+        self.remove([self._by_sender[sender][nonce].tx.hash])
+        return True
+
+    def _reclassify(self, sender: bytes, base: int | None = None) -> None:
+        """Recount which of ``sender``'s transactions wait behind a gap (after an admission
+        filled one, or a block moved its account nonce)."""
+        by_nonce = self._by_sender.get(sender)
+        self.queued -= len(self._queued.pop(sender, ()))
+        if not by_nonce:
+            return
+        n = self.state_nonce(sender) if base is None else base
+        while n in by_nonce:
+            n += 1
+        waiting = {k for k in by_nonce if k > n}
+        if waiting:
+            self._queued[sender] = waiting
+            self.queued += len(waiting)
 
     def restore(self) -> int:
         """Re-admit the journal after a restart; drop entries that are no longer valid."""
@@ -179,15 +241,20 @@ class Mempool:
 
     # -- removal -------------------------------------------------------------
     def remove(self, hashes: Iterable[bytes]) -> None:
+        touched = set()
         for h in hashes:
             entry = self._by_hash.pop(h, None)
             if entry is None:
                 continue
             self.bytes -= len(entry.raw)
-            by_nonce = self._by_sender[entry.tx.sender]
+            sender = entry.tx.sender
+            by_nonce = self._by_sender[sender]
             del by_nonce[entry.tx.nonce]
             if not by_nonce:
-                del self._by_sender[entry.tx.sender]
+                del self._by_sender[sender]
+            touched.add(sender)
+        for sender in touched:  # a removal can open a gap, or a block close one
+            self._reclassify(sender)
 
     def stale_after_block(self, senders: Iterable[bytes]) -> list[bytes]:
         """Hashes of pooled transactions whose nonce the chain has now passed."""

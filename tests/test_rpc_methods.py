@@ -563,3 +563,43 @@ async def test_a_batch_answer_is_capped(h: NodeHarness, monkeypatch):
     for r in out[len(answered) :]:
         assert r["error"]["code"] == Code.RESPONSE_TOO_LARGE, r
     assert "ask for fewer or smaller results" in out[-1]["error"]["message"]
+
+
+async def test_transactions_behind_a_nonce_gap_cannot_pin_the_pool(tmp_path):
+    """Issue 13's pinning: fresh keys sent never-executable transactions (far nonces) until the
+    pool was full, and honest transactions got MEMPOOL_FULL, after a restart too. Such queued
+    transactions are capped (per sender, and a quarter of the pool), and a full pool evicts
+    them, newest first, for a transaction that can execute (the only acknowledged transactions
+    a pool may drop: they could not run, and their sender may send them again)."""
+    async with start_node(tmp_path / "n", mempool_max_txs=20) as h:
+        rj = Rejections(h)
+        pool = h.node.sequencer.mempool
+        squatters = [Keypair.generate() for _ in range(6)]
+        queued = [record_tx(kp, 3) for kp in squatters[:5]]  # max_queued = 20 // 4
+        for tx in queued:
+            await h.send_ok(tx)
+        await rj.reject(record_tx(squatters[5], 3), Code.MEMPOOL_FULL, "nonce gap")
+        assert pool.queued == 5
+        for _ in range(15):
+            await rj.accept(record_tx(Keypair.generate(), 0))
+        assert len(pool) == 20
+        for _ in range(5):  # honest transactions keep coming: each evicts a queued one
+            await rj.accept(record_tx(Keypair.generate(), 0))
+        assert len(pool) == 20 and pool.queued == 0
+        assert not any(tx.hash in pool for tx in queued)
+        await rj.reject(record_tx(Keypair.generate(), 0), Code.MEMPOOL_FULL, "full")
+        await rj.check_sealed()
+
+
+async def test_a_sender_queues_a_bounded_number_behind_its_gap(tmp_path):
+    async with start_node(tmp_path / "n") as h:
+        rj = Rejections(h)
+        kp = Keypair.generate()
+        limit = h.node.sequencer.mempool.limits.max_queued_per_sender
+        for n in range(1, limit + 1):
+            await rj.accept(record_tx(kp, n))
+        await rj.reject(record_tx(kp, limit + 1), Code.MEMPOOL_FULL, "send the missing nonces")
+        await rj.accept(record_tx(kp, 0))  # the gap closes: everything can execute
+        assert h.node.sequencer.mempool.queued == 0
+        await rj.accept(record_tx(kp, limit + 1))
+        await rj.check_sealed()
