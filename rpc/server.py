@@ -18,6 +18,7 @@ from .subscriptions import Connection, SubscriptionMethods
 DISPATCHER_KEY = web.AppKey("dispatcher", Dispatcher)
 NODE_KEY = web.AppKey("node", Served)
 MAX_BODY_KEY = web.AppKey("max_body_size", int)
+DECODE_INLINE_BYTES = 256 * 1024  # larger bodies decode on a worker thread
 
 
 def _media(request: web.Request) -> str:
@@ -48,7 +49,10 @@ async def handle_post(request: web.Request) -> web.Response:
     except web.HTTPRequestEntityTooLarge:
         return _too_large(None, max_body, media)
     try:
-        payload = decode_body(body, media)
+        if len(body) > DECODE_INLINE_BYTES:  # a big body decodes on a thread: the loop goes on
+            payload = await asyncio.to_thread(decode_body, body, media)
+        else:
+            payload = decode_body(body, media)
     except ValueError as exc:
         err = RPCError(PARSE_ERROR, f"parse error: {exc}")
         return _reply({"jsonrpc": "2.0", "id": None, "error": err.to_obj()}, media)

@@ -7,7 +7,7 @@ import dataclasses
 import hashlib
 
 import pytest
-from rpc_fixtures import NodeHarness, hx, record_tx, start_node, unhex
+from rpc_fixtures import MSGPACK, NodeHarness, hx, record_tx, start_node, unhex
 
 from client_sdk.keys import Keypair
 from client_sdk.proofs import ProofError, checked_value
@@ -603,3 +603,27 @@ async def test_a_sender_queues_a_bounded_number_behind_its_gap(tmp_path):
         assert h.node.sequencer.mempool.queued == 0
         await rj.accept(record_tx(kp, limit + 1))
         await rj.check_sealed()
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"\xdd" + (16 * 1024 * 1024).to_bytes(4, "big") + b"\x90" * (16 * 1024 * 1024),
+        b"\xdc\x04\x00" + (b"\xdc\x04\x00" + b"\x90" * 1024) * 1024,  # 1,024 x 1,024 arrays
+        b"\xdf" + (10**6).to_bytes(4, "big") + b"\xc0\xc0" * 1000,  # a map of a million pairs
+    ],
+    ids=["one huge array", "many small arrays", "huge map"],
+)
+async def test_a_hostile_msgpack_body_is_refused_before_its_memory_is_spent(h, body):
+    """Issue 13: a 64 MiB msgpack body of empty arrays took the node from 59 to ~4,700 MiB and
+    blocked the loop for 20 s. Bounds on array and map lengths and on the containers in all
+    stop the decode at once (and a big body decodes off the loop)."""
+    status, resp = await h.post(None, MSGPACK, raw=body)
+    assert status == 200 and resp["error"]["code"] == -32700, resp
+    assert (
+        "max_array_len" in resp["error"]["message"]
+        or "max_map_len" in resp["error"]["message"]
+        or "arrays and maps" in resp["error"]["message"]
+    ), resp
+    # an honest msgpack request still works, and the node goes on
+    assert await h.result("mps_chainId", media=MSGPACK) == 4242
