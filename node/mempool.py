@@ -72,6 +72,10 @@ class Mempool:
         # pool evicts, newest first, so that a transaction that can execute always gets in
         self._queued: dict[bytes, set[int]] = {}
         self.queued = 0
+        # each pooled sender's account nonce, as of its last admission or removal: only its own
+        # transactions move it, and every block removes those, so selecting a block reads no
+        # state (50,000 parked senders made each selection 50,000 reads on the event loop)
+        self._base: dict[bytes, int] = {}
 
     def __len__(self) -> int:
         return len(self._by_hash)
@@ -177,8 +181,10 @@ class Mempool:
         by_nonce = self._by_sender.get(sender)
         self.queued -= len(self._queued.pop(sender, ()))
         if not by_nonce:
+            self._base.pop(sender, None)
             return
         n = self.state_nonce(sender) if base is None else base
+        self._base[sender] = n
         while n in by_nonce:
             n += 1
         waiting = {k for k in by_nonce if k > n}
@@ -225,7 +231,7 @@ class Mempool:
         """Executable transactions, oldest sender first, each sender's in nonce order."""
         heap: list[tuple[int, bytes, int]] = []
         for sender, by_nonce in self._by_sender.items():
-            nonce = self.state_nonce(sender)
+            nonce = self._base[sender]
             entry = by_nonce.get(nonce)
             if entry is not None:
                 heap.append((entry.seq, sender, nonce))
