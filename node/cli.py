@@ -18,6 +18,7 @@ from mps_common.keyfile import KeyFileError, Keypair
 from mps_common.version import VERSION
 from stf.genesis import GenesisStake, genesis_block
 
+from .blas import blas_threads
 from .config import ConfigError, NodeConfig, load_config, render_toml
 from .logs import configure_logging
 from .storage import StorageError
@@ -291,7 +292,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
             derivation,
         )
         while True:
-            bad = v.verify_new_batches()
+            with blas_threads(args.blas_threads):
+                bad = v.verify_new_batches()
             if bad is not None:
                 print(f"DIVERGENCE {bad}" + (" (challenged on L1)" if bad.challenged else ""))
                 return 1
@@ -330,7 +332,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
             if h % 100 == 0 or h == top:
                 log.info("replayed", height=h, of=top)
 
-        last = replay(source, target, chain, cfg.genesis(), progress)
+        with blas_threads(cfg.blas_threads):
+            last = replay(source, target, chain, cfg.genesis(), progress)
         print(f"replayed to height {last}: every state root matches")
         return 0
     except ReplayMismatch as exc:
@@ -387,6 +390,9 @@ def build_parser() -> argparse.ArgumentParser:
     pv.add_argument("--once", action="store_true", help="verify what is committed, then exit")
     pv.add_argument("--interval", type=float, default=5.0)
     pv.add_argument("--log-format", default=None)
+    pv.add_argument(
+        "--blas-threads", type=int, default=NodeConfig.blas_threads, help="BLAS threads (default 1)"
+    )
     pv.set_defaults(func=cmd_verify)
     pp = sub.add_parser("replay", help="re-execute the chain into a fresh database")
     pp.add_argument("--config", type=Path, required=True)

@@ -53,6 +53,7 @@ class NodeConfig:
     # an epoch close may use (it streams over the parameters in blocks that fit)
     stf_backend: str = "numpy"
     epoch_memory_mib: int = 256
+    blas_threads: int = 1  # BLAS threads of the epoch close (node/blas.py: chosen, not guessed)
     # L1 settlement; an empty l1_rpc runs the node without an L1 (`mps-node dev` starts one)
     l1_rpc: str = ""
     l1_chain_id: int = 0  # checked against the endpoint's eth_chainId
@@ -103,6 +104,7 @@ class NodeConfig:
             "max_body_size",
             "max_batch",
             "verify_threads",
+            "blas_threads",
         ):
             if getattr(self, name) < 1:
                 problems.append(f"{name} must be at least 1")

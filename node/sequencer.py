@@ -30,6 +30,7 @@ from stf.state import State
 from stf.transition import ChainConfig, build_block
 from stf.tx import Transaction
 
+from .blas import blas_threads
 from .config import NodeConfig
 from .journal import TxJournal
 from .l1.deposits import L1Event, L1Origin, deposit_txs, select_l1_origin
@@ -276,16 +277,17 @@ class Sequencer:
     ) -> SealedBlock:
         t0 = time.perf_counter()
         parent = self.head.header
-        result = build_block(
-            self.storage,
-            parent,
-            self._deposit_txs(parent.state_root, deposits) + candidates,
-            int(time.time() * 1000),
-            origin,
-            self.chain,
-            self._key,
-            self._tree,
-        )
+        with blas_threads(self.cfg.blas_threads):
+            result = build_block(
+                self.storage,
+                parent,
+                self._deposit_txs(parent.state_root, deposits) + candidates,
+                int(time.time() * 1000),
+                origin,
+                self.chain,
+                self._key,
+                self._tree,
+            )
         self.storage.commit_block(result.block, result.receipts, result.writes)
         return SealedBlock(
             result.block,

@@ -309,3 +309,10 @@ def test_stf_backend_and_epoch_memory_reach_the_chain_config(tmp_path: Path) -> 
         load_config(env={"MPS_STF_BACKEND": "jax"})
     with pytest.raises(ConfigError, match="epoch_memory_mib"):
         load_config(env={"MPS_EPOCH_MEMORY_MIB": "0"})
+
+
+def test_blas_threads_is_a_setting_of_at_least_one() -> None:
+    assert load_config(env={}).blas_threads == 1
+    assert load_config(env={"MPS_BLAS_THREADS": "4"}).blas_threads == 4
+    with pytest.raises(ConfigError, match="blas_threads"):
+        load_config(env={"MPS_BLAS_THREADS": "0"})
