@@ -11,9 +11,10 @@ hand is committed and synced (and the journal is closed), then LevelDB closes.
 from __future__ import annotations
 
 import functools
+import time
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import structlog
 from aiohttp import web
@@ -25,6 +26,7 @@ from rpc.server import DISPATCHER_KEY, MAX_BODY_KEY, NODE_KEY, add_routes, make_
 from rpc.sync_methods import SyncMethods
 
 from .config import NodeConfig
+from .health import health
 from .metrics import Metrics
 from .sequencer import Sequencer
 from .storage import Storage
@@ -54,6 +56,11 @@ class Node:
     sequencer: Sequencer
     metrics: Metrics
     l1: L1Services | None = None  # when an L1 is configured
+    started: float = field(default_factory=time.time)
+
+    def health(self) -> dict[str, Any]:
+        """What ``/health`` answers (node/health.py)."""
+        return health(self)
 
 
 def load_key(cfg: NodeConfig) -> Keypair:

@@ -45,6 +45,24 @@ class Metrics:
             ["service"],
             registry=r,
         )
+        self.l1_last_ok = Gauge(
+            "mps_l1_last_success_timestamp_seconds",
+            "When an L1 service last completed a round (unix time)",
+            ["service"],
+            registry=r,
+        )
+        # the same, and each service's last error, as /health reads them
+        self.l1_rounds: dict[str, float] = {}
+        self.l1_failure: dict[str, str] = {}
+
+    def l1_round_ok(self, service: str, now: float) -> None:
+        self.l1_last_ok.labels(service).set(now)
+        self.l1_rounds[service] = now
+        self.l1_failure.pop(service, None)
+
+    def l1_round_failed(self, service: str, error: str) -> None:
+        self.l1_errors.labels(service).inc()
+        self.l1_failure[service] = error
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

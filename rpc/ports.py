@@ -10,7 +10,7 @@ passes them.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 from prometheus_client import Counter, Histogram
 
@@ -145,3 +145,5 @@ class Served(Protocol):
 
     @property
     def metrics(self) -> MetricsText: ...
+
+    def health(self) -> dict[str, Any]: ...

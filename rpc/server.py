@@ -117,8 +117,8 @@ async def handle_ws(request: web.Request) -> web.WebSocketResponse:
 
 
 async def handle_health(request: web.Request) -> web.Response:
-    seq = request.app[NODE_KEY].sequencer
-    return web.json_response({"status": "ok", "head": seq.head.height, "mempool": len(seq.mempool)})
+    view = request.app[NODE_KEY].health()
+    return web.json_response(view, status=200 if view["status"] == "ok" else 503)
 
 
 async def handle_metrics(request: web.Request) -> web.Response:

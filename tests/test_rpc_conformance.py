@@ -301,13 +301,16 @@ async def test_msgpack_raw_bytes_in_params_and_results(h: NodeHarness):
 async def test_health(h: NodeHarness):
     r = await h.client.get("/health")
     assert r.status == 200
-    assert await r.json() == {"status": "ok", "head": 0, "mempool": 0}
+    base = {"status": "ok", "problems": [], "headAgeSeconds": None, "queued": 0}
+    assert await r.json() == {**base, "head": 0, "mempool": 0}
     await h.send_ok(record_tx(Keypair.generate(), 0))
     r = await h.client.get("/health")
-    assert await r.json() == {"status": "ok", "head": 0, "mempool": 1}
+    assert await r.json() == {**base, "head": 0, "mempool": 1}
     await h.seal()
     r = await h.client.get("/health")
-    assert await r.json() == {"status": "ok", "head": 1, "mempool": 0}
+    view = await r.json()
+    assert view["headAgeSeconds"] is not None and view["headAgeSeconds"] >= 0
+    assert view == {**base, "head": 1, "mempool": 0, "headAgeSeconds": view["headAgeSeconds"]}
 
 
 def metric(text: str, name: str, labels: str = "") -> float | None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -50,6 +51,8 @@ async def step_forever(
         try:
             again = after(await in_thread(step))
             backoff = interval
+            if metrics is not None:
+                metrics.l1_round_ok(role, time.time())
             if again:
                 continue
         except asyncio.CancelledError:
@@ -57,6 +60,6 @@ async def step_forever(
         except Exception as exc:
             backoff = min(backoff * 2, MAX_BACKOFF)
             if metrics is not None:
-                metrics.l1_errors.labels(role).inc()
+                metrics.l1_round_failed(role, str(exc)[:200])
             log.warning(failing, error=str(exc), retry_in=backoff)
         await asyncio.sleep(backoff)
