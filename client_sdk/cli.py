@@ -130,10 +130,17 @@ def connect(args: argparse.Namespace, need_key: bool = True, need_l1: bool = Fal
         if not (args.l1_rpc and args.l1_key_file and args.deployment):
             raise UsageError("the L1 needs all of --l1-rpc, --l1-key-file and --deployment")
         l1 = L1Config.from_files(args.l1_rpc, args.l1_key_file, args.deployment)
-    elif devnet is not None:
-        if not args.account:
+    elif devnet is not None and (args.account or need_l1):
+        if not (devnet / "l1" / "deployment.json").exists():  # mps-node dev --no-l1
+            if need_l1:
+                raise UsageError(
+                    f"the dev network in {devnet} runs without an L1 (mps-node dev --no-l1): "
+                    "stake, unregister, withdraw and claim need one"
+                )
+        elif not args.account:
             raise UsageError("--devnet needs --account (client0, client1, ..., or admin)")
-        l1 = L1Config.from_devnet(devnet, args.account)
+        else:
+            l1 = L1Config.from_devnet(devnet, args.account)
     if need_l1 and l1 is None:
         raise UsageError("this needs the L1: --devnet DIR --account NAME, or --l1-rpc ...")
     return MPSClient(rpc, key, l1, timeout=args.timeout)

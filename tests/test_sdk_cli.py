@@ -216,3 +216,22 @@ async def test_cli_with_the_l1(tmp_path: Path) -> None:
         net.post_through(await net.h.result("mps_blockNumber"))
         rc, out, err = await cli("withdraw", *key, *files)
         assert rc == 0 and "withdrawn on the release in finalized batch" in out, err
+
+
+async def test_a_devnet_without_an_l1_serves_read_only_commands(tmp_path: Path) -> None:
+    """Issue 14: on a ``mps-node dev --no-l1`` network even ``tasks`` failed with
+    L1ConfigError; read-only commands need no L1, and the ones that do say why."""
+    dev = tmp_path / "devnet"
+    kp = Keypair.generate()
+    kp.save(dev / "dev-clients" / "client0.key")
+    stakes = (GenesisStake(kp.public_key, bytes(20), 100),)
+    async with start_node(tmp_path / "node", produce_blocks=True, genesis_stakes=stakes) as h:
+        (dev / "config.toml").write_text(f"rpc_port = {h.client.port}\n")
+        requester = MPSClient(h.url, Keypair.generate())
+        task_id = await run(requester.create_task, params(window=50), np.zeros(D), b"s")
+        for account in ([], ["--account", "client0"]):
+            rc, out, err = await cli("tasks", "--devnet", dev, *account)
+            assert rc == 0 and "0x" + task_id.hex() in out, err
+        rc, _, err = await cli("stake", "--devnet", dev, "--account", "client0")
+        assert rc == 2
+        one_error(err, "runs without an L1", "stake, unregister, withdraw and claim need one")
