@@ -33,6 +33,13 @@ class Metrics:
             "mps_tx_rejected_total", "Transactions refused by the mempool", ["reason"], registry=r
         )
 
+        self.fl_events = Counter(
+            "mps_fl_events_total",
+            "Tasks created, clients joined, evaluations reported, epochs closed",
+            ["event"],
+            registry=r,
+        )
+
         self.l1_actions = Counter(
             "mps_l1_actions_total",
             "Actions of the L1 services (events read, batches posted, slashes, settlements)",

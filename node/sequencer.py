@@ -32,6 +32,7 @@ from stf.tx import Transaction
 
 from .blas import blas_threads
 from .config import NodeConfig
+from .fl_events import fl_events
 from .journal import TxJournal
 from .l1.deposits import L1Event, L1Origin, deposit_txs, select_l1_origin
 from .mempool import Mempool
@@ -257,6 +258,9 @@ class Sequencer:
             dropped=sealed.dropped,
             ms=round(sealed.seconds * 1000, 2),
         )
+        for event, fields in fl_events(sealed.block, sealed.receipts, sealed.closed_epochs):
+            self.metrics.fl_events.labels(event).inc()
+            log.info(event, height=sealed.block.height, **fields)
         for listener in list(self._listeners):
             try:
                 listener(sealed)

@@ -394,3 +394,23 @@ async def test_an_open_task_keeps_blocks_coming_on_an_idle_chain(tmp_path: Path)
         h.node.sequencer.start()
         await asyncio.sleep(0.5)  # ten ticks of 50 ms
         assert await h.result("mps_blockNumber") == 0, "an idle chain with no task seals nothing"
+
+
+async def test_the_node_logs_and_counts_the_fl_events_of_its_blocks(tmp_path: Path) -> None:
+    """Issue 14: the log said "block sealed" and nothing of tasks, joins or epochs."""
+    from structlog.testing import capture_logs
+
+    sc = make_scenario()
+    async with start_node(tmp_path / "n", genesis_stakes=sc.stakes()) as h:
+        with capture_logs() as logs:
+            await open_task(h, sc)
+            await close_epoch_zero(h, sc)
+        events = [(e["event"], e.get("task"), e.get("client")) for e in logs]
+        tid = sc.tid.hex()
+        assert events.count(("task created", tid, None)) == 1
+        joined = {c for ev, t, c in events if ev == "client joined" and t == tid}
+        assert joined == {kp.public_key.hex() for kp in sc.clients}
+        assert ("epoch closed", tid, None) in events
+        text = h.node.metrics.render().decode()
+        assert 'mps_fl_events_total{event="client joined"} 6.0' in text
+        assert 'mps_fl_events_total{event="epoch closed"} 1.0' in text
