@@ -26,6 +26,7 @@ from l1_node import (
     l1_settings,
 )
 from rpc_fixtures import CHAIN_ID, NodeHarness, hx, start_node, unhex
+from structlog.testing import capture_logs
 
 from client_sdk import fl, put_blob, put_record
 from client_sdk.keys import Keypair
@@ -157,7 +158,10 @@ async def test_stake_flag_slash_settle_claim(tmp_path: Path) -> None:
 
         # the aggregator slashes the free rider with a proof and settles the task; once
         agg = h.node.l1.aggregator
-        assert agg.step() == 2
+        with capture_logs() as logs:
+            assert agg.step() == 2
+        slashed = [e for e in logs if e["event"] == "client slashed on L1"]
+        assert [e["reason"] for e in slashed] == ["REPLAY_GLOBAL"]  # a name, not a number
         reg = net.c("StakingRegistry")
         assert reg.functions.statusOf(clients[5].public_key).call() == STATUS_SLASHED
         assert w3.eth.get_balance(net.addresses["SlashTreasury"]) == STAKE

@@ -18,6 +18,7 @@ from eth_account.signers.local import LocalAccount
 from web3 import Web3
 from web3.contract.contract import ContractFunctions
 
+from stf.fl.flags import flag_names
 from stf.fl.settlement import decode_settlement, decode_slash_evidence
 from stf.smt import SparseMerkleTree, key_path
 from stf.stakes import StakeStatus
@@ -129,7 +130,7 @@ class Aggregator:
             client=client.hex(),
             task=task.hex(),
             epoch=leaf.epoch,
-            reason=leaf.reason,
+            reason=",".join(flag_names(leaf.reason)) or str(leaf.reason),
             batch=batch_index,
         )
         return True
