@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
+from mps_common.hexutil import from_hex
 from stf import state_keys
 from stf.errors import Code
 from stf.fl.rules import check_bounds
@@ -277,7 +278,7 @@ class ClientCore:
         kp = self.require_key()
         chain = yield from self.chain_id()
         address = yield from blocking(lambda: self.l1.address)
-        binding = kp.sign(binding_message(chain, bytes.fromhex(address[2:])))
+        binding = kp.sign(binding_message(chain, from_hex(address, "L1 address")))
         yield from self.on_l1(lambda l1: l1.stake(kp.public_key, binding))
 
     def on_l1(self, action: Callable[[L1], Any]) -> Flow[Any]:

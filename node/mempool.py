@@ -263,10 +263,13 @@ class Mempool:
             self._reclassify(sender)
 
     def stale_after_block(self, senders: Iterable[bytes]) -> list[bytes]:
-        """Hashes of pooled transactions whose nonce the chain has now passed."""
+        """Hashes of pooled transactions whose nonce the chain has now passed (call it after
+        :meth:`remove` of the block's transactions, which refreshed those senders' nonces)."""
         out = []
         for sender in set(senders):
-            base = self.state_nonce(sender)
+            base = self._base.get(sender)
+            if base is None:  # none of its transactions is pooled any more
+                continue
             for nonce, entry in self._by_sender.get(sender, {}).items():
                 if nonce < base:
                     out.append(entry.tx.hash)

@@ -639,15 +639,21 @@ async def test_selecting_a_block_reads_no_sender_state(tmp_path, monkeypatch):
         for kp in senders:
             await h.send_ok(record_tx(kp, 1))  # parked behind nonce 0
         await h.send_ok(record_tx(senders[0], 0))
+        await h.send_ok(record_tx(senders[1], 0))
+        await h.send_ok(record_tx(senders[1], 3))  # behind a gap at 2: stays after the block
         reads = []
         real = pool.state_nonce
         monkeypatch.setattr(pool, "state_nonce", lambda s: reads.append(s) or real(s))
         picked = pool.select(100)
         assert reads == []
-        assert [tx.nonce for tx in picked] == [0, 1]  # senders[0]'s, in nonce order
+        assert sorted((tx.sender, tx.nonce) for tx in picked) == sorted(
+            (kp.public_key, n) for kp in senders[:2] for n in (0, 1)
+        )
         await h.seal()
         assert pool.select(100) == [] and len(pool) == 39
-        assert len(reads) == 1  # after the block: senders[0]'s new nonce, read once
+        # after the block: the nonce of the one sender still pooled, read once; none for the
+        # sender whose transactions all went in
+        assert reads == [senders[1].public_key]
 
 
 async def test_blocks_are_built_with_the_configured_blas_threads(tmp_path, monkeypatch):

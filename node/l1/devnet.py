@@ -22,6 +22,7 @@ from web3 import Web3
 from contracts.anvil import Anvil, derive_accounts
 from contracts.deploy import DeployParams, deploy_all
 from contracts.transact import contract, transact
+from mps_common.hexutil import from_hex
 from mps_common.keyfile import Keypair
 from stf.stakes import binding_message
 
@@ -170,7 +171,7 @@ def _ensure_deployed(
     registry = contract(w3, "StakingRegistry", addresses["StakingRegistry"])
     for i, kp in enumerate(clients):  # each key binds the account that stakes it
         staker = accounts[FIRST_CLIENT_ACCOUNT + i]
-        binding = kp.sign(binding_message(rollup_chain_id, bytes.fromhex(staker.address[2:])))
+        binding = kp.sign(binding_message(rollup_chain_id, from_hex(staker.address, "staker")))
         fn = registry.functions.stake(kp.public_key, binding)
         transact(w3, staker, fn, value=params.stake_amount)
         save_account(l1dir / f"client{i}.key", staker.key.hex())

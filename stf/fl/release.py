@@ -26,7 +26,7 @@ discharged (its epoch closed, its task finished or completed).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 from .. import state_keys
 from ..ids import ClientKey, TaskId
@@ -34,15 +34,15 @@ from ..stakes import StakeStatus, read_stake
 from ..state import State
 from .settlement import encode_release
 from .store import load_task, open_tasks, save_task
+from .task import TaskState
 
 
 def start_unbonding(state: State, client: ClientKey, unbond_l1_block: int) -> None:
     """The L1 ``unregister`` of ``unbond_l1_block`` reached the rollup: release at once if the
     client holds no open commitment, else when its last one is discharged."""
     state.set(state_keys.unbonding(client), encode_release(unbond_l1_block))
-    for task_id in open_tasks(state):
-        task = load_task(state, task_id)
-        if task is not None and not task.revealing and client in task.submitted:
+    for task_id, task in _committed_in(state, client):
+        if not task.revealing:
             pos = task.submitted.index(client)
             for column in (task.submitted, task.pending, task.commitments):
                 del column[pos]
@@ -63,12 +63,15 @@ def release_if_free(state: State, client: ClientKey) -> None:
     stake = read_stake(state, client)
     if stake is not None and stake.status != StakeStatus.UNBONDING:
         return  # slashed on the L1 meanwhile (no record: a stake that never counted, free)
-    if any(_committed(state, task_id, client) for task_id in open_tasks(state)):
+    if next(_committed_in(state, client), None) is not None:
         return
     state.set(state_keys.release(client), pending)
     state.delete(state_keys.unbonding(client))
 
 
-def _committed(state: State, task_id: TaskId, client: ClientKey) -> bool:
-    task = load_task(state, task_id)
-    return task is not None and client in task.submitted
+def _committed_in(state: State, client: ClientKey) -> Iterator[tuple[TaskId, TaskState]]:
+    """The open tasks whose current epoch holds a commitment of ``client`` (lazily)."""
+    for task_id in open_tasks(state):
+        task = load_task(state, task_id)
+        if task is not None and client in task.submitted:
+            yield task_id, task
