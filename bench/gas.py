@@ -6,8 +6,8 @@ Usage: ``python bench/gas.py [--quick]`` (``--quick``: state trees of 1k and 10k
 
 Deploys the contracts on a fresh anvil (``contracts.anvil.Anvil``) and runs each operation as a
 real signed transaction, printing a markdown table of ``gasUsed`` (the whole transaction: the
-21,000 base, calldata, execution and refunds). Slashing, settling and claiming prove a leaf of a
-real rollup state tree (``stf.smt``) holding as many other keys as the rollup would, so the proof
+21,000 base, calldata, execution and refunds). Slashing, settling, claiming and reclaiming prove a
+leaf of a real rollup state tree (``stf.smt``) holding as many other keys as the rollup would, so the proof
 has the depth it would have (about log2 of the key count): the rows show how the cost grows with
 it. ``commitBatch`` is measured for batches covering 1 and 1,000 rollup blocks to show that its
 cost does not depend on the batch size (the batch's data stays off-chain; only its hash is kept).
@@ -29,13 +29,7 @@ from contracts.anvil import Anvil
 from contracts.deploy import ETHER, DeployParams, deploy_all
 from contracts.transact import contract, transact
 from stf import state_keys
-from stf.fl.settlement import (
-    Settlement,
-    encode_release,
-    encode_reward_share,
-    encode_settlement,
-    encode_slash_evidence,
-)
+from stf.fl.settlement import encode_release, encode_reward_share, encode_slash_evidence
 from stf.hashing import ZERO_HASH
 from stf.ids import ClientKey, TaskId
 from stf.smt import NODE_PREFIX, SparseMerkleTree, value_hash
@@ -65,6 +59,26 @@ def key32(label: str) -> bytes:
     return hashlib.sha256(label.encode()).digest()
 
 
+def address20(account: LocalAccount) -> bytes:
+    return bytes.fromhex(account.address.removeprefix("0x"))
+
+
+# The RewardManager's leaves, written from the L1 spec (docs/contracts.md): what the contract
+# checks, whatever the STF's encoders look like
+def settle_leaf(
+    task: bytes, status: int, epochs: int, total: int, funder: bytes
+) -> tuple[bytes, bytes]:
+    value = bytes([status]) + epochs.to_bytes(4, "big") + total.to_bytes(8, "big") + funder
+    return b"settle/" + task, value
+
+
+def funding_leaf(
+    task: bytes, funder: bytes, deposit: int, bind_by: int, bound: int
+) -> tuple[bytes, bytes]:
+    value = deposit.to_bytes(32, "big") + bind_by.to_bytes(8, "big") + bytes([bound])
+    return b"funding/" + task + funder, value
+
+
 Row = tuple[str, int, str]  # (label, gasUsed, note)
 
 
@@ -80,7 +94,8 @@ class Bench:
         self.params = params
         self.w3 = node.w3()
         self.admin, self.verifier, self.requester = node.accounts[:3]
-        self.stakers = node.accounts[3:]
+        self.stakers = node.accounts[3:-1]
+        self.squatter = node.accounts[-1]  # funds every task id first (see fund_tasks)
         a = deploy_all(self.w3, self.admin, params)
         self.registry = self.functions("StakingRegistry", a)
         self.rollup = self.functions("MPSRollup", a)
@@ -162,35 +177,45 @@ def bench_batches(b: Bench) -> None:
     b.gas("MPSRollup.withdrawBond", b.admin, b.rollup.withdrawBond())
 
 
-def create_tasks(b: Bench, sizes: list[int]) -> list[bytes]:
-    """One task per tree size: a task settles once, and each size needs its own settlement."""
-    deposit = ETHER // 10
-    fee = b.params.base_fee + deposit
+DEPOSIT = ETHER // 10
+SQUAT = 1  # the squatter's deposit: it funds every task id first, with 1 wei
+
+
+def fund_tasks(b: Bench, sizes: list[int]) -> list[bytes]:
+    """One task per tree size: a task settles once, and each size needs its own settlement.
+    A squatter funds each id first (its fundings are reclaimed in ``bench_proofs``)."""
+    fee = b.params.base_fee
     task_ids = [key32(f"task {n}") for n in sizes]
-    b.gas(
-        "RewardManager.createTask",
-        b.requester,
-        b.rewards.createTask(task_ids[0], deposit),
-        fee,
-        "base fee to the treasury",
-    )
-    for task in task_ids[1:]:
-        b.send(b.requester, b.rewards.createTask(task, deposit), fee)
+    for funder, deposit, note in (
+        (b.squatter, SQUAT, "base fee to the treasury"),
+        (b.requester, DEPOSIT, "a second funder of the same id"),
+    ):
+        b.gas("RewardManager.fundTask", funder, b.rewards.fundTask(task_ids[0], deposit),
+              fee + deposit, note)  # fmt: skip
+        for task in task_ids[1:]:
+            b.send(funder, b.rewards.fundTask(task, deposit), fee + deposit)
     return task_ids
 
 
 def bench_proofs(
     b: Bench, n: int, task: bytes, victim: bytes, client: bytes, leaver: bytes | None = None
 ) -> None:
-    """Slash, settle and claim (and, given the unbonding ``leaver``, the withdrawal of its
-    stake) against a committed tree of ``n`` keys, past its challenge window."""
+    """Slash, settle, claim and reclaim (and, given the unbonding ``leaver``, the withdrawal of
+    its stake) against a committed tree of ``n`` keys, past its challenge window. The
+    requester's funding is the task's (bound, settled); the squatter's lapsed unbound at
+    ``bindBy`` = the batch's last block."""
     slash_key = state_keys.slash_evidence(ClientKey(victim), TaskId(task))
-    settle_key = state_keys.settlement(TaskId(task))
     reward_key = state_keys.reward_share(TaskId(task), ClientKey(client))
+    settle_key, settle_value = settle_leaf(task, 2, 10, 20, address20(b.requester))
+    bind_by = b.last + 1  # the batch below covers one rollup block
+    squat_key, squat_value = funding_leaf(task, address20(b.squatter), SQUAT, bind_by, 0)
+    bound_key, bound_value = funding_leaf(task, address20(b.requester), DEPOSIT, bind_by, 1)
     leaves = {
         slash_key: encode_slash_evidence(3, 1),
-        settle_key: encode_settlement(Settlement(2, 10, 20)),
+        settle_key: settle_value,
         reward_key: encode_reward_share(10, False),
+        squat_key: squat_value,
+        bound_key: bound_value,
     }
     if leaver is not None:
         unbond_block = int(b.registry.unbondBlockOf(leaver).call())
@@ -208,7 +233,7 @@ def bench_proofs(
     b.gas(
         "RewardManager.settle",
         b.admin,
-        b.rewards.settle(batch, task, 2, 10, 20, sib),
+        b.rewards.settle(batch, task, b.requester.address, 2, 10, 20, sib),
         0,
         f"{n:,} keys, proof depth {len(sib)}",
     )
@@ -219,6 +244,14 @@ def bench_proofs(
         b.rewards.claim(task, client, 10, sib),
         0,
         f"{n:,} keys, proof depth {len(sib)}",
+    )
+    sib = tree.siblings(squat_key)
+    b.gas(
+        "RewardManager.reclaim",
+        b.squatter,
+        b.rewards.reclaim(batch, task, bind_by, sib),
+        0,
+        f"an unbound lapsed funding: {n:,} keys, proof depth {len(sib)}",
     )
     if leaver is not None:
         sib = tree.siblings(state_keys.release(ClientKey(leaver)))
@@ -260,12 +293,12 @@ def print_table(rows: list[Row]) -> None:
 def main() -> int:
     sizes = parse_sizes()
     params = DeployParams(challenge_blocks=200)
-    with Anvil(accounts=12) as node:
+    with Anvil(accounts=13) as node:
         b = Bench(node, params)
         b.send(b.admin, b.rollup.setVerifier(b.verifier.address, True))
         keys = bench_staking(b)
         bench_batches(b)
-        task_ids = create_tasks(b, sizes)
+        task_ids = fund_tasks(b, sizes)
         for i, (n, task) in enumerate(zip(sizes, task_ids, strict=True)):
             leaver = keys[0] if i == 0 else None  # it unregistered in bench_staking
             bench_proofs(b, n, task, victim=keys[1 + i], client=keys[-1], leaver=leaver)

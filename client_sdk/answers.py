@@ -36,6 +36,7 @@ def params_of(task: dict[str, Any]) -> TaskParams:
         window_blocks=int(task["windowBlocks"]),
         evaluator=ClientKey(as_bytes(task["evaluator"])),
         rules=EpochRules.from_list(task["rules"]),
+        funder=b"" if task.get("funder") is None else as_bytes(task["funder"]),
     )
 
 

@@ -241,9 +241,15 @@ class AsyncMPSClient(Face):
         deposit_wei: int | None = None,
     ) -> bytes:  # fmt: skip
         """Upload the initial model (float weights, int32 at the task's shift; chunked when over
-        one blob) and the script, create the task, and fund it on the L1 with ``deposit_wei``
-        (plus the base fee) if given. Returns the task id (the create_task transaction's hash)."""
+        one blob) and the script, and create the task, funded on the L1 from this client's
+        account with ``deposit_wei`` (plus the BASE_FEE) first if given (a chain with an L1
+        RewardManager requires it). Returns the task id (the create_task transaction's hash)."""
         return await self._run(self.core.create_task(params, model, script, deposit_wei))
+
+    async def reclaim_funding(self, task_id: bytes) -> int:
+        """Take back this account's L1 deposit for ``task_id`` once the rollup provably never
+        bound it (its window passed, finalized); the BASE_FEE stays paid. Returns the wei."""
+        return await self._run(self.core.reclaim_funding(task_id))
 
     async def report_evaluation(self, task_id: bytes, epoch: int, accuracy: float) -> bytes:
         """Report a closed epoch's accuracy (0..1) as the requester or evaluator; waits."""

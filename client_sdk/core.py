@@ -54,6 +54,7 @@ from .errors import (
     from_receipt,
 )
 from .flow import Exclusive, Flow, Sleep, blocking, call, nested
+from .funding import funding_reclaim, recorded_funding
 from .keys import Keypair
 from .offences import foreseen
 from .proofs import ProofError, checked_value
@@ -460,6 +461,17 @@ class ClientCore:
     def create_task(
         self, params: TaskParams, model: npt.ArrayLike, script: bytes, deposit_wei: int | None
     ) -> Flow[bytes]:
+        """Upload the model and script, then create the task: on a chain that funds its tasks
+        on the L1 (``fundingWindowBlocks`` > 0) the task id is the signed ``create_task``'s
+        hash, funded on the L1 first from this client's L1 account, and the transaction goes
+        out once the rollup has recorded the funding (:mod:`stf.fl.funding`)."""
+        limits = yield from self.limits()
+        funded_chain = int(limits.get("fundingWindowBlocks", 0)) > 0
+        if funded_chain and deposit_wei is None:
+            raise InvalidArgument(
+                "this chain's tasks are funded on the L1 before they are created: give a "
+                "deposit (wei); the L1 also takes its BASE_FEE for the task's slot"
+            )
         if deposit_wei is not None and self.l1_config is None:
             raise L1NotConfigured("funding the task needs the L1: pass an L1Config (l1=...)")
         try:  # the chain's own bounds, before anything is uploaded or paid
@@ -469,26 +481,54 @@ class ClientCore:
         weights = np.asarray(model, dtype=np.float64).reshape(-1)
         if weights.size != params.d:
             raise InvalidArgument(f"the model has {weights.size} values, the layout {params.d}")
-        chunk = blob_limit((yield from self.limits()))
-        model_id, blobs = fl.model_blobs(weights, params.shift, chunk)
+        model_id, blobs = fl.model_blobs(weights, params.shift, blob_limit(limits))
         blobs = [*blobs, script]
-        params = replace(params, init_model=model_id, script=fl.blob_id(script))
+        funder = b"" if deposit_wei is None else self.l1.address_bytes
+        params = replace(params, init_model=model_id, script=fl.blob_id(script), funder=funder)
         key, chain = self.require_key(), (yield from self.chain_id())
-
-        def build(n: int) -> list[Transaction]:
-            txs = [put_blob(key, chain, n + i, b) for i, b in enumerate(blobs)]
-            return [*txs, fl.create_task(key, chain, n + len(blobs), params)]
-
-        *uploads, task_id = yield from self.send_all(build)
+        uploads = yield from self.send_all(
+            lambda n: [put_blob(key, chain, n + i, b) for i, b in enumerate(blobs)]
+        )
         for h in uploads:  # a blob the chain already holds fails its put_blob, harmlessly
             rc = yield from self.wait_for_receipt(h)
             if int(rc["status"]) != 1 and int(rc["code"]) != Code.BLOB_ALREADY_STORED:
                 raise from_receipt(rc)
+        if deposit_wei is None:
+            (task_id,) = yield from self.send_all(lambda n: [fl.create_task(key, chain, n, params)])
+        else:
+            task_id = yield from self._funded_create(params, deposit_wei)
         yield from self.included(task_id)
         self._params[task_id] = params
-        if deposit_wei is not None:
-            yield from self.on_l1(lambda l1: l1.fund_task(task_id, deposit_wei))
         return task_id
+
+    def _funded_create(self, params: TaskParams, deposit_wei: int) -> Flow[bytes]:
+        """Sign the create_task at this key's next nonce, fund its hash on the L1, wait for the
+        rollup to record the funding, send. The nonce must still be free then: a transaction
+        of this key sent meanwhile (elsewhere) voids the signed one, and the funding then
+        lapses after the window and is reclaimed (``reclaim_funding``)."""
+        key, chain = self.require_key(), (yield from self.chain_id())
+        nonce = yield from self.nonce(key.public_key)
+        tx = fl.create_task(key, chain, nonce, params)
+        yield from self.on_l1(lambda l1: l1.fund_task(tx.hash, deposit_wei))
+        yield from recorded_funding(tx.hash, params.funder, self.receipt_timeout)
+
+        def signed(n: int) -> list[Transaction]:
+            if n != nonce:
+                raise SDKError(
+                    f"nonce {nonce} of the funded create_task was taken meanwhile: the funding "
+                    "lapses unbound; reclaim it later (reclaim_funding)"
+                )
+            return [tx]
+
+        (task_id,) = yield from self.send_all(signed)
+        return task_id
+
+    def reclaim_funding(self, task_id: bytes) -> Flow[int]:
+        """Take back this account's L1 deposit for ``task_id`` if the rollup never bound it
+        (the BASE_FEE stays paid); return the wei."""
+        proof = yield from funding_reclaim(lambda: self.l1, task_id)
+        args = (proof["batch"], task_id, proof["bindBy"], proof["siblings"])
+        return int((yield from self.on_l1(lambda l1: l1.reclaim(*args))))
 
     def report_evaluation(self, task_id: bytes, epoch: int, accuracy: float) -> Flow[bytes]:
         return (

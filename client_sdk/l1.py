@@ -159,13 +159,34 @@ class L1:
         return int(self.w3.eth.block_number)
 
     # -- tasks ------------------------------------------------------------------------------
+    @property
+    def address_bytes(self) -> bytes:
+        """This account's address as the rollup names a task's funder (20 bytes)."""
+        return bytes.fromhex(self.account.address[2:])
+
     def fund_task(self, task_id: bytes, deposit_wei: int) -> None:
-        """Fund a task with ``deposit_wei``, paying ``BASE_FEE + deposit_wei``."""
+        """Fund task id ``task_id`` from this account with ``deposit_wei``, paying
+        ``BASE_FEE + deposit_wei`` (the BASE_FEE is the price of the task's slot)."""
         fee = int(self._call("RewardManager", "BASE_FEE"))
-        self._transact("RewardManager", "createTask", task_id, deposit_wei, value=fee + deposit_wei)
+        self._transact("RewardManager", "fundTask", task_id, deposit_wei, value=fee + deposit_wei)
+
+    def funding(self, task_id: bytes, funder: str | None = None) -> dict[str, Any]:
+        """``{deposit, settled, reclaimed}`` of ``funder``'s (default: this account's) funding
+        of ``task_id`` (deposit 0: none)."""
+        who = funder or self.account.address
+        deposit, settled, reclaimed = self._call("RewardManager", "funding", task_id, who)
+        return {"deposit": int(deposit), "settled": bool(settled), "reclaimed": bool(reclaimed)}
+
+    def reclaim(self, batch_index: int, task_id: bytes, bind_by: int, siblings: list[bytes]) -> int:
+        """Take back this account's deposit for a funding the rollup never bound (the proof:
+        its ``funding/`` leaf, unbound, in a finalized state at a height >= ``bind_by``)."""
+        rc = self._transact("RewardManager", "reclaim", batch_index, task_id, bind_by, siblings)
+        events = self.contract("RewardManager").events.FundingReclaimed().process_receipt(rc)
+        return sum(int(e["args"]["amount"]) for e in events)
 
     def task(self, task_id: bytes) -> dict[str, Any]:
-        """``{requester, deposit, settled, pool, totalCleanUpdates, root}`` (zeros: not funded)."""
+        """``{requester, deposit, settled, pool, totalCleanUpdates, root}`` of the task's
+        settled funding (``requester``: its funder; zeros until settled)."""
         requester, deposit, settled, pool, total, root = self._call(
             "RewardManager", "task", task_id
         )

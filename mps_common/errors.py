@@ -308,6 +308,14 @@ class StakeBindingInvalid(RPCError):
     code = Code.STAKE_BINDING_INVALID
 
 
+class TaskNotFunded(RPCError):
+    """``create_task`` on a chain whose tasks are funded on the L1 first, naming no funding the
+    rollup has recorded for this task id and funder, one already bound, or one past its window:
+    the slot costs its requester the L1's BASE_FEE before it is taken."""
+
+    code = Code.TASK_NOT_FUNDED
+
+
 class NotFound(RPCError):
     """What the query asks for does not exist (yet): a block, a receipt, a closed epoch."""
 

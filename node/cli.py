@@ -19,7 +19,13 @@ from mps_common.version import VERSION
 from stf.genesis import GenesisStake, genesis_block
 
 from .blas import blas_threads
-from .config import ConfigError, NodeConfig, load_config, render_toml
+from .config import (
+    DEFAULT_FUNDING_WINDOW_BLOCKS,
+    ConfigError,
+    NodeConfig,
+    load_config,
+    render_toml,
+)
 from .logs import configure_logging
 from .storage import StorageError
 
@@ -149,6 +155,7 @@ def cmd_dev(args: argparse.Namespace) -> int:
             l1_poll_interval=0.5,
             batch_blocks=5,
             batch_seconds=5.0,
+            funding_window_blocks=0 if args.no_l1 else DEFAULT_FUNDING_WINDOW_BLOCKS,
         )
         if not base.key_path.exists():
             Keypair.generate().save(base.key_path)
@@ -206,6 +213,11 @@ def cmd_deploy(args: argparse.Namespace) -> int:
     from .sequencer import chain_config
 
     cfg = load_config(args.config)
+    # the RewardManager makes the chain fund its tasks on the L1 first: a consensus parameter,
+    # so it must be in the genesis the rollup contract starts from
+    cfg = replace(
+        cfg, funding_window_blocks=cfg.funding_window_blocks or DEFAULT_FUNDING_WINDOW_BLOCKS
+    )
     try:
         w3 = connect(args.l1_rpc, args.l1_chain_id)
         deployer = load_account(args.l1_key_file)

@@ -21,6 +21,9 @@ from stf.genesis import Genesis, GenesisStake
 from .mempool import MempoolLimits
 
 ENV_PREFIX = "MPS_"
+# what `mps-node dev` and `deploy` choose for a chain with an L1: ~10 minutes at 1 s blocks
+# for the funding to arrive (L1 confirmations) and its create_task to follow
+DEFAULT_FUNDING_WINDOW_BLOCKS = 600
 
 
 class ConfigError(ValueError):
@@ -40,6 +43,10 @@ class NodeConfig:
     max_tx_size: int = 4 * 1024 * 1024
     max_record_size: int = 4096
     max_blob_size: int = 4 * 1024 * 1024
+    # consensus: 0, tasks need no L1 funding; n > 0, a task is funded on the L1 before its
+    # create_task, which must bind the funding within n blocks of its arrival (stf.fl.funding).
+    # Required (>= 1) with an l1_reward_manager: a task slot must cost its requester BASE_FEE
+    funding_window_blocks: int = 0
     max_body_size: int = 64 * 1024 * 1024
     max_batch: int = 100
     mempool_max_txs: int = 50_000
@@ -86,6 +93,7 @@ class NodeConfig:
             max_block_txs=self.max_block_txs,
             max_record_size=self.max_record_size,
             max_blob_size=self.max_blob_size,
+            funding_window_blocks=self.funding_window_blocks,
         )
 
     def mempool_limits(self) -> MempoolLimits:
@@ -124,6 +132,13 @@ class NodeConfig:
                     problems.append(f"{name} must be set when l1_rpc is (run `mps-node deploy`)")
             if self.l1_key_file is None:
                 problems.append("l1_key_file must be set when l1_rpc is")
+        if self.funding_window_blocks < 0:
+            problems.append("funding_window_blocks must be >= 0")
+        if self.l1_reward_manager and self.funding_window_blocks < 1:
+            problems.append(
+                "funding_window_blocks must be at least 1 with an l1_reward_manager (tasks are "
+                "funded on the L1 first, so that a task slot costs its requester BASE_FEE)"
+            )
         if self.l1_confirmations < 0 or self.batch_blocks < 1 or self.batch_max_blocks < 1:
             problems.append("l1_confirmations must be >= 0, batch_blocks and batch_max_blocks >= 1")
         if self.max_tx_size > self.max_body_size:

@@ -32,6 +32,7 @@ from stf.tx import Transaction
 
 from .blas import blas_threads
 from .config import NodeConfig
+from .deadlines import IdleDeadlines
 from .fl_events import fl_events
 from .journal import TxJournal
 from .l1.deposits import L1Event, L1Origin, deposit_txs, select_l1_origin
@@ -97,6 +98,7 @@ class Sequencer:
         self.mempool = Mempool(storage, self.chain, cfg.mempool_limits(), self._journal)
         self.head = init_chain(storage, self.chain, cfg)
         self._tree = SparseMerkleTree(storage)
+        self._deadlines = IdleDeadlines(storage)  # node/deadlines.py: why idle blocks are sealed
         self._block_thread = ThreadPoolExecutor(1, thread_name_prefix="mps-block")
         self._verify_pool = ThreadPoolExecutor(cfg.verify_threads, thread_name_prefix="mps-verify")
         self._listeners: list[BlockListener] = []
@@ -207,7 +209,7 @@ class Sequencer:
             if self._stopping:
                 break
             try:
-                await self.produce_block(idle=self._tasks_waiting())
+                await self.produce_block(idle=self._deadlines.pending(self.head.header.height))
             except Exception:
                 log.exception("block production failed; retrying next tick")
             next_at = loop.time() + self.cfg.block_time
@@ -218,14 +220,6 @@ class Sequencer:
         production loop runs: calls take turns."""
         async with self._producing:
             return await self._produce_block(idle)
-
-    def _tasks_waiting(self) -> bool:
-        """An FL task is open at the head: its phase windows count blocks, so the loop seals
-        a block every ``block_time`` even with nothing to include. Else an epoch whose last
-        client never sends stalls on an idle chain until unrelated traffic comes (issue 11),
-        and a window of ``w`` blocks would last until ``w`` more transactions came; this way
-        it lasts about ``w`` x ``block_time``."""
-        return bool(self.storage.state_value(state_keys.OPEN_TASKS))
 
     async def _produce_block(self, idle: bool) -> SealedBlock | None:
         deposits = self._deposits[: self.cfg.max_block_txs]
@@ -293,6 +287,7 @@ class Sequencer:
                 self._tree,
             )
         self.storage.commit_block(result.block, result.receipts, result.writes)
+        self._deadlines.observe(result.writes)
         return SealedBlock(
             result.block,
             result.receipts,

@@ -64,6 +64,7 @@ def task_view(task_id: TaskId, t: TaskState, get: StateGet) -> dict[str, Any]:
         "minClients": p.min_clients,
         "maxClients": p.max_clients,
         "evaluator": p.evaluator,
+        "funder": p.funder or None,  # the L1 account whose funding pays for the task
         "clients": t.clients,
         "committed": t.submitted,
         "revealed": [t.submitted[i] for i in t.revealed],

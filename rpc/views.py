@@ -110,6 +110,7 @@ def genesis_view(chain: ChainConfig, genesis: Genesis, block_hash: bytes | None)
             "maxBlockTxs": limits.max_block_txs,
             "maxRecordSize": limits.max_record_size,
             "maxBlobSize": limits.max_blob_size,
+            "fundingWindowBlocks": limits.funding_window_blocks,
         },
         "hash": block_hash,
     }

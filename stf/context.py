@@ -13,6 +13,10 @@ class Limits:
     max_block_txs: int = 1000
     max_record_size: int = 4096
     max_blob_size: int = 4 * 1024 * 1024
+    # 0: tasks need no L1 funding (a chain without an L1 RewardManager). n > 0: a create_task
+    # must name an L1 funding the rollup recorded for its task id, at most n blocks old, so a
+    # slot costs its requester the L1's BASE_FEE (stf.fl.funding)
+    funding_window_blocks: int = 0
 
 
 @dataclass(frozen=True)

@@ -57,6 +57,7 @@ class Code(IntEnum):
     NOT_COMMITTED = 1121
     COMMITMENT_MISMATCH = 1122
     STAKE_BINDING_INVALID = 1123
+    TASK_NOT_FUNDED = 1124
     # queries
     NOT_FOUND = 1200
     # transport and node

@@ -43,6 +43,7 @@ def genesis_block(store: KVReader, config: ChainConfig, genesis: Genesis) -> tup
         lim.max_block_txs,
         lim.max_record_size,
         lim.max_blob_size,
+        lim.funding_window_blocks,
     )
     state.set(state_keys.CHAIN_SPEC, spec.encode())
     for s in genesis.stakes:

@@ -69,6 +69,7 @@ class ChainSpec:
     max_block_txs: int
     max_record_size: int
     max_blob_size: int
+    funding_window_blocks: int
 
     def encode(self) -> bytes:
         return encoding.encode(
@@ -79,10 +80,11 @@ class ChainSpec:
                 self.max_block_txs,
                 self.max_record_size,
                 self.max_blob_size,
+                self.funding_window_blocks,
             ]
         )
 
     @classmethod
     def decode(cls, raw: bytes) -> ChainSpec:
-        v = encoding.expect_list(encoding.decode(raw), 6, "chain spec")
-        return cls(v[0], v[1], v[2], v[3], v[4], v[5])
+        v = encoding.expect_list(encoding.decode(raw), 7, "chain spec")
+        return cls(*v)

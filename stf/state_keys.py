@@ -6,7 +6,7 @@ namespaces can produce the same key. docs/protocol.md mirrors this file.
 
 from __future__ import annotations
 
-from .ids import BlobId, ClientKey, TaskId
+from .ids import BlobId, ClientKey, L1Address, TaskId
 
 
 def nonce(sender: bytes) -> bytes:
@@ -83,7 +83,8 @@ def release(client: ClientKey) -> bytes:
 
 
 def settlement(task_id: TaskId) -> bytes:
-    """``status(1) || epochs_trained(4) || total_clean_updates(8)``: the task stopped."""
+    """``status(1) || epochs_trained(4) || total_clean_updates(8) || funder(20)``: the task
+    stopped."""
     return b"settle/" + task_id
 
 
@@ -92,9 +93,10 @@ def reward_share(task_id: TaskId, client: ClientKey) -> bytes:
     return b"reward/" + task_id + client
 
 
-def funding(task_id: TaskId) -> bytes:
-    """msgpack ``[requester_l1_address, deposit]`` from the L1 RewardManager's TaskFunded."""
-    return b"funding/" + task_id
+def funding(task_id: TaskId, funder: L1Address) -> bytes:
+    """``deposit(32) || bind_by(8) || bound(1)``: one L1 ``TaskFunded`` (a task id may be funded
+    by several accounts; the task binds the one its ``create_task`` names)."""
+    return b"funding/" + task_id + funder
 
 
 # -- parsing keys back (readers that list or check keys: the SDK's light client, the L1 services)

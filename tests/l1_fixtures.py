@@ -60,8 +60,21 @@ def slash_leaf(client: bytes, task: bytes, epoch: int, reason: int) -> tuple[byt
     return b"slash/" + client + task, struct.pack(">II", epoch, reason)
 
 
-def settle_leaf(task: bytes, status: int, epochs: int, total_clean: int) -> tuple[bytes, bytes]:
-    return b"settle/" + task, struct.pack(">BIQ", status, epochs, total_clean)
+def _address(a: bytes | str) -> bytes:
+    return a if isinstance(a, bytes) else bytes.fromhex(a.removeprefix("0x"))
+
+
+def settle_leaf(
+    task: bytes, status: int, epochs: int, total_clean: int, funder: bytes | str
+) -> tuple[bytes, bytes]:
+    return b"settle/" + task, struct.pack(">BIQ20s", status, epochs, total_clean, _address(funder))
+
+
+def funding_leaf(
+    task: bytes, funder: bytes | str, deposit: int, bind_by: int, bound: bool = False
+) -> tuple[bytes, bytes]:
+    value = deposit.to_bytes(32, "big") + struct.pack(">QB", bind_by, bound)
+    return b"funding/" + task + _address(funder), value
 
 
 def reward_leaf(task: bytes, client: bytes, accepted: int, flagged: int) -> tuple[bytes, bytes]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ BASE_FEE = 10**15
 FEE_PER_EPOCH = 10**17
 CHALLENGE_BLOCKS = 3
 CHALLENGE_BOND = 10**17
+FUNDING_WINDOW = 40  # blocks a funding waits for its create_task (a chain spec value)
 ADMIN, SEQUENCER, AGGREGATOR, VERIFIER = 0, 1, 2, 3
 FIRST_CLIENT = 4
 
@@ -85,7 +87,7 @@ class L1Net:
 def deploy_for(
     w3: Web3, accounts: list[LocalAccount], datadir: Path, stake_amount: int = STAKE
 ) -> dict[str, str]:
-    cfg = make_config(datadir)
+    cfg = make_config(datadir, funding_window_blocks=FUNDING_WINDOW)
     chain = chain_config(cfg, Keypair.load(cfg.key_path).signing_key)
     root = genesis_block({}, chain, cfg.genesis())[0].header.state_root
     params = DeployParams(
@@ -117,6 +119,7 @@ def l1_settings(anvil: Anvil, addresses: dict[str, str], datadir: Path) -> dict[
         "l1_rollup": addresses["MPSRollup"],
         "l1_slashing_manager": addresses["SlashingManager"],
         "l1_reward_manager": addresses["RewardManager"],
+        "funding_window_blocks": FUNDING_WINDOW,
         "l1_confirmations": 1,
         "batch_blocks": 1,
         "batch_seconds": 0.0,
@@ -140,3 +143,20 @@ async def l1_net(
             settings.update(l1_poll_interval=0.1, block_time=0.1, empty_blocks=False)
         async with start_node(datadir, produce_blocks, **settings) as h:
             yield L1Net(anvil, w3, accounts, addresses, h, datadir, stake_amount)
+
+
+@asynccontextmanager
+async def following(net: L1Net) -> AsyncIterator[None]:
+    """Mine and follow the L1 in the background, as a running node would."""
+
+    async def loop() -> None:
+        while True:
+            net.anvil.mine(1)
+            net.h.node.l1.follower.poll_once()
+            await asyncio.sleep(0.2)
+
+    task = asyncio.create_task(loop())
+    try:
+        yield
+    finally:
+        task.cancel()

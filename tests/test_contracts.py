@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from eth_utils.crypto import keccak
@@ -22,6 +23,7 @@ from l1_fixtures import (
     L1,
     PARAMS,
     StateTree,
+    funding_leaf,
     key32,
     l1_deployed_fixture,  # noqa: F401
     l1_fixture,  # noqa: F401
@@ -52,6 +54,7 @@ TASK, TASK2 = key32("task one"), key32("task two")
 ROOT1, ROOT2, ROOT3 = (key32(f"root {i}") for i in range(1, 4))
 
 STAKED, UNBONDING, SLASHED, WITHDRAWN = 1, 2, 3, 4
+ZERO_ADDRESS = "0x" + "00" * 20
 
 
 def flip(b: bytes) -> bytes:
@@ -735,7 +738,22 @@ def test_treasury(l1: L1, name: str) -> None:
 
 
 # == RewardManager =================================================================================
-def test_create_task_fees_and_refund(l1: L1) -> None:
+# The RewardManager's leaves, written from the L1 spec by hand (not from stf.fl.settlement) so that
+# the contract and the STF are checked against each other.
+def addr20(address: str) -> bytes:
+    return bytes.fromhex(address.removeprefix("0x"))
+
+
+def same(a: str, b: str) -> bool:
+    """Addresses equal whatever their case (decoded revert arguments come lower-case)."""
+    return a.lower() == b.lower()
+
+
+def last_block(l1: L1, batch: int) -> int:
+    return int(l1.call(l1.rollup.functions.batch(batch))[2])
+
+
+def test_fund_task_fees_and_refund(l1: L1) -> None:
     rm = l1.rewards.functions
     requester = l1.user(0)
     assert l1.call(rm.BASE_FEE()) == BASE_FEE
@@ -744,77 +762,126 @@ def test_create_task_fees_and_refund(l1: L1) -> None:
     treasury = l1.addresses["RewardTreasury"]
     deposit = ETHER // 10
     with reverts("InsufficientPayment") as exc:
-        l1.tx(requester, rm.createTask(TASK, deposit), BASE_FEE + deposit - 1)
+        l1.tx(requester, rm.fundTask(TASK, deposit), BASE_FEE + deposit - 1)
     assert exc.value.error_args == (BASE_FEE + deposit - 1, BASE_FEE + deposit)
     with reverts("ZeroDeposit"):
-        l1.tx(requester, rm.createTask(TASK, 0), BASE_FEE + 1)
+        l1.tx(requester, rm.fundTask(TASK, 0), BASE_FEE + 1)
+    with reverts("DepositTooLarge"):  # 2^128 wei is far more than there is: a deposit fits 128 bits
+        l1.tx(requester, rm.fundTask(TASK, 2**128), BASE_FEE + 1)
     before = l1.balance(requester.address)
-    receipt = l1.tx(requester, rm.createTask(TASK, deposit), BASE_FEE + deposit + 7 * ETHER)
+    receipt = l1.tx(requester, rm.fundTask(TASK, deposit), BASE_FEE + deposit + 7 * ETHER)
     assert l1.balance(requester.address) == before - BASE_FEE - deposit - l1.cost(receipt)
     assert l1.balance(treasury) == BASE_FEE
     assert l1.balance(l1.rewards.address) == deposit
     assert l1.events(receipt, "RewardManager", "TaskFunded") == [
         {"taskId": TASK, "requester": requester.address, "deposit": deposit}
     ]
-    assert l1.call(rm.task(TASK)) == [requester.address, deposit, False, 0, 0, bytes(32)]
-    with reverts("TaskExists"):
-        l1.tx(l1.user(1), rm.createTask(TASK, deposit), BASE_FEE + deposit)
-    # exact payment: nothing refunded
-    l1.tx(l1.user(1), rm.createTask(TASK2, 1), BASE_FEE + 1)
-    assert l1.balance(l1.rewards.address) == deposit + 1
+    assert l1.call(rm.funding(TASK, requester.address)) == [deposit, False, False]
+    assert l1.call(rm.task(TASK)) == [ZERO_ADDRESS, 0, False, 0, 0, bytes(32)]  # not settled
+    # one funding per (task, funder)
+    with reverts("FundingExists") as exc:
+        l1.tx(requester, rm.fundTask(TASK, 1), BASE_FEE + 1)
+    assert exc.value.error_args[0] == TASK and same(exc.value.error_args[1], requester.address)
+    # another funder may fund the same task id: a funding of its own, at its own BASE_FEE
+    # (exact payment: nothing refunded)
+    other = l1.user(1)
+    receipt = l1.tx(other, rm.fundTask(TASK, 1), BASE_FEE + 1)
+    assert l1.events(receipt, "RewardManager", "TaskFunded") == [
+        {"taskId": TASK, "requester": other.address, "deposit": 1}
+    ]
+    assert l1.call(rm.funding(TASK, other.address)) == [1, False, False]
+    assert l1.call(rm.funding(TASK, requester.address)) == [deposit, False, False]
+    assert l1.call(rm.funding(TASK, l1.user(2).address)) == [0, False, False]
+    l1.tx(other, rm.fundTask(TASK2, 1), BASE_FEE + 1)
+    assert l1.balance(l1.rewards.address) == deposit + 2
+    assert l1.balance(treasury) == 3 * BASE_FEE
 
 
 def _task_tree(
-    status: int, epochs: int, shares: dict[bytes, tuple[int, int]], task: bytes = TASK
+    status: int,
+    epochs: int,
+    shares: dict[bytes, tuple[int, int]],
+    funder: str,
+    task: bytes = TASK,
+    extra: dict[bytes, bytes] | None = None,
 ) -> StateTree:
-    """A tree holding the task's settlement and its clients' shares (accepted, flagged)."""
+    """A tree holding the task's settlement naming ``funder`` and its clients' shares
+    (accepted, flagged), and any ``extra`` leaves."""
     total = sum(a for a, f in shares.values() if f == 0)
-    leaves = dict([settle_leaf(task, status, epochs, total)])
+    leaves = dict([settle_leaf(task, status, epochs, total, funder)])
     leaves.update(reward_leaf(task, c, a, f) for c, (a, f) in shares.items())
+    leaves.update(extra or {})
     return StateTree(leaves)
 
 
-def _settle(l1: L1, tree: StateTree, batch: int, status: int, epochs: int, total: int, task=TASK):
-    siblings = tree.siblings(settle_leaf(task, status, epochs, total)[0])
-    return l1.tx(
-        l1.user(5), l1.rewards.functions.settle(batch, task, status, epochs, total, siblings)
-    )
+def _settle(
+    l1: L1,
+    tree: StateTree,
+    batch: int,
+    status: int,
+    epochs: int,
+    total: int,
+    funder: str,
+    task: bytes = TASK,
+) -> Any:
+    siblings = tree.siblings(settle_leaf(task, status, epochs, total, funder)[0])
+    fn = l1.rewards.functions.settle(batch, task, funder, status, epochs, total, siblings)
+    return l1.tx(l1.user(5), fn)
 
 
-def _claim(l1: L1, tree: StateTree, client: bytes, accepted: int, flagged: int = 0, task=TASK):
+def _claim(
+    l1: L1, tree: StateTree, client: bytes, accepted: int, flagged: int = 0, task: bytes = TASK
+) -> Any:
     siblings = tree.siblings(reward_leaf(task, client, accepted, flagged)[0])
     return l1.tx(l1.user(5), l1.rewards.functions.claim(task, client, accepted, siblings))
+
+
+def _reclaim(
+    l1: L1, tree: StateTree, batch: int, funder: Any, deposit: int, bind_by: int, bound: int = 0
+) -> Any:
+    siblings = tree.siblings(funding_leaf(TASK, funder.address, deposit, bind_by, bound)[0])
+    return l1.tx(funder, l1.rewards.functions.reclaim(batch, TASK, bind_by, siblings))
+
+
+def _fund(l1: L1, funder: Any, deposit: int, task: bytes = TASK) -> Any:
+    return l1.tx(funder, l1.rewards.functions.fundTask(task, deposit), BASE_FEE + deposit)
 
 
 def test_settle_and_claim(l1: L1) -> None:
     rm = l1.rewards.functions
     requester = l1.user(0)
+    r = requester.address
     stakers = {ALICE: l1.user(1), BOB: l1.user(2), CAROL: l1.user(3)}
     for key, account in stakers.items():
         l1.stake(account, key)
     deposit = ETHER // 10  # 100 epochs' worth
-    l1.tx(requester, rm.createTask(TASK, deposit), BASE_FEE + deposit)
+    _fund(l1, requester, deposit)
     shares = {ALICE: (7, 0), BOB: (3, 0), CAROL: (9, 1)}  # carol was flagged
     epochs, total = 9, 10
-    tree = _task_tree(2, epochs, shares)
+    tree = _task_tree(2, epochs, shares, r)
     batch = l1.commit(tree.root)
     with reverts("NotSettled"):
         _claim(l1, tree, ALICE, 7)
     with reverts("NotFinalized"):
-        _settle(l1, tree, batch, 2, epochs, total)
+        _settle(l1, tree, batch, 2, epochs, total, r)
     l1.finalize()
-    settle_key = settle_leaf(TASK, 2, epochs, total)[0]
+    settle_key = settle_leaf(TASK, 2, epochs, total, r)[0]
     siblings = tree.siblings(settle_key)
     for args in ((1, epochs, total), (2, epochs + 1, total), (2, epochs, total + 1)):
         with reverts("InvalidProof"):
-            l1.tx(l1.user(5), rm.settle(batch, TASK, *args, siblings))
+            l1.tx(l1.user(5), rm.settle(batch, TASK, r, *args, siblings))
     with reverts("InvalidStatus"):
-        l1.tx(l1.user(5), rm.settle(batch, TASK, 3, epochs, total, siblings))
-    with reverts("UnknownTask"):
-        l1.tx(l1.user(5), rm.settle(batch, TASK2, 2, epochs, total, siblings))
+        l1.tx(l1.user(5), rm.settle(batch, TASK, r, 3, epochs, total, siblings))
+    with reverts("UnknownFunding") as exc:  # no funding of TASK2 at all
+        l1.tx(l1.user(5), rm.settle(batch, TASK2, r, 2, epochs, total, siblings))
+    assert exc.value.error_args[0] == TASK2 and same(exc.value.error_args[1], r)
+    with reverts("UnknownFunding"):  # a funder that never funded TASK (the zero address too)
+        l1.tx(l1.user(5), rm.settle(batch, TASK, l1.user(4).address, 2, epochs, total, siblings))
+    with reverts("UnknownFunding"):
+        l1.tx(l1.user(5), rm.settle(batch, TASK, ZERO_ADDRESS, 2, epochs, total, siblings))
 
     treasury_before = l1.balance(l1.addresses["RewardTreasury"])
-    receipt = _settle(l1, tree, batch, 2, epochs, total)
+    receipt = _settle(l1, tree, batch, 2, epochs, total, r)
     fee = epochs * FEE
     protocol = fee * BPS // 10_000
     pool = fee - protocol
@@ -830,10 +897,14 @@ def test_settle_and_claim(l1: L1) -> None:
         }
     ]
     assert l1.balance(l1.addresses["RewardTreasury"]) == treasury_before + protocol
-    assert l1.call(rm.task(TASK)) == [requester.address, deposit, True, pool, total, tree.root]
+    assert l1.call(rm.task(TASK)) == [r, deposit, True, pool, total, tree.root]
+    assert l1.call(rm.funding(TASK, r)) == [deposit, True, False]
     assert l1.call(rm.refundOf(TASK)) == [refund, False]
     with reverts("AlreadySettled"):
-        _settle(l1, tree, batch, 2, epochs, total)
+        _settle(l1, tree, batch, 2, epochs, total, r)
+    # the settled funding is spent: nothing to reclaim, whatever the proof
+    with reverts("FundingSettled"):
+        l1.tx(requester, rm.reclaim(batch, TASK, 0, siblings))
 
     # a forged share
     with reverts("InvalidProof"):
@@ -862,26 +933,159 @@ def test_settle_and_claim(l1: L1) -> None:
         )
     assert not l1.call(rm.claimed(TASK, CAROL))
 
-    # the refund: requester only, once
-    with reverts("NotRequester"):
+    # the refund: the settled funder only, once
+    with reverts("NotFunder"):
         l1.tx(l1.user(1), rm.withdrawRefund(TASK))
-    before = l1.balance(requester.address)
+    before = l1.balance(r)
     receipt = l1.tx(requester, rm.withdrawRefund(TASK))
-    assert l1.balance(requester.address) == before + refund - l1.cost(receipt)
+    assert l1.balance(r) == before + refund - l1.cost(receipt)
     assert l1.events(receipt, "RewardManager", "Refunded") == [
-        {"taskId": TASK, "requester": requester.address, "amount": refund}
+        {"taskId": TASK, "requester": r, "amount": refund}
     ]
+    assert l1.call(rm.refundOf(TASK)) == [refund, True]
     with reverts("AlreadyRefunded"):
         l1.tx(requester, rm.withdrawRefund(TASK))
     assert l1.balance(l1.rewards.address) == pool - paid  # only rounding dust and carol's share
 
 
+def test_a_front_run_funding_is_harmless(l1: L1) -> None:
+    """An attacker who sees the victim's task id funds it first with 1 wei: the victim's funding
+    still goes through, the settlement naming the victim settles the victim's funding, the
+    attacker's can never be settled in its place, and the attacker gets its 1 wei back only once
+    its funding has provably lapsed (having paid BASE_FEE for nothing)."""
+    rm = l1.rewards.functions
+    victim, attacker = l1.user(0), l1.user(3)
+    v, a = victim.address, attacker.address
+    l1.stake(l1.user(1), ALICE)
+    treasury = l1.addresses["RewardTreasury"]
+    treasury_before = l1.balance(treasury)
+    _fund(l1, attacker, 1)
+    deposit = ETHER // 10
+    receipt = _fund(l1, victim, deposit)  # no TaskExists any more
+    assert l1.events(receipt, "RewardManager", "TaskFunded") == [
+        {"taskId": TASK, "requester": v, "deposit": deposit}
+    ]
+    assert l1.balance(l1.rewards.address) == deposit + 1
+    bind_by = 3
+    attacker_leaf = funding_leaf(TASK, a, 1, bind_by, 0)
+    # the rollup bound the victim's funding (the create_task names it); the attacker's never
+    early = StateTree(dict([attacker_leaf, funding_leaf(TASK, v, deposit, bind_by, 1)]))
+    early_batch = l1.commit(early.root, blocks=bind_by - 1)
+    l1.finalize()
+    assert last_block(l1, early_batch) == bind_by - 1
+    with reverts("FundingNotLapsed") as exc:  # a later height could still bind it
+        _reclaim(l1, early, early_batch, attacker, 1, bind_by)
+    assert exc.value.error_args == (bind_by, bind_by - 1)
+
+    leaves = dict([attacker_leaf, funding_leaf(TASK, v, deposit, bind_by, 1)])
+    tree = _task_tree(1, 4, {ALICE: (4, 0)}, v, extra=leaves)
+    batch = l1.commit_final(tree)
+    assert last_block(l1, batch) == bind_by
+    # settling the attacker's funding with the victim's leaf: the leaf names the victim
+    siblings = tree.siblings(settle_leaf(TASK, 1, 4, 4, v)[0])
+    with reverts("InvalidProof"):
+        l1.tx(l1.user(5), rm.settle(batch, TASK, a, 1, 4, 4, siblings))
+    _settle(l1, tree, batch, 1, 4, 4, v)
+    assert l1.call(rm.task(TASK))[:3] == [v, deposit, True]
+    assert l1.call(rm.funding(TASK, v)) == [deposit, True, False]
+    assert l1.call(rm.funding(TASK, a)) == [1, False, False]
+    with reverts("AlreadySettled"):  # a task settles once, whichever funding
+        l1.tx(l1.user(5), rm.settle(batch, TASK, a, 1, 4, 4, siblings))
+    with reverts("NotFunder"):  # the refund is the settled funder's
+        l1.tx(attacker, rm.withdrawRefund(TASK))
+    with reverts("FundingSettled"):  # the victim's funding is spent
+        _reclaim(l1, tree, batch, victim, deposit, bind_by, bound=1)
+
+    # the attacker's funding lapsed unbound: it takes back its own deposit, not the BASE_FEE
+    before = l1.balance(a)
+    receipt = _reclaim(l1, tree, batch, attacker, 1, bind_by)
+    assert l1.balance(a) == before + 1 - l1.cost(receipt)
+    assert l1.events(receipt, "RewardManager", "FundingReclaimed") == [
+        {"taskId": TASK, "funder": a, "amount": 1}
+    ]
+    assert l1.call(rm.funding(TASK, a)) == [1, False, True]
+    fee = 4 * FEE
+    protocol = fee * BPS // 10_000
+    assert l1.balance(treasury) == treasury_before + 2 * BASE_FEE + protocol  # both base fees kept
+    # the victim's task pays out as if the attacker had never been there
+    _claim(l1, tree, ALICE, 4)
+    l1.tx(victim, rm.withdrawRefund(TASK))
+    assert l1.balance(l1.rewards.address) == 0
+
+
+def test_reclaim_rules(l1: L1) -> None:
+    rm = l1.rewards.functions
+    funder = l1.user(0)
+    f = funder.address
+    deposit = ETHER // 10
+    _fund(l1, funder, deposit)
+    bind_by = 5
+    leaf = funding_leaf(TASK, f, deposit, bind_by, 0)
+    tree = StateTree(dict([leaf]))
+    short = l1.commit(tree.root, blocks=bind_by - 1)  # the state after rollup block 4
+    l1.finalize()
+    with reverts("FundingNotLapsed") as exc:
+        _reclaim(l1, tree, short, funder, deposit, bind_by)
+    assert exc.value.error_args == (bind_by, bind_by - 1)
+    # naming an earlier bindBy than the leaf's does not make it lapse: that is not the leaf
+    with reverts("InvalidProof"):
+        l1.tx(funder, rm.reclaim(short, TASK, bind_by - 1, tree.siblings(leaf[0])))
+
+    batch = l1.commit(tree.root, blocks=1)  # the state after rollup block 5, not final yet
+    assert last_block(l1, batch) == bind_by
+    with reverts("NotFinalized"):
+        _reclaim(l1, tree, batch, funder, deposit, bind_by)
+    with reverts("UnknownBatch"):
+        _reclaim(l1, tree, batch + 1, funder, deposit, bind_by)
+    l1.finalize()
+    siblings = tree.siblings(leaf[0])
+    with reverts("UnknownFunding") as exc:  # only the funder reclaims, and only its own funding
+        l1.tx(l1.user(1), rm.reclaim(batch, TASK, bind_by, siblings))
+    assert exc.value.error_args[0] == TASK and same(exc.value.error_args[1], l1.user(1).address)
+    with reverts("UnknownFunding"):
+        l1.tx(funder, rm.reclaim(batch, TASK2, bind_by, siblings))
+    with reverts("InvalidProof"):  # no leaf holds a bindBy wider than 64 bits
+        l1.tx(funder, rm.reclaim(batch, TASK, 2**64 + bind_by, siblings))
+
+    # a bound funding's leaf says bound = 1: it proves nothing, whatever the height
+    bound = StateTree(dict([funding_leaf(TASK, f, deposit, bind_by, 1)]))
+    bound_batch = l1.commit_final(bound)
+    with reverts("InvalidProof"):
+        _reclaim(l1, bound, bound_batch, funder, deposit, bind_by, bound=1)
+    # the deposit proven is the contract's own: a leaf recording another amount proves nothing
+    other = StateTree(dict([funding_leaf(TASK, f, deposit + 1, bind_by)]))
+    other_batch = l1.commit_final(other)
+    with reverts("InvalidProof"):
+        _reclaim(l1, other, other_batch, funder, deposit + 1, bind_by)
+
+    held = l1.balance(l1.rewards.address)
+    before = l1.balance(f)
+    receipt = _reclaim(l1, tree, batch, funder, deposit, bind_by)  # a later final batch is fine
+    assert l1.balance(f) == before + deposit - l1.cost(receipt)
+    assert l1.balance(l1.rewards.address) == held - deposit == 0
+    assert l1.events(receipt, "RewardManager", "FundingReclaimed") == [
+        {"taskId": TASK, "funder": f, "amount": deposit}
+    ]
+    assert l1.call(rm.funding(TASK, f)) == [deposit, False, True]
+    with reverts("AlreadyReclaimed"):
+        _reclaim(l1, tree, batch, funder, deposit, bind_by)
+    # a reclaimed funding is never settled (the STF never binds a lapsed funding; defensive)
+    settled = _task_tree(2, 1, {ALICE: (1, 0)}, f)
+    sb = l1.commit_final(settled)
+    with reverts("AlreadyReclaimed"):
+        _settle(l1, settled, sb, 2, 1, 1, f)
+    # and it is not renewed: the rollup's record of that funding stays the only one
+    with reverts("FundingExists"):
+        _fund(l1, funder, deposit)
+
+
 def test_claims_prove_against_the_settlement_root(l1: L1) -> None:
     """A later batch changing the shares does not change what a settled task pays."""
     l1.stake(l1.user(1), ALICE)
-    l1.tx(l1.user(0), l1.rewards.functions.createTask(TASK, ETHER), BASE_FEE + ETHER)
-    tree = _task_tree(1, 4, {ALICE: (4, 0)})
-    _settle(l1, tree, l1.commit_final(tree), 1, 4, 4)
+    r = l1.user(0).address
+    _fund(l1, l1.user(0), ETHER)
+    tree = _task_tree(1, 4, {ALICE: (4, 0)}, r)
+    _settle(l1, tree, l1.commit_final(tree), 1, 4, 4, r)
     later = StateTree(dict([reward_leaf(TASK, ALICE, 40, 0)]))
     l1.commit_final(later)
     with reverts("InvalidProof"):
@@ -891,11 +1095,12 @@ def test_claims_prove_against_the_settlement_root(l1: L1) -> None:
 
 def test_fee_is_capped_by_the_deposit(l1: L1) -> None:
     requester = l1.user(0)
+    r = requester.address
     l1.stake(l1.user(1), ALICE)
     deposit = 5 * FEE + 123
-    l1.tx(requester, l1.rewards.functions.createTask(TASK, deposit), BASE_FEE + deposit)
-    tree = _task_tree(2, 50, {ALICE: (50, 0)})
-    receipt = _settle(l1, tree, l1.commit_final(tree), 2, 50, 50)
+    _fund(l1, requester, deposit)
+    tree = _task_tree(2, 50, {ALICE: (50, 0)}, r)
+    receipt = _settle(l1, tree, l1.commit_final(tree), 2, 50, 50, r)
     protocol = deposit * BPS // 10_000
     (event,) = l1.events(receipt, "RewardManager", "TaskSettled")
     assert (event["fee"], event["pool"], event["refund"]) == (deposit, deposit - protocol, 0)
@@ -911,38 +1116,40 @@ def test_a_pool_with_no_clean_client_goes_to_the_protocol_not_the_requester(l1: 
     """If every client ended barred or slashable, the requester must not get the pool back: it
     would then gain by getting every client flagged (its own rules, its own sybils)."""
     requester = l1.user(0)
+    r = requester.address
     l1.stake(l1.user(1), ALICE)
     deposit = ETHER // 100
-    l1.tx(requester, l1.rewards.functions.createTask(TASK, deposit), BASE_FEE + deposit)
-    tree = _task_tree(2, 3, {ALICE: (3, 1)})  # the only client was excluded: totalCleanUpdates 0
+    _fund(l1, requester, deposit)
+    tree = _task_tree(2, 3, {ALICE: (3, 1)}, r)  # the only client was excluded: total clean 0
     treasury_before = l1.balance(l1.addresses["RewardTreasury"])
-    receipt = _settle(l1, tree, l1.commit_final(tree), 2, 3, 0)
+    receipt = _settle(l1, tree, l1.commit_final(tree), 2, 3, 0, r)
     fee = 3 * FEE
     (event,) = l1.events(receipt, "RewardManager", "TaskSettled")
     assert (event["fee"], event["pool"], event["refund"]) == (fee, 0, deposit - fee)
     assert l1.balance(l1.addresses["RewardTreasury"]) == treasury_before + fee  # all of it
     with reverts("InvalidProof"):  # an excluded client's leaf never proves a claim
         _claim(l1, tree, ALICE, 3, flagged=1)
-    before = l1.balance(requester.address)
+    before = l1.balance(r)
     receipt = l1.tx(requester, l1.rewards.functions.withdrawRefund(TASK))
-    assert l1.balance(requester.address) == before + deposit - fee - l1.cost(receipt)
+    assert l1.balance(r) == before + deposit - fee - l1.cost(receipt)
     assert l1.balance(l1.rewards.address) == 0
 
 
 def test_claim_edge_cases(l1: L1) -> None:
     rm = l1.rewards.functions
+    r = l1.user(0).address
     l1.stake(l1.user(1), ALICE)
-    l1.tx(l1.user(0), rm.createTask(TASK, ETHER), BASE_FEE + ETHER)
-    tree = _task_tree(1, 2, {ALICE: (2, 0), BOB: (1, 0), CAROL: (0, 0)})
+    _fund(l1, l1.user(0), ETHER)
+    tree = _task_tree(1, 2, {ALICE: (2, 0), BOB: (1, 0), CAROL: (0, 0)}, r)
     batch = l1.commit_final(tree)
     with reverts("NotSettled"):
         l1.tx(l1.user(0), rm.withdrawRefund(TASK))
-    _settle(l1, tree, batch, 1, 2, 3)
+    _settle(l1, tree, batch, 1, 2, 3, r)
     with reverts("NoPayee"):  # bob never staked on L1: nowhere to pay
         _claim(l1, tree, BOB, 1)
     with reverts("NothingToClaim"):  # carol recorded no update
         _claim(l1, tree, CAROL, 0)
-    with reverts("UnknownTask"):
+    with reverts("NotSettled"):  # a task nobody funded
         l1.tx(l1.user(0), rm.withdrawRefund(TASK2))
     # a slashed (or withdrawn) key still receives what it earned cleanly elsewhere
     evidence = StateTree(dict([slash_leaf(ALICE, TASK2, 1, 1)]))
@@ -970,11 +1177,12 @@ REENTRANCY = keccak(text="Reentrancy()")[:4]
 def test_reentrant_claim_fails_and_loses_nothing(l1: L1) -> None:
     claimer = l1.deploy("ReentrantClaimer")
     rm = l1.rewards.functions
+    r = l1.user(0).address
     l1.tx(l1.user(1), claimer.functions.stake(l1.registry.address, ALICE), STAKE)
     assert l1.call(l1.registry.functions.stakerOf(ALICE)) == claimer.address
-    l1.tx(l1.user(0), rm.createTask(TASK, ETHER), BASE_FEE + ETHER)
-    tree = _task_tree(1, 10, {ALICE: (5, 0), BOB: (5, 0)})
-    _settle(l1, tree, l1.commit_final(tree), 1, 10, 10)
+    _fund(l1, l1.user(0), ETHER)
+    tree = _task_tree(1, 10, {ALICE: (5, 0), BOB: (5, 0)}, r)
+    _settle(l1, tree, l1.commit_final(tree), 1, 10, 10, r)
     siblings = tree.siblings(reward_leaf(TASK, ALICE, 5, 0)[0])
     again = rm.claim(TASK, ALICE, 5, siblings)._encode_transaction_data()
     l1.tx(l1.user(1), claimer.functions.arm(l1.rewards.address, again))
@@ -1011,10 +1219,11 @@ def test_reentrant_withdraw_fails_and_loses_nothing(l1: L1) -> None:
 def test_payee_rejecting_ether_keeps_the_claim(l1: L1) -> None:
     claimer = l1.deploy("ReentrantClaimer")
     rm = l1.rewards.functions
+    r = l1.user(0).address
     l1.tx(l1.user(1), claimer.functions.stake(l1.registry.address, ALICE), STAKE)
-    l1.tx(l1.user(0), rm.createTask(TASK, ETHER), BASE_FEE + ETHER)
-    tree = _task_tree(1, 10, {ALICE: (5, 0)})
-    _settle(l1, tree, l1.commit_final(tree), 1, 10, 5)
+    _fund(l1, l1.user(0), ETHER)
+    tree = _task_tree(1, 10, {ALICE: (5, 0)}, r)
+    _settle(l1, tree, l1.commit_final(tree), 1, 10, 5, r)
     l1.tx(l1.user(1), claimer.functions.setRejectPayments(True))
     with reverts("TransferFailed"):
         _claim(l1, tree, ALICE, 5)

@@ -24,6 +24,7 @@ from hypothesis import strategies as st
 from nacl.signing import SigningKey
 
 from stf import encoding, robust, state_keys
+from stf.context import Limits
 from stf.errors import Code
 from stf.fl import settlement
 from stf.fl.checks import MIN_PROVABLE_SUPPORT
@@ -72,6 +73,7 @@ def task_params(
     window: int = 4,
     evaluator: bytes = b"\x00" * 32,
     rules: EpochRules | list[Any] | None = None,
+    funder: bytes = b"",
 ) -> list[Any]:
     rules = EpochRules() if rules is None else rules
     return [
@@ -88,6 +90,7 @@ def task_params(
         window,
         evaluator,
         rules.to_list() if isinstance(rules, EpochRules) else rules,
+        funder,
     ]
 
 
@@ -115,10 +118,15 @@ class FL:
     """A MemStore chain with staked clients, a requester, an evaluator and an outsider."""
 
     def __init__(
-        self, n_clients: int = 8, backend: str = "numpy", staked: list[int] | None = None
+        self,
+        n_clients: int = 8,
+        backend: str = "numpy",
+        staked: list[int] | None = None,
+        funding_window: int = 0,
     ) -> None:
         seq = signing_key(200)
-        self.config = ChainConfig(CHAIN_ID, pub(seq), backend=backend)
+        limits = Limits(funding_window_blocks=funding_window)
+        self.config = ChainConfig(CHAIN_ID, pub(seq), limits, backend=backend)
         self.requester = signing_key(1)
         self.evaluator = signing_key(2)
         self.outsider = signing_key(3)

@@ -396,6 +396,37 @@ async def test_an_open_task_keeps_blocks_coming_on_an_idle_chain(tmp_path: Path)
         assert await h.result("mps_blockNumber") == 0, "an idle chain with no task seals nothing"
 
 
+async def test_an_unbound_funding_keeps_blocks_coming_until_it_lapses(tmp_path: Path) -> None:
+    """A funding lapses (and its funder may reclaim it on the L1) only once the chain passes its
+    ``bind_by`` height; an idle chain that sealed nothing would hold the deposit for good. The
+    loop seals blocks through that height, then stops; after a restart too (node/deadlines.py)."""
+    from node.l1.deposits import L1Event
+
+    window = 10
+    async with start_node(tmp_path / "n", funding_window_blocks=window) as h:
+        seq = h.node.sequencer
+        event = L1Event(7, 0, "fund", [b"\x42" * 32, b"\xaa" * 20, 5])
+        assert seq.queue_l1_events([event], (7, b"\x07" * 32)) == 1
+        await seq.produce_block()  # height 1 records it: bindable through height 1 + window
+        raw = await h.result("mps_getProof", hx(state_keys.funding(b"\x42" * 32, b"\xaa" * 20)))
+        assert raw["value"] is not None
+        seq.start()  # the funding arrived in a block this node sealed: idle blocks follow
+        for _ in range(100):
+            await asyncio.sleep(0.05)
+            if await h.result("mps_blockNumber") >= 2:
+                break
+        assert await h.result("mps_blockNumber") >= 2
+    # restarted (the deadline comes from the stored fundings), the loop seals through bind_by
+    async with start_node(tmp_path / "n", funding_window_blocks=window) as h:
+        h.node.sequencer.start()
+        for _ in range(100):
+            await asyncio.sleep(0.05)
+            if await h.result("mps_blockNumber") >= 1 + window:
+                break
+        await asyncio.sleep(0.3)  # six more ticks: nothing is due any more
+        assert await h.result("mps_blockNumber") == 1 + window
+
+
 async def test_the_node_logs_and_counts_the_fl_events_of_its_blocks(tmp_path: Path) -> None:
     """Issue 14: the log said "block sealed" and nothing of tasks, joins or epochs."""
     from structlog.testing import capture_logs

@@ -21,11 +21,13 @@ from stf.errors import Code
 from stf.fl import settlement
 from stf.fl.checks import MIN_PROVABLE_SUPPORT
 from stf.fl.flags import EXACT, STATISTICAL, Flag
-from stf.fl.records import CLEAN, NO_EPOCH, Funding, Verdict
+from stf.fl.records import CLEAN, NO_EPOCH, Verdict
 from stf.fl.rules import EpochRules
+from stf.fl.settlement import FundingLeaf
 from stf.fl.task import COMPLETE, FINISHED
 from stf.smt import SparseMerkleTree, verify_proof
 from stf.stakes import SLASHED, STAKED, StakeRecord
+from stf.tx import Transaction
 
 ZERO32 = b"\x00" * 32
 
@@ -75,10 +77,17 @@ def test_binary_layouts() -> None:
         "0000000700000003"
     )
     assert settlement.decode_slash_evidence(bytes.fromhex("0000010200000100")) == (258, 256)
-    s = settlement.Settlement(settlement.SETTLE_FINISHED, 3, 2**40 + 5)
+    funder = b"\x5a" * 20
+    s = settlement.Settlement(settlement.SETTLE_FINISHED, 3, 2**40 + 5, funder)  # type: ignore[arg-type]
     raw = settlement.encode_settlement(s)
-    assert raw == b"\x02" + (3).to_bytes(4, "big") + (2**40 + 5).to_bytes(8, "big")
-    assert len(raw) == 13 and settlement.decode_settlement(raw) == s
+    assert raw == b"\x02" + (3).to_bytes(4, "big") + (2**40 + 5).to_bytes(8, "big") + funder
+    assert len(raw) == 33 and settlement.decode_settlement(raw) == s
+    # an unfunded task's leaf names the zero address
+    assert settlement.encode_settlement(settlement.Settlement(1, 0, 0))[13:] == bytes(20)
+    f = FundingLeaf(2**255 + 3, 77, True)
+    raw = settlement.encode_funding(f)
+    assert raw == (2**255 + 3).to_bytes(32, "big") + (77).to_bytes(8, "big") + b"\x01"
+    assert settlement.decode_funding(raw) == f
     assert settlement.encode_reward_share(5, True) == bytes.fromhex("0000000501")
     assert settlement.decode_reward_share(bytes.fromhex("0000000900")) == (9, False)
     # the status byte is the L1's (1 complete, 2 finished), mapped from the task record
@@ -90,7 +99,13 @@ def test_binary_layouts() -> None:
         lambda: settlement.encode_settlement(settlement.Settlement(1, 1, 2**64)),
         lambda: settlement.encode_reward_share(2**32, False),
         lambda: settlement.decode_reward_share(bytes.fromhex("0000000002")),
-        lambda: settlement.decode_settlement(b"\x03" + bytes(12)),
+        lambda: settlement.decode_settlement(b"\x03" + bytes(32)),
+        lambda: settlement.decode_settlement(b"\x01" + bytes(12)),  # the former 13 bytes
+        lambda: settlement.encode_settlement(settlement.Settlement(1, 1, 1, b"\x01" * 19)),  # type: ignore[arg-type]
+        lambda: settlement.encode_funding(FundingLeaf(2**256, 1, False)),
+        lambda: settlement.encode_funding(FundingLeaf(1, 2**64, False)),
+        lambda: settlement.decode_funding(bytes(40) + b"\x02"),
+        lambda: settlement.decode_funding(bytes(40)),
         lambda: settlement.decode_slash_evidence(bytes(9)),
     ):
         with pytest.raises(ValueError):
@@ -102,7 +117,8 @@ def test_key_layouts() -> None:
     assert state_keys.slash_evidence(c, t) == b"slash/" + c + t
     assert state_keys.settlement(t) == b"settle/" + t
     assert state_keys.reward_share(t, c) == b"reward/" + t + c
-    assert state_keys.funding(t) == b"funding/" + t
+    a = b"\x33" * 20
+    assert state_keys.funding(t, a) == b"funding/" + t + a  # type: ignore[arg-type]
 
 
 # -- a task with every kind of client --------------------------------------------------
@@ -320,7 +336,7 @@ def test_settlement_written_when_the_last_epoch_closes(run: Run) -> None:
     # the honest clients' updates and reformed's two clean ones; zero has none; noisy (barred),
     # replayer and late (slashable) forfeit theirs
     total = 6 * 3 + 2 + 2
-    assert raw == b"\x02" + (3).to_bytes(4, "big") + total.to_bytes(8, "big")
+    assert raw == b"\x02" + (3).to_bytes(4, "big") + total.to_bytes(8, "big") + bytes(20)
     assert settlement.decode_settlement(raw) == settlement.Settlement(2, 3, total)
     assert_proven(fl, state_keys.settlement(tid), raw)
     # a report reaching the target after the end changes nothing
@@ -338,9 +354,8 @@ def test_settlement_is_not_written_before_the_task_stops() -> None:
     fl.submit_all(tid, 0, [(k, h.one()) for k in fl.clients])
     assert fl.get(state_keys.settlement(tid)) is None
     fl.submit_all(tid, 1, [(k, h.one()) for k in fl.clients])
-    assert fl.get(state_keys.settlement(tid)) == b"\x02" + (2).to_bytes(4, "big") + (10).to_bytes(
-        8, "big"
-    )
+    leaf = b"\x02" + (2).to_bytes(4, "big") + (10).to_bytes(8, "big") + bytes(20)
+    assert fl.get(state_keys.settlement(tid)) == leaf
 
 
 def test_settlement_written_once_when_the_target_is_reported() -> None:
@@ -363,7 +378,7 @@ def test_settlement_written_once_when_the_target_is_reported() -> None:
     raw = fl.get(state_keys.settlement(tid))
     # two epochs trained; the zero sender's one update is flagged and does not count, and one
     # strike does not exclude it (a share of 0, not flagged)
-    assert raw == b"\x01" + (2).to_bytes(4, "big") + (10).to_bytes(8, "big")
+    assert raw == b"\x01" + (2).to_bytes(4, "big") + (10).to_bytes(8, "big") + bytes(20)
     assert reward(fl, tid, zero) == (0, False)
     assert fl.verdict(tid, zero) == Verdict(1, False, 0, NO_EPOCH)
     assert_proven(fl, state_keys.settlement(tid), raw)
@@ -391,9 +406,9 @@ def test_failed_report_does_not_settle() -> None:
 # -- the fund deposit ------------------------------------------------------------------
 
 
-def funding(fl: FL, tid: bytes) -> Funding | None:
-    raw = fl.get(state_keys.funding(tid))  # type: ignore[arg-type]
-    return None if raw is None else Funding.decode(raw)
+def funding(fl: FL, tid: bytes, funder: bytes) -> FundingLeaf | None:
+    raw = fl.get(state_keys.funding(tid, funder))  # type: ignore[arg-type]
+    return None if raw is None else settlement.decode_funding(raw)
 
 
 def read_stake(fl: FL, client: bytes) -> StakeRecord:
@@ -402,39 +417,110 @@ def read_stake(fl: FL, client: bytes) -> StakeRecord:
     return StakeRecord.decode(raw)
 
 
-def test_fund_records_the_deposit_once() -> None:
-    fl = FL(n_clients=5)
-    tid = fl.new_task(min_clients=5, max_clients=5)
-    requester = b"\xaa" * 20
-    fund = fl.deposit("fund", [tid, requester, 10**18])
-    assert receipt(fl.block(fund), fund) == (1, 0)
-    assert funding(fl, tid) == Funding(requester, 10**18)
-    again = fl.deposit("fund", [tid, b"\xbb" * 20, 5])
-    result = fl.block(again)
-    assert receipt(result, again) == (0, Code.TASK_ALREADY_FUNDED)
-    assert result.receipts[0].message == "task already funded"
-    assert funding(fl, tid) == Funding(requester, 10**18)
-    # the event was consumed all the same
-    assert encoding.decode(fl.get(state_keys.L1_LAST_EVENT)) == [2, 0]  # type: ignore[arg-type]
+WINDOW = 6
+ALICE, MALLORY = b"\xaa" * 20, b"\xee" * 20
 
 
-def test_fund_before_the_task_exists() -> None:
-    fl = FL(n_clients=5)
+def signed_create(fl: FL, **kw: Any) -> Transaction:
+    """A requester's create_task, signed but not sent: its hash is the task id to fund."""
     model = init_model().tobytes()
     fl.block(fl.put_blob(fl.requester, model), fl.put_blob(fl.requester, SCRIPT))
-    create = fl.create(task_params(sha(model), sha(SCRIPT), min_clients=5, max_clients=5))
-    tid = create.hash  # the task id is known before the task is created
-    fund = fl.deposit("fund", [tid, b"\xcc" * 20, 7])
+    kw.setdefault("min_clients", 5)
+    kw.setdefault("max_clients", 5)
+    return fl.create(task_params(sha(model), sha(SCRIPT), **kw))
+
+
+def test_fund_records_each_funder_once() -> None:
+    fl = FL(n_clients=5, funding_window=WINDOW)
+    tid = sha(b"some task id")
+    fund = fl.deposit("fund", [tid, ALICE, 10**18])
     assert receipt(fl.block(fund), fund) == (1, 0)
-    assert fl.get(state_keys.task(tid)) is None
-    assert funding(fl, tid) == Funding(b"\xcc" * 20, 7)
-    assert receipt(fl.block(create), create) == (1, 0)
-    assert fl.task(tid).requester == pub(fl.requester)
-    assert funding(fl, tid) == Funding(b"\xcc" * 20, 7)
-    # and an id that never becomes a task can be funded too (the L1 side refunds nothing
-    # until it settles, which needs a settlement leaf)
-    other = fl.deposit("fund", [ZERO32, b"\xcc" * 20, 1])
+    assert funding(fl, tid, ALICE) == FundingLeaf(10**18, fl.height + WINDOW, False)
+    # anyone may fund any id: a second funder has its own funding, the first is untouched
+    other = fl.deposit("fund", [tid, MALLORY, 1])
     assert receipt(fl.block(other), other) == (1, 0)
+    assert funding(fl, tid, MALLORY) == FundingLeaf(1, fl.height + WINDOW, False)
+    assert funding(fl, tid, ALICE) == FundingLeaf(10**18, fl.height - 1 + WINDOW, False)
+    again = fl.deposit("fund", [tid, ALICE, 5])  # the L1 refuses this first (FundingExists)
+    result = fl.block(again)
+    assert receipt(result, again) == (0, Code.TASK_ALREADY_FUNDED)
+    assert funding(fl, tid, ALICE) == FundingLeaf(10**18, fl.height - 2 + WINDOW, False)
+    # the event was consumed all the same
+    assert encoding.decode(fl.get(state_keys.L1_LAST_EVENT)) == [3, 0]  # type: ignore[arg-type]
+
+
+def test_a_funded_chain_refuses_an_unfunded_task() -> None:
+    """The squatting attack: on a chain with an L1 RewardManager every slot must have cost its
+    requester BASE_FEE, so a create_task that names no recorded funding fails (the former code
+    let an unstaked key take all 64 slots for free)."""
+    fl = FL(n_clients=5, funding_window=WINDOW)
+    create = signed_create(fl)
+    assert receipt(fl.block(create), create) == (0, Code.TASK_NOT_FUNDED)
+    assert fl.get(state_keys.task(create.hash)) is None
+    named = signed_create(fl, funder=ALICE)  # names a funding that never arrived
+    result = fl.block(named)
+    assert receipt(result, named) == (0, Code.TASK_NOT_FUNDED)
+    assert "recorded no L1 funding" in result.receipts[0].message
+    # on a chain without an L1 a task may still name no funder (nothing to pay, nothing to cost)
+    free = FL(n_clients=5)
+    create = signed_create(free)
+    assert receipt(free.block(create), create) == (1, 0)
+
+
+def test_the_create_task_binds_the_funding_it_names() -> None:
+    fl = FL(n_clients=5, funding_window=WINDOW)
+    create = signed_create(fl, funder=ALICE)
+    tid = create.hash  # the task id is known before the task is created
+    # the front-run: Mallory sees the id funded on the L1 and funds it first with 1 wei
+    front, fund = fl.deposit("fund", [tid, MALLORY, 1]), fl.deposit("fund", [tid, ALICE, 7])
+    fl.block(front, fund)
+    assert receipt(fl.block(create), create) == (1, 0)
+    assert fl.task(tid).params.funder == ALICE
+    assert funding(fl, tid, ALICE) == FundingLeaf(7, fl.height - 1 + WINDOW, True)
+    assert funding(fl, tid, MALLORY) == FundingLeaf(1, fl.height - 1 + WINDOW, False)
+    # a funding that arrives once the task exists can never be bound: it lapses at once
+    late = fl.deposit("fund", [tid, b"\x0c" * 20, 9])
+    fl.block(late)
+    assert funding(fl, tid, b"\x0c" * 20) == FundingLeaf(9, fl.height, False)
+
+
+def test_a_funding_lapses_after_its_window() -> None:
+    fl = FL(n_clients=5, funding_window=WINDOW)
+    create = signed_create(fl, funder=ALICE)
+    fund = fl.deposit("fund", [create.hash, ALICE, 7])
+    fl.block(fund)
+    bind_by = fl.height + WINDOW
+    fl.empty(WINDOW)
+    assert fl.height == bind_by  # the last height it may still be bound at...
+    fl.empty()
+    result = fl.block(create)  # ...so one block later the create_task fails
+    assert receipt(result, create) == (0, Code.TASK_NOT_FUNDED)
+    assert f"lapsed at height {bind_by}" in result.receipts[0].message
+    assert funding(fl, create.hash, ALICE) == FundingLeaf(7, bind_by, False)  # reclaimable
+
+
+def test_a_funding_binds_up_to_its_last_height() -> None:
+    fl = FL(n_clients=5, funding_window=WINDOW)
+    create = signed_create(fl, funder=ALICE)
+    fund = fl.deposit("fund", [create.hash, ALICE, 7])
+    fl.block(fund)
+    fl.empty(WINDOW - 1)
+    assert receipt(fl.block(create), create) == (1, 0)  # at height bind_by exactly
+    assert funding(fl, create.hash, ALICE).bound  # type: ignore[union-attr]
+
+
+def test_the_settlement_names_the_bound_funder() -> None:
+    fl = FL(n_clients=5, funding_window=WINDOW)
+    create = signed_create(fl, funder=ALICE, epochs=1)
+    fl.block(fl.deposit("fund", [create.hash, ALICE, 7]))
+    assert receipt(fl.block(create), create) == (1, 0)
+    tid = create.hash
+    fl.join_all(tid, fl.clients)
+    h = Honest(seed=3)
+    fl.submit_all(tid, 0, [(k, h.one()) for k in fl.clients])
+    raw = fl.get(state_keys.settlement(tid))
+    assert raw is not None
+    assert settlement.decode_settlement(raw) == settlement.Settlement(2, 1, 5, ALICE)  # type: ignore[arg-type]
 
 
 def test_malformed_fund_deposits_are_dropped() -> None:
@@ -474,7 +560,7 @@ def test_stake_for_a_slashed_key_fails() -> None:
 
 def test_replay_from_genesis_gives_the_same_roots(run: Run) -> None:
     fl = run.fl
-    fund = fl.deposit("fund", [run.tid, b"\xdd" * 20, 3])
+    fund = fl.deposit("fund", [sha(b"any id"), b"\xdd" * 20, 3])
     fl.block(fund)
     store = fl.replay_from_genesis()
     assert store.data == fl.chain.store.data

@@ -16,7 +16,9 @@ release (issue 11): an unbond writes ``unbonding/`` or ``release/``, slash evide
 ``convicted/``; the deposits chain (an unbond) and the settlement run (a slash) moved, the
 others hold neither and did not. The deposits chain again for stake bindings (issue 11): a
 stake carries the key's signature naming its L1 account, and one more deposit, a stake bound
-to another account, fails.
+to another account, fails. Every chain for task funding (issue 11): the chain spec in genesis
+holds ``funding_window_blocks``, a task's parameters its ``funder``, the settle leaf names the
+funder and a ``funding/<task><funder>`` leaf is binary; the ``funded`` chain was added.
 """
 
 from __future__ import annotations
@@ -32,7 +34,8 @@ import numpy as np
 import pytest
 from rpc_fixtures import CHAIN_ID, hx, start_node
 from test_fl import CHAIN_ID as FL_CHAIN_ID
-from test_fl import FL, Honest, pub, scenario
+from test_fl import FL, Honest, init_model, pub, scenario, task_params
+from test_fl import SCRIPT as FL_SCRIPT
 from test_fl_chunked import chunky_run
 from test_fl_rpc import CREATE_TASK, JOIN_TASK, REPORT_EVALUATION, D, fl_tx, params, sha
 from test_fl_settlement import Run
@@ -94,35 +97,66 @@ def deposits_chain() -> FL:
     return fl
 
 
+def funded_chain() -> FL:
+    """A chain whose tasks are funded on the L1 first: a front-run funding, the bound one, an
+    unfunded create_task refused, the settlement naming the funder, the front-run lapsing."""
+    fl = FL(n_clients=5, funding_window=6)
+    alice, mallory = b"\xaa" * 20, b"\xee" * 20
+    model = init_model().tobytes()
+    fl.block(fl.put_blob(fl.requester, model), fl.put_blob(fl.requester, FL_SCRIPT))
+    create = fl.create(
+        task_params(
+            sha(model), sha(FL_SCRIPT), min_clients=5, max_clients=5, epochs=1, funder=alice
+        )
+    )
+    fl.block(
+        fl.deposit("fund", [create.hash, mallory, 1]),
+        fl.deposit("fund", [create.hash, alice, 7 * 10**17]),
+    )
+    unfunded = fl.create(task_params(sha(model), sha(FL_SCRIPT)), key=fl.outsider)
+    result = fl.block(create, unfunded)
+    assert [(r.status, r.code) for r in result.receipts] == [(1, 0), (0, 1124)]
+    fl.join_all(create.hash, fl.clients)
+    h = Honest(seed=9)
+    fl.submit_all(create.hash, 0, [(k, h.one()) for k in fl.clients])
+    fl.empty(6)
+    return fl
+
+
 PINNED_CHAINS: dict[str, tuple[str, str]] = {
-    "scenario": (
-        "e282db5cbef68b538d02660c63c8ee5345a7767bb2e9d02143751025882d747a",
-        "bc4b612c9384f6c599743eb543821e97b3e0a0e80a244e93cb56b0f563dbb29e",
-    ),
-    "settlement_run": (
-        "4cc86206167a9ae989a94d660c5e44a4c9754d42ee8b582a3edc460f44149019",
-        "e825eab9616eedb73c4bc796a0a1bb8a8402ff46dac2c6c1cab00a8cc70c87cf",
+    "chunky_int16_trimmed": (
+        "cfdb55f25bef1ff837560dd8739ab261fb79426ace47e4d0e75837d3f5a974f4",
+        "09ab3cae7a9e12d9984b9de7000ed093af0875de809907ce1546ff85c3fd5daa",
     ),
     "chunky_median": (
-        "fb8dff0a04d34e86ee7c4ed172588722f8ce04bbeaf0e67dd7e1597e2c832e3b",
-        "2e44c7d9d6be0006d27006fb585534da6386e80c8b667902381215a805603910",
-    ),
-    "chunky_int16_trimmed": (
-        "5a4b2d7bc5d6d3909b8303b4a395f2621f990c96072b14c21407668ba8e97e72",
-        "e6781d0e6ca154d14ba6147f819b1e5d8b39c51281d9a63a7fdc4c3790655df1",
+        "b186be54675fe3445ea5cbb04125f51c8436e3f49b1cbc2bc7fe001e2738ac44",
+        "b26350aad443d56e5eb3bf090979b442a8bb4597274da928626696032b14a79e",
     ),
     "deposits": (
-        "c9ecdd584f05088d1fb0ce168988654932a5ea7c6bf803ce8d321fb1e9e383ae",
-        "3a4cf0762f7f7c96c46b74ea1a59655b5f25f834e06f8fc36bcc03bc6155af0c",
+        "66b25e83f268cea6771876de65ec318751495aee6b8984b95f18d0091516daec",
+        "ed883503d8ee68963f3849eee31d367736e935691a78a00cd417d953cf4c1290",
+    ),
+    "funded": (
+        "81f8a0a1dfa027b10c284615cbef0d4138961b939645a3a55ee2f70d0236fd99",
+        "bd27527e9ca0ebea816095911613a297034e17f0daa828a43a3607705ac9baeb",
+    ),
+    "scenario": (
+        "7309d5c980f1404a1510644d53f588f7ea61a57fcc31f875b8e196067e385596",
+        "d47ce472c7834731a32cb7e4a6bf2e65b36a60ebe09475f8c6a083e2f3882704",
+    ),
+    "settlement_run": (
+        "695b7fcf7d4ccd1eb5da03f819836a1213ec09ce73714045d3f61c77e614d215",
+        "1d453b7c6aaa874e16837b6686902951a4f5e60166f9d414878e652bf53a7908",
     ),
 }
 
 PINNED_ROOTS: dict[str, str] = {
-    "chunky_int16_trimmed": "9ffc4aacc61b6b9aa6aef4df649442702ccec24c38ba681841188107e29cd035",
-    "chunky_median": "d2d2d264bf027f146daaa027e6a563cb3b15130ca7131d16752c870187ff0ab5",
-    "deposits": "fda2eff54d1e22689ac802f42420877a0f64828e8ef036b44a93896c42072924",
-    "scenario": "f739ef3a52303c2ab4aade8460da5f4d29a6a6686529bcaebec7205c2d4f30fb",
-    "settlement_run": "4027d8e5882d9c6f97d79279ab2506d3a4a777878242ec25aafde8a262d126d0",
+    "chunky_int16_trimmed": "8806624eb41be548a9a3694fc46e254aede2fc7ad30bf6d090722130c40af740",
+    "chunky_median": "d9fbc1dde72cdaaeb1c721c535cc1dd628c366d2f42fa59253ea0d02a64905f6",
+    "deposits": "ed3f65076faf5c364598041a91e2c2f6f3d0909277d5f1c6e02b755ad0f5132b",
+    "funded": "294f559bf67d6d0ea9d7d1f8a176ddff6fc008e96b90137cff45ee58f67d79c5",
+    "scenario": "58704646646d77279bc727814247014b21d2883a544f50a0fdadca53f9a81540",
+    "settlement_run": "5a723ada898f533880f813db0835b5c505e74925a824c59f43b1c52a11dd6939",
 }
 
 BUILDERS = {
@@ -131,6 +165,7 @@ BUILDERS = {
     "chunky_median": lambda: chunky_run(None, "median")[0],
     "chunky_int16_trimmed": lambda: chunky_run(None, "trimmed_mean", "int16")[0],
     "deposits": deposits_chain,
+    "funded": funded_chain,
 }
 
 
@@ -145,7 +180,7 @@ def test_fixture_chains_keep_their_pinned_hashes_and_roots(name: str) -> None:
 # -- the FL RPC answers, on a node whose clock is pinned -------------------------------
 
 SCRIPT = b"print('golden')\n"
-PINNED_RPC_DIGEST = "bbc7faa4196817895f8f93951e5d727128dd0d9db5b3490e3b93f5cb589e2841"
+PINNED_RPC_DIGEST = "7f16873f3d4d578704bbbabf77e93d02572c2ebb363083abcee28bcabec210e7"
 
 
 def golden_params(model: bytes, evaluator: bytes) -> TaskParams:

@@ -18,6 +18,7 @@ from l1_node import (
     CHALLENGE_BLOCKS,
     FEE_PER_EPOCH,
     FIRST_CLIENT,
+    FUNDING_WINDOW,
     SEQUENCER,
     STAKE,
     VERIFIER,
@@ -52,10 +53,14 @@ pytestmark = pytest.mark.slow
 STATUS_SLASHED = 3
 
 
-def task_params(model: bytes, script: bytes, d: int, shift: int) -> TaskParams:
+REQUESTER_L1 = 15
+DEPOSIT = 10**18
+
+
+def task_params(model: bytes, script: bytes, d: int, shift: int, funder: bytes) -> TaskParams:
     return TaskParams(
         "l1-e2e", (("w", (d,)),), "int8", shift, fl.blob_id(model), fl.blob_id(script),
-        2, 990_000, 5, 6, 3, bytes(32), EpochRules(f=1),
+        2, 990_000, 5, 6, 3, bytes(32), EpochRules(f=1), funder,
     )  # fmt: skip
 
 
@@ -83,7 +88,8 @@ async def run_federation(
 ) -> bytes:
     """Two epochs: five honest clients and one free rider: zeros in epoch 0 (a strike), the
     previous global step in epoch 1 (provable: slashable). ``after_commits(epoch)`` runs once
-    every commitment of the epoch is in, before the reveals."""
+    every commitment of the epoch is in, before the reveals. The task id is funded on the L1
+    (from account REQUESTER_L1, overpaying by 5 wei) before its create_task is sent."""
     h = net.h
     requester = Keypair.generate()
     d, shift = 200, 10
@@ -91,10 +97,15 @@ async def run_federation(
     script = b"# one local epoch of SGD\n"
     await h.send_ok(put_blob(requester, CHAIN_ID, 0, model))
     await h.send_ok(put_blob(requester, CHAIN_ID, 1, script))
-    task_id = await h.send_ok(
-        fl.create_task(requester, CHAIN_ID, 2, task_params(model, script, d, shift))
-    )
+    funder = net.accounts[REQUESTER_L1]
+    params = task_params(model, script, d, shift, bytes.fromhex(funder.address[2:]))
+    create = fl.create_task(requester, CHAIN_ID, 2, params)
+    rm = net.c("RewardManager").functions
+    net.tx(funder, rm.fundTask(create.hash, DEPOSIT), BASE_FEE + DEPOSIT + 5)
+    await net.follow()
+    task_id = await h.send_ok(create)
     await h.seal()
+    assert (await h.result("mps_getTask", hx(task_id)))["funder"] is not None
     for c in clients:
         await h.send_ok(fl.join_task(c, CHAIN_ID, 0, task_id))
     await h.seal()
@@ -133,18 +144,16 @@ async def test_stake_flag_slash_settle_claim(tmp_path: Path) -> None:
             assert stake["status"] == STAKED
             assert stake["l1Address"].lower() == net.accounts[FIRST_CLIENT + i].address.lower()
 
-        task_id = await run_federation(net, clients)
-        # the requester funds the task on L1, overpaying by 5 wei: the excess comes back
+        # the requester funds the task on L1 first, overpaying by 5 wei: the excess comes back
         rm = net.c("RewardManager")
-        requester_l1 = net.accounts[15]
+        requester_l1 = net.accounts[REQUESTER_L1]
         before = w3.eth.get_balance(requester_l1.address)
-        deposit = 10**18
-        rc = net.tx(requester_l1, rm.functions.createTask(task_id, deposit), BASE_FEE + deposit + 5)
+        task_id = await run_federation(net, clients)
+        (funded,) = rm.events.TaskFunded().get_logs(from_block=0)
+        rc = w3.eth.get_transaction_receipt(funded["transactionHash"])
         spent = before - w3.eth.get_balance(requester_l1.address)
-        assert spent == BASE_FEE + deposit + rc["gasUsed"] * rc["effectiveGasPrice"]
-        await net.follow()
-        funding = await h.result("mps_getProof", hx(state_keys.funding(task_id)))
-        assert funding["value"] is not None
+        assert spent == BASE_FEE + DEPOSIT + rc["gasUsed"] * rc["effectiveGasPrice"]
+        deposit = DEPOSIT
 
         # commit, confirm, wait out the challenge window
         assert net.post_until_idle()[:2] == ["posted", "confirmed"]
@@ -534,7 +543,7 @@ async def test_a_node_whose_database_is_behind_the_l1_refuses_to_start(tmp_path:
                 pass
         # the same height with other contents (another chain on this L1's rollup)
         other = tmp_path / "other"
-        async with start_node(other, chain_id=CHAIN_ID) as h2:
+        async with start_node(other, chain_id=CHAIN_ID, funding_window_blocks=FUNDING_WINDOW) as h2:
             for n in range(settled):
                 await h2.send_ok(put_record(Keypair.generate(), CHAIN_ID, 0, "x", bytes([n])))
                 await h2.seal()

@@ -11,7 +11,8 @@ from rpc_fixtures import hx, unhex
 
 from client_sdk.keys import Keypair
 from stf import state_keys
-from stf.fl.records import Funding
+from stf.fl.settlement import decode_funding
+from stf.ids import L1Address
 from stf.stakes import STAKED, UNBONDING
 
 pytestmark = pytest.mark.slow
@@ -108,8 +109,10 @@ async def test_a_stake_above_2_to_the_64_wei_is_recorded_exactly(tmp_path: Path)
         rm = net.c("RewardManager").functions
         base_fee = int(rm.BASE_FEE().call())
         height = await h.result("mps_blockNumber")
-        net.tx(FIRST_CLIENT + 1, rm.createTask(task_id, 2**65), base_fee + 2**65)
+        funder = net.accounts[FIRST_CLIENT + 1].address
+        net.tx(FIRST_CLIENT + 1, rm.fundTask(task_id, 2**65), base_fee + 2**65)
         await net.follow()
         assert await h.result("mps_blockNumber") == height + 1  # the chain goes on
-        funding = await h.result("mps_getProof", hx(state_keys.funding(task_id)))
-        assert Funding.decode(unhex(funding["value"])).deposit == 2**65
+        key = state_keys.funding(task_id, L1Address(bytes.fromhex(funder[2:])))
+        funding = await h.result("mps_getProof", hx(key))
+        assert decode_funding(unhex(funding["value"])).deposit == 2**65

@@ -1,18 +1,24 @@
 """The L1 money flows as invariants, over random sequences of every action (issue 11).
 
 A hypothesis state machine drives the deployed contracts on py-evm (in process) with random
-stake / unregister / withdraw / slash / fund / settle / claim / refund steps and mined blocks,
-against a model written from docs/contracts.md. After every step:
+stake / unregister / withdraw / slash / fund / settle / reclaim / claim / refund steps and mined
+blocks, against a model written from docs/contracts.md. Several funders fund the same task ids
+(a funding is keyed by task and funder); a settlement names one of them, and the others reclaim
+theirs once lapsed. After every step:
 
 * **conservation**: the wei of every account and contract plus the gas paid is what there was
   at the start (nothing is created or lost);
 * the StakingRegistry holds exactly the stakes that are staked or unbonding; the RewardManager
-  exactly the unsettled deposits plus, per settled task, the pool not yet claimed and the
-  refund not yet withdrawn;
+  exactly the deposits neither settled nor reclaimed plus, per settled task, the pool not yet
+  claimed and the refund not yet withdrawn;
+* the RewardManager's view of every funding is the model's, and no funding is ever both settled
+  and reclaimed;
 * every action succeeds exactly when the model says it may: no claim twice, no withdrawal
-  without the rollup's finalized release of that very unbonding, and **no slash without a
+  without the rollup's finalized release of that very unbonding, **no slash without a
   finalized proof** (a slash or a withdrawal against a batch still inside its challenge window
-  reverts).
+  reverts), no settlement of a funding the leaf does not name or that was reclaimed, no reclaim
+  of a settled or bound funding or before it lapsed; and a reclaim pays its funder exactly the
+  deposit.
 """
 
 from __future__ import annotations
@@ -37,6 +43,7 @@ from l1_fixtures import (
     USERS,
     StateTree,
     _start,
+    funding_leaf,
     key32,
     release_leaf,
     reward_leaf,
@@ -48,7 +55,8 @@ from contracts.reverts import ContractRevert
 
 pytestmark = pytest.mark.slow
 
-N_STAKERS, N_TASKS = 4, 2
+N_STAKERS, N_TASKS, N_FUNDERS = 4, 2, 3
+FUNDERS = range(N_STAKERS, N_STAKERS + N_FUNDERS)  # indices into USERS
 STAKED, UNBONDING, SLASHED, WITHDRAWN, NONE = "staked", "unbonding", "slashed", "withdrawn", ""
 CONTRACTS = ("StakingRegistry", "RewardManager", "RewardTreasury", "SlashTreasury")
 
@@ -61,10 +69,15 @@ class Staker:
 
 
 @dataclass
+class Funding:
+    deposit: int
+    reclaimed: bool = False
+
+
+@dataclass
 class Task:
-    requester: int  # index into USERS
-    deposit: int = 0
-    settled: bool = False
+    fundings: dict[int, Funding] = field(default_factory=dict)  # funder (into USERS) -> funding
+    settled_by: int | None = None  # the funder the settlement named
     pool: int = 0
     refund: int = 0
     refunded: bool = False
@@ -73,6 +86,15 @@ class Task:
     accepted: dict[int, tuple[int, int]] = field(default_factory=dict)  # staker -> (n, flagged)
     claimed: set[int] = field(default_factory=set)
     paid: int = 0  # claimed so far
+
+    @property
+    def settled(self) -> bool:
+        return self.settled_by is not None
+
+
+# The RewardManager's leaves, from the L1 spec (docs/contracts.md), not from the STF's encoders
+def address20(account: Any) -> bytes:
+    return bytes.fromhex(account.address.removeprefix("0x"))
 
 
 @cache
@@ -89,7 +111,7 @@ class MoneyFlows(RuleBasedStateMachine):
         self.snapshot = self.l1._snapshot()
         self.p = self.l1.params
         self.stakers = [Staker() for _ in range(N_STAKERS)]
-        self.tasks = [Task(requester=N_STAKERS + j) for j in range(N_TASKS)]
+        self.tasks = [Task() for _ in range(N_TASKS)]
         self.gas = 0
         self.slashes = 0
         self.start = self.total()
@@ -193,45 +215,98 @@ class MoneyFlows(RuleBasedStateMachine):
             s.status = SLASHED
 
     # -- tasks ---------------------------------------------------------------------------------
-    @rule(j=st.integers(0, N_TASKS - 1), deposit=st.sampled_from([1, 10**15, 3 * 10**16]))
-    def fund(self, j: int, deposit: int) -> None:
-        t = self.tasks[j]
-        allowed = t.deposit == 0
-        fn = self.l1.rewards.functions.createTask(self.task_id(j), deposit)
-        pay = self.p.base_fee + deposit
-        self.expect(allowed, lambda: self.attempt(self.user(t.requester), fn, pay), "fund")
-        if allowed:
-            t.deposit = deposit
-
-    @precondition(lambda self: any(t.deposit for t in self.tasks))
     @rule(
         j=st.integers(0, N_TASKS - 1),
+        f=st.sampled_from(FUNDERS),
+        deposit=st.sampled_from([1, 10**15, 3 * 10**16]),
+    )
+    def fund(self, j: int, f: int, deposit: int) -> None:
+        t = self.tasks[j]
+        allowed = f not in t.fundings  # one funding per (task, funder), for good
+        fn = self.l1.rewards.functions.fundTask(self.task_id(j), deposit)
+        pay = self.p.base_fee + deposit
+        self.expect(allowed, lambda: self.attempt(self.user(f), fn, pay), "fund")
+        if allowed:
+            t.fundings[f] = Funding(deposit)
+
+    @precondition(lambda self: any(t.fundings for t in self.tasks))
+    @rule(
+        j=st.integers(0, N_TASKS - 1),
+        f=st.sampled_from(FUNDERS),
+        misnamed=st.sampled_from([False, False, False, True]),
         epochs=st.sampled_from([0, 3, 40]),
         accepted=st.lists(st.tuples(st.integers(0, 5), st.booleans()), min_size=N_STAKERS,
                           max_size=N_STAKERS),
     )  # fmt: skip
-    def settle(self, j: int, epochs: int, accepted: list[tuple[int, bool]]) -> None:
+    def settle(
+        self, j: int, f: int, misnamed: bool, epochs: int, accepted: list[tuple[int, bool]]
+    ) -> None:
+        """Settle ``f``'s funding with a leaf naming ``f`` or (``misnamed``) another funder,
+        whose proof then fails."""
         t = self.tasks[j]
+        named = FUNDERS[(FUNDERS.index(f) + 1) % N_FUNDERS] if misnamed else f
         shares = {i: (n, int(flag)) for i, (n, flag) in enumerate(accepted)}
         total = sum(n for n, flag in shares.values() if not flag)
-        leaves = dict([settle_leaf(self.task_id(j), 2, epochs, total)])
+        leaf = settle_leaf(self.task_id(j), 2, epochs, total, address20(self.user(named)))
+        leaves = dict([leaf])
         leaves.update(
-            reward_leaf(self.task_id(j), self.key(i), n, f) for i, (n, f) in shares.items()
+            reward_leaf(self.task_id(j), self.key(i), n, flag) for i, (n, flag) in shares.items()
         )
         tree = StateTree(leaves, filler=8)
         batch = self.commit(tree, finalize=True)
-        allowed = t.deposit > 0 and not t.settled
-        key = settle_leaf(self.task_id(j), 2, epochs, total)[0]
+        funding = t.fundings.get(f)
+        allowed = funding is not None and not funding.reclaimed and not t.settled and named == f
         fn = self.l1.rewards.functions.settle(
-            batch, self.task_id(j), 2, epochs, total, tree.siblings(key)
+            batch, self.task_id(j), self.user(f).address, 2, epochs, total, tree.siblings(leaf[0])
         )
         self.expect(allowed, lambda: self.attempt(self.user(N_STAKERS + 1), fn), "settle")
         if allowed:
-            fee = min(epochs * self.p.fee_per_epoch, t.deposit)
+            assert funding is not None
+            fee = min(epochs * self.p.fee_per_epoch, funding.deposit)
             protocol = fee * self.p.protocol_share_bps // 10_000
-            t.settled, t.tree, t.accepted, t.total_clean = True, tree, shares, total
+            t.settled_by, t.tree, t.accepted, t.total_clean = f, tree, shares, total
             t.pool = 0 if total == 0 else fee - protocol
-            t.refund = t.deposit - fee
+            t.refund = funding.deposit - fee
+
+    @precondition(lambda self: any(t.fundings for t in self.tasks))
+    @rule(
+        j=st.integers(0, N_TASKS - 1),
+        f=st.sampled_from(FUNDERS),
+        case=st.sampled_from(["lapsed", "lapsed", "early", "bound", "pending"]),
+    )
+    def reclaim(self, j: int, f: int, case: str) -> None:
+        """``f`` reclaims its funding of task ``j`` with its ``"funding/"`` leaf under a new
+        batch: unbound and reaching its ``bindBy`` (``lapsed``), one block short of it
+        (``early``), bound, or lapsed but not final yet (``pending``)."""
+        lapsed, bound, finalized = case != "early", case == "bound", case != "pending"
+        t = self.tasks[j]
+        funding = t.fundings.get(f)
+        deposit = funding.deposit if funding else 1
+        last = int(self.l1.call(self.l1.rollup.functions.lastCommittedBlock()))
+        bind_by = last + 1 if lapsed else last + 2  # the batch covers one block: last + 1
+        funder = self.user(f)
+        leaf = funding_leaf(self.task_id(j), address20(funder), deposit, bind_by, bound)
+        tree = StateTree(dict([leaf]), filler=8)
+        batch = self.commit(tree, finalized)
+        allowed = (
+            funding is not None
+            and t.settled_by != f
+            and not funding.reclaimed
+            and lapsed
+            and not bound
+            and finalized
+        )
+        fn = self.l1.rewards.functions.reclaim(
+            batch, self.task_id(j), bind_by, tree.siblings(leaf[0])
+        )
+        before, gas = self.l1.balance(funder.address), self.gas
+        self.expect(allowed, lambda: self.attempt(funder, fn), "reclaim")
+        # the funder gets exactly its deposit back (BASE_FEE stays paid), or nothing
+        received = self.l1.balance(funder.address) - before + (self.gas - gas)
+        assert received == (deposit if allowed else 0)
+        if allowed:
+            assert funding is not None
+            funding.reclaimed = True
 
     @precondition(lambda self: any(t.settled for t in self.tasks))
     @rule(j=st.integers(0, N_TASKS - 1), i=st.integers(0, N_STAKERS - 1))
@@ -255,12 +330,13 @@ class MoneyFlows(RuleBasedStateMachine):
             t.paid += amount
 
     @precondition(lambda self: any(t.settled for t in self.tasks))
-    @rule(j=st.integers(0, N_TASKS - 1))
-    def refund(self, j: int) -> None:
+    @rule(j=st.integers(0, N_TASKS - 1), f=st.sampled_from(FUNDERS))
+    def refund(self, j: int, f: int) -> None:
+        """Any funder asks; only the settled one is refunded."""
         t = self.tasks[j]
-        allowed = t.settled and not t.refunded and t.refund > 0
+        allowed = t.settled_by == f and not t.refunded and t.refund > 0
         fn = self.l1.rewards.functions.withdrawRefund(self.task_id(j))
-        self.expect(allowed, lambda: self.attempt(self.user(t.requester), fn), "refund")
+        self.expect(allowed, lambda: self.attempt(self.user(f), fn), "refund")
         if allowed:
             t.refunded = True
 
@@ -279,12 +355,28 @@ class MoneyFlows(RuleBasedStateMachine):
     def reward_manager_holds_what_it_owes(self) -> None:
         owed = 0
         for t in self.tasks:
-            if not t.settled:
-                owed += t.deposit
-                continue
-            assert t.paid <= t.pool  # claims never exceed the pool
-            owed += t.pool - t.paid + (0 if t.refunded else t.refund)
+            owed += sum(
+                funding.deposit
+                for f, funding in t.fundings.items()
+                if not funding.reclaimed and t.settled_by != f
+            )
+            if t.settled:
+                assert t.paid <= t.pool  # claims never exceed the pool
+                owed += t.pool - t.paid + (0 if t.refunded else t.refund)
         assert self.l1.balance(self.l1.addresses["RewardManager"]) == owed
+
+    @invariant()
+    def fundings_are_the_models(self) -> None:
+        """Each funding as the model has it; none both settled and reclaimed (a reclaimed funding
+        is never settled, a settled one never reclaimed)."""
+        rm = self.l1.rewards.functions
+        for j, t in enumerate(self.tasks):
+            for f, funding in t.fundings.items():
+                view = self.l1.call(rm.funding(self.task_id(j), self.user(f).address))
+                assert view == [funding.deposit, t.settled_by == f, funding.reclaimed]
+                assert not (view[1] and view[2])
+            if t.settled_by is not None:
+                assert self.l1.call(rm.task(self.task_id(j)))[0] == self.user(t.settled_by).address
 
 
 TestMoneyFlows = MoneyFlows.TestCase

@@ -49,7 +49,7 @@ class Model:
         # genesis writes the chain spec (docs/protocol.md: chain id, sequencer, the limits)
         lim = config.limits
         spec = [config.chain_id, config.sequencer, lim.max_tx_size, lim.max_block_txs]
-        spec += [lim.max_record_size, lim.max_blob_size]
+        spec += [lim.max_record_size, lim.max_blob_size, lim.funding_window_blocks]
         self.state: dict[bytes, bytes] = {state_keys.CHAIN_SPEC: encoding.encode(spec)}
         self.touched: set[bytes] = {state_keys.CHAIN_SPEC}
 

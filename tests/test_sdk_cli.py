@@ -6,16 +6,14 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
-from l1_node import FIRST_CLIENT, L1Net
+from l1_node import FIRST_CLIENT, L1Net, following
 from rpc_fixtures import start_node
-from test_sdk_client import D, params, run, sdk_net
+from test_sdk_client import REQUESTER, D, l1_config, params, run, sdk_net
 
 from client_sdk import MPSClient
 from client_sdk.keys import Keypair
@@ -131,23 +129,6 @@ async def test_cli_client_commands_without_l1(tmp_path: Path) -> None:
         assert task in out and "finished" in out
 
 
-@asynccontextmanager
-async def following(net: L1Net) -> AsyncIterator[None]:
-    """Mine and follow the L1 in the background, as a running node would."""
-
-    async def loop() -> None:
-        while True:
-            net.anvil.mine(1)
-            net.h.node.l1.follower.poll_once()
-            await asyncio.sleep(0.2)
-
-    task = asyncio.create_task(loop())
-    try:
-        yield
-    finally:
-        task.cancel()
-
-
 def fake_devnet(net: L1Net, datadir: Path, account: int) -> Keypair:
     """What ``mps-node dev`` writes for dev client 0."""
     l1 = datadir / "l1"
@@ -176,10 +157,13 @@ async def test_cli_with_the_l1(tmp_path: Path) -> None:
         one_error(err, "L1 reverted: AlreadyStaked")
 
         assert net.post_until_idle()[:2] == ["posted", "confirmed"]  # the stake's block
-        requester = MPSClient(url, Keypair.generate())
+        requester = MPSClient(url, Keypair.generate(), l1_config(net, REQUESTER))
         # nobody commits here: a long window keeps the task open (it would end by its deadline,
-        # EXPIRY_WINDOWS windows of 50 ms blocks, on a slow machine)
-        task_id = await run(requester.create_task, params(window=1000), np.zeros(D), b"s")
+        # EXPIRY_WINDOWS windows of 50 ms blocks, on a slow machine); funded on the L1 first
+        async with following(net):
+            task_id = await run(
+                requester.create_task, params(window=1000), np.zeros(D), b"s", 10**15
+            )
         task = "0x" + task_id.hex()
         rc, out, err = await cli("join", task, *common)
         assert rc == 0, err

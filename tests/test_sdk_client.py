@@ -16,8 +16,16 @@ from typing import Any, TypeVar
 
 import numpy as np
 import pytest
-from l1_node import CHALLENGE_BLOCKS, FEE_PER_EPOCH, FIRST_CLIENT, L1Net, deploy_for, l1_settings
-from rpc_fixtures import start_node
+from l1_node import (
+    CHALLENGE_BLOCKS,
+    FEE_PER_EPOCH,
+    FIRST_CLIENT,
+    L1Net,
+    deploy_for,
+    following,
+    l1_settings,
+)
+from rpc_fixtures import hx, start_node, unhex
 
 from client_sdk import L1Config, MPSClient, NotOnL1Yet, ProofError, SDKError, put_record
 from client_sdk.answers import as_bytes
@@ -35,7 +43,9 @@ from client_sdk.keys import Keypair
 from contracts.anvil import Anvil
 from contracts.reverts import ContractRevert
 from rpc.server import DISPATCHER_KEY
+from stf import state_keys
 from stf.fl.rules import EpochRules
+from stf.fl.settlement import decode_funding
 from stf.fl.task import TaskParams
 from stf.genesis import GenesisStake
 
@@ -145,15 +155,20 @@ async def stake_all(flow: Flow) -> None:
 
 
 async def create_funded_task(flow: Flow) -> bytes:
-    """The requester uploads, creates and funds the task (fee + deposit paid on L1)."""
+    """The requester uploads, funds the task id on the L1 (fee + deposit) and, once the rollup
+    has the funding (the follower runs meanwhile), creates the task naming its account."""
     requester, deposit = flow.requester, flow.deposit
     before = await run(requester.l1.balance)
-    task_id: bytes = await run(requester.create_task, params(), np.zeros(D), b"# sgd\n", deposit)
+    async with following(flow.net):
+        task_id: bytes = await run(
+            requester.create_task, params(), np.zeros(D), b"# sgd\n", deposit
+        )
     assert before - await run(requester.l1.balance) >= deposit
-    assert (await run(requester.l1.task, task_id))["deposit"] == deposit
+    assert (await run(requester.l1.funding, task_id))["deposit"] == deposit
     listed = await run(flow.honest.tasks)
     assert [t["id"] for t in listed] == [task_id]
-    follow(flow.net)  # the TaskFunded event reaches the rollup
+    funder = bytes.fromhex(requester.l1.account.address[2:])  # type: ignore[union-attr]
+    assert as_bytes((await run(flow.honest.task, task_id))["funder"]) == funder
     return task_id
 
 
@@ -311,6 +326,53 @@ async def test_client_and_requester_flow_with_a_lying_node(tmp_path: Path) -> No
         await finalize_and_slash(flow, task_id)
         await claim_and_refund(flow, task_id)
         await leave(flow)
+
+
+@pytest.mark.slow
+async def test_a_front_run_funding_is_harmless_and_reclaimed(tmp_path: Path) -> None:
+    """Issue 11's front-run, end to end: Mallory sees the requester's task id funded on the L1
+    and funds it first with 1 wei (the former first-come ``createTask`` then reverted the
+    victim's funding, TaskExists, and the rollup recorded Mallory's 1 wei). Now the victim's
+    funding goes through, its task binds it, and Mallory's lapses: reclaimed after its window,
+    less the BASE_FEE it paid."""
+    async with sdk_net(tmp_path) as net:
+        requester = MPSClient(net.h.url, Keypair.generate(), l1_config(net, REQUESTER))
+        mallory = MPSClient(net.h.url, Keypair.generate(), l1_config(net, REQUESTER - 1))
+        victim_l1, mallory_l1 = requester.l1, mallory.l1
+        assert victim_l1 is not None and mallory_l1 is not None
+        honest_fund = victim_l1.fund_task
+
+        def front_run(task_id: bytes, deposit: int) -> None:
+            mallory_l1.fund_task(task_id, 1)  # ordered first on the L1
+            honest_fund(task_id, deposit)
+
+        victim_l1.fund_task = front_run  # type: ignore[method-assign]
+        async with following(net):
+            task_id = await run(requester.create_task, params(window=1000), np.zeros(D), b"s", 7)
+        task = await run(requester.task, task_id)
+        assert as_bytes(task["funder"]) == victim_l1.address_bytes
+        assert (await run(victim_l1.funding, task_id))["deposit"] == 7
+        assert (await run(mallory_l1.funding, task_id))["deposit"] == 1
+        # the victim's funding is the task's: settlement pays it out, never a reclaim
+        with pytest.raises(SDKError, match="the task took this funding"):
+            await run(requester.reclaim_funding, task_id)
+        with pytest.raises(NotOnL1Yet, match="may be bound until rollup height"):
+            await run(mallory.reclaim_funding, task_id)
+        leaf = await net.h.result(
+            "mps_getProof", hx(state_keys.funding(task_id, mallory_l1.address_bytes))
+        )
+        bind_by = decode_funding(unhex(leaf["value"])).bind_by
+        for _ in range(200):  # the node seals a block every 50 ms
+            if await net.h.result("mps_blockNumber") >= bind_by:
+                break
+            await asyncio.sleep(0.05)
+        net.post_through(bind_by)
+        before = await run(mallory_l1.balance)
+        assert await run(mallory.reclaim_funding, task_id) == 1
+        assert (await run(mallory_l1.funding, task_id))["reclaimed"]
+        assert await run(mallory_l1.balance) < before + 1  # the gas; the BASE_FEE stays paid
+        with pytest.raises(SDKError, match="paid out already"):
+            await run(mallory.reclaim_funding, task_id)
 
 
 async def test_typed_errors_for_node_rejections(tmp_path: Path) -> None:

@@ -15,12 +15,13 @@ from hypothesis import strategies as st
 
 from stf import state_keys
 from stf.fl import settlement
-from stf.fl.settlement import Settlement, SlashEvidence
-from stf.ids import ClientKey, TaskId
+from stf.fl.settlement import FundingLeaf, Settlement, SlashEvidence
+from stf.ids import ClientKey, L1Address, TaskId
 
 U32 = st.integers(0, 2**32 - 1)
 U64 = st.integers(0, 2**64 - 1)
 ID32 = st.binary(min_size=32, max_size=32)
+ADDRESS = st.binary(min_size=20, max_size=20)
 
 
 @given(epoch=U32, reason=U32)
@@ -34,12 +35,21 @@ def test_slash_evidence_round_trips(epoch: int, reason: int) -> None:
     status=st.sampled_from([settlement.SETTLE_COMPLETE, settlement.SETTLE_FINISHED]),
     epochs=U32,
     total=U64,
+    funder=ADDRESS,
 )
-def test_settlement_round_trips(status: int, epochs: int, total: int) -> None:
-    leaf = Settlement(status, epochs, total)
+def test_settlement_round_trips(status: int, epochs: int, total: int, funder: bytes) -> None:
+    leaf = Settlement(status, epochs, total, L1Address(funder))
     raw = settlement.encode_settlement(leaf)
-    assert raw == struct.pack(">BIQ", status, epochs, total)
+    assert raw == struct.pack(">BIQ20s", status, epochs, total, funder)
     assert settlement.decode_settlement(raw) == leaf
+
+
+@given(deposit=st.integers(0, 2**256 - 1), bind_by=U64, bound=st.booleans())
+def test_funding_round_trips(deposit: int, bind_by: int, bound: bool) -> None:
+    leaf = FundingLeaf(deposit, bind_by, bound)
+    raw = settlement.encode_funding(leaf)
+    assert raw == struct.pack(">32sQB", deposit.to_bytes(32, "big"), bind_by, bound)
+    assert settlement.decode_funding(raw) == leaf
 
 
 @given(accepted=U32, flagged=st.booleans())
@@ -59,7 +69,8 @@ def test_leaf_keys_parse_back(client: bytes, task: bytes) -> None:
 
 def test_other_keys_are_not_leaf_keys() -> None:
     t = TaskId(bytes(32))
-    for key in (state_keys.task(t), state_keys.settlement(t)[:-1], state_keys.funding(t)):
+    funding = state_keys.funding(t, L1Address(bytes(20)))
+    for key in (state_keys.task(t), state_keys.settlement(t)[:-1], funding):
         assert state_keys.parse_settlement(key) is None
     assert state_keys.parse_slash_evidence(state_keys.settlement(t)) is None
     assert state_keys.parse_settlement(state_keys.slash_evidence(ClientKey(bytes(32)), t)) is None

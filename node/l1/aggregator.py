@@ -19,7 +19,7 @@ from web3 import Web3
 from web3.contract.contract import ContractFunctions
 
 from stf.fl.flags import flag_names
-from stf.fl.settlement import decode_settlement, decode_slash_evidence
+from stf.fl.settlement import NO_FUNDER, decode_settlement, decode_slash_evidence
 from stf.smt import SparseMerkleTree, key_path
 from stf.stakes import StakeStatus
 from stf.state import STATE_PREFIX
@@ -142,24 +142,23 @@ class Aggregator:
         return sum(self._settle(rm, batch_index, root, k) for k in self._pending(SETTLE_PREFIX))
 
     def _settle(self, rm: ContractFunctions, batch_index: int, root: bytes, key: bytes) -> bool:
-        """Settle one task on L1 from its leaf, once it is funded there and not settled yet;
-        True if a transaction went out."""
+        """Settle one task on L1 from its leaf (the funding it names), unless it is settled
+        or names no funding; True if a transaction went out."""
         task = parse_settlement(key)
         if task is None:
             return False
-        requester, _, settled, *_ = rm.task(task).call()
-        if settled:
-            self._final.add(key)
-            return False
-        if int(requester, 16) == 0:
-            return False  # not funded on L1 (yet)
         ev = prove_at(self._storage, root, key)
         if ev is None:
             return False
         leaf = decode_settlement(ev.value)
+        _, settled, _ = rm.funding(task, Web3.to_checksum_address(leaf.funder)).call()
+        if settled or leaf.funder == NO_FUNDER:  # done, or an unfunded task: nothing to pay
+            self._final.add(key)
+            return False
         call = rm.settle(
             batch_index,
             task,
+            Web3.to_checksum_address(leaf.funder),
             leaf.status,
             leaf.epochs_trained,
             leaf.total_clean_updates,

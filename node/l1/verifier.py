@@ -55,6 +55,7 @@ def chain_from_genesis_rpc(g: dict[str, Any]) -> tuple[ChainConfig, Genesis]:
             int(lim["maxBlockTxs"]),
             int(lim["maxRecordSize"]),
             int(lim["maxBlobSize"]),
+            int(lim["fundingWindowBlocks"]),
         ),
     )
     stakes = tuple(

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from .. import encoding
-from ..ids import BlobId, ClientKey, L1Address
+from ..ids import BlobId, ClientKey
 
 NO_ACCURACY = -1  # an epoch summary's accuracy before anyone reported it
 NO_EPOCH = -1  # a verdict's epoch while it is not slashable
@@ -125,19 +125,3 @@ class Verdict:
 
 
 CLEAN = Verdict(0, False, 0, NO_EPOCH)  # the verdict of a client with no record
-
-
-@dataclass(frozen=True)
-class Funding:
-    """``funding/<task>``: the L1 RewardManager's ``TaskFunded`` event, recorded once."""
-
-    requester: L1Address
-    deposit: int  # wei
-
-    def encode(self) -> bytes:
-        return encoding.encode([self.requester, encoding.u256(self.deposit)])
-
-    @classmethod
-    def decode(cls, raw: bytes) -> Funding:
-        requester, deposit = encoding.expect_list(encoding.decode(raw), 2, "funding")
-        return cls(L1Address(requester), encoding.expect_u256(deposit, "deposit"))

@@ -8,8 +8,13 @@ unsigned integers:
   8 bytes. Written in the epoch close where the client's verdict becomes
   slashable; never changed afterwards.
 * task settlement ``settle/<task>``: ``status (uint8: 1 complete, 2 finished) ||
-  epochs_trained (uint32) || total_clean_updates (uint64)``, 13 bytes. Written
-  once, where the task's status leaves open.
+  epochs_trained (uint32) || total_clean_updates (uint64) || funder (20-byte L1
+  address; zero for a task with no funding)``, 33 bytes. Written once, where the
+  task's status leaves open. The L1 settles only that funder's funding.
+* task funding ``funding/<task><funder>``: ``deposit (uint256) || bind_by (uint64)
+  || bound (uint8 0/1)``, 41 bytes: an L1 ``TaskFunded``; ``bound`` is set by the
+  ``create_task`` that names it, at a height <= ``bind_by`` (:mod:`stf.fl.funding`),
+  so an unbound leaf at a height >= ``bind_by`` is final and the L1 refunds it.
 * client reward share ``reward/<task><client>``: ``accepted (uint32) || flagged
   (uint8 0/1)``, 5 bytes. Updated at every epoch close for every client that
   submitted in it; ``flagged`` is sticky.
@@ -26,7 +31,7 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 from .. import state_keys
-from ..ids import ClientKey, TaskId
+from ..ids import ClientKey, L1Address, TaskId
 from ..state import State
 from .task import COMPLETE, FINISHED, TaskState
 
@@ -37,16 +42,25 @@ SETTLE_FINISHED = 2  # every epoch closed
 SETTLEMENT_STATUS = {COMPLETE: SETTLE_COMPLETE, FINISHED: SETTLE_FINISHED}
 
 SLASH_EVIDENCE_SIZE = 8
-SETTLEMENT_SIZE = 13
+SETTLEMENT_SIZE = 33
+FUNDING_SIZE = 41
 REWARD_SHARE_SIZE = 5
 RELEASE_SIZE = 8
 _U32 = 2**32
 _U64 = 2**64
+_U256 = 2**256
+NO_FUNDER = L1Address(bytes(20))  # the settle leaf's funder of a task with no funding
 
 
 def _check(value: int, limit: int, what: str) -> None:
     if not 0 <= value < limit:
         raise ValueError(f"{what} {value} does not fit its field")
+
+
+def _address(a: bytes) -> bytes:
+    if len(a) != 20:
+        raise ValueError(f"an L1 address is 20 bytes, got {len(a)}")
+    return a
 
 
 # -- slash evidence ---------------------------------------------------------------------
@@ -90,6 +104,7 @@ class Settlement:
     status: int  # SETTLE_COMPLETE or SETTLE_FINISHED
     epochs_trained: int
     total_clean_updates: int
+    funder: L1Address = NO_FUNDER
 
 
 def encode_settlement(s: Settlement) -> bytes:
@@ -101,13 +116,19 @@ def encode_settlement(s: Settlement) -> bytes:
         s.status.to_bytes(1, "big")
         + s.epochs_trained.to_bytes(4, "big")
         + s.total_clean_updates.to_bytes(8, "big")
+        + _address(s.funder)
     )
 
 
 def decode_settlement(raw: bytes) -> Settlement:
     if len(raw) != SETTLEMENT_SIZE:
         raise ValueError(f"settlement is {SETTLEMENT_SIZE} bytes, got {len(raw)}")
-    s = Settlement(raw[0], int.from_bytes(raw[1:5], "big"), int.from_bytes(raw[5:], "big"))
+    s = Settlement(
+        raw[0],
+        int.from_bytes(raw[1:5], "big"),
+        int.from_bytes(raw[5:13], "big"),
+        L1Address(raw[13:]),
+    )
     if s.status not in (SETTLE_COMPLETE, SETTLE_FINISHED):
         raise ValueError(f"settlement status {s.status} is neither complete (1) nor finished (2)")
     return s
@@ -130,10 +151,37 @@ def write_settlement(state: State, task_id: TaskId, task: TaskState) -> Settleme
     key = state_keys.settlement(task_id)
     assert state.get(key) is None, "a task settles once"
     s = Settlement(
-        SETTLEMENT_STATUS[task.status], task.epoch, total_clean_updates(state, task_id, task)
+        SETTLEMENT_STATUS[task.status],
+        task.epoch,
+        total_clean_updates(state, task_id, task),
+        L1Address(task.params.funder or NO_FUNDER),
     )
     state.set(key, encode_settlement(s))
     return s
+
+
+# -- task funding ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FundingLeaf:
+    deposit: int  # wei, as the L1 holds it
+    bind_by: int  # the last height at which a create_task may bind it
+    bound: bool
+
+
+def encode_funding(f: FundingLeaf) -> bytes:
+    _check(f.deposit, _U256, "deposit")
+    _check(f.bind_by, _U64, "bind_by")
+    return f.deposit.to_bytes(32, "big") + f.bind_by.to_bytes(8, "big") + bytes([f.bound])
+
+
+def decode_funding(raw: bytes) -> FundingLeaf:
+    if len(raw) != FUNDING_SIZE or raw[40] not in (0, 1):
+        raise ValueError(f"a funding is {FUNDING_SIZE} bytes ending in 0 or 1")
+    return FundingLeaf(
+        int.from_bytes(raw[:32], "big"), int.from_bytes(raw[32:40], "big"), raw[40] == 1
+    )
 
 
 # -- reward share ----------------------------------------------------------------------

@@ -58,6 +58,8 @@ class TaskParams:
     window_blocks: int
     evaluator: ClientKey  # who may report accuracy besides the requester (zero: nobody else)
     rules: EpochRules
+    # the L1 account whose funding of this task id pays for it (stf.fl.funding); b"": none
+    funder: bytes = b""
 
     @property
     def d(self) -> int:
@@ -82,12 +84,13 @@ class TaskParams:
             self.window_blocks,
             self.evaluator,
             self.rules.to_list(),
+            self.funder,
         ]
 
     @classmethod
     def from_list(cls, v: Any) -> TaskParams:
         """Parse and validate; raise :class:`EncodingError` or ValueError naming the field."""
-        v = encoding.expect_list(v, 13, "task parameters")
+        v = encoding.expect_list(v, 14, "task parameters")
         layout_raw = v[1]
         if not isinstance(layout_raw, list) or not layout_raw or len(layout_raw) > 256:
             raise EncodingError("layout must list 1-256 named tensors")
@@ -120,6 +123,7 @@ class TaskParams:
             window_blocks=encoding.expect_int(v[10], "window_blocks", 1, 10**6),
             evaluator=ClientKey(encoding.expect_bytes(v[11], "evaluator", 32)),
             rules=rules,
+            funder=encoding.expect_bytes(v[13], "funder"),
         )
         p.validate()
         return p
@@ -131,6 +135,8 @@ class TaskParams:
             raise EncodingError(f"model has {self.d} parameters, limit is {MAX_PARAMS}")
         if len({n for n, _ in self.layout}) != len(self.layout):
             raise EncodingError("tensor names must be unique")
+        if len(self.funder) not in (0, 20):
+            raise EncodingError("funder must be a 20-byte L1 address, or empty for none")
         if self.min_clients > self.max_clients:
             raise EncodingError("min_clients exceeds max_clients")
         try:

@@ -15,6 +15,7 @@ from ..errors import Code, TxFailed, TxInvalid
 from ..fl.chunks import MAX_CHUNKS, check_stored_array, manifest_from_chunks
 from ..fl.commit import SALT_BYTES, commitment
 from ..fl.epoch import submit_refusal
+from ..fl.funding import bind_funding
 from ..fl.records import EpochSummary
 from ..fl.release import release_committers
 from ..fl.rules import check_bounds
@@ -92,6 +93,8 @@ class CreateTask(TxType):
                 f"at most {MAX_OPEN_TASKS_PER_REQUESTER} open tasks per requester",
             )
         task_id = TaskId(tx.hash)
+        required = ctx.limits.funding_window_blocks > 0
+        bind_funding(state, task_id, p.funder, ctx.height, required)
         task = TaskState(p, ClientKey(tx.sender), base=p.init_model, epoch_start=ctx.height + 1)
         save_task(state, task_id, task)
         set_open_tasks(state, [*ids, task_id])

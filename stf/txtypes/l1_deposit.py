@@ -12,10 +12,9 @@ signature of :func:`stf.stakes.binding_message` for this chain and that address 
 with STAKE_BINDING_INVALID and records nothing: the key can take no part, and an ``unbond`` of it
 is released at once).
 
-``fund [task_id, requester_l1_address, deposit]`` is the RewardManager's
-``TaskFunded`` event: it records ``funding/<task_id> = [requester, deposit]``,
-once per task id, whether or not the rollup task exists yet (the L1 funding and
-the rollup ``create_task`` may arrive in either order).
+``fund [task_id, funder_l1_address, deposit]`` is the RewardManager's
+``TaskFunded`` event: it records ``funding/<task_id><funder>``, unbound, for the
+``create_task`` that names it to bind (:mod:`stf.fl.funding`: the funding comes first).
 """
 
 from __future__ import annotations
@@ -26,7 +25,7 @@ from typing import Any
 from .. import encoding, state_keys
 from ..context import BlockContext, Limits
 from ..errors import Code, TxFailed, TxInvalid
-from ..fl.records import Funding
+from ..fl.funding import record_funding
 from ..fl.release import start_unbonding
 from ..ids import ClientKey, L1Address, TaskId
 from ..records import L1Cursor
@@ -89,7 +88,8 @@ class L1Deposit(TxType):
     def apply(cls, state: State, tx: Transaction, args: Any, ctx: BlockContext) -> None:
         l1_block, _, kind, ev = args
         if kind == "fund":
-            fund_task(state, TaskId(ev[0]), L1Address(ev[1]), ev[2])
+            window = ctx.limits.funding_window_blocks
+            record_funding(state, TaskId(ev[0]), L1Address(ev[1]), ev[2], ctx.height, window)
             return
         client_key = ClientKey(ev[0])
         current = read_stake(state, client_key)
@@ -133,20 +133,6 @@ TRANSITIONS: dict[tuple[str, StakeStatus], StakeStatus] = {
 def next_status(kind: str, status: StakeStatus) -> StakeStatus | None:
     """The status after an ``unbond``/``withdraw``/``slash`` event, or ``None``: not allowed."""
     return TRANSITIONS.get((kind, status))
-
-
-def fund_task(state: State, task_id: TaskId, requester: L1Address, deposit: int) -> None:
-    """Record an L1 TaskFunded event; the rollup task need not exist (yet)."""
-    key = state_keys.funding(task_id)
-    if state.get(key) is not None:
-        raise TxFailed(Code.TASK_ALREADY_FUNDED, "task already funded")
-    state.set(key, Funding(requester, deposit).encode())
-
-
-def read_funding(state: State, task_id: TaskId) -> Funding | None:
-    """The task's L1 funding, or ``None`` if the task was never funded."""
-    raw = state.get(state_keys.funding(task_id))
-    return None if raw is None else Funding.decode(raw)
 
 
 def payload(l1_block: int, log_index: int, kind: str, args: list[Any]) -> bytes:
