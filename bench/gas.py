@@ -28,6 +28,7 @@ from web3.contract.contract import ContractFunction, ContractFunctions
 from contracts.anvil import Anvil
 from contracts.deploy import ETHER, DeployParams, deploy_all
 from contracts.transact import contract, transact
+from node.l1.batch_data import batch_commitment, split_chunks
 from stf import state_keys
 from stf.fl.settlement import encode_release, encode_reward_share, encode_slash_evidence
 from stf.hashing import ZERO_HASH
@@ -125,11 +126,17 @@ class Bench:
         self.rows.append((label, used, note))
         return used
 
-    def commit(self, root: bytes, blocks: int, label: str | None = None, note: str = "") -> None:
+    def commit(
+        self,
+        root: bytes,
+        blocks: int,
+        label: str | None = None,
+        note: str = "",
+        data_hash: bytes | None = None,
+    ) -> None:
         """Commits the next batch on top of the last one; measured only when given a label."""
-        fn = self.rollup.commitBatch(
-            self.index, self.root, root, hashlib.sha256(root).digest(), self.last + blocks
-        )
+        data_hash = data_hash or hashlib.sha256(root).digest()
+        fn = self.rollup.commitBatch(self.index, self.root, root, data_hash, self.last + blocks)
         if label:
             self.gas(label, self.admin, fn, note=note)
         else:
@@ -175,6 +182,39 @@ def bench_batches(b: Bench) -> None:
     b.gas("MPSRollup.challenge", b.verifier, b.rollup.challenge(2), bond)
     b.gas("MPSRollup.resolveChallenge (no fraud)", b.admin, b.rollup.resolveChallenge(2, False))
     b.gas("MPSRollup.withdrawBond", b.admin, b.rollup.withdrawBond())
+
+
+def bench_data(b: Bench, mib: int = 1) -> None:
+    """A data challenge answered chunk by chunk (``mib`` MiB of batch data), and one that
+    expires: what withheld data costs its challenger, and what publishing it costs."""
+    data = bytes(range(256)) * (mib * 4096)  # incompressible enough: calldata prices bytes
+    data_hash, hashes = batch_commitment(data)
+    chunks = split_chunks(data)
+    b.commit(key32("data"), 1, data_hash=data_hash)
+    index = b.index - 1
+    b.gas("MPSRollup.challengeData", b.verifier, b.rollup.challengeData(index), b.params.da_bond)
+    total = 0
+    for i, chunk in enumerate(chunks):
+        fn = b.rollup.publishChunk(index, hashes, i, chunk)
+        if i == 0:
+            total += b.gas(
+                "MPSRollup.publishChunk (64 KiB)", b.admin, fn, note=f"1 of {len(chunks)}"
+            )
+        elif i == len(chunks) - 1:
+            total += b.gas(
+                "MPSRollup.publishChunk (64 KiB, last)", b.admin, fn, note="resolves, bond paid"
+            )
+        else:
+            total += int(transact(b.w3, b.admin, fn)["gasUsed"])
+    b.rows.append(
+        (f"MPSRollup.publishChunk x {len(chunks)}", total, f"{mib} MiB of batch data on L1")
+    )
+    before = (b.index, b.root, b.last)
+    b.commit(key32("withheld"), 1)
+    b.send(b.verifier, b.rollup.challengeData(before[0]), b.params.da_bond)
+    b.node.mine(b.params.da_resolve_blocks)
+    b.gas("MPSRollup.expireData", b.verifier, b.rollup.expireData(before[0]), note="voids 1")
+    b.index, b.root, b.last = before  # the withheld batch is gone: its index is reused
 
 
 DEPOSIT = ETHER // 10
@@ -292,12 +332,12 @@ def print_table(rows: list[Row]) -> None:
 
 def main() -> int:
     sizes = parse_sizes()
-    params = DeployParams(challenge_blocks=200)
+    params = DeployParams(challenge_blocks=200, da_challenge_blocks=50, da_resolve_blocks=100)
     with Anvil(accounts=13) as node:
         b = Bench(node, params)
-        b.send(b.admin, b.rollup.setVerifier(b.verifier.address, True))
         keys = bench_staking(b)
         bench_batches(b)
+        bench_data(b)
         task_ids = fund_tasks(b, sizes)
         for i, (n, task) in enumerate(zip(sizes, task_ids, strict=True)):
             leaver = keys[0] if i == 0 else None  # it unregistered in bench_staking

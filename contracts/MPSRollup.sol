@@ -6,25 +6,50 @@ import {ReentrancyGuard} from "./ReentrancyGuard.sol";
 
 /// @title MPSRollup
 /// @notice The MPS chain's state commitments on L1. The sequencer commits batches of rollup blocks in
-///         order; each batch may be challenged by a registered verifier for CHALLENGE_BLOCKS L1 blocks, and
-///         becomes final once its window is over and no earlier or same batch has an open challenge.
-///         SlashingManager and RewardManager only accept proofs against finalized state roots.
-/// @dev Trust model (see docs/contracts.md):
-///      - there is no on-chain fraud proof: a challenge is decided by the admin (a multisig or committee in
-///        production) re-executing the batch off-chain with `mps-node replay`;
-///      - the batch's transactions are not posted to L1; `dataHash` commits to them and the sequencer's
-///        RPC serves them (data availability is trusted to the sequencer).
-///      A batch record is fixed-size (three storage slots), so committing costs the same whatever the
-///      number of rollup blocks in the batch. Batches finalize in order, which makes `isFinalized` O(1):
-///      the open challenges are kept in a list sorted by batch index, whose head is the earliest one.
+///         order; anyone may challenge a batch, with a bond: its data (a data challenge, for
+///         DA_CHALLENGE_BLOCKS L1 blocks) or its state root (a fraud challenge, for CHALLENGE_BLOCKS).
+///         A batch becomes final once its window is over and no challenge is open on it or an earlier
+///         batch. SlashingManager, RewardManager and StakingRegistry only accept proofs against
+///         finalized state roots.
+/// @dev Data availability, in the style of OP Stack's Alt-DA DataAvailabilityChallenge: `dataHash` is
+///      keccak256 of the concatenated keccak256 hashes of the batch data's chunks (docs/contracts.md,
+///      "Batch data"). The data is served off-chain (the sequencer's RPC); a verifier that cannot get it
+///      bonds DA_BOND on `challengeData`, and then every chunk must be published here (`publishChunk`,
+///      checked against `dataHash`) within DA_RESOLVE_BLOCKS, or anyone may `expireData`: the batch and
+///      every later one are void. So withheld data can never finalize, whoever holds the sequencer's key.
+///      The windows nest (DA_CHALLENGE_BLOCKS + DA_RESOLVE_BLOCKS < CHALLENGE_BLOCKS), so published data
+///      leaves time for a fraud challenge on it. There is no on-chain fraud proof yet: a fraud challenge is
+///      decided by the admin re-executing the batch off-chain (`mps-node replay`); a lost fraud challenge's
+///      bond goes to the sequencer, never to the party that decides.
+///      Batches finalize in order, which makes `isFinalized` O(1): the batches with an open challenge are
+///      kept in a list sorted by batch index, whose head is the earliest one.
 contract MPSRollup is AdminControlled, ReentrancyGuard {
-    /// @dev stateRoot | dataHash | lastBlock, committedAt | challenger: a commit writes the first three.
+    /// @dev stateRoot | dataHash | lastBlock, committedAt, commitId | challenger: a commit writes the
+    ///      first three. `commitId` numbers commits, so a batch index reused after a discard starts with
+    ///      no data challenge of its own.
     struct Batch {
         bytes32 stateRoot;
         bytes32 dataHash;
         uint64 lastBlock;
         uint64 committedAt;
+        uint64 commitId;
         address challenger;
+    }
+
+    /// @dev A batch commit's data challenge (one slot): who bonded, when, how many chunks are out.
+    struct DataChallenge {
+        address challenger;
+        uint64 startBlock;
+        uint16 published;
+        DataStatus status;
+    }
+
+    enum DataStatus {
+        None,
+        Active,
+        Resolved,
+        Expired,
+        Voided
     }
 
     /// @dev A node of the sorted doubly linked list of open challenges; links hold batchIndex + 1 (0: none).
@@ -39,18 +64,30 @@ contract MPSRollup is AdminControlled, ReentrancyGuard {
     uint256 public immutable CHALLENGE_BOND;
     /// @notice The rollup's state root before any batch (its genesis block's root).
     bytes32 public immutable genesisStateRoot;
+    /// @notice L1 blocks, from a batch's commit, during which its data may be challenged.
+    uint256 public immutable DA_CHALLENGE_BLOCKS;
+    /// @notice L1 blocks, from a data challenge, to publish every chunk of the batch's data.
+    uint256 public immutable DA_RESOLVE_BLOCKS;
+    /// @notice Exact bond a data challenge locks, in wei: back to the challenger if the data never comes,
+    ///         to whoever publishes its last chunk otherwise (it paid for the calldata).
+    uint256 public immutable DA_BOND;
+    /// @notice The most chunks a batch's data may have (a data challenge counts them in 16 bits).
+    uint256 public constant MAX_CHUNKS = 65_535;
 
     /// @notice The only address allowed to commit batches.
     address public sequencer;
     /// @notice Index the next committed batch must have (also the number of live batches).
     uint256 public nextBatchIndex;
-    /// @notice Addresses allowed to challenge.
-    mapping(address verifier => bool) public isVerifier;
-    /// @notice Bonds credited back (to a challenger) or forfeited (to the admin), withdrawn with `withdrawBond`.
+    /// @notice Bonds credited back (to a challenger), forfeited (to the sequencer) or earned (by a data
+    ///         publisher), withdrawn with `withdrawBond`.
     mapping(address account => uint256) public bondBalance;
 
     mapping(uint256 batchIndex => Batch) private _batches;
+    mapping(uint64 commitId => DataChallenge) private _dataChallenges;
+    mapping(uint64 commitId => mapping(uint256 word => uint256 bits)) private _publishedChunks;
+    mapping(uint256 node => uint256 count) private _openCount; // open challenges on a listed batch
     mapping(uint256 node => Link) private _links;
+    uint64 private _commits; // commits so far: the next commit's id is _commits + 1
     uint256 private _openHead; // earliest open challenge (batchIndex + 1), 0 if none
     uint256 private _openTail; // latest open challenge (batchIndex + 1), 0 if none
 
@@ -62,8 +99,17 @@ contract MPSRollup is AdminControlled, ReentrancyGuard {
     error UnknownBatch(uint256 batchIndex);
     /// @notice The batch is live but not final yet (window running, or an open challenge at or before it).
     error NotFinalized(uint256 batchIndex);
-    error NotVerifier(address caller);
     error WrongBond(uint256 sent, uint256 required);
+    /// @notice The data windows do not nest inside the fraud window (DA_CHALLENGE + DA_RESOLVE < CHALLENGE).
+    error BadWindows(uint256 daChallengeBlocks, uint256 daResolveBlocks, uint256 challengeBlocks);
+    error NoActiveDataChallenge(uint256 batchIndex);
+    error ResolveWindowClosed(uint256 batchIndex, uint256 deadline);
+    error ResolveWindowOpen(uint256 batchIndex, uint256 deadline);
+    /// @notice The chunk hashes given do not hash to the batch's `dataHash`, or are too many.
+    error WrongChunkHashes(uint256 batchIndex);
+    error ChunkOutOfRange(uint256 index, uint256 chunks);
+    error WrongChunk(uint256 batchIndex, uint256 index);
+    error ChunkAlreadyPublished(uint256 batchIndex, uint256 index);
     error ChallengeWindowClosed(uint256 batchIndex, uint256 windowEnd);
     error AlreadyChallenged(uint256 batchIndex, address challenger);
     error NoOpenChallenge(uint256 batchIndex);
@@ -82,8 +128,15 @@ contract MPSRollup is AdminControlled, ReentrancyGuard {
     /// @notice A challenge on a batch that a fraud resolution discarded was dropped; its bond is credited back.
     event ChallengeVoided(uint256 indexed batchIndex, address indexed challenger);
     event BondWithdrawn(address indexed account, uint256 amount);
-    event VerifierSet(address indexed verifier, bool allowed);
     event SequencerSet(address indexed sequencer);
+    event DataChallenged(uint256 indexed batchIndex, address indexed challenger);
+    /// @notice Chunk `index` of batch `batchIndex`'s data, published (in the log itself, so that a
+    ///         verifier reads it from the logs whatever account or contract sent the call).
+    event ChunkPublished(uint256 indexed batchIndex, uint256 index, bytes chunk);
+    /// @notice Every chunk of the batch's data is on L1; `publisher` earned the bond.
+    event DataChallengeResolved(uint256 indexed batchIndex, address indexed publisher);
+    /// @notice The data never came: the batch and every later one were discarded.
+    event DataChallengeExpired(uint256 indexed batchIndex);
 
     modifier onlySequencer() {
         if (msg.sender != sequencer) revert NotSequencer(msg.sender);
@@ -94,13 +147,22 @@ contract MPSRollup is AdminControlled, ReentrancyGuard {
         address sequencer_,
         uint256 challengeBlocks,
         uint256 challengeBond,
+        uint256 daChallengeBlocks,
+        uint256 daResolveBlocks,
+        uint256 daBond,
         bytes32 genesisStateRoot_,
         address admin_
     ) AdminControlled(admin_) {
         if (sequencer_ == address(0)) revert ZeroAddress();
+        if (daChallengeBlocks == 0 || daResolveBlocks == 0 || daChallengeBlocks + daResolveBlocks >= challengeBlocks) {
+            revert BadWindows(daChallengeBlocks, daResolveBlocks, challengeBlocks);
+        }
         sequencer = sequencer_;
         CHALLENGE_BLOCKS = challengeBlocks;
         CHALLENGE_BOND = challengeBond;
+        DA_CHALLENGE_BLOCKS = daChallengeBlocks;
+        DA_RESOLVE_BLOCKS = daResolveBlocks;
+        DA_BOND = daBond;
         genesisStateRoot = genesisStateRoot_;
         emit SequencerSet(sequencer_);
     }
@@ -108,7 +170,8 @@ contract MPSRollup is AdminControlled, ReentrancyGuard {
     // ------------------------------------------------------------------ sequencer
 
     /// @notice Commit the batch that takes the rollup from `prevStateRoot` to `newStateRoot`; its rollup
-    ///         blocks end at height `lastBlock`, and `dataHash` commits to their contents.
+    ///         blocks end at height `lastBlock`, and `dataHash` commits to their contents (the hash of its
+    ///         data's chunk hashes).
     function commitBatch(
         uint256 batchIndex,
         bytes32 prevStateRoot,
@@ -124,21 +187,21 @@ contract MPSRollup is AdminControlled, ReentrancyGuard {
         if (lastBlock <= previous) revert NonIncreasingLastBlock(lastBlock, previous);
 
         Batch storage b = _batches[batchIndex];
-        if (b.challenger != address(0)) _voidChallenge(batchIndex, b); // a discarded record is reused
+        if (b.commitId != 0) _voidChallenges(batchIndex, b); // a discarded record is reused
         b.stateRoot = newStateRoot;
         b.dataHash = dataHash;
         b.lastBlock = lastBlock;
         b.committedAt = uint64(block.number);
+        b.commitId = ++_commits;
         nextBatchIndex = next + 1;
         emit BatchCommitted(batchIndex, prevStateRoot, newStateRoot, dataHash, lastBlock);
     }
 
-    // ------------------------------------------------------------------ verifiers
+    // ------------------------------------------------------------------ challengers (anyone)
 
-    /// @notice Dispute batch `batchIndex`, locking CHALLENGE_BOND until the admin resolves it. While the
-    ///         challenge is open, neither this batch nor any later one can finalize.
+    /// @notice Dispute batch `batchIndex`'s state root, locking CHALLENGE_BOND until the admin resolves it.
+    ///         While the challenge is open, neither this batch nor any later one can finalize.
     function challenge(uint256 batchIndex) external payable {
-        if (!isVerifier[msg.sender]) revert NotVerifier(msg.sender);
         if (msg.value != CHALLENGE_BOND) revert WrongBond(msg.value, CHALLENGE_BOND);
         if (batchIndex >= nextBatchIndex) revert UnknownBatch(batchIndex);
         Batch storage b = _batches[batchIndex];
@@ -147,8 +210,79 @@ contract MPSRollup is AdminControlled, ReentrancyGuard {
         if (b.challenger != address(0)) revert AlreadyChallenged(batchIndex, b.challenger);
 
         b.challenger = msg.sender;
-        _insertOpen(batchIndex + 1);
+        _open(batchIndex + 1);
         emit BatchChallenged(batchIndex, msg.sender);
+    }
+
+    /// @notice Demand batch `batchIndex`'s data on L1, locking DA_BOND: every chunk must then be published
+    ///         within DA_RESOLVE_BLOCKS, or the batch is void (`expireData`). Until then neither this
+    ///         batch nor any later one can finalize.
+    function challengeData(uint256 batchIndex) external payable {
+        if (msg.value != DA_BOND) revert WrongBond(msg.value, DA_BOND);
+        if (batchIndex >= nextBatchIndex) revert UnknownBatch(batchIndex);
+        Batch storage b = _batches[batchIndex];
+        uint256 windowEnd = uint256(b.committedAt) + DA_CHALLENGE_BLOCKS;
+        if (block.number >= windowEnd) revert ChallengeWindowClosed(batchIndex, windowEnd);
+        DataChallenge storage c = _dataChallenges[b.commitId];
+        if (c.status != DataStatus.None) revert AlreadyChallenged(batchIndex, c.challenger);
+
+        c.challenger = msg.sender;
+        c.startBlock = uint64(block.number);
+        c.status = DataStatus.Active;
+        _open(batchIndex + 1);
+        emit DataChallenged(batchIndex, msg.sender);
+    }
+
+    /// @notice Publish chunk `index` of batch `batchIndex`'s data while its data challenge is open (anyone:
+    ///         the data, not the sender, is what is checked). `chunkHashes` must hash to the batch's
+    ///         `dataHash` and `chunk` to `chunkHashes[index]`; the chunk is logged (`ChunkPublished`),
+    ///         which is where verifiers read it. The last chunk resolves the challenge and earns DA_BOND.
+    function publishChunk(uint256 batchIndex, bytes32[] calldata chunkHashes, uint256 index, bytes calldata chunk)
+        external
+    {
+        if (batchIndex >= nextBatchIndex) revert UnknownBatch(batchIndex);
+        Batch storage b = _batches[batchIndex];
+        uint64 id = b.commitId;
+        DataChallenge storage c = _dataChallenges[id];
+        if (c.status != DataStatus.Active) revert NoActiveDataChallenge(batchIndex);
+        uint256 deadline = uint256(c.startBlock) + DA_RESOLVE_BLOCKS;
+        if (block.number >= deadline) revert ResolveWindowClosed(batchIndex, deadline);
+        uint256 chunks = chunkHashes.length;
+        if (chunks > MAX_CHUNKS || keccak256(abi.encodePacked(chunkHashes)) != b.dataHash) {
+            revert WrongChunkHashes(batchIndex);
+        }
+        if (index >= chunks) revert ChunkOutOfRange(index, chunks);
+        if (keccak256(chunk) != chunkHashes[index]) revert WrongChunk(batchIndex, index);
+        uint256 bits = _publishedChunks[id][index >> 8];
+        uint256 bit = 1 << (index & 255);
+        if (bits & bit != 0) revert ChunkAlreadyPublished(batchIndex, index);
+
+        _publishedChunks[id][index >> 8] = bits | bit;
+        uint16 published = c.published + 1; // at most MAX_CHUNKS
+        c.published = published;
+        emit ChunkPublished(batchIndex, index, chunk);
+        if (published == chunks) {
+            c.status = DataStatus.Resolved;
+            bondBalance[msg.sender] += DA_BOND;
+            _close(batchIndex + 1);
+            emit DataChallengeResolved(batchIndex, msg.sender);
+        }
+    }
+
+    /// @notice Void batch `batchIndex` and every later one when its data was challenged and not all
+    ///         published in time (anyone may call); the challenger's bond is credited back.
+    function expireData(uint256 batchIndex) external {
+        uint256 next = nextBatchIndex;
+        if (batchIndex >= next) revert UnknownBatch(batchIndex);
+        DataChallenge storage c = _dataChallenges[_batches[batchIndex].commitId];
+        if (c.status != DataStatus.Active) revert NoActiveDataChallenge(batchIndex);
+        uint256 deadline = uint256(c.startBlock) + DA_RESOLVE_BLOCKS;
+        if (block.number < deadline) revert ResolveWindowOpen(batchIndex, deadline);
+
+        c.status = DataStatus.Expired;
+        bondBalance[c.challenger] += DA_BOND;
+        _discardFrom(batchIndex, next);
+        emit DataChallengeExpired(batchIndex);
     }
 
     /// @notice Pay out the caller's credited bonds.
@@ -161,20 +295,23 @@ contract MPSRollup is AdminControlled, ReentrancyGuard {
         if (!ok) revert TransferFailed(msg.sender, amount);
     }
 
-    /// @notice Credit back the bond of a challenge whose batch a fraud resolution discarded (anyone may
-    ///         call; `commitBatch` does the same when it reuses the index).
+    /// @notice Credit back the bonds of the challenges open on a batch that was discarded (by a fraud
+    ///         resolution or an expired data challenge on an earlier batch); anyone may call, and
+    ///         `commitBatch` does the same when it reuses the index.
     function releaseVoidedBond(uint256 batchIndex) external {
         Batch storage b = _batches[batchIndex];
-        if (batchIndex < nextBatchIndex || b.challenger == address(0)) revert NotVoided(batchIndex);
-        _voidChallenge(batchIndex, b);
+        bool open = b.challenger != address(0) || _dataChallenges[b.commitId].status == DataStatus.Active;
+        if (batchIndex < nextBatchIndex || !open) revert NotVoided(batchIndex);
+        _voidChallenges(batchIndex, b);
     }
 
     // ------------------------------------------------------------------ admin (the trusted resolver)
 
-    /// @notice Decide the open challenge on `batchIndex`. Fraud: this batch and every later one are
+    /// @notice Decide the open fraud challenge on `batchIndex`. Fraud: this batch and every later one are
     ///         discarded (the sequencer recommits from the state root of batch `batchIndex - 1`) and the bond
     ///         is credited back to the challenger. No fraud: the challenge is cleared, the batch keeps its
-    ///         commit block (so it may be final at once), and the bond is credited to the admin.
+    ///         commit block (so it may be final at once), and the bond is credited to the sequencer (the
+    ///         party wrongly accused; never to the admin, which decides).
     function resolveChallenge(uint256 batchIndex, bool fraud) external onlyAdmin {
         uint256 next = nextBatchIndex;
         if (batchIndex >= next) revert UnknownBatch(batchIndex);
@@ -183,23 +320,14 @@ contract MPSRollup is AdminControlled, ReentrancyGuard {
         if (challenger == address(0)) revert NoOpenChallenge(batchIndex);
 
         b.challenger = address(0);
-        uint256 node = batchIndex + 1;
         if (fraud) {
-            _truncateOpen(node);
-            nextBatchIndex = batchIndex;
             bondBalance[challenger] += CHALLENGE_BOND;
-            emit BatchesDiscarded(batchIndex, next - batchIndex);
+            _discardFrom(batchIndex, next);
         } else {
-            _removeOpen(node);
-            bondBalance[admin] += CHALLENGE_BOND;
+            _close(batchIndex + 1);
+            bondBalance[sequencer] += CHALLENGE_BOND;
         }
         emit ChallengeResolved(batchIndex, fraud);
-    }
-
-    /// @notice Allow or disallow `verifier` to challenge.
-    function setVerifier(address verifier, bool allowed) external onlyAdmin {
-        isVerifier[verifier] = allowed;
-        emit VerifierSet(verifier, allowed);
     }
 
     /// @notice Replace the sequencer.
@@ -251,6 +379,24 @@ contract MPSRollup is AdminControlled, ReentrancyGuard {
         return _batches[batchIndex].stateRoot;
     }
 
+    /// @notice Batch `batchIndex`'s data challenge: challenger, start block, chunks published, status
+    ///         (0 none, 1 active, 2 resolved, 3 expired, 4 voided with its batch).
+    function dataChallenge(uint256 batchIndex)
+        external
+        view
+        returns (address challenger, uint64 startBlock, uint16 published, DataStatus status)
+    {
+        if (batchIndex >= nextBatchIndex) revert UnknownBatch(batchIndex);
+        DataChallenge storage c = _dataChallenges[_batches[batchIndex].commitId];
+        return (c.challenger, c.startBlock, c.published, c.status);
+    }
+
+    /// @notice Whether chunk `index` of batch `batchIndex`'s data was published under its data challenge.
+    function chunkPublished(uint256 batchIndex, uint256 index) external view returns (bool) {
+        if (batchIndex >= nextBatchIndex) revert UnknownBatch(batchIndex);
+        return _publishedChunks[_batches[batchIndex].commitId][index >> 8] & (1 << (index & 255)) != 0;
+    }
+
     /// @notice The earliest batch with an open challenge, and whether there is one.
     function firstOpenChallenge() external view returns (bool open, uint256 batchIndex) {
         uint256 head = _openHead;
@@ -258,6 +404,23 @@ contract MPSRollup is AdminControlled, ReentrancyGuard {
     }
 
     // ------------------------------------------------------------------ open-challenge list
+
+    /// @dev One more open challenge (fraud or data) on the batch of `node`; listed at its first.
+    function _open(uint256 node) private {
+        if (_openCount[node]++ == 0) _insertOpen(node);
+    }
+
+    /// @dev One open challenge fewer on the batch of `node`; unlisted at its last.
+    function _close(uint256 node) private {
+        if (--_openCount[node] == 0) _removeOpen(node);
+    }
+
+    /// @dev Discard batches `batchIndex` .. `next - 1`: the sequencer recommits from the root before them.
+    function _discardFrom(uint256 batchIndex, uint256 next) private {
+        _truncateOpen(batchIndex + 1);
+        nextBatchIndex = batchIndex;
+        emit BatchesDiscarded(batchIndex, next - batchIndex);
+    }
 
     /// @dev Insert `node` keeping the list sorted. Walks back from the tail: a challenge usually targets a
     ///      recent batch, so this is one step in practice, and at most the number of open challenges.
@@ -296,10 +459,20 @@ contract MPSRollup is AdminControlled, ReentrancyGuard {
         delete _links[node];
     }
 
-    function _voidChallenge(uint256 batchIndex, Batch storage b) private {
+    /// @dev Credit back the bonds of the challenges still open on a discarded batch record.
+    function _voidChallenges(uint256 batchIndex, Batch storage b) private {
+        _openCount[batchIndex + 1] = 0; // its links went with the truncation
         address challenger = b.challenger;
-        b.challenger = address(0);
-        bondBalance[challenger] += CHALLENGE_BOND;
-        emit ChallengeVoided(batchIndex, challenger);
+        if (challenger != address(0)) {
+            b.challenger = address(0);
+            bondBalance[challenger] += CHALLENGE_BOND;
+            emit ChallengeVoided(batchIndex, challenger);
+        }
+        DataChallenge storage c = _dataChallenges[b.commitId];
+        if (c.status == DataStatus.Active) {
+            c.status = DataStatus.Voided;
+            bondBalance[c.challenger] += DA_BOND;
+            emit ChallengeVoided(batchIndex, c.challenger);
+        }
     }
 }

@@ -50,11 +50,15 @@ def _run_solc(units: dict[str, Path]) -> dict[str, Any]:
         "sources": {name: {"content": path.read_text()} for name, path in units.items()},
         "settings": SETTINGS,
     }
-    # stdout goes to a file, not a pipe: node exits before flushing a pipe past 64 KiB
-    with tempfile.TemporaryFile(mode="w+") as out:
+    # stdout goes to a file, not a pipe: node exits before flushing a pipe past 64 KiB; so does
+    # stdin: solcjs reads it with readFileSync after node made the pipe non-blocking, which fails
+    # with EAGAIN whenever it runs ahead of the writer (seen here, now and then)
+    with tempfile.TemporaryFile(mode="w+") as out, tempfile.TemporaryFile(mode="w+") as src:
+        src.write(json.dumps(request))
+        src.seek(0)
         proc = subprocess.run(
             [str(SOLCJS), "--standard-json"],
-            input=json.dumps(request),
+            stdin=src,
             stdout=out,
             stderr=subprocess.PIPE,
             text=True,

@@ -55,9 +55,24 @@ class DeployParams:
     protocol_share_bps: int = 500
     """Part of the fee kept by the protocol, in basis points (5 %)."""
     challenge_blocks: int = 10
-    """Challenge window of a batch (MPSRollup.CHALLENGE_BLOCKS)."""
+    """Fraud-challenge window of a batch (MPSRollup.CHALLENGE_BLOCKS)."""
     challenge_bond: int = ETHER // 10
-    """Exact bond per challenge (MPSRollup.CHALLENGE_BOND)."""
+    """Exact bond per fraud challenge (MPSRollup.CHALLENGE_BOND)."""
+    da_challenge_blocks: int = 3
+    """Data-challenge window of a batch, from its commit (MPSRollup.DA_CHALLENGE_BLOCKS)."""
+    da_resolve_blocks: int = 3
+    """Blocks to publish a challenged batch's data (MPSRollup.DA_RESOLVE_BLOCKS); the two data
+    windows must end before the fraud window does."""
+    da_bond: int = ETHER // 100
+    """Exact bond per data challenge (MPSRollup.DA_BOND)."""
+
+    def rollup_windows(self) -> tuple[int, int, int, int, int]:
+        """MPSRollup's windows and bonds, in its constructor's order."""
+        return (
+            self.challenge_blocks, self.challenge_bond,
+            self.da_challenge_blocks, self.da_resolve_blocks, self.da_bond,
+        )  # fmt: skip
+
     genesis_state_root: bytes = bytes(32)
     """The rollup genesis block's state root: the node passes its own."""
     sequencer: str | None = None
@@ -109,7 +124,7 @@ def deploy_all(
         w3,
         account,
         new("StakingRegistry", p.stake_amount, me),
-        new("MPSRollup", sequencer, p.challenge_blocks, p.challenge_bond, root, admin),
+        new("MPSRollup", sequencer, *p.rollup_windows(), root, admin),
         new("SlashTreasury", admin),
         new("RewardTreasury", admin),
     )

@@ -232,6 +232,9 @@ def cmd_deploy(args: argparse.Namespace) -> int:
         protocol_share_bps=args.protocol_share_bps,
         challenge_blocks=args.challenge_blocks,
         challenge_bond=args.challenge_bond,
+        da_challenge_blocks=args.da_challenge_blocks,
+        da_resolve_blocks=args.da_resolve_blocks,
+        da_bond=args.da_bond,
         genesis_state_root=genesis_block({}, chain, cfg.genesis())[0].header.state_root,
         sequencer=args.sequencer_address or deployer.address,
         admin=args.admin_address or deployer.address,
@@ -310,6 +313,9 @@ def cmd_verify(args: argparse.Namespace) -> int:
                 print(f"DIVERGENCE {bad}" + (" (challenged on L1)" if bad.challenged else ""))
                 return 1
             if args.once:
+                if v.waiting is not None:  # a data challenge is under way on the L1
+                    print(f"verified {v.checked} batches; then waiting: {v.waiting}")
+                    return 3
                 print(f"verified {v.checked} batches: every state root matches")
                 return 0
             time.sleep(args.interval)
@@ -385,8 +391,13 @@ def build_parser() -> argparse.ArgumentParser:
     py.add_argument("--base-fee", type=int, default=10**16)
     py.add_argument("--fee-per-epoch", type=int, default=10**17)
     py.add_argument("--protocol-share-bps", type=int, default=1000)
-    py.add_argument("--challenge-blocks", type=int, default=50_400)
+    py.add_argument("--challenge-blocks", type=int, default=50_400, help="fraud window (7 days)")
     py.add_argument("--challenge-bond", type=int, default=10**18)
+    py.add_argument(
+        "--da-challenge-blocks", type=int, default=3_600, help="data-challenge window (12 h)"
+    )
+    py.add_argument("--da-resolve-blocks", type=int, default=3_600, help="time to publish data")
+    py.add_argument("--da-bond", type=int, default=10**17)
     py.set_defaults(func=cmd_deploy)
     pv = sub.add_parser("verify", help="replay committed batches; challenge a wrong one")
     pv.add_argument("--l1-rpc", required=True)

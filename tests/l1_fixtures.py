@@ -36,7 +36,7 @@ BACKENDS = ["anvil", "eth-tester"]
 ETHER = 10**18
 GENESIS_ROOT = hashlib.sha256(b"mps genesis").digest()
 
-# accounts[ADMIN] deploys and is admin and sequencer; VERIFIER may challenge; the rest are users
+# accounts[ADMIN] deploys and is admin and sequencer; VERIFIER challenges; the rest are users
 ADMIN, VERIFIER = 0, 1
 USERS = range(2, 10)
 
@@ -47,6 +47,8 @@ PARAMS = DeployParams(
     protocol_share_bps=500,
     challenge_blocks=12,
     challenge_bond=ETHER // 10,
+    da_challenge_blocks=4,
+    da_resolve_blocks=6,
     genesis_state_root=GENESIS_ROOT,
 )
 
@@ -274,7 +276,6 @@ def _start(backend: str) -> tuple[L1, Callable[[], None]]:
 
     addresses = deploy.deploy_all(w3, accounts[ADMIN], PARAMS)
     chain = L1(backend, w3, accounts, addresses, PARAMS, mine, snap, rev)
-    chain.tx(chain.admin, chain.rollup.functions.setVerifier(chain.verifier.address, True))
     return chain, stop
 
 

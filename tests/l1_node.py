@@ -26,7 +26,9 @@ from stf.stakes import binding_message
 STAKE = 10**18
 BASE_FEE = 10**15
 FEE_PER_EPOCH = 10**17
-CHALLENGE_BLOCKS = 3
+CHALLENGE_BLOCKS = 12
+DA_CHALLENGE_BLOCKS, DA_RESOLVE_BLOCKS = 3, 6  # the data windows end inside the fraud one
+DA_BOND = 10**16
 CHALLENGE_BOND = 10**17
 FUNDING_WINDOW = 40  # blocks a funding waits for its create_task (a chain spec value)
 ADMIN, SEQUENCER, AGGREGATOR, VERIFIER = 0, 1, 2, 3
@@ -97,13 +99,14 @@ def deploy_for(
         protocol_share_bps=1000,
         challenge_blocks=CHALLENGE_BLOCKS,
         challenge_bond=CHALLENGE_BOND,
+        da_challenge_blocks=DA_CHALLENGE_BLOCKS,
+        da_resolve_blocks=DA_RESOLVE_BLOCKS,
+        da_bond=DA_BOND,
         genesis_state_root=root,
         sequencer=accounts[SEQUENCER].address,
         admin=accounts[ADMIN].address,
     )
     addresses = deploy_all(w3, accounts[ADMIN], params)
-    rollup = contract(w3, "MPSRollup", addresses["MPSRollup"])
-    transact(w3, accounts[ADMIN], rollup.functions.setVerifier(accounts[VERIFIER].address, True))
     for i, role in ((SEQUENCER, "sequencer"), (AGGREGATOR, "aggregator")):
         save_account(datadir / "l1" / f"{role}.key", accounts[i].key.hex())
     return addresses

@@ -44,6 +44,7 @@ from stf.smt import key_path, leaf_hash, value_hash
 STAKE = PARAMS.stake_amount
 CB = PARAMS.challenge_blocks
 BOND = PARAMS.challenge_bond
+DA_CB, DA_RB, DA_BOND = PARAMS.da_challenge_blocks, PARAMS.da_resolve_blocks, PARAMS.da_bond
 BASE_FEE = PARAMS.base_fee
 FEE = PARAMS.fee_per_epoch
 BPS = PARAMS.protocol_share_bps
@@ -370,10 +371,6 @@ def test_finality_after_the_window(l1: L1) -> None:
 def test_challenge_rules(l1: L1) -> None:
     ro = l1.rollup.functions
     committed = l1.tx(l1.admin, ro.commitBatch(0, GENESIS_ROOT, ROOT1, ROOT1, 1))["blockNumber"]
-    with reverts("NotVerifier"):
-        l1.tx(l1.user(0), ro.challenge(0), BOND)
-    with reverts("NotVerifier"):  # the admin is not a verifier either
-        l1.tx(l1.admin, ro.challenge(0), BOND)
     for bond in (BOND - 1, BOND + 1, 0):
         with reverts("WrongBond") as exc:
             l1.tx(l1.verifier, ro.challenge(0), bond)
@@ -408,22 +405,18 @@ def test_challenge_window(l1: L1) -> None:
     assert exc.value.error_args == (0, committed + CB)
 
 
-def test_verifier_registry(l1: L1) -> None:
+def test_anyone_may_challenge(l1: L1) -> None:
+    """Issue 12: only admin-approved verifiers could challenge, so whoever approved them decided
+    who could dispute a root. Any account may now, with the bond."""
     ro = l1.rollup.functions
-    user = l1.user(0)
-    with reverts("NotAdmin"):
-        l1.tx(user, ro.setVerifier(user.address, True))
-    receipt = l1.tx(l1.admin, ro.setVerifier(user.address, True))
-    assert l1.events(receipt, "MPSRollup", "VerifierSet") == [
-        {"verifier": user.address, "allowed": True}
-    ]
-    assert l1.call(ro.isVerifier(user.address))
     l1.commit(ROOT1)
-    l1.tx(user, ro.challenge(0), BOND)
-    l1.tx(l1.admin, ro.setVerifier(user.address, False))
     l1.commit(ROOT2)
-    with reverts("NotVerifier"):
-        l1.tx(user, ro.challenge(1), BOND)
+    stranger = l1.user(5)
+    receipt = l1.tx(stranger, ro.challenge(0), BOND)
+    assert l1.events(receipt, "MPSRollup", "BatchChallenged") == [
+        {"batchIndex": 0, "challenger": stranger.address}
+    ]
+    l1.tx(l1.user(6), ro.challengeData(1), DA_BOND)
 
 
 def test_resolve_no_fraud_keeps_the_commit_block(l1: L1) -> None:
@@ -447,9 +440,18 @@ def test_resolve_no_fraud_keeps_the_commit_block(l1: L1) -> None:
     assert l1.call(ro.nextBatchIndex()) == 2
     assert l1.call(ro.batch(0))[4] == "0x" + "00" * 20
     assert l1.call(ro.firstOpenChallenge()) == [False, 0]
-    # the bond goes to the admin (pull)
+    # the bond goes to the sequencer, the party wrongly accused, never to the admin that decides
+    # (here one account is both: the fixture's admin commits batches too)
+    assert l1.call(ro.sequencer()) == l1.admin.address
     assert l1.call(ro.bondBalance(l1.verifier.address)) == 0
     assert l1.call(ro.bondBalance(l1.admin.address)) == BOND
+    new_sequencer = l1.user(7)
+    l1.tx(l1.admin, ro.setSequencer(new_sequencer.address))
+    l1.tx(new_sequencer, ro.commitBatch(2, ROOT2, ROOT3, ROOT3, 3))
+    l1.tx(l1.verifier, ro.challenge(2), BOND)
+    l1.tx(l1.admin, ro.resolveChallenge(2, False))
+    assert l1.call(ro.bondBalance(new_sequencer.address)) == BOND
+    assert l1.call(ro.bondBalance(l1.admin.address)) == BOND  # unchanged
     before = l1.balance(l1.admin.address)
     receipt = l1.tx(l1.admin, ro.withdrawBond())
     assert l1.balance(l1.admin.address) == before + BOND - l1.cost(receipt)
@@ -507,7 +509,6 @@ def test_several_open_challenges(l1: L1) -> None:
     """Challenges opened out of order: finality stops at the earliest open one."""
     ro = l1.rollup.functions
     other = l1.user(0)
-    l1.tx(l1.admin, ro.setVerifier(other.address, True))
     for i in range(5):
         l1.commit(key32(f"batch {i}"))
     l1.tx(l1.verifier, ro.challenge(3), BOND)
@@ -548,7 +549,6 @@ def test_several_open_challenges(l1: L1) -> None:
 def test_recommit_voids_a_discarded_challenge(l1: L1) -> None:
     ro = l1.rollup.functions
     other = l1.user(0)
-    l1.tx(l1.admin, ro.setVerifier(other.address, True))
     l1.commit(ROOT1)
     l1.commit(ROOT2)
     l1.tx(other, ro.challenge(1), BOND)
@@ -562,6 +562,142 @@ def test_recommit_voids_a_discarded_challenge(l1: L1) -> None:
     assert l1.call(ro.bondBalance(other.address)) == BOND
     assert l1.call(ro.batch(1))[4] == "0x" + "00" * 20
     l1.tx(other, ro.challenge(1), BOND)  # the new batch 1 can be challenged afresh
+
+
+# -- data availability: a batch's data demanded on the L1 ------------------------------------------
+def chunked(data: bytes, size: int = 1000) -> tuple[bytes, list[bytes], list[bytes]]:
+    """``(dataHash, chunk hashes, chunks)``: keccak256 of the chunks' keccak256 hashes."""
+    chunks = [data[i : i + size] for i in range(0, len(data), size)]
+    hashes = [keccak(c) for c in chunks]
+    return keccak(b"".join(hashes)), hashes, chunks
+
+
+def test_challenged_data_is_published_chunk_by_chunk(l1: L1) -> None:
+    ro = l1.rollup.functions
+    data_hash, hashes, chunks = chunked(os.urandom(2500))  # 3 chunks
+    committed = l1.tx(l1.admin, ro.commitBatch(0, GENESIS_ROOT, ROOT1, data_hash, 4))["blockNumber"]
+    publish = ro.publishChunk
+    with reverts("NoActiveDataChallenge"):
+        l1.tx(l1.admin, publish(0, hashes, 0, chunks[0]))
+    for bond in (DA_BOND - 1, DA_BOND + 1):
+        with reverts("WrongBond"):
+            l1.tx(l1.verifier, ro.challengeData(0), bond)
+    receipt = l1.tx(l1.verifier, ro.challengeData(0), DA_BOND)
+    start = receipt["blockNumber"]
+    assert l1.events(receipt, "MPSRollup", "DataChallenged") == [
+        {"batchIndex": 0, "challenger": l1.verifier.address}
+    ]
+    assert l1.call(ro.dataChallenge(0)) == [l1.verifier.address, start, 0, 1]
+    assert l1.call(ro.firstOpenChallenge()) == [True, 0]
+    with reverts("AlreadyChallenged"):
+        l1.tx(l1.user(0), ro.challengeData(0), DA_BOND)
+    # every field is checked against the commitment: the hash list, the index, the bytes
+    with reverts("WrongChunkHashes"):
+        l1.tx(l1.admin, publish(0, hashes[:2], 0, chunks[0]))
+    with reverts("WrongChunkHashes"):
+        l1.tx(l1.admin, publish(0, [hashes[1], hashes[0], hashes[2]], 1, chunks[0]))
+    with reverts("ChunkOutOfRange"):
+        l1.tx(l1.admin, publish(0, hashes, 3, b""))
+    with reverts("WrongChunk"):
+        l1.tx(l1.admin, publish(0, hashes, 1, chunks[0]))
+    receipt = l1.tx(l1.user(1), publish(0, hashes, 1, chunks[1]))  # anyone holding the data
+    assert l1.events(receipt, "MPSRollup", "ChunkPublished") == [
+        {"batchIndex": 0, "index": 1, "chunk": chunks[1]}
+    ]
+    with reverts("ChunkAlreadyPublished"):
+        l1.tx(l1.admin, publish(0, hashes, 1, chunks[1]))
+    l1.tx(l1.admin, publish(0, hashes, 0, chunks[0]))
+    assert l1.call(ro.chunkPublished(0, 0)) and not l1.call(ro.chunkPublished(0, 2))
+    with reverts("ResolveWindowOpen"):
+        l1.tx(l1.user(2), ro.expireData(0))
+    # the last chunk resolves the challenge; its publisher earns the bond
+    receipt = l1.tx(l1.user(3), publish(0, hashes, 2, chunks[2]))
+    assert l1.events(receipt, "MPSRollup", "DataChallengeResolved") == [
+        {"batchIndex": 0, "publisher": l1.user(3).address}
+    ]
+    assert l1.call(ro.dataChallenge(0))[2:] == [3, 2]
+    assert l1.call(ro.bondBalance(l1.user(3).address)) == DA_BOND
+    assert l1.call(ro.bondBalance(l1.verifier.address)) == 0
+    assert l1.call(ro.firstOpenChallenge()) == [False, 0]
+    # what the data shows may still be disputed: the fraud window outlasts the data windows
+    assert l1.block() < committed + CB - 1
+    l1.mine(committed + CB - l1.block())
+    assert l1.call(ro.isFinalized(0))
+
+
+def test_resolve_window(l1: L1) -> None:
+    ro = l1.rollup.functions
+    data_hash, hashes, chunks = chunked(b"one chunk")
+    l1.tx(l1.admin, ro.commitBatch(0, GENESIS_ROOT, ROOT1, data_hash, 1))
+    start = l1.tx(l1.verifier, ro.challengeData(0), DA_BOND)["blockNumber"]
+    l1.mine(start + DA_RB - 1 - l1.block())  # the next transaction runs at the deadline
+    with reverts("ResolveWindowClosed") as exc:
+        l1.tx(l1.admin, ro.publishChunk(0, hashes, 0, chunks[0]))
+    assert exc.value.error_args == (0, start + DA_RB)
+
+
+def test_withheld_data_voids_the_batch_and_later_ones(l1: L1) -> None:
+    """The withholding attack: a root nobody can check (its data never shown) must not finalize,
+    whoever committed it. Challenged and not published in time, it is void, and so is every
+    batch built on it; the challengers' bonds come back."""
+    ro = l1.rollup.functions
+    for root in (ROOT1, ROOT2, ROOT3):
+        l1.commit(root)
+    start = l1.tx(l1.verifier, ro.challengeData(1), DA_BOND)["blockNumber"]
+    l1.tx(l1.user(0), ro.challengeData(2), DA_BOND)
+    l1.tx(l1.user(1), ro.challenge(2), BOND)
+    with reverts("ResolveWindowOpen") as exc:
+        l1.tx(l1.user(2), ro.expireData(1))
+    assert exc.value.error_args == (1, start + DA_RB)
+    l1.mine(start + DA_RB - 1 - l1.block())
+    receipt = l1.tx(l1.user(2), ro.expireData(1))  # anyone may call it
+    assert l1.events(receipt, "MPSRollup", "DataChallengeExpired") == [{"batchIndex": 1}]
+    assert l1.events(receipt, "MPSRollup", "BatchesDiscarded") == [
+        {"fromBatchIndex": 1, "count": 2}
+    ]
+    assert l1.call(ro.nextBatchIndex()) == 1 and l1.call(ro.lastStateRoot()) == ROOT1
+    assert l1.call(ro.bondBalance(l1.verifier.address)) == DA_BOND
+    l1.mine(CB)
+    assert l1.call(ro.isFinalized(0))
+    for i in (1, 2):
+        with reverts("UnknownBatch"):
+            l1.call(ro.finalizedStateRoot(i))
+    # batch 2's two challenges were voided with it: both bonds back, once
+    receipt = l1.tx(l1.user(3), ro.releaseVoidedBond(2))
+    assert l1.events(receipt, "MPSRollup", "ChallengeVoided") == [
+        {"batchIndex": 2, "challenger": l1.user(1).address},
+        {"batchIndex": 2, "challenger": l1.user(0).address},
+    ]
+    assert l1.call(ro.bondBalance(l1.user(0).address)) == DA_BOND
+    assert l1.call(ro.bondBalance(l1.user(1).address)) == BOND
+    with reverts("NotVoided"):
+        l1.tx(l1.user(3), ro.releaseVoidedBond(2))
+    # the reused index starts afresh: no data challenge of its own, and it can be challenged
+    l1.tx(l1.admin, ro.commitBatch(1, ROOT1, ROOT2, ROOT2, 2))
+    assert l1.call(ro.dataChallenge(1)) == ["0x" + "00" * 20, 0, 0, 0]
+    l1.tx(l1.user(4), ro.challengeData(1), DA_BOND)
+    assert l1.call(l1.rollup.functions.firstOpenChallenge()) == [True, 1]
+
+
+def test_data_challenge_window(l1: L1) -> None:
+    ro = l1.rollup.functions
+    committed = l1.tx(l1.admin, ro.commitBatch(0, GENESIS_ROOT, ROOT1, ROOT1, 1))["blockNumber"]
+    l1.mine(committed + DA_CB - 1 - l1.block())  # the next transaction runs at the window's end
+    with reverts("ChallengeWindowClosed") as exc:
+        l1.tx(l1.verifier, ro.challengeData(0), DA_BOND)
+    assert exc.value.error_args == (0, committed + DA_CB)
+    with reverts("UnknownBatch"):
+        l1.tx(l1.verifier, ro.challengeData(1), DA_BOND)
+
+
+def test_the_data_windows_nest_inside_the_fraud_window(l1: L1) -> None:
+    """Published at the last moment, data still leaves time to fraud-challenge what it shows."""
+    args = (l1.admin.address, 10, BOND)
+    for da_challenge, da_resolve in ((5, 5), (9, 1), (0, 3), (3, 0)):
+        with reverts("BadWindows"):
+            l1.deploy("MPSRollup", *args, da_challenge, da_resolve, DA_BOND, GENESIS_ROOT,
+                      l1.admin.address)  # fmt: skip
+    l1.deploy("MPSRollup", *args, 5, 4, DA_BOND, GENESIS_ROOT, l1.admin.address)
 
 
 # == SlashingManager ===============================================================================

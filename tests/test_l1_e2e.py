@@ -5,17 +5,22 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import os
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 import requests
+from eth_utils.crypto import keccak
+from l1_fixtures import StateTree, slash_leaf
 from l1_node import (
     AGGREGATOR,
     BASE_FEE,
     CHALLENGE_BLOCKS,
+    DA_BOND,
     FEE_PER_EPOCH,
     FIRST_CLIENT,
     FUNDING_WINDOW,
@@ -33,8 +38,15 @@ from client_sdk import fl, put_blob, put_record
 from client_sdk.keys import Keypair
 from contracts.anvil import Anvil
 from contracts.reverts import ContractRevert
-from mps_common.transport import RPCClient
+from mps_common.transport import RPCClient, TransportError
 from node.l1.aggregator import prove_at
+from node.l1.batch_data import (
+    DATA_ACTIVE,
+    DATA_RESOLVED,
+    batch_commitment,
+    batch_data,
+    split_chunks,
+)
 from node.l1.chain import L1Error, build_signed
 from node.l1.deposits import L1Event
 from node.l1.derivation import DerivationChecker
@@ -45,7 +57,6 @@ from stf import state_keys
 from stf.fl.rules import EpochRules
 from stf.fl.settlement import decode_reward_share
 from stf.fl.task import TaskParams
-from stf.hashing import list_root
 from stf.stakes import SLASHED, STAKED, binding_message
 
 pytestmark = pytest.mark.slow
@@ -349,8 +360,8 @@ async def test_l1_outage_and_poster_restart_lose_or_double_nothing(tmp_path: Pat
             # every block is in exactly one batch, in order, and each data hash matches
             first = 1
             for root, data_hash, last, *_ in batches:
-                hashes = [h.node.storage.block_hash_at(x) for x in range(first, last + 1)]
-                assert list_root(hashes) == bytes(data_hash)
+                data = batch_data(h.node.storage, first, last)
+                assert batch_commitment(data)[0] == bytes(data_hash)
                 assert h.node.storage.header_at(last).state_root == bytes(root)
                 first = last + 1
 
@@ -371,7 +382,7 @@ async def test_verifier_catches_a_wrong_root_and_challenges(tmp_path: Path) -> N
         storage = h.node.storage
         last = h.node.sequencer.head.height
         prev_last = f.lastCommittedBlock().call()
-        data = list_root([storage.block_hash_at(x) for x in range(prev_last + 1, last + 1)])
+        data = batch_commitment(batch_data(storage, prev_last + 1, last))[0]
         call = f.commitBatch(1, f.lastStateRoot().call(), b"\x66" * 32, data, last)
         raw, _ = build_signed(
             w3,
@@ -550,3 +561,115 @@ async def test_a_node_whose_database_is_behind_the_l1_refuses_to_start(tmp_path:
         with pytest.raises(L1Error, match="is not the chain this rollup settled"):
             async with start_node(other, **settings):
                 pass
+
+
+# -- data availability (issue 12) -------------------------------------------------------------
+
+
+class WithholdingSequencer:
+    """The sequencer's RPC as a withholding sequencer runs it: genesis, but no blocks."""
+
+    def __init__(self, url: str) -> None:
+        self._rpc = RPCClient(url)
+
+    def call(self, method: str, *params: Any) -> Any:
+        if method == "mps_getRawBlock":
+            raise TransportError(0, "withheld")
+        return self._rpc.call(method, *params)
+
+
+def send_as_sequencer(net: L1Net, call: Any) -> None:
+    """A transaction signed with the sequencer's L1 key, as the attacker holding it sends one."""
+    w3, seq = net.w3, net.accounts[SEQUENCER]
+    raw, _ = build_signed(w3, seq, call, w3.eth.get_transaction_count(seq.address), 10**12)
+    w3.eth.wait_for_transaction_receipt(w3.eth.send_raw_transaction(raw))
+
+
+async def test_the_fake_root_attack_is_voided_and_no_honest_stake_moves(tmp_path: Path) -> None:
+    """Issue 12's attack, end to end: with the sequencer's L1 key, commit a made-up state root
+    holding slash evidence against an honest client, and serve no data for it. The verifier
+    cannot get the blocks, so it demands them on the L1; nobody can publish data that does not
+    exist, the batch is void once the window passes, and the slash has no finalized root to
+    prove against. Before, the batch finalized and anyone could slash the honest stake."""
+    async with l1_net(tmp_path) as net:
+        h, f = net.h, net.c("MPSRollup").functions
+        (honest,) = await staked_clients(net, 1)
+        assert net.post_until_idle()[:2] == ["posted", "confirmed"]  # batch 0: the stake
+        task = b"\x13" * 32
+        key, value = slash_leaf(honest.public_key, task, 0, 2)
+        fake = StateTree({key: value})
+        last = f.lastCommittedBlock().call() + 5  # blocks that do not exist
+        commit = f.commitBatch(1, f.lastStateRoot().call(), fake.root, keccak(b"none"), last)
+        send_as_sequencer(net, commit)
+
+        storage = Storage(tmp_path / "verifier.db")
+        try:
+            v = Verifier(net.c("MPSRollup"), RPCClient(h.url), storage, net.w3,
+                         net.accounts[VERIFIER], 10**12)  # fmt: skip
+            assert (
+                await asyncio.to_thread(v.verify_new_batches) is None
+            )  # batch 0 checks; batch 1 has no data
+            assert v.checked == 1 and "data challenged" in (v.waiting or "")
+            assert f.dataChallenge(1).call()[3] == DATA_ACTIVE
+            net.anvil.mine(CHALLENGE_BLOCKS)  # its fraud window passes too: still not final
+            assert not f.isFinalized(1).call()
+            sm = net.c("SlashingManager").functions
+            slash = sm.slash(1, honest.public_key, task, 0, 2, fake.siblings(key))
+            with pytest.raises(ContractRevert, match="NotFinalized"):
+                net.tx(AGGREGATOR, slash)
+            assert (
+                await asyncio.to_thread(v.verify_new_batches) is None
+            )  # the publication window is over: void it
+            assert "voided" in (v.waiting or "")
+            assert f.nextBatchIndex().call() == 1
+            with pytest.raises(ContractRevert, match="UnknownBatch"):
+                net.tx(AGGREGATOR, slash)
+            reg = net.c("StakingRegistry").functions
+            assert reg.statusOf(honest.public_key).call() == 1  # staked, untouched
+            # the verifier's bond came back; the honest chain goes on from batch 0
+            assert f.bondBalance(net.accounts[VERIFIER].address).call() == DA_BOND
+            await h.send_ok(put_blob(Keypair.generate(), CHAIN_ID, 0, b"after"))
+            await h.seal()
+            assert net.post_until_idle()[:2] == ["posted", "confirmed"]
+            assert (
+                await asyncio.to_thread(v.verify_new_batches) is None
+                and v.waiting is None
+                and v.checked == 2
+            )
+        finally:
+            storage.close()
+
+
+async def test_withheld_data_is_demanded_and_published_on_the_l1(tmp_path: Path) -> None:
+    """A verifier the sequencer serves no blocks challenges the batch's data; the sequencer's
+    poster publishes it, chunk by chunk, within the window (earning the bond back), and the
+    verifier replays what the L1 holds."""
+    async with l1_net(tmp_path) as net:
+        h, f = net.h, net.c("MPSRollup").functions
+        await h.send_ok(put_blob(Keypair.generate(), CHAIN_ID, 0, os.urandom(150_000)))
+        await h.seal()
+        assert net.post_until_idle()[:2] == ["posted", "confirmed"]
+        data = batch_data(h.node.storage, 1, f.batch(0).call()[2])
+        chunks = len(split_chunks(data))
+        assert chunks == 3
+        storage = Storage(tmp_path / "verifier.db")
+        try:
+            v = Verifier(net.c("MPSRollup"), WithholdingSequencer(h.url), storage, net.w3,
+                         net.accounts[VERIFIER], 10**12)  # type: ignore[arg-type]  # fmt: skip
+            assert await asyncio.to_thread(v.verify_new_batches) is None and "data challenged" in (
+                v.waiting or ""
+            )
+            assert await asyncio.to_thread(v.verify_new_batches) is None and "0 chunks" in (
+                v.waiting or ""
+            )
+            assert h.node.l1.poster.step() == "published"
+            assert f.dataChallenge(0).call()[2:] == [chunks, DATA_RESOLVED]
+            assert f.bondBalance(net.accounts[SEQUENCER].address).call() == DA_BOND
+            assert (
+                await asyncio.to_thread(v.verify_new_batches) is None
+                and v.waiting is None
+                and v.checked == 1
+            )
+            assert storage.header_at(1).state_root == h.node.storage.header_at(1).state_root
+        finally:
+            storage.close()

@@ -58,6 +58,8 @@ def dev_params(genesis_root: bytes, sequencer: str, admin: str) -> DeployParams:
         protocol_share_bps=1000,
         challenge_blocks=5,
         challenge_bond=10**17,
+        da_challenge_blocks=2,
+        da_resolve_blocks=2,
         genesis_state_root=genesis_root,
         sequencer=sequencer,
         admin=admin,
@@ -166,8 +168,6 @@ def _ensure_deployed(
     start_block = int(w3.eth.block_number)
     params = dev_params(genesis_root, roles["sequencer"].address, roles["admin"].address)
     addresses = deploy_all(w3, roles["admin"], params)
-    rollup = contract(w3, "MPSRollup", addresses["MPSRollup"])
-    transact(w3, roles["admin"], rollup.functions.setVerifier(roles["verifier"].address, True))
     registry = contract(w3, "StakingRegistry", addresses["StakingRegistry"])
     for i, kp in enumerate(clients):  # each key binds the account that stakes it
         staker = accounts[FIRST_CLIENT_ACCOUNT + i]

@@ -21,11 +21,11 @@ from web3 import Web3
 from web3.exceptions import TransactionNotFound
 
 from stf import encoding
-from stf.hashing import list_root
 
 from ..metrics import Metrics
 from ..storage import Storage
-from .chain import GWEI, Deployment, L1Error, build_signed
+from .batch_data import DATA_ACTIVE, batch_commitment, batch_data, split_chunks
+from .chain import GWEI, Deployment, L1Error, build_signed, send_and_wait
 from .worker import step_forever
 
 log = structlog.get_logger("mps.l1.poster")
@@ -74,17 +74,6 @@ class PosterSettings:
     poll_interval: float
 
 
-def batch_data_hash(storage: Storage, first: int, last: int) -> bytes:
-    """The commitment to a batch's data: the list root of its block hashes, in order."""
-    hashes = []
-    for h in range(first, last + 1):
-        bh = storage.block_hash_at(h)
-        if bh is None:
-            raise L1Error(f"block {h} is missing from the database")
-        hashes.append(bh)
-    return list_root(hashes)
-
-
 class BatchPoster:
     def __init__(
         self,
@@ -119,7 +108,35 @@ class BatchPoster:
         raw = self._storage.get(K_PENDING)
         if raw is not None:
             return self._follow_up(Pending.decode(raw), next_index)
+        if self._answer_data_challenge(next_index):
+            return "published"
         return self._maybe_post(next_index, last_committed)
+
+    def _answer_data_challenge(self, next_index: int) -> bool:
+        """Publish, chunk by chunk, the data of a live batch whose data was challenged (its
+        bond then comes to this account); True if anything went out. A batch whose data is
+        challenged and not all published in time is void, whatever its root: answering is
+        the sequencer's duty, and cheap next to losing the batch."""
+        rollup = self._rollup.functions
+        for index in range(self.finalized_count, next_index):
+            _, _, _, status = rollup.dataChallenge(index).call()
+            if status != DATA_ACTIVE:
+                continue
+            last = int(rollup.batch(index).call()[2])
+            first = 1 if index == 0 else int(rollup.batch(index - 1).call()[2]) + 1
+            data = batch_data(self._storage, first, last)
+            _, hashes = batch_commitment(data)
+            chunks = split_chunks(data)
+            sent = 0
+            for i, chunk in enumerate(chunks):
+                if rollup.chunkPublished(index, i).call():
+                    continue
+                call = rollup.publishChunk(index, hashes, i, chunk)
+                send_and_wait(self._w3, self._account, call, self.settings.max_fee_wei)
+                sent += 1
+            log.warning("challenged batch data published", batch=index, chunks=sent, of=len(chunks))
+            return sent > 0
+        return False
 
     def _refresh_finalized(self, next_index: int) -> None:
         rollup = self._rollup.functions
@@ -193,7 +210,7 @@ class BatchPoster:
             batch_index,
             prev_root,
             header.state_root,
-            batch_data_hash(self._storage, first, last),
+            batch_commitment(batch_data(self._storage, first, last))[0],
             last,
         )
 
@@ -243,7 +260,7 @@ class BatchPoster:
         def after(action: str) -> bool:
             if metrics is not None and action != "idle":
                 metrics.l1_actions.labels("poster", action).inc()
-            return action in ("confirmed", "reverted", "replaced")  # the next batch at once
+            return action in ("confirmed", "reverted", "replaced", "published")  # next at once
 
         await step_forever(
             "poster", self.step, after, self.settings.poll_interval, metrics, log,

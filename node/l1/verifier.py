@@ -1,10 +1,13 @@
-"""The verifier: replays every committed batch from the sequencer's blocks.
+"""The verifier: replays every committed batch from the sequencer's blocks, or the L1's.
 
 It trusts the L1 and nothing else. The genesis it rebuilds must have the
 root the MPSRollup contract was deployed with; every batch's blocks must hash
 to the batch's ``dataHash``, replay without error, and end at the committed
-state root. The first block where that fails is reported, and, given an L1
-account registered as a verifier, the batch is challenged with a bond.
+state root. Blocks the sequencer does not serve are demanded on the L1 by a
+data challenge (:mod:`node.l1.data_source`): the verifier waits for them there,
+or voids the batch once its publication window passed. The first block where
+replay fails is reported, and, given an L1 account, the batch is challenged
+with a bond (anyone may challenge).
 """
 
 from __future__ import annotations
@@ -23,12 +26,12 @@ from stf.block import Block
 from stf.context import Limits
 from stf.errors import BlockInvalid
 from stf.genesis import Genesis, GenesisStake, genesis_block
-from stf.hashing import list_root
 from stf.smt import SparseMerkleTree
 from stf.transition import ChainConfig, state_transition
 
 from ..storage import Storage
 from .chain import send_and_wait
+from .data_source import BatchDataSource, BatchRef, Unavailable, Waiting
 from .derivation import DerivationChecker
 
 log = structlog.get_logger("mps.l1.verifier")
@@ -87,7 +90,9 @@ class Verifier:
         self._derivation = derivation  # None: deposits are not checked against the L1
         self._chain: ChainConfig | None = None
         self._tree = SparseMerkleTree(storage)
+        self._data = BatchDataSource(rollup, sequencer, storage, w3, account, max_fee_wei)
         self.checked = 0  # batches verified so far
+        self.waiting: str | None = None  # why the next batch cannot be checked yet
 
     def _init_genesis(self) -> Divergence | None:
         chain, genesis = chain_from_genesis_rpc(self._rpc.call("mps_getGenesis"))
@@ -104,14 +109,21 @@ class Verifier:
         return None
 
     def verify_new_batches(self) -> Divergence | None:
-        """Check every batch committed since the last call; the first divergence, or None."""
+        """Check every batch committed since the last call; the first divergence, or None (with
+        ``waiting`` set when a batch's data is being demanded on the L1: call again later)."""
         if self._chain is None:
-            bad = self._init_genesis()
-            if bad is not None:
-                return bad
+            wrong_genesis = self._init_genesis()
+            if wrong_genesis is not None:
+                return wrong_genesis
         total = int(self._rollup.nextBatchIndex().call())
+        self.checked = min(self.checked, total)  # a void batch (and those after it) is gone
+        self.waiting = None
         while self.checked < total:
             bad = self._verify_batch(self.checked)
+            if isinstance(bad, Waiting):
+                self.waiting = bad.why
+                log.info("waiting for a batch's data", why=bad.why)
+                return None
             if bad is not None:
                 return self._challenge(bad)
             self.checked += 1
@@ -119,10 +131,16 @@ class Verifier:
                 self._progress(self.checked, total)
         return None
 
-    def _verify_batch(self, index: int) -> Divergence | None:
+    def _verify_batch(self, index: int) -> Divergence | Waiting | None:
         assert self._chain is not None
-        root, data_hash, last, _, _ = self._rollup.batch(index).call()
+        root, data_hash, last, committed_at, _ = self._rollup.batch(index).call()
         first = 1 if index == 0 else int(self._rollup.batch(index - 1).call()[2]) + 1
+        ref = BatchRef(index, first, int(last), bytes(data_hash), int(committed_at))
+        raws = self._data.fetch(ref)
+        if isinstance(raws, Waiting):
+            return raws
+        if isinstance(raws, Unavailable):
+            return Divergence(index, first, raws.why)
         head = self._storage.head()
         assert head is not None
         parent = head
@@ -134,9 +152,8 @@ class Verifier:
                 if why is not None:
                     return Divergence(index, height, why)
         for height in range(head.height + 1, int(last) + 1):
-            raw = self._rpc.call("mps_getRawBlock", height)
             try:
-                block = Block.decode(bytes(raw))
+                block = Block.decode(raws[height - first])
                 if self._derivation is not None:
                     why = self._derivation.check_block(block)
                     if why is not None:
@@ -150,11 +167,6 @@ class Verifier:
                 return Divergence(index, height, f"block cannot be decoded: {exc}")
             self._storage.commit_block(block, receipts, writes)
             parent = block
-        hashes = [self._storage.block_hash_at(h) for h in range(first, int(last) + 1)]
-        if any(h is None for h in hashes) or list_root([h for h in hashes if h]) != bytes(
-            data_hash
-        ):
-            return Divergence(index, first, "the batch's data hash does not match its blocks")
         header = self._storage.header_at(int(last))
         assert header is not None
         if header.state_root != bytes(root):
