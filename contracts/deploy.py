@@ -125,7 +125,7 @@ def deploy_all(
         account,
         new("StakingRegistry", p.stake_amount, me),
         new("MPSRollup", sequencer, *p.rollup_windows(), root, admin),
-        new("SlashTreasury", admin),
+        new("SlashTreasury"),
         new("RewardTreasury", admin),
     )
     fees = (p.base_fee, p.fee_per_epoch, p.protocol_share_bps)

@@ -224,6 +224,17 @@ def cmd_deploy(args: argparse.Namespace) -> int:
     except L1Error as exc:
         print(f"cannot deploy: {exc}", file=sys.stderr)
         return 2
+    sequencer = args.sequencer_address or deployer.address
+    admin = args.admin_address or deployer.address
+    if sequencer.lower() == admin.lower() and not args.dev:
+        print(
+            "cannot deploy: the admin would be the sequencer. The admin decides fraud challenges "
+            "against the sequencer's batches, so they must be different parties: give "
+            "--admin-address (a multisig) and/or --sequencer-address (the poster's hot key), "
+            "or --dev for a development network",
+            file=sys.stderr,
+        )
+        return 2
     chain = chain_config(cfg, Keypair.load(cfg.key_path).signing_key)
     params = DeployParams(
         stake_amount=args.stake_amount,
@@ -236,8 +247,8 @@ def cmd_deploy(args: argparse.Namespace) -> int:
         da_resolve_blocks=args.da_resolve_blocks,
         da_bond=args.da_bond,
         genesis_state_root=genesis_block({}, chain, cfg.genesis())[0].header.state_root,
-        sequencer=args.sequencer_address or deployer.address,
-        admin=args.admin_address or deployer.address,
+        sequencer=sequencer,
+        admin=admin,
     )
     start = int(w3.eth.block_number)
     addresses = deploy_all(w3, deployer, params)
@@ -387,6 +398,9 @@ def build_parser() -> argparse.ArgumentParser:
     py.add_argument("--l1-key-file", type=Path, required=True, help="deployer's private key")
     py.add_argument("--sequencer-address", default=None, help="default: the deployer")
     py.add_argument("--admin-address", default=None, help="default: the deployer")
+    py.add_argument(
+        "--dev", action="store_true", help="allow admin = sequencer (a development network only)"
+    )
     py.add_argument("--stake-amount", type=int, default=10**18)
     py.add_argument("--base-fee", type=int, default=10**16)
     py.add_argument("--fee-per-epoch", type=int, default=10**17)

@@ -33,6 +33,7 @@ from l1_fixtures import (
     settle_leaf,
     slash_leaf,
 )
+from web3.types import TxReceipt
 
 from contracts import build
 from contracts.anvil import Anvil, AnvilError, find_binary
@@ -838,13 +839,11 @@ def test_slash_of_an_unstaked_key(l1: L1) -> None:
 
 
 # == Treasuries ====================================================================================
-@pytest.mark.parametrize("name", ["SlashTreasury", "RewardTreasury"])
-def test_treasury(l1: L1, name: str) -> None:
-    treasury = l1.c(name)
-    # plain ether transfer into receive()
+def send_ether(l1: L1, to: str, amount: int) -> TxReceipt:
+    """A plain ether transfer into ``to``'s receive()."""
     tx = {
-        "to": treasury.address,
-        "value": 5 * ETHER,
+        "to": to,
+        "value": amount,
         "nonce": l1.w3.eth.get_transaction_count(l1.user(0).address),
         "gas": 100_000,
         "maxFeePerGas": l1.w3.eth.gas_price * 2,
@@ -852,9 +851,29 @@ def test_treasury(l1: L1, name: str) -> None:
         "chainId": l1.w3.eth.chain_id,
     }
     signed = l1.user(0).sign_transaction(tx)
-    receipt = l1.w3.eth.wait_for_transaction_receipt(
+    return l1.w3.eth.wait_for_transaction_receipt(
         l1.w3.eth.send_raw_transaction(signed.raw_transaction)
     )
+
+
+def test_slashed_stakes_are_burned(l1: L1) -> None:
+    """Issue 12: the admin, which decides fraud challenges, withdrew the SlashTreasury, so it
+    profited from the slashes it ruled on. Nothing leaves the SlashTreasury now: no withdrawal
+    exists, for the admin or anyone."""
+    treasury = l1.c("SlashTreasury")
+    receipt = send_ether(l1, treasury.address, 5 * ETHER)
+    assert l1.events(receipt, "SlashTreasury", "Received") == [
+        {"from": l1.user(0).address, "amount": 5 * ETHER}
+    ]
+    names = {entry.get("name") for entry in treasury.abi if entry.get("type") == "function"}
+    assert names == set()  # no function at all: only receive()
+    assert l1.balance(treasury.address) == 5 * ETHER
+
+
+def test_reward_treasury(l1: L1) -> None:
+    name = "RewardTreasury"
+    treasury = l1.c(name)
+    receipt = send_ether(l1, treasury.address, 5 * ETHER)
     assert l1.events(receipt, name, "Received") == [
         {"from": l1.user(0).address, "amount": 5 * ETHER}
     ]
@@ -1413,13 +1432,7 @@ def test_deploy_all_hands_the_registry_to_another_admin(l1: L1) -> None:
         "RewardManager",
         "RewardTreasury",
     }
-    for name in (
-        "StakingRegistry",
-        "MPSRollup",
-        "SlashTreasury",
-        "RewardTreasury",
-        "RewardManager",
-    ):
+    for name in ("StakingRegistry", "MPSRollup", "RewardTreasury", "RewardManager"):
         assert l1.call(contract(l1.w3, name, addresses[name]).functions.admin()) == admin.address
     reg = contract(l1.w3, "StakingRegistry", addresses["StakingRegistry"])
     assert l1.call(reg.functions.slasher()) == addresses["SlashingManager"]
@@ -1438,7 +1451,7 @@ def test_anvil_state_survives_a_restart(tmp_path: Path) -> None:
     with Anvil(state_path=state, accounts=2) as node:
         w3 = node.w3()
         user = node.accounts[1]
-        address = deploy(w3, user, "SlashTreasury", user.address)
+        address = deploy(w3, user, "SlashTreasury")
         node.mine(5)
         height = w3.eth.block_number
     assert state.exists()

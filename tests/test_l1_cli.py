@@ -35,8 +35,14 @@ def test_deploy_writes_the_addresses_and_run_settles_on_them(tmp_path: Path) -> 
         bad = mps_node("deploy", "--config", str(cfg), "--l1-rpc", anvil.url,
                        "--l1-chain-id", "1", "--l1-key-file", str(key))  # fmt: skip
         assert bad.returncode == 2 and "chain id 31337" in bad.stderr
-        done = mps_node("deploy", "--config", str(cfg), "--l1-rpc", anvil.url,
+        # issue 12: the admin decides challenges against the sequencer, so one key may not be both
+        both = mps_node("deploy", "--config", str(cfg), "--l1-rpc", anvil.url,
                         "--l1-chain-id", "31337", "--l1-key-file", str(key))  # fmt: skip
+        assert both.returncode == 2 and "the admin would be the sequencer" in both.stderr
+        admin = anvil.accounts[1].address
+        done = mps_node("deploy", "--config", str(cfg), "--l1-rpc", anvil.url,
+                        "--l1-chain-id", "31337", "--l1-key-file", str(key),
+                        "--admin-address", admin)  # fmt: skip
         assert done.returncode == 0, done.stderr
         written = tomllib.loads(cfg.read_text())
         for name in (

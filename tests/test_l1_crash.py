@@ -60,7 +60,7 @@ def test_sigkill_while_posting_batches(tmp_path: Path) -> None:
         deployed = subprocess.run(
             [*node, "deploy", "--config", str(cfg), "--l1-rpc", anvil.url,
              "--l1-chain-id", "31337", "--l1-key-file", str(key), "--challenge-blocks", "4",
-             "--da-challenge-blocks", "1", "--da-resolve-blocks", "1"],
+             "--da-challenge-blocks", "1", "--da-resolve-blocks", "1", "--dev"],
             capture_output=True, text=True,
         )  # fmt: skip
         assert deployed.returncode == 0, deployed.stderr

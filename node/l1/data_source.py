@@ -152,4 +152,3 @@ class BatchDataSource:
         send_and_wait(self._w3, self._account, self._rollup.expireData(b.index), self._max_fee)
         log.warning("batch voided on L1: its data was never published", batch=b.index)
         return Waiting(f"batch {b.index} voided: its data was never published")
-
