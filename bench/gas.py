@@ -102,6 +102,7 @@ class Bench:
         self.rollup = self.functions("MPSRollup", a)
         self.slashing = self.functions("SlashingManager", a)
         self.rewards = self.functions("RewardManager", a)
+        self.committee = self.functions("ResolverCommittee", a)
         self.rows: list[Row] = []
         self.last = 0
         self.root = params.genesis_state_root
@@ -180,7 +181,11 @@ def bench_batches(b: Bench) -> None:
     )
     bond = b.params.challenge_bond
     b.gas("MPSRollup.challenge", b.verifier, b.rollup.challenge(2), bond)
-    b.gas("MPSRollup.resolveChallenge (no fraud)", b.admin, b.rollup.resolveChallenge(2, False))
+    b.gas(
+        "ResolverCommittee.vote (1 of 1: resolves, no fraud)",
+        b.admin,
+        b.committee.vote(2, False),
+    )
     b.gas("MPSRollup.withdrawBond", b.admin, b.rollup.withdrawBond())
 
 
@@ -311,9 +316,9 @@ def bench_fraud(b: Bench) -> None:
         b.commit(key32(f"bad {i}"), 1)
     b.send(b.verifier, b.rollup.challenge(first_bad), b.params.challenge_bond)
     b.gas(
-        "MPSRollup.resolveChallenge (fraud)",
+        "ResolverCommittee.vote (1 of 1: resolves, fraud)",
         b.admin,
-        b.rollup.resolveChallenge(first_bad, True),
+        b.committee.vote(first_bad, True),
         note="discards 100 batches",
     )
 

@@ -19,8 +19,9 @@ import {ReentrancyGuard} from "./ReentrancyGuard.sol";
 ///      every later one are void. So withheld data can never finalize, whoever holds the sequencer's key.
 ///      The windows nest (DA_CHALLENGE_BLOCKS + DA_RESOLVE_BLOCKS < CHALLENGE_BLOCKS), so published data
 ///      leaves time for a fraud challenge on it. There is no on-chain fraud proof yet: a fraud challenge is
-///      decided by the admin re-executing the batch off-chain (`mps-node replay`); a lost fraud challenge's
-///      bond goes to the sequencer, never to the party that decides.
+///      decided by the `resolver`, a ResolverCommittee of k-of-m resolvers re-executing the batch
+///      off-chain (`mps-node replay`); a lost fraud challenge's bond goes to the sequencer, never to the
+///      parties that decide.
 ///      Batches finalize in order, which makes `isFinalized` O(1): the batches with an open challenge are
 ///      kept in a list sorted by batch index, whose head is the earliest one.
 contract MPSRollup is AdminControlled, ReentrancyGuard {
@@ -34,6 +35,7 @@ contract MPSRollup is AdminControlled, ReentrancyGuard {
         uint64 committedAt;
         uint64 commitId;
         address challenger;
+        uint64 challengeId; // of the open fraud challenge: the resolvers' votes are keyed by it
     }
 
     /// @dev A batch commit's data challenge (one slot): who bonded, when, how many chunks are out.
@@ -88,6 +90,9 @@ contract MPSRollup is AdminControlled, ReentrancyGuard {
     mapping(uint256 node => uint256 count) private _openCount; // open challenges on a listed batch
     mapping(uint256 node => Link) private _links;
     uint64 private _commits; // commits so far: the next commit's id is _commits + 1
+    uint64 private _challenges; // fraud challenges so far
+    /// @notice Who decides fraud challenges (a ResolverCommittee: k of m resolvers), wired once.
+    address public resolver;
     uint256 private _openHead; // earliest open challenge (batchIndex + 1), 0 if none
     uint256 private _openTail; // latest open challenge (batchIndex + 1), 0 if none
 
@@ -113,6 +118,8 @@ contract MPSRollup is AdminControlled, ReentrancyGuard {
     error ChallengeWindowClosed(uint256 batchIndex, uint256 windowEnd);
     error AlreadyChallenged(uint256 batchIndex, address challenger);
     error NoOpenChallenge(uint256 batchIndex);
+    error NotResolver(address caller);
+    error ResolverAlreadySet(address resolver);
     /// @notice `releaseVoidedBond` on a batch that is live or carries no challenge.
     error NotVoided(uint256 batchIndex);
     error NothingToWithdraw();
@@ -129,6 +136,7 @@ contract MPSRollup is AdminControlled, ReentrancyGuard {
     event ChallengeVoided(uint256 indexed batchIndex, address indexed challenger);
     event BondWithdrawn(address indexed account, uint256 amount);
     event SequencerSet(address indexed sequencer);
+    event ResolverSet(address indexed resolver);
     event DataChallenged(uint256 indexed batchIndex, address indexed challenger);
     /// @notice Chunk `index` of batch `batchIndex`'s data, published (in the log itself, so that a
     ///         verifier reads it from the logs whatever account or contract sent the call).
@@ -199,7 +207,7 @@ contract MPSRollup is AdminControlled, ReentrancyGuard {
 
     // ------------------------------------------------------------------ challengers (anyone)
 
-    /// @notice Dispute batch `batchIndex`'s state root, locking CHALLENGE_BOND until the admin resolves it.
+    /// @notice Dispute batch `batchIndex`'s state root, locking CHALLENGE_BOND until the resolvers decide.
     ///         While the challenge is open, neither this batch nor any later one can finalize.
     function challenge(uint256 batchIndex) external payable {
         if (msg.value != CHALLENGE_BOND) revert WrongBond(msg.value, CHALLENGE_BOND);
@@ -210,6 +218,7 @@ contract MPSRollup is AdminControlled, ReentrancyGuard {
         if (b.challenger != address(0)) revert AlreadyChallenged(batchIndex, b.challenger);
 
         b.challenger = msg.sender;
+        b.challengeId = ++_challenges;
         _open(batchIndex + 1);
         emit BatchChallenged(batchIndex, msg.sender);
     }
@@ -300,19 +309,21 @@ contract MPSRollup is AdminControlled, ReentrancyGuard {
     ///         `commitBatch` does the same when it reuses the index.
     function releaseVoidedBond(uint256 batchIndex) external {
         Batch storage b = _batches[batchIndex];
+        // slither-disable-next-line incorrect-equality (an enum status, not a balance)
         bool open = b.challenger != address(0) || _dataChallenges[b.commitId].status == DataStatus.Active;
         if (batchIndex < nextBatchIndex || !open) revert NotVoided(batchIndex);
         _voidChallenges(batchIndex, b);
     }
 
-    // ------------------------------------------------------------------ admin (the trusted resolver)
+    // ------------------------------------------------------------------ the resolver (k of m), the admin
 
     /// @notice Decide the open fraud challenge on `batchIndex`. Fraud: this batch and every later one are
     ///         discarded (the sequencer recommits from the state root of batch `batchIndex - 1`) and the bond
     ///         is credited back to the challenger. No fraud: the challenge is cleared, the batch keeps its
     ///         commit block (so it may be final at once), and the bond is credited to the sequencer (the
-    ///         party wrongly accused; never to the admin, which decides).
-    function resolveChallenge(uint256 batchIndex, bool fraud) external onlyAdmin {
+    ///         party wrongly accused; never to the resolvers, who decide).
+    function resolveChallenge(uint256 batchIndex, bool fraud) external {
+        if (msg.sender != resolver) revert NotResolver(msg.sender);
         uint256 next = nextBatchIndex;
         if (batchIndex >= next) revert UnknownBatch(batchIndex);
         Batch storage b = _batches[batchIndex];
@@ -328,6 +339,15 @@ contract MPSRollup is AdminControlled, ReentrancyGuard {
             bondBalance[sequencer] += CHALLENGE_BOND;
         }
         emit ChallengeResolved(batchIndex, fraud);
+    }
+
+    /// @notice Wire the fraud resolver (a ResolverCommittee), once: whoever could re-point it could
+    ///         decide every challenge.
+    function setResolver(address resolver_) external onlyAdmin {
+        if (resolver != address(0)) revert ResolverAlreadySet(resolver);
+        if (resolver_ == address(0)) revert ZeroAddress();
+        resolver = resolver_;
+        emit ResolverSet(resolver_);
     }
 
     /// @notice Replace the sequencer.
@@ -377,6 +397,14 @@ contract MPSRollup is AdminControlled, ReentrancyGuard {
         if (batchIndex >= nextBatchIndex) revert UnknownBatch(batchIndex);
         if (!isFinalized(batchIndex)) revert NotFinalized(batchIndex);
         return _batches[batchIndex].stateRoot;
+    }
+
+    /// @notice The id of batch `batchIndex`'s open fraud challenge; reverts NoOpenChallenge if none.
+    function openChallengeId(uint256 batchIndex) external view returns (uint64) {
+        if (batchIndex >= nextBatchIndex) revert UnknownBatch(batchIndex);
+        Batch storage b = _batches[batchIndex];
+        if (b.challenger == address(0)) revert NoOpenChallenge(batchIndex);
+        return b.challengeId;
     }
 
     /// @notice Batch `batchIndex`'s data challenge: challenger, start block, chunks published, status

@@ -8,6 +8,7 @@ pragma solidity 0.8.28;
 ///      let through is what slash proofs are checked against. Whoever could take slashed stakes
 ///      would profit from the slashes it rules on (issue 12). Paying them by rule to the honest
 ///      clients of the task is a later choice; until then no party gains from a slash.
+// slither-disable-next-line locked-ether (the point: a slashed stake is burned)
 contract SlashTreasury {
     event Received(address indexed from, uint256 amount);
 

@@ -31,6 +31,7 @@ CONTRACTS = (
     "SlashTreasury",
     "RewardManager",
     "RewardTreasury",
+    "ResolverCommittee",
 )
 
 
@@ -78,7 +79,12 @@ class DeployParams:
     sequencer: str | None = None
     """Address allowed to commit batches; None: the deploying account."""
     admin: str | None = None
-    """Admin of every contract (challenge resolver, treasuries); None: the deploying account."""
+    """Admin of every contract (the sequencer's replacement, the reward treasury); None: the
+    deploying account."""
+    resolvers: tuple[str, ...] = ()
+    """Who decides fraud challenges (the ResolverCommittee's members); empty: the admin alone."""
+    resolver_threshold: int = 1
+    """Votes an outcome needs: more than half the resolvers."""
 
 
 def deploy(w3: Web3, account: LocalAccount, name: str, *args: Any, nonce: int | None = None) -> str:
@@ -105,9 +111,10 @@ def deploy_all(
 ) -> dict[str, str]:
     """Deploy and wire every L1 contract; return ``{name: address}`` for :data:`CONTRACTS`.
 
-    The registry is deployed with the deploying account as admin so that it can be wired to the
-    SlashingManager and the SlashTreasury, then handed to ``params.admin`` if that is another
-    address. Transactions go in three waves (independent ones share a block when blocks are timed).
+    The registry and the rollup are deployed with the deploying account as admin so that they can
+    be wired (the SlashingManager, the SlashTreasury, the rollup; the ResolverCommittee), then
+    handed to ``params.admin`` if that is another address. Transactions go in three waves
+    (independent ones share a block when blocks are timed).
     """
     p = params or DeployParams()
     me = account.address
@@ -124,22 +131,30 @@ def deploy_all(
         w3,
         account,
         new("StakingRegistry", p.stake_amount, me),
-        new("MPSRollup", sequencer, *p.rollup_windows(), root, admin),
+        new("MPSRollup", sequencer, *p.rollup_windows(), root, me),
         new("SlashTreasury"),
         new("RewardTreasury", admin),
     )
     fees = (p.base_fee, p.fee_per_epoch, p.protocol_share_bps)
-    slashing, rewards = _deployed(
+    resolvers = [to_checksum_address(r) for r in p.resolvers] or [admin]
+    slashing, rewards, committee = _deployed(
         w3,
         account,
         new("SlashingManager", registry, rollup),
         new("RewardManager", registry, rollup, reward_treasury, *fees, admin),
+        new("ResolverCommittee", rollup, resolvers, p.resolver_threshold),
     )
     reg = contract(w3, "StakingRegistry", registry).functions
-    handover = [reg.transferAdmin(admin)] if admin != me else []
-    wiring = [reg.setSlasher(slashing), reg.setSlashTreasury(slash_treasury), reg.setRollup(rollup)]
+    ro = contract(w3, "MPSRollup", rollup).functions
+    handover = [reg.transferAdmin(admin), ro.transferAdmin(admin)] if admin != me else []
+    wiring = [
+        reg.setSlasher(slashing),
+        reg.setSlashTreasury(slash_treasury),
+        reg.setRollup(rollup),
+        ro.setResolver(committee),
+    ]
     _wave(w3, account, [*wiring, *handover])
-    addresses = (registry, rollup, slashing, slash_treasury, rewards, reward_treasury)
+    addresses = (registry, rollup, slashing, slash_treasury, rewards, reward_treasury, committee)
     return dict(zip(CONTRACTS, addresses, strict=True))
 
 

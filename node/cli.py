@@ -226,6 +226,15 @@ def cmd_deploy(args: argparse.Namespace) -> int:
         return 2
     sequencer = args.sequencer_address or deployer.address
     admin = args.admin_address or deployer.address
+    resolvers = tuple(args.resolver or ())
+    if not args.dev and len(resolvers) < 3:
+        print(
+            "cannot deploy: fraud challenges are decided by a committee of independent resolvers "
+            "(k of m, k > m/2): give --resolver at least three times (and --resolver-threshold), "
+            "or --dev for a development network (the admin alone)",
+            file=sys.stderr,
+        )
+        return 2
     if sequencer.lower() == admin.lower() and not args.dev:
         print(
             "cannot deploy: the admin would be the sequencer. The admin decides fraud challenges "
@@ -249,6 +258,8 @@ def cmd_deploy(args: argparse.Namespace) -> int:
         genesis_state_root=genesis_block({}, chain, cfg.genesis())[0].header.state_root,
         sequencer=sequencer,
         admin=admin,
+        resolvers=resolvers,
+        resolver_threshold=args.resolver_threshold or len(resolvers) // 2 + 1,
     )
     start = int(w3.eth.block_number)
     addresses = deploy_all(w3, deployer, params)
@@ -399,8 +410,16 @@ def build_parser() -> argparse.ArgumentParser:
     py.add_argument("--sequencer-address", default=None, help="default: the deployer")
     py.add_argument("--admin-address", default=None, help="default: the deployer")
     py.add_argument(
-        "--dev", action="store_true", help="allow admin = sequencer (a development network only)"
+        "--resolver", action="append", metavar="ADDRESS",
+        help="a member of the committee deciding fraud challenges (repeat; at least 3)",
+    )  # fmt: skip
+    py.add_argument(
+        "--resolver-threshold", type=int, default=0, help="votes an outcome needs (default: m/2+1)"
     )
+    py.add_argument(
+        "--dev", action="store_true",
+        help="a development network: the admin may be the sequencer and the sole resolver",
+    )  # fmt: skip
     py.add_argument("--stake-amount", type=int, default=10**18)
     py.add_argument("--base-fee", type=int, default=10**16)
     py.add_argument("--fee-per-epoch", type=int, default=10**17)

@@ -218,6 +218,10 @@ class L1:
         self.tx(self.admin, fn)
         return index
 
+    def resolve(self, batch: int, fraud: bool) -> TxReceipt:
+        """The resolver committee (the admin alone, 1 of 1, in these fixtures) decides."""
+        return self.tx(self.admin, self.c("ResolverCommittee").functions.vote(batch, fraud))
+
     def finalize(self) -> None:
         """Mine past the challenge window of every batch committed so far."""
         self.mine(self.params.challenge_blocks)

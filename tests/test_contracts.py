@@ -33,6 +33,7 @@ from l1_fixtures import (
     settle_leaf,
     slash_leaf,
 )
+from web3.logs import DISCARD
 from web3.types import TxReceipt
 
 from contracts import build
@@ -400,7 +401,7 @@ def test_challenge_window(l1: L1) -> None:
     l1.mine(committed + CB - 2 - l1.block())  # the next transaction runs in committed + CB - 1
     receipt = l1.tx(l1.verifier, ro.challenge(0), BOND)  # the last block of the window
     assert receipt["blockNumber"] == committed + CB - 1
-    l1.tx(l1.admin, ro.resolveChallenge(0, False))  # runs in committed + CB
+    l1.resolve(0, False)  # runs in committed + CB
     with reverts("ChallengeWindowClosed") as exc:
         l1.tx(l1.verifier, ro.challenge(0), BOND)
     assert exc.value.error_args == (0, committed + CB)
@@ -425,15 +426,15 @@ def test_resolve_no_fraud_keeps_the_commit_block(l1: L1) -> None:
     l1.commit(ROOT1)
     l1.commit(ROOT2)
     l1.tx(l1.verifier, ro.challenge(0), BOND)
-    with reverts("NotAdmin"):
-        l1.tx(l1.verifier, ro.resolveChallenge(0, False))
+    with reverts("NotResolver"):  # only the committee decides, not even the admin directly
+        l1.tx(l1.admin, ro.resolveChallenge(0, False))
     with reverts("NoOpenChallenge"):
-        l1.tx(l1.admin, ro.resolveChallenge(1, False))
+        l1.resolve(1, False)
     with reverts("UnknownBatch"):
-        l1.tx(l1.admin, ro.resolveChallenge(2, False))
+        l1.resolve(2, False)
     l1.mine(CB)
     assert not l1.call(ro.isFinalized(1))  # behind the open challenge on batch 0
-    receipt = l1.tx(l1.admin, ro.resolveChallenge(0, False))
+    receipt = l1.resolve(0, False)
     assert l1.events(receipt, "MPSRollup", "ChallengeResolved") == [
         {"batchIndex": 0, "fraud": False}
     ]
@@ -450,7 +451,7 @@ def test_resolve_no_fraud_keeps_the_commit_block(l1: L1) -> None:
     l1.tx(l1.admin, ro.setSequencer(new_sequencer.address))
     l1.tx(new_sequencer, ro.commitBatch(2, ROOT2, ROOT3, ROOT3, 3))
     l1.tx(l1.verifier, ro.challenge(2), BOND)
-    l1.tx(l1.admin, ro.resolveChallenge(2, False))
+    l1.resolve(2, False)
     assert l1.call(ro.bondBalance(new_sequencer.address)) == BOND
     assert l1.call(ro.bondBalance(l1.admin.address)) == BOND  # unchanged
     before = l1.balance(l1.admin.address)
@@ -459,7 +460,7 @@ def test_resolve_no_fraud_keeps_the_commit_block(l1: L1) -> None:
     with reverts("NothingToWithdraw"):
         l1.tx(l1.admin, ro.withdrawBond())
     with reverts("NoOpenChallenge"):
-        l1.tx(l1.admin, ro.resolveChallenge(0, False))
+        l1.resolve(0, False)
 
 
 def test_resolve_fraud_discards_the_batch_and_later_ones(l1: L1) -> None:
@@ -467,7 +468,7 @@ def test_resolve_fraud_discards_the_batch_and_later_ones(l1: L1) -> None:
     for root in (ROOT1, ROOT2, ROOT3):
         l1.commit(root)  # lastBlock 1, 2, 3
     l1.tx(l1.verifier, ro.challenge(1), BOND)
-    receipt = l1.tx(l1.admin, ro.resolveChallenge(1, True))
+    receipt = l1.resolve(1, True)
     assert l1.events(receipt, "MPSRollup", "ChallengeResolved") == [
         {"batchIndex": 1, "fraud": True}
     ]
@@ -499,7 +500,7 @@ def test_fraud_at_the_first_batch_returns_to_genesis(l1: L1) -> None:
     ro = l1.rollup.functions
     l1.commit(ROOT1)
     l1.tx(l1.verifier, ro.challenge(0), BOND)
-    l1.tx(l1.admin, ro.resolveChallenge(0, True))
+    l1.resolve(0, True)
     assert l1.call(ro.nextBatchIndex()) == 0
     assert l1.call(ro.lastStateRoot()) == GENESIS_ROOT
     assert l1.call(ro.lastCommittedBlock()) == 0
@@ -519,13 +520,13 @@ def test_several_open_challenges(l1: L1) -> None:
     l1.mine(CB)
     assert l1.call(ro.firstOpenChallenge()) == [True, 1]
     assert [l1.call(ro.isFinalized(i)) for i in range(5)] == [True, False, False, False, False]
-    l1.tx(l1.admin, ro.resolveChallenge(2, False))  # from the middle
+    l1.resolve(2, False)  # from the middle
     assert l1.call(ro.firstOpenChallenge()) == [True, 1]
-    l1.tx(l1.admin, ro.resolveChallenge(1, False))  # the head
+    l1.resolve(1, False)  # the head
     assert l1.call(ro.firstOpenChallenge()) == [True, 3]
     assert [l1.call(ro.isFinalized(i)) for i in range(5)] == [True, True, True, False, False]
     # fraud at 3 discards 4 too, with its open challenge: its bond is credited back on release
-    l1.tx(l1.admin, ro.resolveChallenge(3, True))
+    l1.resolve(3, True)
     assert l1.call(ro.firstOpenChallenge()) == [False, 0]
     assert l1.call(ro.bondBalance(l1.verifier.address)) == BOND
     assert l1.call(ro.bondBalance(other.address)) == 0
@@ -543,7 +544,7 @@ def test_several_open_challenges(l1: L1) -> None:
     l1.commit(ROOT1)
     l1.tx(other, ro.challenge(3), BOND)
     assert l1.call(ro.firstOpenChallenge()) == [True, 3]
-    l1.tx(l1.admin, ro.resolveChallenge(3, False))
+    l1.resolve(3, False)
     assert l1.call(ro.firstOpenChallenge()) == [False, 0]
 
 
@@ -554,7 +555,7 @@ def test_recommit_voids_a_discarded_challenge(l1: L1) -> None:
     l1.commit(ROOT2)
     l1.tx(other, ro.challenge(1), BOND)
     l1.tx(l1.verifier, ro.challenge(0), BOND)
-    l1.tx(l1.admin, ro.resolveChallenge(0, True))  # discards 1 and its challenge
+    l1.resolve(0, True)  # discards 1 and its challenge
     l1.commit(ROOT3)  # index 0
     receipt = l1.tx(l1.admin, ro.commitBatch(1, ROOT3, ROOT1, ROOT1, 2))  # reuses index 1
     assert l1.events(receipt, "MPSRollup", "ChallengeVoided") == [
@@ -563,6 +564,59 @@ def test_recommit_voids_a_discarded_challenge(l1: L1) -> None:
     assert l1.call(ro.bondBalance(other.address)) == BOND
     assert l1.call(ro.batch(1))[4] == "0x" + "00" * 20
     l1.tx(other, ro.challenge(1), BOND)  # the new batch 1 can be challenged afresh
+
+
+def test_a_committee_of_resolvers_decides_by_threshold(l1: L1) -> None:
+    """Issue 12: one admin key decided every challenge (and took the lost bonds). Now a committee
+    of k-of-m resolvers does, each voting once per challenge; nobody decides alone, not even the
+    admin, and votes on one challenge never count for a later one on the same batch index."""
+    a, b, c = l1.user(0), l1.user(1), l1.user(2)
+    windows = (CB, BOND, DA_CB, DA_RB, DA_BOND)
+    rollup = l1.deploy("MPSRollup", l1.admin.address, *windows, GENESIS_ROOT, l1.admin.address)
+    abc = [a.address, b.address, c.address]
+    for members, k, error in (
+        (abc, 1, "BadThreshold"),  # not a majority
+        (abc, 4, "BadThreshold"),
+        ([], 0, "BadThreshold"),
+        ([a.address, a.address, b.address], 2, "BadResolver"),
+        ([a.address, "0x" + "00" * 20, b.address], 2, "BadResolver"),
+    ):
+        with reverts(error):
+            l1.deploy("ResolverCommittee", rollup.address, members, k)
+    committee = l1.deploy("ResolverCommittee", rollup.address, abc, 2)
+    ro, cm = rollup.functions, committee.functions
+
+    def resolved(receipt: TxReceipt) -> list[dict[str, Any]]:  # this rollup's, not the fixture's
+        logs = rollup.events.ChallengeResolved().process_receipt(receipt, errors=DISCARD)
+        return [dict(e["args"]) for e in logs]
+
+    with reverts("NotAdmin"):
+        l1.tx(a, ro.setResolver(committee.address))
+    l1.tx(l1.admin, ro.setResolver(committee.address))
+    with reverts("ResolverAlreadySet"):  # whoever could re-point it would decide everything
+        l1.tx(l1.admin, ro.setResolver(a.address))
+    l1.tx(l1.admin, ro.commitBatch(0, GENESIS_ROOT, ROOT1, ROOT1, 1))
+    l1.tx(l1.verifier, ro.challenge(0), BOND)
+    with reverts("NotResolver"):
+        l1.tx(l1.admin, cm.vote(0, True))
+    with reverts("NotResolver"):  # nor directly on the rollup
+        l1.tx(a, ro.resolveChallenge(0, True))
+    l1.tx(a, cm.vote(0, False))
+    with reverts("AlreadyVoted"):
+        l1.tx(a, cm.vote(0, True))
+    l1.tx(b, cm.vote(0, True))  # one each way: undecided
+    assert l1.call(ro.batch(0))[4] == l1.verifier.address
+    receipt = l1.tx(c, cm.vote(0, True))  # the second vote for fraud decides
+    assert resolved(receipt) == [{"batchIndex": 0, "fraud": True}]
+    assert l1.call(ro.nextBatchIndex()) == 0
+    # the reused index, challenged afresh: the earlier votes do not count, a may vote again
+    l1.tx(l1.admin, ro.commitBatch(0, GENESIS_ROOT, ROOT2, ROOT2, 1))
+    l1.tx(l1.verifier, ro.challenge(0), BOND)
+    l1.tx(a, cm.vote(0, False))
+    receipt = l1.tx(c, cm.vote(0, False))
+    assert resolved(receipt) == [{"batchIndex": 0, "fraud": False}]
+    with reverts("NoOpenChallenge"):
+        l1.tx(b, cm.vote(0, True))
 
 
 # -- data availability: a batch's data demanded on the L1 ------------------------------------------
@@ -802,7 +856,7 @@ def test_stale_proofs_are_rejected(l1: L1) -> None:
         l1.tx(l1.user(4), sm.slash(batch + 1, ALICE, TASK, 3, 2, siblings))
     # discarded by a fraud resolution: the root is gone, even after its window
     l1.tx(l1.verifier, l1.rollup.functions.challenge(batch), BOND)
-    l1.tx(l1.admin, l1.rollup.functions.resolveChallenge(batch, True))
+    l1.resolve(batch, True)
     l1.mine(CB)
     with reverts("UnknownBatch"):
         l1.tx(l1.user(4), sm.slash(batch, ALICE, TASK, 3, 2, siblings))
@@ -1431,6 +1485,7 @@ def test_deploy_all_hands_the_registry_to_another_admin(l1: L1) -> None:
         "SlashTreasury",
         "RewardManager",
         "RewardTreasury",
+        "ResolverCommittee",
     }
     for name in ("StakingRegistry", "MPSRollup", "RewardTreasury", "RewardManager"):
         assert l1.call(contract(l1.w3, name, addresses[name]).functions.admin()) == admin.address
@@ -1440,6 +1495,10 @@ def test_deploy_all_hands_the_registry_to_another_admin(l1: L1) -> None:
     rollup = contract(l1.w3, "MPSRollup", addresses["MPSRollup"])
     assert l1.call(rollup.functions.sequencer()) == sequencer.address
     assert l1.call(rollup.functions.genesisStateRoot()) == bytes(32)
+    # the committee decides challenges; without resolvers given it is the admin alone (1 of 1)
+    assert l1.call(rollup.functions.resolver()) == addresses["ResolverCommittee"]
+    committee = contract(l1.w3, "ResolverCommittee", addresses["ResolverCommittee"]).functions
+    assert l1.call(committee.isResolver(admin.address)) and l1.call(committee.members()) == 1
 
 
 def test_anvil_state_survives_a_restart(tmp_path: Path) -> None:

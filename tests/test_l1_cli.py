@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from contracts.anvil import Anvil
+from contracts.transact import contract
 from mps_common.transport import RPCClient
 
 pytestmark = pytest.mark.slow
@@ -35,14 +36,20 @@ def test_deploy_writes_the_addresses_and_run_settles_on_them(tmp_path: Path) -> 
         bad = mps_node("deploy", "--config", str(cfg), "--l1-rpc", anvil.url,
                        "--l1-chain-id", "1", "--l1-key-file", str(key))  # fmt: skip
         assert bad.returncode == 2 and "chain id 31337" in bad.stderr
-        # issue 12: the admin decides challenges against the sequencer, so one key may not be both
+        # issue 12: the admin may not be the sequencer, nor decide challenges alone
+        resolvers = [x for a in anvil.accounts[2:5] for x in ("--resolver", a.address)]
         both = mps_node("deploy", "--config", str(cfg), "--l1-rpc", anvil.url,
-                        "--l1-chain-id", "31337", "--l1-key-file", str(key))  # fmt: skip
+                        "--l1-chain-id", "31337", "--l1-key-file", str(key),
+                        *resolvers)  # fmt: skip
         assert both.returncode == 2 and "the admin would be the sequencer" in both.stderr
         admin = anvil.accounts[1].address
+        alone = mps_node("deploy", "--config", str(cfg), "--l1-rpc", anvil.url,
+                         "--l1-chain-id", "31337", "--l1-key-file", str(key),
+                         "--admin-address", admin)  # fmt: skip
+        assert alone.returncode == 2 and "committee of independent resolvers" in alone.stderr
         done = mps_node("deploy", "--config", str(cfg), "--l1-rpc", anvil.url,
                         "--l1-chain-id", "31337", "--l1-key-file", str(key),
-                        "--admin-address", admin)  # fmt: skip
+                        "--admin-address", admin, *resolvers)  # fmt: skip
         assert done.returncode == 0, done.stderr
         written = tomllib.loads(cfg.read_text())
         for name in (
@@ -53,6 +60,12 @@ def test_deploy_writes_the_addresses_and_run_settles_on_them(tmp_path: Path) -> 
         ):
             assert anvil.w3().eth.get_code(written[name])
         assert written["l1_chain_id"] == 31337
+        printed = dict(line.split() for line in done.stdout.splitlines() if line.count(" 0x") == 1)
+        committee = contract(anvil.w3(), "ResolverCommittee", printed["ResolverCommittee"])
+        assert (committee.functions.members().call(), committee.functions.threshold().call()) == (
+            3,
+            2,
+        )
 
         proc = subprocess.Popen(
             [sys.executable, "-m", "node.cli", "run", "--config", str(cfg), "--rpc-port", "0",
