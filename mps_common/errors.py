@@ -340,6 +340,12 @@ class ResponseTooLarge(RPCError):
     code = Code.RESPONSE_TOO_LARGE
 
 
+class BodyTimeout(RPCError):
+    """The request's body did not arrive within the node's ``body_timeout``."""
+
+    code = Code.BODY_TIMEOUT
+
+
 class BatchTooLarge(RPCError):
     """The JSON-RPC batch has more requests than the node takes at once."""
 

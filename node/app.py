@@ -22,10 +22,18 @@ from aiohttp import web
 from mps_common.keyfile import Keypair
 from rpc.fl_methods import FLMethods
 from rpc.methods import ChainMethods
-from rpc.server import DISPATCHER_KEY, MAX_BODY_KEY, NODE_KEY, add_routes, make_dispatcher
+from rpc.server import (
+    BODY_TIMEOUT_KEY,
+    DISPATCHER_KEY,
+    MAX_BODY_KEY,
+    NODE_KEY,
+    add_routes,
+    make_dispatcher,
+)
 from rpc.sync_methods import SyncMethods
 
 from .config import NodeConfig
+from .conn_guard import GUARD_KEY, ConnectionGuard, guard_requests
 from .health import health
 from .metrics import Metrics
 from .sequencer import Sequencer
@@ -146,8 +154,10 @@ def rpc_namespaces(app: web.Application) -> tuple[object, ...]:
 
 
 def create_app(cfg: NodeConfig, produce_blocks: bool = True) -> web.Application:
-    app = web.Application(client_max_size=cfg.max_body_size)
+    app = web.Application(client_max_size=cfg.max_body_size, middlewares=[guard_requests])
     app[MAX_BODY_KEY] = cfg.max_body_size
+    app[BODY_TIMEOUT_KEY] = cfg.body_timeout
+    app[GUARD_KEY] = ConnectionGuard(cfg.guard_limits())
     app[CONFIG] = cfg
     app[KEY] = load_key(cfg)
     app[PRODUCE] = produce_blocks

@@ -83,12 +83,14 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 async def serve(cfg: NodeConfig) -> None:
     """Run until SIGTERM/SIGINT; a second signal exits at once."""
+    from .conn_guard import GUARD_KEY, serve_guarded
+
     app = create_app_lazy(cfg)
     runner = web.AppRunner(app, handle_signals=False, access_log=None)
     await runner.setup()
-    site = web.TCPSite(runner, cfg.rpc_host, cfg.rpc_port)
-    await site.start()
-    port = runner.addresses[0][1] if runner.addresses else cfg.rpc_port
+    # aiohttp's handler behind the connection guard: caps and request deadlines (issue 13)
+    server = await serve_guarded(runner, cfg.rpc_host, cfg.rpc_port, app[GUARD_KEY])
+    port = server.sockets[0].getsockname()[1] if server.sockets else cfg.rpc_port
     log.info(
         "rpc listening", url=f"http://{cfg.rpc_host}:{port}/", ws=f"ws://{cfg.rpc_host}:{port}/ws"
     )
@@ -108,7 +110,10 @@ async def serve(cfg: NodeConfig) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, on_signal, sig)
     await stop.wait()
+    server.close()
+    await runner.shutdown()  # open connections (WebSockets) are told to close
     await runner.cleanup()
+    await server.wait_closed()
     log.info("stopped cleanly")
 
 

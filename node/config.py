@@ -18,6 +18,7 @@ from mps_common.hexutil import from_hex
 from stf.context import Limits
 from stf.genesis import Genesis, GenesisStake
 
+from .conn_guard import GuardLimits
 from .mempool import MempoolLimits
 
 ENV_PREFIX = "MPS_"
@@ -49,6 +50,12 @@ class NodeConfig:
     funding_window_blocks: int = 0
     max_body_size: int = 64 * 1024 * 1024
     max_batch: int = 100
+    # connections (node/conn_guard.py): caps, and how long a socket may go without a request
+    max_connections: int = 1000
+    max_connections_per_address: int = 64
+    request_timeout: float = 10.0  # connect -> the first request's headers
+    idle_timeout: float = 60.0  # a response -> the next request's headers
+    body_timeout: float = 60.0  # a request's headers -> its whole body
     mempool_max_txs: int = 50_000
     mempool_max_bytes: int = 1024 * 1024 * 1024
     max_nonce_gap: int = 64
@@ -96,6 +103,14 @@ class NodeConfig:
             funding_window_blocks=self.funding_window_blocks,
         )
 
+    def guard_limits(self) -> GuardLimits:
+        return GuardLimits(
+            self.max_connections_per_address,
+            self.max_connections,
+            self.request_timeout,
+            self.idle_timeout,
+        )
+
     def mempool_limits(self) -> MempoolLimits:
         return MempoolLimits(self.mempool_max_txs, self.mempool_max_bytes, self.max_nonce_gap)
 
@@ -113,6 +128,8 @@ class NodeConfig:
             "max_batch",
             "verify_threads",
             "blas_threads",
+            "max_connections",
+            "max_connections_per_address",
         ):
             if getattr(self, name) < 1:
                 problems.append(f"{name} must be at least 1")
@@ -132,6 +149,8 @@ class NodeConfig:
                     problems.append(f"{name} must be set when l1_rpc is (run `mps-node deploy`)")
             if self.l1_key_file is None:
                 problems.append("l1_key_file must be set when l1_rpc is")
+        if min(self.request_timeout, self.idle_timeout, self.body_timeout) <= 0:
+            problems.append("request_timeout, idle_timeout and body_timeout must be positive")
         if self.funding_window_blocks < 0:
             problems.append("funding_window_blocks must be >= 0")
         if self.l1_reward_manager and self.funding_window_blocks < 1:

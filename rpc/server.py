@@ -18,6 +18,7 @@ from .subscriptions import Connection, SubscriptionMethods
 DISPATCHER_KEY = web.AppKey("dispatcher", Dispatcher)
 NODE_KEY = web.AppKey("node", Served)
 MAX_BODY_KEY = web.AppKey("max_body_size", int)
+BODY_TIMEOUT_KEY = web.AppKey("body_timeout", float)
 DECODE_INLINE_BYTES = 256 * 1024  # larger bodies decode on a worker thread
 
 
@@ -44,10 +45,14 @@ async def handle_post(request: web.Request) -> web.Response:
         return _reply({"jsonrpc": "2.0", "id": None, "error": err.to_obj()}, JSON, 415)
     if request.content_length is not None and request.content_length > max_body:
         return _too_large(request.content_length, max_body, media)
-    try:
-        body = await request.read()
+    try:  # a body that trickles in would hold its connection and its buffer for ever
+        body = await asyncio.wait_for(request.read(), request.app.get(BODY_TIMEOUT_KEY, 60.0))
     except web.HTTPRequestEntityTooLarge:
         return _too_large(None, max_body, media)
+    except TimeoutError:
+        timeout = request.app.get(BODY_TIMEOUT_KEY, 60.0)
+        err = RPCError(int(Code.BODY_TIMEOUT), f"the request body did not arrive within {timeout}s")
+        return _reply({"jsonrpc": "2.0", "id": None, "error": err.to_obj()}, media, 408)
     try:
         if len(body) > DECODE_INLINE_BYTES:  # a big body decodes on a thread: the loop goes on
             payload = await asyncio.to_thread(decode_body, body, media)
