@@ -151,8 +151,8 @@ class NodeConfig:
                 problems.append("l1_key_file must be set when l1_rpc is")
         if min(self.request_timeout, self.idle_timeout, self.body_timeout) <= 0:
             problems.append("request_timeout, idle_timeout and body_timeout must be positive")
-        if self.funding_window_blocks < 0:
-            problems.append("funding_window_blocks must be >= 0")
+        if not 0 <= self.funding_window_blocks <= 10**9:
+            problems.append("funding_window_blocks must be 0 to 10^9")
         if self.l1_reward_manager and self.funding_window_blocks < 1:
             problems.append(
                 "funding_window_blocks must be at least 1 with an l1_reward_manager (tasks are "

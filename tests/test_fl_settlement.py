@@ -449,6 +449,15 @@ def test_fund_records_each_funder_once() -> None:
     assert encoding.decode(fl.get(state_keys.L1_LAST_EVENT)) == [3, 0]  # type: ignore[arg-type]
 
 
+def test_a_huge_funding_window_cannot_halt_the_chain() -> None:
+    """Red team: with height + window past 2^64 the leaf did not encode, so no block holding the
+    fund deposit could be built (deposits go in order: the chain halted). bind_by saturates."""
+    fl = FL(n_clients=5, funding_window=2**64 - 1)
+    fund = fl.deposit("fund", [sha(b"t"), ALICE, 7])
+    assert receipt(fl.block(fund), fund) == (1, 0)
+    assert funding(fl, sha(b"t"), ALICE) == FundingLeaf(7, 2**64 - 1, False)
+
+
 def test_a_funded_chain_refuses_an_unfunded_task() -> None:
     """The squatting attack: on a chain with an L1 RewardManager every slot must have cost its
     requester BASE_FEE, so a create_task that names no recorded funding fails (the former code

@@ -32,6 +32,8 @@ from ..state import State
 from .settlement import FundingLeaf, decode_funding, encode_funding
 from .store import load_task
 
+MAX_BIND_BY = 2**64 - 1  # the leaf's uint64
+
 
 def read_funding(state: State, task_id: TaskId, funder: L1Address) -> FundingLeaf | None:
     raw = state.get(state_keys.funding(task_id, funder))
@@ -46,7 +48,9 @@ def record_funding(
     if state.get(key) is not None:  # the L1 refuses a second funding by one funder first
         raise TxFailed(Code.TASK_ALREADY_FUNDED, "this account already funded this task id")
     exists = load_task(state, task_id) is not None
-    bind_by = height if exists else height + window
+    # never past the leaf's 64 bits, whatever the window: an encoding error here would be no
+    # receipt but an unbuildable block, and deposits go in order, so the chain would halt
+    bind_by = height if exists else min(height + window, MAX_BIND_BY)
     state.set(key, encode_funding(FundingLeaf(deposit, bind_by, bound=False)))
 
 
