@@ -37,6 +37,7 @@ from stf.fl.task import TaskParams, quantize
 from stf.ids import ClientKey, TaskId
 from stf.stakes import binding_message
 from stf.tx import Transaction
+from stf.txtypes.fl import MAX_OPEN_TASKS, MAX_OPEN_TASKS_PER_REQUESTER
 
 from . import fl
 from .answers import as_bytes, params_of
@@ -507,10 +508,17 @@ class ClientCore:
         of this key sent meanwhile (elsewhere) voids the signed one, and the funding then
         lapses after the window and is reclaimed (``reclaim_funding``)."""
         key, chain = self.require_key(), (yield from self.chain_id())
+        yield from self._check_slots(key.public_key)  # a create that cannot succeed costs BASE_FEE
         nonce = yield from self.nonce(key.public_key)
         tx = fl.create_task(key, chain, nonce, params)
         yield from self.on_l1(lambda l1: l1.fund_task(tx.hash, deposit_wei))
-        yield from recorded_funding(tx.hash, params.funder, self.receipt_timeout)
+        leaf = yield from recorded_funding(tx.hash, params.funder, self.receipt_timeout)
+        head = int((yield from call("mps_blockNumber")))
+        if leaf.bound or head >= leaf.bind_by:  # sent now, it would land past its window
+            raise SDKError(
+                f"the funding of task {tx.hash.hex()[:16]}… can no longer be bound (window ends at "
+                f"height {leaf.bind_by}, head {head}): reclaim it later (reclaim_funding)"
+            )
 
         def signed(n: int) -> list[Transaction]:
             if n != nonce:
@@ -522,6 +530,17 @@ class ClientCore:
 
         (task_id,) = yield from self.send_all(signed)
         return task_id
+
+    def _check_slots(self, requester: bytes) -> Flow[None]:
+        """Refuse before paying when the chain's open-task slots, or this requester's, are
+        taken (the STF would fail the create_task with 1115 and the BASE_FEE would be lost)."""
+        tasks = yield from call("mps_listTasks", True, MAX_OPEN_TASKS)
+        mine = sum(1 for t in tasks if as_bytes(t["requester"]) == requester)
+        if len(tasks) >= MAX_OPEN_TASKS or mine >= MAX_OPEN_TASKS_PER_REQUESTER:
+            raise SDKError(
+                f"no task slot: {len(tasks)} of {MAX_OPEN_TASKS} tasks open, {mine} of "
+                f"{MAX_OPEN_TASKS_PER_REQUESTER} of them this requester's; nothing was paid"
+            )
 
     def reclaim_funding(self, task_id: bytes) -> Flow[int]:
         """Take back this account's L1 deposit for ``task_id`` if the rollup never bound it

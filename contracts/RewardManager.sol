@@ -73,6 +73,7 @@ contract RewardManager is AdminControlled, ReentrancyGuard {
     mapping(bytes32 taskId => mapping(bytes32 clientKey => bool)) public claimed;
 
     error InvalidShare(uint16 bps);
+    error ZeroBaseFee();
     error ZeroDeposit();
     error DepositTooLarge(uint256 deposit);
     error FundingExists(bytes32 taskId, address funder);
@@ -116,6 +117,7 @@ contract RewardManager is AdminControlled, ReentrancyGuard {
         address admin_
     ) AdminControlled(admin_) {
         if (protocolShareBps > 10_000) revert InvalidShare(protocolShareBps);
+        if (baseFee == 0) revert ZeroBaseFee(); // a task slot must cost its requester something
         if (rewardTreasury_ == address(0)) revert ZeroAddress();
         registry = StakingRegistry(registry_);
         rollup = MPSRollup(rollup_);
@@ -139,7 +141,7 @@ contract RewardManager is AdminControlled, ReentrancyGuard {
         f.deposit = uint128(deposit);
         emit TaskFunded(taskId, msg.sender, deposit);
 
-        if (BASE_FEE > 0) _pay(rewardTreasury, BASE_FEE);
+        _pay(rewardTreasury, BASE_FEE);
         uint256 excess = msg.value - required;
         if (excess > 0) _pay(msg.sender, excess);
     }

@@ -1376,6 +1376,8 @@ def test_reward_manager_constructor_checks(l1: L1) -> None:
         l1.deploy("RewardManager", *args, 10_001, l1.admin.address)
     with reverts("ZeroAddress"):
         l1.deploy("RewardManager", *args, 0, "0x" + "00" * 20)
+    with reverts("ZeroBaseFee"):  # red team: a free slot lets one key fill them all again
+        l1.deploy("RewardManager", *args[:3], 0, 1, 0, l1.admin.address)
     l1.deploy("RewardManager", *args, 10_000, l1.admin.address)
 
 
