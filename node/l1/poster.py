@@ -24,7 +24,7 @@ from stf import encoding
 
 from ..metrics import Metrics
 from ..storage import Storage
-from .batch_data import DATA_ACTIVE, batch_commitment, batch_data, split_chunks
+from .batch_data import DATA_ACTIVE, batch_commitment, batch_data, chunk_hashes, split_chunks
 from .chain import GWEI, Deployment, L1Error, build_signed, send_and_wait
 from .worker import step_forever
 
@@ -90,6 +90,7 @@ class BatchPoster:
         self._storage = storage
         self.settings = settings
         self._on_heads = on_heads
+        self._data_windows: int | None = None  # DA_CHALLENGE_BLOCKS + DA_RESOLVE_BLOCKS
         raw = storage.get(K_FINALIZED)
         self.finalized_count = 0 if raw is None else int(encoding.decode(raw))
         self.safe_height = 0
@@ -118,15 +119,22 @@ class BatchPoster:
         challenged and not all published in time is void, whatever its root: answering is
         the sequencer's duty, and cheap next to losing the batch."""
         rollup = self._rollup.functions
-        for index in range(self.finalized_count, next_index):
-            _, _, _, status = rollup.dataChallenge(index).call()
-            if status != DATA_ACTIVE:
+        if self._data_windows is None:
+            self._data_windows = int(rollup.DA_CHALLENGE_BLOCKS().call()) + int(
+                rollup.DA_RESOLVE_BLOCKS().call()
+            )
+        now = int(self._w3.eth.block_number)
+        # newest first: batches commit in block order, so once one's data windows have ended
+        # (no challenge can open, none can be answered) so have all older ones'
+        for index in range(next_index - 1, self.finalized_count - 1, -1):
+            _, _, last, committed_at, _ = rollup.batch(index).call()
+            if int(committed_at) + self._data_windows <= now:
+                break
+            if rollup.dataChallenge(index).call()[3] != DATA_ACTIVE:
                 continue
-            last = int(rollup.batch(index).call()[2])
             first = 1 if index == 0 else int(rollup.batch(index - 1).call()[2]) + 1
-            data = batch_data(self._storage, first, last)
-            _, hashes = batch_commitment(data)
-            chunks = split_chunks(data)
+            chunks = split_chunks(batch_data(self._storage, first, int(last)))
+            hashes = chunk_hashes(chunks)
             sent = 0
             for i, chunk in enumerate(chunks):
                 if rollup.chunkPublished(index, i).call():

@@ -44,14 +44,15 @@ def record_funding(
     state: State, task_id: TaskId, funder: L1Address, deposit: int, height: int, window: int
 ) -> None:
     """An L1 ``TaskFunded``: recorded unbound, bindable until ``height + window``."""
-    key = state_keys.funding(task_id, funder)
-    if state.get(key) is not None:  # the L1 refuses a second funding by one funder first
+    if read_funding(state, task_id, funder) is not None:  # the L1 refuses it first
         raise TxFailed(Code.TASK_ALREADY_FUNDED, "this account already funded this task id")
     exists = load_task(state, task_id) is not None
     # never past the leaf's 64 bits, whatever the window: an encoding error here would be no
     # receipt but an unbuildable block, and deposits go in order, so the chain would halt
     bind_by = height if exists else min(height + window, MAX_BIND_BY)
-    state.set(key, encode_funding(FundingLeaf(deposit, bind_by, bound=False)))
+    state.set(
+        state_keys.funding(task_id, funder), encode_funding(FundingLeaf(deposit, bind_by, False))
+    )
 
 
 def bind_funding(state: State, task_id: TaskId, funder: bytes, height: int, required: bool) -> None:
@@ -67,21 +68,14 @@ def bind_funding(state: State, task_id: TaskId, funder: bytes, height: int, requ
                 "(fundTask) and name the funding account as the task's funder",
             )
         return
-    key = state_keys.funding(task_id, L1Address(funder))
-    raw = state.get(key)
-    f = None if raw is None else decode_funding(raw)
-    why = (
-        "the rollup has recorded no L1 funding of this task id by the funder"
-        if f is None
-        else "the funding is bound already"
-        if f.bound
-        else f"the funding lapsed at height {f.bind_by} (reclaim it on the L1)"
-        if height > f.bind_by
-        else None
-    )
-    if why is not None:
+    f = read_funding(state, task_id, L1Address(funder))
+    # never bound already: a bound funding's task exists, and its id is one transaction's hash
+    if f is None:
+        why = "the rollup has recorded no L1 funding of this task id by the funder"
         raise TxFailed(Code.TASK_NOT_FUNDED, f"funder 0x{funder.hex()}: {why}")
-    assert f is not None
+    if height > f.bind_by:
+        why = f"the funding lapsed at height {f.bind_by} (reclaim it on the L1)"
+        raise TxFailed(Code.TASK_NOT_FUNDED, f"funder 0x{funder.hex()}: {why}")
     state.set(
         state_keys.funding(task_id, L1Address(funder)), encode_funding(replace(f, bound=True))
     )
