@@ -23,17 +23,22 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from eth_account.signers.local import LocalAccount
+from nacl.signing import SigningKey
 from web3.contract.contract import ContractFunction, ContractFunctions
 
 from contracts.anvil import Anvil
 from contracts.deploy import ETHER, DeployParams, deploy_all
 from contracts.transact import contract, transact
 from node.l1.batch_data import batch_commitment, split_chunks
-from stf import state_keys
+from stf import encoding, state_keys
 from stf.fl.settlement import encode_release, encode_reward_share, encode_slash_evidence
 from stf.hashing import ZERO_HASH
 from stf.ids import ClientKey, TaskId
 from stf.smt import NODE_PREFIX, SparseMerkleTree, value_hash
+from stf.tx import make_tx
+from stf.txtypes import blob
+from stf.txtypes.blob import PutBlob
+from stf.txtypes.fl import CommitUpdate
 
 
 class Tree:
@@ -103,6 +108,7 @@ class Bench:
         self.slashing = self.functions("SlashingManager", a)
         self.rewards = self.functions("RewardManager", a)
         self.committee = self.functions("ResolverCommittee", a)
+        self.inbox = self.functions("ForcedInbox", a)
         self.rows: list[Row] = []
         self.last = 0
         self.root = params.genesis_state_root
@@ -189,37 +195,73 @@ def bench_batches(b: Bench) -> None:
     b.gas("MPSRollup.withdrawBond", b.admin, b.rollup.withdrawBond())
 
 
-def bench_data(b: Bench, mib: int = 1) -> None:
-    """A data challenge answered chunk by chunk (``mib`` MiB of batch data), and one that
-    expires: what withheld data costs its challenger, and what publishing it costs."""
-    data = bytes(range(256)) * (mib * 4096)  # incompressible enough: calldata prices bytes
+def answer_data_challenge(b: Bench, kib: int, rows: bool) -> int:
+    """Commit a batch of ``kib`` KiB of data, challenge its data and publish every chunk; the
+    gas of the publications (with ``rows``: the challenge and the first and last chunk too)."""
+    data = bytes(range(256)) * (kib * 4)  # incompressible enough: calldata prices bytes
     data_hash, hashes = batch_commitment(data)
     chunks = split_chunks(data)
-    b.commit(key32("data"), 1, data_hash=data_hash)
+    b.commit(key32(f"data {kib}"), 1, data_hash=data_hash)
     index = b.index - 1
-    b.gas("MPSRollup.challengeData", b.verifier, b.rollup.challengeData(index), b.params.da_bond)
+    challenge = b.rollup.challengeData(index)
+    if rows:
+        b.gas("MPSRollup.challengeData", b.verifier, challenge, b.params.da_bond)
+    else:
+        b.send(b.verifier, challenge, b.params.da_bond)
     total = 0
     for i, chunk in enumerate(chunks):
         fn = b.rollup.publishChunk(index, hashes, i, chunk)
-        if i == 0:
-            total += b.gas(
-                "MPSRollup.publishChunk (64 KiB)", b.admin, fn, note=f"1 of {len(chunks)}"
-            )
-        elif i == len(chunks) - 1:
-            total += b.gas(
-                "MPSRollup.publishChunk (64 KiB, last)", b.admin, fn, note="resolves, bond paid"
-            )
+        if rows and i == 0:
+            label, note = "MPSRollup.publishChunk (64 KiB)", f"1 of {len(chunks)}"
+            total += b.gas(label, b.admin, fn, note=note)
+        elif rows and i == len(chunks) - 1:
+            label, note = "MPSRollup.publishChunk (64 KiB, last)", "resolves, bond paid"
+            total += b.gas(label, b.admin, fn, note=note)
         else:
             total += int(transact(b.w3, b.admin, fn)["gasUsed"])
-    b.rows.append(
-        (f"MPSRollup.publishChunk x {len(chunks)}", total, f"{mib} MiB of batch data on L1")
-    )
+    return total
+
+
+def bench_data(b: Bench) -> None:
+    """Data challenges answered chunk by chunk, for batches of several sizes, and one that
+    expires: what withheld data costs its challenger, and what publishing it costs."""
+    for kib in (64, 256, 1024):
+        total = answer_data_challenge(b, kib, rows=kib == 1024)
+        chunks = -(-kib // 64)
+        b.rows.append(
+            (
+                f"MPSRollup.publishChunk x {chunks}",
+                total,
+                f"a batch of {kib} KiB answered: {total / (kib * 1024):.1f} gas per byte",
+            )
+        )
     before = (b.index, b.root, b.last)
     b.commit(key32("withheld"), 1)
     b.send(b.verifier, b.rollup.challengeData(before[0]), b.params.da_bond)
     b.node.mine(b.params.da_resolve_blocks)
     b.gas("MPSRollup.expireData", b.verifier, b.rollup.expireData(before[0]), note="voids 1")
     b.index, b.root, b.last = before  # the withheld batch is gone: its index is reused
+
+
+def bench_forced(b: Bench) -> None:
+    """Forcing a signed transaction past the sequencer: a commit_update (the reveal a censor
+    would hold back is a commitment's twin), and put_blob updates of 16 and 128 KiB."""
+    key = SigningKey(bytes(32))
+    commit = make_tx(key, 1, CommitUpdate.TYPE_ID, 0, encoding.encode([bytes(32), 1, bytes(32)]))
+    b.gas(
+        "ForcedInbox.forceTx (commit_update)",
+        b.stakers[0],
+        b.inbox.forceTx(commit.encode()),
+        note=f"{len(commit.encode())} bytes",
+    )
+    for kib in (16, 128):
+        raw = make_tx(key, 1, PutBlob.TYPE_ID, 1, blob.payload(bytes(range(256)) * (4 * kib)))
+        used = b.gas(
+            f"ForcedInbox.forceTx (put_blob, {kib} KiB)",
+            b.stakers[0],
+            b.inbox.forceTx(raw.encode()),
+        )
+        b.rows[-1] = (b.rows[-1][0], used, f"{used / len(raw.encode()):.1f} gas per byte")
 
 
 DEPOSIT = ETHER // 10
@@ -343,6 +385,7 @@ def main() -> int:
         keys = bench_staking(b)
         bench_batches(b)
         bench_data(b)
+        bench_forced(b)
         task_ids = fund_tasks(b, sizes)
         for i, (n, task) in enumerate(zip(sizes, task_ids, strict=True)):
             leaver = keys[0] if i == 0 else None  # it unregistered in bench_staking

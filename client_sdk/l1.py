@@ -158,6 +158,22 @@ class L1:
     def block_number(self) -> int:
         return int(self.w3.eth.block_number)
 
+    # -- censorship -------------------------------------------------------------------------
+    def force_transaction(self, raw_tx: bytes) -> int:
+        """Post a signed MPS transaction (``tx.encode()``) to the ForcedInbox, for when the
+        sequencer will not take it; return the L1 block it landed in.
+
+        The rollup must carry it within ``sequencing_window()`` L1 blocks (a batch that does
+        not is fraud, and verifiers challenge it). It then applies as if the sequencer had
+        included it, or, if it cannot (a used nonce, a bad signature, a failing call), changes
+        nothing: watch the sender's nonce (``mps_getNonce``) to see it land."""
+        receipt = self._transact("ForcedInbox", "forceTx", raw_tx)
+        return int(receipt["blockNumber"])
+
+    def sequencing_window(self) -> int:
+        """L1 blocks within which the rollup must carry an L1 event (ForcedInbox)."""
+        return int(self._call("ForcedInbox", "SEQUENCING_WINDOW"))
+
     # -- tasks ------------------------------------------------------------------------------
     @property
     def address_bytes(self) -> bytes:

@@ -32,6 +32,7 @@ CONTRACTS = (
     "RewardManager",
     "RewardTreasury",
     "ResolverCommittee",
+    "ForcedInbox",
 )
 
 
@@ -66,6 +67,14 @@ class DeployParams:
     windows must end before the fraud window does."""
     da_bond: int = ETHER // 100
     """Exact bond per data challenge (MPSRollup.DA_BOND)."""
+
+    sequencing_window: int = 32
+    """L1 blocks within which a batch must carry every L1 event, forced transactions included
+    (ForcedInbox.SEQUENCING_WINDOW; the verifier proves a batch that does not fraud). It must
+    leave the sequencer time to see an event (``l1_confirmations``) and post a batch."""
+    max_forced_tx_bytes: int = 4 * 1024 * 1024
+    """Largest transaction the inbox accepts (ForcedInbox.MAX_TX_BYTES): the rollup's
+    ``max_tx_size``."""
 
     def rollup_windows(self) -> tuple[int, int, int, int, int]:
         """MPSRollup's windows and bonds, in its constructor's order."""
@@ -127,13 +136,14 @@ def deploy_all(
         return _constructor(w3, name, args)
 
     root = p.genesis_state_root
-    registry, rollup, slash_treasury, reward_treasury = _deployed(
+    registry, rollup, slash_treasury, reward_treasury, inbox = _deployed(
         w3,
         account,
         new("StakingRegistry", p.stake_amount, me),
         new("MPSRollup", sequencer, *p.rollup_windows(), root, me),
         new("SlashTreasury"),
         new("RewardTreasury", admin),
+        new("ForcedInbox", p.max_forced_tx_bytes, p.sequencing_window),
     )
     fees = (p.base_fee, p.fee_per_epoch, p.protocol_share_bps)
     resolvers = [to_checksum_address(r) for r in p.resolvers] or [admin]
@@ -154,7 +164,9 @@ def deploy_all(
         ro.setResolver(committee),
     ]
     _wave(w3, account, [*wiring, *handover])
-    addresses = (registry, rollup, slashing, slash_treasury, rewards, reward_treasury, committee)
+    addresses = (
+        registry, rollup, slashing, slash_treasury, rewards, reward_treasury, committee, inbox,
+    )  # fmt: skip
     return dict(zip(CONTRACTS, addresses, strict=True))
 
 

@@ -316,6 +316,15 @@ class TaskNotFunded(RPCError):
     code = Code.TASK_NOT_FUNDED
 
 
+class ForcedTxInvalid(RPCError):
+    """A transaction forced in through the L1's ForcedInbox that could not apply at all (it
+    does not decode, is for another chain, has a bad signature or a wrong nonce, or is a
+    privileged type): the deposit carrying it failed and changed nothing. Seen in the receipt of
+    that ``l1_deposit``."""
+
+    code = Code.FORCED_TX_INVALID
+
+
 class NotFound(RPCError):
     """What the query asks for does not exist (yet): a block, a receipt, a closed epoch."""
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import signal
 import sys
@@ -14,6 +15,7 @@ from typing import Any
 import structlog
 from aiohttp import web
 
+from mps_common.hexutil import hex_fields
 from mps_common.keyfile import KeyFileError, Keypair
 from mps_common.version import VERSION
 from stf.genesis import GenesisStake, genesis_block
@@ -197,9 +199,11 @@ def cmd_dev(args: argparse.Namespace) -> int:
             l1_rollup=a["MPSRollup"],
             l1_slashing_manager=a["SlashingManager"],
             l1_reward_manager=a["RewardManager"],
+            l1_forced_inbox=a["ForcedInbox"],
             l1_start_block=dev.start_block,
         ).validate()
         (datadir / "l1" / "endpoint").write_text(dev.url + "\n")
+        (datadir / "l1" / "genesis.json").write_text(genesis_json(cfg))  # for `verify --genesis`
         print(
             f"dev L1 {dev.url} (chain {dev.chain_id}); contracts {datadir}/l1/deployment.json\n"
             f"dev clients: ed25519 keys {keys_dir}/, their staked L1 accounts {datadir}/l1/",
@@ -260,6 +264,8 @@ def cmd_deploy(args: argparse.Namespace) -> int:
         da_challenge_blocks=args.da_challenge_blocks,
         da_resolve_blocks=args.da_resolve_blocks,
         da_bond=args.da_bond,
+        sequencing_window=args.sequencing_window,
+        max_forced_tx_bytes=cfg.max_tx_size,
         genesis_state_root=genesis_block({}, chain, cfg.genesis())[0].header.state_root,
         sequencer=sequencer,
         admin=admin,
@@ -277,6 +283,7 @@ def cmd_deploy(args: argparse.Namespace) -> int:
         l1_rollup=addresses["MPSRollup"],
         l1_slashing_manager=addresses["SlashingManager"],
         l1_reward_manager=addresses["RewardManager"],
+        l1_forced_inbox=addresses["ForcedInbox"],
         l1_start_block=start,
     )
     args.config.write_text(render_toml(cfg))
@@ -305,7 +312,9 @@ def cmd_verify(args: argparse.Namespace) -> int:
         return 2
     try:
         rollup = bind_contract(w3, "MPSRollup", args.rollup)
-        registry = rewards = None
+        registry = rewards = inbox = None
+        if args.forced_inbox:
+            inbox = bind_contract(w3, "ForcedInbox", args.forced_inbox)
         if args.staking_registry:
             registry = bind_contract(w3, "StakingRegistry", args.staking_registry)
         if args.reward_manager:
@@ -313,11 +322,21 @@ def cmd_verify(args: argparse.Namespace) -> int:
     except L1Error as exc:
         print(f"cannot verify: {exc}", file=sys.stderr)
         return 2
+    genesis = None
+    if args.genesis is not None:
+        try:
+            genesis = json.loads(args.genesis.read_text())
+        except (OSError, ValueError) as exc:
+            print(f"cannot verify: cannot read the genesis {args.genesis}: {exc}", file=sys.stderr)
+            return 2
+    elif not args.sequencer_rpc:
+        print("cannot verify: without --sequencer-rpc, give --genesis", file=sys.stderr)
+        return 2
     derivation = None
     if registry is not None:
         from .l1.derivation import DerivationChecker
 
-        derivation = DerivationChecker(w3, registry, rewards, args.l1_start_block)
+        derivation = DerivationChecker(w3, registry, rewards, args.l1_start_block, inbox)
     else:
         log.warning("no --staking-registry: L1 deposits are not checked against the L1")
     args.datadir.mkdir(parents=True, exist_ok=True)
@@ -325,13 +344,14 @@ def cmd_verify(args: argparse.Namespace) -> int:
     try:
         v = Verifier(
             rollup,
-            RPCClient(args.sequencer_rpc),
+            RPCClient(args.sequencer_rpc) if args.sequencer_rpc else None,
             storage,
             w3,
             account,
             int(args.max_fee_gwei * GWEI),
             lambda done, total: log.info("verified", batches=done, of=total),
             derivation,
+            genesis,
         )
         while True:
             with blas_threads(args.blas_threads):
@@ -350,6 +370,24 @@ def cmd_verify(args: argparse.Namespace) -> int:
         return 0
     finally:
         storage.close()
+
+
+def genesis_json(cfg: NodeConfig) -> str:
+    """The chain's genesis as ``mps_getGenesis`` answers it, in JSON (bytes as 0x hex)."""
+    from rpc.views import genesis_view
+
+    from .sequencer import chain_config
+
+    chain = chain_config(cfg, Keypair.load(cfg.key_path).signing_key)
+    block = genesis_block({}, chain, cfg.genesis())[0]
+    view = genesis_view(chain, cfg.genesis(), block.hash)
+    return json.dumps(hex_fields(view), indent=1) + "\n"
+
+
+def cmd_genesis(args: argparse.Namespace) -> int:
+    """Print the genesis a verifier needs to derive the chain from the L1 alone."""
+    sys.stdout.write(genesis_json(load_config(args.config)))
+    return 0
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
@@ -436,14 +474,29 @@ def build_parser() -> argparse.ArgumentParser:
     )
     py.add_argument("--da-resolve-blocks", type=int, default=3_600, help="time to publish data")
     py.add_argument("--da-bond", type=int, default=10**17)
+    py.add_argument(
+        "--sequencing-window", type=int, default=300,
+        help="L1 blocks within which a batch must carry every L1 event, forced ones too (1 h)",
+    )  # fmt: skip
     py.set_defaults(func=cmd_deploy)
     pv = sub.add_parser("verify", help="replay committed batches; challenge a wrong one")
     pv.add_argument("--l1-rpc", required=True)
     pv.add_argument("--l1-chain-id", type=int, default=0, help="checked if given")
     pv.add_argument("--rollup", required=True, help="MPSRollup address")
-    pv.add_argument("--sequencer-rpc", required=True, help="the sequencer's JSON-RPC URL")
+    pv.add_argument(
+        "--sequencer-rpc", default="",
+        help="the sequencer's JSON-RPC URL; without it, from the L1 alone (needs --genesis)",
+    )  # fmt: skip
+    pv.add_argument(
+        "--genesis", type=Path, default=None,
+        help="the chain's genesis (`mps-node genesis`); checked against the rollup's root",
+    )  # fmt: skip
     pv.add_argument("--staking-registry", default="", help="check deposits against its events")
     pv.add_argument("--reward-manager", default="", help="check task funding against its events")
+    pv.add_argument(
+        "--forced-inbox", default="",
+        help="check forced transactions and the sequencing window against it",
+    )  # fmt: skip
     pv.add_argument("--l1-start-block", type=int, default=0, help="the deployment's L1 block")
     pv.add_argument("--datadir", type=Path, default=Path("./verifier"))
     pv.add_argument("--l1-key-file", type=Path, default=None, help="a registered verifier's key")
@@ -455,6 +508,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--blas-threads", type=int, default=NodeConfig.blas_threads, help="BLAS threads (default 1)"
     )
     pv.set_defaults(func=cmd_verify)
+    pg = sub.add_parser("genesis", help="print the chain's genesis (JSON), as verifiers need it")
+    pg.add_argument("--config", type=Path, required=True)
+    pg.set_defaults(func=cmd_genesis)
     pp = sub.add_parser("replay", help="re-execute the chain into a fresh database")
     pp.add_argument("--config", type=Path, required=True)
     pp.add_argument("--into", type=Path, required=True, help="empty directory for the new DB")

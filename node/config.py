@@ -77,6 +77,7 @@ class NodeConfig:
     l1_rollup: str = ""
     l1_slashing_manager: str = ""
     l1_reward_manager: str = ""
+    l1_forced_inbox: str = ""  # ForcedInbox: signed transactions users force past a censor
     l1_start_block: int = 0  # the L1 block the contracts were deployed in
     l1_confirmations: int = 2  # L1 events are read this many blocks behind the L1 head
     l1_poll_interval: float = 1.0

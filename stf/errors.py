@@ -58,6 +58,7 @@ class Code(IntEnum):
     COMMITMENT_MISMATCH = 1122
     STAKE_BINDING_INVALID = 1123
     TASK_NOT_FUNDED = 1124
+    FORCED_TX_INVALID = 1125
     # queries
     NOT_FOUND = 1200
     # transport and node

@@ -122,6 +122,7 @@ def l1_settings(anvil: Anvil, addresses: dict[str, str], datadir: Path) -> dict[
         "l1_rollup": addresses["MPSRollup"],
         "l1_slashing_manager": addresses["SlashingManager"],
         "l1_reward_manager": addresses["RewardManager"],
+        "l1_forced_inbox": addresses["ForcedInbox"],
         "funding_window_blocks": FUNDING_WINDOW,
         "l1_confirmations": 1,
         "batch_blocks": 1,
@@ -132,10 +133,15 @@ def l1_settings(anvil: Anvil, addresses: dict[str, str], datadir: Path) -> dict[
 
 @asynccontextmanager
 async def l1_net(
-    tmp_path: Path, produce_blocks: bool = False, stake_amount: int = STAKE, **anvil_opts: Any
+    tmp_path: Path,
+    produce_blocks: bool = False,
+    stake_amount: int = STAKE,
+    node: dict[str, Any] | None = None,
+    **anvil_opts: Any,
 ) -> AsyncIterator[L1Net]:
     """anvil + contracts + a node; by default it runs neither blocks nor L1 services on its own
-    (tests step them); with ``produce_blocks`` it is the daemon."""
+    (tests step them); with ``produce_blocks`` it is the daemon. ``node``: config settings
+    over the defaults."""
     with Anvil(accounts=20, **anvil_opts) as anvil:
         w3 = anvil.w3()
         accounts = list(anvil.accounts)
@@ -144,6 +150,7 @@ async def l1_net(
         settings = l1_settings(anvil, addresses, datadir)
         if produce_blocks:
             settings.update(l1_poll_interval=0.1, block_time=0.1, empty_blocks=False)
+        settings.update(node or {})
         async with start_node(datadir, produce_blocks, **settings) as h:
             yield L1Net(anvil, w3, accounts, addresses, h, datadir, stake_amount)
 

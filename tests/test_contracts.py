@@ -1465,6 +1465,27 @@ def test_sparse_merkle_matches_stf(l1: L1) -> None:
     assert not l1.call(harness.functions.verify(single.root, b"only", b"one", [bytes(32)] * 257))
 
 
+# == ForcedInbox ===================================================================================
+def test_the_inbox_logs_any_signed_bytes_within_its_size_limit(l1: L1) -> None:
+    inbox = l1.deploy("ForcedInbox", 100, 8)
+    limit = 100
+    receipt = l1.tx(l1.user(1), inbox.functions.forceTx(b"\x01" * limit))
+    logs = inbox.events.TxForced().process_receipt(receipt)
+    assert [dict(e["args"]) for e in logs] == [
+        {"sender": l1.user(1).address, "rawTx": b"\x01" * limit}
+    ]
+    with reverts("TxTooLarge"):
+        l1.tx(l1.user(1), inbox.functions.forceTx(b"\x01" * (limit + 1)))
+    with reverts("EmptyTx"):
+        l1.tx(l1.user(1), inbox.functions.forceTx(b""))
+
+
+@pytest.mark.parametrize(("size", "window"), [(0, 8), (100, 0)])
+def test_the_inbox_refuses_a_zero_limit_or_window(l1: L1, size: int, window: int) -> None:
+    with pytest.raises(ContractRevert, match="BadParameters"):
+        l1.deploy("ForcedInbox", size, window)
+
+
 # == glue ==========================================================================================
 def test_decode_revert() -> None:
     data = keccak(text="NotFinalized(uint256)")[:4] + (7).to_bytes(32, "big")
@@ -1488,7 +1509,11 @@ def test_deploy_all_hands_the_registry_to_another_admin(l1: L1) -> None:
         "RewardManager",
         "RewardTreasury",
         "ResolverCommittee",
+        "ForcedInbox",
     }
+    inbox = contract(l1.w3, "ForcedInbox", addresses["ForcedInbox"]).functions
+    assert l1.call(inbox.SEQUENCING_WINDOW()) == params.sequencing_window
+    assert l1.call(inbox.MAX_TX_BYTES()) == params.max_forced_tx_bytes
     for name in ("StakingRegistry", "MPSRollup", "RewardTreasury", "RewardManager"):
         assert l1.call(contract(l1.w3, name, addresses[name]).functions.admin()) == admin.address
     reg = contract(l1.w3, "StakingRegistry", addresses["StakingRegistry"])

@@ -67,10 +67,17 @@ class Deployment:
     rollup: Contract
     slashing: Contract
     rewards: Contract | None
+    inbox: Contract | None = None  # the ForcedInbox; None: nobody can force a transaction in
 
     @classmethod
     def at(
-        cls, w3: Web3, registry: str, rollup: str, slashing: str, rewards: str = ""
+        cls,
+        w3: Web3,
+        registry: str,
+        rollup: str,
+        slashing: str,
+        rewards: str = "",
+        inbox: str = "",
     ) -> Deployment:
         def bind(name: str, address: str) -> Contract:
             return bind_contract(w3, name, address)
@@ -80,6 +87,7 @@ class Deployment:
             bind("MPSRollup", rollup),
             bind("SlashingManager", slashing),
             bind("RewardManager", rewards) if rewards else None,
+            bind("ForcedInbox", inbox) if inbox else None,
         )
 
 

@@ -1,5 +1,8 @@
 """Where a verifier gets a batch's data: the sequencer's RPC, else the L1, by a data challenge.
 
+A verifier with no sequencer RPC at all derives from the L1 alone: it demands every batch's data
+there (or reads what an earlier challenge, anyone's, got published).
+
 Missing data is a reason to challenge, never to give up (issue 12): a sequencer that commits a
 root and serves no blocks for it (or blocks that do not hash to the batch's ``dataHash``) is
 asked for the data on the L1 (``MPSRollup.challengeData``, with DA_BOND). Either every chunk is
@@ -62,7 +65,7 @@ class BatchDataSource:
     def __init__(
         self,
         rollup: Contract,
-        sequencer: RPCClient,
+        sequencer: RPCClient | None,
         storage: Storage,
         w3: Web3 | None,
         account: LocalAccount | None,
@@ -91,14 +94,16 @@ class BatchDataSource:
         return self._challenge(b)
 
     def _from_sequencer(self, b: BatchRef) -> list[bytes] | None:
-        """The blocks this node replayed already, then the sequencer's; None unless they hash
-        to the batch's commitment."""
+        """The blocks this node replayed already, then the sequencer's (if it has one); None
+        unless they hash to the batch's commitment."""
         raws: list[bytes] = []
         try:
             for height in range(b.first, b.last + 1):
                 stored = self._storage.block_by_height(height)
                 if stored is not None:
                     raws.append(stored.encode())
+                elif self._rpc is None:
+                    return None
                 else:
                     raws.append(bytes(self._rpc.call("mps_getRawBlock", height)))
         except Exception as exc:  # down, lying, or withholding: the L1 decides

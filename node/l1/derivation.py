@@ -3,10 +3,16 @@
 The sequencer creates the privileged ``l1_deposit`` transactions itself, so a
 verifier that replayed blocks without this check would trust it to report
 stakes and slashes faithfully. It checks three things per block: each
-deposit is the next event the StakingRegistry and RewardManager emitted (same
+deposit is the next event the StakingRegistry, RewardManager and ForcedInbox emitted (same
 position, kind and arguments); the block's L1 origin hash is the L1's hash at
 that height; and no event at or before the origin is still missing once the
 block is applied (a sequencer cannot sit on a slash).
+
+And one per batch, the sequencing window (issue 12's forced inclusion): a batch committed at
+L1 block ``C`` must, by its last block, hold every event of an L1 block at or before
+``C - ForcedInbox.SEQUENCING_WINDOW``. The per-block rule alone lets a sequencer keep its L1
+origin old for ever and so leave out a forced transaction, an unbonding or a slash; with the
+window, such a batch is fraud, and the verifier challenges it like a wrong root.
 """
 
 from __future__ import annotations
@@ -23,14 +29,42 @@ from .deposits import L1Event, event_of
 from .follower import MAX_RANGE, EventDecoder
 
 
+def sequencing_window(inbox: Contract | None) -> int | None:
+    """The inbox's SEQUENCING_WINDOW, in L1 blocks; None without an inbox (no window rule)."""
+    return None if inbox is None else int(inbox.functions.SEQUENCING_WINDOW().call())
+
+
+def first_overdue(
+    w3: Web3, decoder: EventDecoder, after: tuple[int, int], up_to_l1_block: int
+) -> L1Event | None:
+    """The first followed L1 event after position ``after``, in an L1 block at or before
+    ``up_to_l1_block``; None if there is none. (The poster asks this of a batch before sending
+    it: the batch's consumed events end at ``after``.)"""
+    frm = max(after[0], 0)
+    while frm <= up_to_l1_block:
+        to = min(up_to_l1_block, frm + MAX_RANGE - 1)
+        logs = w3.eth.get_logs({"fromBlock": frm, "toBlock": to, "address": decoder.addresses})
+        for event in decoder.decode(list(logs)):
+            if event.position > after:
+                return event
+        frm = to + 1
+    return None
+
+
 class DerivationChecker:
     def __init__(
-        self, w3: Web3, registry: Contract, rewards: Contract | None, start_block: int = 0
+        self,
+        w3: Web3,
+        registry: Contract,
+        rewards: Contract | None,
+        start_block: int = 0,
+        inbox: Contract | None = None,
     ) -> None:
         self._w3 = w3
-        self._decoder = EventDecoder(registry, rewards)
+        self._decoder = EventDecoder(registry, rewards, inbox)
         self._events: deque[L1Event] = deque()
         self._fetched_to = start_block - 1
+        self.window = sequencing_window(inbox)
         self.height = 0  # the last rollup block checked
 
     def _fetch_until(self, l1_block: int) -> None:
@@ -69,4 +103,19 @@ class DerivationChecker:
                 f"L1 origin {h.l1_origin_number}"
             )
         self.height = block.height
+        return None
+
+    def check_batch_end(self, committed_at: int) -> str | None:
+        """Why a batch committed at L1 block ``committed_at``, whose blocks were all checked,
+        breaks the sequencing window, or None."""
+        if self.window is None or committed_at - self.window < 0:
+            return None
+        due = committed_at - self.window
+        self._fetch_until(due)
+        if self._events and self._events[0].block <= due:
+            e = self._events[0]
+            return (
+                f"the L1 event {e.kind} at {e.block}:{e.log_index} is not in the chain by the "
+                f"batch committed at L1 block {committed_at} (sequencing window {self.window})"
+            )
         return None

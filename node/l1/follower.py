@@ -1,4 +1,5 @@
-"""The L1 follower: confirmed StakingRegistry and RewardManager events become deposits.
+"""The L1 follower: confirmed StakingRegistry, RewardManager and ForcedInbox events become
+deposits.
 
 It reads only blocks at least ``confirmations`` behind the L1 head, so a reorg
 shallower than that never reaches the rollup. Where it left off is not kept
@@ -37,6 +38,8 @@ def _event(kind: str, name: str, ev: Any) -> L1Event:
             int(a["amount"]),
             bytes(a["binding"]),  # the STF checks the key's signature (stf.stakes)
         ]
+    elif name == "TxForced":
+        args = [bytes(a["rawTx"])]  # the STF judges the bytes (stf.forced)
     elif name == "TaskFunded":
         args = [
             bytes(a["taskId"]),
@@ -56,17 +59,21 @@ STAKING_EVENTS = {
     "Slashed": "slash",
 }
 REWARD_EVENTS = {"TaskFunded": "fund"}
+INBOX_EVENTS = {"TxForced": "forced"}
 
 
 class EventDecoder:
-    """Turns raw logs of the two contracts into :class:`L1Event`, in L1 order."""
+    """Turns raw logs of the followed contracts into :class:`L1Event`, in L1 order."""
 
-    def __init__(self, registry: Contract, rewards: Contract | None) -> None:
+    def __init__(
+        self, registry: Contract, rewards: Contract | None, inbox: Contract | None = None
+    ) -> None:
         self._by_topic: dict[tuple[str, bytes], tuple[Any, str, str]] = {}
         self.addresses: list[Any] = []
         sources: list[tuple[Contract | None, dict[str, str]]] = [
             (registry, STAKING_EVENTS),
             (rewards, REWARD_EVENTS),
+            (inbox, INBOX_EVENTS),
         ]
         for contract, names in sources:
             if contract is None:
@@ -111,7 +118,7 @@ class Follower:
         poll_interval: float,
     ) -> None:
         self._w3 = w3
-        self._decoder = EventDecoder(dep.registry, dep.rewards)
+        self._decoder = EventDecoder(dep.registry, dep.rewards, dep.inbox)
         self._deliver = deliver
         self._start = start_block
         self.last_consumed = last_consumed

@@ -20,12 +20,16 @@ from eth_account.signers.local import LocalAccount
 from web3 import Web3
 from web3.exceptions import TransactionNotFound
 
-from stf import encoding
+from stf import encoding, state_keys
+from stf.records import L1Cursor
+from stf.state import State
 
 from ..metrics import Metrics
 from ..storage import Storage
 from .batch_data import DATA_ACTIVE, batch_commitment, batch_data, chunk_hashes, split_chunks
 from .chain import GWEI, Deployment, L1Error, build_signed, send_and_wait
+from .derivation import first_overdue, sequencing_window
+from .follower import EventDecoder
 from .worker import step_forever
 
 log = structlog.get_logger("mps.l1.poster")
@@ -91,6 +95,8 @@ class BatchPoster:
         self.settings = settings
         self._on_heads = on_heads
         self._data_windows: int | None = None  # DA_CHALLENGE_BLOCKS + DA_RESOLVE_BLOCKS
+        self._decoder = EventDecoder(dep.registry, dep.rewards, dep.inbox)
+        self._window = sequencing_window(dep.inbox)
         raw = storage.get(K_FINALIZED)
         self.finalized_count = 0 if raw is None else int(encoding.decode(raw))
         self.safe_height = 0
@@ -241,6 +247,8 @@ class BatchPoster:
         if waiting < self.settings.batch_blocks and age < self.settings.batch_seconds:
             return "idle"
         last = min(head.height, last_committed + self.settings.batch_max_blocks)
+        if self._leaves_out_due_event(last):
+            return "held"
         nonce = int(self._w3.eth.get_transaction_count(self._account.address, "pending"))
         call = self._commit_call(next_index, last_committed + 1, on_l1, last)
         raw, h = build_signed(self._w3, self._account, call, nonce, self.settings.max_fee_wei)
@@ -249,6 +257,32 @@ class BatchPoster:
         self._broadcast(raw)
         log.info("batch posted", batch=next_index, first=last_committed + 1, last=last, tx=h.hex())
         return "posted"
+
+    def _leaves_out_due_event(self, last: int) -> bool:
+        """Whether a batch ending at block ``last`` would break the sequencing window
+        (:mod:`node.l1.derivation`), were it mined within half a window: the verifier would
+        prove it fraud. The sequencer brings L1 events in within a few L1 blocks, so this holds
+        a batch only while the follower lags; the batch goes once its blocks caught up."""
+        if self._window is None:
+            return False
+        header = self._storage.header_at(last)
+        assert header is not None
+        raw = State(self._storage, header.state_root).get(state_keys.L1_LAST_EVENT)
+        c = L1Cursor(-1, -1) if raw is None else L1Cursor.decode(raw)
+        cursor = (c.block, c.log_index)
+        # every event up to the block's L1 origin is in (the sequencer's own rule)
+        after = max(cursor, (header.l1_origin_number, 2**63))
+        due = int(self._w3.eth.block_number) + 1 - (self._window + 1) // 2
+        event = first_overdue(self._w3, self._decoder, after, due)
+        if event is None:
+            return False
+        log.warning(
+            "batch held: an L1 event is not in the chain yet and would be overdue",
+            l1_event=event.position,
+            kind=event.kind,
+            last_block=last,
+        )
+        return True
 
     @staticmethod
     def _fee_of(raw: bytes) -> int:

@@ -78,7 +78,12 @@ def build_l1_services(cfg: NodeConfig, storage: Storage, seq: Sequencer) -> L1Se
     the database is behind what the L1 holds)."""
     w3 = connect(cfg.l1_rpc, cfg.l1_chain_id)
     dep = Deployment.at(
-        w3, cfg.l1_staking_registry, cfg.l1_rollup, cfg.l1_slashing_manager, cfg.l1_reward_manager
+        w3,
+        cfg.l1_staking_registry,
+        cfg.l1_rollup,
+        cfg.l1_slashing_manager,
+        cfg.l1_reward_manager,
+        cfg.l1_forced_inbox,
     )
     check_head_against_l1(dep.rollup, storage, seq.head.height)
     assert cfg.l1_key_file is not None

@@ -3,7 +3,9 @@
 It trusts the L1 and nothing else. The genesis it rebuilds must have the
 root the MPSRollup contract was deployed with; every batch's blocks must hash
 to the batch's ``dataHash``, replay without error, and end at the committed
-state root. Blocks the sequencer does not serve are demanded on the L1 by a
+state root; with a derivation checker, its L1 deposits must be the L1's events and it must
+hold every event older than the sequencing window (:mod:`node.l1.derivation`). Blocks the
+sequencer does not serve are demanded on the L1 by a
 data challenge (:mod:`node.l1.data_source`): the verifier waits for them there,
 or voids the batch once its publication window passed. The first block where
 replay fails is reported, and, given an L1 account, the batch is challenged
@@ -21,6 +23,7 @@ from eth_account.signers.local import LocalAccount
 from web3 import Web3
 from web3.contract import Contract
 
+from mps_common.hexutil import as_bytes
 from mps_common.transport import RPCClient
 from stf.block import Block
 from stf.context import Limits
@@ -49,10 +52,12 @@ class Divergence:
 
 
 def chain_from_genesis_rpc(g: dict[str, Any]) -> tuple[ChainConfig, Genesis]:
+    """The chain and genesis of ``mps_getGenesis``'s answer (bytes raw, or 0x hex as in JSON and
+    in ``mps-node genesis``'s file)."""
     lim = g["limits"]
     chain = ChainConfig(
         int(g["chainId"]),
-        bytes(g["sequencer"]),
+        as_bytes(g["sequencer"], "sequencer"),
         Limits(
             int(lim["maxTxSize"]),
             int(lim["maxBlockTxs"]),
@@ -62,7 +67,11 @@ def chain_from_genesis_rpc(g: dict[str, Any]) -> tuple[ChainConfig, Genesis]:
         ),
     )
     stakes = tuple(
-        GenesisStake(bytes(s["clientKey"]), bytes(s["l1Address"]), int(s["amount"]))
+        GenesisStake(
+            as_bytes(s["clientKey"], "clientKey"),
+            as_bytes(s["l1Address"], "l1Address"),
+            int(s["amount"]),
+        )
         for s in g["stakes"]
     )
     return chain, Genesis(int(g["timestampMs"]), stakes)
@@ -72,14 +81,20 @@ class Verifier:
     def __init__(
         self,
         rollup: Contract,
-        sequencer: RPCClient,
+        sequencer: RPCClient | None,
         storage: Storage,
         w3: Web3 | None = None,
         account: LocalAccount | None = None,
         max_fee_wei: int = 0,
         progress: Callable[[int, int], None] | None = None,
         derivation: DerivationChecker | None = None,
+        genesis: dict[str, Any] | None = None,
     ) -> None:
+        """``sequencer`` None: from the L1 alone (every batch's data demanded there), the
+        genesis then given as ``mps_getGenesis`` would answer (``mps-node genesis``)."""
+        if sequencer is None and genesis is None:
+            raise ValueError("a verifier without a sequencer RPC needs the chain's genesis")
+        self._genesis = genesis
         self._rollup = rollup.functions
         self._rpc = sequencer
         self._storage = storage
@@ -95,11 +110,16 @@ class Verifier:
         self.waiting: str | None = None  # why the next batch cannot be checked yet
 
     def _init_genesis(self) -> Divergence | None:
-        chain, genesis = chain_from_genesis_rpc(self._rpc.call("mps_getGenesis"))
+        spec = self._genesis
+        if spec is None:
+            assert self._rpc is not None
+            spec = self._rpc.call("mps_getGenesis")
+        chain, genesis = chain_from_genesis_rpc(spec)
         block, writes = genesis_block({}, chain, genesis)
         on_l1 = bytes(self._rollup.genesisStateRoot().call())
         if block.header.state_root != on_l1:
-            return Divergence(0, 0, "the sequencer's genesis state root differs from the L1's")
+            source = "the sequencer's" if self._genesis is None else "the given"
+            return Divergence(0, 0, f"{source} genesis state root differs from the L1's")
         stored = self._storage.genesis_hash()
         if stored is None:
             self._storage.commit_block(block, [], writes)
@@ -167,6 +187,10 @@ class Verifier:
                 return Divergence(index, height, f"block cannot be decoded: {exc}")
             self._storage.commit_block(block, receipts, writes)
             parent = block
+        if self._derivation is not None:
+            why = self._derivation.check_batch_end(int(committed_at))
+            if why is not None:
+                return Divergence(index, int(last), why)
         header = self._storage.header_at(int(last))
         assert header is not None
         if header.state_root != bytes(root):

@@ -1,5 +1,5 @@
-"""``l1_deposit``: an L1 event (stake, unbonding, withdrawal, slash, task funding) brought
-into the rollup.
+"""``l1_deposit``: an L1 event (stake, unbonding, withdrawal, slash, task funding, forced
+transaction) brought into the rollup.
 
 Privileged: only the sequencer's L1 follower creates it, with the zero sender,
 the zero signature, and ``nonce`` equal to the number of deposits so far. The
@@ -11,6 +11,9 @@ the L1 itself is the verifier's job (derivation, the L1 issue).
 signature of :func:`stf.stakes.binding_message` for this chain and that address (else it fails
 with STAKE_BINDING_INVALID and records nothing: the key can take no part, and an ``unbond`` of it
 is released at once).
+
+``forced [raw_tx]`` is the ForcedInbox's ``TxForced`` event: a signed transaction someone posted
+on the L1 so that the sequencer cannot leave it out (:mod:`stf.forced` applies it).
 
 ``fund [task_id, funder_l1_address, deposit]`` is the RewardManager's
 ``TaskFunded`` event: it records ``funding/<task_id><funder>``, unbound, for the
@@ -41,7 +44,7 @@ from ..state import State
 from ..tx import Transaction
 from .base import TxType, register
 
-KINDS = ("stake", "unbond", "withdraw", "slash", "fund")
+KINDS = ("stake", "unbond", "withdraw", "slash", "fund", "forced")
 
 
 @register
@@ -59,6 +62,9 @@ class L1Deposit(TxType):
             raise TxInvalid(Code.INVALID_PAYLOAD, f"unknown l1 event kind {kind!r}")
         if not isinstance(args, list) or not args:
             raise TxInvalid(Code.INVALID_PAYLOAD, "l1 event arguments must be a non-empty list")
+        if kind == "forced":  # whatever the bytes, the deposit is included: stf.forced judges them
+            (raw,) = encoding.expect_list(args, 1, "forced arguments")
+            return block, log_index, kind, [encoding.expect_bytes(raw, "forced transaction")]
         encoding.expect_bytes(args[0], "task id" if kind == "fund" else "client key", 32)
         if kind == "stake":
             encoding.expect_list(args, 4, "stake arguments")
@@ -87,6 +93,11 @@ class L1Deposit(TxType):
     @classmethod
     def apply(cls, state: State, tx: Transaction, args: Any, ctx: BlockContext) -> None:
         l1_block, _, kind, ev = args
+        if kind == "forced":
+            from ..forced import apply_forced  # stf.forced applies transactions: it imports us
+
+            apply_forced(state, ev[0], ctx, tx.chain_id)
+            return
         if kind == "fund":
             window = ctx.limits.funding_window_blocks
             record_funding(state, TaskId(ev[0]), L1Address(ev[1]), ev[2], ctx.height, window)

@@ -1,0 +1,108 @@
+"""Forced inclusion end to end on anvil (issue 12): a transaction the sequencer will not take is
+posted to the ForcedInbox and lands; a batch that leaves it out past the sequencing window is
+proved fraud by the verifier and voided."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from pathlib import Path
+
+from l1_node import ADMIN, FIRST_CLIENT, VERIFIER, L1Net, l1_net
+from rpc_fixtures import CHAIN_ID, hx
+from structlog.testing import capture_logs
+
+from client_sdk.l1 import L1, L1Config
+from mps_common.transport import RPCClient
+from node.l1.derivation import DerivationChecker
+from node.l1.verifier import Verifier
+from node.storage import Storage
+from stf.tx import make_tx
+from stf.txtypes import blob
+from stf.txtypes.blob import PutBlob
+from tests.conftest import signing_key
+
+USER = signing_key(51)
+WINDOW = 32  # DeployParams.sequencing_window, the tests' deployment
+
+
+def censored_tx(data: bytes) -> bytes:
+    """A put_blob the sequencer never sees: it goes to the inbox only."""
+    return make_tx(USER, CHAIN_ID, PutBlob.TYPE_ID, 0, blob.payload(data)).encode()
+
+
+def user_l1(net: L1Net) -> L1:
+    key = net.accounts[FIRST_CLIENT].key.hex()
+    return L1(L1Config(net.anvil.url, key, net.addresses))
+
+
+def verifier(net: L1Net, storage: Storage, challenge: bool = False) -> Verifier:
+    derivation = DerivationChecker(
+        net.w3,
+        net.c("StakingRegistry"),
+        net.c("RewardManager"),
+        inbox=net.c("ForcedInbox"),
+    )
+    if not challenge:
+        return Verifier(net.c("MPSRollup"), RPCClient(net.h.url), storage, derivation=derivation)
+    return Verifier(net.c("MPSRollup"), RPCClient(net.h.url), storage, net.w3,
+                    net.accounts[VERIFIER], 10**12, derivation=derivation)  # fmt: skip
+
+
+async def user_nonce(net: L1Net) -> int:
+    return int(await net.h.result("mps_getNonce", hx(bytes(USER.verify_key)), False))
+
+
+async def test_a_censored_transaction_forced_through_the_inbox_lands(tmp_path: Path) -> None:
+    async with l1_net(tmp_path) as net:
+        sdk = user_l1(net)
+        assert sdk.sequencing_window() == WINDOW
+        sdk.force_transaction(censored_tx(b"an update the sequencer would not take"))
+        await net.follow()
+        assert await user_nonce(net) == 1
+        digest = hashlib.sha256(b"an update the sequencer would not take").digest()
+        assert await net.h.result("mps_getBlob", hx(digest)) is not None
+        assert "posted" in net.post_until_idle()
+        with Storage(tmp_path / "verifier.db") as vstore:
+            v = verifier(net, vstore)
+            assert await asyncio.to_thread(v.verify_new_batches) is None
+            assert v.checked == net.c("MPSRollup").functions.nextBatchIndex().call()
+
+
+async def test_the_poster_holds_a_batch_that_would_leave_a_due_event_out(tmp_path: Path) -> None:
+    """An honest sequencer whose follower lags never posts a batch the verifier would prove
+    fraud: it waits until its blocks carry the event."""
+    async with l1_net(tmp_path) as net:
+        user_l1(net).force_transaction(censored_tx(b"late"))
+        net.anvil.mine(WINDOW)
+        await net.h.node.sequencer.produce_block()  # the follower has not read the L1: old origin
+        with capture_logs() as logs:
+            assert net.h.node.l1.poster.step() == "held"
+        assert any("batch held" in e["event"] for e in logs)
+        await net.follow()
+        assert "posted" in net.post_until_idle()
+        with Storage(tmp_path / "verifier.db") as vstore:
+            assert await asyncio.to_thread(verifier(net, vstore).verify_new_batches) is None
+        assert await user_nonce(net) == 1
+
+
+async def test_a_batch_censoring_a_forced_transaction_is_challenged_and_voided(
+    tmp_path: Path,
+) -> None:
+    """The censor: a sequencer that ignores the inbox (its node does not follow it) and keeps
+    its L1 origin old, so that no per-block rule catches it. The batch it commits more than a
+    sequencing window after the forced transaction is fraud by the derivation rule."""
+    async with l1_net(tmp_path, node={"l1_forced_inbox": ""}) as net:
+        forced_at = user_l1(net).force_transaction(censored_tx(b"censored"))
+        net.anvil.mine(WINDOW)
+        await net.h.node.sequencer.produce_block()
+        assert net.post_until_idle()[:2] == ["posted", "confirmed"]
+        rollup = net.c("MPSRollup").functions
+        assert rollup.batch(0).call()[3] >= forced_at + WINDOW  # committed past the window
+        with Storage(tmp_path / "verifier.db") as vstore:
+            bad = await asyncio.to_thread(verifier(net, vstore, challenge=True).verify_new_batches)
+        assert bad is not None and bad.batch_index == 0 and bad.challenged, bad
+        assert "forced" in bad.why and "sequencing window" in bad.why
+        net.tx(ADMIN, net.c("ResolverCommittee").functions.vote(0, True))  # 1 of 1 here
+        assert rollup.nextBatchIndex().call() == 0  # the batch is gone
+        assert await user_nonce(net) == 0

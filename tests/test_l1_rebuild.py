@@ -1,0 +1,87 @@
+"""A verifier that derives the chain from the L1 alone (issue 12): no sequencer RPC, the genesis
+from ``mps-node genesis``, every batch's data demanded on the L1 and read from there."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import os
+from contextlib import redirect_stdout
+from pathlib import Path
+
+from l1_node import FIRST_CLIENT, VERIFIER, l1_net
+from rpc_fixtures import CHAIN_ID
+from test_l1_forced import censored_tx, user_l1
+
+from client_sdk import put_blob
+from client_sdk.keys import Keypair
+from node import cli
+from node.config import NodeConfig, render_toml
+from node.l1.derivation import DerivationChecker
+from node.l1.verifier import Verifier
+from node.storage import Storage
+
+
+def genesis_file_of(cfg: NodeConfig, tmp_path: Path) -> dict[str, object]:
+    """What ``mps-node genesis --config`` prints for the node's own config."""
+    path = tmp_path / "node.toml"
+    path.write_text(render_toml(cfg))
+    out = io.StringIO()
+    with redirect_stdout(out):
+        assert cli.main(["genesis", "--config", str(path)]) == 0
+    spec: dict[str, object] = json.loads(out.getvalue())
+    return spec
+
+
+async def test_a_verifier_rebuilds_every_root_from_the_l1_alone(tmp_path: Path) -> None:
+    async with l1_net(tmp_path) as net:
+        h, f = net.h, net.c("MPSRollup").functions
+        spec = genesis_file_of(h.cfg, tmp_path)
+        assert spec == json.loads(json.dumps(await h.result("mps_getGenesis")))
+        derivation = DerivationChecker(
+            net.w3, net.c("StakingRegistry"), net.c("RewardManager"), inbox=net.c("ForcedInbox")
+        )
+        storage = Storage(tmp_path / "verifier.db")
+        v = Verifier(net.c("MPSRollup"), None, storage, net.w3, net.accounts[VERIFIER], 10**12,
+                     derivation=derivation, genesis=spec)  # fmt: skip
+
+        async def verify_live() -> None:
+            """As a running verifier does within each batch's data window: demand the data,
+            let the sequencer's poster publish it, replay it."""
+            for _ in range(6):
+                assert await asyncio.to_thread(v.verify_new_batches) is None
+                if v.waiting is None:
+                    return
+                h.node.l1.poster.step()
+            raise AssertionError(f"still waiting: {v.waiting}")
+
+        try:
+            net.stake(Keypair.generate(), FIRST_CLIENT + 1)  # an L1 deposit
+            await net.follow()
+            assert net.post_until_idle()[:2] == ["posted", "confirmed"]
+            await verify_live()
+            user_l1(net).force_transaction(censored_tx(b"forced"))  # a forced transaction
+            await net.follow()
+            await h.send_ok(put_blob(Keypair.generate(), CHAIN_ID, 0, os.urandom(100_000)))
+            await h.seal()
+            assert net.post_until_idle()[:2] == ["posted", "confirmed"]
+            await verify_live()
+            total = f.nextBatchIndex().call()
+            assert v.checked == total == 2
+            for i in range(total):
+                root, _, last, _, _ = f.batch(i).call()
+                assert f.dataChallenge(i).call()[3] != 0  # every batch's data came from the L1
+                assert storage.header_at(last).state_root == bytes(root)
+        finally:
+            storage.close()
+
+
+async def test_a_wrong_genesis_file_is_caught_against_the_l1(tmp_path: Path) -> None:
+    async with l1_net(tmp_path) as net:
+        spec = genesis_file_of(net.h.cfg, tmp_path)
+        spec["limits"]["maxBlockTxs"] += 1  # type: ignore[index]
+        with Storage(tmp_path / "verifier.db") as storage:
+            v = Verifier(net.c("MPSRollup"), None, storage, genesis=spec)
+            bad = await asyncio.to_thread(v.verify_new_batches)
+        assert bad is not None and "given genesis state root differs" in bad.why
