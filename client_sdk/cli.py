@@ -1,4 +1,5 @@
-"""``mps-client``: a federated-learning client (and a little of a requester) from the shell.
+"""``mps-client``: a federated-learning client, and a requester (:mod:`client_sdk.cli_requester`),
+from the shell.
 
     mps-client --devnet devnet --account client3 tasks
     mps-client --devnet devnet --account client3 join 0x<task id>
@@ -31,6 +32,7 @@ from mps_common.hexutil import from_hex, to_hex
 from mps_common.version import VERSION
 
 from .answers import as_bytes
+from .cli_requester import add_requester_commands
 from .client import MPSClient
 from .errors import RPCError, SDKError, TransportError
 from .keys import KeyFileError, Keypair
@@ -317,7 +319,9 @@ def _connection_options(p: argparse.ArgumentParser, suppress: bool) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="mps-client", description="Take part in MPS chain tasks: stake, join, submit, claim."
+        prog="mps-client",
+        description="Take part in MPS chain tasks (stake, join, submit, claim) or post them "
+        "(keygen, create-task, report, model, refund, reclaim).",
     )
     _connection_options(parser, suppress=False)
     parser.add_argument("--version", action="version", version=f"%(prog)s {VERSION}")
@@ -359,6 +363,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--trust", choices=("l1", "node"), default=None, help="default: l1 if given")
     p = add("claim", cmd_claim, "claim the rewards of a task settled on the L1")
     p.add_argument("task", type=task_id_arg)
+    add_requester_commands(add, connect, task_id_arg)
     return parser
 
 

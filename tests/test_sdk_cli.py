@@ -158,13 +158,35 @@ async def test_cli_with_the_l1(tmp_path: Path) -> None:
 
         assert net.post_until_idle()[:2] == ["posted", "confirmed"]  # the stake's block
         requester = MPSClient(url, Keypair.generate(), l1_config(net, REQUESTER))
+        # the requester's commands, its L1 account named by files: the task is funded first
+        save_account(tmp_path / "requester-l1.key", net.accounts[REQUESTER].key.hex())
+        np.savez(tmp_path / "init.npz", w=np.zeros(D))
+        (tmp_path / "train.py").write_bytes(b"s")
+        req = ["--rpc", url, "--key", tmp_path / "requester.key",
+               "--l1-rpc", net.anvil.url, "--l1-key-file", tmp_path / "requester-l1.key",
+               "--deployment", dev / "l1" / "deployment.json"]  # fmt: skip
+        assert (await cli("keygen", tmp_path / "requester.key"))[0] == 0
         # nobody commits here: a long window keeps the task open (it would end by its deadline,
-        # EXPIRY_WINDOWS windows of 50 ms blocks, on a slow machine); funded on the L1 first
+        # EXPIRY_WINDOWS windows of 50 ms blocks, on a slow machine)
+        create = ["create-task", "--model", tmp_path / "init.npz", "--script",
+                  tmp_path / "train.py", "--name", "sdk-flow", "--window-blocks", "1000",
+                  "--shift", "8", "--epochs", "2", "--max-clients", "6"]  # fmt: skip
+        rc, _, err = await cli(*create, *req)
+        assert rc == 1
+        one_error(err, "InvalidArgument", "give a deposit")  # a chain with an L1 needs one
         async with following(net):
-            task_id = await run(
-                requester.create_task, params(window=1000), np.zeros(D), b"s", 10**15
-            )
-        task = "0x" + task_id.hex()
+            rc, out, err = await cli(*create, *req, "--deposit-wei", "10**15")
+        assert rc == 0 and "funded with 1000000000000000 wei" in out, err
+        task = out.split()[2]
+        task_id = bytes.fromhex(task[2:])
+        funding = await run(requester.l1.funding, task_id, net.accounts[REQUESTER].address)
+        assert funding == {"deposit": 10**15, "settled": False, "reclaimed": False}
+        rc, _, err = await cli("reclaim", task, *req)
+        assert rc == 1
+        one_error(err, "the task took this funding")  # bound to the task: never reclaimable
+        rc, _, err = await cli("refund", task, *req)
+        assert rc == 1
+        one_error(err, "L1 reverted")  # not settled yet
         rc, out, err = await cli("join", task, *common)
         assert rc == 0, err
         rc, _, err = await cli("status", task, *common)
@@ -200,6 +222,47 @@ async def test_cli_with_the_l1(tmp_path: Path) -> None:
         net.post_through(await net.h.result("mps_blockNumber"))
         rc, out, err = await cli("withdraw", *key, *files)
         assert rc == 0 and "withdrawn on the release in finalized batch" in out, err
+
+
+async def test_cli_requester_commands_without_l1(tmp_path: Path) -> None:
+    """keygen, create-task from a .npz and a script, model download, report: the requester's
+    side of the shell (issue 14), on a chain with no L1 (tasks unfunded)."""
+    rc, out, err = await cli("keygen", tmp_path / "req.key")
+    assert rc == 0 and "0x" in out, err
+    assert (tmp_path / "req.key").stat().st_mode & 0o077 == 0
+    rc, _, err = await cli("keygen", tmp_path / "req.key")
+    assert rc == 1
+    one_error(err, "exists")
+    rng = np.random.default_rng(3)
+    weights = {"layer.w": rng.normal(0, 0.1, (4, 3)), "layer.b": rng.normal(0, 0.1, (3,))}
+    np.savez(tmp_path / "init.npz", **weights)
+    (tmp_path / "train.py").write_text("print('train')\n")
+    (tmp_path / "bad.npz").write_bytes(b"not a zip")
+    async with start_node(tmp_path / "node", produce_blocks=True) as h:
+        req = ["--rpc", h.url, "--key", tmp_path / "req.key"]
+        create = ["create-task", "--script", tmp_path / "train.py", "--name", "cli-task",
+                  "--window-blocks", "50", "--shift", "12"]  # fmt: skip
+        rc, _, err = await cli(*create, "--model", tmp_path / "bad.npz", *req)
+        assert rc == 1
+        one_error(err, "ModelFileError", "not a .npz model file")
+        rc, out, err = await cli(*create, "--model", tmp_path / "init.npz", *req)
+        assert rc == 0 and "d = 15" in out, err
+        task = out.split()[2]
+        rc, out, err = await cli("tasks", "--rpc", h.url)
+        assert rc == 0 and task in out and "'cli-task'" in out
+        rc, out, err = await cli("model", task, "--out", tmp_path / "base.npz", "--rpc", h.url)
+        assert rc == 0, err
+        with np.load(tmp_path / "base.npz") as got:
+            assert got.files == ["layer.w", "layer.b"]  # the layout, in the file's order
+            for name, w in weights.items():
+                assert got[name].shape == w.shape
+                assert np.abs(got[name] - w).max() <= 2.0**-12  # int32 at shift 12
+        rc, _, err = await cli("report", task, "0", "0.5", *req)
+        assert rc == 1
+        one_error(err, "epoch 0")  # not closed yet: a clear refusal, no traceback
+        rc, _, err = await cli("report", task, "0", "1.5", *req)
+        assert rc == 1
+        one_error(err, "accuracy is a fraction")
 
 
 async def test_a_devnet_without_an_l1_serves_read_only_commands(tmp_path: Path) -> None:
