@@ -30,28 +30,25 @@ import argparse
 import asyncio
 import json
 import os
-import signal
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+for p in (ROOT, ROOT / "bench"):
+    if str(p) not in sys.path:
+        sys.path.insert(0, str(p))
 
 import aiohttp  # noqa: E402
 import msgpack  # noqa: E402
+from node_process import NodeProcess  # noqa: E402
 
 from client_sdk.keys import Keypair  # noqa: E402
 from client_sdk.tx import put_blob  # noqa: E402
-from node.config import NodeConfig, render_toml  # noqa: E402
 from node.storage import Storage  # noqa: E402
 from stf import encoding  # noqa: E402
 from stf.block import Block, Header, receipts_root, tx_root  # noqa: E402
@@ -78,71 +75,22 @@ TREE_TARGET = 50_000  # leaf updates per second
 # -- the node ------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-class NodeProcess:
-    def __init__(self, workdir: Path, block_time: float) -> None:
-        self.datadir = workdir / "node"
-        self.datadir.mkdir(parents=True)
-        cfg = NodeConfig(
-            datadir=self.datadir,
-            chain_id=CHAIN_ID,
-            rpc_port=free_port(),
-            block_time=block_time,
-            max_block_txs=1_000_000,
-            max_tx_size=MAX_TX,
-            max_blob_size=MAX_BLOB,
-            max_body_size=64 * 1024 * 1024,
-            mempool_max_txs=1_000_000,
-            mempool_max_bytes=64 * 1024**3,
-            max_nonce_gap=1_000_000,
-            log_format="json",
-            log_level="warning",
-        )
-        Keypair.generate().save(cfg.key_path)
-        self.config_path = self.datadir / "config.toml"
-        self.config_path.write_text(render_toml(cfg))
-        self.url = f"http://127.0.0.1:{cfg.rpc_port}/"
-        self.log_path = workdir / "node.log"
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self, timeout: float = 30.0) -> None:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("MPS_")}
-        with open(self.log_path, "wb") as log:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "node.cli", "run", "--config", str(self.config_path)],
-                cwd=ROOT,
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"node exited early:\n{self.log_path.read_text()}")
-            try:
-                with urllib.request.urlopen(self.url + "health", timeout=1) as resp:
-                    if json.loads(resp.read()).get("status") == "ok":
-                        return
-            except OSError:
-                pass
-            time.sleep(0.05)
-        raise RuntimeError(f"node not healthy within {timeout}s:\n{self.log_path.read_text()}")
-
-    def stop(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(timeout=10)
+def ingest_node(workdir: Path, block_time: float) -> NodeProcess:
+    """A node whose limits let 1 MB blobs through and whose nonce rules never interfere."""
+    return NodeProcess(
+        workdir,
+        chain_id=CHAIN_ID,
+        block_time=block_time,
+        max_block_txs=1_000_000,
+        max_tx_size=MAX_TX,
+        max_blob_size=MAX_BLOB,
+        max_body_size=64 * 1024 * 1024,
+        mempool_max_txs=1_000_000,
+        mempool_max_bytes=64 * 1024**3,
+        max_nonce_gap=1_000_000,
+        log_format="json",
+        log_level="warning",
+    )
 
 
 # -- ingest ----------------------------------------------------------------------
@@ -425,7 +373,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     with tempfile.TemporaryDirectory(prefix="mps-bench-") as tmp:
         work = Path(tmp)
-        node = NodeProcess(work, args.block_time)
+        node = ingest_node(work, args.block_time)
         try:
             node.start()
             ingest = run_ingest(node.url, args.quick, args.concurrency)

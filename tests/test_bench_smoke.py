@@ -1,4 +1,4 @@
-"""``bench/ingest.py --quick`` runs end to end and prints its table (no timing asserts)."""
+"""The benchmarks run end to end and print their tables (no timing asserts)."""
 
 from __future__ import annotations
 
@@ -67,3 +67,25 @@ def test_detection_bench_quick_runs_with_an_attack_file() -> None:
     assert "file:attacks_example" in out, out
     assert "honest clients slashed" in out
     assert out.count("PASS") + out.count("FAIL") >= 20, out
+
+
+@pytest.mark.slow
+def test_soak_bench_runs_and_loses_no_honest_transaction() -> None:
+    """``bench/soak.py`` for a few seconds per phase with every attack: both columns and each
+    attack's outcome come out, and no acknowledged honest transaction is lost (issue 13)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MPS_")}
+    res = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "soak.py"), "--seconds", "3", "--honest", "2"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert res.returncode == 0, res.stdout + res.stderr
+    out = res.stdout
+    assert "| figure | honest only | under attack |" in out
+    lost = next(line for line in out.splitlines() if "honest lost" in line)
+    assert lost.endswith("| **0** | **0** |"), lost
+    for attack in ("amplify", "pin", "blobs", "fetch", "slowloris", "ws", "deep"):
+        assert f"under attack, {attack}:" in out
