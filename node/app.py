@@ -70,6 +70,10 @@ class Node:
         """What ``/health`` answers (node/health.py)."""
         return health(self)
 
+    def blob(self, blob_hash: bytes) -> bytes | None:
+        """A stored blob's bytes (``GET /blob/<hash>`` streams them)."""
+        return self.storage.blob(blob_hash)
+
 
 def load_key(cfg: NodeConfig) -> Keypair:
     return Keypair.load(cfg.key_path)

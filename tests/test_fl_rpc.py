@@ -445,3 +445,19 @@ async def test_the_node_logs_and_counts_the_fl_events_of_its_blocks(tmp_path: Pa
         text = h.node.metrics.render().decode()
         assert 'mps_fl_events_total{event="client joined"} 6.0' in text
         assert 'mps_fl_events_total{event="epoch closed"} 1.0' in text
+
+
+async def test_a_blob_streams_raw_over_http(tmp_path: Path) -> None:
+    """``GET /blob/<sha256>`` (issue 13): the raw bytes, not hex inside a JSON answer, with the
+    hash as the ETag; an unknown hash is 404, a malformed one 400."""
+    data = np.random.default_rng(5).bytes(600_000)
+    async with start_node(tmp_path / "node") as h:
+        await h.send_ok(put_blob(Keypair.generate(), CHAIN_ID, 0, data))
+        await h.seal()
+        resp = await h.client.get(f"/blob/0x{sha(data).hex()}")
+        assert resp.status == 200 and resp.content_type == "application/octet-stream"
+        assert resp.headers["ETag"] == f'"{sha(data).hex()}"'
+        assert resp.content_length == len(data) and await resp.read() == data
+        assert (await h.client.get(f"/blob/{sha(data).hex()}")).status == 200  # 0x optional
+        assert (await h.client.get("/blob/0x" + "00" * 32)).status == 404
+        assert (await h.client.get("/blob/0xzz")).status == 400
