@@ -165,8 +165,9 @@ class L1:
 
         The rollup must carry it within ``sequencing_window()`` L1 blocks (a batch that does
         not is fraud, and verifiers challenge it). It then applies as if the sequencer had
-        included it, or, if it cannot (a used nonce, a bad signature, a failing call), changes
-        nothing: watch the sender's nonce (``mps_getNonce``) to see it land."""
+        included it (a failing call uses its nonce, as in a block), or, if it cannot apply at
+        all (a used nonce, a bad signature), changes nothing: watch the sender's nonce
+        (``mps_getNonce``) to see it land."""
         receipt = self._transact("ForcedInbox", "forceTx", raw_tx)
         return int(receipt["blockNumber"])
 

@@ -7,8 +7,9 @@ pragma solidity 0.8.28;
 ///         Arbitrum's delayed inbox.
 /// @dev The contract checks nothing of the transaction but its size: the rollup decides what it means.
 ///      Its `TxForced` event is an L1 event like a stake; the sequencer brings it in as an `l1_deposit`
-///      of kind `forced`, whose execution applies the inner transaction (a bad signature, a used nonce
-///      or a failing call are recorded as a failed deposit and change nothing). The derivation rule the
+///      of kind `forced`, whose execution applies the inner transaction as a block would (a bad
+///      signature or a used nonce fail the deposit and change nothing; a failing call uses its nonce,
+///      as in a block). The derivation rule the
 ///      verifier checks (node/l1/derivation.py): a batch committed at L1 block C must, by its last
 ///      block, hold every L1 event of a block <= C - SEQUENCING_WINDOW, or it is fraud and is challenged.
 ///      The price of forcing is the L1 gas of the calldata; there is no fee to collect and no owner.

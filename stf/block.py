@@ -114,13 +114,20 @@ class Receipt:
     index: int
     status: int  # 1 success, 0 failed (the nonce still advanced)
     code: int  # 0 on success, else a stf.errors.Code
-    message: str
+    message: str  # for people: not consensus (see commitment)
 
     def to_list(self) -> list[Any]:
         return [self.tx_hash, self.height, self.index, self.status, self.code, self.message]
 
     def encode(self) -> bytes:
         return encoding.encode(self.to_list())
+
+    def commitment(self) -> bytes:
+        """What the receipts root commits to: every field but the message. A message may quote
+        a library's error text or a ``repr`` of user bytes, which differ between msgpack and
+        Python versions (a forced transaction made one receipt root two on 3.11 and 3.12): a
+        consensus hash must not depend on them. The code says what failed."""
+        return encoding.encode([self.tx_hash, self.height, self.index, self.status, self.code])
 
     @classmethod
     def decode(cls, raw: bytes) -> Receipt:
@@ -133,4 +140,4 @@ def tx_root(txs: tuple[Transaction, ...] | list[Transaction]) -> bytes:
 
 
 def receipts_root(receipts: list[Receipt]) -> bytes:
-    return list_root([sha256(r.encode()) for r in receipts])
+    return list_root([sha256(r.commitment()) for r in receipts])

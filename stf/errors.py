@@ -88,7 +88,14 @@ class TxInvalid(MPSError):
 
 
 class TxFailed(MPSError):
-    """The transaction is valid but its execution failed; it is included with status 0."""
+    """The transaction is valid but its execution failed; it is included with status 0.
+
+    Its effects are rolled back, unless ``keep_writes``: a forced transaction that failed in
+    execution rolled its own effects back already and keeps its nonce (stf.forced)."""
+
+    def __init__(self, code: Code, message: str, keep_writes: bool = False) -> None:
+        super().__init__(code, message)
+        self.keep_writes = keep_writes
 
 
 class BlockInvalid(Exception):

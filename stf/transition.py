@@ -26,6 +26,7 @@ from .tx import ZERO_SENDER, ZERO_SIGNATURE, Transaction
 from .txtypes import TxType, lookup
 
 Writes = dict[bytes, bytes | None]
+MAX_RECEIPT_MESSAGE = 300  # characters: a receipt says what failed, it does not quote payloads
 
 
 @dataclass(frozen=True)
@@ -90,8 +91,10 @@ def apply_tx(
     try:
         ttype.apply(state, tx, args, ctx)
     except TxFailed as exc:
-        state.revert(inner)
-        return Receipt(tx.hash, ctx.height, index, 0, int(exc.code), exc.message)
+        if not exc.keep_writes:
+            state.revert(inner)
+        message = exc.message[:MAX_RECEIPT_MESSAGE]
+        return Receipt(tx.hash, ctx.height, index, 0, int(exc.code), message)
     except TxInvalid:
         state.revert(outer)
         raise

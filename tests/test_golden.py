@@ -19,6 +19,8 @@ stake carries the key's signature naming its L1 account, and one more deposit, a
 to another account, fails. Every chain for task funding (issue 11): the chain spec in genesis
 holds ``funding_window_blocks``, a task's parameters its ``funder``, the settle leaf names the
 funder and a ``funding/<task><funder>`` leaf is binary; the ``funded`` chain was added.
+Every chain's block hashes (not one state root) for the receipts root of issue 12's red team:
+it commits to each receipt's hash, height, index, status and code, no longer to its message.
 """
 
 from __future__ import annotations
@@ -125,27 +127,27 @@ def funded_chain() -> FL:
 
 PINNED_CHAINS: dict[str, tuple[str, str]] = {
     "chunky_int16_trimmed": (
-        "cfdb55f25bef1ff837560dd8739ab261fb79426ace47e4d0e75837d3f5a974f4",
+        "6f7302e3a7bb9f3fff077bf158ad0e20945c4f6c41c2b95bf7bed68540060d34",
         "09ab3cae7a9e12d9984b9de7000ed093af0875de809907ce1546ff85c3fd5daa",
     ),
     "chunky_median": (
-        "b186be54675fe3445ea5cbb04125f51c8436e3f49b1cbc2bc7fe001e2738ac44",
+        "fd16292973dd2121236721bc3329c327c7b109f8c52d2d5098d2e2ceeb1051ef",
         "b26350aad443d56e5eb3bf090979b442a8bb4597274da928626696032b14a79e",
     ),
     "deposits": (
-        "66b25e83f268cea6771876de65ec318751495aee6b8984b95f18d0091516daec",
+        "f4e75e590d3bead315488904637d95b1cea1060c8f3ae974961cdbb4c1ebacfe",
         "ed883503d8ee68963f3849eee31d367736e935691a78a00cd417d953cf4c1290",
     ),
     "funded": (
-        "81f8a0a1dfa027b10c284615cbef0d4138961b939645a3a55ee2f70d0236fd99",
+        "b430677f8491ff3197ec227bbf0bb8169240255fd2d23a4ffeb8990d92ac89c1",
         "bd27527e9ca0ebea816095911613a297034e17f0daa828a43a3607705ac9baeb",
     ),
     "scenario": (
-        "7309d5c980f1404a1510644d53f588f7ea61a57fcc31f875b8e196067e385596",
+        "78cd7328d2a945e011784e48f1aa9d29aca30021064f9b22183dfd65fb750f5c",
         "d47ce472c7834731a32cb7e4a6bf2e65b36a60ebe09475f8c6a083e2f3882704",
     ),
     "settlement_run": (
-        "695b7fcf7d4ccd1eb5da03f819836a1213ec09ce73714045d3f61c77e614d215",
+        "185c6d7c92b854e4d9a90e5440477a56da4e405dd83fa80b853c773f61a385f2",
         "1d453b7c6aaa874e16837b6686902951a4f5e60166f9d414878e652bf53a7908",
     ),
 }
@@ -180,7 +182,7 @@ def test_fixture_chains_keep_their_pinned_hashes_and_roots(name: str) -> None:
 # -- the FL RPC answers, on a node whose clock is pinned -------------------------------
 
 SCRIPT = b"print('golden')\n"
-PINNED_RPC_DIGEST = "7f16873f3d4d578704bbbabf77e93d02572c2ebb363083abcee28bcabec210e7"
+PINNED_RPC_DIGEST = "1125b75d068322a278742647ed632326a9e92a8673100af72d455bd9e3bfce16"
 
 
 def golden_params(model: bytes, evaluator: bytes) -> TaskParams:
