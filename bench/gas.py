@@ -143,7 +143,9 @@ class Bench:
     ) -> None:
         """Commits the next batch on top of the last one; measured only when given a label."""
         data_hash = data_hash or hashlib.sha256(root).digest()
-        fn = self.rollup.commitBatch(self.index, self.root, root, data_hash, self.last + blocks)
+        fn = self.rollup.commitBatch(
+            self.index, self.root, root, data_hash, self.last + blocks, 2**64 - 1
+        )
         if label:
             self.gas(label, self.admin, fn, note=note)
         else:

@@ -100,6 +100,7 @@ contract MPSRollup is AdminControlled, ReentrancyGuard {
     error WrongBatchIndex(uint256 given, uint256 expected);
     error WrongPrevStateRoot(bytes32 given, bytes32 expected);
     error NonIncreasingLastBlock(uint64 given, uint64 previous);
+    error PastDeadline(uint64 l1Deadline, uint256 blockNumber);
     /// @notice No live batch has this index (never committed, or discarded by a fraud resolution).
     error UnknownBatch(uint256 batchIndex);
     /// @notice The batch is live but not final yet (window running, or an open challenge at or before it).
@@ -179,14 +180,19 @@ contract MPSRollup is AdminControlled, ReentrancyGuard {
 
     /// @notice Commit the batch that takes the rollup from `prevStateRoot` to `newStateRoot`; its rollup
     ///         blocks end at height `lastBlock`, and `dataHash` commits to their contents (the hash of its
-    ///         data's chunk hashes).
+    ///         data's chunk hashes). It reverts once the L1 is past `l1Deadline`: a batch must hold every
+    ///         L1 event older than the sequencing window by the block it lands in (ForcedInbox), so the
+    ///         poster checks that for a deadline, and a commitment mined later reverts instead of being
+    ///         fraud.
     function commitBatch(
         uint256 batchIndex,
         bytes32 prevStateRoot,
         bytes32 newStateRoot,
         bytes32 dataHash,
-        uint64 lastBlock
+        uint64 lastBlock,
+        uint64 l1Deadline
     ) external onlySequencer {
+        if (block.number > l1Deadline) revert PastDeadline(l1Deadline, block.number);
         uint256 next = nextBatchIndex;
         if (batchIndex != next) revert WrongBatchIndex(batchIndex, next);
         bytes32 expectedRoot = next == 0 ? genesisStateRoot : _batches[next - 1].stateRoot;

@@ -300,6 +300,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     from mps_common.transport import RPCClient
 
     from .l1.chain import GWEI, L1Error, bind_contract, connect, load_account
+    from .l1.derivation import DerivationIncomplete
     from .l1.verifier import Verifier
     from .storage import Storage
 
@@ -355,7 +356,11 @@ def cmd_verify(args: argparse.Namespace) -> int:
         )
         while True:
             with blas_threads(args.blas_threads):
-                bad = v.verify_new_batches()
+                try:
+                    bad = v.verify_new_batches()
+                except DerivationIncomplete as exc:
+                    print(f"cannot verify: {exc}", file=sys.stderr)
+                    return 2
             if bad is not None:
                 print(f"DIVERGENCE {bad}" + (" (challenged on L1)" if bad.challenged else ""))
                 return 1

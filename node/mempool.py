@@ -262,6 +262,14 @@ class Mempool:
         for sender in touched:  # a removal can open a gap, or a block close one
             self._reclassify(sender)
 
+    def refresh(self, senders: Iterable[bytes]) -> None:
+        """Re-read the account nonce of pooled senders a block moved by other means than their
+        pooled transactions (a forced transaction from the L1 inbox), so that their next one is
+        selected again."""
+        for sender in set(senders):
+            if sender in self._by_sender:
+                self._reclassify(sender)
+
     def stale_after_block(self, senders: Iterable[bytes]) -> list[bytes]:
         """Hashes of pooled transactions whose nonce the chain has now passed (call it after
         :meth:`remove` of the block's transactions, which refreshed those senders' nonces)."""

@@ -35,7 +35,7 @@ from .config import NodeConfig
 from .deadlines import IdleDeadlines
 from .fl_events import fl_events
 from .journal import TxJournal
-from .l1.deposits import L1Event, L1Origin, deposit_txs, select_l1_origin
+from .l1.deposits import L1Event, L1Origin, deposit_txs, forced_senders, select_l1_origin
 from .mempool import Mempool
 from .metrics import Metrics
 from .storage import Storage, StorageError
@@ -237,8 +237,10 @@ class Sequencer:
         # consumed or not (a deposit the STF rejects is dropped for good), they are done
         done = {e.position for e in deposits}
         self._deposits = [e for e in self._deposits if e.position not in done]
-        touched = [tx.sender for tx in candidates]
+        forced = forced_senders(deposits)  # nonces the pool did not move (red team)
+        touched = [tx.sender for tx in candidates] + forced
         self.mempool.remove(tx.hash for tx in candidates)
+        self.mempool.refresh(forced)
         self.mempool.remove(self.mempool.stale_after_block(touched))
         if len(self.mempool) == 0 or self.mempool.journal_oversized():
             self.mempool.compact_journal()

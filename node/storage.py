@@ -22,6 +22,7 @@ import plyvel
 
 from stf import encoding
 from stf.block import Block, Header, Receipt
+from stf.smt import SparseMerkleTree
 from stf.state import BLOB_PREFIX, STATE_PREFIX, VALUE_PREFIX
 
 SCHEMA_VERSION = 1
@@ -179,6 +180,12 @@ class Storage:
 
     def value_by_hash(self, vhash: bytes) -> bytes | None:
         return self.get(VALUE_PREFIX + vhash)
+
+    def value_at(self, root: bytes, key: bytes) -> bytes | None:
+        """A state key's value under ``root`` (any committed block's), through the tree: the
+        flat index (:meth:`state_value`, ``stf.state.State.get``) holds only the head's."""
+        vhash = SparseMerkleTree(self).get_value_hash(root, key)
+        return None if vhash is None else self.value_by_hash(vhash)
 
     def blob(self, blob_hash: bytes) -> bytes | None:
         return self.get(BLOB_PREFIX + blob_hash)

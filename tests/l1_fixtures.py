@@ -35,6 +35,7 @@ from stf.smt import NODE_PREFIX, SparseMerkleTree, value_hash, verify_proof
 BACKENDS = ["anvil", "eth-tester"]
 ETHER = 10**18
 GENESIS_ROOT = hashlib.sha256(b"mps genesis").digest()
+NO_DEADLINE = 2**64 - 1  # commitBatch's l1Deadline where a test does not test it
 
 # accounts[ADMIN] deploys and is admin and sequencer; VERIFIER challenges; the rest are users
 ADMIN, VERIFIER = 0, 1
@@ -214,7 +215,9 @@ class L1:
         prev = self.call(self.rollup.functions.lastStateRoot())
         last = int(self.call(self.rollup.functions.lastCommittedBlock()))
         data_hash = hashlib.sha256(root + index.to_bytes(8, "big")).digest()
-        fn = self.rollup.functions.commitBatch(index, prev, root, data_hash, last + blocks)
+        fn = self.rollup.functions.commitBatch(
+            index, prev, root, data_hash, last + blocks, NO_DEADLINE
+        )
         self.tx(self.admin, fn)
         return index
 

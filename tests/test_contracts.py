@@ -21,6 +21,7 @@ from l1_fixtures import (
     ETHER,
     GENESIS_ROOT,
     L1,
+    NO_DEADLINE,
     PARAMS,
     StateTree,
     funding_leaf,
@@ -284,7 +285,7 @@ def test_commit_batches_chain(l1: L1) -> None:
     assert l1.call(ro.CHALLENGE_BLOCKS()) == CB
     assert l1.call(ro.CHALLENGE_BOND()) == BOND
 
-    receipt = l1.tx(l1.admin, ro.commitBatch(0, GENESIS_ROOT, ROOT1, b"\xd1" * 32, 10))
+    receipt = l1.tx(l1.admin, ro.commitBatch(0, GENESIS_ROOT, ROOT1, b"\xd1" * 32, 10, NO_DEADLINE))
     assert l1.events(receipt, "MPSRollup", "BatchCommitted") == [
         {
             "batchIndex": 0,
@@ -301,7 +302,7 @@ def test_commit_batches_chain(l1: L1) -> None:
         receipt["blockNumber"],
         "0x" + "00" * 20,
     ]
-    l1.tx(l1.admin, ro.commitBatch(1, ROOT1, ROOT2, b"\xd2" * 32, 11))
+    l1.tx(l1.admin, ro.commitBatch(1, ROOT1, ROOT2, b"\xd2" * 32, 11, NO_DEADLINE))
     assert l1.call(ro.nextBatchIndex()) == 2
     assert l1.call(ro.lastStateRoot()) == ROOT2
     assert l1.call(ro.lastCommittedBlock()) == 11
@@ -312,30 +313,33 @@ def test_commit_batches_chain(l1: L1) -> None:
 def test_commit_rules(l1: L1) -> None:
     ro = l1.rollup.functions
     with reverts("NotSequencer"):
-        l1.tx(l1.user(0), ro.commitBatch(0, GENESIS_ROOT, ROOT1, ROOT1, 1))
+        l1.tx(l1.user(0), ro.commitBatch(0, GENESIS_ROOT, ROOT1, ROOT1, 1, NO_DEADLINE))
     with reverts("WrongBatchIndex") as exc:
-        l1.tx(l1.admin, ro.commitBatch(1, GENESIS_ROOT, ROOT1, ROOT1, 1))
+        l1.tx(l1.admin, ro.commitBatch(1, GENESIS_ROOT, ROOT1, ROOT1, 1, NO_DEADLINE))
     assert exc.value.error_args == (1, 0)
     with reverts("WrongPrevStateRoot") as exc:
-        l1.tx(l1.admin, ro.commitBatch(0, ROOT3, ROOT1, ROOT1, 1))
+        l1.tx(l1.admin, ro.commitBatch(0, ROOT3, ROOT1, ROOT1, 1, NO_DEADLINE))
     assert exc.value.error_args == (ROOT3, GENESIS_ROOT)
     with reverts("NonIncreasingLastBlock"):  # the first batch covers at least block 1
-        l1.tx(l1.admin, ro.commitBatch(0, GENESIS_ROOT, ROOT1, ROOT1, 0))
-    l1.tx(l1.admin, ro.commitBatch(0, GENESIS_ROOT, ROOT1, ROOT1, 5))
+        l1.tx(l1.admin, ro.commitBatch(0, GENESIS_ROOT, ROOT1, ROOT1, 0, NO_DEADLINE))
+    l1.tx(l1.admin, ro.commitBatch(0, GENESIS_ROOT, ROOT1, ROOT1, 5, NO_DEADLINE))
     for last in (5, 4):
         with reverts("NonIncreasingLastBlock") as exc:
-            l1.tx(l1.admin, ro.commitBatch(1, ROOT1, ROOT2, ROOT2, last))
+            l1.tx(l1.admin, ro.commitBatch(1, ROOT1, ROOT2, ROOT2, last, NO_DEADLINE))
         assert exc.value.error_args == (last, 5)
     with reverts("WrongBatchIndex"):  # no re-commit of an index
-        l1.tx(l1.admin, ro.commitBatch(0, GENESIS_ROOT, ROOT1, ROOT1, 6))
+        l1.tx(l1.admin, ro.commitBatch(0, GENESIS_ROOT, ROOT1, ROOT1, 6, NO_DEADLINE))
     with reverts("WrongPrevStateRoot"):
-        l1.tx(l1.admin, ro.commitBatch(1, GENESIS_ROOT, ROOT2, ROOT2, 6))
+        l1.tx(l1.admin, ro.commitBatch(1, GENESIS_ROOT, ROOT2, ROOT2, 6, NO_DEADLINE))
 
 
 def test_commit_gas_does_not_depend_on_batch_size(l1: L1) -> None:
     l1.commit(ROOT1)
-    small = l1.tx(l1.admin, l1.rollup.functions.commitBatch(1, ROOT1, ROOT2, ROOT2, 2))
-    large = l1.tx(l1.admin, l1.rollup.functions.commitBatch(2, ROOT2, ROOT3, ROOT3, 2 + 1_000_000))
+    small = l1.tx(l1.admin, l1.rollup.functions.commitBatch(1, ROOT1, ROOT2, ROOT2, 2, NO_DEADLINE))
+    large = l1.tx(
+        l1.admin,
+        l1.rollup.functions.commitBatch(2, ROOT2, ROOT3, ROOT3, 2 + 1_000_000, NO_DEADLINE),
+    )
     # the same storage writes; only calldata differs (16 gas per non-zero byte of lastBlock)
     assert abs(small["gasUsed"] - large["gasUsed"]) <= 3 * 12
 
@@ -348,14 +352,16 @@ def test_sequencer_rotation(l1: L1) -> None:
     receipt = l1.tx(l1.admin, ro.setSequencer(new.address))
     assert l1.events(receipt, "MPSRollup", "SequencerSet") == [{"sequencer": new.address}]
     with reverts("NotSequencer"):
-        l1.tx(l1.admin, ro.commitBatch(0, GENESIS_ROOT, ROOT1, ROOT1, 1))
-    l1.tx(new, ro.commitBatch(0, GENESIS_ROOT, ROOT1, ROOT1, 1))
+        l1.tx(l1.admin, ro.commitBatch(0, GENESIS_ROOT, ROOT1, ROOT1, 1, NO_DEADLINE))
+    l1.tx(new, ro.commitBatch(0, GENESIS_ROOT, ROOT1, ROOT1, 1, NO_DEADLINE))
 
 
 # == MPSRollup: finality and challenges ============================================================
 def test_finality_after_the_window(l1: L1) -> None:
     ro = l1.rollup.functions
-    committed = l1.tx(l1.admin, ro.commitBatch(0, GENESIS_ROOT, ROOT1, ROOT1, 1))["blockNumber"]
+    committed = l1.tx(l1.admin, ro.commitBatch(0, GENESIS_ROOT, ROOT1, ROOT1, 1, NO_DEADLINE))[
+        "blockNumber"
+    ]
     assert not l1.call(ro.isFinalized(0))
     with reverts("NotFinalized"):
         l1.call(ro.finalizedStateRoot(0))
@@ -372,7 +378,9 @@ def test_finality_after_the_window(l1: L1) -> None:
 
 def test_challenge_rules(l1: L1) -> None:
     ro = l1.rollup.functions
-    committed = l1.tx(l1.admin, ro.commitBatch(0, GENESIS_ROOT, ROOT1, ROOT1, 1))["blockNumber"]
+    committed = l1.tx(l1.admin, ro.commitBatch(0, GENESIS_ROOT, ROOT1, ROOT1, 1, NO_DEADLINE))[
+        "blockNumber"
+    ]
     for bond in (BOND - 1, BOND + 1, 0):
         with reverts("WrongBond") as exc:
             l1.tx(l1.verifier, ro.challenge(0), bond)
@@ -397,7 +405,9 @@ def test_challenge_rules(l1: L1) -> None:
 
 def test_challenge_window(l1: L1) -> None:
     ro = l1.rollup.functions
-    committed = l1.tx(l1.admin, ro.commitBatch(0, GENESIS_ROOT, ROOT1, ROOT1, 1))["blockNumber"]
+    committed = l1.tx(l1.admin, ro.commitBatch(0, GENESIS_ROOT, ROOT1, ROOT1, 1, NO_DEADLINE))[
+        "blockNumber"
+    ]
     l1.mine(committed + CB - 2 - l1.block())  # the next transaction runs in committed + CB - 1
     receipt = l1.tx(l1.verifier, ro.challenge(0), BOND)  # the last block of the window
     assert receipt["blockNumber"] == committed + CB - 1
@@ -449,7 +459,7 @@ def test_resolve_no_fraud_keeps_the_commit_block(l1: L1) -> None:
     assert l1.call(ro.bondBalance(l1.admin.address)) == BOND
     new_sequencer = l1.user(7)
     l1.tx(l1.admin, ro.setSequencer(new_sequencer.address))
-    l1.tx(new_sequencer, ro.commitBatch(2, ROOT2, ROOT3, ROOT3, 3))
+    l1.tx(new_sequencer, ro.commitBatch(2, ROOT2, ROOT3, ROOT3, 3, NO_DEADLINE))
     l1.tx(l1.verifier, ro.challenge(2), BOND)
     l1.resolve(2, False)
     assert l1.call(ro.bondBalance(new_sequencer.address)) == BOND
@@ -491,8 +501,8 @@ def test_resolve_fraud_discards_the_batch_and_later_ones(l1: L1) -> None:
     assert l1.balance(l1.verifier.address) == before + BOND - l1.cost(receipt)
     # the sequencer recommits from batch 0's root and block
     with reverts("WrongPrevStateRoot"):
-        l1.tx(l1.admin, ro.commitBatch(1, ROOT2, ROOT3, ROOT3, 2))
-    l1.tx(l1.admin, ro.commitBatch(1, ROOT1, ROOT3, ROOT3, 2))
+        l1.tx(l1.admin, ro.commitBatch(1, ROOT2, ROOT3, ROOT3, 2, NO_DEADLINE))
+    l1.tx(l1.admin, ro.commitBatch(1, ROOT1, ROOT3, ROOT3, 2, NO_DEADLINE))
     assert l1.call(ro.batch(1))[0] == ROOT3
 
 
@@ -504,7 +514,7 @@ def test_fraud_at_the_first_batch_returns_to_genesis(l1: L1) -> None:
     assert l1.call(ro.nextBatchIndex()) == 0
     assert l1.call(ro.lastStateRoot()) == GENESIS_ROOT
     assert l1.call(ro.lastCommittedBlock()) == 0
-    l1.tx(l1.admin, ro.commitBatch(0, GENESIS_ROOT, ROOT2, ROOT2, 1))
+    l1.tx(l1.admin, ro.commitBatch(0, GENESIS_ROOT, ROOT2, ROOT2, 1, NO_DEADLINE))
 
 
 def test_several_open_challenges(l1: L1) -> None:
@@ -557,7 +567,9 @@ def test_recommit_voids_a_discarded_challenge(l1: L1) -> None:
     l1.tx(l1.verifier, ro.challenge(0), BOND)
     l1.resolve(0, True)  # discards 1 and its challenge
     l1.commit(ROOT3)  # index 0
-    receipt = l1.tx(l1.admin, ro.commitBatch(1, ROOT3, ROOT1, ROOT1, 2))  # reuses index 1
+    receipt = l1.tx(
+        l1.admin, ro.commitBatch(1, ROOT3, ROOT1, ROOT1, 2, NO_DEADLINE)
+    )  # reuses index 1
     assert l1.events(receipt, "MPSRollup", "ChallengeVoided") == [
         {"batchIndex": 1, "challenger": other.address}
     ]
@@ -595,7 +607,7 @@ def test_a_committee_of_resolvers_decides_by_threshold(l1: L1) -> None:
     l1.tx(l1.admin, ro.setResolver(committee.address))
     with reverts("ResolverAlreadySet"):  # whoever could re-point it would decide everything
         l1.tx(l1.admin, ro.setResolver(a.address))
-    l1.tx(l1.admin, ro.commitBatch(0, GENESIS_ROOT, ROOT1, ROOT1, 1))
+    l1.tx(l1.admin, ro.commitBatch(0, GENESIS_ROOT, ROOT1, ROOT1, 1, NO_DEADLINE))
     l1.tx(l1.verifier, ro.challenge(0), BOND)
     with reverts("NotResolver"):
         l1.tx(l1.admin, cm.vote(0, True))
@@ -610,7 +622,7 @@ def test_a_committee_of_resolvers_decides_by_threshold(l1: L1) -> None:
     assert resolved(receipt) == [{"batchIndex": 0, "fraud": True}]
     assert l1.call(ro.nextBatchIndex()) == 0
     # the reused index, challenged afresh: the earlier votes do not count, a may vote again
-    l1.tx(l1.admin, ro.commitBatch(0, GENESIS_ROOT, ROOT2, ROOT2, 1))
+    l1.tx(l1.admin, ro.commitBatch(0, GENESIS_ROOT, ROOT2, ROOT2, 1, NO_DEADLINE))
     l1.tx(l1.verifier, ro.challenge(0), BOND)
     l1.tx(a, cm.vote(0, False))
     receipt = l1.tx(c, cm.vote(0, False))
@@ -630,7 +642,9 @@ def chunked(data: bytes, size: int = 1000) -> tuple[bytes, list[bytes], list[byt
 def test_challenged_data_is_published_chunk_by_chunk(l1: L1) -> None:
     ro = l1.rollup.functions
     data_hash, hashes, chunks = chunked(os.urandom(2500))  # 3 chunks
-    committed = l1.tx(l1.admin, ro.commitBatch(0, GENESIS_ROOT, ROOT1, data_hash, 4))["blockNumber"]
+    committed = l1.tx(l1.admin, ro.commitBatch(0, GENESIS_ROOT, ROOT1, data_hash, 4, NO_DEADLINE))[
+        "blockNumber"
+    ]
     publish = ro.publishChunk
     with reverts("NoActiveDataChallenge"):
         l1.tx(l1.admin, publish(0, hashes, 0, chunks[0]))
@@ -683,7 +697,7 @@ def test_challenged_data_is_published_chunk_by_chunk(l1: L1) -> None:
 def test_resolve_window(l1: L1) -> None:
     ro = l1.rollup.functions
     data_hash, hashes, chunks = chunked(b"one chunk")
-    l1.tx(l1.admin, ro.commitBatch(0, GENESIS_ROOT, ROOT1, data_hash, 1))
+    l1.tx(l1.admin, ro.commitBatch(0, GENESIS_ROOT, ROOT1, data_hash, 1, NO_DEADLINE))
     start = l1.tx(l1.verifier, ro.challengeData(0), DA_BOND)["blockNumber"]
     l1.mine(start + DA_RB - 1 - l1.block())  # the next transaction runs at the deadline
     with reverts("ResolveWindowClosed") as exc:
@@ -728,7 +742,7 @@ def test_withheld_data_voids_the_batch_and_later_ones(l1: L1) -> None:
     with reverts("NotVoided"):
         l1.tx(l1.user(3), ro.releaseVoidedBond(2))
     # the reused index starts afresh: no data challenge of its own, and it can be challenged
-    l1.tx(l1.admin, ro.commitBatch(1, ROOT1, ROOT2, ROOT2, 2))
+    l1.tx(l1.admin, ro.commitBatch(1, ROOT1, ROOT2, ROOT2, 2, NO_DEADLINE))
     assert l1.call(ro.dataChallenge(1)) == ["0x" + "00" * 20, 0, 0, 0]
     l1.tx(l1.user(4), ro.challengeData(1), DA_BOND)
     assert l1.call(l1.rollup.functions.firstOpenChallenge()) == [True, 1]
@@ -736,7 +750,9 @@ def test_withheld_data_voids_the_batch_and_later_ones(l1: L1) -> None:
 
 def test_data_challenge_window(l1: L1) -> None:
     ro = l1.rollup.functions
-    committed = l1.tx(l1.admin, ro.commitBatch(0, GENESIS_ROOT, ROOT1, ROOT1, 1))["blockNumber"]
+    committed = l1.tx(l1.admin, ro.commitBatch(0, GENESIS_ROOT, ROOT1, ROOT1, 1, NO_DEADLINE))[
+        "blockNumber"
+    ]
     l1.mine(committed + DA_CB - 1 - l1.block())  # the next transaction runs at the window's end
     with reverts("ChallengeWindowClosed") as exc:
         l1.tx(l1.verifier, ro.challengeData(0), DA_BOND)
@@ -1463,6 +1479,18 @@ def test_sparse_merkle_matches_stf(l1: L1) -> None:
     assert l1.call(harness.functions.verify(single.root, b"only", b"one", []))
     # more than 256 siblings is never a valid proof
     assert not l1.call(harness.functions.verify(single.root, b"only", b"one", [bytes(32)] * 257))
+
+
+def test_a_commitment_past_its_l1_deadline_reverts(l1: L1) -> None:
+    """The poster checks the sequencing window for the block its commitment lands in by a
+    deadline; mined later, the commitment reverts instead of being fraud (red team)."""
+    ro = l1.rollup.functions
+    deadline = l1.block() + 1  # the next block is the last that may carry it
+    l1.mine(1)
+    with reverts("PastDeadline"):
+        l1.tx(l1.admin, ro.commitBatch(0, GENESIS_ROOT, ROOT1, ROOT1, 1, deadline))
+    l1.tx(l1.admin, ro.commitBatch(0, GENESIS_ROOT, ROOT1, ROOT1, 1, l1.block() + 1))
+    assert l1.call(ro.nextBatchIndex()) == 1
 
 
 # == ForcedInbox ===================================================================================

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import requests
 from eth_utils.crypto import keccak
-from l1_fixtures import StateTree, slash_leaf
+from l1_fixtures import NO_DEADLINE, StateTree, slash_leaf
 from l1_node import (
     AGGREGATOR,
     BASE_FEE,
@@ -383,7 +383,7 @@ async def test_verifier_catches_a_wrong_root_and_challenges(tmp_path: Path) -> N
         last = h.node.sequencer.head.height
         prev_last = f.lastCommittedBlock().call()
         data = batch_commitment(batch_data(storage, prev_last + 1, last))[0]
-        call = f.commitBatch(1, f.lastStateRoot().call(), b"\x66" * 32, data, last)
+        call = f.commitBatch(1, f.lastStateRoot().call(), b"\x66" * 32, data, last, NO_DEADLINE)
         raw, _ = build_signed(
             w3,
             net.accounts[SEQUENCER],
@@ -599,7 +599,8 @@ async def test_the_fake_root_attack_is_voided_and_no_honest_stake_moves(tmp_path
         key, value = slash_leaf(honest.public_key, task, 0, 2)
         fake = StateTree({key: value})
         last = f.lastCommittedBlock().call() + 5  # blocks that do not exist
-        commit = f.commitBatch(1, f.lastStateRoot().call(), fake.root, keccak(b"none"), last)
+        root = f.lastStateRoot().call()
+        commit = f.commitBatch(1, root, fake.root, keccak(b"none"), last, NO_DEADLINE)
         send_as_sequencer(net, commit)
 
         storage = Storage(tmp_path / "verifier.db")

@@ -8,13 +8,15 @@ import asyncio
 import hashlib
 from pathlib import Path
 
+import pytest
 from l1_node import ADMIN, FIRST_CLIENT, VERIFIER, L1Net, l1_net
 from rpc_fixtures import CHAIN_ID, hx
 from structlog.testing import capture_logs
 
 from client_sdk.l1 import L1, L1Config
 from mps_common.transport import RPCClient
-from node.l1.derivation import DerivationChecker
+from node.l1.chain import L1Error
+from node.l1.derivation import DerivationChecker, DerivationIncomplete
 from node.l1.verifier import Verifier
 from node.storage import Storage
 from stf.tx import make_tx
@@ -106,3 +108,88 @@ async def test_a_batch_censoring_a_forced_transaction_is_challenged_and_voided(
         net.tx(ADMIN, net.c("ResolverCommittee").functions.vote(0, True))  # 1 of 1 here
         assert rollup.nextBatchIndex().call() == 0  # the batch is gone
         assert await user_nonce(net) == 0
+
+
+async def test_a_capped_batch_takes_the_blocks_that_carry_a_due_event(tmp_path: Path) -> None:
+    """Red team: the poster read the L1 cursor of the head, not of the batch's last block, so a
+    batch capped at ``batch_max_blocks`` behind a backlog looked complete and was fraud. It now
+    reads the cursor under the batch's root, and a batch that would leave a due event out takes
+    the later blocks that carry it, past the cap."""
+    async with l1_net(tmp_path, node={"batch_max_blocks": 2}) as net:
+        user_l1(net).force_transaction(censored_tx(b"behind a backlog"))
+        net.anvil.mine(WINDOW)
+        for _ in range(4):  # a backlog sealed while the follower lagged
+            await net.h.node.sequencer.produce_block()
+        await net.follow()  # the next block carries the forced transaction
+        head = await net.h.result("mps_blockNumber")
+        assert net.h.node.l1.poster.step() == "posted"
+        assert net.post_until_idle()[0] == "confirmed"
+        assert net.c("MPSRollup").functions.batch(0).call()[2] == head  # past the cap of 2
+        with Storage(tmp_path / "verifier.db") as vstore:
+            assert await asyncio.to_thread(verifier(net, vstore).verify_new_batches) is None
+
+
+async def test_a_verifier_not_following_the_inbox_stops_and_challenges_nothing(
+    tmp_path: Path,
+) -> None:
+    """Red team: a verifier given the registry but not the inbox saw the honest forced deposit
+    as one the L1 never made, and challenged an honest batch with its bond."""
+    async with l1_net(tmp_path) as net:
+        user_l1(net).force_transaction(censored_tx(b"forced"))
+        await net.follow()
+        assert net.post_until_idle()[:2] == ["posted", "confirmed"]
+        derivation = DerivationChecker(net.w3, net.c("StakingRegistry"), net.c("RewardManager"))
+        with Storage(tmp_path / "verifier.db") as vstore:
+            v = Verifier(net.c("MPSRollup"), RPCClient(net.h.url), vstore, net.w3,
+                         net.accounts[VERIFIER], 10**12, derivation=derivation)  # fmt: skip
+            with pytest.raises(DerivationIncomplete, match="--forced-inbox"):
+                await asyncio.to_thread(v.verify_new_batches)
+        assert net.c("MPSRollup").functions.firstOpenChallenge().call()[0] is False  # none
+
+
+async def test_a_senders_next_transaction_goes_on_after_its_forced_one(tmp_path: Path) -> None:
+    """Red team: the pool caches each sender's nonce and refreshed it only for senders whose
+    pooled transactions were in the block, so a client that forced nonce 0 and sent nonce 1 the
+    usual way had nonce 1 never selected."""
+    async with l1_net(tmp_path) as net:
+        user_l1(net).force_transaction(censored_tx(b"zero"))
+        one = make_tx(USER, CHAIN_ID, PutBlob.TYPE_ID, 1, blob.payload(b"one")).encode()
+        await net.h.result("mps_sendTransaction", hx(one))  # waits behind nonce 0
+        await net.follow()  # the forced nonce 0
+        assert await user_nonce(net) == 1
+        await net.h.node.sequencer.produce_block()
+        assert await user_nonce(net) == 2
+
+
+async def test_a_node_refuses_confirmations_that_leave_no_room_in_the_window(
+    tmp_path: Path,
+) -> None:
+    with pytest.raises(L1Error, match="sequencing window of 32"):
+        async with l1_net(tmp_path, node={"l1_confirmations": 14}):
+            pass
+
+
+async def test_a_commitment_mined_past_its_deadline_reverts_and_is_planned_again(
+    tmp_path: Path,
+) -> None:
+    """Red team: a commitment checked against the window when sent, but mined late, would be
+    fraud. It carries an l1Deadline: mined later it reverts, and the poster plans the batch
+    again (from the blocks it has then, which carry the events)."""
+    async with l1_net(tmp_path) as net:
+        h, anvil, w3 = net.h, net.anvil, net.w3
+        await h.node.sequencer.produce_block()
+        poster = h.node.l1.poster
+        anvil.rpc("evm_setAutomine", [False])
+        real_deadline = poster._deadline
+        poster._deadline = lambda: int(w3.eth.block_number) + 1  # type: ignore[method-assign]
+        assert poster.step() == "posted"
+        anvil.rpc("evm_setBlockGasLimit", [hex(60_000)])  # blocks go by without it
+        anvil.mine(3)
+        anvil.rpc("evm_setBlockGasLimit", [hex(30_000_000)])
+        anvil.mine(1)  # it lands, past its deadline
+        assert poster.step() == "reverted"
+        assert net.c("MPSRollup").functions.nextBatchIndex().call() == 0
+        poster._deadline = real_deadline  # type: ignore[method-assign]
+        anvil.rpc("evm_setAutomine", [True])
+        assert poster.step() == "posted"
+        assert poster.step() == "confirmed"

@@ -66,6 +66,19 @@ def deposit_txs(chain: ChainConfig, first_nonce: int, events: list[L1Event]) -> 
     return txs
 
 
+def forced_senders(events: list[L1Event]) -> list[bytes]:
+    """The senders of the forced transactions among ``events`` (bytes that do not decode have
+    none): a block carrying them may move those accounts' nonces."""
+    out = []
+    for e in events:
+        if e.kind == "forced" and e.args and isinstance(e.args[0], bytes):
+            try:
+                out.append(Transaction.decode(e.args[0]).sender)
+            except TxInvalid:
+                continue
+    return out
+
+
 def event_of(tx: Transaction) -> L1Event:
     """The event an ``l1_deposit`` transaction carries; raises :class:`TxInvalid` if the STF
     would not accept its payload. (Parsing a deposit reads no limit: the defaults do.)"""

@@ -29,6 +29,14 @@ from .deposits import L1Event, event_of
 from .follower import MAX_RANGE, EventDecoder
 
 
+class DerivationIncomplete(RuntimeError):
+    """A deposit of a kind whose contract the checker was not given: it cannot be judged, so
+    the verifier stops (it must not challenge an honest batch for it) and says which to add."""
+
+
+FLAG_OF_KIND = {"fund": "--reward-manager", "forced": "--forced-inbox"}
+
+
 def sequencing_window(inbox: Contract | None) -> int | None:
     """The inbox's SEQUENCING_WINDOW, in L1 blocks; None without an inbox (no window rule)."""
     return None if inbox is None else int(inbox.functions.SEQUENCING_WINDOW().call())
@@ -88,6 +96,12 @@ class DerivationChecker:
             if tx.tx_type != L1Deposit.TYPE_ID:
                 continue
             claimed = event_of(tx)
+            if claimed.kind not in self._decoder.kinds:
+                flag = FLAG_OF_KIND.get(claimed.kind, "its contract")
+                raise DerivationIncomplete(
+                    f"block {block.height} tx {i} is a {claimed.kind!r} deposit, and this "
+                    f"verifier does not follow the contract that emits those: give {flag}"
+                )
             self._fetch_until(claimed.block)
             where = f"tx {i}: deposit {claimed.kind} at L1 {claimed.block}:{claimed.log_index}"
             if not self._events:

@@ -91,6 +91,11 @@ class EventDecoder:
                         item["name"],
                     )
 
+    @property
+    def kinds(self) -> set[str]:
+        """The deposit kinds these contracts emit (what can be checked against them)."""
+        return {kind for _, kind, _ in self._by_topic.values()}
+
     def decode(self, logs: list[Any]) -> list[L1Event]:
         out = []
         for raw in logs:

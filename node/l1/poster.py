@@ -22,12 +22,12 @@ from web3.exceptions import TransactionNotFound
 
 from stf import encoding, state_keys
 from stf.records import L1Cursor
-from stf.state import State
 
 from ..metrics import Metrics
 from ..storage import Storage
 from .batch_data import DATA_ACTIVE, batch_commitment, batch_data, chunk_hashes, split_chunks
 from .chain import GWEI, Deployment, L1Error, build_signed, send_and_wait
+from .deposits import L1Event
 from .derivation import first_overdue, sequencing_window
 from .follower import EventDecoder
 from .worker import step_forever
@@ -35,6 +35,7 @@ from .worker import step_forever
 log = structlog.get_logger("mps.l1.poster")
 
 K_PENDING = b"l1:pending"
+NO_DEADLINE = 2**64 - 1
 K_FINALIZED = b"l1:finalized"  # index of the newest batch known to be finalized, +1
 RESEND_AFTER = 5.0  # seconds before a pending commitment is re-broadcast (fees bumped)
 BUMP = 1.125  # the replacement rule of geth and anvil: at least +12.5%
@@ -49,6 +50,7 @@ class Pending:
     last_block: int
     max_fee: int
     sent_at: float
+    deadline: int = NO_DEADLINE  # the commitment's l1Deadline: a re-signed one keeps it
 
     def encode(self) -> bytes:
         return encoding.encode(
@@ -60,13 +62,15 @@ class Pending:
                 self.last_block,
                 self.max_fee,
                 int(self.sent_at * 1000),
+                self.deadline,
             ]
         )
 
     @classmethod
     def decode(cls, raw: bytes) -> Pending:
-        idx, nonce, tx, hashes, last, fee, sent = encoding.decode(raw)
-        return cls(idx, nonce, tx, list(hashes), last, fee, sent / 1000)
+        idx, nonce, tx, hashes, last, fee, sent, *rest = encoding.decode(raw)
+        deadline = int(rest[0]) if rest else NO_DEADLINE  # written before deadlines existed
+        return cls(idx, nonce, tx, list(hashes), last, fee, sent / 1000, deadline)
 
 
 @dataclass(frozen=True)
@@ -206,7 +210,7 @@ class BatchPoster:
         rollup = self._rollup.functions  # unchanged while the commitment is pending
         first = int(rollup.lastCommittedBlock().call()) + 1
         prev_root = bytes(rollup.lastStateRoot().call())
-        call = self._commit_call(p.batch_index, first, prev_root, p.last_block)
+        call = self._commit_call(p.batch_index, first, prev_root, p.last_block, p.deadline)
         raw, h = build_signed(self._w3, self._account, call, p.nonce, fee)
         p.raw, p.max_fee, p.sent_at = raw, fee, time.time()
         p.hashes.append(h)
@@ -215,8 +219,11 @@ class BatchPoster:
             "commitment re-signed with a higher fee", batch=p.batch_index, max_fee_gwei=fee / GWEI
         )
 
-    def _commit_call(self, batch_index: int, first: int, prev_root: bytes, last: int) -> object:
-        """``commitBatch`` for blocks ``first..last`` on top of the L1's ``prev_root``."""
+    def _commit_call(
+        self, batch_index: int, first: int, prev_root: bytes, last: int, deadline: int
+    ) -> object:
+        """``commitBatch`` for blocks ``first..last`` on top of the L1's ``prev_root``, void
+        after L1 block ``deadline``."""
         rollup = self._rollup.functions
         header = self._storage.header_at(last)
         assert header is not None
@@ -226,7 +233,15 @@ class BatchPoster:
             header.state_root,
             batch_commitment(batch_data(self._storage, first, last))[0],
             last,
+            deadline,
         )
+
+    def _deadline(self) -> int:
+        """The last L1 block a commitment planned now may land in: the sequencing-window check
+        (:meth:`_due_event_left_out`) holds until then; none without a window."""
+        if self._window is None:
+            return NO_DEADLINE
+        return int(self._w3.eth.block_number) + (self._window + 1) // 2
 
     def _maybe_post(self, next_index: int, last_committed: int) -> str:
         head = self._storage.head()
@@ -247,42 +262,45 @@ class BatchPoster:
         if waiting < self.settings.batch_blocks and age < self.settings.batch_seconds:
             return "idle"
         last = min(head.height, last_committed + self.settings.batch_max_blocks)
-        if self._leaves_out_due_event(last):
+        if last < head.height and self._due_event_left_out(last) is not None:
+            last = head.height  # past the cap: the blocks that carry the due events go with it
+        event = self._due_event_left_out(last)
+        if event is not None:
+            log.warning(
+                "batch held: an L1 event is not in the chain yet and would be overdue",
+                l1_event=event.position,
+                kind=event.kind,
+                last_block=last,
+            )
             return "held"
         nonce = int(self._w3.eth.get_transaction_count(self._account.address, "pending"))
-        call = self._commit_call(next_index, last_committed + 1, on_l1, last)
+        deadline = self._deadline()
+        call = self._commit_call(next_index, last_committed + 1, on_l1, last, deadline)
         raw, h = build_signed(self._w3, self._account, call, nonce, self.settings.max_fee_wei)
-        p = Pending(next_index, nonce, raw, [h], last, self._fee_of(raw), time.time())
+        p = Pending(next_index, nonce, raw, [h], last, self._fee_of(raw), time.time(), deadline)
         self._storage.put_synced(K_PENDING, p.encode())  # write-ahead, then send
         self._broadcast(raw)
         log.info("batch posted", batch=next_index, first=last_committed + 1, last=last, tx=h.hex())
         return "posted"
 
-    def _leaves_out_due_event(self, last: int) -> bool:
-        """Whether a batch ending at block ``last`` would break the sequencing window
-        (:mod:`node.l1.derivation`), were it mined within half a window: the verifier would
-        prove it fraud. The sequencer brings L1 events in within a few L1 blocks, so this holds
-        a batch only while the follower lags; the batch goes once its blocks caught up."""
+    def _due_event_left_out(self, last: int) -> L1Event | None:
+        """The first L1 event a batch ending at block ``last`` would leave out past the
+        sequencing window (:mod:`node.l1.derivation`), were it mined within half a window: the
+        verifier would prove it fraud. The sequencer brings L1 events in within a few L1 blocks,
+        so this holds a batch only while the follower lags; a batch capped at
+        ``batch_max_blocks`` then takes the later blocks that carry the events."""
         if self._window is None:
-            return False
+            return None
         header = self._storage.header_at(last)
         assert header is not None
-        raw = State(self._storage, header.state_root).get(state_keys.L1_LAST_EVENT)
+        # the cursor under that block's root (the flat index holds the head's: red team)
+        raw = self._storage.value_at(header.state_root, state_keys.L1_LAST_EVENT)
         c = L1Cursor(-1, -1) if raw is None else L1Cursor.decode(raw)
         cursor = (c.block, c.log_index)
         # every event up to the block's L1 origin is in (the sequencer's own rule)
         after = max(cursor, (header.l1_origin_number, 2**63))
-        due = int(self._w3.eth.block_number) + 1 - (self._window + 1) // 2
-        event = first_overdue(self._w3, self._decoder, after, due)
-        if event is None:
-            return False
-        log.warning(
-            "batch held: an L1 event is not in the chain yet and would be overdue",
-            l1_event=event.position,
-            kind=event.kind,
-            last_block=last,
-        )
-        return True
+        due = self._deadline() - self._window  # what the verifier asks of a batch mined then
+        return first_overdue(self._w3, self._decoder, after, due)
 
     @staticmethod
     def _fee_of(raw: bytes) -> int:

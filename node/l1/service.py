@@ -15,6 +15,7 @@ from ..sequencer import Sequencer
 from ..storage import Storage
 from .aggregator import Aggregator
 from .chain import GWEI, Deployment, L1Error, connect, load_account
+from .derivation import sequencing_window
 from .follower import Follower
 from .poster import BatchPoster, PosterSettings
 
@@ -73,6 +74,19 @@ def check_head_against_l1(rollup: Contract, storage: Storage, head_height: int) 
         )
 
 
+def check_window_against_confirmations(dep: Deployment, confirmations: int) -> None:
+    """Refuse a follower that sees L1 events too late for the sequencing window: the poster
+    holds a batch that leaves out an event older than half the window, and the follower sees
+    an event ``l1_confirmations`` blocks after it happened."""
+    window = sequencing_window(dep.inbox)
+    if window is not None and window // 2 <= confirmations + 2:
+        raise L1Error(
+            f"l1_confirmations = {confirmations} leaves no time within the ForcedInbox's "
+            f"sequencing window of {window} L1 blocks (half of it must exceed the "
+            "confirmations by more than 2): lower l1_confirmations, or deploy a longer window"
+        )
+
+
 def build_l1_services(cfg: NodeConfig, storage: Storage, seq: Sequencer) -> L1Services:
     """Connect, bind the contracts and build the services (raises L1Error if unusable, or if
     the database is behind what the L1 holds)."""
@@ -86,6 +100,7 @@ def build_l1_services(cfg: NodeConfig, storage: Storage, seq: Sequencer) -> L1Se
         cfg.l1_forced_inbox,
     )
     check_head_against_l1(dep.rollup, storage, seq.head.height)
+    check_window_against_confirmations(dep, cfg.l1_confirmations)
     assert cfg.l1_key_file is not None
     max_fee = int(cfg.l1_max_fee_gwei * GWEI)
 
