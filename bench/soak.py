@@ -293,12 +293,21 @@ async def ws(url: str, _: int, stop: asyncio.Event, seen: Counter[str]) -> None:
                         seen[f"code {data['error']['code']}"] += 1
                     elif "id" in data:
                         seen["subscribed"] += 1
-                elif msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED):
-                    seen["closed by the node"] += 1
+                else:  # CLOSE, CLOSING, CLOSED, ERROR: the node ended it
+                    seen[f"closed by the node ({msg.type.name})"] += 1
                     conns.remove(w)
                     break
             await asyncio.sleep(1)
-        for w in conns:
+        for w in conns:  # what the node did with the rest of the flood
+            try:
+                async with asyncio.timeout(2):
+                    async for msg in w:
+                        if msg.type == aiohttp.WSMsgType.TEXT and "error" in msg.data:
+                            seen[f"code {json.loads(msg.data)['error']['code']}"] += 1
+            except TimeoutError:
+                seen["still open at the end"] += 1
+            else:
+                seen[f"closed by the node ({w.close_code})"] += 1
             await w.close()
 
 

@@ -28,11 +28,11 @@ from typing import IO, Any
 
 import numpy as np
 
-from mps_common.hexutil import from_hex, to_hex
+from mps_common.hexutil import to_hex
 from mps_common.version import VERSION
 
 from .answers import as_bytes
-from .cli_requester import add_requester_commands
+from .cli_requester import add_requester_commands, task_id_arg
 from .client import MPSClient
 from .errors import RPCError, SDKError, TransportError
 from .keys import KeyFileError, Keypair
@@ -96,16 +96,6 @@ def epoch_progress(epoch: int) -> tuple[Progress, Callable[[dict[str, Any]], Non
 
 
 # -- options --------------------------------------------------------------------------------
-def task_id_arg(text: str) -> bytes:
-    try:
-        raw = from_hex(text, "task id", prefix_optional=True)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a hex task id: {text!r}") from None
-    if len(raw) != 32:
-        raise argparse.ArgumentTypeError("a task id is 32 bytes (64 hex digits)")
-    return raw
-
-
 def _devnet_rpc(datadir: Path) -> str:
     try:
         cfg = tomllib.loads((datadir / "config.toml").read_text())
@@ -363,7 +353,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--trust", choices=("l1", "node"), default=None, help="default: l1 if given")
     p = add("claim", cmd_claim, "claim the rewards of a task settled on the L1")
     p.add_argument("task", type=task_id_arg)
-    add_requester_commands(add, connect, task_id_arg)
+    add_requester_commands(add, connect)
     return parser
 
 

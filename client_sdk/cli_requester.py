@@ -88,14 +88,23 @@ def wei(text: str) -> int:
     return value
 
 
-def key_arg(text: str) -> bytes:
-    try:
-        raw = from_hex(text, "key", prefix_optional=True)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a hex key: {text!r}") from None
-    if len(raw) != 32:
-        raise argparse.ArgumentTypeError("an ed25519 public key is 32 bytes (64 hex digits)")
-    return raw
+def hex32_arg(what: str) -> Callable[[str], bytes]:
+    """An argparse type: 32 bytes of hex (``0x`` optional), named ``what`` in its errors."""
+
+    def parse(text: str) -> bytes:
+        try:
+            raw = from_hex(text, what, prefix_optional=True)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a hex {what}: {text!r}") from None
+        if len(raw) != 32:
+            raise argparse.ArgumentTypeError(f"a {what} is 32 bytes (64 hex digits)")
+        return raw
+
+    return parse
+
+
+key_arg = hex32_arg("public key")
+task_id_arg = hex32_arg("task id")
 
 
 # -- commands -------------------------------------------------------------------------------
@@ -189,7 +198,7 @@ def reclaim_command(connect: Connect) -> Callable[[argparse.Namespace], int]:
     return cmd
 
 
-def add_requester_commands(add: Add, connect: Connect, task_id_arg: Callable[[str], bytes]) -> None:
+def add_requester_commands(add: Add, connect: Connect) -> None:
     """Register the key and requester commands on ``mps-client``'s parser."""
     p = add("keygen", cmd_keygen, "write a new ed25519 client key file (owner-only)")
     p.add_argument("file", type=Path)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import structlog
 from aiohttp import WSCloseCode, WSMsgType, web
 
 from stf.errors import PARSE_ERROR, Code
@@ -12,6 +13,7 @@ from stf.errors import PARSE_ERROR, Code
 from .codec import JSON, MSGPACK, decode_body, encode_body
 from .jsonrpc import Dispatcher, RPCError, approx_size
 from .ports import RPCMetrics, Served
+from .rate import TokenBucket
 from .registry import bind
 from .subscriptions import Connection, SubscriptionMethods
 
@@ -19,8 +21,14 @@ DISPATCHER_KEY = web.AppKey("dispatcher", Dispatcher)
 NODE_KEY = web.AppKey("node", Served)
 MAX_BODY_KEY = web.AppKey("max_body_size", int)
 BODY_TIMEOUT_KEY = web.AppKey("body_timeout", float)
+log = structlog.get_logger("mps.rpc")
+
 DECODE_INLINE_BYTES = 256 * 1024  # larger bodies decode on a worker thread
 ENCODE_INLINE_BYTES = 256 * 1024  # and larger answers encode on one
+# requests one WebSocket connection may send: a client subscribes a handful of times and asks
+# now and then; past the burst, more than WS_RATE a second closes the connection (rpc/rate.py)
+WS_RATE = 50.0
+WS_BURST = 200.0
 
 
 def _media(request: web.Request) -> str:
@@ -102,8 +110,13 @@ async def handle_ws(request: web.Request) -> web.WebSocketResponse:
                 return
 
     pump_task = asyncio.create_task(pump())
+    bucket = TokenBucket(WS_RATE, WS_BURST)
     try:
         async for msg in ws:
+            if not bucket.take():
+                log.warning("websocket client over its request rate; closing it", rate=WS_RATE)
+                await ws.close(code=WSCloseCode.POLICY_VIOLATION, message=b"too many requests")
+                break
             if msg.type == WSMsgType.TEXT:
                 raw, media = msg.data.encode(), JSON
             elif msg.type == WSMsgType.BINARY:

@@ -272,3 +272,24 @@ async def test_a_consumer_too_slow_is_dropped_with_one_log_line(monkeypatch) -> 
     assert [e["event"] for e in logs] == ["websocket consumer too slow; dropping it"]
     assert conn.too_slow and conn.queue.qsize() == 4
     assert feed.live == 0 and conn.subs == {}
+
+
+async def test_a_connection_flooding_requests_is_closed_and_others_are_served(h: NodeHarness):
+    """Issue 13 (bench/soak.py): 5,000 refused subscribe requests over five connections held
+    honest requests up ~200 ms. Past its burst, a connection sending faster than its rate is
+    closed; another connection is served as before."""
+    from rpc import server
+
+    flood = await connect(h)
+    for i in range(int(server.WS_BURST) + 50):
+        await flood.ws.send_json({"jsonrpc": "2.0", "id": i, "method": "mps_chainId"})
+    closed = None
+    for _ in range(int(server.WS_BURST) + 60):
+        msg = await flood.ws.receive(timeout=5)
+        if msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED):
+            closed = msg
+            break
+    assert closed is not None and closed.data == aiohttp.WSCloseCode.POLICY_VIOLATION
+    other = await connect(h)
+    assert await other.result("mps_chainId") == 4242
+    await other.ws.close()
