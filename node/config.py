@@ -84,6 +84,10 @@ class NodeConfig:
     batch_blocks: int = 20  # commit a batch once this many blocks wait...
     batch_seconds: float = 30.0  # ...or once the oldest waiting block is this old
     batch_max_blocks: int = 1000
+    # publish every batch's data on the L1 as well (a data challenge the poster answers itself,
+    # about 41 gas a byte), so that a verifier can derive the chain from the L1 alone at any time,
+    # not only within each batch's data window
+    batch_data_on_l1: bool = False
     l1_max_fee_gwei: float = 500.0  # the poster never bids more per gas than this
     genesis_stakes: tuple[GenesisStake, ...] = field(default=())
 

@@ -10,7 +10,7 @@ import os
 from contextlib import redirect_stdout
 from pathlib import Path
 
-from l1_node import FIRST_CLIENT, VERIFIER, l1_net
+from l1_node import DA_BOND, FIRST_CLIENT, SEQUENCER, VERIFIER, l1_net
 from rpc_fixtures import CHAIN_ID
 from test_l1_forced import censored_tx, user_l1
 
@@ -85,3 +85,28 @@ async def test_a_wrong_genesis_file_is_caught_against_the_l1(tmp_path: Path) -> 
             v = Verifier(net.c("MPSRollup"), None, storage, genesis=spec)
             bad = await asyncio.to_thread(v.verify_new_batches)
         assert bad is not None and "given genesis state root differs" in bad.why
+
+
+async def test_with_data_on_l1_a_late_verifier_rebuilds_from_the_l1_alone(tmp_path: Path) -> None:
+    """``batch_data_on_l1``: the poster puts every batch's data on the L1 itself (a data
+    challenge it answers), so a verifier that starts after every data window has closed, with no
+    sequencer RPC and no L1 key to challenge anything, still gets every root."""
+    async with l1_net(tmp_path, node={"batch_data_on_l1": True}) as net:
+        h, f = net.h, net.c("MPSRollup").functions
+        for i in range(2):
+            await h.send_ok(put_blob(Keypair.generate(), CHAIN_ID, 0, os.urandom(70_000 + i)))
+            await h.seal()
+            actions = net.post_until_idle()
+            assert actions[:2] == ["posted", "confirmed"], actions
+            assert "self-challenged" in actions and "published" in actions, actions
+        net.anvil.mine(40)  # every data window (and challenge window) is long over
+        spec = genesis_file_of(h.cfg, tmp_path)
+        with Storage(tmp_path / "late.db") as storage:
+            v = Verifier(net.c("MPSRollup"), None, storage, net.w3, genesis=spec)
+            assert await asyncio.to_thread(v.verify_new_batches) is None and v.waiting is None
+            assert v.checked == f.nextBatchIndex().call() == 2
+            for i in range(2):
+                root, _, last, _, _ = f.batch(i).call()
+                assert storage.header_at(last).state_root == bytes(root)
+        # the bonds came back to the sequencer's account, nothing was lost
+        assert f.bondBalance(net.accounts[SEQUENCER].address).call() == 2 * DA_BOND

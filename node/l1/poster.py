@@ -25,7 +25,14 @@ from stf.records import L1Cursor
 
 from ..metrics import Metrics
 from ..storage import Storage
-from .batch_data import DATA_ACTIVE, batch_commitment, batch_data, chunk_hashes, split_chunks
+from .batch_data import (
+    DATA_ACTIVE,
+    DATA_NONE,
+    batch_commitment,
+    batch_data,
+    chunk_hashes,
+    split_chunks,
+)
 from .chain import GWEI, Deployment, L1Error, build_signed, send_and_wait
 from .deposits import L1Event
 from .derivation import first_overdue, sequencing_window
@@ -80,6 +87,7 @@ class PosterSettings:
     batch_max_blocks: int
     max_fee_wei: int
     poll_interval: float
+    data_on_l1: bool = False  # publish every batch's data (config batch_data_on_l1)
 
 
 class BatchPoster:
@@ -121,6 +129,8 @@ class BatchPoster:
             return self._follow_up(Pending.decode(raw), next_index)
         if self._answer_data_challenge(next_index):
             return "published"
+        if self.settings.data_on_l1 and self._challenge_own_data(next_index):
+            return "self-challenged"
         return self._maybe_post(next_index, last_committed)
 
     def _answer_data_challenge(self, next_index: int) -> bool:
@@ -154,6 +164,31 @@ class BatchPoster:
                 sent += 1
             log.warning("challenged batch data published", batch=index, chunks=sent, of=len(chunks))
             return sent > 0
+        return False
+
+    def _challenge_own_data(self, next_index: int) -> bool:
+        """With ``data_on_l1``: demand the data of the newest batch nobody demanded yet, still in
+        its data window, from this very account, so that the next steps publish it (the bond
+        comes back with the last chunk: ``bondBalance``, withdrawn here once a few pile up).
+        True if a challenge went out."""
+        rollup = self._rollup.functions
+        now = int(self._w3.eth.block_number)
+        window = int(rollup.DA_CHALLENGE_BLOCKS().call())
+        bond = int(rollup.DA_BOND().call())
+        for index in range(next_index - 1, self.finalized_count - 1, -1):
+            committed_at = int(rollup.batch(index).call()[3])
+            if committed_at + window <= now + 1:  # too late for this one and every older one
+                break
+            if rollup.dataChallenge(index).call()[3] != DATA_NONE:
+                continue
+            if int(rollup.bondBalance(self._account.address).call()) >= 8 * bond:
+                send_and_wait(
+                    self._w3, self._account, rollup.withdrawBond(), self.settings.max_fee_wei
+                )
+            call = rollup.challengeData(index)
+            send_and_wait(self._w3, self._account, call, self.settings.max_fee_wei, bond)
+            log.info("batch data put on the L1 (a data challenge of our own)", batch=index)
+            return True
         return False
 
     def _refresh_finalized(self, next_index: int) -> None:
@@ -320,7 +355,8 @@ class BatchPoster:
         def after(action: str) -> bool:
             if metrics is not None and action != "idle":
                 metrics.l1_actions.labels("poster", action).inc()
-            return action in ("confirmed", "reverted", "replaced", "published")  # next at once
+            # the next step at once
+            return action in ("confirmed", "reverted", "replaced", "published", "self-challenged")
 
         await step_forever(
             "poster", self.step, after, self.settings.poll_interval, metrics, log,

@@ -119,7 +119,12 @@ def build_l1_services(cfg: NodeConfig, storage: Storage, seq: Sequencer) -> L1Se
         load_account(cfg.l1_key_file),
         storage,
         PosterSettings(
-            cfg.batch_blocks, cfg.batch_seconds, cfg.batch_max_blocks, max_fee, cfg.l1_poll_interval
+            cfg.batch_blocks,
+            cfg.batch_seconds,
+            cfg.batch_max_blocks,
+            max_fee,
+            cfg.l1_poll_interval,
+            cfg.batch_data_on_l1,
         ),
         on_heads=seq.set_l1_heads,
     )
