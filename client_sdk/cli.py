@@ -127,7 +127,8 @@ def connect(args: argparse.Namespace, need_key: bool = True, need_l1: bool = Fal
             if need_l1:
                 raise UsageError(
                     f"the dev network in {devnet} runs without an L1 (mps-node dev --no-l1): "
-                    "stake, unregister, withdraw and claim need one"
+                    "stake, unregister, withdraw, claim, a funded create-task, refund and reclaim "
+                    "need one"
                 )
         elif not args.account:
             raise UsageError("--devnet needs --account (client0, client1, ..., or admin)")

@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 from dataclasses import replace
+from decimal import Decimal, localcontext
 from pathlib import Path
 from typing import Any
 
@@ -43,10 +44,13 @@ class ModelFileError(SDKError):
 def read_model(path: Path) -> tuple[tuple[tuple[str, tuple[int, ...]], ...], npt.NDArray[Any]]:
     """``(layout, flat float64 weights)`` of an ``.npz`` model file, in its arrays' order."""
     try:
-        with np.load(path, allow_pickle=False) as npz:
-            arrays = [(name, np.asarray(npz[name])) for name in npz.files]
+        loaded = np.load(path, allow_pickle=False)
     except (OSError, ValueError) as exc:
         raise ModelFileError(f"{path} is not a .npz model file: {exc}") from None
+    if not isinstance(loaded, np.lib.npyio.NpzFile):  # a .npy: one array, no names
+        raise ModelFileError(f"{path} is one array (.npy): give a .npz of named arrays")
+    with loaded as npz:
+        arrays = [(name, np.asarray(npz[name])) for name in npz.files]
     if not arrays:
         raise ModelFileError(f"{path} holds no arrays")
     for name, a in arrays:
@@ -72,20 +76,21 @@ def write_model(
 
 
 def wei(text: str) -> int:
-    """An amount in wei: an integer, or ``10**18`` / ``1e18`` forms."""
+    """An amount in wei, exactly: an integer, ``10**18`` or ``1e18`` (never through a float:
+    ``1e30`` is 10^30, and ``1e-3`` is refused, not rounded to 0)."""
     try:
-        if "**" in text:
-            base, exp = text.split("**")
-            value = int(int(base) ** int(exp))
-        elif "e" in text.lower():
-            value = int(float(text))
-        else:
-            value = int(text)
-    except ValueError:
+        with localcontext() as ctx:
+            ctx.prec = 100  # exact far past 2^256
+            if "**" in text:
+                base, exp = text.split("**")
+                number = Decimal(int(base)) ** int(exp)
+            else:
+                number = Decimal(text)
+    except (ValueError, ArithmeticError):
         raise argparse.ArgumentTypeError(f"not an amount in wei: {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError("an amount cannot be negative")
-    return value
+    if not number.is_finite() or number != number.to_integral_value() or number < 0:
+        raise argparse.ArgumentTypeError(f"an amount in wei is a whole number >= 0: {text!r}")
+    return int(number)
 
 
 def hex32_arg(what: str) -> Callable[[str], bytes]:

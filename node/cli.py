@@ -300,6 +300,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     from mps_common.transport import RPCClient
 
     from .l1.chain import GWEI, L1Error, bind_contract, connect, load_account
+    from .l1.data_source import DataUnobtainable
     from .l1.derivation import DerivationIncomplete
     from .l1.verifier import Verifier
     from .storage import Storage
@@ -340,6 +341,11 @@ def cmd_verify(args: argparse.Namespace) -> int:
         derivation = DerivationChecker(w3, registry, rewards, args.l1_start_block, inbox)
     else:
         log.warning("no --staking-registry: L1 deposits are not checked against the L1")
+        if inbox is not None:
+            log.warning(
+                "--forced-inbox needs --staking-registry: without it neither forced "
+                "transactions nor the sequencing window are checked"
+            )
     args.datadir.mkdir(parents=True, exist_ok=True)
     storage = Storage(args.datadir / "verified.db")
     try:
@@ -358,7 +364,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
             with blas_threads(args.blas_threads):
                 try:
                     bad = v.verify_new_batches()
-                except DerivationIncomplete as exc:
+                except (DerivationIncomplete, DataUnobtainable) as exc:
                     print(f"cannot verify: {exc}", file=sys.stderr)
                     return 2
             if bad is not None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 import structlog
@@ -29,6 +30,24 @@ ENCODE_INLINE_BYTES = 256 * 1024  # and larger answers encode on one
 # now and then; past the burst, more than WS_RATE a second closes the connection (rpc/rate.py)
 WS_RATE = 50.0
 WS_BURST = 200.0
+
+
+class ThrottledCount:
+    """Counts an event and logs it at most once per ``every`` seconds, with the count since."""
+
+    def __init__(self, message: str, every: float = 10.0) -> None:
+        self.message, self.every = message, every
+        self.pending, self._last = 0, float("-inf")
+
+    def note(self) -> None:
+        self.pending += 1
+        now = time.monotonic()
+        if now - self._last >= self.every:
+            log.warning(self.message, count=self.pending, rate=WS_RATE, burst=WS_BURST)
+            self.pending, self._last = 0, now
+
+
+WS_REFUSALS = ThrottledCount("websocket clients over their request rate closed")
 
 
 def _media(request: web.Request) -> str:
@@ -113,10 +132,6 @@ async def handle_ws(request: web.Request) -> web.WebSocketResponse:
     bucket = TokenBucket(WS_RATE, WS_BURST)
     try:
         async for msg in ws:
-            if not bucket.take():
-                log.warning("websocket client over its request rate; closing it", rate=WS_RATE)
-                await ws.close(code=WSCloseCode.POLICY_VIOLATION, message=b"too many requests")
-                break
             if msg.type == WSMsgType.TEXT:
                 raw, media = msg.data.encode(), JSON
             elif msg.type == WSMsgType.BINARY:
@@ -124,14 +139,26 @@ async def handle_ws(request: web.Request) -> web.WebSocketResponse:
             else:
                 break
             try:
-                payload = decode_body(raw, media)
+                if len(raw) > DECODE_INLINE_BYTES:  # as over HTTP: off the event loop
+                    payload = await asyncio.to_thread(decode_body, raw, media)
+                else:
+                    payload = decode_body(raw, media)
             except ValueError as exc:
-                out: Any = {
-                    "jsonrpc": "2.0",
-                    "id": None,
-                    "error": RPCError(PARSE_ERROR, f"parse error: {exc}").to_obj(),
-                }
-            else:
+                payload, out = (
+                    None,
+                    {
+                        "jsonrpc": "2.0",
+                        "id": None,
+                        "error": RPCError(PARSE_ERROR, f"parse error: {exc}").to_obj(),
+                    },
+                )
+            # a batch costs one token per request in it (a frame may carry max_batch of them)
+            cost = len(payload) if isinstance(payload, list) and payload else 1
+            if not bucket.take(cost):
+                WS_REFUSALS.note()
+                await ws.close(code=WSCloseCode.POLICY_VIOLATION, message=b"too many requests")
+                break
+            if payload is not None:
                 out = await d.handle(payload, context=conn)
             if out is not None:
                 if media == JSON:
@@ -201,4 +228,4 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/ws", handle_ws)
     app.router.add_get("/health", handle_health)
     app.router.add_get("/metrics", handle_metrics)
-    app.router.add_get("/blob/{hash}", handle_blob)
+    app.router.add_get("/blob/{hash}", handle_blob, allow_head=False)

@@ -72,7 +72,8 @@ def apply_tx(
     """Apply one stateless-valid transaction; raise :class:`TxInvalid` if it cannot be included.
 
     A transaction that fails in execution (:class:`TxFailed`) is still
-    included: its nonce advances and its other effects are rolled back.
+    included: its nonce advances and its other effects are rolled back (unless the failure
+    says ``keep_writes``: a forced transaction's deposit keeps the inner nonce it used).
     """
     ttype, args = checked
     want = expected_nonce(state, tx, ttype.PRIVILEGED)

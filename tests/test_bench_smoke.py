@@ -87,5 +87,7 @@ def test_soak_bench_runs_and_loses_no_honest_transaction() -> None:
     assert "| figure | honest only | under attack |" in out
     lost = next(line for line in out.splitlines() if "honest lost" in line)
     assert lost.endswith("| **0** | **0** |"), lost
+    acked = next(line for line in out.splitlines() if "honest sends acknowledged" in line)
+    assert all(int(n.replace(",", "")) > 0 for n in acked.split("|")[2:4]), acked
     for attack in ("amplify", "pin", "blobs", "fetch", "slowloris", "ws", "deep"):
         assert f"under attack, {attack}:" in out

@@ -17,8 +17,10 @@ from client_sdk.l1 import L1, L1Config
 from mps_common.transport import RPCClient
 from node.l1.chain import L1Error
 from node.l1.derivation import DerivationChecker, DerivationIncomplete
+from node.l1.poster import NO_DEADLINE, Pending
 from node.l1.verifier import Verifier
 from node.storage import Storage
+from stf import encoding
 from stf.tx import make_tx
 from stf.txtypes import blob
 from stf.txtypes.blob import PutBlob
@@ -114,17 +116,19 @@ async def test_a_capped_batch_takes_the_blocks_that_carry_a_due_event(tmp_path: 
     """Red team: the poster read the L1 cursor of the head, not of the batch's last block, so a
     batch capped at ``batch_max_blocks`` behind a backlog looked complete and was fraud. It now
     reads the cursor under the batch's root, and a batch that would leave a due event out takes
-    the later blocks that carry it, past the cap."""
+    the later blocks that carry it, past the cap, and no more."""
     async with l1_net(tmp_path, node={"batch_max_blocks": 2}) as net:
         user_l1(net).force_transaction(censored_tx(b"behind a backlog"))
         net.anvil.mine(WINDOW)
         for _ in range(4):  # a backlog sealed while the follower lagged
             await net.h.node.sequencer.produce_block()
         await net.follow()  # the next block carries the forced transaction
-        head = await net.h.result("mps_blockNumber")
+        carrying = await net.h.result("mps_blockNumber")
+        for _ in range(3):
+            await net.h.node.sequencer.produce_block()
         assert net.h.node.l1.poster.step() == "posted"
         assert net.post_until_idle()[0] == "confirmed"
-        assert net.c("MPSRollup").functions.batch(0).call()[2] == head  # past the cap of 2
+        assert net.c("MPSRollup").functions.batch(0).call()[2] == carrying  # past the cap of 2
         with Storage(tmp_path / "verifier.db") as vstore:
             assert await asyncio.to_thread(verifier(net, vstore).verify_new_batches) is None
 
@@ -193,3 +197,12 @@ async def test_a_commitment_mined_past_its_deadline_reverts_and_is_planned_again
         anvil.rpc("evm_setAutomine", [True])
         assert poster.step() == "posted"
         assert poster.step() == "confirmed"
+
+
+def test_a_pending_commitment_written_before_deadlines_still_decodes() -> None:
+    """The poster's write-ahead record gained the deadline; one written by the former code (a
+    node upgraded with a commitment in flight) reads back with no deadline."""
+    old = encoding.encode([3, 7, b"raw", [b"h" * 32], 12, 10**9, 1_700_000_000_000])
+    p = Pending.decode(old)
+    assert (p.batch_index, p.nonce, p.last_block, p.deadline) == (3, 7, 12, NO_DEADLINE)
+    assert Pending.decode(p.encode()) == p

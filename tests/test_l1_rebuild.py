@@ -10,6 +10,7 @@ import os
 from contextlib import redirect_stdout
 from pathlib import Path
 
+import pytest
 from l1_node import DA_BOND, FIRST_CLIENT, SEQUENCER, VERIFIER, l1_net
 from rpc_fixtures import CHAIN_ID
 from test_l1_forced import censored_tx, user_l1
@@ -18,6 +19,7 @@ from client_sdk import put_blob
 from client_sdk.keys import Keypair
 from node import cli
 from node.config import NodeConfig, render_toml
+from node.l1.data_source import DataUnobtainable
 from node.l1.derivation import DerivationChecker
 from node.l1.verifier import Verifier
 from node.storage import Storage
@@ -110,3 +112,22 @@ async def test_with_data_on_l1_a_late_verifier_rebuilds_from_the_l1_alone(tmp_pa
                 assert storage.header_at(last).state_root == bytes(root)
         # the bonds came back to the sequencer's account, nothing was lost
         assert f.bondBalance(net.accounts[SEQUENCER].address).call() == 2 * DA_BOND
+
+
+async def test_a_late_l1_only_verifier_stops_and_challenges_nothing(tmp_path: Path) -> None:
+    """Review: a verifier with no sequencer RPC, started after an honest batch's data window
+    closed (nobody demanded the data), called it a divergence and challenged it with its bond.
+    Its lateness is no fraud: it stops, naming the ways to get the data."""
+    async with l1_net(tmp_path) as net:
+        h, f = net.h, net.c("MPSRollup").functions
+        await h.send_ok(put_blob(Keypair.generate(), CHAIN_ID, 0, b"honest"))
+        await h.seal()
+        assert net.post_until_idle()[:2] == ["posted", "confirmed"]
+        net.anvil.mine(10)  # past the data window: nobody asked for the data
+        spec = genesis_file_of(h.cfg, tmp_path)
+        with Storage(tmp_path / "late.db") as storage:
+            v = Verifier(net.c("MPSRollup"), None, storage, net.w3, net.accounts[VERIFIER], 10**12,
+                         genesis=spec)  # fmt: skip
+            with pytest.raises(DataUnobtainable, match="batch_data_on_l1"):
+                await asyncio.to_thread(v.verify_new_batches)
+        assert f.firstOpenChallenge().call()[0] is False

@@ -281,4 +281,4 @@ async def test_a_devnet_without_an_l1_serves_read_only_commands(tmp_path: Path) 
             assert rc == 0 and "0x" + task_id.hex() in out, err
         rc, _, err = await cli("stake", "--devnet", dev, "--account", "client0")
         assert rc == 2
-        one_error(err, "runs without an L1", "stake, unregister, withdraw and claim need one")
+        one_error(err, "runs without an L1", "stake, unregister, withdraw, claim")

@@ -36,6 +36,11 @@ from .chain import send_and_wait
 log = structlog.get_logger("mps.l1.data")
 
 
+class DataUnobtainable(RuntimeError):
+    """A verifier deriving from the L1 alone met a batch whose data is not on the L1 and can no
+    longer be demanded: it stops (exit 2) rather than call an honest batch fraud."""
+
+
 @dataclass(frozen=True)
 class Waiting:
     """A data challenge is under way: ask again later."""
@@ -115,8 +120,14 @@ class BatchDataSource:
         return raws
 
     def _from_l1(self, b: BatchRef) -> list[bytes] | Unavailable:
+        # chunks go out within the data windows after the commit: a bounded log query
+        windows = int(self._rollup.DA_CHALLENGE_BLOCKS().call()) + int(
+            self._rollup.DA_RESOLVE_BLOCKS().call()
+        )
         logs = self._contract.events.ChunkPublished().get_logs(
-            from_block=b.committed_at, argument_filters={"batchIndex": b.index}
+            from_block=b.committed_at,
+            to_block=b.committed_at + windows,
+            argument_filters={"batchIndex": b.index},
         )
         chunks: dict[int, bytes] = {}
         for entry in logs:
@@ -133,16 +144,31 @@ class BatchDataSource:
         log.info("batch data read from the L1", batch=b.index, chunks=len(chunks), bytes=len(data))
         return raws
 
+    def _unavailable(self, why: str) -> Unavailable:
+        """Data this verifier cannot get. Asked of a sequencer that did not serve it, that is
+        the sequencer's fault (a divergence); with no sequencer to ask (from the L1 alone) it is
+        only this verifier's lateness, never a reason to challenge an honest batch (review)."""
+        if self._rpc is None:
+            raise DataUnobtainable(
+                f"{why}: nobody put it on the L1, and this verifier has no sequencer RPC to ask "
+                "(run it within each batch's data window, or against a sequencer with "
+                "batch_data_on_l1, or give --sequencer-rpc)"
+            )
+        return Unavailable(why)
+
     def _can_send(self) -> bool:
         return self._w3 is not None and self._account is not None
 
     def _challenge(self, b: BatchRef) -> Waiting | Unavailable:
         if not self._can_send():
-            return Unavailable(f"batch {b.index}'s data is not available (no L1 key to challenge)")
+            why = f"batch {b.index}'s data is not available (no L1 key to challenge)"
+            return self._unavailable(why)
         assert self._w3 is not None and self._account is not None
         window_end = b.committed_at + int(self._rollup.DA_CHALLENGE_BLOCKS().call())
         if int(self._w3.eth.block_number) + 1 >= window_end:
-            return Unavailable(f"batch {b.index}'s data is not available; its data window closed")
+            return self._unavailable(
+                f"batch {b.index}'s data is not available; its data window closed"
+            )
         bond = int(self._rollup.DA_BOND().call())
         call = self._rollup.challengeData(b.index)
         send_and_wait(self._w3, self._account, call, self._max_fee, bond)

@@ -99,8 +99,11 @@ class BatchPoster:
         storage: Storage,
         settings: PosterSettings,
         on_heads: Callable[[int, int], None] | None = None,
+        start_block: int = 0,
     ) -> None:
         self._w3 = w3
+        self._start_block = start_block  # the L1 block the contracts were deployed in
+        self._own_data_from = 0  # with data_on_l1: batches before this one are on the L1 (or lost)
         self._rollup = dep.rollup
         self._account = account
         self._storage = storage
@@ -167,19 +170,25 @@ class BatchPoster:
         return False
 
     def _challenge_own_data(self, next_index: int) -> bool:
-        """With ``data_on_l1``: demand the data of the newest batch nobody demanded yet, still in
-        its data window, from this very account, so that the next steps publish it (the bond
-        comes back with the last chunk: ``bondBalance``, withdrawn here once a few pile up).
-        True if a challenge went out."""
+        """With ``data_on_l1``: demand, from this very account, the data of the oldest batch
+        nobody demanded yet, so that the next steps publish it (the bond comes back with the
+        last chunk: ``bondBalance``, withdrawn here once a few pile up). A batch whose data
+        window closed first (the poster was down) is logged as an error, once: its data is not
+        on the L1. True if a challenge went out."""
         rollup = self._rollup.functions
         now = int(self._w3.eth.block_number)
         window = int(rollup.DA_CHALLENGE_BLOCKS().call())
         bond = int(rollup.DA_BOND().call())
-        for index in range(next_index - 1, self.finalized_count - 1, -1):
+        # finalized batches were handled by an earlier run; a discard moves the end back
+        self._own_data_from = min(max(self._own_data_from, self.finalized_count), next_index)
+        for index in range(self._own_data_from, next_index):
             committed_at = int(rollup.batch(index).call()[3])
-            if committed_at + window <= now + 1:  # too late for this one and every older one
-                break
             if rollup.dataChallenge(index).call()[3] != DATA_NONE:
+                self._own_data_from = index + 1  # demanded (by us or anyone): answered by rule
+                continue
+            if committed_at + window <= now + 1:
+                log.error("batch data never put on the L1: its data window closed", batch=index)
+                self._own_data_from = index + 1
                 continue
             if int(rollup.bondBalance(self._account.address).call()) >= 8 * bond:
                 send_and_wait(
@@ -236,15 +245,28 @@ class BatchPoster:
         return "resent"
 
     def _bump(self, p: Pending) -> None:
-        """Re-sign under the same nonce with a higher fee, up to the cap."""
+        """Re-sign under the same nonce with a higher fee, up to the cap. Past its deadline
+        the commitment could only revert: it is planned again (a new deadline, and the blocks
+        that carry what became due since), still under the same nonce (review)."""
         fee = min(int(p.max_fee * BUMP) + 1, self.settings.max_fee_wei)
-        if fee <= p.max_fee:
+        late = p.deadline != NO_DEADLINE and int(self._w3.eth.block_number) >= p.deadline
+        if fee <= p.max_fee and not late:
             p.sent_at = time.time()
             self._storage.put_synced(K_PENDING, p.encode())
             return
         rollup = self._rollup.functions  # unchanged while the commitment is pending
         first = int(rollup.lastCommittedBlock().call()) + 1
         prev_root = bytes(rollup.lastStateRoot().call())
+        if late:
+            head = self._storage.head()
+            assert head is not None
+            deadline = self._deadline()
+            last = self._batch_end(p.last_block, head.height, deadline)
+            if last is None:  # nothing valid to send yet: the old one reverts if mined
+                p.sent_at = time.time()
+                self._storage.put_synced(K_PENDING, p.encode())
+                return
+            p.last_block, p.deadline = last, deadline
         call = self._commit_call(p.batch_index, first, prev_root, p.last_block, p.deadline)
         raw, h = build_signed(self._w3, self._account, call, p.nonce, fee)
         p.raw, p.max_fee, p.sent_at = raw, fee, time.time()
@@ -296,20 +318,12 @@ class BatchPoster:
         age = time.time() - first.timestamp_ms / 1000
         if waiting < self.settings.batch_blocks and age < self.settings.batch_seconds:
             return "idle"
-        last = min(head.height, last_committed + self.settings.batch_max_blocks)
-        if last < head.height and self._due_event_left_out(last) is not None:
-            last = head.height  # past the cap: the blocks that carry the due events go with it
-        event = self._due_event_left_out(last)
-        if event is not None:
-            log.warning(
-                "batch held: an L1 event is not in the chain yet and would be overdue",
-                l1_event=event.position,
-                kind=event.kind,
-                last_block=last,
-            )
+        deadline = self._deadline()  # one for the whole plan: the check holds until then
+        cap = min(head.height, last_committed + self.settings.batch_max_blocks)
+        last = self._batch_end(cap, head.height, deadline)
+        if last is None:
             return "held"
         nonce = int(self._w3.eth.get_transaction_count(self._account.address, "pending"))
-        deadline = self._deadline()
         call = self._commit_call(next_index, last_committed + 1, on_l1, last, deadline)
         raw, h = build_signed(self._w3, self._account, call, nonce, self.settings.max_fee_wei)
         p = Pending(next_index, nonce, raw, [h], last, self._fee_of(raw), time.time(), deadline)
@@ -318,7 +332,34 @@ class BatchPoster:
         log.info("batch posted", batch=next_index, first=last_committed + 1, last=last, tx=h.hex())
         return "posted"
 
-    def _due_event_left_out(self, last: int) -> L1Event | None:
+    def _batch_end(self, cap: int, head: int, deadline: int) -> int | None:
+        """The block a batch should end at: ``cap`` (``batch_max_blocks`` on), unless that
+        leaves out an L1 event due by ``deadline``; then the first later block that carries
+        every due event (a binary search: the blocks' cursors only move on), past the cap, so
+        that a backlog drains in batches no larger than the window asks. None: not even the head
+        carries them yet (the follower lags): hold."""
+        if self._due_event_left_out(cap, deadline) is None:
+            return cap
+        event = self._due_event_left_out(head, deadline)
+        if event is not None:
+            log.warning(
+                "batch held: an L1 event is not in the chain yet and would be overdue",
+                l1_event=event.position,
+                kind=event.kind,
+                head=head,
+            )
+            return None
+        lo, hi = cap + 1, head  # hi carries them, cap does not
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if self._due_event_left_out(mid, deadline) is None:
+                hi = mid
+            else:
+                lo = mid + 1
+        log.info("batch past batch_max_blocks, to carry a due L1 event", cap=cap, last=hi)
+        return hi
+
+    def _due_event_left_out(self, last: int, deadline: int) -> L1Event | None:
         """The first L1 event a batch ending at block ``last`` would leave out past the
         sequencing window (:mod:`node.l1.derivation`), were it mined within half a window: the
         verifier would prove it fraud. The sequencer brings L1 events in within a few L1 blocks,
@@ -334,7 +375,8 @@ class BatchPoster:
         cursor = (c.block, c.log_index)
         # every event up to the block's L1 origin is in (the sequencer's own rule)
         after = max(cursor, (header.l1_origin_number, 2**63))
-        due = self._deadline() - self._window  # what the verifier asks of a batch mined then
+        after = max(after, (self._start_block, -1))  # nothing is followed before the deployment
+        due = deadline - self._window  # what the verifier asks of a batch mined by the deadline
         return first_overdue(self._w3, self._decoder, after, due)
 
     @staticmethod

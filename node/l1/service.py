@@ -127,6 +127,7 @@ def build_l1_services(cfg: NodeConfig, storage: Storage, seq: Sequencer) -> L1Se
             cfg.batch_data_on_l1,
         ),
         on_heads=seq.set_l1_heads,
+        start_block=cfg.l1_start_block,
     )
     aggregator = None
     if cfg.l1_aggregator_key_file is not None:

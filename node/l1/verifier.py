@@ -34,7 +34,7 @@ from stf.transition import ChainConfig, state_transition
 
 from ..storage import Storage
 from .chain import send_and_wait
-from .data_source import BatchDataSource, BatchRef, Unavailable, Waiting
+from .data_source import BatchDataSource, BatchRef, DataUnobtainable, Unavailable, Waiting
 from .derivation import DerivationChecker, DerivationIncomplete
 
 log = structlog.get_logger("mps.l1.verifier")
@@ -183,7 +183,7 @@ class Verifier:
                 )
             except BlockInvalid as exc:
                 return Divergence(index, height, str(exc))
-            except DerivationIncomplete:  # this verifier cannot judge it: never a challenge
+            except (DerivationIncomplete, DataUnobtainable):  # cannot judge it: never a challenge
                 raise
             except Exception as exc:  # undecodable bytes are as bad as a wrong root
                 return Divergence(index, height, f"block cannot be decoded: {exc}")
