@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from math import prod
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -174,10 +174,12 @@ def train_update(
     return flatten(module, task_params) - start
 
 
-class Client:
+class Client(Protocol):
     """Flower's ``NumPyClient`` interface: parameters are lists of arrays, one per layout tensor.
 
-    ``config`` carries ``{"task": task id, "epoch": n}`` from :func:`run_client`.
+    A protocol: a ``flwr.client.NumPyClient`` is one as it stands (tests/test_flower.py runs an
+    unchanged one through :func:`client_sdk.runner.run_client`). ``config`` carries
+    ``{"task": task id, "epoch": n}`` from ``run_client``.
     """
 
     def get_parameters(self, config: dict[str, Any]) -> list[Vector]:

@@ -11,7 +11,7 @@ stamp=.venv/.installed
 if [ ! -f "$stamp" ] || [ setup.cfg -nt "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   .venv/bin/python -m pip install --quiet --upgrade pip setuptools wheel
   # torch (CPU build) lets the tests prove numpy and torch give the same bytes
-  .venv/bin/python -m pip install --quiet -e '.[dev,torch,demo]'
+  .venv/bin/python -m pip install --quiet -e '.[dev,torch,demo,flower]'
   touch "$stamp"
 fi
 # the pinned Solidity compiler (solcjs) and anvil, from the npm registry
