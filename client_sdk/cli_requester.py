@@ -19,6 +19,7 @@ import argparse
 from collections.abc import Callable
 from dataclasses import replace
 from decimal import Decimal, localcontext
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +40,10 @@ Add = Callable[[str, Callable[[argparse.Namespace], int], str], argparse.Argumen
 
 class ModelFileError(SDKError):
     """A model file that is not a ``.npz`` of named arrays (or does not fit the task)."""
+
+
+class BadArgument(SDKError):
+    """A value argparse lets through that the command cannot use (an accuracy above 1)."""
 
 
 def read_model(path: Path) -> tuple[tuple[tuple[str, tuple[int, ...]], ...], npt.NDArray[Any]]:
@@ -146,61 +151,44 @@ def task_params_of(args: argparse.Namespace) -> tuple[TaskParams, npt.NDArray[An
     return params, weights, script
 
 
-def create_task_command(connect: Connect) -> Callable[[argparse.Namespace], int]:
-    def cmd(args: argparse.Namespace) -> int:
-        params, weights, script = task_params_of(args)
-        mps = connect(args, need_l1=args.deposit_wei is not None)
-        task_id = mps.create_task(params, weights, script, args.deposit_wei)
-        paid = "" if args.deposit_wei is None else f", funded with {args.deposit_wei} wei"
-        print(f"created task {to_hex(task_id)} (d = {params.d}{paid})")
-        return 0
-
-    return cmd
+def cmd_create_task(connect: Connect, args: argparse.Namespace) -> int:
+    params, weights, script = task_params_of(args)
+    mps = connect(args, need_l1=args.deposit_wei is not None)
+    task_id = mps.create_task(params, weights, script, args.deposit_wei)
+    paid = "" if args.deposit_wei is None else f", funded with {args.deposit_wei} wei"
+    print(f"created task {to_hex(task_id)} (d = {params.d}{paid})")
+    return 0
 
 
-def model_command(connect: Connect) -> Callable[[argparse.Namespace], int]:
-    def cmd(args: argparse.Namespace) -> int:
-        mps = connect(args, need_key=False)
-        params = mps.task_params(args.task)
-        weights = mps.base_model(args.task, args.epoch)
-        write_model(args.out, params.layout, weights)
-        which = "the newest" if args.epoch is None else f"epoch {args.epoch}'s"
-        print(f"wrote {which} base model of task {to_hex(args.task)[:18]} to {args.out}")
-        return 0
-
-    return cmd
+def cmd_model(connect: Connect, args: argparse.Namespace) -> int:
+    mps = connect(args, need_key=False)
+    params = mps.task_params(args.task)
+    weights = mps.base_model(args.task, args.epoch)
+    write_model(args.out, params.layout, weights)
+    which = "the newest" if args.epoch is None else f"epoch {args.epoch}'s"
+    print(f"wrote {which} base model of task {to_hex(args.task)[:18]} to {args.out}")
+    return 0
 
 
-def report_command(connect: Connect) -> Callable[[argparse.Namespace], int]:
-    def cmd(args: argparse.Namespace) -> int:
-        if not 0.0 <= args.accuracy <= 1.0:
-            raise ModelFileError(f"accuracy is a fraction in [0, 1], not {args.accuracy}")
-        mps = connect(args)
-        mps.report_evaluation(args.task, args.epoch, args.accuracy)
-        print(f"reported accuracy {args.accuracy:.4f} for epoch {args.epoch}")
-        return 0
-
-    return cmd
+def cmd_report(connect: Connect, args: argparse.Namespace) -> int:
+    if not 0.0 <= args.accuracy <= 1.0:
+        raise BadArgument(f"accuracy is a fraction in [0, 1], not {args.accuracy}")
+    mps = connect(args)
+    mps.report_evaluation(args.task, args.epoch, args.accuracy)
+    print(f"reported accuracy {args.accuracy:.4f} for epoch {args.epoch}")
+    return 0
 
 
-def refund_command(connect: Connect) -> Callable[[argparse.Namespace], int]:
-    def cmd(args: argparse.Namespace) -> int:
-        mps = connect(args, need_key=False, need_l1=True)
-        paid = mps.l1.withdraw_refund(args.task)
-        print(f"refunded {paid} wei: what the task's fees left of its deposit")
-        return 0
-
-    return cmd
+def cmd_refund(connect: Connect, args: argparse.Namespace) -> int:
+    paid = connect(args, need_key=False, need_l1=True).l1.withdraw_refund(args.task)
+    print(f"refunded {paid} wei: what the task's fees left of its deposit")
+    return 0
 
 
-def reclaim_command(connect: Connect) -> Callable[[argparse.Namespace], int]:
-    def cmd(args: argparse.Namespace) -> int:
-        mps = connect(args, need_key=False, need_l1=True)
-        paid = mps.reclaim_funding(args.task)
-        print(f"reclaimed {paid} wei: a funding no task took (the BASE_FEE stays paid)")
-        return 0
-
-    return cmd
+def cmd_reclaim(connect: Connect, args: argparse.Namespace) -> int:
+    paid = connect(args, need_key=False, need_l1=True).reclaim_funding(args.task)
+    print(f"reclaimed {paid} wei: a funding no task took (the BASE_FEE stays paid)")
+    return 0
 
 
 def add_requester_commands(add: Add, connect: Connect) -> None:
@@ -209,7 +197,7 @@ def add_requester_commands(add: Add, connect: Connect) -> None:
     p.add_argument("file", type=Path)
     p.add_argument("--force", action="store_true", help="overwrite an existing file")
 
-    p = add("create-task", create_task_command(connect), "create a task (and fund it on the L1)")
+    p = add("create-task", partial(cmd_create_task, connect), "create a task (and fund it on L1)")
     p.add_argument("--model", type=Path, required=True, help=".npz of named float arrays")
     p.add_argument("--script", type=Path, required=True, help="the training script clients run")
     p.add_argument("--name", required=True)
@@ -227,17 +215,21 @@ def add_requester_commands(add: Add, connect: Connect) -> None:
         help="the task's reward pool, paid with the L1's BASE_FEE (a chain with an L1 needs it)",
     )  # fmt: skip
 
-    p = add("model", model_command(connect), "download a task's base model as .npz")
+    p = add("model", partial(cmd_model, connect), "download a task's base model as .npz")
     p.add_argument("task", type=task_id_arg)
     p.add_argument("--epoch", type=int, default=None, help="default: the current epoch's")
     p.add_argument("--out", type=Path, required=True)
 
-    p = add("report", report_command(connect), "report a closed epoch's accuracy (requester)")
+    p = add("report", partial(cmd_report, connect), "report a closed epoch's accuracy (requester)")
     p.add_argument("task", type=task_id_arg)
     p.add_argument("epoch", type=int)
     p.add_argument("accuracy", type=float, help="a fraction in [0, 1]")
 
-    p = add("refund", refund_command(connect), "withdraw what a settled task left of its deposit")
+    p = add(
+        "refund", partial(cmd_refund, connect), "withdraw what a settled task left of its deposit"
+    )
     p.add_argument("task", type=task_id_arg)
-    p = add("reclaim", reclaim_command(connect), "take back a funding no task took, once lapsed")
+    p = add(
+        "reclaim", partial(cmd_reclaim, connect), "take back a funding no task took, once lapsed"
+    )
     p.add_argument("task", type=task_id_arg)

@@ -12,19 +12,24 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.mark.slow
-def test_ingest_bench_quick_runs() -> None:
+def run_bench(script: str, *args: str, timeout: float) -> str:
+    """``bench/<script> args`` as a user runs it (no ``MPS_*`` settings); its stdout."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("MPS_")}
     res = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "ingest.py"), "--quick"],
+        [sys.executable, str(ROOT / "bench" / script), *args],
         cwd=ROOT,
         env=env,
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=timeout,
     )
     assert res.returncode == 0, res.stdout + res.stderr
-    out = res.stdout
+    return res.stdout
+
+
+@pytest.mark.slow
+def test_ingest_bench_quick_runs() -> None:
+    out = run_bench("ingest.py", "--quick", timeout=120)
     header = next(line for line in out.splitlines() if line.startswith("benchmark"))
     for col in ("benchmark", "measured", "raw 1-core", "ratio", "target", "result"):
         assert col in header
@@ -44,22 +49,8 @@ def test_detection_bench_quick_runs_with_an_attack_file() -> None:
     section, target line and the user's attack come out, not that the targets hold.
     """
     pytest.importorskip("sklearn")
-    res = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "bench" / "detection.py"),
-            "--quick",
-            "--no-flower",
-            "--attack-file",
-            str(ROOT / "bench" / "attacks_example.py"),
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert res.returncode == 0, res.stdout + res.stderr
-    out = res.stdout
+    example = str(ROOT / "bench" / "attacks_example.py")
+    out = run_bench("detection.py", "--quick", "--no-flower", "--attack-file", example, timeout=300)
     for section in ("## honest only", "## attacks", "## targets", "expected run time"):
         assert section in out, out
     for attack in ("alie*", "minmax*", "fang_krum*", "cartel", "backdoor", "fr_stale_peer"):
@@ -73,17 +64,7 @@ def test_detection_bench_quick_runs_with_an_attack_file() -> None:
 def test_soak_bench_runs_and_loses_no_honest_transaction() -> None:
     """``bench/soak.py`` for a few seconds per phase with every attack: both columns and each
     attack's outcome come out, and no acknowledged honest transaction is lost (issue 13)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MPS_")}
-    res = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "soak.py"), "--seconds", "3", "--honest", "2"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=240,
-    )
-    assert res.returncode == 0, res.stdout + res.stderr
-    out = res.stdout
+    out = run_bench("soak.py", "--seconds", "3", "--honest", "2", timeout=240)
     assert "| figure | honest only | under attack |" in out
     lost = next(line for line in out.splitlines() if "honest lost" in line)
     assert lost.endswith("| **0** | **0** |"), lost
