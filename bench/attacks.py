@@ -36,7 +36,10 @@ colluding ones spread their updates to pairwise cosine ``collusion_cos(rules)`` 
   last epoch's updates at the median norm plus noise (cosine ~0.9 to it); ``fr_global_cos``
   the last global step at cosine 0.99 (under ``global_echo_cos``); ``fr_stale_peer`` a
   random peer's update of the last epoch; ``fr_scaled_copy`` 0.85 x the first free rider's
-  update (the red-team's near copy that kept under the old 81% norm-ratio gate).
+  update (the red-team's near copy that kept under the old 81% norm-ratio gate);
+  ``fr_persistent`` knows the credit rule (:mod:`stf.fl.contribution`): the last global step
+  at cosine 0.9 plus a private random direction it keeps every epoch, so that its innovation
+  persists like an honest client's.
 
 Bring your own (``--attack-file PATH [--omniscient]``): a file defining ``attack(view)``;
 see ``bench/attacks_example.py``.
@@ -102,6 +105,7 @@ FREE_RIDERS = (
     "fr_global_cos",
     "fr_stale_peer",
     "fr_scaled_copy",
+    "fr_persistent",
 )
 BACKDOORS = ("backdoor",)
 
@@ -124,6 +128,8 @@ def spread(v: F64, rng: np.random.Generator, cos: float) -> F64:
 def honest_mat(view: View) -> F64:
     if view.current is None:
         raise ValueError("this attack is omniscient: it needs view.current")
+    if not view.current:  # every honest client is out of the task: nothing left to read
+        return np.zeros((1, view.d))
     return np.stack(view.current).astype(np.float64)
 
 
@@ -271,6 +277,11 @@ def free_rider(kind: str) -> AttackFn:
             ortho = noise - (noise @ g) / gn**2 * g
             ortho *= math.tan(math.acos(0.99)) * gn / np.linalg.norm(ortho)
             return (g + ortho) * (norm / (gn / 0.99))
+        if kind == "fr_persistent":  # knows the credit rule: a private direction it keeps
+            fixed = np.random.default_rng(1_000_003 + view.client).normal(0.0, 1.0, view.d)
+            ortho = fixed - (fixed @ g) / gn**2 * g
+            ortho *= math.tan(math.acos(0.9)) * gn / np.linalg.norm(ortho)
+            return (g + ortho) * (norm / (gn / 0.9))
         if kind == "fr_stale_peer":
             peers = [k for k in view.history[-1] if k not in view.attackers]
             return view.history[-1][peers[int(view.rng.integers(len(peers)))]].copy()

@@ -291,6 +291,7 @@ class HonestRow:
     bar_reasons: Counter[str] = field(default_factory=Counter)
     acc: list[float] = field(default_factory=list)
     ref: list[float] = field(default_factory=list)
+    reward_low: list[float] = field(default_factory=list)
 
 
 def task_for(s: Setup, ds: str, alpha: float, n: int, seed: int) -> Task:
@@ -316,6 +317,7 @@ def honest_rows(s: Setup, t0: float) -> dict[tuple[str, float, int], HonestRow]:
                     row.bar_reasons.update(r.honest_bar_reasons)
                     row.acc.append(r.acc)
                     row.ref.append(ref.acc)
+                    row.reward_low.append(r.reward_low)
                     progress(
                         t0,
                         f"honest {ds} a={alpha:g} n={n} seed {seed}: slashed "
@@ -329,7 +331,8 @@ def print_honest(s: Setup, rows: dict[tuple[str, float, int], HonestRow]) -> Non
     print(f"\n## honest only: {s.epochs} epochs, {s.seeds} seed(s), no attacker")
     head = (
         f"{'dataset':8s} {'alpha':>5s} {'n':>3s} {'slashed(max)':>12s} {'barred(max)':>11s} "
-        f"{'acc':>6s} {'FedAvg':>6s} {'d(pts)':>7s}  honest flagged-epochs per flag | "
+        f"{'acc':>6s} {'FedAvg':>6s} {'d(pts)':>7s} {'low/med':>7s}  "
+        "honest flagged-epochs per flag | "
         "slashed by | barred by"
     )
     print(head)
@@ -339,7 +342,7 @@ def print_honest(s: Setup, rows: dict[tuple[str, float, int], HonestRow]) -> Non
         print(
             f"{ds:8s} {alpha:5g} {n:3d} {max(r.slashed):5d} of {n:<4d} "
             f"{max(r.barred):4d} of {n:<4d} "
-            f"{np.mean(r.acc):6.4f} {np.mean(r.ref):6.4f} {d:+7.2f}  "
+            f"{np.mean(r.acc):6.4f} {np.mean(r.ref):6.4f} {d:+7.2f} {min(r.reward_low):7.2f}  "
             f"{fmt_counts(r.flagged)} | {fmt_counts(r.slash_reasons)} | "
             f"{fmt_counts(r.bar_reasons)}"
         )

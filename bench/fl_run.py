@@ -6,9 +6,9 @@ inside change. Every epoch the active clients train from the current global mode
 int8 updates, honest clients first, attackers last (each attacker gets an
 :class:`attacks.View`). Under the STF a barred or slashable client is out for good; a flagged
 one is left out of that epoch's aggregate. Rewards are counted as the reward leaf does
-(``stf/fl/settlement.py``): ``accepted`` counts a client's unflagged updates, a ``flagged``
-bit sticks once it is barred or slashable, and only clients without it share the reward, in
-proportion to ``accepted``.
+(``stf/fl/settlement.py``): ``accepted`` sums a client's reward credits (``ClientResult.credit``,
+:mod:`stf.fl.contribution`), a ``flagged`` bit sticks once it is barred or slashable, and only
+clients without it share the reward, in proportion to ``accepted``.
 """
 
 from __future__ import annotations
@@ -48,8 +48,9 @@ class RunResult:
     honest_slash_reasons: Counter[str] = field(default_factory=Counter)
     honest_bar_reasons: Counter[str] = field(default_factory=Counter)
     att_reasons: Counter[str] = field(default_factory=Counter)
-    reward_honest: float = 0.0  # mean reward weight (unflagged updates; 0 if barred/slashable)
+    reward_honest: float = 0.0  # mean reward weight (credits; 0 if barred/slashable)
     reward_att: float = 0.0
+    reward_low: float = 0.0  # least-paid honest client still in, over the honest median
 
 
 @dataclass
@@ -110,7 +111,7 @@ def stf_step(
         flags = out.clients[k].flags
         if i not in att:
             res.honest_flagged.update(flag_names(flags))
-        chain.accepted[i] += flags == 0  # the reward leaf counts unflagged updates
+        chain.accepted[i] += out.clients[k].credit  # the reward leaf sums credits
         v = next_verdict(chain.verdicts[i], flags, e, rules)
         if chain.verdicts[i].standing and not v.standing:
             chain.flagged.add(i)  # barred or slashable: the whole share is forfeit
@@ -128,7 +129,7 @@ def stf_step(
 
 
 def settle(res: RunResult, chain: Chain, clients: list[int], att: set[int]) -> None:
-    """Slash and bar counts, and the reward leaf's weights (unflagged updates, 0 once out)."""
+    """Slash and bar counts, and the reward leaf's weights (credits, 0 once out)."""
 
     def weight(i: int) -> float:
         return 0.0 if i in chain.flagged else float(chain.accepted[i])
@@ -140,6 +141,9 @@ def settle(res: RunResult, chain: Chain, clients: list[int], att: set[int]) -> N
     res.att_caught = sum(not chain.verdicts[i].standing for i in att)
     res.reward_honest = float(np.mean([weight(i) for i in hon])) if hon else 0.0
     res.reward_att = float(np.mean([weight(i) for i in att])) if att else 0.0
+    kept = [weight(i) for i in hon if i not in chain.flagged]
+    med = float(np.median(kept)) if kept else 0.0
+    res.reward_low = min(kept) / med if med > 0 else 0.0
 
 
 def run(

@@ -126,6 +126,7 @@ def slashing_verifier(
                 "rank": r.rank,
                 "flags": r.flags,
                 "flagNames": flag_names(r.flags),
+                "credit": r.credit,
             }
         )
     return verdict, records

@@ -25,7 +25,7 @@ from stf.block import Block, Header, Receipt
 from stf.smt import SparseMerkleTree
 from stf.state import BLOB_PREFIX, STATE_PREFIX, VALUE_PREFIX
 
-SCHEMA_VERSION = 2  # 2: the receipts root commits to codes, not messages (block hashes moved)
+SCHEMA_VERSION = 3  # 2: receipts root commits to codes; 3: client records carry credits
 
 K_SCHEMA = b"meta:schema"
 K_GENESIS = b"meta:genesis"

@@ -83,6 +83,7 @@ def client_record_view(client: bytes, rec: ClientRecord) -> dict[str, Any]:
         "flags": rec.flags,
         "flagNames": flag_names(rec.flags),
         "selected": rec.selected,
+        "credit": rec.credit,
     }
 
 
@@ -123,4 +124,5 @@ def proven_record_fields(epoch: int, r: ClientRecord) -> dict[str, Any]:
         "rank": r.rank,
         "flags": r.flags,
         "flagNames": flag_names(r.flags),
+        "credit": r.credit,
     }

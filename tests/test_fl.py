@@ -29,6 +29,7 @@ from stf.errors import Code
 from stf.fl import settlement
 from stf.fl.checks import MIN_PROVABLE_SUPPORT
 from stf.fl.commit import commitment
+from stf.fl.contribution import CREDIT_SCALE
 from stf.fl.flags import EXACT, STATISTICAL, Flag
 from stf.fl.records import CLEAN, NO_EPOCH, ClientRecord, EpochSummary, Verdict
 from stf.fl.rules import BOUNDS, EpochRules, check_bounds
@@ -1026,7 +1027,8 @@ def test_a_sybil_cannot_copy_an_update_or_a_commitment() -> None:
     raw = fl.get(state_keys.reward_share(tid, pub(sybil)))
     assert raw is not None and settlement.decode_reward_share(raw) == (0, False)
     raw = fl.get(state_keys.reward_share(tid, pub(victim)))
-    assert raw is not None and settlement.decode_reward_share(raw) == (1, False)
+    # the first epoch's unflagged update earns the full credit
+    assert raw is not None and settlement.decode_reward_share(raw) == (CREDIT_SCALE, False)
     assert stake_of(fl, victim) == genesis_stake(fl, victim)
 
 
@@ -1144,11 +1146,13 @@ def test_strikes_accumulate_and_bar_at_strikes_to_bar(
         assert (name in barred_at) == (max(expected[name]) >= strikes_to_bar)
         assert len(expected[name]) == (barred_at[name] + 1 if name in barred_at else epochs)
         assert stake_of(fl, k) == genesis_stake(fl, k)
-        # reward: one share per unflagged update; a barred client forfeits all
+        # reward: the credits of its unflagged updates; a barred client forfeits all
         raw = fl.get(state_keys.reward_share(tid, pub(k)))
         assert raw is not None
-        clean = patterns[name][: len(expected[name])].count(CLEAN_EPOCH)
-        assert settlement.decode_reward_share(raw) == (clean, name in barred_at)
+        mine = [fl.record(tid, ep, k) for ep in range(len(expected[name]))]
+        assert all(r.credit == 0 for r in mine if r.flags)
+        credit = sum(r.credit for r in mine)
+        assert settlement.decode_reward_share(raw) == (credit, name in barred_at)
 
 
 # -- report_evaluation ---------------------------------------------------------
@@ -1471,8 +1475,10 @@ def test_a_task_that_can_no_longer_reach_min_clients_ends_by_rule() -> None:
     assert fl.open_tasks() == []
     raw = fl.get(state_keys.settlement(tid))
     assert raw is not None
-    # two trained epochs; the four honest clients' clean updates; the barred one forfeits
-    assert settlement.decode_settlement(raw) == settlement.Settlement(2, 2, 8)
+    # two trained epochs; the four honest clients' credits; the barred one forfeits
+    total = sum(fl.record(tid, ep, k).credit for ep in (0, 1) for k in c[:4])
+    assert total >= 4 * CREDIT_SCALE
+    assert settlement.decode_settlement(raw) == settlement.Settlement(2, 2, total)
     assert fl.replay_from_genesis().data == fl.chain.store.data
 
 

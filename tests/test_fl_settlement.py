@@ -20,6 +20,7 @@ from stf import encoding, state_keys
 from stf.errors import Code
 from stf.fl import settlement
 from stf.fl.checks import MIN_PROVABLE_SUPPORT
+from stf.fl.contribution import CREDIT_SCALE
 from stf.fl.flags import EXACT, STATISTICAL, Flag
 from stf.fl.records import CLEAN, NO_EPOCH, Verdict
 from stf.fl.rules import EpochRules
@@ -300,31 +301,39 @@ def test_slash_leaf_proof_verifies_against_the_state_root(run: Run) -> None:
         assert not verify_proof(root, key, bytes(8), proof)
 
 
-def test_reward_shares_count_unflagged_updates_and_stick_flagged_when_excluded(
-    run: Run,
-) -> None:
+def credits_of(run: Run, k: SigningKey) -> list[int]:
+    """The credit of each of ``k``'s epoch records, in epoch order."""
+    return [run.fl.record(run.tid, ep, k).credit for ep, f in enumerate(run.flags) if pub(k) in f]
+
+
+def test_reward_shares_sum_credits_and_stick_flagged_when_excluded(run: Run) -> None:
     fl, tid = run.fl, run.tid
+    full = CREDIT_SCALE  # an unflagged update of the task's first epoch
     for k in run.hon[:6]:
-        assert reward(fl, tid, k) == (3, False)
-    assert reward(fl, tid, run.hon[6]) == (2, False)  # skipped epoch 2
+        c = credits_of(run, k)
+        assert c[0] == full and len(c) == 3 and reward(fl, tid, k) == (sum(c), False)
     assert reward(fl, tid, run.zero) == (0, False)  # its one update was flagged: a strike only
     assert reward(fl, tid, run.noisy) == (0, True)  # barred: forfeits its share
-    assert reward(fl, tid, run.reformed) == (2, False)  # loses only the flagged epoch's share
-    assert reward(fl, tid, run.replayer) == (1, True)  # slashable: its clean epoch 0 forfeited
-    assert reward(fl, tid, run.late) == (2, True)
+    # flagged in epoch 0: no credit there, only for its later, used updates
+    assert credits_of(run, run.reformed)[0] == 0
+    assert reward(fl, tid, run.reformed) == (sum(credits_of(run, run.reformed)), False)
+    assert reward(fl, tid, run.replayer) == (full, True)  # slashable: its epoch 0 forfeited
+    assert reward(fl, tid, run.late)[1]  # type: ignore[index]
     # the raw 5 bytes, and their proof
     raw = fl.get(state_keys.reward_share(tid, pub(run.hon[0])))
-    assert raw == bytes.fromhex("0000000300")
+    assert raw == sum(credits_of(run, run.hon[0])).to_bytes(4, "big") + b"\x00"
     assert_proven(fl, state_keys.reward_share(tid, pub(run.hon[0])), raw)
     raw = fl.get(state_keys.reward_share(tid, pub(run.replayer)))
-    assert raw == bytes.fromhex("0000000101")
+    assert raw == full.to_bytes(4, "big") + b"\x01"
     assert_proven(fl, state_keys.reward_share(tid, pub(run.replayer)), raw)
-    # recomputed from the epoch records and the verdicts
+    # recomputed from the epoch records and the verdicts: a flagged record has no credit
     for k in fl.clients:
         mine = [f[pub(k)] for f in run.flags if pub(k) in f]
+        c = credits_of(run, k)
+        assert all(cr == 0 for cr, fl_ in zip(c, mine, strict=True) if fl_)
         v = fl.verdict(tid, k)
         assert v is not None
-        assert reward(fl, tid, k) == (mine.count(0), not v.standing)
+        assert reward(fl, tid, k) == (sum(c), not v.standing)
 
 
 def test_settlement_written_when_the_last_epoch_closes(run: Run) -> None:
@@ -333,9 +342,9 @@ def test_settlement_written_when_the_last_epoch_closes(run: Run) -> None:
     assert (task.status, task.epoch) == (FINISHED, 3)
     raw = fl.get(state_keys.settlement(tid))
     assert raw is not None
-    # the honest clients' updates and reformed's two clean ones; zero has none; noisy (barred),
-    # replayer and late (slashable) forfeit theirs
-    total = 6 * 3 + 2 + 2
+    # the honest clients' credits and reformed's; zero has none; noisy (barred), replayer and
+    # late (slashable) forfeit theirs
+    total = sum(sum(credits_of(run, k)) for k in (*run.hon, run.reformed))
     assert raw == b"\x02" + (3).to_bytes(4, "big") + total.to_bytes(8, "big") + bytes(20)
     assert settlement.decode_settlement(raw) == settlement.Settlement(2, 3, total)
     assert_proven(fl, state_keys.settlement(tid), raw)
@@ -354,7 +363,9 @@ def test_settlement_is_not_written_before_the_task_stops() -> None:
     fl.submit_all(tid, 0, [(k, h.one()) for k in fl.clients])
     assert fl.get(state_keys.settlement(tid)) is None
     fl.submit_all(tid, 1, [(k, h.one()) for k in fl.clients])
-    leaf = b"\x02" + (2).to_bytes(4, "big") + (10).to_bytes(8, "big") + bytes(20)
+    total = sum(fl.record(tid, ep, k).credit for ep in (0, 1) for k in fl.clients)
+    assert total >= 5 * CREDIT_SCALE  # epoch 0 alone pays five full credits
+    leaf = b"\x02" + (2).to_bytes(4, "big") + total.to_bytes(8, "big") + bytes(20)
     assert fl.get(state_keys.settlement(tid)) == leaf
 
 
@@ -378,7 +389,8 @@ def test_settlement_written_once_when_the_target_is_reported() -> None:
     raw = fl.get(state_keys.settlement(tid))
     # two epochs trained; the zero sender's one update is flagged and does not count, and one
     # strike does not exclude it (a share of 0, not flagged)
-    assert raw == b"\x01" + (2).to_bytes(4, "big") + (10).to_bytes(8, "big") + bytes(20)
+    total = sum(fl.record(tid, ep, k).credit for ep in (0, 1) for k in hon)
+    assert raw == b"\x01" + (2).to_bytes(4, "big") + total.to_bytes(8, "big") + bytes(20)
     assert reward(fl, tid, zero) == (0, False)
     assert fl.verdict(tid, zero) == Verdict(1, False, 0, NO_EPOCH)
     assert_proven(fl, state_keys.settlement(tid), raw)
@@ -529,7 +541,7 @@ def test_the_settlement_names_the_bound_funder() -> None:
     fl.submit_all(tid, 0, [(k, h.one()) for k in fl.clients])
     raw = fl.get(state_keys.settlement(tid))
     assert raw is not None
-    assert settlement.decode_settlement(raw) == settlement.Settlement(2, 1, 5, ALICE)  # type: ignore[arg-type]
+    assert settlement.decode_settlement(raw) == settlement.Settlement(2, 1, 5 * CREDIT_SCALE, ALICE)  # type: ignore[arg-type]
 
 
 def test_malformed_fund_deposits_are_dropped() -> None:

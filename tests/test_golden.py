@@ -21,6 +21,8 @@ holds ``funding_window_blocks``, a task's parameters its ``funder``, the settle 
 funder and a ``funding/<task><funder>`` leaf is binary; the ``funded`` chain was added.
 Every chain's block hashes (not one state root) for the receipts root of issue 12's red team:
 it commits to each receipt's hash, height, index, status and code, no longer to its message.
+Every chain that trains for reward credits (issue 10): a client's epoch record carries its
+``credit`` and the ``reward/`` leaf sums credits instead of counting unflagged updates.
 """
 
 from __future__ import annotations
@@ -127,38 +129,38 @@ def funded_chain() -> FL:
 
 PINNED_CHAINS: dict[str, tuple[str, str]] = {
     "chunky_int16_trimmed": (
-        "6f7302e3a7bb9f3fff077bf158ad0e20945c4f6c41c2b95bf7bed68540060d34",
-        "09ab3cae7a9e12d9984b9de7000ed093af0875de809907ce1546ff85c3fd5daa",
+        "adc0e806cfc7ca8c9d1e3e8a7426327caa015baf6c6b30481abb9ab80fcbd864",
+        "1150f8e25f189f664aa1403f4acf6d0958e3fc9b666ecc68c8fc6b9fa2e0c199",
     ),
     "chunky_median": (
-        "fd16292973dd2121236721bc3329c327c7b109f8c52d2d5098d2e2ceeb1051ef",
-        "b26350aad443d56e5eb3bf090979b442a8bb4597274da928626696032b14a79e",
+        "85c042e90d3b90bc1c1f12424be97c794a60538d9967a9b2c5e6eb6b10cb1ca2",
+        "a28a743a02d18a3d143d7b3eb89fdb357223b841fb6822f986661dd1e82c40ec",
     ),
     "deposits": (
         "f4e75e590d3bead315488904637d95b1cea1060c8f3ae974961cdbb4c1ebacfe",
         "ed883503d8ee68963f3849eee31d367736e935691a78a00cd417d953cf4c1290",
     ),
     "funded": (
-        "b430677f8491ff3197ec227bbf0bb8169240255fd2d23a4ffeb8990d92ac89c1",
-        "bd27527e9ca0ebea816095911613a297034e17f0daa828a43a3607705ac9baeb",
+        "376e51a9badfab9c8cb3c19bb7051c54f57621ae081cd39994513764fd11897f",
+        "19d7e7c3c1ea65d5e6572e7524686144de599621781f81fb64b4b6f778b9998f",
     ),
     "scenario": (
-        "78cd7328d2a945e011784e48f1aa9d29aca30021064f9b22183dfd65fb750f5c",
-        "d47ce472c7834731a32cb7e4a6bf2e65b36a60ebe09475f8c6a083e2f3882704",
+        "030b644ce5f9cfbf6e6989479d04c0df127d26d772019dfb08a240f4e427b132",
+        "5a40fe1f10799589903481a752e0eec8040d52da8fb8c6431aa5a3ec3112d5c1",
     ),
     "settlement_run": (
-        "185c6d7c92b854e4d9a90e5440477a56da4e405dd83fa80b853c773f61a385f2",
-        "1d453b7c6aaa874e16837b6686902951a4f5e60166f9d414878e652bf53a7908",
+        "b5ce551c427ad37f54f9e88de6d6d2f0182795502cb18356528d5a18eaf34f39",
+        "34ccb80b61b35272a0fe471e2c4a10baaa91efd6d05dd7a3f96a0bb5b6eb06f9",
     ),
 }
 
 PINNED_ROOTS: dict[str, str] = {
-    "chunky_int16_trimmed": "8806624eb41be548a9a3694fc46e254aede2fc7ad30bf6d090722130c40af740",
-    "chunky_median": "d9fbc1dde72cdaaeb1c721c535cc1dd628c366d2f42fa59253ea0d02a64905f6",
+    "chunky_int16_trimmed": "d877c49a543252799986e357fe8ba3ac46cbfa654648d18428bdc6f2005ebff5",
+    "chunky_median": "22bd3c707c0755dee162c63f2efe3542ef383c4cdff9a22c1617bee5a5f1b3c8",
     "deposits": "ed3f65076faf5c364598041a91e2c2f6f3d0909277d5f1c6e02b755ad0f5132b",
-    "funded": "294f559bf67d6d0ea9d7d1f8a176ddff6fc008e96b90137cff45ee58f67d79c5",
-    "scenario": "58704646646d77279bc727814247014b21d2883a544f50a0fdadca53f9a81540",
-    "settlement_run": "5a723ada898f533880f813db0835b5c505e74925a824c59f43b1c52a11dd6939",
+    "funded": "cab446dffa244b35b3e312eeec58721551c205ec6de047a5ad238fb123e295d1",
+    "scenario": "7b1ddd9777845d5a3cef8806293a6d52df3d01532fd71f7cfc5a34f9c70a49d4",
+    "settlement_run": "2986967dce3f97e614c8605382ecda02486d2fb83bdd2d08ace7d453d0953bba",
 }
 
 BUILDERS = {
@@ -182,7 +184,7 @@ def test_fixture_chains_keep_their_pinned_hashes_and_roots(name: str) -> None:
 # -- the FL RPC answers, on a node whose clock is pinned -------------------------------
 
 SCRIPT = b"print('golden')\n"
-PINNED_RPC_DIGEST = "1125b75d068322a278742647ed632326a9e92a8673100af72d455bd9e3bfce16"
+PINNED_RPC_DIGEST = "0158400e494889c07de8e9532651e345c01420d3e7ed22e199fb686cc0a152c9"
 
 
 def golden_params(model: bytes, evaluator: bytes) -> TaskParams:

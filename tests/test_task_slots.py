@@ -10,6 +10,7 @@ from test_fl import FL, SCRIPT, Honest, init_model, receipt, sha, task_params
 from stf import state_keys
 from stf.errors import Code
 from stf.fl import settlement
+from stf.fl.contribution import CREDIT_SCALE
 from stf.fl.epoch import EXPIRY_WINDOWS
 from stf.fl.task import FINISHED, OPEN
 from stf.txtypes.fl import MAX_OPEN_TASKS, MAX_OPEN_TASKS_PER_REQUESTER
@@ -63,7 +64,7 @@ def test_a_task_that_gathers_too_few_clients_ends_by_its_deadline() -> None:
     assert tid not in fl.open_tasks()
     raw = fl.get(state_keys.settlement(tid))
     assert raw is not None
-    assert settlement.decode_settlement(raw) == settlement.Settlement(2, 1, 5)
+    assert settlement.decode_settlement(raw) == settlement.Settlement(2, 1, 5 * CREDIT_SCALE)
     assert fl.replay_from_genesis().data == fl.chain.store.data
 
 

@@ -149,8 +149,8 @@ def _l1_settlement(fed: Federation) -> dict[str, Any]:
     log(
         f"  RewardManager: settled {info['settled']}, reward pool {info['pool']} wei"
         f" ({info['pool'] / ETH:.4f} ETH: min(epochs x fee per epoch, deposit) less the"
-        f" protocol's share), {info['totalCleanUpdates']} clean updates; a client that was"
-        " never flagged gets pool x its updates / the clean updates"
+        f" protocol's share), {info['totalCleanUpdates']} reward credits; a client never barred"
+        " nor slashed gets pool x its credits / all credits"
     )
     return info
 

@@ -237,6 +237,7 @@ def _record_client(
         c.global_dot,
         c.flags,
         c.selected,
+        c.credit,
     )
     state.set(state_keys.client_record(task_id, task.epoch, client), record.encode())
     prev = load_verdict(state, task_id, client)
@@ -244,7 +245,7 @@ def _record_client(
     state.set(state_keys.verdict(task_id, client), v.encode())
     if v.slashable and not prev.slashable:
         write_slash_evidence(state, client, task_id, v.epoch, v.reason)
-    record_reward_share(state, task_id, client, c.flags, not v.standing)
+    record_reward_share(state, task_id, client, c.credit, not v.standing)
     if update != NO_BLOB:
         state.set(state_keys.last_update(task_id, client), update)
 

@@ -20,6 +20,7 @@ import numpy.typing as npt
 
 from .aggregate import AggregatePlan, aggregate_blocks, plan_aggregate
 from .checks import epoch_view, flags_of
+from .contribution import credits
 from .flags import PROVABLE
 from .records import NO_EPOCH, Verdict
 from .rules import EpochRules
@@ -36,6 +37,7 @@ class ClientResult:
     global_dot: int  # <u_i, previous global step>, 0 without one
     flags: int
     selected: bool  # used by the aggregate
+    credit: int = 0  # reward credits of the epoch (stf.fl.contribution), 0 if not used
 
 
 @dataclass
@@ -68,7 +70,10 @@ def judge(stats: EpochStats, rules: EpochRules) -> tuple[list[ClientResult], Agg
     clean = [i for i in range(n) if results[i].flags == 0]
     for i in clean:
         results[i].selected = True
-    return results, plan_aggregate(g, clean, rules, f)
+    plan = plan_aggregate(g, clean, rules, f)
+    for i, c in enumerate(credits(stats, plan.rows)):
+        results[i].credit = c
+    return results, plan
 
 
 def _row_reader(a: npt.NDArray[Any]) -> RowReader:

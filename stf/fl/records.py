@@ -34,6 +34,7 @@ class ClientRecord:
     global_dot: int  # <u_i, previous global step>, 0 without one
     flags: int  # stf.fl.flags.Flag bits
     selected: bool  # used by the aggregate
+    credit: int  # reward credits the epoch gave it (stf.fl.contribution)
 
     def encode(self) -> bytes:
         return encoding.encode(
@@ -47,13 +48,14 @@ class ClientRecord:
                 self.global_dot,
                 self.flags,
                 self.selected,
+                self.credit,
             ]
         )
 
     @classmethod
     def decode(cls, raw: bytes) -> ClientRecord:
-        v = encoding.expect_list(encoding.decode(raw), 9, "client record")
-        return cls(BlobId(v[0]), v[1], v[2], v[3], v[4], v[5], v[6], v[7], bool(v[8]))
+        v = encoding.expect_list(encoding.decode(raw), 10, "client record")
+        return cls(BlobId(v[0]), v[1], v[2], v[3], v[4], v[5], v[6], v[7], bool(v[8]), v[9])
 
 
 @dataclass(frozen=True)

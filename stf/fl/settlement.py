@@ -16,13 +16,14 @@ unsigned integers:
   ``create_task`` that names it, at a height <= ``bind_by`` (:mod:`stf.fl.funding`),
   so an unbound leaf at a height >= ``bind_by`` is final and the L1 refunds it.
 * client reward share ``reward/<task><client>``: ``accepted (uint32) || flagged
-  (uint8 0/1)``, 5 bytes. Updated at every epoch close for every client that
-  submitted in it; ``flagged`` is sticky.
+  (uint8 0/1)``, 5 bytes: ``accepted`` is the sum of the client's reward credits
+  (:mod:`stf.fl.contribution`, at most 1,000 an epoch). Updated at every epoch close for
+  every client that submitted in it; ``flagged`` is sticky.
 * stake release ``release/<client>``: ``unbond_l1_block (uint64)``, 8 bytes: the
   L1 block of the ``unregister`` it answers (:mod:`stf.fl.release` decides when).
 
 ``total_clean_updates`` is the sum of ``accepted`` over the task's clients whose
-reward leaf has ``flagged == 0``.
+reward leaf has ``flagged == 0`` (the L1 pays each ``pool x accepted / total``).
 """
 
 from __future__ import annotations
@@ -205,17 +206,17 @@ def read_reward_share(state: State, task_id: TaskId, client: ClientKey) -> tuple
 
 
 def record_reward_share(
-    state: State, task_id: TaskId, client: ClientKey, flags: int, excluded: bool
+    state: State, task_id: TaskId, client: ClientKey, credit: int, excluded: bool
 ) -> None:
-    """One more recorded update for ``client``: ``accepted`` counts its unflagged updates (a
-    flagged epoch earns nothing, and costs nothing more); ``flagged`` sticks once the client is
-    barred or slashable (``excluded``), which forfeits its whole share, so that an attacker
-    caught late is not paid for the epochs it went unflagged (docs/protocol.md: the cost to a
-    falsely barred honest client is measured and open)."""
+    """One more recorded update for ``client``: ``accepted`` sums its reward credits
+    (:mod:`stf.fl.contribution`: 0 for a flagged update, at most ``CREDIT_SCALE`` per epoch);
+    ``flagged`` sticks once the client is barred or slashable (``excluded``), which forfeits its
+    whole share, so that an attacker caught late is not paid for the epochs it went unflagged
+    (docs/protocol.md: the cost to a falsely barred honest client is measured and open)."""
     accepted, flagged = read_reward_share(state, task_id, client)
     state.set(
         state_keys.reward_share(task_id, client),
-        encode_reward_share(accepted + (flags == 0), flagged or excluded),
+        encode_reward_share(accepted + credit, flagged or excluded),
     )
 
 

@@ -55,6 +55,7 @@ class EpochStats:
     global_support: int  # nonzero coordinates of the previous step (0 without one)
     own_dots: list[int | None]  # <u_i, own previous update>; None where there is none
     own_sq: list[int | None]  # |own previous update|^2
+    own_global_dots: list[int | None]  # <own previous update, previous step>; None if either lacks
 
 
 def _exact_dot(a: npt.NDArray[Any], b: npt.NDArray[Any]) -> int:
@@ -91,11 +92,13 @@ def epoch_stats(
     gsupport = 0
     own_dots: list[int | None] = [None if o is None else 0 for o in own]
     own_sq: list[int | None] = [None if o is None else 0 for o in own]
+    own_gdots: list[int | None] = [None if o is None or prev_global is None else 0 for o in own]
     for start, stop in column_blocks(d, cols):
         blk = buf[:, : stop - start]
         for i, read in enumerate(updates):
             blk[i] = read(start, stop)
         g += robust.gram(blk, backend=backend)
+        p = None
         if prev_global is not None:
             p = prev_global(start, stop).reshape(1, -1)
             gdots += robust.cross_gram(blk, p, backend=backend)[:, 0]
@@ -106,6 +109,8 @@ def epoch_stats(
                 o = read_own(start, stop)
                 own_dots[i] = int(own_dots[i] or 0) + _exact_dot(blk[i], o)
                 own_sq[i] = int(own_sq[i] or 0) + _exact_dot(o, o)
+                if p is not None:
+                    own_gdots[i] = int(own_gdots[i] or 0) + _exact_dot(o, p[0])
     return EpochStats(
         g,
         None if prev_global is None else [int(v) for v in gdots.tolist()],
@@ -113,4 +118,5 @@ def epoch_stats(
         gsupport,
         own_dots,
         own_sq,
+        own_gdots,
     )
