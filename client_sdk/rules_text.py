@@ -61,5 +61,7 @@ def describe_rules(rules: EpochRules) -> list[str]:
         f"global step back exactly (when it has at least {MIN_PROVABLE_SUPPORT} nonzero "
         "coordinates and is not your own last update repeated)",
         "rewards: the pool is split over the clients never barred nor slashable, pro rata to "
-        "their unflagged updates",
+        "their credits: an unflagged update earns up to 1,000 as far as what it adds beyond "
+        "the last global step persists from your previous update (a first update after "
+        "epoch 0 earns none)",
     ]

@@ -27,6 +27,7 @@ from .config import (
     NodeConfig,
     load_config,
     render_toml,
+    setting_flags,
 )
 from .logs import configure_logging
 from .storage import StorageError
@@ -36,34 +37,22 @@ log = structlog.get_logger("mps.cli")
 DEV_CLIENTS = 12
 DEV_STAKE = 10**18
 
-# flags shared by run and dev; each maps to a NodeConfig field of the same name
-COMMON_FLAGS: list[tuple[str, type, str]] = [
-    ("datadir", Path, "data directory (chain database, node key)"),
-    ("chain-id", int, "chain id"),
-    ("key-file", Path, "sequencer key file (default: <datadir>/node.key)"),
-    ("rpc-host", str, "address the JSON-RPC server binds"),
-    ("rpc-port", int, "JSON-RPC port (0 picks a free one)"),
-    ("block-time", float, "seconds between blocks"),
-    ("max-block-txs", int, "seal a block early once this many transactions wait"),
-    ("log-format", str, "auto, json or console"),
-    ("log-level", str, "debug, info, warning, error"),
-    ("l1-rpc", str, "Ethereum JSON-RPC endpoint of the L1 (dev: instead of its own anvil)"),
-]
-
 
 def _add_common(p: argparse.ArgumentParser) -> None:
-    for flag, typ, help_ in COMMON_FLAGS:
-        p.add_argument(f"--{flag}", type=typ, default=None, help=help_)
-    p.add_argument(
-        "--empty-blocks",
-        action="store_true",
-        default=None,
-        help="seal blocks even when no transaction waits",
-    )
+    """A flag for every setting of run and dev (``block_time`` is ``--block-time``), its help
+    naming the default and the ``MPS_*`` variable; a flag beats the variable and the file."""
+    g = p.add_argument_group("settings (flag > MPS_* variable > config file > default)")
+    for flag in setting_flags():
+        kw: dict[str, Any] = {"default": None, "help": flag.help}
+        if flag.kind == "bool":
+            kw["action"] = argparse.BooleanOptionalAction
+        else:
+            kw["metavar"] = flag.kind.upper()
+        g.add_argument(f"--{flag.name.replace('_', '-')}", dest=flag.name, **kw)
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
-    names = [f.replace("-", "_") for f, _, _ in COMMON_FLAGS] + ["empty_blocks"]
+    names = [f.name for f in setting_flags()]
     return {n: getattr(args, n) for n in names if getattr(args, n, None) is not None}
 
 

@@ -6,6 +6,7 @@ all use those names (``block_time`` is ``MPS_BLOCK_TIME`` and ``--block-time``).
 
 from __future__ import annotations
 
+import difflib
 import json
 import os
 import tomllib
@@ -18,6 +19,7 @@ from mps_common.hexutil import from_hex
 from stf.context import Limits
 from stf.genesis import Genesis, GenesisStake
 
+from .config_help import SETTING_HELP
 from .conn_guard import GuardLimits
 from .mempool import MempoolLimits
 
@@ -175,10 +177,50 @@ class NodeConfig:
 _SCALAR = {f.name: f for f in fields(NodeConfig) if f.name != "genesis_stakes"}
 
 
-def _coerce(name: str, value: Any) -> Any:
+def _kind(name: str) -> str:
+    """``path``, ``bool``, ``int``, ``float`` or ``str``: how a setting's text is read."""
     kind = str(_SCALAR[name].type)
+    if "Path" in kind:
+        return "path"
+    return kind if kind in ("bool", "int", "float") else "str"
+
+
+@dataclass(frozen=True)
+class SettingFlag:
+    """One setting as the command line shows it."""
+
+    name: str
+    kind: str
+    help: str
+
+
+def setting_flags() -> list[SettingFlag]:
+    """Every setting, with help that names its default and its ``MPS_*`` variable."""
+    defaults = NodeConfig()
+    out = []
+    for name in _SCALAR:
+        default = getattr(defaults, name)
+        shown = "unset" if default in (None, "") else default
+        if isinstance(default, bool):
+            shown = "on" if default else "off"
+        text = f"{SETTING_HELP[name]} (default: {shown}; env {ENV_PREFIX}{name.upper()})"
+        out.append(SettingFlag(name, _kind(name), text.replace("%", "%%")))
+    return out
+
+
+def _unknown(kind: str, names: set[str], where: str, spell: Any = str) -> ConfigError:
+    """A refusal naming each unknown setting, and the setting it was probably meant to be."""
+    parts = []
+    for n in sorted(names):
+        close = difflib.get_close_matches(n.lower().removeprefix("mps_"), list(_SCALAR), 1)
+        parts.append(f"{n} (did you mean {spell(close[0])}?)" if close else n)
+    return ConfigError(f"unknown {kind} in {where}: {', '.join(parts)}")
+
+
+def _coerce(name: str, value: Any) -> Any:
+    kind = _kind(name)
     try:
-        if "Path" in kind:
+        if kind == "path":
             return Path(value)
         if kind == "bool":
             if isinstance(value, bool):
@@ -237,13 +279,23 @@ def load_config(
                 f"unknown settings in [genesis] of {path}: {', '.join(sorted(extra))}"
             )
         stakes = _stakes(genesis.get("stakes"))
+        if "timestamp_ms" in genesis and "genesis_timestamp_ms" in data:
+            raise ConfigError(
+                f"{path} sets the genesis time twice: keep [genesis] timestamp_ms and drop the "
+                "top-level genesis_timestamp_ms"
+            )
         if "timestamp_ms" in genesis:
             values["genesis_timestamp_ms"] = genesis["timestamp_ms"]
         unknown = set(data) - set(_SCALAR)
         if unknown:
-            raise ConfigError(f"unknown settings in {path}: {', '.join(sorted(unknown))}")
+            raise _unknown("settings", unknown, str(path))
         values.update(data)
     env = os.environ if env is None else env
+    stray = {k for k in env if k.startswith(ENV_PREFIX)} - {ENV_PREFIX + n.upper() for n in _SCALAR}
+    if stray:  # a mistyped variable must not silently leave its setting at the default
+        raise _unknown(
+            f"{ENV_PREFIX}* variables", stray, "the environment", lambda n: ENV_PREFIX + n.upper()
+        )
     for name in _SCALAR:
         if ENV_PREFIX + name.upper() in env:
             values[name] = env[ENV_PREFIX + name.upper()]
@@ -259,7 +311,7 @@ def render_toml(cfg: NodeConfig) -> str:
     lines = ["# mps-node configuration; MPS_* variables and flags override these", ""]
     for name in _SCALAR:
         value = getattr(cfg, name)
-        if value is None:
+        if value is None or name == "genesis_timestamp_ms":  # written under [genesis]
             continue
         if isinstance(value, bool):
             lines.append(f"{name} = {'true' if value else 'false'}")

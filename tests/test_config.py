@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import fields, replace
 from pathlib import Path
 
 import plyvel
@@ -72,9 +72,17 @@ empty_blocks = true
     assert final.max_batch == 20  # a flag left unset (None) does not count
     assert final.chain_id == 99
 
-    # env alone over defaults, and unrelated variables are ignored
-    only_env = load_config(env={"MPS_CHAIN_ID": "7", "MPS_NOT_A_SETTING": "x", "CHAIN_ID": "8"})
+    # env alone over defaults; variables without the MPS_ prefix are not ours
+    only_env = load_config(env={"MPS_CHAIN_ID": "7", "CHAIN_ID": "8"})
     assert only_env.chain_id == 7
+
+
+def test_a_mistyped_mps_variable_is_refused_with_its_likely_meaning() -> None:
+    """It used to be ignored, leaving the setting it meant at its default (issue 14)."""
+    with pytest.raises(ConfigError, match=r"MPS_BLOK_TIME \(did you mean MPS_BLOCK_TIME\?\)"):
+        load_config(env={"MPS_BLOK_TIME": "0.1", "MPS_CHAIN_ID": "7"})
+    with pytest.raises(ConfigError, match="MPS_NOT_A_SETTING"):
+        load_config(env={"MPS_NOT_A_SETTING": "x"})
 
 
 def test_env_coercion(tmp_path):
@@ -123,9 +131,48 @@ stakes = [
 # -- errors ---------------------------------------------------------------------------
 def test_unknown_key_in_file(tmp_path):
     path = write(tmp_path, "block_time = 1.0\nblok_time = 2.0\nzzz = 1\n")
-    with pytest.raises(ConfigError, match="blok_time") as ei:
+    with pytest.raises(ConfigError, match=r"blok_time \(did you mean block_time\?\)") as ei:
         load_config(path, env={})
     assert "zzz" in str(ei.value)
+
+
+def test_the_genesis_time_is_written_once_and_refused_twice(tmp_path):
+    """The generated config had genesis_timestamp_ms at the top and timestamp_ms under
+    [genesis], and the top-level one silently won (issue 14)."""
+    text = render_toml(NodeConfig(genesis_timestamp_ms=5))
+    assert "genesis_timestamp_ms" not in text and text.count("timestamp_ms = 5") == 1
+    assert load_config(write(tmp_path, text), env={}).genesis_timestamp_ms == 5
+    both = write(tmp_path, "genesis_timestamp_ms = 7\n[genesis]\ntimestamp_ms = 5\n", "b.toml")
+    with pytest.raises(ConfigError, match="genesis time twice"):
+        load_config(both, env={})
+    # alone at the top it is still a setting (as MPS_GENESIS_TIMESTAMP_MS is)
+    top = write(tmp_path, "genesis_timestamp_ms = 7\n", "t.toml")
+    assert load_config(top, env={}).genesis_timestamp_ms == 7
+
+
+def test_every_setting_has_a_flag_that_names_its_default_and_variable(capsys):
+    """11 of 37 settings had flags, none showed a default or a variable (issue 14)."""
+    from node.cli import _overrides, build_parser
+
+    parser = build_parser()
+    with pytest.raises(SystemExit):
+        parser.parse_args(["run", "--help"])
+    shown = " ".join(capsys.readouterr().out.split())
+    for f in fields(NodeConfig):
+        if f.name == "genesis_stakes":  # a table, in the config file only
+            continue
+        flag, var = "--" + f.name.replace("_", "-"), "MPS_" + f.name.upper()
+        assert flag in shown and f"env {var})" in shown, f.name
+    assert "seconds between blocks (default: 1.0; env MPS_BLOCK_TIME)" in shown
+    args = parser.parse_args(
+        ["run", "--max-batch", "7", "--no-empty-blocks", "--l1-max-fee-gwei", "2.5"]
+    )
+    over = _overrides(args)
+    assert over == {"max_batch": "7", "empty_blocks": False, "l1_max_fee_gwei": "2.5"}
+    cfg = load_config(env={"MPS_MAX_BATCH": "9", "MPS_EMPTY_BLOCKS": "on"}, overrides=over)
+    assert (cfg.max_batch, cfg.empty_blocks, cfg.l1_max_fee_gwei) == (7, False, 2.5)
+    with pytest.raises(ConfigError, match="max_batch"):
+        load_config(env={}, overrides=_overrides(parser.parse_args(["dev", "--max-batch", "x"])))
 
 
 @pytest.mark.parametrize(
