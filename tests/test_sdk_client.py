@@ -44,6 +44,7 @@ from contracts.anvil import Anvil
 from contracts.reverts import ContractRevert
 from rpc.server import DISPATCHER_KEY
 from stf import state_keys
+from stf.fl.contribution import CREDIT_SCALE
 from stf.fl.rules import EpochRules
 from stf.fl.settlement import decode_funding
 from stf.fl.task import TaskParams
@@ -278,8 +279,11 @@ async def claim_and_refund(flow: Flow, task_id: bytes) -> None:
     honest, deposit = flow.honest, flow.deposit
     fee = min(2 * FEE_PER_EPOCH, deposit)
     pool = fee - fee * 1000 // 10_000
+    share = await run(honest.reward_share, task_id)
+    total = (await run(honest.l1.task, task_id))["totalCleanUpdates"]
+    assert share["accepted"] >= CREDIT_SCALE and not share["flagged"]  # epoch 0 pays in full
     paid = await run(honest.claim_rewards, task_id)
-    assert paid == pool * 2 // 10  # 2 of the 10 clean updates
+    assert paid == pool * share["accepted"] // total  # its credits, of all the clean credits
     with pytest.raises(ContractRevert) as exc:
         await run(honest.claim_rewards, task_id)
     assert exc.value.error == "AlreadyClaimed"
