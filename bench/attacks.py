@@ -246,6 +246,14 @@ def backdoor(view: View) -> F64:
     return np.asarray(boost * delta)
 
 
+def turned_from(g: F64, away: F64, cos: float, norm: float) -> F64:
+    """``g`` turned towards ``away`` until their cosine is ``cos``, at length ``norm``."""
+    gn = max(float(np.linalg.norm(g)), 1e-12)
+    ortho = away - (away @ g) / gn**2 * g
+    ortho *= math.tan(math.acos(cos)) * gn / np.linalg.norm(ortho)
+    return (g + ortho) * (norm / (gn / cos))
+
+
 def free_rider(kind: str) -> AttackFn:
     """Free riders imitate public data; with nothing public yet (epoch 0) they train once."""
 
@@ -263,7 +271,6 @@ def free_rider(kind: str) -> AttackFn:
             return view.train()
         norm = median_public_norm(view)
         g = view.prev_globals[-1]
-        gn = max(float(np.linalg.norm(g)), 1e-12)
         noise = view.rng.normal(0.0, 1.0, view.d)
         if kind == "fr_disguised":
             return noise * (norm / np.linalg.norm(noise))
@@ -274,14 +281,10 @@ def free_rider(kind: str) -> AttackFn:
             unit = mean / max(float(np.linalg.norm(mean)), 1e-12)
             return norm * unit + noise * (0.5 * norm / np.linalg.norm(noise))
         if kind == "fr_global_cos":
-            ortho = noise - (noise @ g) / gn**2 * g
-            ortho *= math.tan(math.acos(0.99)) * gn / np.linalg.norm(ortho)
-            return (g + ortho) * (norm / (gn / 0.99))
+            return turned_from(g, noise, 0.99, norm)
         if kind == "fr_persistent":  # knows the credit rule: a private direction it keeps
             fixed = np.random.default_rng(1_000_003 + view.client).normal(0.0, 1.0, view.d)
-            ortho = fixed - (fixed @ g) / gn**2 * g
-            ortho *= math.tan(math.acos(0.9)) * gn / np.linalg.norm(ortho)
-            return (g + ortho) * (norm / (gn / 0.9))
+            return turned_from(g, fixed, 0.9, norm)
         if kind == "fr_stale_peer":
             peers = [k for k in view.history[-1] if k not in view.attackers]
             return view.history[-1][peers[int(view.rng.integers(len(peers)))]].copy()

@@ -56,8 +56,8 @@ def credits(stats: EpochStats, used: Sequence[int]) -> list[int]:
     later its first update earns nothing (a fresh key could echo the last step)."""
     n = stats.gram.shape[0]
     out = [0] * n
-    g_sq = stats.global_sq if stats.global_dots is not None else 0
-    for i in sorted(set(used)):
+    g_sq = stats.global_sq  # 0 without a previous step
+    for i in used:
         uo, o_sq, og = stats.own_dots[i], stats.own_sq[i], stats.own_global_dots[i]
         if uo is None or o_sq is None:
             out[i] = CREDIT_SCALE if stats.global_dots is None else 0
