@@ -5,4 +5,5 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 .venv/bin/ruff check .
 .venv/bin/mypy stf node rpc client_sdk contracts mps_common examples
-.venv/bin/python -m pytest -q "$@"
+# one worker per core (tests pick free ports and their own temp dirs); "-n 0" runs serially
+.venv/bin/python -m pytest -q -n "${MPS_TEST_WORKERS:-auto}" "$@"
