@@ -7,7 +7,7 @@ Usage: ``python bench/detection.py [--quick | --long] [--datasets digits,mnist1d
 [--rules KEY=VALUE ...] [--attack-file PATH [--omniscient]] [--split-file PATH] [--no-flower]``
 
 What it runs (modules: :mod:`fl_sim` data and training, :mod:`splits` the client splits,
-:mod:`attacks` the attackers, :mod:`baselines` FedAvg and Flower's aggregators,
+:mod:`attacks` the attackers, :mod:`baselines` FedAvg, FLTrust and Flower's aggregators,
 :mod:`fl_run` one run through the public STF functions):
 
 1. **Honest-only long runs** (the most important rows): no attacker, ``--epochs`` (100)
@@ -16,11 +16,13 @@ What it runs (modules: :mod:`fl_sim` data and training, :mod:`splits` the client
    Dirichlet(alpha) label mixes, one local epoch of minibatch SGD (steps scale with the
    data, as in FedAvg). Per row: honest clients slashed (max over seeds), honest
    flagged-epochs per flag (summed over seeds), who was slashed for what, and final
-   accuracy against FedAvg of the same clients.
+   accuracy against FedAvg of the same clients, beside the ``reftrust`` baseline's (what a
+   requester's reference update would cost honest non-IID clients).
 2. **Attacks** at ``--fractions`` (20 %) for ``--attack-epochs`` (30) epochs: every attack of
    :mod:`attacks` (its docstring says which are omniscient) plus ``--attack-file``. Per row:
    detection recall (attackers slashed), honest slashed, the STF's accuracy gap to FedAvg
    over the honest clients alone (the reference), the gaps of plain FedAvg of everyone and
+   of FLTrust and ``reftrust`` (the requester's root-data reference, :mod:`baselines`) and
    of Flower's Krum / Multi-Krum / median / trimmed mean (``flwr``, the ``bench`` extra;
    skipped with a note when missing), backdoor success rates and the free riders' reward
    relative to an honest client's (the reward leaf's rule, see :mod:`fl_run`).
@@ -74,7 +76,7 @@ from attacks import (  # noqa: E402
     builtin_attacks,
     load_attack_file,
 )
-from baselines import aggregators, fedavg, have_flwr  # noqa: E402
+from baselines import FLTrust, aggregators, fedavg, have_flwr  # noqa: E402
 from fl_run import RunResult, run  # noqa: E402
 from fl_sim import SimConfig, SplitFn, Task, have_mnist1d, make_task  # noqa: E402
 from splits import load_split_file  # noqa: E402
@@ -258,11 +260,11 @@ def make_setup(args: argparse.Namespace) -> Setup:
 def expected_seconds(s: Setup) -> float:
     """A rough forecast from measured per-client-epoch costs (local training dominates)."""
     total = 0.0
-    n_agg = 2 + (4 if s.flower else 0)  # STF, FedAvg-all, Flower's four
+    n_agg = 4 + (4 if s.flower else 0)  # STF, FedAvg-all, two FLTrusts, Flower's four
     for ds in s.datasets:
         ms = MS_PER_CLIENT_EPOCH.get(ds, 1.0) / 1000
         if s.honest:
-            total += ms * s.seeds * s.epochs * 2 * sum(s.clients) * len(s.alphas)
+            total += ms * s.seeds * s.epochs * 3 * sum(s.clients) * len(s.alphas)
         per_attack = n_agg * sum(s.attack_clients) * len(s.attack_alphas) * len(s.fractions)
         total += ms * s.seeds * s.attack_epochs * (len(s.attacks) * per_attack + 1)
     return total
@@ -291,11 +293,15 @@ class HonestRow:
     bar_reasons: Counter[str] = field(default_factory=Counter)
     acc: list[float] = field(default_factory=list)
     ref: list[float] = field(default_factory=list)
+    reftrust: list[float] = field(default_factory=list)  # the reference-trust baseline
     reward_low: list[float] = field(default_factory=list)
 
 
 def task_for(s: Setup, ds: str, alpha: float, n: int, seed: int) -> Task:
     return make_task(s.cfg(ds, alpha, n), seed, s.split_fn)
+
+
+REFTRUST = FLTrust(to_median_norm=True)
 
 
 def honest_rows(s: Setup, t0: float) -> dict[tuple[str, float, int], HonestRow]:
@@ -310,6 +316,7 @@ def honest_rows(s: Setup, t0: float) -> dict[tuple[str, float, int], HonestRow]:
                     everyone = list(range(n))
                     r = run(task, everyone, set(), None, False, s.epochs, s.rules(n), None)
                     ref = run(task, everyone, set(), None, False, s.epochs, s.rules(n), fedavg)
+                    trust = run(task, everyone, set(), None, False, s.epochs, s.rules(n), REFTRUST)
                     row.slashed.append(r.honest_slashed)
                     row.barred.append(r.honest_barred)
                     row.flagged.update(r.honest_flagged)
@@ -317,6 +324,7 @@ def honest_rows(s: Setup, t0: float) -> dict[tuple[str, float, int], HonestRow]:
                     row.bar_reasons.update(r.honest_bar_reasons)
                     row.acc.append(r.acc)
                     row.ref.append(ref.acc)
+                    row.reftrust.append(trust.acc)
                     row.reward_low.append(r.reward_low)
                     progress(
                         t0,
@@ -331,7 +339,7 @@ def print_honest(s: Setup, rows: dict[tuple[str, float, int], HonestRow]) -> Non
     print(f"\n## honest only: {s.epochs} epochs, {s.seeds} seed(s), no attacker")
     head = (
         f"{'dataset':8s} {'alpha':>5s} {'n':>3s} {'slashed(max)':>12s} {'barred(max)':>11s} "
-        f"{'acc':>6s} {'FedAvg':>6s} {'d(pts)':>7s} {'low/med':>7s}  "
+        f"{'acc':>6s} {'FedAvg':>6s} {'d(pts)':>7s} {'reftr':>6s} {'low/med':>7s}  "
         "honest flagged-epochs per flag | "
         "slashed by | barred by"
     )
@@ -339,10 +347,11 @@ def print_honest(s: Setup, rows: dict[tuple[str, float, int], HonestRow]) -> Non
     print("-" * len(head))
     for (ds, alpha, n), r in rows.items():
         d = 100 * float(np.mean(np.array(r.acc) - np.array(r.ref)))
+        dt = 100 * float(np.mean(np.array(r.reftrust) - np.array(r.ref)))
         print(
             f"{ds:8s} {alpha:5g} {n:3d} {max(r.slashed):5d} of {n:<4d} "
             f"{max(r.barred):4d} of {n:<4d} "
-            f"{np.mean(r.acc):6.4f} {np.mean(r.ref):6.4f} {d:+7.2f} {min(r.reward_low):7.2f}  "
+            f"{np.mean(r.acc):6.4f} {np.mean(r.ref):6.4f} {d:+7.2f} {dt:+6.2f} {min(r.reward_low):7.2f}  "
             f"{fmt_counts(r.flagged)} | {fmt_counts(r.slash_reasons)} | "
             f"{fmt_counts(r.bar_reasons)}"
         )

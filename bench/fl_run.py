@@ -185,6 +185,9 @@ def run(
         q = np.stack([rows[i] for i in order])
         if agg is None:
             step = stf_step(chain, q, order, attackers, e, rules, res)
+        elif getattr(agg, "needs_reference", False):  # FLTrust: the requester's root update
+            ref = np.asarray(task.root_delta(w, e) * scale)
+            step = agg(q.astype(np.float64), rules.f, ref)  # type: ignore[call-arg]
         else:
             step = agg(q.astype(np.float64), rules.f)
         w = w + step / scale

@@ -162,6 +162,8 @@ class Model:
         return float(np.mean(np.argmax(self.logits(w, x), axis=1) == y))
 
 
+ROOT_SIZE = 100  # the requester's root data set of the FLTrust baseline (its paper uses 100)
+ROOT_CLIENT = 2**31 - 1  # the requester's training stream (no client has this index)
 BACKDOOR_TARGET = 0  # the label a triggered input should get
 
 
@@ -213,7 +215,6 @@ class Task:
         ``backdoor`` > 0 stamps the trigger on that fraction of the client's samples and
         relabels them to :data:`BACKDOOR_TARGET` (Bagdasaryan et al.'s data poisoning).
         """
-        cfg = self.cfg
         idx = self.parts[client]
         x, y = self.x_train[idx], self.y_train[idx]
         n_classes = self.model.n_out
@@ -227,14 +228,26 @@ class Task:
             y = y.copy()
             x[sel] = self.poison(x[sel])
             y[sel] = BACKDOOR_TARGET
+        return self._sgd(w, x, y, rng)
+
+    def _sgd(self, w: F64, x: F64, y: npt.NDArray[np.int64], rng: np.random.Generator) -> F64:
+        cfg = self.cfg
         local = w.copy()
-        m = len(idx)
+        m = len(y)
         for _ in range(cfg.local_epochs):
             order = rng.permutation(m)
             for pos in range(0, m, cfg.batch):
                 b = order[pos : pos + cfg.batch]
                 local -= cfg.lr * self.model.grad(local, x[b], y[b])
         return local - w
+
+    def root_delta(self, w: F64, epoch: int) -> F64:
+        """The requester's own update (FLTrust's root data set, Cao et al. NDSS 2021):
+        :data:`ROOT_SIZE` training samples drawn uniformly, trained on as a client would."""
+        pick = np.random.default_rng([self.seed, 424242]).choice(
+            len(self.y_train), size=min(ROOT_SIZE, len(self.y_train)), replace=False
+        )
+        return self._sgd(w, self.x_train[pick], self.y_train[pick], self.rng(epoch, ROOT_CLIENT))
 
     def accuracy(self, w: F64) -> float:
         return self.model.accuracy(w, self.x_test, self.y_test)
