@@ -2,7 +2,7 @@
 """Epoch close at scale: time and peak memory of the STF's own close for n clients x d params.
 
 Usage: ``python bench/fl_scale.py [--quick | --big] [--sizes N:D,...] [--budget MIB]
-[--dtype int8|int16] [--commit] [--leveldb]``
+[--dtype int8|int16] [--commit] [--leveldb] [--ranks R,R,...]``
 
 For each ``(n, d)`` (default ``(16, 10**7)``; ``--quick``: ``(16, 10**6)``; ``--big`` adds
 ``(1000, 10**6)`` and ``(10, 10**8)``) a fresh subprocess builds, in an in-memory store, an
@@ -19,6 +19,13 @@ and the next base model written in chunks) and prints:
   peak (the store's arrays, and with ``--leveldb`` the mapped table pages, included);
 * what the epoch would need without chunking: the ``n x d`` stacked update matrix alone
   (the old close also held every update blob and a copy of the selected rows).
+
+With ``--ranks 1,2,4`` each size is closed by a gloo group of that many processes
+(:mod:`node.sharded_close`: each rank reads its column range, the exact int64 sums are
+all-reduced, the aggregate's ranges broadcast in order); each row prints the close's wall time
+(the slowest rank), its speed-up over the first row, the close's own memory increment per rank,
+and whether every rank's result digest (the state root and every write, blobs included) is
+identical to the first row's. Each rank builds the whole store itself, as a replica would hold it.
 
 With ``--leveldb`` the close reads from the node's own LevelDB storage (written, closed and
 reopened first), as a node does: a read copies a whole blob out of LevelDB, so each column block
@@ -211,9 +218,41 @@ def on_leveldb(store: MemStore, path: Path) -> Any:
     return Storage(path)
 
 
+def result_digest(state: State) -> str:
+    """sha256 over the state root and every store write the close implies (blobs included):
+    equal digests mean byte-identical closes."""
+    root, writes = state.commit()
+    h = hashlib.sha256(root)
+    for key in sorted(writes):
+        value = writes[key]
+        h.update(len(key).to_bytes(4, "big") + key)
+        h.update(b"\xff" if value is None else len(value).to_bytes(8, "big") + value)
+    return h.hexdigest()
+
+
+def sharded_passes(world: int, rank: int, rdzv: str, budget: int) -> Any:
+    """Join a gloo group of ``world`` processes at ``rdzv``; the close's sharded passes."""
+    import torch.distributed as dist
+
+    from node.sharded_close import ShardedPasses
+
+    dist.init_process_group("gloo", init_method=rdzv, world_size=world, rank=rank)
+    return ShardedPasses(budget_bytes=budget)
+
+
 def one(
-    n: int, d: int, dtype: str, budget: int, commit: bool, leveldb: bool = False
+    n: int,
+    d: int,
+    dtype: str,
+    budget: int,
+    commit: bool,
+    leveldb: bool = False,
+    shard: tuple[int, int, str] | None = None,
+    digest: bool = False,
 ) -> dict[str, Any]:
+    """One close, or with ``shard = (world, rank, rdzv)`` this rank's part of a sharded one;
+    ``digest``: also the result's :func:`result_digest` (after the figures are taken)."""
+    passes = sharded_passes(*shard[:2], shard[2], budget) if shard else None
     t0 = time.perf_counter()
     store, task_id, task = build(n, d, dtype)
     stored = sum(len(v) for v in store.data.values())
@@ -231,7 +270,7 @@ def one(
     sampler = Sampler()
     sampler.start()
     t0 = time.perf_counter()
-    fl_epoch.close_epoch(state, task_id, task, ctx, "numpy", budget)
+    fl_epoch.close_epoch(state, task_id, task, ctx, "numpy", budget, passes)
     close_s = time.perf_counter() - t0
     commit_s = None
     if commit:
@@ -239,6 +278,7 @@ def one(
         state.commit()
         commit_s = time.perf_counter() - t0
     peak = sampler.stop()
+    result = result_digest(state) if digest else None
     reads, read_bytes = counting.reads, counting.bytes
     flagged = 0
     for c in task.clients:
@@ -267,11 +307,68 @@ def one(
         "store": "node LevelDB" if leveldb else "the in-memory store",
         "reads": reads,
         "read_bytes": read_bytes,
+        "digest": result,
     }
 
 
 def mib(x: float) -> str:
     return f"{x / 2**20:,.0f} MiB"
+
+
+def run_sharded(n: int, d: int, dtype: str, budget: int, world: int) -> list[dict[str, Any]]:
+    """``world`` processes, one per rank, closing the same epoch together; their results.
+    ``world = 0``: the plain close (:class:`stf.fl.passes.LocalPasses`) in one process."""
+    tmp = Path(tempfile.mkdtemp(prefix="fl_scale_rdzv_"))
+    rdzv = f"file://{tmp / 'rdzv'}"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
+    base = [sys.executable, __file__, "--one", f"{n}:{d}", "--dtype", dtype, "--digest"]
+    base += ["--budget", str(budget / 2**20)]
+    procs = [
+        subprocess.Popen(
+            [*base, "--shard", f"{world}:{r}:{rdzv}"] if world else base,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        for r in range(max(1, world))
+    ]
+    out = []
+    try:
+        for r, p in enumerate(procs):
+            stdout, stderr = p.communicate(timeout=3600)
+            if p.returncode != 0:
+                raise RuntimeError(f"rank {r} exited {p.returncode}: {stderr[-2000:]}")
+            out.append(json.loads(stdout.strip().splitlines()[-1]))
+    finally:
+        for p in procs:
+            p.kill()
+        shutil.rmtree(tmp, ignore_errors=True)
+    return out
+
+
+def print_sharded(n: int, d: int, dtype: str, budget: int, ranks: list[int]) -> bool:
+    """Time and memory per rank of the close over each rank count, after the plain close (the
+    reference); True if every rank's digest equals the plain close's."""
+    first: tuple[float, str] | None = None
+    same = True
+    for world in [0, *ranks]:
+        rs = run_sharded(n, d, dtype, budget, world)
+        close = max(r["close_s"] for r in rs)
+        incs = [r["rss_peak"] - r["rss_before"] for r in rs]
+        digests = {r["digest"] for r in rs}
+        if first is None:
+            first = (close, rs[0]["digest"])
+        agree = len(digests) == 1 and rs[0]["digest"] == first[1]
+        same &= agree
+        print(
+            f"n={n:>5} d={d:.0e} "
+            + (f"ranks={world}" if world else "plain  ")
+            + f": close {close:.2f} s (x{first[0] / close:.2f} of the plain close); close's own "
+            f"increment per rank max {mib(max(incs))}; result digest {rs[0]['digest'][:16]} "
+            + ("identical to the plain close's" if agree else "DIFFERS on a rank")
+        )
+    return same
 
 
 def main() -> None:
@@ -283,12 +380,20 @@ def main() -> None:
     ap.add_argument("--dtype", default="int8", choices=sorted(DTYPES))
     ap.add_argument("--commit", action="store_true", help="also time State.commit()")
     ap.add_argument("--leveldb", action="store_true", help="read from the node's LevelDB")
+    ap.add_argument("--ranks", help="R,R,...: the close sharded over R gloo processes each")
     ap.add_argument("--one", help=argparse.SUPPRESS)
+    ap.add_argument("--shard", help=argparse.SUPPRESS)  # WORLD:RANK:RDZV
+    ap.add_argument("--digest", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     budget = fl_epoch.DEFAULT_BUDGET_BYTES if args.budget is None else int(args.budget * 2**20)
     if args.one:
         n, d = (int(float(x)) for x in args.one.split(":"))
-        print(json.dumps(one(n, d, args.dtype, budget, args.commit, args.leveldb)))
+        shard = None
+        if args.shard:
+            world, rank, rdzv = args.shard.split(":", 2)
+            shard = (int(world), int(rank), rdzv)
+        res = one(n, d, args.dtype, budget, args.commit, args.leveldb, shard, args.digest)
+        print(json.dumps(res))
         return
     if args.sizes:
         sizes = [tuple(int(float(x)) for x in s.split(":")) for s in args.sizes.split(",")]
@@ -299,6 +404,12 @@ def main() -> None:
         f"{platform.machine()}; block budget {mib(budget)}; {args.dtype}; "
         + ("node LevelDB" if args.leveldb else "in-memory store")
     )
+    if args.ranks:
+        ranks = [int(r) for r in args.ranks.split(",")]
+        failed = False
+        for n, d in sizes:
+            failed |= not print_sharded(n, d, args.dtype, budget, ranks)
+        raise SystemExit(1 if failed else 0)
     for n, d in sizes:
         cmd = [sys.executable, __file__, "--one", f"{n}:{d}", "--dtype", args.dtype]
         cmd += ["--budget", str(budget / 2**20)] + (["--commit"] if args.commit else [])

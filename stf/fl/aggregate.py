@@ -13,7 +13,7 @@ import numpy.typing as npt
 
 from .. import robust
 from .rules import Aggregator, EpochRules
-from .stats import DEFAULT_BUDGET_BYTES, RowReader, block_cols, column_blocks
+from .stats import DEFAULT_BUDGET_BYTES, RowReader, Span, block_cols, check_span, column_blocks
 
 
 @dataclass(frozen=True)
@@ -53,17 +53,20 @@ def aggregate_blocks(
     dtype: np.dtype[Any],
     *,
     budget_bytes: int = DEFAULT_BUDGET_BYTES,
+    span: Span | None = None,
 ) -> Iterator[tuple[int, int, npt.NDArray[np.int64]]]:
-    """Pass two: ``(start, stop, aggregate[start:stop])`` for consecutive column blocks."""
+    """Pass two: ``(start, stop, aggregate[start:stop])`` for consecutive column blocks
+    (of ``span`` only, if given: the aggregate is coordinate-wise, so shards concatenate)."""
     dtype = np.dtype(dtype)
     k = len(plan.rows)
     cols = block_cols(k, dtype.itemsize, budget_bytes)
+    lo, hi = check_span(span, d)
     if plan.kind == "zero":
-        for start, stop in column_blocks(d, cols):
+        for start, stop in column_blocks(hi, cols, lo):
             yield start, stop, np.zeros(stop - start, dtype=np.int64)
         return
-    buf = np.empty((k, min(cols, d)), dtype=dtype)
-    for start, stop in column_blocks(d, cols):
+    buf = np.empty((k, min(cols, max(1, hi - lo))), dtype=dtype)
+    for start, stop in column_blocks(hi, cols, lo):
         blk = buf[:, : stop - start]
         for r, i in enumerate(plan.rows):
             blk[r] = updates[i](start, stop)

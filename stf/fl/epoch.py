@@ -27,14 +27,15 @@ from ..errors import Code, TxFailed
 from ..ids import NO_BLOB, BlobId, ClientKey, TaskId
 from ..stakes import not_staked
 from ..state import State
-from .aggregate import AggregatePlan, aggregate_blocks
+from .aggregate import AggregatePlan
 from .chunks import ArrayWriter, StoredArray
 from .flags import Flag
 from .judge import ClientResult, judge, next_verdict
+from .passes import EpochPasses, LocalPasses
 from .records import CLEAN, ClientRecord, EpochSummary, Verdict
 from .release import release_committers
 from .settlement import record_reward_share, write_settlement, write_slash_evidence
-from .stats import DEFAULT_BUDGET_BYTES, RowReader, epoch_stats
+from .stats import DEFAULT_BUDGET_BYTES, RowReader
 from .store import load_task, open_tasks, save_task, set_open_tasks
 from .task import FINISHED, MODEL_DTYPE, OPEN, TaskState
 
@@ -167,15 +168,19 @@ def close_epoch(
     ctx: BlockContext,
     backend: str,
     budget_bytes: int | None = None,
+    passes: EpochPasses | None = None,
 ) -> None:
     """Score, flag and aggregate the revealed updates, reading them a column block at a time.
 
     Peak memory is about ``n`` x one block of raw update values (``budget_bytes``) plus
     ``O(n^2)``; the next base model and step are written chunk by chunk (see
     :mod:`stf.fl.chunks`). The updates are in commit order; a committer that did not reveal
-    gets a record with ``REVEAL_MISSING`` and no update.
+    gets a record with ``REVEAL_MISSING`` and no update. ``passes`` (default: both passes here,
+    :class:`LocalPasses`) may read the columns elsewhere, e.g. sharded over processes; it never
+    changes a byte.
     """
     budget = DEFAULT_BUDGET_BYTES if budget_bytes is None else budget_bytes
+    passes = passes or LocalPasses(backend, budget)
     p = task.params
     shown = task.revealed
     updates = [StoredArray(state, task.pending[i], p.np_dtype, p.d).read for i in shown]
@@ -186,15 +191,13 @@ def close_epoch(
         prev_own = [
             _reader(state, task, _last_update(state, task_id, task.submitted[i])) for i in shown
         ]
-        stats = epoch_stats(
-            updates, p.d, p.np_dtype, prev_global, prev_own, backend=backend, budget_bytes=budget
-        )
+        stats = passes.stats(updates, p.d, p.np_dtype, prev_global, prev_own)
         results, plan = judge(stats, p.rules)
     by_position = dict(zip(shown, results, strict=True))
     missing = ClientResult(0, len(shown), 0, 0, 0, 0, int(Flag.REVEAL_MISSING), False)
     for i, client in enumerate(task.submitted):
         _record_client(state, task_id, task, task.pending[i], client, by_position.get(i, missing))
-    blocks = aggregate_blocks(updates, plan, p.d, p.np_dtype, budget_bytes=budget)
+    blocks = passes.aggregate(updates, plan, p.d, p.np_dtype)
     next_base, step = _write_next_model(state, task, blocks, ctx.limits.max_blob_size)
     summary = EpochSummary(
         len(task.submitted), task.base, step, next_base, ctx.height, tuple(task.submitted)
