@@ -20,12 +20,17 @@ and the next base model written in chunks) and prints:
 * what the epoch would need without chunking: the ``n x d`` stacked update matrix alone
   (the old close also held every update blob and a copy of the selected rows).
 
-With ``--ranks 1,2,4`` each size is closed by a gloo group of that many processes
-(:mod:`node.sharded_close`: each rank reads its column range, the exact int64 sums are
-all-reduced, the aggregate's ranges broadcast in order); each row prints the close's wall time
-(the slowest rank), its speed-up over the first row, the close's own memory increment per rank,
-and whether every rank's result digest (the state root and every write, blobs included) is
-identical to the first row's. Each rank builds the whole store itself, as a replica would hold it.
+With ``--ranks 1,2,4`` each size is closed first by the plain close (one process), then by a
+gloo group of each many processes (:mod:`node.sharded_close`: each rank reads its column range,
+the exact int64 sums are all-reduced, the aggregate's ranges broadcast in order); each row
+prints the close's wall time (the slowest rank), its speed-up over the plain close, the close's
+own memory increment per rank, and whether every rank's result digest (the state root and every
+write, blobs included) is the plain close's; the exit status is 1 if one is not. Each rank
+builds the whole store itself, as a replica would hold it.
+On a cluster or GPUs, start one process per rank with torchrun instead, e.g. ``torchrun
+--nnodes 4 --nproc-per-node 1 --rdzv-endpoint HOST:29500 bench/fl_scale.py --torchrun --sizes
+1000:1e8 --dist nccl --kernels torch:cuda``: each rank prints its time, memory and digest (the
+plain close's digest is the first row of ``--ranks 1`` on any one machine).
 
 With ``--leveldb`` the close reads from the node's own LevelDB storage (written, closed and
 reopened first), as a node does: a read copies a whole blob out of LevelDB, so each column block
@@ -230,14 +235,24 @@ def result_digest(state: State) -> str:
     return h.hexdigest()
 
 
-def sharded_passes(world: int, rank: int, rdzv: str, budget: int) -> Any:
-    """Join a gloo group of ``world`` processes at ``rdzv``; the close's sharded passes."""
+def sharded_passes(
+    world: int,
+    rank: int,
+    rdzv: str,
+    budget: int,
+    dist_backend: str = "gloo",
+    kernels: str = "numpy",
+) -> Any:
+    """Join a group of ``world`` processes at ``rdzv`` (once); the close's sharded passes.
+    NCCL's collectives take GPU tensors, gloo's CPU ones."""
     import torch.distributed as dist
 
     from node.sharded_close import ShardedPasses
 
-    dist.init_process_group("gloo", init_method=rdzv, world_size=world, rank=rank)
-    return ShardedPasses(budget_bytes=budget)
+    if not dist.is_initialized():
+        dist.init_process_group(dist_backend, init_method=rdzv, world_size=world, rank=rank)
+    device = "cuda" if dist_backend == "nccl" else "cpu"
+    return ShardedPasses(backend=kernels, budget_bytes=budget, device=device)
 
 
 def one(
@@ -249,10 +264,14 @@ def one(
     leveldb: bool = False,
     shard: tuple[int, int, str] | None = None,
     digest: bool = False,
+    dist_backend: str = "gloo",
+    kernels: str = "numpy",
 ) -> dict[str, Any]:
     """One close, or with ``shard = (world, rank, rdzv)`` this rank's part of a sharded one;
     ``digest``: also the result's :func:`result_digest` (after the figures are taken)."""
-    passes = sharded_passes(*shard[:2], shard[2], budget) if shard else None
+    passes = None
+    if shard:
+        passes = sharded_passes(shard[0], shard[1], shard[2], budget, dist_backend, kernels)
     t0 = time.perf_counter()
     store, task_id, task = build(n, d, dtype)
     stored = sum(len(v) for v in store.data.values())
@@ -270,7 +289,7 @@ def one(
     sampler = Sampler()
     sampler.start()
     t0 = time.perf_counter()
-    fl_epoch.close_epoch(state, task_id, task, ctx, "numpy", budget, passes)
+    fl_epoch.close_epoch(state, task_id, task, ctx, kernels, budget, passes)
     close_s = time.perf_counter() - t0
     commit_s = None
     if commit:
@@ -384,6 +403,11 @@ def main() -> None:
     ap.add_argument("--one", help=argparse.SUPPRESS)
     ap.add_argument("--shard", help=argparse.SUPPRESS)  # WORLD:RANK:RDZV
     ap.add_argument("--digest", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument(
+        "--torchrun", action="store_true", help="this process is one rank started by torchrun"
+    )
+    ap.add_argument("--dist", default="gloo", choices=("gloo", "nccl"), help="with --torchrun")
+    ap.add_argument("--kernels", default="numpy", help="numpy, torch or torch:cuda (same bytes)")
     args = ap.parse_args()
     budget = fl_epoch.DEFAULT_BUDGET_BYTES if args.budget is None else int(args.budget * 2**20)
     if args.one:
@@ -404,6 +428,28 @@ def main() -> None:
         f"{platform.machine()}; block budget {mib(budget)}; {args.dtype}; "
         + ("node LevelDB" if args.leveldb else "in-memory store")
     )
+    if args.torchrun:  # RANK, WORLD_SIZE, MASTER_ADDR and MASTER_PORT come from torchrun
+        world, rank = int(os.environ["WORLD_SIZE"]), int(os.environ["RANK"])
+        for n, d in sizes:
+            r = one(
+                n,
+                d,
+                args.dtype,
+                budget,
+                False,
+                False,
+                (world, rank, "env://"),
+                True,
+                args.dist,
+                args.kernels,
+            )
+            inc = r["rss_peak"] - r["rss_before"]
+            print(
+                f"rank {rank}/{world} n={n} d={d:.0e} {args.dist} {args.kernels}: close "
+                f"{r['close_s']:.2f} s, close's own increment {mib(inc)}, digest {r['digest']}",
+                flush=True,
+            )
+        return
     if args.ranks:
         ranks = [int(r) for r in args.ranks.split(",")]
         failed = False

@@ -79,10 +79,18 @@ class ShardedPasses:
     """:class:`stf.fl.passes.EpochPasses` over the ranks of ``group`` (the default group)."""
 
     def __init__(
-        self, group: Any = None, backend: str = "numpy", budget_bytes: int = DEFAULT_BUDGET_BYTES
+        self,
+        group: Any = None,
+        backend: str = "numpy",
+        budget_bytes: int = DEFAULT_BUDGET_BYTES,
+        device: str = "cpu",
     ) -> None:
+        """``backend``: the kernels' (``"torch:cuda"`` on GPUs; every one gives the same
+        bytes); ``device``: where the collectives' tensors live (``"cuda"`` for NCCL, ``"cpu"``
+        for gloo)."""
         dist = _dist()
         self.group = group
+        self.device = device
         self.rank: int = dist.get_rank(group)
         self.world: int = dist.get_world_size(group)
         self.backend = backend
@@ -108,9 +116,9 @@ class ShardedPasses:
             budget_bytes=self.budget_bytes,
             span=rank_span(d, self.rank, self.world),
         )
-        sums = torch.tensor(stats_vector(part), dtype=torch.int64)
+        sums = torch.tensor(stats_vector(part), dtype=torch.int64, device=self.device)
         _dist().all_reduce(sums, group=self.group)  # SUM: exact in int64 (epoch_stats bounds d)
-        return stats_from_vector(part, sums.tolist())
+        return stats_from_vector(part, sums.cpu().tolist())
 
     def aggregate(
         self, updates: Sequence[RowReader], plan: AggregatePlan, d: int, dtype: np.dtype[Any]
@@ -130,11 +138,11 @@ class ShardedPasses:
             for start in range(rlo, rhi, BROADCAST_COLS):
                 stop = min(rhi, start + BROADCAST_COLS)
                 if r == self.rank:
-                    piece = torch.from_numpy(mine[start - lo : stop - lo])
+                    piece = torch.from_numpy(mine[start - lo : stop - lo]).to(self.device)
                 else:
-                    piece = torch.empty(stop - start, dtype=torch.int64)
+                    piece = torch.empty(stop - start, dtype=torch.int64, device=self.device)
                 dist.broadcast(piece, src=self._global_rank(r), group=self.group)
-                yield start, stop, piece.numpy()
+                yield start, stop, piece.cpu().numpy()
 
     def _global_rank(self, r: int) -> int:
         """Broadcast names its source by its rank in the default group."""
