@@ -331,7 +331,8 @@ def one(
 
 
 def mib(x: float) -> str:
-    return f"{x / 2**20:,.0f} MiB"
+    m = x / 2**20
+    return f"{m:,.0f} MiB" if abs(m) >= 10 else f"{m:.2f} MiB"
 
 
 def run_sharded(n: int, d: int, dtype: str, budget: int, world: int) -> list[dict[str, Any]]:
