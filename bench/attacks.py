@@ -29,6 +29,7 @@ colluding ones spread their updates to pairwise cosine ``collusion_cos(rules)`` 
 * ``backdoor`` Bagdasaryan et al. 2020: half its samples stamped with a pixel trigger and
   relabelled 0, the update boosted by n/m (model replacement), capped at 2x the median public
   norm of the last epoch (so that the Krum score stays under ``krum_ratio``);
+  ``backdoor_matched`` the same capped at 1x (an attacker that reads the published norms);
 * free riders, honest in epoch 0 (nothing public to imitate yet): ``fr_zero``; ``fr_copy``
   the free riders share one update (the first trains, the others resend it: under commit-reveal
   the only copy there is; an honest update cannot be read in time); ``fr_disguised`` noise at the median
@@ -107,7 +108,7 @@ FREE_RIDERS = (
     "fr_scaled_copy",
     "fr_persistent",
 )
-BACKDOORS = ("backdoor",)
+BACKDOORS = ("backdoor", "backdoor_matched")
 
 
 def collusion_cos(rules: EpochRules) -> float:
@@ -237,13 +238,19 @@ def cartel(view: View) -> F64:
     return spread(v, view.rng, collusion_cos(view.rules))
 
 
-def backdoor(view: View) -> F64:
-    delta = view.train(backdoor=0.5)
-    boost = view.n_clients / max(1, view.m)
-    if view.history:
-        cap = 2.0 * median_public_norm(view) / max(float(np.linalg.norm(delta)), 1e-12)
-        boost = max(1.0, min(boost, cap))
-    return np.asarray(boost * delta)
+def backdoor(norm_cap: float) -> AttackFn:
+    """Trained on half-triggered data, boosted by n / m up to ``norm_cap`` x the public median
+    norm (2: the model-replacement boost; 1: matched to an honest norm, under every norm test)."""
+
+    def run(view: View) -> F64:
+        delta = view.train(backdoor=0.5)
+        boost = view.n_clients / max(1, view.m)
+        if view.history:
+            cap = norm_cap * median_public_norm(view) / max(float(np.linalg.norm(delta)), 1e-12)
+            boost = max(1.0, min(boost, cap))
+        return np.asarray(boost * delta)
+
+    return run
 
 
 def turned_from(g: F64, away: F64, cos: float, norm: float) -> F64:
@@ -306,7 +313,8 @@ def builtin_attacks() -> dict[str, AttackFn]:
         "minsum": minsum,
         "fang_krum": fang_krum,
         "cartel": cartel,
-        "backdoor": backdoor,
+        "backdoor": backdoor(2.0),
+        "backdoor_matched": backdoor(1.0),
     }
     for kind in FREE_RIDERS:
         table[kind] = free_rider(kind)

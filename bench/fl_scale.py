@@ -46,6 +46,7 @@ returns its writes, blobs included, to the caller in memory).
 from __future__ import annotations
 
 import argparse
+import datetime
 import hashlib
 import json
 import os
@@ -165,8 +166,10 @@ def build(n: int, d: int, dtype: str, seed: int = 1) -> tuple[MemStore, bytes, T
     clients = [hashlib.sha256(b"client %d" % i).digest() for i in range(n)]
     task_id = hashlib.sha256(b"task").digest()
     pending = []
-    for c in clients:
+    for i, c in enumerate(clients):
         pending.append(put_array(store, update(), max_blob))
+        if i % 5 == 4:
+            continue  # a client new to the task: no previous update (the close's absent figures)
         last = put_array(store, update(), max_blob)
         store.data[STATE_PREFIX + state_keys.last_update(task_id, c)] = last
     params = TaskParams(
@@ -250,7 +253,17 @@ def sharded_passes(
     from node.sharded_close import ShardedPasses
 
     if not dist.is_initialized():
-        dist.init_process_group(dist_backend, init_method=rdzv, world_size=world, rank=rank)
+        if dist_backend == "nccl":  # one GPU per local rank
+            import torch
+
+            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+        dist.init_process_group(
+            dist_backend,
+            init_method=rdzv,
+            world_size=world,
+            rank=rank,
+            timeout=datetime.timedelta(minutes=10),
+        )
     device = "cuda" if dist_backend == "nccl" else "cpu"
     return ShardedPasses(backend=kernels, budget_bytes=budget, device=device)
 
@@ -376,6 +389,7 @@ def print_sharded(n: int, d: int, dtype: str, budget: int, ranks: list[int]) -> 
         rs = run_sharded(n, d, dtype, budget, world)
         close = max(r["close_s"] for r in rs)
         incs = [r["rss_peak"] - r["rss_before"] for r in rs]
+        read = max(r["read_bytes"] for r in rs)
         digests = {r["digest"] for r in rs}
         if first is None:
             first = (close, rs[0]["digest"])
@@ -385,7 +399,8 @@ def print_sharded(n: int, d: int, dtype: str, budget: int, ranks: list[int]) -> 
             f"n={n:>5} d={d:.0e} "
             + (f"ranks={world}" if world else "plain  ")
             + f": close {close:.2f} s (x{first[0] / close:.2f} of the plain close); close's own "
-            f"increment per rank max {mib(max(incs))}; result digest {rs[0]['digest'][:16]} "
+            f"increment per rank max {mib(max(incs))}; read per rank max {mib(read)}; result "
+            f"digest {rs[0]['digest'][:16]} "
             + ("identical to the plain close's" if agree else "DIFFERS on a rank")
         )
     return same
@@ -417,8 +432,8 @@ def main() -> None:
         if args.shard:
             world, rank, rdzv = args.shard.split(":", 2)
             shard = (int(world), int(rank), rdzv)
-        res = one(n, d, args.dtype, budget, args.commit, args.leveldb, shard, args.digest)
-        print(json.dumps(res))
+        result = one(n, d, args.dtype, budget, args.commit, args.leveldb, shard, args.digest)
+        print(json.dumps(result))
         return
     if args.sizes:
         sizes = [tuple(int(float(x)) for x in s.split(":")) for s in args.sizes.split(",")]
@@ -432,7 +447,7 @@ def main() -> None:
     if args.torchrun:  # RANK, WORLD_SIZE, MASTER_ADDR and MASTER_PORT come from torchrun
         world, rank = int(os.environ["WORLD_SIZE"]), int(os.environ["RANK"])
         for n, d in sizes:
-            r = one(
+            row = one(
                 n,
                 d,
                 args.dtype,
@@ -444,10 +459,11 @@ def main() -> None:
                 args.dist,
                 args.kernels,
             )
-            inc = r["rss_peak"] - r["rss_before"]
+            inc = row["rss_peak"] - row["rss_before"]
             print(
                 f"rank {rank}/{world} n={n} d={d:.0e} {args.dist} {args.kernels}: close "
-                f"{r['close_s']:.2f} s, close's own increment {mib(inc)}, digest {r['digest']}",
+                f"{row['close_s']:.2f} s, close's own increment {mib(inc)}, read "
+                f"{mib(row['read_bytes'])}, digest {row['digest']}",
                 flush=True,
             )
         return

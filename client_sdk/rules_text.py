@@ -34,7 +34,7 @@ def _aggregation(r: EpochRules) -> str:
 def _flags(r: EpochRules) -> list[str]:
     return [
         f"outlier: outside the Multi-Krum selection with a Krum score above "
-        f"{_f(r.krum_ratio)} x the median",
+        f"{_f(r.krum_ratio)} x the largest score inside the selection",
         f"near zero: squared norm at most {_f(r.near_zero)} x the median's",
         f"near copy: cosine at least {_f(r.near_copy_cos)} to another update of this epoch "
         "(whatever its scale; both are flagged)",

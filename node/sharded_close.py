@@ -12,12 +12,17 @@ the columns ``[d r / R, d (r + 1) / R)`` of every update:
   rank in column order, so every rank writes the same next model and step, hence the same
   state root.
 
+Before each pass the ranks check that they close the same epoch (the same shape, absent
+figures and plan: :meth:`ShardedPasses._agree`), so ranks that fell out of step fail loudly on
+every rank instead of summing unrelated figures. A rank that fails must exit (or abort the
+group): the others then fail at their next collective, at the latest after the group's timeout.
 gloo runs it on CPUs, NCCL on GPUs (the int64 sums are the same; docs/protocol.md "A sharded
 epoch close"). torch is imported only here, when a sharded close is asked for.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from typing import Any
 
@@ -28,8 +33,8 @@ from stf.fl.aggregate import AggregatePlan, aggregate_blocks
 from stf.fl.passes import Blocks
 from stf.fl.stats import DEFAULT_BUDGET_BYTES, EpochStats, RowReader, Span, epoch_stats
 
-#: Columns per broadcast of pass two (8 bytes each: 32 MiB), so no rank holds more than its own
-#: range plus one such piece of another's.
+#: The most columns per broadcast of pass two (8 bytes each: 32 MiB; fewer with a block budget
+#: under 256 MiB), so no rank holds more than its own range plus one such piece of another's.
 BROADCAST_COLS = 2**22
 
 
@@ -65,6 +70,11 @@ def stats_from_vector(like: EpochStats, v: Sequence[int]) -> EpochStats:
         columns.append([None if x is None else int(v[pos + i]) for i, x in enumerate(column)])
         pos += n
     return EpochStats(gram, gdots, gsq, gsupport, columns[0], columns[1], columns[2])
+
+
+def _fingerprint(*parts: object) -> int:
+    """A 62-bit digest of ``parts`` (their ``repr``): equal on ranks that agree."""
+    return int.from_bytes(hashlib.sha256(repr(parts).encode()).digest()[:8], "big") >> 2
 
 
 def _dist() -> Any:
@@ -116,6 +126,8 @@ class ShardedPasses:
             budget_bytes=self.budget_bytes,
             span=rank_span(d, self.rank, self.world),
         )
+        absent = (prev_global is None, tuple(o is None for o in prev_own))
+        self._agree("pass one", [len(updates), d, np.dtype(dtype).itemsize, _fingerprint(absent)])
         sums = torch.tensor(stats_vector(part), dtype=torch.int64, device=self.device)
         _dist().all_reduce(sums, group=self.group)  # SUM: exact in int64 (epoch_stats bounds d)
         return stats_from_vector(part, sums.cpu().tolist())
@@ -125,6 +137,8 @@ class ShardedPasses:
     ) -> Blocks:
         import torch
 
+        plan_id = _fingerprint(plan.kind, plan.rows, plan.trim)
+        self._agree("pass two", [len(updates), d, np.dtype(dtype).itemsize, plan_id])
         lo, hi = rank_span(d, self.rank, self.world)
         mine: npt.NDArray[np.int64] = np.empty(hi - lo, dtype=np.int64)
         spans = aggregate_blocks(
@@ -133,16 +147,28 @@ class ShardedPasses:
         for start, stop, block in spans:
             mine[start - lo : stop - lo] = block
         dist = _dist()
+        piece_cols = max(1, min(BROADCAST_COLS, self.budget_bytes // 64))
         for r in range(self.world):
             rlo, rhi = rank_span(d, r, self.world)
-            for start in range(rlo, rhi, BROADCAST_COLS):
-                stop = min(rhi, start + BROADCAST_COLS)
+            for start in range(rlo, rhi, piece_cols):
+                stop = min(rhi, start + piece_cols)
                 if r == self.rank:
                     piece = torch.from_numpy(mine[start - lo : stop - lo]).to(self.device)
                 else:
                     piece = torch.empty(stop - start, dtype=torch.int64, device=self.device)
                 dist.broadcast(piece, src=self._global_rank(r), group=self.group)
                 yield start, stop, piece.cpu().numpy()
+
+    def _agree(self, what: str, header: list[int]) -> None:
+        """Raise on every rank unless every rank is about to run the same pass."""
+        import torch
+
+        mine = torch.tensor(header, dtype=torch.int64, device=self.device)
+        every = [torch.empty_like(mine) for _ in range(self.world)]
+        _dist().all_gather(every, mine, group=self.group)
+        seen = [t.cpu().tolist() for t in every]
+        if any(h != seen[0] for h in seen):
+            raise RuntimeError(f"sharded close: the ranks disagree on {what}: {seen}")
 
     def _global_rank(self, r: int) -> int:
         """Broadcast names its source by its rank in the default group."""

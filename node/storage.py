@@ -25,7 +25,8 @@ from stf.block import Block, Header, Receipt
 from stf.smt import SparseMerkleTree
 from stf.state import BLOB_PREFIX, STATE_PREFIX, VALUE_PREFIX
 
-SCHEMA_VERSION = 3  # 2: receipts root commits to codes; 3: client records carry credits
+SCHEMA_VERSION = 4  # 2: receipts root commits to codes; 3: client records carry credits;
+# 4: KRUM_OUTLIER's reference moved (same formats, other verdicts: an older chain does not replay)
 
 K_SCHEMA = b"meta:schema"
 K_GENESIS = b"meta:genesis"

@@ -24,7 +24,7 @@ def test_the_words_carry_the_task_s_numbers() -> None:
     for piece in (
         "cutting 0.2 of the updates at each end",
         "Krum assumes f = 2",
-        "above 4 x the median",
+        "above 4 x the largest score inside the selection",
         "at most 0.001 x the median",
         "cosine at least 0.995 to another update of this epoch",
         "first commit to your update",

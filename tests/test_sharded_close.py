@@ -125,13 +125,21 @@ def _have_gloo() -> bool:
 @pytest.mark.skipif(not _have_gloo(), reason="torch with gloo is not installed")
 @pytest.mark.parametrize("dtype", ["int8", "int16"])
 def test_a_gloo_sharded_close_writes_the_bytes_of_the_plain_close(dtype: str) -> None:
-    # 5 MB of int8 updates: chunked blobs (the 4 MiB blob limit) and several blocks per rank
-    cmd = [sys.executable, str(ROOT / "bench" / "fl_scale.py"), "--sizes", "5:1000000"]
+    # 5 MB of int8 updates: chunked blobs (the 4 MiB blob limit), several blocks and broadcast
+    # pieces per rank, a client with no previous update (absent figures); then 4 columns over 3
+    # ranks (one rank with a single column, one broadcast each)
+    cmd = [sys.executable, str(ROOT / "bench" / "fl_scale.py"), "--sizes", "5:1000000,4:4"]
     cmd += ["--budget", "0.5", "--dtype", dtype, "--ranks", "2,3"]
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stdout + out.stderr
-    rows = [line for line in out.stdout.splitlines() if line.startswith("n=")]
-    assert len(rows) == 3, out.stdout
-    digests = {line.split("result digest ")[1].split()[0] for line in rows}
-    assert len(digests) == 1, out.stdout
-    assert all("identical to the plain close's" in line for line in rows)
+    for size in ("d=1e+06", "d=4e+00"):
+        rows = [line for line in out.stdout.splitlines() if line.startswith("n=") and size in line]
+        assert len(rows) == 3, out.stdout
+        digests = {line.split("result digest ")[1].split()[0] for line in rows}
+        assert len(digests) == 1, out.stdout
+        assert all("identical to the plain close's" in line for line in rows)
+    # and each rank read less the more ranks share the columns (reads are whole 4 MiB chunks,
+    # and every rank reads the whole base model to write the next one, so not exactly 1/R)
+    big = [line for line in out.stdout.splitlines() if "d=1e+06" in line]
+    read = [float(line.split("read per rank max ")[1].split()[0].replace(",", "")) for line in big]
+    assert read[2] < read[1] < 0.7 * read[0], out.stdout

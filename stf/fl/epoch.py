@@ -176,11 +176,12 @@ def close_epoch(
     ``O(n^2)``; the next base model and step are written chunk by chunk (see
     :mod:`stf.fl.chunks`). The updates are in commit order; a committer that did not reveal
     gets a record with ``REVEAL_MISSING`` and no update. ``passes`` (default: both passes here,
-    :class:`LocalPasses`) may read the columns elsewhere, e.g. sharded over processes; it never
-    changes a byte.
+    :class:`LocalPasses` with ``backend`` and ``budget_bytes``, which are then unused) may read
+    the columns elsewhere, e.g. sharded over processes; it never changes a byte.
     """
     budget = DEFAULT_BUDGET_BYTES if budget_bytes is None else budget_bytes
-    passes = passes or LocalPasses(backend, budget)
+    if passes is None:
+        passes = LocalPasses(backend, budget)
     p = task.params
     shown = task.revealed
     updates = [StoredArray(state, task.pending[i], p.np_dtype, p.d).read for i in shown]

@@ -1,10 +1,11 @@
 """How an epoch close runs its two passes over the updates: here, or split across processes.
 
 The close's decisions need only pass one's exact sums (:class:`EpochStats`) and its model only
-pass two's coordinate-wise blocks, so *where* the columns are read is not consensus. A node
-passes :class:`LocalPasses` (one process, the default) or a sharded implementation (e.g.
-``node.sharded_close.ShardedPasses``: column ranges over ``torch.distributed`` ranks, int64
-sums all-reduced); both give the same bytes.
+pass two's coordinate-wise blocks, so *where* the columns are read is not consensus. The block
+hook uses :class:`LocalPasses` (one process); a caller of ``close_epoch`` may pass a sharded
+implementation instead (``node.sharded_close.ShardedPasses``: column ranges over
+``torch.distributed`` ranks, int64 sums all-reduced; used by ``bench/fl_scale.py``, not yet by
+the node's daemon); both give the same bytes.
 """
 
 from __future__ import annotations

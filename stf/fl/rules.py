@@ -31,7 +31,7 @@ class EpochRules:
     aggregator: str = Aggregator.MEAN  # an Aggregator value (a str on the wire)
     trim_num: int = 1  # trimmed mean: cut num/den of the clients at each end
     trim_den: int = 10
-    krum_ratio: tuple[int, int] = (3, 1)  # outlier: score > ratio x median score
+    krum_ratio: tuple[int, int] = (3, 1)  # outlier: score > ratio x largest selected score
     near_zero: tuple[int, int] = (1, 10_000)  # |u|^2 <= ratio x median |u|^2
     near_copy_cos: tuple[int, int] = (999, 1000)
     global_echo_cos: tuple[int, int] = (996, 1000)
@@ -144,7 +144,9 @@ class Bound:
 MAX_DENOMINATOR = 10**6  # every meaningful threshold fits; bounds the cost of exact compares
 BOUNDS: dict[str, Bound] = {
     "krum_ratio": Bound(
-        Fraction(2), None, "below twice the median score, honest spread is an outlier"
+        Fraction(2),
+        None,
+        "below twice the selection's largest score, honest spread is an outlier",
     ),
     "near_zero": Bound(
         None, Fraction(1, 100), "near zero is at most 1% of the median squared norm"
