@@ -4,7 +4,8 @@
 Usage: ``python bench/detection.py [--quick | --long] [--datasets digits,mnist1d]
 [--alphas 0.1,0.5,10] [--clients 20,50] [--seeds N] [--epochs E] [--attack-epochs E]
 [--attacks a,b] [--fractions 0.2] [--attack-alphas 0.1] [--attack-clients 20] [--sigma S]
-[--rules KEY=VALUE ...] [--attack-file PATH [--omniscient]] [--split-file PATH] [--no-flower]``
+[--local-steps K] [--rules KEY=VALUE ...] [--attack-file PATH [--omniscient]] [--split-file PATH]
+[--no-flower]``
 
 What it runs (modules: :mod:`fl_sim` data and training, :mod:`splits` the client splits,
 :mod:`attacks` the attackers, :mod:`baselines` FedAvg, FLTrust and Flower's aggregators,
@@ -140,6 +141,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     a.add_argument("--model", choices=("softmax", "mlp"), default="mlp")
     a.add_argument("--lr", type=float, default=0.1, help="local SGD learning rate")
     a.add_argument("--batch", type=int, default=16, help="local minibatch size")
+    a.add_argument(
+        "--local-steps", type=int, default=0, help="fixed minibatch steps per round (0: one epoch)"
+    )
     a.add_argument("--f-frac", type=float, default=0.3, help="EpochRules.f = floor(F x n)")
     a.add_argument("--rules", action="append", default=[], metavar="KEY=VALUE")
     a.add_argument("--attack-file", default=None, help="a file defining attack(view)")
@@ -233,7 +237,13 @@ def make_setup(args: argparse.Namespace) -> Setup:
     split_fn = load_split_file(args.split_file) if args.split_file else None
     if split_fn is not None:
         notes.append(f"split from {args.split_file} (alpha and sigma unused)")
-    base = SimConfig(model=args.model, lr=args.lr, batch=args.batch, sigma=args.sigma)
+    base = SimConfig(
+        model=args.model,
+        lr=args.lr,
+        batch=args.batch,
+        sigma=args.sigma,
+        local_steps=args.local_steps,
+    )
     return Setup(
         datasets=datasets,
         alphas=alphas,
@@ -542,8 +552,9 @@ class Targets:
 
 def print_header(s: Setup) -> None:
     c = s.base
+    local = f"{c.local_steps} steps" if c.local_steps > 0 else f"{c.local_epochs} epoch(s)"
     print(
-        f"# detection bench: {c.model} model, local {c.local_epochs} epoch(s) of SGD (batch "
+        f"# detection bench: {c.model} model, local {local} of SGD (batch "
         f"{c.batch}, lr {c.lr}), sizes log-normal sigma {c.sigma} (min {c.min_size}), "
         f"Dirichlet label mixes; datasets {','.join(s.datasets)}",
         flush=True,

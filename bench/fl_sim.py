@@ -10,7 +10,8 @@ protocol's int8 quantized delta ``q = clip(round(delta * 2**shift), -127, 127)``
 * Model: softmax regression or a one-hidden-layer tanh MLP, one flat float64 vector.
 * Local training, as FedAvg does it: ``local_epochs`` passes of minibatch SGD over the
   client's own data (batch ``batch``, learning rate ``lr``), so a client with more data takes
-  more steps and sends a larger update. Each client's minibatch order is seeded by
+  more steps and sends a larger update; or, with ``local_steps`` > 0, that many minibatches
+  drawn with replacement whatever the data size (a training script with a fixed step count). Each client's minibatch order is seeded by
   (seed, epoch, client): an honest client computes the same delta from the same model.
 * Quantization shift (fixed per task): ``floor(log2(127 / p999))`` with ``p999`` the 99.9th
   percentile of ``|delta|`` over every client's epoch-0 delta from the initial model.
@@ -39,6 +40,7 @@ class SimConfig:
     hidden: int = 32
     n_clients: int = 20
     local_epochs: int = 1
+    local_steps: int = 0  # > 0: exactly this many minibatch steps per round, whatever the data
     batch: int = 16
     lr: float = 0.1
     test_frac: float = 0.25  # digits only (mnist1d ships its own test set)
@@ -234,6 +236,11 @@ class Task:
         cfg = self.cfg
         local = w.copy()
         m = len(y)
+        if cfg.local_steps > 0:  # a fixed step count: update norms no longer grow with the data
+            for _ in range(cfg.local_steps):
+                b = rng.integers(0, m, size=min(cfg.batch, m))
+                local -= cfg.lr * self.model.grad(local, x[b], y[b])
+            return local - w
         for _ in range(cfg.local_epochs):
             order = rng.permutation(m)
             for pos in range(0, m, cfg.batch):
