@@ -9,10 +9,12 @@ from typing import Any
 import structlog
 from aiohttp import WSCloseCode, WSMsgType, web
 
+from mps_common.version import VERSION
 from stf.errors import PARSE_ERROR, Code
 
 from .codec import JSON, MSGPACK, decode_body, encode_body
 from .jsonrpc import Dispatcher, RPCError, approx_size
+from .openrpc import add_discover
 from .ports import RPCMetrics, Served
 from .rate import TokenBucket
 from .registry import bind
@@ -220,6 +222,7 @@ def make_dispatcher(max_batch: int, metrics: RPCMetrics, *namespaces: object) ->
 
     d = Dispatcher(max_batch, observe)
     bind(d, *namespaces, SubscriptionMethods())
+    add_discover(d, VERSION)
     return d
 
 

@@ -43,6 +43,7 @@ SIGNATURES: dict[str, tuple[tuple[str, str, bool, Any], ...]] = {
     "mps_subscribe": (("topic", "to_str", True, None),),
     "mps_syncStatus": (),
     "mps_unsubscribe": (("subscription", "to_str", True, None),),
+    "rpc.discover": (),
 }
 
 
