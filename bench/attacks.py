@@ -15,7 +15,9 @@ colluding ones spread their updates to pairwise cosine ``collusion_cos(rules)`` 
 ``near_copy_cos``) so that no copy check fires. Built-in attacks (``*`` = omniscient):
 
 * ``signflip`` -4 x its own honest update; ``gauss`` N(0, (10 x its own RMS)^2);
-  ``labelflip`` trains on 9 - y;
+  ``labelflip`` trains on 9 - y; ``signflip_adaptive`` its update negated, turned slowly so
+  that its own past excuses it, and scaled to just under the outlier rule as the STF itself
+  would judge last epoch's public updates with it (a red team's attack, 2026-12-02);
 * ``alie``* Baruch et al. 2019: mean - z_max x std, ``s = floor(n/2 + 1) - m``,
   ``z_max = Phi^-1((n - s) / n)``; ``ipm0.5``* / ``ipm10``* Xie et al. 2019: -eps x mean;
 * ``minmax``* / ``minsum``* Shejwalkar & Houmansadr 2021: mean - gamma x std with their
@@ -57,6 +59,8 @@ import numpy as np
 import numpy.typing as npt
 from plugin import load_function
 
+from stf import robust
+from stf.fl.checks import epoch_view, outlier_flag
 from stf.fl.rules import EpochRules
 
 F64 = npt.NDArray[np.float64]
@@ -253,6 +257,65 @@ def backdoor(norm_cap: float) -> AttackFn:
     return run
 
 
+def turned_toward(prev: F64, target: F64, max_deg: float = 60.0) -> F64:
+    """The unit vector ``target``'s direction, or ``prev``'s turned towards it by ``max_deg``:
+    a client that turns slowly keeps a cosine >= 0.5 to its own last update, which excuses it
+    from UNCORRELATED whatever the others send."""
+    p = prev / max(float(np.linalg.norm(prev)), 1e-12)
+    t = target / max(float(np.linalg.norm(target)), 1e-12)
+    c = float(p @ t)
+    if c >= math.cos(math.radians(max_deg)):
+        return t
+    o = t - c * p
+    if float(np.linalg.norm(o)) < 1e-9:  # exactly opposite: any orthogonal way round
+        o = np.roll(p, 1) - float(np.roll(p, 1) @ p) * p
+    o /= np.linalg.norm(o)
+    a = math.radians(max_deg)
+    return np.asarray(math.cos(a) * p + math.sin(a) * o)
+
+
+def under_the_bar(rows: list[F64], mine: list[int], rules: EpochRules) -> bool:
+    """Whether none of the rows ``mine`` would be a KRUM_OUTLIER among ``rows``, by the STF's
+    own test (so the attack follows whichever outlier rule is in force)."""
+    q = np.stack([to_int8(r) for r in rows])
+    n = q.shape[0]
+    view, _ = epoch_view(robust.gram(q), min(rules.f, max(0, (n - 3) // 2)))
+    return not any(outlier_flag(view, i, rules) for i in mine)
+
+
+def signflip_adaptive(view: View) -> F64:
+    """Its honest update negated, turned at most 60 degrees an epoch from its last one, and
+    scaled as far as the outlier rule lets it: it replays last epoch's public updates with
+    itself and its colluders at the candidate scale, and sends the largest scale (binary
+    search, 15% margin) that the STF's own test would not flag."""
+    t = view.train()
+    if not view.history:
+        return t  # nothing public yet: honest once
+    last = view.history[-1]
+    honest = [u.astype(np.float64) for c, u in last.items() if c not in view.attackers]
+    if len(honest) < 3:
+        return -t
+    unit = -t / max(float(np.linalg.norm(t)), 1e-12)
+    prev = last.get(view.client)
+    if prev is not None and np.any(prev):
+        unit = turned_toward(prev.astype(np.float64), unit)
+    med = float(np.median([np.linalg.norm(h) for h in honest]))
+    sent = [u.astype(np.float64) for u in view.colluders_now]
+    # the colluders still to send: along their own last updates (they flip their own data)
+    later = [
+        last[c].astype(np.float64) / max(float(np.linalg.norm(last[c])), 1e-12)
+        for c in view.attackers
+        if c in last and c != view.client
+    ][: max(0, len([c for c in view.attackers if c in last]) - len(sent) - 1)]
+    mine = list(range(len(honest), len(honest) + len(sent) + 1 + len(later)))
+    lo, hi = 0.0, 20.0
+    for _ in range(14):
+        k = (lo + hi) / 2
+        rows = honest + sent + [1.15 * k * med * u for u in (unit, *later)]
+        lo, hi = (k, hi) if under_the_bar(rows, mine, view.rules) else (lo, k)
+    return np.asarray(max(lo, 0.5) * med * unit)
+
+
 def turned_from(g: F64, away: F64, cos: float, norm: float) -> F64:
     """``g`` turned towards ``away`` until their cosine is ``cos``, at length ``norm``."""
     gn = max(float(np.linalg.norm(g)), 1e-12)
@@ -315,6 +378,7 @@ def builtin_attacks() -> dict[str, AttackFn]:
         "cartel": cartel,
         "backdoor": backdoor(2.0),
         "backdoor_matched": backdoor(1.0),
+        "signflip_adaptive": signflip_adaptive,
     }
     for kind in FREE_RIDERS:
         table[kind] = free_rider(kind)
