@@ -31,7 +31,7 @@ ATTACKS = {
 #: what bench/detection.py measures for each attack with these rules
 EXPECTED = {
     "signflip": "KRUM_OUTLIER (or UNCORRELATED) strikes, barred after 2",
-    "gauss": "KRUM_OUTLIER strikes, barred after 2",
+    "gauss": "KRUM_OUTLIER or UNCORRELATED strikes, barred after 2",
     "labelflip": "KRUM_OUTLIER strikes; the slowest on non-IID data (3-8 epochs)",
     "fr_replay": "ZERO strike in epoch 0, then REPLAY_GLOBAL: provable, slashable at once",
     "fr_copy": "its stolen reveal fails (COMMITMENT_MISMATCH): REVEAL_MISSING strikes, barred"
