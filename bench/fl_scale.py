@@ -268,6 +268,16 @@ def sharded_passes(
     return ShardedPasses(backend=kernels, budget_bytes=budget, device=device)
 
 
+def leave_group() -> None:
+    """Wait for every rank, then close the group: a rank that exits while gloo's threads still
+    run aborts (SIGABRT, "terminate called without an active exception")."""
+    import torch.distributed as dist
+
+    if dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
+
+
 def one(
     n: int,
     d: int,
@@ -433,7 +443,9 @@ def main() -> None:
             world, rank, rdzv = args.shard.split(":", 2)
             shard = (int(world), int(rank), rdzv)
         result = one(n, d, args.dtype, budget, args.commit, args.leveldb, shard, args.digest)
-        print(json.dumps(result))
+        print(json.dumps(result), flush=True)
+        if shard:
+            leave_group()
         return
     if args.sizes:
         sizes = [tuple(int(float(x)) for x in s.split(":")) for s in args.sizes.split(",")]
@@ -466,6 +478,7 @@ def main() -> None:
                 f"{mib(row['read_bytes'])}, digest {row['digest']}",
                 flush=True,
             )
+        leave_group()
         return
     if args.ranks:
         ranks = [int(r) for r in args.ranks.split(",")]
