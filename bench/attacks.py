@@ -42,7 +42,9 @@ colluding ones spread their updates to pairwise cosine ``collusion_cos(rules)`` 
   update (the red-team's near copy that kept under the old 81% norm-ratio gate);
   ``fr_persistent`` knows the credit rule (:mod:`stf.fl.contribution`): the last global step
   at cosine 0.9 plus a private random direction it keeps every epoch, so that its innovation
-  persists like an honest client's.
+  persists like an honest client's; ``fr_centre`` the mean of the smaller half of last epoch's
+  honest updates at their median norm, the colluders at cosine 0.97, turned slowly from its
+  own last update (a red team's, 2026-12-02: central, small, self-consistent).
 
 Bring your own (``--attack-file PATH [--omniscient]``): a file defining ``attack(view)``;
 see ``bench/attacks_example.py``.
@@ -111,6 +113,7 @@ FREE_RIDERS = (
     "fr_stale_peer",
     "fr_scaled_copy",
     "fr_persistent",
+    "fr_centre",
 )
 BACKDOORS = ("backdoor", "backdoor_matched")
 
@@ -352,6 +355,19 @@ def free_rider(kind: str) -> AttackFn:
             return norm * unit + noise * (0.5 * norm / np.linalg.norm(noise))
         if kind == "fr_global_cos":
             return turned_from(g, noise, 0.99, norm)
+        if kind == "fr_centre":
+            last = view.history[-1]
+            hon = sorted(
+                (u.astype(np.float64) for c, u in last.items() if c not in view.attackers),
+                key=lambda u: float(np.linalg.norm(u)),
+            )
+            small = hon[: max(3, len(hon) // 2)]
+            centre = spread(np.mean(small, axis=0), view.rng, 0.97)
+            prev = last.get(view.client)
+            if prev is not None and np.any(prev):
+                centre = turned_toward(prev.astype(np.float64), centre)
+            size = float(np.median([np.linalg.norm(u) for u in small]))
+            return centre / max(float(np.linalg.norm(centre)), 1e-12) * size
         if kind == "fr_persistent":  # knows the credit rule: a private direction it keeps
             fixed = np.random.default_rng(1_000_003 + view.client).normal(0.0, 1.0, view.d)
             return turned_from(g, fixed, 0.9, norm)
