@@ -53,8 +53,12 @@ def test_detection_bench_quick_runs_with_an_attack_file() -> None:
     out = run_bench("detection.py", "--quick", "--no-flower", "--attack-file", example, timeout=300)
     for section in ("## honest only", "## attacks", "## targets", "expected run time"):
         assert section in out, out
-    for attack in ("alie*", "minmax*", "fang_krum*", "cartel", "backdoor", "fr_stale_peer"):
-        assert attack in out, out
+    attacks = ("alie*", "minmax*", "fang_krum*", "cartel", "backdoor", "backdoor_matched")
+    attacks += ("signflip_adaptive", "fr_stale_peer", "fr_centre")
+    for attack in attacks:
+        assert f"\n{attack} " in out, out  # its row in the attacks table
+    for baseline in ("fedavg", "fltrust", "reftrust"):
+        assert baseline in out, out
     assert "file:attacks_example" in out, out
     assert "honest clients slashed" in out
     assert out.count("PASS") + out.count("FAIL") >= 20, out
