@@ -62,7 +62,7 @@ import numpy.typing as npt
 from plugin import load_function
 
 from stf import robust
-from stf.fl.checks import epoch_view, outlier_flag
+from stf.fl.checks import epoch_view, krum_f, outlier_flag
 from stf.fl.rules import EpochRules
 
 F64 = npt.NDArray[np.float64]
@@ -281,8 +281,7 @@ def under_the_bar(rows: list[F64], mine: list[int], rules: EpochRules) -> bool:
     """Whether none of the rows ``mine`` would be a KRUM_OUTLIER among ``rows``, by the STF's
     own test (so the attack follows whichever outlier rule is in force)."""
     q = np.stack([to_int8(r) for r in rows])
-    n = q.shape[0]
-    view, _ = epoch_view(robust.gram(q), min(rules.f, max(0, (n - 3) // 2)))
+    view, _ = epoch_view(robust.gram(q), krum_f(rules.f, q.shape[0]))
     return not any(outlier_flag(view, i, rules) for i in mine)
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from . import codec
-from .jsonrpc import Converter, Dispatcher, Method
+from .jsonrpc import Converter, Dispatcher, Method, Param
 
 OPENRPC_VERSION = "1.2.6"
 DISCOVER = "rpc.discover"
@@ -37,7 +37,7 @@ SCHEMAS: dict[Converter, dict[str, Any]] = {
 }
 
 
-def _param(p: Any) -> dict[str, Any]:
+def _param(p: Param) -> dict[str, Any]:
     schema = SCHEMAS.get(p.convert)
     if schema is None:
         raise LookupError(f"parameter {p.name!r}: no JSON Schema for converter {p.convert!r}")

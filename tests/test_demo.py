@@ -4,41 +4,18 @@ clients) and ``python -m examples.demo --quick`` against it, both as subprocesse
 from __future__ import annotations
 
 import json
-import os
 import re
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
+from devnet_process import dev_env, dev_node
 
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parent.parent
 FREE_RIDERS = {"fr_replay", "fr_copy", "fr_noise"}
-
-
-def _env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MPS_")}
-    env["PYTHONUNBUFFERED"] = "1"
-    return env
-
-
-def _wait_for_rpc(proc: subprocess.Popen[bytes], log: Path, timeout: float = 60.0) -> str:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        text = log.read_text(errors="replace") if log.exists() else ""
-        for line in text.splitlines():
-            if "rpc listening" in line:
-                m = re.search(r"http://[^\s\"',]+", line)
-                if m:
-                    return m.group(0)
-        if proc.poll() is not None:
-            pytest.fail(f"mps-node dev exited with {proc.returncode}:\n{text[-3000:]}")
-        time.sleep(0.2)
-    pytest.fail(f"mps-node dev did not log 'rpc listening' in {timeout:.0f} s")
 
 
 def test_demo_catches_the_cheaters_and_pays_the_honest(tmp_path: Path) -> None:
@@ -47,29 +24,15 @@ def test_demo_catches_the_cheaters_and_pays_the_honest(tmp_path: Path) -> None:
     devnet = tmp_path / "devnet"
     devnet.mkdir()
     log = devnet / "node.log"
-    with log.open("wb") as out:
-        node = subprocess.Popen(
-            [sys.executable, "-m", "node.cli", "dev", "--datadir", str(devnet),
-             "--rpc-port", "0", "--log-format", "json"],
-            cwd=ROOT, env=_env(), stdout=out, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-    try:
-        url = _wait_for_rpc(node, log)
+    with dev_node(devnet, log) as node:
         demo = subprocess.run(
-            [sys.executable, "-m", "examples.demo", "--devnet", str(devnet), "--rpc", url,
+            [sys.executable, "-m", "examples.demo", "--devnet", str(devnet), "--rpc", node.url,
              "--quick", "--out", str(tmp_path / "out")],
-            cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=240,
+            cwd=ROOT, env=dev_env(), capture_output=True, text=True, timeout=240,
         )  # fmt: skip
         text = demo.stdout + demo.stderr
         assert demo.returncode == 0, text[-5000:]
-    finally:
-        node.send_signal(signal.SIGTERM)
-        try:
-            node.wait(30)
-        except subprocess.TimeoutExpired:
-            node.kill()
-            node.wait()
-    assert node.returncode == 0, log.read_text()[-3000:]
+    assert node.proc.returncode == 0, log.read_text()[-3000:]
 
     assert (tmp_path / "out" / "demo.png").stat().st_size > 10_000
     result = json.loads((tmp_path / "out" / "demo.json").read_text())

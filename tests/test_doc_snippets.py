@@ -16,18 +16,15 @@ Snippets run in their own interpreter, in the order they appear, README first.
 
 from __future__ import annotations
 
-import json
-import os
 import re
-import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from devnet_process import dev_env, dev_node
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
@@ -81,9 +78,7 @@ def test_every_snippet_says_where_it_runs() -> None:
 
 
 def _env() -> dict[str, str]:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    env.pop("MPS_RPC_PORT", None)
-    return env
+    return {**dev_env(), "PYTHONPATH": str(ROOT)}
 
 
 def _run(s: Snippet, cwd: Path, code: str) -> subprocess.CompletedProcess[str]:
@@ -100,36 +95,14 @@ def devnet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, str
     """A running ``mps-node dev`` whose data directory is ``<dir>/devnet``."""
     pytest.importorskip("torch")
     work = tmp_path_factory.mktemp("snippets")
-    log = work / "node.log"
-    with log.open("wb") as out:
-        node = subprocess.Popen(
-            [sys.executable, "-m", "node.cli", "dev", "--datadir",
-             str(work / "devnet"), "--rpc-port", "0", "--log-format", "json"],
-            cwd=ROOT, env=_env(), stdout=out, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-    try:
-        url = ""
-        deadline = time.monotonic() + 120
-        while not url and time.monotonic() < deadline:
-            assert node.poll() is None, log.read_text()[-3000:]
-            for line in log.read_text().splitlines():
-                if '"rpc listening"' in line:
-                    url = json.loads(line)["url"]
-            time.sleep(0.2)
-        assert url, log.read_text()[-3000:]
+    with dev_node(work / "devnet", work / "node.log") as node:
         (work / "train.py").write_text("# the requester's training script, run by each client\n")
-        yield work, url.removeprefix("http://").rstrip("/")
-    finally:
-        node.send_signal(signal.SIGTERM)
-        try:
-            node.wait(30)
-        except subprocess.TimeoutExpired:
-            node.kill()
-            node.wait()
+        yield work, node.url.removeprefix("http://").rstrip("/")
 
 
-DEVNET = [s for s in snippets() if s.kind == "devnet"]
-ANVIL = [s for s in snippets() if s.kind == "anvil"]
+SNIPPETS = snippets()
+DEVNET = [s for s in SNIPPETS if s.kind == "devnet"]
+ANVIL = [s for s in SNIPPETS if s.kind == "anvil"]
 
 
 @pytest.mark.parametrize("snippet", DEVNET, ids=[s.name for s in DEVNET])

@@ -12,6 +12,7 @@ import numpy as np
 import numpy.typing as npt
 
 from .. import robust
+from .checks import krum_f
 from .rules import Aggregator, EpochRules
 from .stats import DEFAULT_BUDGET_BYTES, RowReader, Span, block_cols, check_span, column_blocks
 
@@ -39,7 +40,7 @@ def plan_aggregate(
         return AggregatePlan("trimmed_mean", tuple(clean), Fraction(rules.trim_num, rules.trim_den))
     # multi_krum_mean: Multi-Krum among the clean updates (their Gram matrix is a block of g),
     # then the mean of its selection
-    fk = min(f, max(0, (k - 3) // 2))
+    fk = krum_f(f, k)
     sub = g[np.ix_(clean, clean)]
     scores = robust.krum_scores_from_distances(robust.pairwise_sq_distances(sub), fk)
     chosen = sorted(int(j) for j in robust.krum_select(scores, max(1, k - fk)).tolist())

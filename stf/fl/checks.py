@@ -44,6 +44,12 @@ def median_low(values: list[int]) -> int:
     return sorted(values)[(len(values) - 1) // 2]
 
 
+def krum_f(f: int, n: int) -> int:
+    """The ``f`` Krum uses among ``n`` updates: the rules' ``f``, smaller when ``n <= 2f + 2``
+    (Krum needs ``n > 2f + 2``)."""
+    return min(f, max(0, (n - 3) // 2))
+
+
 def krum_scores(g: npt.NDArray[np.int64], f: int) -> list[int]:
     if g.shape[0] < 3:
         return [0] * g.shape[0]

@@ -19,7 +19,7 @@ import numpy as np
 import numpy.typing as npt
 
 from .aggregate import AggregatePlan, aggregate_blocks, plan_aggregate
-from .checks import epoch_view, flags_of
+from .checks import epoch_view, flags_of, krum_f
 from .contribution import credits
 from .flags import PROVABLE
 from .records import NO_EPOCH, Verdict
@@ -51,7 +51,7 @@ def judge(stats: EpochStats, rules: EpochRules) -> tuple[list[ClientResult], Agg
     """Scores, flags and the aggregate's plan, from the inner products alone."""
     g = stats.gram
     n = g.shape[0]
-    f = min(rules.f, max(0, (n - 3) // 2))  # Krum needs n > 2f + 2; fewer clients, smaller f
+    f = krum_f(rules.f, n)
     v, rank = epoch_view(g, f)
     gdots = stats.global_dots if stats.global_dots is not None else [0] * n
     results = [
