@@ -151,6 +151,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     a.add_argument("--split-file", default=None, help="a file defining split(y, n, rng)")
     a.add_argument("--no-flower", action="store_true", help="skip Flower's aggregators")
     a.add_argument("--no-honest", action="store_true", help="skip the honest-only rows")
+    a.add_argument(
+        "--reference",
+        action="store_true",
+        help="the requester sends its reference update every epoch (stf.fl.reference)",
+    )
     return a.parse_args(argv)
 
 
@@ -176,6 +181,7 @@ class Setup:
     split_fn: SplitFn | None
     flower: bool
     honest: bool
+    reference: bool = False  # the STF runs get the requester's reference update
     notes: tuple[str, ...] = ()
 
     def rules(self, n: int) -> EpochRules:
@@ -263,6 +269,7 @@ def make_setup(args: argparse.Namespace) -> Setup:
         split_fn=split_fn,
         flower=flower,
         honest=not args.no_honest,
+        reference=args.reference,
         notes=tuple(notes),
     )
 
@@ -324,7 +331,9 @@ def honest_rows(s: Setup, t0: float) -> dict[tuple[str, float, int], HonestRow]:
                 for seed in range(s.seeds):
                     task = task_for(s, ds, alpha, n, seed)
                     everyone = list(range(n))
-                    r = run(task, everyone, set(), None, False, s.epochs, s.rules(n), None)
+                    r = run(
+                        task, everyone, set(), None, False, s.epochs, s.rules(n), None, s.reference
+                    )
                     ref = run(task, everyone, set(), None, False, s.epochs, s.rules(n), fedavg)
                     trust = run(task, everyone, set(), None, False, s.epochs, s.rules(n), REFTRUST)
                     row.slashed.append(r.honest_slashed)
@@ -429,7 +438,7 @@ def attack_seed(
     for name in s.attacks:
         fn, omni = s.table[name], name in s.omniscient
         row = out.setdefault((name, ds, alpha, n, frac), AttackRow())
-        r = run(task, everyone, att, fn, omni, s.attack_epochs, rules, None)
+        r = run(task, everyone, att, fn, omni, s.attack_epochs, rules, None, s.reference)
         row.stf.append(r)
         row.ref.append(ref)
         for bname, agg in aggs.items():

@@ -103,10 +103,19 @@ def attacker_rows(
 
 
 def stf_step(
-    chain: Chain, q: I8, ids: list[int], att: set[int], e: int, rules: EpochRules, res: RunResult
+    chain: Chain,
+    q: I8,
+    ids: list[int],
+    att: set[int],
+    e: int,
+    rules: EpochRules,
+    res: RunResult,
+    reference: I8 | None = None,
 ) -> F64:
-    """One epoch close through the public STF functions; folds verdicts and the reward leaf."""
-    out = evaluate_epoch(q, rules, chain.prev_global, [chain.prev_own[i] for i in ids])
+    """One epoch close through the public STF functions; folds verdicts and the reward leaf.
+    ``reference``: the requester's reference update (:mod:`stf.fl.reference`), if it sends one."""
+    own = [chain.prev_own[i] for i in ids]
+    out = evaluate_epoch(q, rules, chain.prev_global, own, reference=reference)
     for k, i in enumerate(ids):
         flags = out.clients[k].flags
         if i not in att:
@@ -155,8 +164,11 @@ def run(
     epochs: int,
     rules: EpochRules,
     agg: Aggregate | None,
+    reference: bool = False,
 ) -> RunResult:
-    """``agg=None``: the STF decides (verdicts, slashing); else the baseline ``agg(rows, f)``."""
+    """``agg=None``: the STF decides (verdicts, slashing), with the requester's reference
+    update (its root data, as FLTrust's) every epoch if ``reference``; else the baseline
+    ``agg(rows, f)``."""
     scale = float(2**task.shift)
     w = task.init.copy()
     chain = Chain({i: CLEAN for i in clients}, {i: None for i in clients})
@@ -184,7 +196,8 @@ def run(
         rows = {**hon, **att}
         q = np.stack([rows[i] for i in order])
         if agg is None:
-            step = stf_step(chain, q, order, attackers, e, rules, res)
+            root = quantize(task.root_delta(w, e), task.shift) if reference else None
+            step = stf_step(chain, q, order, attackers, e, rules, res, root)
         elif getattr(agg, "needs_reference", False):  # FLTrust: the requester's root update
             ref = np.asarray(task.root_delta(w, e) * scale)
             step = agg(q.astype(np.float64), rules.f, ref)  # type: ignore[call-arg]

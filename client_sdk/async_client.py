@@ -204,6 +204,17 @@ class AsyncMPSClient(Face):
         slashes) raises ``CertainOffence`` before anything is sent, unless ``force``."""
         return await self._run(self.core.submit_update(task_id, epoch, update, timeout, force))
 
+    async def submit_reference(
+        self,
+        task_id: bytes,
+        epoch: int,
+        update: Any,
+        timeout: float = 600.0,  # noqa: ASYNC109 (the sync client's signature)
+    ) -> bytes:
+        """The requester's reference update for ``epoch``: see
+        :meth:`client_sdk.client.MPSClient.submit_reference`."""
+        return await self._run(self.core.submit_reference(task_id, epoch, update, timeout))
+
     async def wait_for_epoch(
         self, task_id: bytes, epoch: int,
         timeout: float = 120.0,  # noqa: ASYNC109 (the sync client's signature)

@@ -194,6 +194,17 @@ class MPSClient(Face):
         slashes) raises ``CertainOffence`` before anything is sent, unless ``force``."""
         return self._run(self.core.submit_update(task_id, epoch, update, timeout, force))
 
+    def submit_reference(
+        self, task_id: bytes, epoch: int, update: Any, timeout: float = 600.0
+    ) -> bytes:
+        """The requester's reference update for ``epoch`` (docs/protocol.md "The requester's
+        reference"): its own training of the epoch's base model on held-out data, taken as
+        :meth:`submit_update` takes an update. The epoch's aggregate then weighs every update
+        by its cosine to it; no flag, verdict or reward reads it. Commit it while the commit
+        phase runs (the clients cannot see it), then it waits for the reveal phase and
+        reveals; the reveal's hash. ``NotAuthorized`` unless the key is the task's requester."""
+        return self._run(self.core.submit_reference(task_id, epoch, update, timeout))
+
     def wait_for_epoch(
         self, task_id: bytes, epoch: int, timeout: float = 120.0,
         progress: Callable[[dict[str, Any]], None] | None = None,

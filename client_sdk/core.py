@@ -328,9 +328,11 @@ class ClientCore:
                 f"not sent: {why}; pass force=True (mps-client: --force) to send it anyway"
             )
 
-    def _commit(self, task_id: bytes, epoch: int, q: _Quantized) -> Flow[bytes]:
+    def _commit(
+        self, task_id: bytes, epoch: int, q: _Quantized, reference: bool = False
+    ) -> Flow[bytes]:
         def build(k: Keypair, c: int, n: int) -> Transaction:
-            return fl.commit_update(k, c, n, task_id, epoch, q.uid)
+            return fl.commit_update(k, c, n, task_id, epoch, q.uid, reference)
 
         return (yield from self.transact(build))
 
@@ -338,14 +340,18 @@ class ClientCore:
         q = yield from self._quantized(task_id, epoch, update)
         return (yield from self._reveal(task_id, epoch, q))
 
-    def _reveal(self, task_id: bytes, epoch: int, q: _Quantized) -> Flow[bytes]:
+    def _reveal(
+        self, task_id: bytes, epoch: int, q: _Quantized, reference: bool = False
+    ) -> Flow[bytes]:
         key, chain = self.require_key(), (yield from self.chain_id())
 
         def build(n: int) -> list[Transaction]:
             if q.inline:
-                return [fl.submit_update(key, chain, n, task_id, epoch, q.data)]
+                return [fl.submit_update(key, chain, n, task_id, epoch, q.data, reference)]
             # chunk blobs, then the reveal naming them (a chunk already stored fails harmlessly)
-            return fl.submit_update_chunked(key, chain, n, task_id, epoch, q.data, q.blob_limit)
+            return fl.submit_update_chunked(
+                key, chain, n, task_id, epoch, q.data, q.blob_limit, reference
+            )
 
         h = (yield from self.send_all(build))[-1]
         yield from self.included(h)
@@ -368,6 +374,20 @@ class ClientCore:
             yield from self._commit(task_id, epoch, q)
         yield from self.wait_for_reveal_phase(task_id, epoch, timeout)
         return (yield from self._reveal(task_id, epoch, q))
+
+    def submit_reference(
+        self, task_id: bytes, epoch: int, update: Any, timeout: float
+    ) -> Flow[bytes]:
+        """The requester's reference update (:mod:`stf.fl.reference`): its own training of the
+        epoch's base model on held-out data. Commits it (send it during the commit phase, before
+        the clients are done), waits for the reveal phase, reveals it; the reveal's hash.
+        Resumable as :meth:`submit_update` is."""
+        q = yield from self._quantized(task_id, epoch, update)
+        task = yield from self.task(task_id)
+        if int(task["epoch"]) != epoch or task["reference"] is None:
+            yield from self._commit(task_id, epoch, q, reference=True)
+        yield from self.wait_for_reveal_phase(task_id, epoch, timeout)
+        return (yield from self._reveal(task_id, epoch, q, reference=True))
 
     def wait_for_reveal_phase(self, task_id: bytes, epoch: int, timeout: float) -> Flow[None]:
         """Until ``epoch``'s reveal phase opens (the others' commitments are in, or the commit

@@ -7,6 +7,8 @@ An update goes in two phases (commit-reveal, :mod:`stf.fl.commit`): :func:`commi
 while the epoch's commit phase runs, then :func:`submit_update` (the reveal) once its reveal
 phase has opened; :func:`update_salt` derives the salt from the client's key, so a client that
 restarts between the two can reveal the same update again without having stored anything.
+The requester's reference update (:mod:`stf.fl.reference`) goes the same way: the same
+builders with ``reference=True`` make ``commit_reference`` and ``reveal_reference``.
 
 Arrays larger than one blob (updates over ``max_tx_size``, models over
 ``max_blob_size``) travel as chunk blobs plus a manifest (:mod:`stf.fl.chunks`):
@@ -28,11 +30,19 @@ from stf import encoding
 from stf.cid import cid_v1
 from stf.context import Limits
 from stf.fl.chunks import MAX_CHUNKS, Manifest
-from stf.fl.commit import SALT_BYTES, commitment
+from stf.fl.commit import DOMAIN, REFERENCE_DOMAIN, SALT_BYTES, commitment
 from stf.fl.task import MODEL_DTYPE, TaskParams, quantize
 from stf.ids import BlobId, ClientKey, TaskId
 from stf.tx import Transaction, make_tx
-from stf.txtypes.fl import CommitUpdate, CreateTask, JoinTask, ReportEvaluation, SubmitUpdate
+from stf.txtypes.fl import (
+    CommitReference,
+    CommitUpdate,
+    CreateTask,
+    JoinTask,
+    ReportEvaluation,
+    RevealReference,
+    SubmitUpdate,
+)
 
 from .errors import InvalidArgument
 from .flow import drive
@@ -146,35 +156,53 @@ def update_salt(key: Keypair, task_id: bytes, epoch: int, update_id: bytes) -> b
 
 
 def commit_update(
-    key: Keypair, chain_id: int, nonce: int, task_id: bytes, epoch: int, update_id: bytes
+    key: Keypair,
+    chain_id: int,
+    nonce: int,
+    task_id: bytes,
+    epoch: int,
+    update_id: bytes,
+    reference: bool = False,
 ) -> Transaction:
     """Phase one: the commitment to the update whose STF id is ``update_id``
-    (:func:`update_id`), salted with :func:`update_salt`."""
+    (:func:`update_id`), salted with :func:`update_salt`. ``reference``: the requester's
+    ``commit_reference`` instead (:mod:`stf.fl.reference`)."""
     salt = update_salt(key, task_id, epoch, update_id)
-    digest = commitment(TaskId(task_id), epoch, ClientKey(key.public_key), BlobId(update_id), salt)
+    domain = REFERENCE_DOMAIN if reference else DOMAIN
+    digest = commitment(
+        TaskId(task_id), epoch, ClientKey(key.public_key), BlobId(update_id), salt, domain
+    )
+    type_id = CommitReference.TYPE_ID if reference else CommitUpdate.TYPE_ID
     return make_tx(
-        key.signing_key,
-        chain_id,
-        CommitUpdate.TYPE_ID,
-        nonce,
-        encoding.encode([task_id, epoch, digest]),
+        key.signing_key, chain_id, type_id, nonce, encoding.encode([task_id, epoch, digest])
     )
 
 
 def submit_update(
-    key: Keypair, chain_id: int, nonce: int, task_id: bytes, epoch: int, update: Any
+    key: Keypair,
+    chain_id: int,
+    nonce: int,
+    task_id: bytes,
+    epoch: int,
+    update: Any,
+    reference: bool = False,
 ) -> Transaction:
     """Phase two, the reveal of an inline update: ``update`` is the quantized integer array
-    (see :func:`quantize`) or its bytes, committed to with :func:`commit_update`."""
+    (see :func:`quantize`) or its bytes, committed to with :func:`commit_update`
+    (``reference``: the requester's ``reveal_reference``)."""
     data = update if isinstance(update, bytes) else np.ascontiguousarray(update).tobytes()
     salt = update_salt(key, task_id, epoch, blob_id(data))
     return make_tx(
         key.signing_key,
         chain_id,
-        SubmitUpdate.TYPE_ID,
+        _reveal_type(reference),
         nonce,
         encoding.encode([task_id, epoch, data, salt]),
     )
+
+
+def _reveal_type(reference: bool) -> int:
+    return RevealReference.TYPE_ID if reference else SubmitUpdate.TYPE_ID
 
 
 def submit_update_chunked(
@@ -185,10 +213,12 @@ def submit_update_chunked(
     epoch: int,
     update: Any,
     max_blob_size: int = DEFAULT_MAX_BLOB_SIZE,
+    reference: bool = False,
 ) -> list[Transaction]:
     """The reveal of an update of any size: a ``put_blob`` per distinct chunk, then the
-    ``submit_update`` naming them. Send them only once the reveal phase has opened: a chunk on
-    chain before every commitment is fixed could be copied.
+    ``submit_update`` (``reference``: ``reveal_reference``) naming them. Send them only once
+    the reveal phase has opened: a chunk on chain before every commitment is fixed could be
+    copied.
 
     The transactions take the nonces ``nonce, nonce + 1, ...`` in order; send them all (the
     submit after its chunks, in the same block or a later one). The update's id in the
@@ -208,7 +238,8 @@ def submit_update_chunked(
     ids = [blob_id(c) for c in chunks]
     salt = update_salt(key, task_id, epoch, blob_id(manifest))
     payload = encoding.encode([task_id, epoch, ids, salt])
-    txs.append(make_tx(key.signing_key, chain_id, SubmitUpdate.TYPE_ID, nonce + len(txs), payload))
+    type_id = _reveal_type(reference)
+    txs.append(make_tx(key.signing_key, chain_id, type_id, nonce + len(txs), payload))
     return txs
 
 

@@ -52,6 +52,7 @@ def stats_vector(s: EpochStats) -> list[int]:
     out += [s.global_sq, s.global_support]
     for column in (s.own_dots, s.own_sq, s.own_global_dots):
         out += [0 if x is None else int(x) for x in column]
+    out += [int(x) for x in (s.ref_dots or [0] * n)] + [s.ref_sq]
     return out
 
 
@@ -69,7 +70,9 @@ def stats_from_vector(like: EpochStats, v: Sequence[int]) -> EpochStats:
     for column in (like.own_dots, like.own_sq, like.own_global_dots):
         columns.append([None if x is None else int(v[pos + i]) for i, x in enumerate(column)])
         pos += n
-    return EpochStats(gram, gdots, gsq, gsupport, columns[0], columns[1], columns[2])
+    rdots = None if like.ref_dots is None else [int(x) for x in v[pos : pos + n]]
+    rsq = int(v[pos + n])
+    return EpochStats(gram, gdots, gsq, gsupport, columns[0], columns[1], columns[2], rdots, rsq)
 
 
 def _fingerprint(*parts: object) -> int:
@@ -113,6 +116,7 @@ class ShardedPasses:
         dtype: np.dtype[Any],
         prev_global: RowReader | None,
         prev_own: Sequence[RowReader | None],
+        reference: RowReader | None = None,
     ) -> EpochStats:
         import torch
 
@@ -122,11 +126,12 @@ class ShardedPasses:
             dtype,
             prev_global,
             prev_own,
+            reference=reference,
             backend=self.backend,
             budget_bytes=self.budget_bytes,
             span=rank_span(d, self.rank, self.world),
         )
-        absent = (prev_global is None, tuple(o is None for o in prev_own))
+        absent = (prev_global is None, reference is None, tuple(o is None for o in prev_own))
         self._agree("pass one", [len(updates), d, np.dtype(dtype).itemsize, _fingerprint(absent)])
         sums = torch.tensor(stats_vector(part), dtype=torch.int64, device=self.device)
         _dist().all_reduce(sums, group=self.group)  # SUM: exact in int64 (epoch_stats bounds d)
@@ -137,7 +142,7 @@ class ShardedPasses:
     ) -> Blocks:
         import torch
 
-        plan_id = _fingerprint(plan.kind, plan.rows, plan.trim)
+        plan_id = _fingerprint(plan.kind, plan.rows, plan.trim, plan.weights, plan.scale)
         self._agree("pass two", [len(updates), d, np.dtype(dtype).itemsize, plan_id])
         lo, hi = rank_span(d, self.rank, self.world)
         mine: npt.NDArray[np.int64] = np.empty(hi - lo, dtype=np.int64)

@@ -23,6 +23,7 @@ from .fl_views import (
     client_record_view,
     epoch_view,
     proven_record_fields,
+    reference_view,
     state_at,
     task_view,
     verdict_fields,
@@ -109,7 +110,7 @@ class FLMethods:
             raw_rec = get(state_keys.client_record(task_id, epoch, c))
             assert raw_rec is not None, "an epoch lists a client without its record"
             records.append(client_record_view(c, ClientRecord.decode(raw_rec)))
-        return epoch_view(task_id, epoch, summary, records)
+        return epoch_view(task_id, epoch, summary, records, reference_view(get, task_id, epoch))
 
     @rpc(TASK, Param("client", to_hash), AT_BLOCK)
     async def mps_getSlashingState(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from stf.cid import cid_v1
-from stf.fl.epoch import awaited
+from stf.fl.epoch import awaited, load_reference
 from stf.fl.flags import flag_names
 from stf.fl.records import ClientRecord, EpochSummary, Verdict
 from stf.fl.task import TaskState
@@ -35,6 +35,15 @@ def awaiting(get: StateGet, task_id: TaskId, t: TaskState) -> list[bytes]:
     """The clients the current phase still waits for (it ends early once there are none):
     commitments in the commit phase, reveals in the reveal phase."""
     return list(awaited(state_at(get), task_id, t))
+
+
+def reference_view(get: StateGet, task_id: TaskId, epoch: int) -> dict[str, Any] | None:
+    """The requester's reference of ``epoch`` (stf.fl.reference): null if none is committed,
+    else its commitment and its update id (null until revealed)."""
+    ref = load_reference(state_at(get), task_id, epoch)
+    if ref is None:
+        return None
+    return {"commitment": ref.commitment, "update": ref.reference or None}
 
 
 def task_view(task_id: TaskId, t: TaskState, get: StateGet) -> dict[str, Any]:
@@ -69,6 +78,7 @@ def task_view(task_id: TaskId, t: TaskState, get: StateGet) -> dict[str, Any]:
         "committed": t.submitted,
         "revealed": [t.submitted[i] for i in t.revealed],
         "awaiting": awaiting(get, task_id, t),
+        "reference": reference_view(get, task_id, t.epoch),
         "rules": p.rules.to_list(),
     }
 
@@ -88,7 +98,11 @@ def client_record_view(client: bytes, rec: ClientRecord) -> dict[str, Any]:
 
 
 def epoch_view(
-    task_id: TaskId, epoch: int, summary: EpochSummary, records: list[dict[str, Any]]
+    task_id: TaskId,
+    epoch: int,
+    summary: EpochSummary,
+    records: list[dict[str, Any]],
+    reference: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     return {
         "task": task_id,
@@ -99,6 +113,8 @@ def epoch_view(
         "nextBaseModel": summary.next_base,
         "closedAt": summary.closed_at,
         "accuracyPpm": summary.accuracy_ppm if summary.reported else None,
+        # the requester's reference the close weighed the aggregate by (null: none revealed)
+        "reference": None if reference is None else reference["update"],
         "records": records,
     }
 

@@ -49,6 +49,13 @@ def client_record(task_id: TaskId, n: int, client: ClientKey) -> bytes:
     return b"rec/" + task_id + n.to_bytes(4, "big") + client
 
 
+def reference(task_id: TaskId, n: int) -> bytes:
+    """Per (task, epoch): the requester's committed (and revealed) reference update."""
+    if not 0 <= n < 2**32:
+        raise ValueError("epoch out of range")
+    return b"ref/" + task_id + n.to_bytes(4, "big")
+
+
 def verdict(task_id: TaskId, client: ClientKey) -> bytes:
     return b"verdict/" + task_id + client
 

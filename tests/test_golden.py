@@ -23,6 +23,9 @@ Every chain's block hashes (not one state root) for the receipts root of issue 1
 it commits to each receipt's hash, height, index, status and code, no longer to its message.
 Every chain that trains for reward credits (issue 10): a client's epoch record carries its
 ``credit`` and the ``reward/`` leaf sums credits instead of counting unflagged updates.
+The RPC answers alone for the requester's reference (issue 10): ``mps_getTask`` and
+``mps_getEpoch`` gained ``reference`` (null in this run; with those five fields removed the
+answers hash to the former digest); no block hash or state root moved.
 """
 
 from __future__ import annotations
@@ -184,7 +187,7 @@ def test_fixture_chains_keep_their_pinned_hashes_and_roots(name: str) -> None:
 # -- the FL RPC answers, on a node whose clock is pinned -------------------------------
 
 SCRIPT = b"print('golden')\n"
-PINNED_RPC_DIGEST = "0158400e494889c07de8e9532651e345c01420d3e7ed22e199fb686cc0a152c9"
+PINNED_RPC_DIGEST = "9845b8862c2da30eddce2a407e8f66e11b7cd1a9d55a19ffad8e06e964cb5a9f"
 
 
 def golden_params(model: bytes, evaluator: bytes) -> TaskParams:

@@ -27,12 +27,13 @@ from l1_node import (
 )
 from rpc_fixtures import hx, start_node, unhex
 
-from client_sdk import L1Config, MPSClient, NotOnL1Yet, ProofError, SDKError, put_record
+from client_sdk import L1Config, MPSClient, NotOnL1Yet, ProofError, SDKError, fl, put_record
 from client_sdk.answers import as_bytes
 from client_sdk.errors import (
     CertainOffence,
     CommitmentMismatch,
     DuplicateUpdate,
+    NotAuthorized,
     NotFound,
     NotJoined,
     NotStaked,
@@ -630,3 +631,35 @@ async def test_certain_offences_are_refused_before_sending(tmp_path: Path) -> No
         await run(mps[0].commit_update, task_id, 1, replay, True)  # forced: it goes
         committed = (await run(mps[0].task, task_id))["committed"]
         assert [as_bytes(c) for c in committed] == [keys[0].public_key]
+
+
+async def test_the_requester_sends_its_reference_through_the_sdk(tmp_path: Path) -> None:
+    """``submit_reference`` commits while the clients commit, waits for the reveal phase and
+    reveals; the close waits for it, uses it (``mps_getEpoch`` names it) and the clients'
+    records are as they would be without it. A client's key is refused (NotAuthorized)."""
+    keys = [Keypair.generate() for _ in range(5)]
+    stakes = tuple(GenesisStake(k.public_key, bytes(20), 100) for k in keys)
+    async with start_node(tmp_path / "node", produce_blocks=True, genesis_stakes=stakes) as h:
+        requester = MPSClient(h.url, Keypair.generate())
+        task_id = await run(requester.create_task, params(epochs=1), np.zeros(D), b"s")
+        mps = [MPSClient(h.url, k) for k in keys]
+        await asyncio.gather(*(run(c.join, task_id) for c in mps))
+        rng = np.random.default_rng(4)
+        direction = rng.normal(0, 0.03, D)
+        ups = [direction + rng.normal(0, 0.01, D) for _ in mps]
+        reference = direction + rng.normal(0, 0.01, D)
+        with pytest.raises(NotAuthorized, match="requester"):
+            await run(mps[0].submit_reference, task_id, 0, reference, 5.0)
+        sent = asyncio.ensure_future(run(requester.submit_reference, task_id, 0, reference))
+        for _ in range(400):  # committed before any client is done committing
+            if (await run(requester.task, task_id))["reference"] is not None:
+                break
+            await asyncio.sleep(0.05)
+        await asyncio.gather(
+            *(run(c.submit_update, task_id, 0, u) for c, u in zip(mps, ups, strict=True))
+        )
+        await sent
+        epoch = await run(mps[0].wait_for_epoch, task_id, 0, 20.0)
+        q = fl.quantize(reference, SHIFT)
+        assert as_bytes(epoch["reference"]) == fl.blob_id(q.tobytes())
+        assert all(r["flags"] == 0 and r["credit"] == 1000 for r in epoch["records"])

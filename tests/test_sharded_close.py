@@ -37,6 +37,7 @@ def reader(a: np.ndarray[Any, Any]) -> Any:
 def epoch(
     n: int, d: int, dtype: Any, with_global: bool, seed: int
 ) -> tuple[list[Any], Any, list[Any]]:
+    """Random rows, a previous step (or none) and own previous updates (every third absent)."""
     rng = np.random.default_rng(seed)
     lim = np.iinfo(dtype).max
     rows = [rng.integers(-lim, lim + 1, d).astype(dtype) for _ in range(n)]
@@ -57,9 +58,13 @@ def test_the_stats_of_a_column_split_add_up_to_the_whole(
     n, d = 7, 1_001
     rows, g, own = epoch(n, d, dtype, with_global, seed=world)
     dt = np.dtype(dtype)
-    whole = epoch_stats(rows, d, dt, g, own, budget_bytes=500)
+    # the requester's reference with the previous step (both absent, or both present)
+    ref = g
+    whole = epoch_stats(rows, d, dt, g, own, reference=ref, budget_bytes=500)
     parts = [
-        epoch_stats(rows, d, dt, g, own, budget_bytes=300, span=rank_span(d, r, world))
+        epoch_stats(
+            rows, d, dt, g, own, reference=ref, budget_bytes=300, span=rank_span(d, r, world)
+        )
         for r in range(world)
     ]
     summed = [sum(col) for col in zip(*(stats_vector(p) for p in parts), strict=True)]
@@ -72,12 +77,14 @@ def test_the_stats_of_a_column_split_add_up_to_the_whole(
     )
     assert back.own_dots == whole.own_dots and back.own_sq == whole.own_sq
     assert back.own_global_dots == whole.own_global_dots
+    assert (back.ref_dots, back.ref_sq) == (whole.ref_dots, whole.ref_sq)
+    assert (whole.ref_dots is None) == (not with_global)
     assert back.own_dots[0] is None and back.own_dots[1] is not None  # absent stays absent
     # and the judge sees the same epoch: the same flags, scores, plan and credits
     assert judge(back, EpochRules(f=1)) == judge(whole, EpochRules(f=1))
 
 
-@pytest.mark.parametrize("kind", [a.value for a in Aggregator] + ["zero"])
+@pytest.mark.parametrize("kind", [a.value for a in Aggregator] + ["zero", "weighted"])
 def test_the_aggregate_of_each_span_is_that_span_of_the_aggregate(kind: str) -> None:
     n, d = 6, 999
     rows, _, _ = epoch(n, d, np.int8, False, seed=3)
@@ -87,6 +94,8 @@ def test_the_aggregate_of_each_span_is_that_span_of_the_aggregate(kind: str) -> 
         "multi_krum_mean": AggregatePlan("mean", (1, 2, 4)),
         "median": AggregatePlan("median", tuple(range(n))),
         "trimmed_mean": AggregatePlan("trimmed_mean", tuple(range(n)), Fraction(1, 6)),
+        # the requester's reference (stf.fl.reference): trust weights over their sum
+        "weighted": AggregatePlan("weighted", (0, 1, 4), weights=(3, 2**20, 77), scale=2**20 + 80),
     }[kind]
     dt = np.dtype(np.int8)
     whole = np.concatenate([b for _, _, b in aggregate_blocks(rows, plan, d, dt, budget_bytes=64)])

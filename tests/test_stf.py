@@ -214,7 +214,7 @@ def test_check_tx_wrong_chain_id(config: ChainConfig, user_keys: list[SigningKey
 
 
 def test_check_tx_unknown_type(config: ChainConfig, user_keys: list[SigningKey]) -> None:
-    tx = make_tx(user_keys[0], config.chain_id, 9, 0, record.payload("n", b"v"))
+    tx = make_tx(user_keys[0], config.chain_id, 200, 0, record.payload("n", b"v"))
     assert _check_code(tx, config) == Code.UNKNOWN_TX_TYPE
 
 

@@ -21,9 +21,13 @@ from .stats import DEFAULT_BUDGET_BYTES, RowReader, Span, block_cols, check_span
 class AggregatePlan:
     """Which rows the aggregate combines, and how (coordinate-wise)."""
 
-    kind: str  # "zero" (no row), "mean", "median" or "trimmed_mean"
+    kind: str  # "zero" (no row), "mean", "median", "trimmed_mean" or "weighted"
     rows: tuple[int, ...] = ()  # ascending update indices
     trim: Fraction = Fraction(0)  # trimmed_mean: the fraction cut at each end
+    # weighted (stf.fl.reference): round_half_even(sum_r weights[r] * row_r / scale); the
+    # caller bounds the int64 sum
+    weights: tuple[int, ...] = ()
+    scale: int = 1
 
 
 def plan_aggregate(
@@ -77,6 +81,10 @@ def aggregate_blocks(
             out = robust.coordinate_median(blk)
         elif plan.kind == "trimmed_mean":
             out = robust.trimmed_mean(blk, plan.trim)
+        elif plan.kind == "weighted":
+            w = np.asarray(plan.weights, dtype=np.int64)
+            num = np.einsum("rc,r->c", blk, w, dtype=np.int64)
+            out = robust.round_half_even_div(num, plan.scale)
         else:  # pragma: no cover - plans come from plan_aggregate
             raise ValueError(f"unknown aggregate plan {plan.kind!r}")
         yield start, stop, out

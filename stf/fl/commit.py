@@ -9,7 +9,9 @@ the commitments decides nothing (identical reveals are flagged alike, :mod:`stf.
 
 The client's key is inside the hash, so a sybil cannot adopt another client's commitment and
 reveal its update once public; the salt (32 secret bytes) hides low-entropy updates (all zeros,
-the last global step) from a dictionary test while the commit phase runs.
+the last global step) from a dictionary test while the commit phase runs. The requester's
+reference update goes through the same two phases under :data:`REFERENCE_DOMAIN` (its key in
+the hash), so no client sees it before every commitment is fixed.
 """
 
 from __future__ import annotations
@@ -19,13 +21,19 @@ import hashlib
 from ..ids import BlobId, ClientKey, TaskId
 
 DOMAIN = b"mps/commit-update/v1"
+REFERENCE_DOMAIN = b"mps/commit-reference/v1"  # the requester's reference (stf.fl.reference)
 SALT_BYTES = 32
 
 
 def commitment(
-    task_id: TaskId, epoch: int, client: ClientKey, update_id: BlobId, salt: bytes
+    task_id: TaskId,
+    epoch: int,
+    client: ClientKey,
+    update_id: BlobId,
+    salt: bytes,
+    domain: bytes = DOMAIN,
 ) -> bytes:
-    """sha256(DOMAIN || task || epoch (8 bytes, big-endian) || client || update id || salt).
+    """sha256(domain || task || epoch (8 bytes, big-endian) || client || update id || salt).
 
     ``update_id`` is the id the STF gives the update: the sha256 of its bytes when inline, the
     id of its chunk manifest when chunked (:mod:`stf.fl.chunks`).
@@ -33,5 +41,5 @@ def commitment(
     if len(salt) != SALT_BYTES:
         raise ValueError(f"the salt is {SALT_BYTES} bytes")
     return hashlib.sha256(
-        DOMAIN + task_id + epoch.to_bytes(8, "big") + client + update_id + salt
+        domain + task_id + epoch.to_bytes(8, "big") + client + update_id + salt
     ).digest()

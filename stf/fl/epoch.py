@@ -32,7 +32,7 @@ from .chunks import ArrayWriter, StoredArray
 from .flags import Flag
 from .judge import ClientResult, judge, next_verdict
 from .passes import EpochPasses, LocalPasses
-from .records import CLEAN, ClientRecord, EpochSummary, Verdict
+from .records import CLEAN, ClientRecord, EpochSummary, ReferenceRecord, Verdict
 from .release import release_committers
 from .settlement import record_reward_share, write_settlement, write_slash_evidence
 from .stats import DEFAULT_BUDGET_BYTES, RowReader
@@ -43,6 +43,11 @@ from .task import FINISHED, MODEL_DTYPE, OPEN, TaskState
 def load_verdict(state: State, task_id: TaskId, client: ClientKey) -> Verdict:
     raw = state.get(state_keys.verdict(task_id, client))
     return CLEAN if raw is None else Verdict.decode(raw)
+
+
+def load_reference(state: State, task_id: TaskId, epoch: int) -> ReferenceRecord | None:
+    raw = state.get(state_keys.reference(task_id, epoch))
+    return None if raw is None else ReferenceRecord.decode(raw)
 
 
 def submit_refusal(
@@ -66,14 +71,18 @@ def submit_refusal(
 def awaited(state: State, task_id: TaskId, task: TaskState) -> Iterator[bytes]:
     """The clients the open epoch's current phase still waits for: in the commit phase the
     joined clients (join order) that have not committed, in the reveal phase the committers
-    (commit order) that have not revealed; either way only those the STF would let in. Lazy, so
-    a phase's end stops at the first one."""
+    (commit order) that have not revealed, then the requester if its reference
+    (:mod:`stf.fl.reference`) is committed and not revealed; clients only if the STF would let
+    them in. Lazy, so a phase's end stops at the first one."""
     if task.status != OPEN:
         return
     if task.revealing:
         for c, update in zip(task.submitted, task.pending, strict=True):
             if update == NO_BLOB and submit_refusal(state, task_id, c, reveal=True) is None:
                 yield c
+        ref = load_reference(state, task_id, task.epoch)
+        if ref is not None and ref.reference == NO_BLOB:
+            yield task.requester
         return
     done = set(task.submitted)
     for c in task.clients:
@@ -175,7 +184,9 @@ def close_epoch(
     Peak memory is about ``n`` x one block of raw update values (``budget_bytes``) plus
     ``O(n^2)``; the next base model and step are written chunk by chunk (see
     :mod:`stf.fl.chunks`). The updates are in commit order; a committer that did not reveal
-    gets a record with ``REVEAL_MISSING`` and no update. ``passes`` (default: both passes here,
+    gets a record with ``REVEAL_MISSING`` and no update. A revealed reference of the requester
+    weighs the aggregate (:mod:`stf.fl.reference`); without one the configured aggregator
+    combines the rows. ``passes`` (default: both passes here,
     :class:`LocalPasses` with ``backend`` and ``budget_bytes``, which are then unused) may read
     the columns elsewhere, e.g. sharded over processes; it never changes a byte.
     """
@@ -192,7 +203,9 @@ def close_epoch(
         prev_own = [
             _reader(state, task, _last_update(state, task_id, task.submitted[i])) for i in shown
         ]
-        stats = passes.stats(updates, p.d, p.np_dtype, prev_global, prev_own)
+        ref = load_reference(state, task_id, task.epoch)
+        reference = _reader(state, task, ref.reference or None) if ref is not None else None
+        stats = passes.stats(updates, p.d, p.np_dtype, prev_global, prev_own, reference)
         results, plan = judge(stats, p.rules)
     by_position = dict(zip(shown, results, strict=True))
     missing = ClientResult(0, len(shown), 0, 0, 0, 0, int(Flag.REVEAL_MISSING), False)

@@ -23,6 +23,7 @@ from .checks import epoch_view, flags_of, krum_f
 from .contribution import credits
 from .flags import PROVABLE
 from .records import NO_EPOCH, Verdict
+from .reference import reference_plan
 from .rules import EpochRules
 from .stats import DEFAULT_BUDGET_BYTES, EpochStats, RowReader, epoch_stats
 
@@ -48,7 +49,11 @@ class EpochResult:
 
 
 def judge(stats: EpochStats, rules: EpochRules) -> tuple[list[ClientResult], AggregatePlan]:
-    """Scores, flags and the aggregate's plan, from the inner products alone."""
+    """Scores, flags and the aggregate's plan, from the inner products alone.
+
+    With the requester's reference (``stats.ref_dots``) the plan weighs the rows the configured
+    aggregator chose by their trust (:mod:`stf.fl.reference`); flags, verdicts and credits are
+    decided before it and do not read it."""
     g = stats.gram
     n = g.shape[0]
     f = krum_f(rules.f, n)
@@ -73,6 +78,9 @@ def judge(stats: EpochStats, rules: EpochRules) -> tuple[list[ClientResult], Agg
     plan = plan_aggregate(g, clean, rules, f)
     for i, c in enumerate(credits(stats, plan.rows)):
         results[i].credit = c
+    if stats.ref_dots is not None:
+        norms = [int(x) for x in g.diagonal().tolist()]
+        plan = reference_plan(norms, stats.ref_dots, stats.ref_sq, plan.rows)
     return results, plan
 
 
@@ -86,10 +94,12 @@ def evaluate_epoch(
     prev_global: npt.NDArray[Any] | None = None,
     prev_own: list[npt.NDArray[Any] | None] | None = None,
     *,
+    reference: npt.NDArray[Any] | None = None,
     backend: str = "numpy",
     budget_bytes: int = DEFAULT_BUDGET_BYTES,
 ) -> EpochResult:
-    """Score, flag and aggregate one epoch. ``updates`` is ``(n, d)`` int8/int16, n >= 1.
+    """Score, flag and aggregate one epoch. ``updates`` is ``(n, d)`` int8/int16, n >= 1;
+    ``reference`` the requester's (:mod:`stf.fl.reference`), same shape as a row.
 
     The in-memory form of :func:`epoch_stats` -> :func:`judge` -> :func:`aggregate_blocks`,
     which the epoch close runs on blobs read a block at a time; ``budget_bytes`` sets the
@@ -101,7 +111,17 @@ def evaluate_epoch(
     own = None
     if prev_own is not None:
         own = [None if o is None else _row_reader(o.reshape(-1)) for o in prev_own]
-    stats = epoch_stats(rows, d, updates.dtype, pg, own, backend=backend, budget_bytes=budget_bytes)
+    ref = None if reference is None else _row_reader(reference.reshape(-1))
+    stats = epoch_stats(
+        rows,
+        d,
+        updates.dtype,
+        pg,
+        own,
+        reference=ref,
+        backend=backend,
+        budget_bytes=budget_bytes,
+    )
     results, plan = judge(stats, rules)
     aggregate = np.zeros(d, dtype=np.int64)
     for start, stop, block in aggregate_blocks(

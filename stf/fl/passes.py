@@ -31,8 +31,10 @@ class EpochPasses(Protocol):
         dtype: np.dtype[Any],
         prev_global: RowReader | None,
         prev_own: Sequence[RowReader | None],
+        reference: RowReader | None = None,
     ) -> EpochStats:
-        """Pass one over all ``d`` columns: the exact inner products of the whole epoch."""
+        """Pass one over all ``d`` columns: the exact inner products of the whole epoch
+        (``reference``: the requester's, :mod:`stf.fl.reference`)."""
         ...
 
     def aggregate(
@@ -56,6 +58,7 @@ class LocalPasses:
         dtype: np.dtype[Any],
         prev_global: RowReader | None,
         prev_own: Sequence[RowReader | None],
+        reference: RowReader | None = None,
     ) -> EpochStats:
         return epoch_stats(
             updates,
@@ -63,6 +66,7 @@ class LocalPasses:
             dtype,
             prev_global,
             prev_own,
+            reference=reference,
             backend=self.backend,
             budget_bytes=self.budget_bytes,
         )

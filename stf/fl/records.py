@@ -98,6 +98,24 @@ class EpochSummary:
 
 
 @dataclass(frozen=True)
+class ReferenceRecord:
+    """``ref/<task><epoch>``: the requester's reference update (:mod:`stf.fl.reference`),
+    committed in the commit phase and revealed in the reveal phase; the epoch close used it
+    if ``reference`` is set."""
+
+    commitment: bytes
+    reference: BlobId  # NO_BLOB until revealed
+
+    def encode(self) -> bytes:
+        return encoding.encode([self.commitment, self.reference])
+
+    @classmethod
+    def decode(cls, raw: bytes) -> ReferenceRecord:
+        v = encoding.expect_list(encoding.decode(raw), 2, "reference record")
+        return cls(v[0], BlobId(v[1]))
+
+
+@dataclass(frozen=True)
 class Verdict:
     """``verdict/<task><client>``: a client's standing in a task; barred and slashable are final.
 

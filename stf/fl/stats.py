@@ -71,6 +71,8 @@ class EpochStats:
     own_dots: list[int | None]  # <u_i, own previous update>; None where there is none
     own_sq: list[int | None]  # |own previous update|^2
     own_global_dots: list[int | None]  # <own previous update, previous step>; None if either lacks
+    ref_dots: list[int] | None = None  # <u_i, the requester's reference>; None without one
+    ref_sq: int = 0  # |reference|^2 (0 without one)
 
 
 def _exact_dot(a: npt.NDArray[Any], b: npt.NDArray[Any]) -> int:
@@ -85,6 +87,7 @@ def epoch_stats(
     prev_global: RowReader | None = None,
     prev_own: Sequence[RowReader | None] | None = None,
     *,
+    reference: RowReader | None = None,
     backend: str = "numpy",
     budget_bytes: int = DEFAULT_BUDGET_BYTES,
     span: Span | None = None,
@@ -92,7 +95,8 @@ def epoch_stats(
     """Pass one: read the updates a column block at a time and accumulate the inner products.
 
     Memory: ``n`` rows of one block of raw values (:func:`block_cols`), plus one row of the
-    previous step and of one client's previous update at a time. ``span`` reads only those
+    previous step, of the requester's ``reference`` (:mod:`stf.fl.reference`) and of one
+    client's previous update at a time. ``span`` reads only those
     columns: every figure is a sum over columns, so the stats of a split of ``[0, d)`` add up
     exactly to the stats of the whole (what a sharded close all-reduces).
     """
@@ -102,10 +106,12 @@ def epoch_stats(
     max_abs = 2 ** (8 * dtype.itemsize - 1)
     if d * max_abs * max_abs >= 2**63:
         raise OverflowError(f"d = {d} columns can overflow the int64 Gram matrix")
-    cols = block_cols(n + 2, dtype.itemsize, budget_bytes)
+    cols = block_cols(n + 3, dtype.itemsize, budget_bytes)
     buf = np.empty((n, min(cols, d)), dtype=dtype)
     g = np.zeros((n, n), dtype=np.int64)
     gdots = np.zeros(n, dtype=np.int64)
+    rdots = np.zeros(n, dtype=np.int64)
+    rsq = 0
     gsq = 0
     gsupport = 0
     own_dots: list[int | None] = [None if o is None else 0 for o in own]
@@ -123,6 +129,10 @@ def epoch_stats(
             gdots += robust.cross_gram(blk, p, backend=backend)[:, 0]
             gsq += int(robust.gram(p, backend=backend)[0, 0])
             gsupport += int(np.count_nonzero(p))
+        if reference is not None:
+            r = reference(start, stop).reshape(1, -1)
+            rdots += robust.cross_gram(blk, r, backend=backend)[:, 0]
+            rsq += int(robust.gram(r, backend=backend)[0, 0])
         for i, read_own in enumerate(own):
             if read_own is not None:
                 o = read_own(start, stop)
@@ -138,4 +148,6 @@ def epoch_stats(
         own_dots,
         own_sq,
         own_gdots,
+        None if reference is None else [int(v) for v in rdots.tolist()],
+        rsq,
     )

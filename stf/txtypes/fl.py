@@ -1,5 +1,5 @@
 """Federated-learning transactions: create_task, join_task, commit_update, submit_update (the
-reveal), report_evaluation.
+reveal), the requester's commit_reference and reveal_reference, report_evaluation.
 
 See docs/protocol.md for the rules; :mod:`stf.fl.epoch` closes epochs.
 """
@@ -13,10 +13,10 @@ from ..context import BlockContext, Limits
 from ..encoding import EncodingError
 from ..errors import Code, TxFailed, TxInvalid
 from ..fl.chunks import MAX_CHUNKS, check_stored_array, manifest_from_chunks
-from ..fl.commit import SALT_BYTES, commitment
+from ..fl.commit import REFERENCE_DOMAIN, SALT_BYTES, commitment
 from ..fl.epoch import submit_refusal
 from ..fl.funding import bind_funding
-from ..fl.records import EpochSummary
+from ..fl.records import EpochSummary, ReferenceRecord
 from ..fl.release import release_committers
 from ..fl.rules import check_bounds
 from ..fl.settlement import write_settlement
@@ -148,6 +148,37 @@ def _submitting_client(
     return task
 
 
+def _parse_reveal(value: Any, name: str) -> tuple[TaskId, int, bytes | list[bytes], bytes]:
+    """``[task, epoch, update, salt]``: the update is its bytes (inline) or the list of its
+    chunks' blob ids (chunked)."""
+    task_id, epoch, update, salt = encoding.expect_list(value, 4, f"{name} payload")
+    data: bytes | list[bytes]
+    if isinstance(update, list):
+        if not 1 <= len(update) <= MAX_CHUNKS:
+            raise EncodingError(f"a chunked update lists 1 to {MAX_CHUNKS} blob ids")
+        data = [encoding.expect_bytes(h, f"update chunk {j}", 32) for j, h in enumerate(update)]
+    else:
+        data = encoding.expect_bytes(update, "update (bytes, or a list of chunk blob ids)")
+    return *_task_epoch(task_id, epoch), data, encoding.expect_bytes(salt, "salt", SALT_BYTES)
+
+
+def _update_bytes(state: State, task: TaskState, update: bytes | list[bytes], what: str) -> bytes:
+    """What a revealed update-shaped array is stored as: its bytes (inline), or the manifest
+    of blobs already uploaded (chunked, :mod:`stf.fl.chunks`), checked against the layout."""
+    itemsize = task.params.np_dtype.itemsize
+    want = task.params.d * itemsize
+    if isinstance(update, list):
+        return manifest_from_chunks(
+            state, update, want, itemsize, f"{what} ({task.params.dtype})"
+        ).encode()
+    if len(update) != want:
+        raise TxFailed(
+            Code.INVALID_UPDATE,
+            f"{what} is {len(update)} bytes, layout needs {want} ({task.params.dtype})",
+        )
+    return update
+
+
 @register
 class CommitUpdate(TxType):
     """Phase one of an epoch: the client binds itself to an update nobody can see yet."""
@@ -186,16 +217,7 @@ class SubmitUpdate(TxType):
 
     @classmethod
     def parse(cls, value: Any, limits: Limits) -> tuple[TaskId, int, bytes | list[bytes], bytes]:
-        """The update is its bytes (inline) or the list of its chunks' blob ids (chunked)."""
-        task_id, epoch, update, salt = encoding.expect_list(value, 4, "submit_update payload")
-        data: bytes | list[bytes]
-        if isinstance(update, list):
-            if not 1 <= len(update) <= MAX_CHUNKS:
-                raise EncodingError(f"a chunked update lists 1 to {MAX_CHUNKS} blob ids")
-            data = [encoding.expect_bytes(h, f"update chunk {j}", 32) for j, h in enumerate(update)]
-        else:
-            data = encoding.expect_bytes(update, "update (bytes, or a list of chunk blob ids)")
-        return *_task_epoch(task_id, epoch), data, encoding.expect_bytes(salt, "salt", SALT_BYTES)
+        return _parse_reveal(value, cls.NAME)
 
     @classmethod
     def apply(cls, state: State, tx: Transaction, args: Any, ctx: BlockContext) -> None:
@@ -212,20 +234,7 @@ class SubmitUpdate(TxType):
         pos = task.submitted.index(client)
         if task.pending[pos] != NO_BLOB:
             raise TxFailed(Code.DUPLICATE_UPDATE, f"client already revealed for epoch {epoch}")
-        itemsize = task.params.np_dtype.itemsize
-        want = task.params.d * itemsize
-        if isinstance(update, list):
-            # chunked: the update is the concatenation of blobs already uploaded; it is recorded
-            # as the id of its manifest, stored as a blob (stf.fl.chunks)
-            what = f"update ({task.params.dtype})"
-            stored = manifest_from_chunks(state, update, want, itemsize, what).encode()
-        else:
-            if len(update) != want:
-                raise TxFailed(
-                    Code.INVALID_UPDATE,
-                    f"update is {len(update)} bytes, layout needs {want} ({task.params.dtype})",
-                )
-            stored = update
+        stored = _update_bytes(state, task, update, "update")
         update_id = BlobId(sha256(stored))
         if commitment(task_id, epoch, client, update_id, salt) != task.commitments[pos]:
             raise TxFailed(
@@ -234,6 +243,81 @@ class SubmitUpdate(TxType):
             )
         task.pending[pos] = state.put_blob(stored)
         save_task(state, task_id, task)
+
+
+def _requesters_task(state: State, tx: Transaction, task_id: TaskId, epoch: int) -> TaskState:
+    """The open task, if ``tx.sender`` is its requester and ``epoch`` is current; else TxFailed."""
+    task = _open_task(state, task_id)
+    if tx.sender != task.requester:
+        raise TxFailed(Code.NOT_AUTHORIZED, "only the task's requester sends its reference")
+    if epoch != task.epoch:
+        raise TxFailed(Code.WRONG_EPOCH, f"epoch {epoch} is not the current epoch {task.epoch}")
+    return task
+
+
+@register
+class CommitReference(TxType):
+    """The requester binds itself to its reference update (:mod:`stf.fl.reference`) while the
+    clients commit: nobody sees it before every commitment of the epoch is fixed."""
+
+    TYPE_ID = 8
+    NAME = "commit_reference"
+
+    @classmethod
+    def parse(cls, value: Any, limits: Limits) -> tuple[TaskId, int, bytes]:
+        task_id, epoch, digest = encoding.expect_list(value, 3, "commit_reference payload")
+        return *_task_epoch(task_id, epoch), encoding.expect_bytes(digest, "commitment", 32)
+
+    @classmethod
+    def apply(cls, state: State, tx: Transaction, args: Any, ctx: BlockContext) -> None:
+        task_id, epoch, digest = args
+        task = _requesters_task(state, tx, task_id, epoch)
+        if task.revealing:
+            raise TxFailed(
+                Code.WRONG_PHASE, f"epoch {epoch} is in its reveal phase: commitments are closed"
+            )
+        key = state_keys.reference(task_id, epoch)
+        if state.get(key) is not None:
+            raise TxFailed(Code.DUPLICATE_UPDATE, f"a reference is already committed for {epoch}")
+        state.set(key, ReferenceRecord(digest, NO_BLOB).encode())
+
+
+@register
+class RevealReference(TxType):
+    """The reveal of the requester's reference; the epoch close waits for it as for a client's."""
+
+    TYPE_ID = 9
+    NAME = "reveal_reference"
+
+    @classmethod
+    def parse(cls, value: Any, limits: Limits) -> tuple[TaskId, int, bytes | list[bytes], bytes]:
+        return _parse_reveal(value, cls.NAME)
+
+    @classmethod
+    def apply(cls, state: State, tx: Transaction, args: Any, ctx: BlockContext) -> None:
+        task_id, epoch, update, salt = args
+        task = _requesters_task(state, tx, task_id, epoch)
+        if not task.revealing:
+            raise TxFailed(
+                Code.WRONG_PHASE,
+                f"epoch {epoch} is in its commit phase: reveal the reference after it ends",
+            )
+        key = state_keys.reference(task_id, epoch)
+        raw = state.get(key)
+        if raw is None:
+            raise TxFailed(Code.NOT_COMMITTED, f"no reference was committed for epoch {epoch}")
+        rec = ReferenceRecord.decode(raw)
+        if rec.reference != NO_BLOB:
+            raise TxFailed(Code.DUPLICATE_UPDATE, f"the reference of epoch {epoch} is revealed")
+        stored = _update_bytes(state, task, update, "reference")
+        ref_id = BlobId(sha256(stored))
+        requester = ClientKey(task.requester)
+        if commitment(task_id, epoch, requester, ref_id, salt, REFERENCE_DOMAIN) != rec.commitment:
+            raise TxFailed(
+                Code.COMMITMENT_MISMATCH,
+                "the reference and salt do not hash to the requester's commitment",
+            )
+        state.set(key, ReferenceRecord(rec.commitment, state.put_blob(stored)).encode())
 
 
 @register
