@@ -232,6 +232,15 @@ def cmd_submit(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_reference(args: argparse.Namespace) -> int:
+    mps = connect(args)
+    epoch = args.epoch if args.epoch is not None else int(mps.task(args.task)["epoch"])
+    update = _load_update(args.file, mps, args.task, epoch)
+    h = mps.submit_reference(args.task, epoch, update, timeout=args.wait_timeout)
+    print(f"reference for epoch {epoch} committed and revealed (tx 0x{h.hex()})")
+    return 0
+
+
 def _wait(mps: MPSClient, task_id: bytes, epoch: int, timeout: float) -> int:
     bar, on_task = epoch_progress(epoch)
     try:
@@ -344,6 +353,15 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="send even an update the chain will certainly flag or slash (refused by default)",
     )
+    p = add(
+        "reference",
+        cmd_reference,
+        "the requester's reference update for an epoch (its own training on held-out data)",
+    )
+    p.add_argument("task", type=task_id_arg)
+    p.add_argument("file", type=Path, help=".npy: the delta; .pt: trained weights (state_dict)")
+    p.add_argument("--epoch", type=int, default=None, help="default: the task's current epoch")
+    p.add_argument("--wait-timeout", type=float, default=600.0, help="for the reveal phase")
     p = add("wait", cmd_wait, "wait for an epoch to close and show its ranks and flags")
     p.add_argument("task", type=task_id_arg)
     p.add_argument("epoch", type=int)

@@ -77,6 +77,18 @@ async def test_cli_client_commands_without_l1(tmp_path: Path) -> None:
             await run(MPSClient(url, k).join, task_id)
         rng = np.random.default_rng(1)
         direction = rng.normal(0, 0.03, D)
+        # the requester's reference: committed now, revealed once the reveal phase opens
+        assert requester.key is not None
+        requester.key.save(tmp_path / "requester.key")
+        np.save(tmp_path / "reference.npy", direction + rng.normal(0, 0.01, D))
+        reference = asyncio.create_task(
+            cli("reference", task, tmp_path / "reference.npy", "--rpc", url,
+                "--key", tmp_path / "requester.key")
+        )  # fmt: skip
+        for _ in range(400):
+            if (await run(requester.task, task_id))["reference"] is not None:
+                break
+            await asyncio.sleep(0.05)
         # three clients commit through the SDK; each reveals once the reveal phase opens
         ups = [direction + rng.normal(0, 0.01, D) for _ in keys[1:4]]
         for k, u in zip(keys[1:4], ups, strict=True):
@@ -118,6 +130,9 @@ async def test_cli_client_commands_without_l1(tmp_path: Path) -> None:
         one_error(err, "TaskClosed")
         epoch = await run(requester.epoch, task_id, 0)
         assert len(epoch["records"]) == 5
+        rc, out, err = await reference
+        assert rc == 0 and "reference for epoch 0 committed and revealed" in out, err
+        assert epoch["reference"] is not None  # the close weighed the step by it
 
         rc, out, err = await cli("status", task, "--rpc", url, "--key", files[0])
         assert rc == 0, err
