@@ -25,12 +25,14 @@ What it runs (modules: :mod:`fl_sim` data and training, :mod:`splits` the client
    over the honest clients alone (the reference), the gaps of plain FedAvg of everyone and
    of FLTrust and ``reftrust`` (the requester's root-data reference, :mod:`baselines`) and
    of Flower's Krum / Multi-Krum / median / trimmed mean (``flwr``, the ``bench`` extra;
-   skipped with a note when missing), backdoor success rates and the free riders' reward
-   relative to an honest client's (the reward leaf's rule, see :mod:`fl_run`).
+   skipped with a note when missing), backdoor success rates and the attackers' reward
+   relative to an honest client's (``rwd``: the reward leaf's rule, see :mod:`fl_run`).
+   ``--reference``: the requester sends its reference update every epoch (its root data, as
+   FLTrust's; :mod:`stf.fl.reference`), and the STF rows weigh the aggregate by it.
 3. **Targets**, each PASS/FAIL with its figure: no honest client slashed in any run;
-   accuracy within 2 points of honest-only FedAvg for every attack at 20 %; free riders'
-   reward at most 10 % of an honest client's; backdoor success at most 10 %; provable
-   offences (zero, copy, exact replay of the global step) slashed with recall 1.
+   accuracy within 2 points of honest-only FedAvg for every attack at 20 %; every attacker's
+   reward (free rider or poisoner) at most 10 % of an honest client's; backdoor success at most
+   10 %; provable offences (zero, copy, exact replay of the global step) slashed with recall 1.
 
 Defaults: digits and mnist1d, alpha 0.1/0.5/10, n 20/50, 3 seeds, attacks at n = 20 and alpha
 0.1 (the expected run time is printed first). ``--quick`` (the CI smoke test): digits, alpha
@@ -479,7 +481,7 @@ def print_attacks(s: Setup, rows: dict[AKey, AttackRow]) -> None:
     cols = "".join(f" {nm[:9]:>9s}" for nm in names)
     head = (
         f"{'attack':17s} {'ds':7s} {'a':>4s} {'n':>3s} {'frac':>4s} {'recall':>6s} "
-        f"{'hon.sl':>6s} {'ref':>6s} {'STF':>7s}{cols} {'FR rwd':>6s} {'ASR':>5s}  "
+        f"{'hon.sl':>6s} {'ref':>6s} {'STF':>7s}{cols} {'rwd':>6s} {'ASR':>5s}  "
         "attackers slashed by"
     )
     print(head)
@@ -487,7 +489,7 @@ def print_attacks(s: Setup, rows: dict[AKey, AttackRow]) -> None:
     for (name, ds, alpha, n, frac), r in rows.items():
         star = "*" if name in s.omniscient else " "
         gaps = "".join(f" {r.base_gap(nm):+9.2f}" for nm in names)
-        fr = f"{r.reward_ratio():6.2f}" if name in FREE_RIDERS else f"{'':6s}"
+        fr = f"{r.reward_ratio():6.2f}"
         asr = f"{r.asr():5.2f}" if name in BACKDOORS else f"{'':5s}"
         reasons: Counter[str] = Counter()
         for x in r.stf:
@@ -539,12 +541,12 @@ class Targets:
                     r.gap() >= -2.0,
                     f"{tag}: accuracy {r.gap():+.2f} points vs honest-only FedAvg (want >= -2)",
                 )
-            if name in FREE_RIDERS:
-                self.line(
-                    r.reward_ratio() <= 0.10,
-                    f"{tag}: free-rider reward {r.reward_ratio():.2f} of an honest client's "
-                    "(want <= 0.10)",
-                )
+            who = "free-rider" if name in FREE_RIDERS else "attacker"
+            self.line(
+                r.reward_ratio() <= 0.10,
+                f"{tag}: {who} reward {r.reward_ratio():.2f} of an honest client's "
+                "(want <= 0.10: no attack pays)",
+            )
             if name in BACKDOORS:
                 self.line(r.asr() <= 0.10, f"{tag}: backdoor success {r.asr():.2f} (want <= 0.10)")
             if name in PROVABLE_OFFENCES:
@@ -569,6 +571,8 @@ def print_header(s: Setup) -> None:
         flush=True,
     )
     print(f"# rules (n=20): {s.rules(20)}")
+    ref = "sent every epoch (--reference)" if s.reference else "none (--reference sends one)"
+    print(f"# the requester's reference update (stf.fl.reference): {ref}")
     for note in s.notes:
         print(f"# note: {note}")
     print(f"# expected run time: ~{expected_seconds(s):.0f} s on one core", flush=True)
