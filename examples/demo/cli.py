@@ -24,7 +24,7 @@ from .settlement import finish
 
 #: ``--help``'s description: the first line of the package's docstring
 DESCRIPTION = (
-    "The demo federation: twelve staked clients, six of them cheating, on a running dev network."
+    "The demo federation: thirteen staked clients, seven cheating, on a running dev network."
 )
 
 

@@ -27,6 +27,7 @@ LR = 0.3
 ALPHA = 0.5  # Dirichlet concentration of the non-IID split
 MIN_SAMPLES = 20
 TEST_FRAC = 0.25
+ROOT_SAMPLES = 100  # of the held-out part: the requester's reference data (FLTrust's root set)
 
 
 def script_source() -> bytes:
@@ -37,14 +38,16 @@ def script_source() -> bytes:
 
 @dataclass
 class Data:
-    """The split: the clients' training samples (``parts`` indexes them per client) and the
-    requester's held-out test set."""
+    """The split: the clients' training samples (``parts`` indexes them per client), the
+    requester's held-out test set and its root set (its reference update's data)."""
 
     x_train: npt.NDArray[np.float32]
     y_train: npt.NDArray[np.int64]
     x_test: npt.NDArray[np.float32]
     y_test: npt.NDArray[np.int64]
     parts: list[npt.NDArray[np.int64]]  # training indices per client
+    x_root: npt.NDArray[np.float32]  # the requester's own training data, for its reference
+    y_root: npt.NDArray[np.int64]
 
 
 def load_data(n_clients: int, seed: int) -> Data:
@@ -59,6 +62,9 @@ def load_data(n_clients: int, seed: int) -> Data:
     y = np.asarray(ds.target, dtype=np.int64)
     x_tr, x_te, y_tr, y_te = train_test_split(
         x, y, test_size=TEST_FRAC, random_state=seed, stratify=y
+    )
+    x_te, x_root, y_te, y_root = train_test_split(
+        x_te, y_te, test_size=ROOT_SAMPLES, random_state=seed, stratify=y_te
     )
     rng = np.random.default_rng([seed, 12345])
     for _ in range(1000):  # per class, Dirichlet proportions over the clients
@@ -75,6 +81,8 @@ def load_data(n_clients: int, seed: int) -> Data:
                 np.asarray(x_te),
                 np.asarray(y_te),
                 [np.array(sorted(p), dtype=np.int64) for p in parts],
+                np.asarray(x_root),
+                np.asarray(y_root),
             )
     raise RuntimeError("could not draw a non-IID split with enough samples per client")
 
@@ -132,6 +140,13 @@ class Trainer:
             y = 9 - y
         rng = np.random.default_rng([self.seed, epoch, client])
         return train_update(self.module, self._loader(x, y, rng), params, base, epochs=1, lr=LR)
+
+    def reference_delta(self, base: F64, epoch: int, params: TaskParams) -> F64:
+        """The requester's reference update (docs/protocol.md "The requester's reference"): the
+        clients' training, from ``base``, on its own root set."""
+        rng = np.random.default_rng([self.seed, epoch, 424242])
+        loader = self._loader(self.data.x_root, self.data.y_root, rng)
+        return train_update(self.module, loader, params, base, epochs=1, lr=LR)
 
     def accuracy(self, w: F64, params: TaskParams) -> float:
         """Accuracy of the flat weights ``w`` on the held-out set (the requester's report)."""

@@ -22,6 +22,7 @@ from client_sdk.answers import as_bytes
 from client_sdk.client import MPSClient
 from client_sdk.keys import Keypair
 from client_sdk.l1 import L1Config
+from stf.fl.reference import REFERENCE_SCALE, trust
 from stf.fl.rules import EpochRules
 from stf.fl.task import TaskParams
 from stf.ids import BlobId, ClientKey
@@ -37,7 +38,7 @@ from .chain import (
     wait_commitments,
     wait_epoch,
 )
-from .data import HIDDEN, Data, Trainer, script_source
+from .data import F64, HIDDEN, Data, Trainer, script_source
 from .members import Member
 from .report import log, print_epoch
 
@@ -78,12 +79,14 @@ class Federation:
         self.requester = MPSClient(
             opts.rpc, Keypair.generate(), L1Config.from_devnet(opts.devnet, "admin")
         )
-        self.ex = ThreadPoolExecutor(len(members) + 1)
+        self.ex = ThreadPoolExecutor(len(members) + 2)  # + the reference and the report
         self.task_id = b""
         self.params: TaskParams | None = None
         self.epochs: list[int] = []
         self.acc_chain: list[float] = []
         self.reports: list[Future[bytes]] = []
+        self.ref_delta: F64 = np.zeros(0)
+        self.referenced: list[bool] = []  # per epoch: the close weighed the step by it
 
     @property
     def p(self) -> TaskParams:
@@ -146,11 +149,15 @@ class Federation:
             (m, craft(m.role, self.trainer, p, base, parts[m.index], e, m.index, (), prev_step))
             for m in first
         ]
+        reference = self.send_reference(e, base)
+        self.record_trust(wave, reference)
         futures = submit_wave(self.ex, self.task_id, e, wave)
         note = self.copy_attack(e, second, len(first), int(task["epochStart"]), futures)
         for f in futures:
             f.result()
+        reference.result()
         summary = wait_epoch(req, self.task_id, e, timeout=120.0)
+        self.referenced.append(summary["reference"] is not None)
 
         # the requester evaluates the new model on its held-out data and reports it; the report
         # goes in while the clients train the next epoch
@@ -163,6 +170,33 @@ class Federation:
         fa, ho = self.baselines.step(e, self.members, p)
         print_epoch(e, summary, time.monotonic() - t0, (acc, fa, ho), self.members, note)
         return True
+
+    def send_reference(self, e: int, base: F64) -> Future[bytes]:
+        """The requester's reference for epoch ``e``: its own training of the base on its root
+        set, committed before the clients' commitments can end the commit phase (the reveal
+        follows in the background, once the reveal phase opens)."""
+        req, p = self.requester, self.p
+        self.ref_delta = self.trainer.reference_delta(base, e, p)
+        sent = self.ex.submit(req.submit_reference, self.task_id, e, self.ref_delta, 120.0)
+        deadline = time.monotonic() + 60.0
+        while req.task(self.task_id)["reference"] is None:
+            if sent.done() or time.monotonic() > deadline:
+                sent.result()  # raises what went wrong
+                raise RuntimeError(f"the reference of epoch {e} was not committed in 60 s")
+            time.sleep(0.05)
+        return sent
+
+    def record_trust(self, wave: list[tuple[Member, F64]], reference: Future[bytes]) -> None:
+        """Each update's trust, ``floor(2^20 max(0, cos(u, r)))`` on the quantized arrays, as
+        the chain computes it (stf.fl.reference), as a fraction."""
+        shift, dtype = self.p.shift, self.p.dtype
+        r = fl.quantize(self.ref_delta, shift, dtype).astype(np.int64)
+        rsq = int(r @ r)
+        for m in self.members:
+            m.trust.append(None)
+        for m, delta in wave:
+            u = fl.quantize(delta, shift, dtype).astype(np.int64)
+            m.trust[-1] = trust(int(u @ u), int(u @ r), rsq) / REFERENCE_SCALE
 
     def copy_attack(
         self, e: int, copiers: list[Member], n_first: int, since: int, first: list[Future[None]]

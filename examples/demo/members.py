@@ -1,4 +1,4 @@
-"""The federation's clients: a ``Member`` per client, and gathering twelve staked ones.
+"""The federation's clients: a ``Member`` per client, and gathering the staked ones.
 
 A dev client slashed by an earlier demo run cannot stake again with its key, so each run takes
 the clients still ``staked`` on the L1 and stakes fresh replacements for the rest (kept in
@@ -40,6 +40,7 @@ class Member:
     missed: str = ""  # why its update of the current epoch did not go in
     scores: list[int | None] = field(default_factory=list)
     flags: list[int] = field(default_factory=list)
+    trust: list[float | None] = field(default_factory=list)  # the reference's, per epoch
     l1_status: str = ""
     reward_wei: int | None = None
     reward_note: str = ""

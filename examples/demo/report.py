@@ -55,11 +55,13 @@ def print_epoch(
     note: str,
 ) -> None:
     """The epoch's line (the chain's accuracy, then plain FedAvg's and the honest clients'),
-    and every client's Krum score, flags and verdict in it."""
+    and every client's Krum score, trust (its cosine to the requester's reference, the weight
+    the step gave it if unflagged), flags and verdict in it."""
     acc, fa, ho = accuracies
     log(
         f"epoch {e}: {len(summary['records'])} updates, closed in block {summary['closedAt']}"
-        f" ({seconds:.1f} s); accuracy {acc:.3f}"
+        f" ({seconds:.1f} s), step weighed by the requester's reference"
+        f" {'yes' if summary['reference'] is not None else 'NO'}; accuracy {acc:.3f}"
         f"  (plain FedAvg of all updates {fa:.3f}; honest clients alone {ho:.3f})"
     )
     for m in members:
@@ -75,7 +77,12 @@ def print_epoch(
             verdict = f"{what} ({', '.join(m.reason_names)})"
         elif flags:
             verdict = f"strike {m.strikes}"
-        log(f"    {m.name:9s} {m.role:9s} {score:9.3g}  {fmt_flags(flags):26s} {verdict}")
+        t = m.trust[-1] if m.trust else None
+        trust = "" if t is None else f"trust {t:4.2f}"
+        log(
+            f"    {m.name:9s} {m.role:9s} {score:9.3g}  {trust:10s} {fmt_flags(flags):26s} "
+            f"{verdict}"
+        )
     if note:
         log(f"    ({note})")
 

@@ -37,6 +37,7 @@ def finish(fed: Federation) -> dict[str, Any]:
         "accuracy": fed.acc_chain,
         "fedavg_all": fed.baselines.acc_fedavg,
         "fedavg_honest": fed.baselines.acc_honest,
+        "referenced": fed.referenced,
         "clients": [
             {
                 "name": m.name,
@@ -50,6 +51,7 @@ def finish(fed: Federation) -> dict[str, Any]:
                 "strikes": m.strikes,
                 "scores": m.scores,
                 "flags": [flag_names(f) for f in m.flags],
+                "trust": m.trust,
                 "l1_status": m.l1_status,
                 "reward_wei": m.reward_wei,
             }
@@ -180,6 +182,16 @@ def _claim_rewards(fed: Federation) -> int:
             f" ({m.reward_wei / ETH:.4f} ETH) to its staker {m.mps.l1.address}"
         )
     log(f"  total paid: {paid} wei ({paid / ETH:.4f} ETH)")
+    for m in members:
+        if m.honest or m.reward_wei is None:
+            continue
+        sent = [t for t in m.trust if t is not None]
+        unused = sum(1 for t in sent if t == 0.0)
+        log(
+            f"  {m.name} ({m.role}) was paid although it cheated: not caught, and the"
+            f" requester's reference gave it no weight in {unused} of the {len(sent)} epochs it"
+            " sent (its model harm is gone, its pay is not: docs/protocol.md, the open gap)"
+        )
     return paid
 
 
