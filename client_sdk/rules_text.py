@@ -28,7 +28,13 @@ def _aggregation(r: EpochRules) -> str:
         how = "the mean of the Multi-Krum selection"
     else:
         how = "the mean"
-    return f"the next model adds {how} of the epoch's unflagged updates (Krum assumes f = {r.f})"
+    return (
+        f"the next model adds {how} of the epoch's unflagged updates (Krum assumes f = {r.f}); "
+        "in an epoch where the requester sends a reference update (its own training, committed "
+        "before anyone's update is seen), those updates are weighed by their cosine to it "
+        "instead, and one pointing against it gets no weight: this never changes a flag, a "
+        "verdict or a reward"
+    )
 
 
 def _flags(r: EpochRules) -> list[str]:

@@ -47,3 +47,10 @@ def test_each_aggregator_is_named() -> None:
     }
     for agg, words in names.items():
         assert words in describe_rules(EpochRules(aggregator=agg))[0], agg
+
+
+def test_the_requesters_reference_is_explained_with_its_limit() -> None:
+    """A client joins knowing that a reference may weigh its update, and that it moves no pay."""
+    first = describe_rules(EpochRules())[0]
+    assert "reference update" in first and "weighed by their cosine" in first
+    assert "never changes a flag, a verdict or a reward" in first
