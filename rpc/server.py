@@ -13,6 +13,7 @@ from mps_common.version import VERSION
 from stf.errors import PARSE_ERROR, Code
 
 from .codec import JSON, MSGPACK, decode_body, encode_body
+from .explorer import handle_explorer
 from .jsonrpc import Dispatcher, RPCError, approx_size
 from .openrpc import add_discover
 from .ports import RPCMetrics, Served
@@ -232,3 +233,4 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/health", handle_health)
     app.router.add_get("/metrics", handle_metrics)
     app.router.add_get("/blob/{hash}", handle_blob, allow_head=False)
+    app.router.add_get("/explorer", handle_explorer)

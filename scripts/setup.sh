@@ -21,3 +21,12 @@ if [ ! -f contracts/node_modules/.installed ] || [ contracts/package-lock.json -
   (cd contracts && npm install --no-audit --no-fund --loglevel=error)
   touch contracts/node_modules/.installed
 fi
+# headless Chromium for the explorer page's test (Debian's package), where apt-get runs as root;
+# without it that one test is skipped and says why
+if ! command -v chromium >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1 \
+    && [ "$(id -u)" = 0 ]; then
+  if ! { apt-get update -qq && apt-get install -y -qq chromium; } \
+      >/tmp/mps-setup-apt.log 2>&1; then
+    echo "setup: could not install chromium (see /tmp/mps-setup-apt.log); its test will skip" >&2
+  fi
+fi
