@@ -20,7 +20,8 @@ from stf.fl.task import TaskParams
 from stf.tx import Transaction
 
 from .core import Build, ClientCore, Face
-from .flow import Blocking, Call, Exclusive, Flow, Sleep, Step, drive_async
+from .flow import Blocking, Call, Exclusive, Flow, HeadMark, NextHead, Sleep, Step, drive_async
+from .heads import AsyncHeadWatcher
 from .keys import Keypair
 from .slashing import SlashingState
 
@@ -41,6 +42,7 @@ class AsyncMPSClient(Face):
     ) -> None:  # fmt: skip
         self.rpc = AsyncRPCClient(rpc_url, media, timeout)
         self.core = ClientCore(key, l1, receipt_timeout)
+        self.heads = AsyncHeadWatcher(rpc_url)  # waits wake on new heads (client_sdk.heads)
         self._lock = asyncio.Lock()
 
     async def __aenter__(self) -> AsyncMPSClient:
@@ -50,6 +52,7 @@ class AsyncMPSClient(Face):
         await self.close()
 
     async def close(self) -> None:
+        await self.heads.close()
         await self.rpc.close()
 
     async def _run(self, flow: Flow[T]) -> T:
@@ -60,6 +63,10 @@ class AsyncMPSClient(Face):
             return await self.rpc.call(step.method, *step.params)
         if isinstance(step, Sleep):
             return await asyncio.sleep(step.seconds)
+        if isinstance(step, HeadMark):
+            return self.heads.mark()
+        if isinstance(step, NextHead):
+            return await self.heads.wait(step.mark, step.poll)
         if isinstance(step, Blocking):
             return await asyncio.to_thread(step.fn)
         assert isinstance(step, Exclusive)

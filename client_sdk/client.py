@@ -32,7 +32,8 @@ from stf.fl.task import TaskParams
 from stf.tx import Transaction
 
 from .core import Build, ClientCore, Face
-from .flow import Blocking, Call, Exclusive, Flow, Sleep, Step, drive
+from .flow import Blocking, Call, Exclusive, Flow, HeadMark, NextHead, Sleep, Step, drive
+from .heads import HeadWatcher
 from .keys import Keypair
 from .slashing import SlashingState
 
@@ -53,6 +54,7 @@ class MPSClient(Face):
     ) -> None:  # fmt: skip
         self.rpc = RPCClient(rpc_url, media, timeout)
         self.core = ClientCore(key, l1, receipt_timeout)
+        self.heads = HeadWatcher(rpc_url)  # waits wake on new heads (client_sdk.heads)
         self._lock = threading.Lock()
 
     def _run(self, flow: Flow[T]) -> T:
@@ -63,6 +65,10 @@ class MPSClient(Face):
             return self.rpc.call(step.method, *step.params)
         if isinstance(step, Sleep):
             return time.sleep(step.seconds)
+        if isinstance(step, HeadMark):
+            return self.heads.mark()
+        if isinstance(step, NextHead):
+            return self.heads.wait(step.mark, step.poll)
         if isinstance(step, Blocking):
             return step.fn()
         assert isinstance(step, Exclusive)

@@ -54,7 +54,7 @@ from .errors import (
     WaitTimeout,
     from_receipt,
 )
-from .flow import Exclusive, Flow, Sleep, blocking, call, nested
+from .flow import Exclusive, Flow, blocking, call, head_mark, nested, next_head
 from .funding import funding_reclaim, recorded_funding
 from .keys import Keypair
 from .offences import foreseen
@@ -161,12 +161,13 @@ class ClientCore:
         limit = self.receipt_timeout if timeout is None else timeout
         deadline = time.monotonic() + limit
         while True:
+            mark = yield from head_mark()
             rc = yield from self.receipt(tx_hash)
             if rc is not None:
                 return rc
             if time.monotonic() > deadline:
                 raise WaitTimeout(f"transaction {tx_hash.hex()} not sealed within {limit}s")
-            yield Sleep(0.05)
+            yield from next_head(mark, 0.05)
 
     def get_state(self, key: bytes, block: int | str, root: bytes | None) -> Flow[bytes | None]:
         return checked_value((yield from call("mps_getProof", key, block)), root)
@@ -268,12 +269,13 @@ class ClientCore:
     def wait_for_stake(self, timeout: float) -> Flow[dict[str, Any]]:
         deadline = time.monotonic() + timeout
         while True:
+            mark = yield from head_mark()
             s = yield from self.stake_info(None)
             if s is not None and int(s["status"]) == 0:
                 return s
             if time.monotonic() > deadline:
                 raise WaitTimeout(f"the rollup does not see the stake within {timeout}s")
-            yield Sleep(0.2)
+            yield from next_head(mark, 0.2)
 
     def stake(self) -> Flow[None]:
         """Stake the client key from the L1 account, with the key's binding to that account."""
@@ -394,6 +396,7 @@ class ClientCore:
         window ran out); SDKError if the epoch ends first, WaitTimeout after ``timeout`` s."""
         deadline = time.monotonic() + timeout
         while True:
+            mark = yield from head_mark()
             task = yield from self.task(task_id)
             if task["status"] != "open" or int(task["epoch"]) != epoch:
                 raise SDKError(f"epoch {epoch} ended before this client could reveal")
@@ -401,7 +404,7 @@ class ClientCore:
                 return
             if time.monotonic() > deadline:
                 raise WaitTimeout(f"epoch {epoch}'s reveal phase did not open within {timeout}s")
-            yield Sleep(0.2)
+            yield from next_head(mark, 0.2)
 
     def _delta(
         self, task_id: bytes, epoch: int, update: Any, params: TaskParams
@@ -423,6 +426,7 @@ class ClientCore:
     ) -> Flow[dict[str, Any]]:  # fmt: skip
         deadline = time.monotonic() + timeout
         while True:
+            mark = yield from head_mark()
             try:
                 return (yield from self.epoch(task_id, epoch))
             except NotFound:
@@ -434,7 +438,7 @@ class ClientCore:
                 raise SDKError(f"the task stopped ({task['status']}) before epoch {epoch} closed")
             if time.monotonic() > deadline:
                 raise WaitTimeout(f"epoch {epoch} did not close within {timeout}s")
-            yield Sleep(0.2)
+            yield from next_head(mark, 0.2)
 
     def slashing_state(
         self, task_id: bytes, client_key: bytes | None, trust: str

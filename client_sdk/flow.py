@@ -34,6 +34,21 @@ class Sleep:
 
 
 @dataclass(frozen=True)
+class HeadMark:
+    """The count of new heads the client has seen: take it before checking chain state, then
+    wait with :class:`NextHead` (:mod:`client_sdk.heads`)."""
+
+
+@dataclass(frozen=True)
+class NextHead:
+    """A wait for a head newer than ``mark`` (over the node's WebSocket), or ``poll`` seconds
+    where no subscription is live."""
+
+    mark: int
+    poll: float
+
+
+@dataclass(frozen=True)
 class Blocking:
     """A call that cannot be split into steps (web3 on the L1): the async face runs it in a
     thread so that its event loop keeps going."""
@@ -48,13 +63,24 @@ class Exclusive:
     flow: Flow[Any]
 
 
-Step = Call | Sleep | Blocking | Exclusive
+Step = Call | Sleep | HeadMark | NextHead | Blocking | Exclusive
 Flow = Generator[Step, Any, T]
 
 
 def call(method: str, *params: Any) -> Flow[Any]:
     """``answer = yield from call(...)``: one node call inside a flow."""
     return (yield Call(method, params))
+
+
+def head_mark() -> Flow[int]:
+    """``mark = yield from head_mark()``, before a check of chain state."""
+    mark: int = yield HeadMark()
+    return mark
+
+
+def next_head(mark: int, poll: float) -> Flow[None]:
+    """``yield from next_head(mark, poll)``: after a check that said "not yet"."""
+    yield NextHead(mark, poll)
 
 
 def blocking(fn: Callable[[], T]) -> Flow[T]:

@@ -18,7 +18,7 @@ from stf.ids import L1Address, TaskId
 
 from .answers import as_bytes, check_key
 from .errors import NotOnL1Yet, SDKError, WaitTimeout
-from .flow import Flow, Sleep, blocking, call
+from .flow import Flow, blocking, call, head_mark, next_head
 from .proofs import checked_value
 
 if TYPE_CHECKING:
@@ -39,6 +39,7 @@ def recorded_funding(task_id: bytes, funder: bytes, timeout: float) -> Flow[Fund
     key = state_keys.funding(TaskId(task_id), L1Address(funder))
     deadline = time.monotonic() + timeout
     while True:
+        mark = yield from head_mark()
         leaf = _leaf((yield from call("mps_getProof", key, "latest")), key, None)
         if leaf is not None:
             return leaf
@@ -47,7 +48,7 @@ def recorded_funding(task_id: bytes, funder: bytes, timeout: float) -> Flow[Fund
                 f"the rollup recorded no L1 funding of task {task_id.hex()[:16]}… by "
                 f"0x{funder.hex()} within {timeout}s (is the node following the L1?)"
             )
-        yield Sleep(0.2)
+        yield from next_head(mark, 0.2)
 
 
 def funding_reclaim(l1: Callable[[], L1], task_id: bytes) -> Flow[dict[str, Any]]:

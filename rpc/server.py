@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import weakref
 from typing import Any
 
 import structlog
@@ -25,6 +26,9 @@ DISPATCHER_KEY = web.AppKey("dispatcher", Dispatcher)
 NODE_KEY = web.AppKey("node", Served)
 MAX_BODY_KEY = web.AppKey("max_body_size", int)
 BODY_TIMEOUT_KEY = web.AppKey("body_timeout", float)
+#: the open WebSockets, closed (1001 going away) when the node shuts down: a subscribed client
+#: (the SDK keeps one to wake on new heads) must not hold the shutdown for its grace period
+WEBSOCKETS_KEY: web.AppKey[weakref.WeakSet[web.WebSocketResponse]] = web.AppKey("websockets")
 log = structlog.get_logger("mps.rpc")
 
 DECODE_INLINE_BYTES = 256 * 1024  # larger bodies decode on a worker thread
@@ -120,6 +124,7 @@ def _reply(value: Any, media: str, status: int = 200) -> web.Response:
 async def handle_ws(request: web.Request) -> web.WebSocketResponse:
     ws = web.WebSocketResponse(heartbeat=30, max_msg_size=request.app[MAX_BODY_KEY])
     await ws.prepare(request)
+    request.app[WEBSOCKETS_KEY].add(ws)
     conn = Connection(ws, request.app[NODE_KEY].sequencer)
     d = request.app[DISPATCHER_KEY]
 
@@ -227,7 +232,15 @@ def make_dispatcher(max_batch: int, metrics: RPCMetrics, *namespaces: object) ->
     return d
 
 
+async def close_websockets(app: web.Application) -> None:
+    sockets: weakref.WeakSet[web.WebSocketResponse] = app[WEBSOCKETS_KEY]
+    for ws in list(sockets):
+        await ws.close(code=WSCloseCode.GOING_AWAY, message=b"node shutting down")
+
+
 def add_routes(app: web.Application) -> None:
+    app[WEBSOCKETS_KEY] = weakref.WeakSet()
+    app.on_shutdown.append(close_websockets)
     app.router.add_post("/", handle_post)
     app.router.add_get("/ws", handle_ws)
     app.router.add_get("/health", handle_health)

@@ -1,0 +1,79 @@
+"""The SDK's waits wake on new heads over the node's WebSocket (client_sdk/heads.py).
+
+A receipt waited for across a one-second block costs a couple of receipt calls, where polling
+every 50 ms cost twenty; the subscription is live on both faces; without a WebSocket the waits
+fall back to their poll interval; a node shutting down closes its WebSockets instead of waiting
+for the subscribed clients.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+from rpc_fixtures import start_node
+
+from client_sdk import AsyncMPSClient, MPSClient, put_record
+from client_sdk.heads import HeadWatcher, ws_url
+from client_sdk.keys import Keypair
+
+
+def test_the_websocket_endpoint_sits_beside_the_rpc_one() -> None:
+    assert ws_url("http://127.0.0.1:8645/") == "ws://127.0.0.1:8645/ws"
+    assert ws_url("http://127.0.0.1:8645") == "ws://127.0.0.1:8645/ws"
+    assert ws_url("https://node.example/rpc/") == "wss://node.example/rpc/ws"
+
+
+async def receipt_calls(h: Any) -> float:
+    text = await (await h.client.get("/metrics")).text()
+    m = re.search(r'mps_rpc_seconds_count\{method="mps_getTransactionReceipt"\} (\S+)', text)
+    return float(m.group(1)) if m else 0.0
+
+
+async def test_a_sync_wait_wakes_on_the_block_not_a_timer(tmp_path: Path) -> None:
+    async with start_node(tmp_path / "n", produce_blocks=True, block_time=1.0) as h:
+        c = MPSClient(h.url, Keypair.generate())
+        chain = await asyncio.to_thread(lambda: c.chain_id)
+        await asyncio.to_thread(c.heads.mark)  # subscribe first, as any earlier wait would
+        for _ in range(100):
+            if c.heads.live:
+                break
+            await asyncio.sleep(0.05)
+        assert c.heads.live
+        before = await receipt_calls(h)
+        for n in range(2):
+            tx = put_record(c.require_key(), chain, n, f"r{n}", b"v")
+            t0 = time.monotonic()
+            h_ = await asyncio.to_thread(c.send, tx)
+            rc = await asyncio.to_thread(c.wait_for_receipt, h_)
+            assert rc["status"] == 1 and time.monotonic() - t0 < 3.0
+        calls = await receipt_calls(h) - before
+        assert calls <= 6, calls  # polling every 50 ms: ~20 a block
+
+
+async def test_an_async_wait_wakes_on_the_block(tmp_path: Path) -> None:
+    node = start_node(tmp_path / "n", produce_blocks=True, block_time=1.0)
+    async with node as h, AsyncMPSClient(h.url, Keypair.generate()) as c:
+        chain = await c.chain_id()
+        c.heads.mark()
+        for _ in range(100):
+            if c.heads.live:
+                break
+            await asyncio.sleep(0.05)
+        assert c.heads.live
+        before = await receipt_calls(h)
+        tx = put_record(c.core.require_key(), chain, 0, "r", b"v")
+        rc = await c.wait_for_receipt(await c.send(tx))
+        assert rc["status"] == 1
+        assert await receipt_calls(h) - before <= 3
+
+
+def test_without_a_websocket_a_wait_is_the_poll_interval() -> None:
+    w = HeadWatcher("http://127.0.0.1:9/")  # nothing listens on the discard port
+    mark = w.mark()
+    t0 = time.monotonic()
+    w.wait(mark, 0.1)
+    assert 0.09 <= time.monotonic() - t0 < 1.0 and not w.live
