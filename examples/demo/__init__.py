@@ -43,9 +43,10 @@ reference), flags and verdict. After the last
 one (:mod:`.settlement`) it waits for a batch holding the whole task to finalize on the L1, prints
 the verdicts (every proof checked against that batch's root), shows the slashes the node's
 aggregator made (``StakingRegistry.statusOf``) and the settlement, lets every client claim (the
-honest ones are paid), and (:mod:`.report`) writes ``<out>/demo.png`` (accuracy per epoch; Krum
-scores per client, attackers marked) and ``<out>/demo.json``. About 75 s for 10 epochs on two
-cores. :mod:`.cli` holds the command line and the run in order.
+honest ones are paid, and so is a cheater neither caught nor slashed: it says which), and
+(:mod:`.report`) writes ``<out>/demo.png`` (accuracy per epoch; Krum scores per client with the
+KRUM_OUTLIER bar, flags and exclusions; each update's trust) and ``<out>/demo.json``. About
+75 s for 10 epochs on two cores. :mod:`.cli` holds the command line and the run in order.
 """
 
 from __future__ import annotations

@@ -17,6 +17,7 @@ ROLE_COLORS = {
     "fr_replay": "tab:brown",
     "fr_copy": "tab:pink",
     "fr_noise": "tab:olive",
+    "stealth": "tab:cyan",
 }
 
 
@@ -29,6 +30,7 @@ class ClientSeries:
     scores: list[int | None]  # Krum score per epoch (None: sent nothing that epoch)
     flagged: list[bool]  # a flag that epoch
     slashed_epoch: int | None = None  # the epoch whose close made it slashable or barred
+    trust: list[float | None] = field(default_factory=list)  # its cosine to the reference
 
     @property
     def honest(self) -> bool:
@@ -44,6 +46,8 @@ class DemoFigure:
     fedavg: list[float]  # plain FedAvg of every update, the same clients and attacks, locally
     honest_only: list[float] = field(default_factory=list)  # FedAvg of the honest clients alone
     clients: list[ClientSeries] = field(default_factory=list)
+    # per epoch: the KRUM_OUTLIER bar, krum_ratio x the largest score inside the selection
+    outlier_bar: list[float | None] = field(default_factory=list)
     title: str = "MPS chain demo federation"
 
 
@@ -57,10 +61,10 @@ def plot(data: DemoFigure, path: str | Path) -> Path:
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(13, 5))
+    fig, (ax1, ax2, ax3) = plt.subplots(1, 3, figsize=(19, 5.5))
     x = data.epochs
 
-    ax1.plot(x, data.robust, "o-", color="tab:green", lw=2, label="MPS chain (flags, then mean)")
+    ax1.plot(x, data.robust, "o-", color="tab:green", lw=2, label="MPS chain (flags, then trust)")
     ax1.plot(x, data.fedavg, "s--", color="tab:red", lw=1.5, label="plain FedAvg of all updates")
     if data.honest_only:
         ax1.plot(
@@ -93,19 +97,42 @@ def plot(data: DemoFigure, path: str | Path) -> Path:
         end = [(e, s) for e, s in pts if e == c.slashed_epoch]
         if end:
             ax2.scatter(*zip(*end, strict=True), s=60, marker="*", color="black", zorder=4)
+    bars = [(e, b) for e, b in zip(data.epochs, data.outlier_bar, strict=False) if b]
+    if bars:
+        bx, by = zip(*bars, strict=True)
+        ax2.step(bx, by, where="mid", color="black", lw=1, alpha=0.6, label="KRUM_OUTLIER bar")
     handles, _ = ax2.get_legend_handles_labels()
     extra = [
         Line2D([], [], color="tab:blue", marker=".", lw=1, label="honest clients"),
         Line2D([], [], color="red", marker="o", markerfacecolor="none", lw=0, label="flagged"),
         Line2D([], [], color="black", marker="*", lw=0, label="became slashable or barred"),
     ]
-    ax2.legend(handles=[extra[0], *handles, *extra[1:]], fontsize=8, loc="upper right")
+    ax2.legend(handles=[extra[0], *handles, *extra[1:]], fontsize=8, loc="lower left")
     ax2.set_yscale("log")
     ax2.set_xticks(x)
     ax2.set_xlabel("epoch")
     ax2.set_ylabel("Krum score (sum of squared distances, int8 units)")
     ax2.grid(alpha=0.3, which="both")
     ax2.set_title("Krum score per client (attackers dashed; none after slashing)")
+
+    for c in sorted(data.clients, key=lambda c: not c.honest):
+        tpts = [(e, t) for e, t in zip(data.epochs, c.trust, strict=False) if t is not None]
+        if not tpts:
+            continue
+        xs, ts = zip(*tpts, strict=True)
+        if c.honest:
+            ax3.plot(xs, ts, "-", marker=".", color="tab:blue", lw=1, alpha=0.55)
+        else:
+            color = ROLE_COLORS.get(c.role, "black")
+            ax3.plot(xs, ts, "--", marker="x", ms=7, color=color, lw=1.6, label=c.label)
+    ax3.set_ylim(-0.05, 1.0)
+    ax3.set_xticks(x)
+    ax3.set_xlabel("epoch")
+    ax3.set_ylabel("trust: max(0, cosine to the requester's reference)")
+    ax3.grid(alpha=0.3)
+    ax3.set_title("weight in the step (0: left out of the model)")
+    if ax3.get_legend_handles_labels()[0]:
+        ax3.legend(fontsize=8, loc="upper right")
     fig.suptitle(data.title)
     fig.tight_layout()
     fig.savefig(path, dpi=110)

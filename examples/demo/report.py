@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from stf.fl.checks import krum_f
 from stf.fl.flags import flag_names
 
 from .attacks import ATTACKS
@@ -96,6 +97,19 @@ def print_summary(fed: Federation) -> None:
     log("  FedAvg, honest   " + " ".join(f"{a:6.3f}" for a in fed.baselines.acc_honest))
 
 
+def outlier_bar(fed: Federation, k: int) -> float | None:
+    """The k-th epoch's KRUM_OUTLIER bar, as the chain computed it from the scores it recorded:
+    ``krum_ratio`` x the largest score inside the Multi-Krum selection (the ``n - f`` lowest)."""
+    scores = sorted(
+        s for m in fed.members if k < len(m.scores) and (s := m.scores[k]) is not None and s > 0
+    )  # a commitment never revealed is recorded with score 0 and is not in the selection
+    if len(scores) < 3:
+        return None
+    rules = fed.p.rules
+    inside = scores[len(scores) - krum_f(rules.f, len(scores)) - 1]
+    return float(inside) * rules.krum_ratio[0] / rules.krum_ratio[1]
+
+
 def figure(fed: Federation) -> DemoFigure:
     """The run as :mod:`.plot` draws it."""
     return DemoFigure(
@@ -104,9 +118,12 @@ def figure(fed: Federation) -> DemoFigure:
         fedavg=fed.baselines.acc_fedavg,
         honest_only=fed.baselines.acc_honest,
         clients=[
-            ClientSeries(m.label, m.role, m.scores, [bool(f) for f in m.flags], m.out_epoch)
+            ClientSeries(
+                m.label, m.role, m.scores, [bool(f) for f in m.flags], m.out_epoch, m.trust
+            )
             for m in fed.members
         ],
+        outlier_bar=[outlier_bar(fed, k) for k in range(len(fed.epochs))],
         title=(
             f"MPS chain demo: {len(fed.members)} clients on non-IID digits,"
             f" {sum(not m.honest for m in fed.members)} of them cheating"
