@@ -7,6 +7,7 @@ base model, ``fit``, commit and reveal the delta, wait for the close)."""
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 from typing import Any
 
@@ -74,3 +75,83 @@ async def test_an_unchanged_flower_numpy_client_trains_through_run_client(tmp_pa
         base = await run(requester.base_model, task_id)
         start, end = np.linalg.norm(truth), np.linalg.norm(base - truth)
         assert end < 0.8 * start, (start, end)  # the chain's aggregate learned
+
+
+class TrainingClient(LinearClient):
+    """The same client with the time real training takes (the requester's reference, 40 rows,
+    is quicker: it is committed before the last client commits, as in a real federation)."""
+
+    def fit(
+        self, parameters: list[np.ndarray], config: dict[str, Any]
+    ) -> tuple[list[np.ndarray], int, dict[str, Any]]:
+        time.sleep(0.4)
+        return super().fit(parameters, config)
+
+
+async def test_a_flower_strategy_whose_aggregation_is_the_chains_close(tmp_path: Path) -> None:
+    """``ChainStrategy`` driven as Flower's server loop drives it: round r is epoch r - 1, the
+    parameters it returns are the chain's next base, the requester's reference goes in every
+    epoch, and its evaluation is reported on the chain."""
+    from flwr.common import parameters_to_ndarrays
+    from flwr.server.client_manager import SimpleClientManager
+
+    from client_sdk.flower_strategy import ChainStrategy
+
+    rng = np.random.default_rng(8)
+    truth = rng.normal(0, 0.5, D)
+    keys = [Keypair.generate() for _ in range(5)]
+    stakes = tuple(GenesisStake(k.public_key, bytes(20), 100) for k in keys)
+    async with start_node(tmp_path / "node", produce_blocks=True, genesis_stakes=stakes) as h:
+        requester = MPSClient(h.url, Keypair.generate())
+        task_id = await run(requester.create_task, params(epochs=2), np.zeros(D), b"# flwr")
+        x_root = rng.normal(0, 1, (40, D))
+        root = LinearClient(x_root, x_root @ truth)
+        trained: list[int] = []
+
+        def reference_fn(p: list[np.ndarray]) -> list[np.ndarray]:
+            trained.append(1)
+            return root.fit(p, {})[0]
+
+        def evaluate_fn(rnd: int, p: list[np.ndarray], config: dict[str, Any]) -> Any:
+            loss = root.evaluate(p, {})[0]
+            return loss, {"accuracy": 0.5 + 0.1 * rnd}
+
+        strategy = await run(
+            lambda: ChainStrategy(
+                requester, task_id, evaluate_fn=evaluate_fn, reference_fn=reference_fn
+            )
+        )
+        manager = SimpleClientManager()
+
+        def server() -> list[dict[str, Any]]:
+            """Flower's fit rounds, without its transport (the chain carries the updates)."""
+            p = strategy.initialize_parameters(manager)
+            out = []
+            for rnd in (1, 2):
+                assert strategy.configure_fit(rnd, p, manager) == []  # no Flower clients here
+                p, metrics = strategy.aggregate_fit(rnd, [], [])
+                strategy.evaluate(rnd, p)
+                out.append({"metrics": metrics, "params": parameters_to_ndarrays(p)})
+            return out
+
+        srv = asyncio.ensure_future(run(server))
+        for _ in range(200):  # the first reference is committed before the clients start
+            if (await run(requester.task, task_id))["reference"] is not None:
+                break
+            await asyncio.sleep(0.05)
+        clients = []
+        for _ in keys:
+            x = rng.normal(0, 1, (40, D))
+            clients.append(TrainingClient(x, x @ truth))
+        pairs = zip(clients, keys, strict=True)
+        await asyncio.gather(
+            *(run(run_client, c, MPSClient(h.url, k), task_id, 2) for c, k in pairs)
+        )
+        rounds = await srv
+        assert [r["metrics"]["updates"] for r in rounds] == [5, 5]
+        assert [r["metrics"]["referenced"] for r in rounds] == [True, True] and len(trained) == 2
+        for e, r in enumerate(rounds):  # the strategy's parameters are the chain's next base
+            assert np.allclose(r["params"][0], await run(requester.base_model, task_id, e + 1))
+            epoch = await run(requester.epoch, task_id, e)
+            assert epoch["accuracyPpm"] == round((0.6 + 0.1 * e) * 1e6)  # reported
+            assert epoch["reference"] is not None
