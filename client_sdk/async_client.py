@@ -42,7 +42,7 @@ class AsyncMPSClient(Face):
     ) -> None:  # fmt: skip
         self.rpc = AsyncRPCClient(rpc_url, media, timeout)
         self.core = ClientCore(key, l1, receipt_timeout)
-        self.heads = AsyncHeadWatcher(rpc_url)  # waits wake on new heads (client_sdk.heads)
+        self.heads = AsyncHeadWatcher.shared(rpc_url)  # waits wake on new heads (client_sdk.heads)
         self._lock = asyncio.Lock()
 
     async def __aenter__(self) -> AsyncMPSClient:

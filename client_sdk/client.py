@@ -54,7 +54,7 @@ class MPSClient(Face):
     ) -> None:  # fmt: skip
         self.rpc = RPCClient(rpc_url, media, timeout)
         self.core = ClientCore(key, l1, receipt_timeout)
-        self.heads = HeadWatcher(rpc_url)  # waits wake on new heads (client_sdk.heads)
+        self.heads = HeadWatcher.shared(rpc_url)  # waits wake on new heads (client_sdk.heads)
         self._lock = threading.Lock()
 
     def _run(self, flow: Flow[T]) -> T:

@@ -70,7 +70,20 @@ async def _follow(url: str, on_head: Callable[[], None], set_live: Callable[[boo
 
 
 class HeadWatcher:
-    """``MPSClient``'s: the subscription on a daemon thread, waits on a condition."""
+    """``MPSClient``'s: the subscription on a daemon thread, waits on a condition. One per node
+    URL and process (:meth:`shared`): a node holds at most 64 sockets per address, and a process
+    running many clients must not spend them on subscriptions."""
+
+    _shared: dict[str, HeadWatcher] = {}
+    _shared_lock = threading.Lock()
+
+    @classmethod
+    def shared(cls, rpc_url: str) -> HeadWatcher:
+        with cls._shared_lock:
+            url = ws_url(rpc_url)
+            if url not in cls._shared:
+                cls._shared[url] = cls(rpc_url)
+            return cls._shared[url]
 
     def __init__(self, rpc_url: str) -> None:
         self.url = ws_url(rpc_url)
@@ -110,24 +123,47 @@ class HeadWatcher:
 
 
 class AsyncHeadWatcher:
-    """``AsyncMPSClient``'s: the subscription as a task on the client's loop."""
+    """``AsyncMPSClient``'s: the subscription as a task on the client's loop. One per node URL
+    and event loop (:meth:`shared`), ended when the last client using it closes."""
+
+    _shared: dict[tuple[int, str], AsyncHeadWatcher] = {}
+
+    @classmethod
+    def shared(cls, rpc_url: str) -> AsyncHeadWatcher:
+        """The loop's watcher for this node (callable outside a running loop: it binds to the
+        loop of its first wait)."""
+        try:
+            loop_id = id(asyncio.get_running_loop())
+        except RuntimeError:  # made outside a loop: its own, bound at its first wait
+            own = cls(rpc_url)
+            own._users = 1
+            return own
+        key = (loop_id, ws_url(rpc_url))
+        found = cls._shared.get(key)
+        if found is None:
+            found = cls._shared[key] = cls(rpc_url)
+            found._key = key
+        found._users += 1
+        return found
 
     def __init__(self, rpc_url: str) -> None:
         self.url = ws_url(rpc_url)
         self._state = _Counter()
         self._cond: asyncio.Condition | None = None
         self._task: asyncio.Task[None] | None = None
+        self._users = 0
+        self._key: tuple[int, str] | None = None
 
     @property
     def live(self) -> bool:
         return self._state.live
 
     def mark(self) -> int:
-        if self._task is None:
+        loop = asyncio.get_running_loop()
+        if self._task is None or self._task.get_loop() is not loop:  # first use, or a new loop
             self._cond = asyncio.Condition()
-            self._task = asyncio.get_running_loop().create_task(
-                _follow(self.url, self._on_head, self._set_live)
-            )
+            self._state.live = False
+            self._task = loop.create_task(_follow(self.url, self._on_head, self._set_live))
         return self._state.count
 
     async def wait(self, mark: int, poll: float) -> None:
@@ -153,6 +189,12 @@ class AsyncHeadWatcher:
             self._cond.notify_all()
 
     async def close(self) -> None:
+        """One user less; the subscription ends with the last."""
+        self._users -= 1
+        if self._users > 0:
+            return
+        if self._key is not None and AsyncHeadWatcher._shared.get(self._key) is self:
+            del AsyncHeadWatcher._shared[self._key]
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):

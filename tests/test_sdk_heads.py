@@ -77,3 +77,19 @@ def test_without_a_websocket_a_wait_is_the_poll_interval() -> None:
     t0 = time.monotonic()
     w.wait(mark, 0.1)
     assert 0.09 <= time.monotonic() - t0 < 1.0 and not w.live
+
+
+async def test_clients_of_one_node_share_one_subscription(tmp_path: Path) -> None:
+    """A node holds at most 64 sockets per address: a process running many clients keeps one
+    subscription per node (per event loop for the async face), not one per client."""
+    async with start_node(tmp_path / "n") as h:
+        a, b = MPSClient(h.url), MPSClient(h.url)
+        assert a.heads is b.heads
+        x, y = AsyncMPSClient(h.url), AsyncMPSClient(h.url)
+        assert x.heads is y.heads
+        await x.close()
+        assert y.heads._task is None or not y.heads._task.cancelled()  # still y's
+        await y.close()
+        z = AsyncMPSClient(h.url)  # the last one closed it: a new one starts afresh
+        assert z.heads is not y.heads
+        await z.close()
