@@ -103,8 +103,8 @@ class ChainStrategy(Strategy):
 
     def _send_reference(self, epoch: int, base: npt.NDArray[np.float64]) -> None:
         """Train and commit the reference of ``epoch`` (its reveal follows in the background,
-        once the reveal phase opens). It must be committed before the last client commits,
-        which ends the phase: the earliest moment is right after the previous close."""
+        once the reveal phase opens). The chain waits for it in the commit phase after an epoch
+        that had one; the first must be committed before the last client commits."""
         self._sent = epoch
         if self.reference_fn is None:
             return

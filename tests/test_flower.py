@@ -7,7 +7,6 @@ base model, ``fit``, commit and reveal the delta, wait for the close)."""
 from __future__ import annotations
 
 import asyncio
-import time
 from pathlib import Path
 from typing import Any
 
@@ -77,17 +76,6 @@ async def test_an_unchanged_flower_numpy_client_trains_through_run_client(tmp_pa
         assert end < 0.8 * start, (start, end)  # the chain's aggregate learned
 
 
-class TrainingClient(LinearClient):
-    """The same client with the time real training takes (the requester's reference, 40 rows,
-    is quicker: it is committed before the last client commits, as in a real federation)."""
-
-    def fit(
-        self, parameters: list[np.ndarray], config: dict[str, Any]
-    ) -> tuple[list[np.ndarray], int, dict[str, Any]]:
-        time.sleep(0.4)
-        return super().fit(parameters, config)
-
-
 async def test_a_flower_strategy_whose_aggregation_is_the_chains_close(tmp_path: Path) -> None:
     """``ChainStrategy`` driven as Flower's server loop drives it: round r is epoch r - 1, the
     parameters it returns are the chain's next base, the requester's reference goes in every
@@ -142,7 +130,8 @@ async def test_a_flower_strategy_whose_aggregation_is_the_chains_close(tmp_path:
         clients = []
         for _ in keys:
             x = rng.normal(0, 1, (40, D))
-            clients.append(TrainingClient(x, x @ truth))
+            clients.append(LinearClient(x, x @ truth))  # instant: the chain waits for the
+            # requester's reference of epoch 1 because it sent one in epoch 0
         pairs = zip(clients, keys, strict=True)
         await asyncio.gather(
             *(run(run_client, c, MPSClient(h.url, k), task_id, 2) for c, k in pairs)

@@ -303,7 +303,8 @@ def test_reference_transactions_are_refused_with_their_codes() -> None:
     fl.reveal_all(tid, 0, fl.clients)
     assert fl.task(tid).epoch == 1
     fl.block(*(fl.submit(k, tid, 1, u) for k, u in zip(fl.clients, ups, strict=True)))
-    assert fl.task(tid).revealing
+    while not fl.task(tid).revealing:  # the requester is awaited: the window ends the phase
+        fl.empty()
     missing = reveal_ref(fl, tid, 1, ref)
     assert receipt(fl.block(missing), missing) == (0, Code.NOT_COMMITTED)
 
@@ -312,3 +313,36 @@ def test_a_reference_commitment_is_not_an_update_commitment() -> None:
     """Another domain: a requester that also trains in its task cannot open one as the other."""
     args = (TaskId(b"t" * 32), 3, pub(SigningKey(b"k" * 32)), sha(b"u"), b"s" * 32)
     assert commitment(*args) != commitment(*args, REFERENCE_DOMAIN)  # type: ignore[arg-type]
+
+
+def test_a_requester_that_sends_references_is_waited_for_in_the_commit_phase() -> None:
+    """After an epoch with a reference, the next commit phase does not end when the last client
+    commits, but when the requester has too (or its window passes): clients quicker than the
+    requester's training cannot shut its reference out. One that stops costs one window."""
+    fl, _, tid, ups, ref = two_chains()
+    fl.block(commit_ref(fl, tid, 0, ref))
+    fl.commit_all(tid, 0, list(zip(fl.clients, ups, strict=True)))
+    fl.reveal_all(tid, 0, fl.clients)
+    fl.block(reveal_ref(fl, tid, 0, ref))
+    assert fl.task(tid).epoch == 1
+    fl.commit_all(tid, 1, list(zip(fl.clients, ups[::-1], strict=True)))
+    t = fl.task(tid)
+    assert not t.revealing  # every client committed: the requester is still awaited
+    state = State(fl.chain.store, b"")
+    assert list(awaited(state, TaskId(tid), t)) == [pub(fl.requester)]
+    assert receipt(fl.block(c := commit_ref(fl, tid, 1, ref)), c) == (1, 0)
+    assert fl.task(tid).revealing  # its commitment ended the phase
+    fl.reveal_all(tid, 1, fl.clients)
+    fl.block(reveal_ref(fl, tid, 1, ref))
+    # epoch 2: the requester sends nothing; the phase runs to its window (and the epoch after
+    # one without a reference no longer waits: `awaited` reads the previous epoch's record)
+    fl.commit_all(tid, 2, list(zip(fl.clients, ups, strict=True)))
+    start = fl.task(tid).epoch_start
+    while not fl.task(tid).revealing:
+        fl.empty()
+    assert fl.height == start + 6  # the window
+    t = fl.task(tid)
+    t.epoch, t.reveal_start = 3, 0  # as epoch 3 would stand: nobody but the clients awaited
+    t.submitted, t.pending, t.commitments = [], [], []
+    state = State(fl.chain.store, b"")
+    assert pub(fl.requester) not in list(awaited(state, TaskId(tid), t))

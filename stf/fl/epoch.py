@@ -69,20 +69,38 @@ def submit_refusal(
 
 
 def awaited(state: State, task_id: TaskId, task: TaskState) -> Iterator[bytes]:
+    """Who the open epoch's current phase still waits for: the clients
+    (:func:`awaited_clients`), then the requester if its reference (:mod:`stf.fl.reference`) is
+    due: in the reveal phase when committed and not revealed, in the commit phase when it sent
+    one in the previous epoch and has not committed this epoch's yet (a requester that sends
+    references is waited for as a client is, so that clients quicker than its training cannot
+    end the phase before it; one that stops costs one window). Lazy, so a phase's end stops at
+    the first one."""
+    yield from awaited_clients(state, task_id, task)
+    if task.status != OPEN:
+        return
+    ref = load_reference(state, task_id, task.epoch)
+    if task.revealing:
+        if ref is not None and ref.reference == NO_BLOB:
+            yield task.requester
+    elif (
+        ref is None
+        and task.epoch > 0
+        and load_reference(state, task_id, task.epoch - 1) is not None
+    ):
+        yield task.requester
+
+
+def awaited_clients(state: State, task_id: TaskId, task: TaskState) -> Iterator[ClientKey]:
     """The clients the open epoch's current phase still waits for: in the commit phase the
     joined clients (join order) that have not committed, in the reveal phase the committers
-    (commit order) that have not revealed, then the requester if its reference
-    (:mod:`stf.fl.reference`) is committed and not revealed; clients only if the STF would let
-    them in. Lazy, so a phase's end stops at the first one."""
+    (commit order) that have not revealed; either way only those the STF would let in."""
     if task.status != OPEN:
         return
     if task.revealing:
         for c, update in zip(task.submitted, task.pending, strict=True):
             if update == NO_BLOB and submit_refusal(state, task_id, c, reveal=True) is None:
                 yield c
-        ref = load_reference(state, task_id, task.epoch)
-        if ref is not None and ref.reference == NO_BLOB:
-            yield task.requester
         return
     done = set(task.submitted)
     for c in task.clients:
@@ -126,7 +144,7 @@ def stranded(state: State, task_id: TaskId, task: TaskState, height: int) -> boo
         return True
     if len(task.clients) < p.max_clients:
         return False
-    can = len(task.submitted) + sum(1 for _ in awaited(state, task_id, task))
+    can = len(task.submitted) + sum(1 for _ in awaited_clients(state, task_id, task))
     return can < p.min_clients
 
 
