@@ -346,3 +346,32 @@ def test_a_requester_that_sends_references_is_waited_for_in_the_commit_phase() -
     t.submitted, t.pending, t.commitments = [], [], []
     state = State(fl.chain.store, b"")
     assert pub(fl.requester) not in list(awaited(state, TaskId(tid), t))
+
+
+def test_a_chunked_reference_weighs_the_close_as_an_inline_one() -> None:
+    """A reference larger than one transaction goes as put_blob chunks and the list of their
+    ids, like an update; the close reads it through its manifest: the same step as inline."""
+    from client_sdk import fl as sdk
+
+    steps = []
+    for chunked in (False, True):
+        fl, _, tid, ups, ref = two_chains()
+        body = ref.tobytes()
+        chunks = [body[:1200], body[1200:]]
+        ref_id = sha(sdk.chunk_manifest(chunks)) if chunked else sha(body)
+        salt = ref_salt(fl, tid, 0)
+        digest = commitment(TaskId(tid), 0, pub(fl.requester), ref_id, salt, REFERENCE_DOMAIN)
+        fl.block(fl.tx(fl.requester, COMMIT_REFERENCE, [tid, 0, digest]))
+        fl.commit_all(tid, 0, list(zip(fl.clients, ups, strict=True)))
+        fl.reveal_all(tid, 0, fl.clients)
+        payload: Any = [sha(c) for c in chunks] if chunked else body
+        txs = [fl.put_blob(fl.requester, c) for c in chunks] if chunked else []
+        reveal = fl.tx(fl.requester, REVEAL_REFERENCE, [tid, 0, payload, salt])
+        result = fl.block(*txs, reveal)
+        assert receipt(result, reveal) == (1, 0)
+        raw = fl.get(state_keys.reference(tid, 0))
+        assert raw is not None and ReferenceRecord.decode(raw).reference == ref_id
+        summary = fl.summary(tid, 0)
+        assert summary is not None
+        steps.append(fl.blob(summary.step))
+    assert steps[0] == steps[1]
