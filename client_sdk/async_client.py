@@ -211,6 +211,11 @@ class AsyncMPSClient(Face):
         slashes) raises ``CertainOffence`` before anything is sent, unless ``force``."""
         return await self._run(self.core.submit_update(task_id, epoch, update, timeout, force))
 
+    async def commit_reference(self, task_id: bytes, epoch: int, update: Any) -> bytes:
+        """Phase one alone of :meth:`submit_reference`: see
+        :meth:`client_sdk.client.MPSClient.commit_reference`."""
+        return await self._run(self.core.commit_reference(task_id, epoch, update))
+
     async def submit_reference(
         self,
         task_id: bytes,

@@ -200,6 +200,12 @@ class MPSClient(Face):
         slashes) raises ``CertainOffence`` before anything is sent, unless ``force``."""
         return self._run(self.core.submit_update(task_id, epoch, update, timeout, force))
 
+    def commit_reference(self, task_id: bytes, epoch: int, update: Any) -> bytes:
+        """Phase one alone of :meth:`submit_reference`: the commitment, included once this
+        returns (so that the clients' commitments cannot close the phase before it); then
+        :meth:`submit_reference` with the same update finds it on chain and only reveals."""
+        return self._run(self.core.commit_reference(task_id, epoch, update))
+
     def submit_reference(
         self, task_id: bytes, epoch: int, update: Any, timeout: float = 600.0
     ) -> bytes:

@@ -377,6 +377,10 @@ class ClientCore:
         yield from self.wait_for_reveal_phase(task_id, epoch, timeout)
         return (yield from self._reveal(task_id, epoch, q))
 
+    def commit_reference(self, task_id: bytes, epoch: int, update: Any) -> Flow[bytes]:
+        q = yield from self._quantized(task_id, epoch, update)
+        return (yield from self._commit(task_id, epoch, q, reference=True))
+
     def submit_reference(
         self, task_id: bytes, epoch: int, update: Any, timeout: float
     ) -> Flow[bytes]:

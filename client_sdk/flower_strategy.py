@@ -17,7 +17,6 @@ Needs ``flwr`` (the ``flower`` extra); imported only by who uses it.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
@@ -110,17 +109,10 @@ class ChainStrategy(Strategy):
             return
         trained = self.reference_fn(split_parameters(base, self.params))
         delta = join_parameters(list(trained), self.params) - base
+        self.mps.commit_reference(self.task_id, epoch, delta)  # included when this returns
         self._reference = self._pool.submit(
             self.mps.submit_reference, self.task_id, epoch, delta, self.timeout
         )
-        deadline = time.monotonic() + self.timeout
-        while self.mps.task(self.task_id)["reference"] is None:
-            if self._reference.done():
-                self._reference.result()  # raises what went wrong
-                return
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"the reference of epoch {epoch} was not committed in time")
-            time.sleep(0.05)
 
     def aggregate_fit(
         self,

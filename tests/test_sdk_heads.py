@@ -27,6 +27,15 @@ def test_the_websocket_endpoint_sits_beside_the_rpc_one() -> None:
     assert ws_url("https://node.example/rpc/") == "wss://node.example/rpc/ws"
 
 
+async def until_live(heads: Any) -> None:
+    """Until the watcher's subscription is answered (5 s at most)."""
+    for _ in range(100):
+        if heads.live:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("the newHeads subscription did not go live")
+
+
 async def receipt_calls(h: Any) -> float:
     text = await (await h.client.get("/metrics")).text()
     m = re.search(r'mps_rpc_seconds_count\{method="mps_getTransactionReceipt"\} (\S+)', text)
@@ -38,11 +47,7 @@ async def test_a_sync_wait_wakes_on_the_block_not_a_timer(tmp_path: Path) -> Non
         c = MPSClient(h.url, Keypair.generate())
         chain = await asyncio.to_thread(lambda: c.chain_id)
         await asyncio.to_thread(c.heads.mark)  # subscribe first, as any earlier wait would
-        for _ in range(100):
-            if c.heads.live:
-                break
-            await asyncio.sleep(0.05)
-        assert c.heads.live
+        await until_live(c.heads)
         before = await receipt_calls(h)
         for n in range(2):
             tx = put_record(c.require_key(), chain, n, f"r{n}", b"v")
@@ -59,11 +64,7 @@ async def test_an_async_wait_wakes_on_the_block(tmp_path: Path) -> None:
     async with node as h, AsyncMPSClient(h.url, Keypair.generate()) as c:
         chain = await c.chain_id()
         c.heads.mark()
-        for _ in range(100):
-            if c.heads.live:
-                break
-            await asyncio.sleep(0.05)
-        assert c.heads.live
+        await until_live(c.heads)
         before = await receipt_calls(h)
         tx = put_record(c.core.require_key(), chain, 0, "r", b"v")
         rc = await c.wait_for_receipt(await c.send(tx))

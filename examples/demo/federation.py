@@ -173,18 +173,12 @@ class Federation:
 
     def send_reference(self, e: int, base: F64) -> Future[bytes]:
         """The requester's reference for epoch ``e``: its own training of the base on its root
-        set, committed before the clients' commitments can end the commit phase (the reveal
-        follows in the background, once the reveal phase opens)."""
-        req, p = self.requester, self.p
-        self.ref_delta = self.trainer.reference_delta(base, e, p)
-        sent = self.ex.submit(req.submit_reference, self.task_id, e, self.ref_delta, 120.0)
-        deadline = time.monotonic() + 60.0
-        while req.task(self.task_id)["reference"] is None:
-            if sent.done() or time.monotonic() > deadline:
-                sent.result()  # raises what went wrong
-                raise RuntimeError(f"the reference of epoch {e} was not committed in 60 s")
-            time.sleep(0.05)
-        return sent
+        set, committed (included) before the clients start, so their commitments cannot end
+        the commit phase before it; the reveal follows in the background."""
+        req = self.requester
+        self.ref_delta = self.trainer.reference_delta(base, e, self.p)
+        req.commit_reference(self.task_id, e, self.ref_delta)
+        return self.ex.submit(req.submit_reference, self.task_id, e, self.ref_delta, 120.0)
 
     def record_trust(self, wave: list[tuple[Member, F64]], reference: Future[bytes]) -> None:
         """Each update's trust, ``floor(2^20 max(0, cos(u, r)))`` on the quantized arrays, as

@@ -6,8 +6,10 @@ so ``examples.demo`` imports and runs without it and only skips the PNG.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 #: one colour per attack, so a line keeps its colour from run to run
 ROLE_COLORS = {
@@ -83,11 +85,7 @@ def plot(data: DemoFigure, path: str | Path) -> Path:
         if not pts:
             continue
         xs, ys = zip(*pts, strict=True)
-        if c.honest:
-            ax2.plot(xs, ys, "-", marker=".", color="tab:blue", lw=1, alpha=0.55)
-        else:
-            color = ROLE_COLORS.get(c.role, "black")
-            ax2.plot(xs, ys, "--", marker="x", ms=7, color=color, lw=1.6, label=c.label)
+        _line(ax2, c, xs, ys)
         flagged = [
             (e, s) for e, s, f in zip(data.epochs, c.scores, c.flagged, strict=False) if s and f
         ]
@@ -120,11 +118,7 @@ def plot(data: DemoFigure, path: str | Path) -> Path:
         if not tpts:
             continue
         xs, ts = zip(*tpts, strict=True)
-        if c.honest:
-            ax3.plot(xs, ts, "-", marker=".", color="tab:blue", lw=1, alpha=0.55)
-        else:
-            color = ROLE_COLORS.get(c.role, "black")
-            ax3.plot(xs, ts, "--", marker="x", ms=7, color=color, lw=1.6, label=c.label)
+        _line(ax3, c, xs, ts)
     ax3.set_ylim(-0.05, 1.0)
     ax3.set_xticks(x)
     ax3.set_xlabel("epoch")
@@ -138,6 +132,15 @@ def plot(data: DemoFigure, path: str | Path) -> Path:
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def _line(ax: Any, c: ClientSeries, xs: Sequence[int], ys: Sequence[float]) -> None:
+    """One client's line: honest clients thin and blue, each attacker dashed in its colour."""
+    if c.honest:
+        ax.plot(xs, ys, "-", marker=".", color="tab:blue", lw=1, alpha=0.55)
+    else:
+        color = ROLE_COLORS.get(c.role, "black")
+        ax.plot(xs, ys, "--", marker="x", ms=7, color=color, lw=1.6, label=c.label)
 
 
 def have_matplotlib() -> bool:

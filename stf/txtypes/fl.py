@@ -148,6 +148,13 @@ def _submitting_client(
     return task
 
 
+def _require_phase(task: TaskState, epoch: int, reveal: bool, hint: str) -> None:
+    """WRONG_PHASE unless the epoch is in its reveal phase (``reveal``) or its commit phase."""
+    if task.revealing != reveal:
+        phase = "reveal" if task.revealing else "commit"
+        raise TxFailed(Code.WRONG_PHASE, f"epoch {epoch} is in its {phase} phase: {hint}")
+
+
 def _parse_reveal(value: Any, name: str) -> tuple[TaskId, int, bytes | list[bytes], bytes]:
     """``[task, epoch, update, salt]``: the update is its bytes (inline) or the list of its
     chunks' blob ids (chunked)."""
@@ -198,10 +205,7 @@ class CommitUpdate(TxType):
         client = ClientKey(tx.sender)
         if client in task.submitted:
             raise TxFailed(Code.DUPLICATE_UPDATE, f"client already committed for epoch {epoch}")
-        if task.revealing:
-            raise TxFailed(
-                Code.WRONG_PHASE, f"epoch {epoch} is in its reveal phase: commitments are closed"
-            )
+        _require_phase(task, epoch, False, "commitments are closed")
         task.submitted.append(client)
         task.pending.append(NO_BLOB)
         task.commitments.append(digest)
@@ -224,11 +228,7 @@ class SubmitUpdate(TxType):
         task_id, epoch, update, salt = args
         task = _submitting_client(state, tx, task_id, epoch, reveal=True)
         client = ClientKey(tx.sender)
-        if not task.revealing:
-            raise TxFailed(
-                Code.WRONG_PHASE,
-                f"epoch {epoch} is in its commit phase: send commit_update, reveal after it ends",
-            )
+        _require_phase(task, epoch, True, "send commit_update, reveal after it ends")
         if client not in task.submitted:
             raise TxFailed(Code.NOT_COMMITTED, f"client sent no commitment for epoch {epoch}")
         pos = task.submitted.index(client)
@@ -272,10 +272,7 @@ class CommitReference(TxType):
     def apply(cls, state: State, tx: Transaction, args: Any, ctx: BlockContext) -> None:
         task_id, epoch, digest = args
         task = _requesters_task(state, tx, task_id, epoch)
-        if task.revealing:
-            raise TxFailed(
-                Code.WRONG_PHASE, f"epoch {epoch} is in its reveal phase: commitments are closed"
-            )
+        _require_phase(task, epoch, False, "commitments are closed")
         key = state_keys.reference(task_id, epoch)
         if state.get(key) is not None:
             raise TxFailed(Code.DUPLICATE_UPDATE, f"a reference is already committed for {epoch}")
@@ -297,11 +294,7 @@ class RevealReference(TxType):
     def apply(cls, state: State, tx: Transaction, args: Any, ctx: BlockContext) -> None:
         task_id, epoch, update, salt = args
         task = _requesters_task(state, tx, task_id, epoch)
-        if not task.revealing:
-            raise TxFailed(
-                Code.WRONG_PHASE,
-                f"epoch {epoch} is in its commit phase: reveal the reference after it ends",
-            )
+        _require_phase(task, epoch, True, "reveal the reference after it ends")
         key = state_keys.reference(task_id, epoch)
         raw = state.get(key)
         if raw is None:
