@@ -514,30 +514,37 @@ class ClientCore:
         blobs = [*blobs, script]
         funder = b"" if deposit_wei is None else self.l1.address_bytes
         params = replace(params, init_model=model_id, script=fl.blob_id(script), funder=funder)
-        key, chain = self.require_key(), (yield from self.chain_id())
-        uploads = yield from self.send_all(
-            lambda n: [put_blob(key, chain, n + i, b) for i, b in enumerate(blobs)]
-        )
-        for h in uploads:  # a blob the chain already holds fails its put_blob, harmlessly
-            rc = yield from self.wait_for_receipt(h)
-            if int(rc["status"]) != 1 and int(rc["code"]) != Code.BLOB_ALREADY_STORED:
-                raise from_receipt(rc)
         if deposit_wei is None:
+            key, chain = self.require_key(), (yield from self.chain_id())
+            uploads = yield from self.send_all(
+                lambda n: [put_blob(key, chain, n + i, b) for i, b in enumerate(blobs)]
+            )
+            yield from self._uploaded(uploads)
             (task_id,) = yield from self.send_all(lambda n: [fl.create_task(key, chain, n, params)])
         else:
-            task_id = yield from self._funded_create(params, deposit_wei)
+            task_id = yield from self._funded_create(params, deposit_wei, blobs)
         yield from self.included(task_id)
         self._params[task_id] = params
         return task_id
 
-    def _funded_create(self, params: TaskParams, deposit_wei: int) -> Flow[bytes]:
-        """Sign the create_task at this key's next nonce, fund its hash on the L1, wait for the
-        rollup to record the funding, send. The nonce must still be free then: a transaction
-        of this key sent meanwhile (elsewhere) voids the signed one, and the funding then
-        lapses after the window and is reclaimed (``reclaim_funding``)."""
+    def _uploaded(self, uploads: list[bytes]) -> Flow[None]:
+        for h in uploads:  # a blob the chain already holds fails its put_blob, harmlessly
+            rc = yield from self.wait_for_receipt(h)
+            if int(rc["status"]) != 1 and int(rc["code"]) != Code.BLOB_ALREADY_STORED:
+                raise from_receipt(rc)
+
+    def _funded_create(
+        self, params: TaskParams, deposit_wei: int, blobs: list[bytes]
+    ) -> Flow[bytes]:
+        """Sign the create_task at the nonce after the blobs', fund its hash on the L1, wait for
+        the rollup to record the funding, upload the blobs against it (a funded chain takes a
+        blob only for a task: stf.fl.uploads), send. The nonces must still be free then: a
+        transaction of this key sent meanwhile (elsewhere) voids the signed one, and the funding
+        then lapses after the window and is reclaimed (``reclaim_funding``)."""
         key, chain = self.require_key(), (yield from self.chain_id())
         yield from self._check_slots(key.public_key)  # a create that cannot succeed costs BASE_FEE
-        nonce = yield from self.nonce(key.public_key)
+        first = yield from self.nonce(key.public_key)
+        nonce = first + len(blobs)
         tx = fl.create_task(key, chain, nonce, params)
         yield from self.on_l1(lambda l1: l1.fund_task(tx.hash, deposit_wei))
         leaf = yield from recorded_funding(tx.hash, params.funder, self.receipt_timeout)
@@ -548,15 +555,22 @@ class ClientCore:
                 f"height {leaf.bind_by}, head {head}): reclaim it later (reclaim_funding)"
             )
 
-        def signed(n: int) -> list[Transaction]:
-            if n != nonce:
-                raise SDKError(
-                    f"nonce {nonce} of the funded create_task was taken meanwhile: the funding "
-                    "lapses unbound; reclaim it later (reclaim_funding)"
-                )
-            return [tx]
+        def at(want: int, txs: list[Transaction]) -> Callable[[int], list[Transaction]]:
+            def build(n: int) -> list[Transaction]:
+                if n != want:
+                    raise SDKError(
+                        f"nonce {want} of the funded create_task's transactions was taken "
+                        "meanwhile: the funding lapses unbound; reclaim it later (reclaim_funding)"
+                    )
+                return txs
 
-        (task_id,) = yield from self.send_all(signed)
+            return build
+
+        uploads = [
+            put_blob(key, chain, first + i, b, tx.hash, params.funder) for i, b in enumerate(blobs)
+        ]
+        yield from self._uploaded((yield from self.send_all(at(first, uploads))))
+        (task_id,) = yield from self.send_all(at(nonce, [tx]))
         return task_id
 
     def _check_slots(self, requester: bytes) -> Flow[None]:

@@ -234,7 +234,7 @@ def submit_update_chunked(
         raise InvalidArgument(
             f"an update of {len(data)} bytes is too small to chunk: send it inline"
         )
-    txs = [put_blob(key, chain_id, nonce + i, c) for i, c in enumerate(_distinct(chunks))]
+    txs = [put_blob(key, chain_id, nonce + i, c, task_id) for i, c in enumerate(_distinct(chunks))]
     ids = [blob_id(c) for c in chunks]
     salt = update_salt(key, task_id, epoch, blob_id(manifest))
     payload = encoding.encode([task_id, epoch, ids, salt])

@@ -13,6 +13,17 @@ def put_record(key: Keypair, chain_id: int, nonce: int, name: str, value: bytes)
     return make_tx(key.signing_key, chain_id, 1, nonce, record.payload(name, value))
 
 
-def put_blob(key: Keypair, chain_id: int, nonce: int, data: bytes) -> Transaction:
-    """A signed ``put_blob`` transaction; the blob's id is sha256(data)."""
-    return make_tx(key.signing_key, chain_id, 2, nonce, blob.payload(data))
+def put_blob(
+    key: Keypair,
+    chain_id: int,
+    nonce: int,
+    data: bytes,
+    task_id: bytes | None = None,
+    funder: bytes | None = None,
+) -> Transaction:
+    """A signed ``put_blob`` transaction; the blob's id is sha256(data).
+
+    ``task_id``: uploaded for that open task (as its requester or a client that joined it);
+    with ``funder`` too, before the task exists, against that L1 account's funding of the id.
+    A chain that funds its tasks takes no other blob (``stf.fl.uploads``)."""
+    return make_tx(key.signing_key, chain_id, 2, nonce, blob.payload(data, task_id, funder))

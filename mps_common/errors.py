@@ -155,6 +155,20 @@ class NonceAlreadyPending(RPCError):
     code = Code.NONCE_ALREADY_PENDING
 
 
+class BlobNotAllowed(RPCError):
+    """This sender may not upload this blob: on a chain that funds its tasks a blob is uploaded
+    for a task, by its requester or a client that joined it, or before the task against its
+    funding (``stf.fl.uploads``)."""
+
+    code = Code.BLOB_NOT_ALLOWED
+
+
+class BlobQuotaExceeded(RPCError):
+    """The sender's blob bytes for this task and epoch (or this funding) are used up."""
+
+    code = Code.BLOB_QUOTA_EXCEEDED
+
+
 class ExecutionFailed(RPCError):
     """The transaction was sealed but failed, for a reason with no code of its own (none is
     emitted since every execution fault got its own code; kept: codes never change meaning)."""

@@ -1,11 +1,14 @@
 """The mempool: admission checks with precise errors, and fair selection for blocks.
 
 Admission runs the STF's own stateless check (chain id, type, signature,
-payload), so nothing the sequencer picks can fail for a reason the pool could
-have seen. Every accepted transaction is appended to the journal
-(:mod:`node.journal`) before it is acknowledged; after a restart the journal is
-re-admitted, and what a sealed block already holds is dropped as known, so a
-node killed at any instant loses no acknowledged transaction.
+payload) and, against the head state, the type's own stateful admission
+(``TxType.consume``: who may upload a blob, and its quota), so nothing the
+sequencer picks can fail for a reason the pool could have seen (a quota that
+earlier pending uploads use up is still the block's to refuse). Every accepted
+transaction is appended to the journal (:mod:`node.journal`) before it is
+acknowledged; after a restart the journal is re-admitted, and what a sealed block
+already holds is dropped as known, so a node killed at any instant loses no
+acknowledged transaction.
 """
 
 from __future__ import annotations
@@ -18,9 +21,12 @@ from dataclasses import dataclass
 import structlog
 
 from stf import encoding, state_keys
+from stf.context import BlockContext
 from stf.errors import Code, TxInvalid
+from stf.state import State
 from stf.transition import ChainConfig, check_tx
 from stf.tx import Transaction
+from stf.txtypes.base import TxType, lookup
 
 from .journal import TxJournal
 from .storage import Storage
@@ -76,6 +82,8 @@ class Mempool:
         # transactions move it, and every block removes those, so selecting a block reads no
         # state (50,000 parked senders made each selection 50,000 reads on the event loop)
         self._base: dict[bytes, int] = {}
+        #: the height the next block will have (the sequencer moves it after every seal)
+        self.next_height = 1
 
     def __len__(self) -> int:
         return len(self._by_hash)
@@ -127,6 +135,7 @@ class Mempool:
                 Code.NONCE_ALREADY_PENDING,
                 f"another transaction with nonce {tx.nonce} from this sender is pending",
             )
+        self._check_state(tx)
         executable = all(n in pending for n in range(base, tx.nonce))
         if not executable:
             self._check_queue_room(tx.sender)
@@ -141,6 +150,16 @@ class Mempool:
         self.bytes += len(raw)
         self._reclassify(tx.sender, base)
         return h
+
+    def _check_state(self, tx: Transaction) -> None:
+        """The type's stateful admission against the head state, on a throwaway overlay."""
+        ttype = lookup(tx.tx_type)
+        if ttype.consume.__func__ is TxType.consume.__func__:  # type: ignore[attr-defined]
+            return  # nothing to check: no second decode of the payload on the event loop
+        limits = self._chain.limits
+        args = ttype.decode_payload(tx.payload, limits)
+        ctx = BlockContext(self.next_height, 0, 0, limits)
+        ttype.consume(State(self._storage, b""), tx, args, ctx)
 
     def _full(self, incoming: int) -> bool:
         return (

@@ -97,6 +97,7 @@ class Sequencer:
         self._journal = TxJournal(cfg.datadir / "mempool.journal")
         self.mempool = Mempool(storage, self.chain, cfg.mempool_limits(), self._journal)
         self.head = init_chain(storage, self.chain, cfg)
+        self.mempool.next_height = self.head.height + 1
         self._tree = SparseMerkleTree(storage)
         self._deadlines = IdleDeadlines(storage)  # node/deadlines.py: why idle blocks are sealed
         self._block_thread = ThreadPoolExecutor(1, thread_name_prefix="mps-block")
@@ -234,6 +235,7 @@ class Sequencer:
             self._block_thread, self._build_and_commit, candidates, deposits, origin
         )
         self.head = sealed.block
+        self.mempool.next_height = sealed.block.height + 1
         # consumed or not (a deposit the STF rejects is dropped for good), they are done
         done = {e.position for e in deposits}
         self._deposits = [e for e in self._deposits if e.position not in done]

@@ -32,6 +32,8 @@ class Code(IntEnum):
     MEMPOOL_FULL = 1010
     INVALID_PAYLOAD = 1011
     NONCE_ALREADY_PENDING = 1012
+    BLOB_NOT_ALLOWED = 1013  # stf.fl.uploads: who may upload a blob for which task
+    BLOB_QUOTA_EXCEEDED = 1014
     # execution (appear in receipts)
     EXECUTION_FAILED = 1100  # no longer emitted: each fault below has its own code (docs/rpc.md)
     NOT_STAKED = 1101

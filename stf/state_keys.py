@@ -100,6 +100,13 @@ def reward_share(task_id: TaskId, client: ClientKey) -> bytes:
     return b"reward/" + task_id + client
 
 
+def upload(task_id: TaskId, uploader: ClientKey | L1Address) -> bytes:
+    """``[epoch, bytes]``: the blob bytes a client or requester (32-byte key) uploaded for the
+    task in that epoch, or a funding (20-byte L1 address) before the task existed
+    (:mod:`stf.fl.uploads`)."""
+    return b"upload/" + task_id + uploader
+
+
 def funding(task_id: TaskId, funder: L1Address) -> bytes:
     """``deposit(32) || bind_by(8) || bound(1)``: one L1 ``TaskFunded`` (a task id may be funded
     by several accounts; the task binds the one its ``create_task`` names)."""

@@ -15,6 +15,7 @@ from web3 import Web3
 from web3.contract import Contract
 
 from client_sdk.keys import Keypair
+from client_sdk.tx import put_record
 from contracts.anvil import Anvil
 from contracts.deploy import DeployParams, deploy_all
 from contracts.transact import contract, transact
@@ -84,6 +85,14 @@ class L1Net:
             if a == "idle":
                 break
         return actions
+
+
+async def send_filler(h: NodeHarness, data: bytes) -> None:
+    """``data`` as 4 KiB records from a fresh key: bulk for a batch on a chain that funds its
+    tasks, which takes no bare blob (stf.fl.uploads)."""
+    key = Keypair.generate()
+    for i in range(0, len(data), 4096):
+        await h.send_ok(put_record(key, CHAIN_ID, i // 4096, "n", data[i : i + 4096]))
 
 
 def deploy_for(

@@ -145,17 +145,35 @@ class FL:
         self._reveals: dict[tuple[bytes, bytes, int], tuple[bytes, Any, bytes]] = {}
 
     # -- transactions --------------------------------------------------------
-    def tx(self, key: SigningKey, tx_type: int, value: Any) -> Transaction:
+    def tx(
+        self, key: SigningKey, tx_type: int, value: Any, nonce: int | None = None
+    ) -> Transaction:
+        """Signed at the sender's next nonce, or at ``nonce`` (one :meth:`skip` reserved)."""
+        if nonce is None:
+            nonce = self.skip(key, 1)
+        return make_tx(key, CHAIN_ID, tx_type, nonce, encoding.encode(value))
+
+    def skip(self, key: SigningKey, n: int) -> int:
+        """Reserve the sender's next ``n`` nonces; the first of them."""
         sender = pub(key)
         if sender not in self._nonces:
             raw = self.get(state_keys.nonce(sender))
             self._nonces[sender] = 0 if raw is None else encoding.decode(raw)
         nonce = self._nonces[sender]
-        self._nonces[sender] += 1
-        return make_tx(key, CHAIN_ID, tx_type, nonce, encoding.encode(value))
+        self._nonces[sender] += n
+        return nonce
 
-    def put_blob(self, key: SigningKey, data: bytes) -> Transaction:
-        return self.tx(key, PUT_BLOB, [data])
+    def put_blob(
+        self,
+        key: SigningKey,
+        data: bytes,
+        task_id: bytes | None = None,
+        funder: bytes | None = None,
+        nonce: int | None = None,
+    ) -> Transaction:
+        """A bare upload, one for an open task, or one before the task against its funding."""
+        context = [] if task_id is None else [task_id] if funder is None else [task_id, funder]
+        return self.tx(key, PUT_BLOB, [data, *context], nonce)
 
     def create(self, params: list[Any], key: SigningKey | None = None) -> Transaction:
         return self.tx(key or self.requester, CREATE_TASK, params)

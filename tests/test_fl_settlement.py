@@ -433,13 +433,41 @@ WINDOW = 6
 ALICE, MALLORY = b"\xaa" * 20, b"\xee" * 20
 
 
-def signed_create(fl: FL, **kw: Any) -> Transaction:
-    """A requester's create_task, signed but not sent: its hash is the task id to fund."""
+UPLOADER = b"\x0b" * 20
+
+
+def signed_create(
+    fl: FL,
+    funder: bytes | None = None,
+    front_run: bytes | None = None,
+    paid_by: bytes | None = None,
+    **kw: Any,
+) -> Transaction:
+    """A requester's create_task, signed but not sent: its hash is the task id to fund. Its
+    model and script are uploaded first: bare on a chain without funding; on a funded chain
+    against ``funder``'s funding of the id (recorded here first), or against ``paid_by``'s
+    (by default, without a funder, a 1-wei funding of an uploader's own: a funded chain takes a
+    blob only for a task);
+    ``front_run`` funds the id with 1 wei just before ``funder`` does, in the same block."""
     model = init_model().tobytes()
-    fl.block(fl.put_blob(fl.requester, model), fl.put_blob(fl.requester, SCRIPT))
+    first = fl.skip(fl.requester, 2)
+    if funder is not None:
+        kw["funder"] = funder
     kw.setdefault("min_clients", 5)
     kw.setdefault("max_clients", 5)
-    return fl.create(task_params(sha(model), sha(SCRIPT), **kw))
+    create = fl.create(task_params(sha(model), sha(SCRIPT), **kw))
+    if fl.config.limits.funding_window_blocks == 0:
+        fl.block(fl.put_blob(fl.requester, model, nonce=first))
+        fl.block(fl.put_blob(fl.requester, SCRIPT, nonce=first + 1))
+        return create
+    payer = paid_by or funder or UPLOADER
+    first_in = [fl.deposit("fund", [create.hash, front_run, 1])] if front_run else []
+    fl.block(*first_in, fl.deposit("fund", [create.hash, payer, 7]))
+    fl.block(
+        fl.put_blob(fl.requester, model, create.hash, payer, first),
+        fl.put_blob(fl.requester, SCRIPT, create.hash, payer, first + 1),
+    )
+    return create
 
 
 def test_fund_records_each_funder_once() -> None:
@@ -478,7 +506,7 @@ def test_a_funded_chain_refuses_an_unfunded_task() -> None:
     create = signed_create(fl)
     assert receipt(fl.block(create), create) == (0, Code.TASK_NOT_FUNDED)
     assert fl.get(state_keys.task(create.hash)) is None
-    named = signed_create(fl, funder=ALICE)  # names a funding that never arrived
+    named = signed_create(fl, funder=ALICE, paid_by=UPLOADER)  # Alice's never arrived
     result = fl.block(named)
     assert receipt(result, named) == (0, Code.TASK_NOT_FUNDED)
     assert "recorded no L1 funding" in result.receipts[0].message
@@ -490,15 +518,14 @@ def test_a_funded_chain_refuses_an_unfunded_task() -> None:
 
 def test_the_create_task_binds_the_funding_it_names() -> None:
     fl = FL(n_clients=5, funding_window=WINDOW)
-    create = signed_create(fl, funder=ALICE)
-    tid = create.hash  # the task id is known before the task is created
     # the front-run: Mallory sees the id funded on the L1 and funds it first with 1 wei
-    front, fund = fl.deposit("fund", [tid, MALLORY, 1]), fl.deposit("fund", [tid, ALICE, 7])
-    fl.block(front, fund)
+    create = signed_create(fl, funder=ALICE, front_run=MALLORY)
+    tid = create.hash  # the task id is known before the task is created
+    bind_by = fl.height - 1 + WINDOW  # funded, then the uploads in the next block
     assert receipt(fl.block(create), create) == (1, 0)
     assert fl.task(tid).params.funder == ALICE
-    assert funding(fl, tid, ALICE) == FundingLeaf(7, fl.height - 1 + WINDOW, True)
-    assert funding(fl, tid, MALLORY) == FundingLeaf(1, fl.height - 1 + WINDOW, False)
+    assert funding(fl, tid, ALICE) == FundingLeaf(7, bind_by, True)
+    assert funding(fl, tid, MALLORY) == FundingLeaf(1, bind_by, False)
     # a funding that arrives once the task exists can never be bound: it lapses at once
     late = fl.deposit("fund", [tid, b"\x0c" * 20, 9])
     fl.block(late)
@@ -508,10 +535,8 @@ def test_the_create_task_binds_the_funding_it_names() -> None:
 def test_a_funding_lapses_after_its_window() -> None:
     fl = FL(n_clients=5, funding_window=WINDOW)
     create = signed_create(fl, funder=ALICE)
-    fund = fl.deposit("fund", [create.hash, ALICE, 7])
-    fl.block(fund)
-    bind_by = fl.height + WINDOW
-    fl.empty(WINDOW)
+    bind_by = fl.height - 1 + WINDOW
+    fl.empty(WINDOW - 1)
     assert fl.height == bind_by  # the last height it may still be bound at...
     fl.empty()
     result = fl.block(create)  # ...so one block later the create_task fails
@@ -523,9 +548,7 @@ def test_a_funding_lapses_after_its_window() -> None:
 def test_a_funding_binds_up_to_its_last_height() -> None:
     fl = FL(n_clients=5, funding_window=WINDOW)
     create = signed_create(fl, funder=ALICE)
-    fund = fl.deposit("fund", [create.hash, ALICE, 7])
-    fl.block(fund)
-    fl.empty(WINDOW - 1)
+    fl.empty(WINDOW - 2)
     assert receipt(fl.block(create), create) == (1, 0)  # at height bind_by exactly
     assert funding(fl, create.hash, ALICE).bound  # type: ignore[union-attr]
 
@@ -533,7 +556,6 @@ def test_a_funding_binds_up_to_its_last_height() -> None:
 def test_the_settlement_names_the_bound_funder() -> None:
     fl = FL(n_clients=5, funding_window=WINDOW)
     create = signed_create(fl, funder=ALICE, epochs=1)
-    fl.block(fl.deposit("fund", [create.hash, ALICE, 7]))
     assert receipt(fl.block(create), create) == (1, 0)
     tid = create.hash
     fl.join_all(tid, fl.clients)

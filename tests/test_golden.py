@@ -26,6 +26,9 @@ Every chain that trains for reward credits (issue 10): a client's epoch record c
 The RPC answers alone for the requester's reference (issue 10): ``mps_getTask`` and
 ``mps_getEpoch`` gained ``reference`` (null in this run; with those five fields removed the
 answers hash to the former digest); no block hash or state root moved.
+The ``funded`` chain alone for the blob quotas of issue 13: on a chain that funds its tasks a
+blob is uploaded for a task, so its requester now uploads after the funding, against it
+(``upload/<task><funder>``); the other chains allow bare blobs and did not move.
 """
 
 from __future__ import annotations
@@ -110,7 +113,7 @@ def funded_chain() -> FL:
     fl = FL(n_clients=5, funding_window=6)
     alice, mallory = b"\xaa" * 20, b"\xee" * 20
     model = init_model().tobytes()
-    fl.block(fl.put_blob(fl.requester, model), fl.put_blob(fl.requester, FL_SCRIPT))
+    uploads = fl.skip(fl.requester, 2)  # the blobs go out after the funding, before the create
     create = fl.create(
         task_params(
             sha(model), sha(FL_SCRIPT), min_clients=5, max_clients=5, epochs=1, funder=alice
@@ -119,6 +122,10 @@ def funded_chain() -> FL:
     fl.block(
         fl.deposit("fund", [create.hash, mallory, 1]),
         fl.deposit("fund", [create.hash, alice, 7 * 10**17]),
+    )
+    fl.block(
+        fl.put_blob(fl.requester, model, create.hash, alice, uploads),
+        fl.put_blob(fl.requester, FL_SCRIPT, create.hash, alice, uploads + 1),
     )
     unfunded = fl.create(task_params(sha(model), sha(FL_SCRIPT)), key=fl.outsider)
     result = fl.block(create, unfunded)
@@ -144,8 +151,8 @@ PINNED_CHAINS: dict[str, tuple[str, str]] = {
         "ed883503d8ee68963f3849eee31d367736e935691a78a00cd417d953cf4c1290",
     ),
     "funded": (
-        "376e51a9badfab9c8cb3c19bb7051c54f57621ae081cd39994513764fd11897f",
-        "19d7e7c3c1ea65d5e6572e7524686144de599621781f81fb64b4b6f778b9998f",
+        "f36e9159a3887865371102fad7c2f5799e485d601ace6c0ae6018578aff2a9ca",
+        "580a640f6b6c42a7fd36b19973779a83949a306f1cbac1569b0c0fb1fe318d94",
     ),
     "scenario": (
         "030b644ce5f9cfbf6e6989479d04c0df127d26d772019dfb08a240f4e427b132",
@@ -161,7 +168,7 @@ PINNED_ROOTS: dict[str, str] = {
     "chunky_int16_trimmed": "d877c49a543252799986e357fe8ba3ac46cbfa654648d18428bdc6f2005ebff5",
     "chunky_median": "22bd3c707c0755dee162c63f2efe3542ef383c4cdff9a22c1617bee5a5f1b3c8",
     "deposits": "ed3f65076faf5c364598041a91e2c2f6f3d0909277d5f1c6e02b755ad0f5132b",
-    "funded": "cab446dffa244b35b3e312eeec58721551c205ec6de047a5ad238fb123e295d1",
+    "funded": "47a6444bfb2738bb3e6e4bb022cade7c3476e5c352be434c30426f809d2d2c38",
     "scenario": "7b1ddd9777845d5a3cef8806293a6d52df3d01532fd71f7cfc5a34f9c70a49d4",
     "settlement_run": "2986967dce3f97e614c8605382ecda02486d2fb83bdd2d08ace7d453d0953bba",
 }

@@ -30,6 +30,7 @@ from l1_node import (
     L1Net,
     l1_net,
     l1_settings,
+    send_filler,
 )
 from rpc_fixtures import CHAIN_ID, NodeHarness, hx, start_node, unhex
 from structlog.testing import capture_logs
@@ -107,14 +108,16 @@ async def run_federation(
     d, shift = 200, 10
     model = fl.model_blob(np.zeros(d), shift)
     script = b"# one local epoch of SGD\n"
-    await h.send_ok(put_blob(requester, CHAIN_ID, 0, model))
-    await h.send_ok(put_blob(requester, CHAIN_ID, 1, script))
     funder = net.accounts[REQUESTER_L1]
-    params = task_params(model, script, d, shift, bytes.fromhex(funder.address[2:]))
+    payer = bytes.fromhex(funder.address[2:])
+    params = task_params(model, script, d, shift, payer)
     create = fl.create_task(requester, CHAIN_ID, 2, params)
     rm = net.c("RewardManager").functions
     net.tx(funder, rm.fundTask(create.hash, DEPOSIT), BASE_FEE + DEPOSIT + 5)
     await net.follow()
+    # a funded chain takes the task's blobs only now, against the funding (stf.fl.uploads)
+    await h.send_ok(put_blob(requester, CHAIN_ID, 0, model, create.hash, payer))
+    await h.send_ok(put_blob(requester, CHAIN_ID, 1, script, create.hash, payer))
     task_id = await h.send_ok(create)
     await h.seal()
     assert (await h.result("mps_getTask", hx(task_id)))["funder"] is not None
@@ -331,7 +334,7 @@ async def test_l1_outage_and_poster_restart_lose_or_double_nothing(tmp_path: Pat
         h, anvil = net.h, net.anvil
         rollup = net.c("MPSRollup").functions
         for i in range(3):
-            await h.send_ok(put_blob(Keypair.generate(), CHAIN_ID, 0, b"x%d" % i))
+            await h.send_ok(put_record(Keypair.generate(), CHAIN_ID, 0, "n", b"x%d" % i))
             await h.seal()
         # a commitment is signed and written ahead, then the poster "crashes" before mining
         anvil.w3().provider.make_request("evm_setAutomine", [False])  # type: ignore[arg-type]
@@ -350,7 +353,7 @@ async def test_l1_outage_and_poster_restart_lose_or_double_nothing(tmp_path: Pat
         port = anvil.port
         anvil.stop()
         for i in range(3):
-            await h.send_ok(put_blob(Keypair.generate(), CHAIN_ID, 0, b"y%d" % i))
+            await h.send_ok(put_record(Keypair.generate(), CHAIN_ID, 0, "n", b"y%d" % i))
             await h.seal()
         with pytest.raises(requests.exceptions.ConnectionError):
             restarted.step()
@@ -377,11 +380,11 @@ async def test_verifier_catches_a_wrong_root_and_challenges(tmp_path: Path) -> N
     async with l1_net(tmp_path) as net:
         h, w3 = net.h, net.w3
         for i in range(4):
-            await h.send_ok(put_blob(Keypair.generate(), CHAIN_ID, 0, b"z%d" % i))
+            await h.send_ok(put_record(Keypair.generate(), CHAIN_ID, 0, "n", b"z%d" % i))
             await h.seal()
         assert net.post_until_idle()[:2] == ["posted", "confirmed"]
         for i in range(3):
-            await h.send_ok(put_blob(Keypair.generate(), CHAIN_ID, 1, b"w%d" % i))
+            await h.send_ok(put_record(Keypair.generate(), CHAIN_ID, 1, "n", b"w%d" % i))
             await h.seal()
         # the sequencer's L1 key commits blocks 5..7 with a wrong root
         rollup = net.c("MPSRollup")
@@ -466,7 +469,7 @@ async def test_a_stuck_commitment_is_re_signed_with_higher_fees_up_to_the_cap(
     monkeypatch.setattr(poster_mod, "RESEND_AFTER", 0.0)
     async with l1_net(tmp_path) as net:
         h, anvil = net.h, net.anvil
-        await h.send_ok(put_blob(Keypair.generate(), CHAIN_ID, 0, b"stuck"))
+        await h.send_ok(put_record(Keypair.generate(), CHAIN_ID, 0, "n", b"stuck"))
         await h.seal()
         anvil.rpc("evm_setAutomine", [False])
         base = int(net.w3.eth.get_block("latest")["baseFeePerGas"])
@@ -531,7 +534,7 @@ async def test_a_verifier_trusts_the_l1_not_the_sequencer_for_the_limits(tmp_pat
     lying ``mps_getGenesis`` is a divergence at genesis; the truthful one verifies."""
     async with l1_net(tmp_path) as net:
         h = net.h
-        await h.send_ok(put_blob(Keypair.generate(), CHAIN_ID, 0, b"one blob"))
+        await h.send_ok(put_record(Keypair.generate(), CHAIN_ID, 0, "n", b"one blob"))
         await h.seal()
         assert net.post_until_idle()[:2] == ["posted", "confirmed"]
         rollup = net.c("MPSRollup")
@@ -636,7 +639,7 @@ async def test_the_fake_root_attack_is_voided_and_no_honest_stake_moves(tmp_path
             assert reg.statusOf(honest.public_key).call() == 1  # staked, untouched
             # the verifier's bond came back; the honest chain goes on from batch 0
             assert f.bondBalance(net.accounts[VERIFIER].address).call() == DA_BOND
-            await h.send_ok(put_blob(Keypair.generate(), CHAIN_ID, 0, b"after"))
+            await h.send_ok(put_record(Keypair.generate(), CHAIN_ID, 0, "n", b"after"))
             await h.seal()
             assert net.post_until_idle()[:2] == ["posted", "confirmed"]
             assert (
@@ -654,7 +657,7 @@ async def test_withheld_data_is_demanded_and_published_on_the_l1(tmp_path: Path)
     verifier replays what the L1 holds."""
     async with l1_net(tmp_path) as net:
         h, f = net.h, net.c("MPSRollup").functions
-        await h.send_ok(put_blob(Keypair.generate(), CHAIN_ID, 0, os.urandom(150_000)))
+        await send_filler(h, os.urandom(150_000))
         await h.seal()
         assert net.post_until_idle()[:2] == ["posted", "confirmed"]
         data = batch_data(h.node.storage, 1, f.batch(0).call()[2])

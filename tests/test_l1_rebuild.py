@@ -11,11 +11,11 @@ from contextlib import redirect_stdout
 from pathlib import Path
 
 import pytest
-from l1_node import DA_BOND, FIRST_CLIENT, SEQUENCER, VERIFIER, l1_net
+from l1_node import DA_BOND, FIRST_CLIENT, SEQUENCER, VERIFIER, l1_net, send_filler
 from rpc_fixtures import CHAIN_ID
 from test_l1_forced import censored_tx, user_l1
 
-from client_sdk import put_blob
+from client_sdk import put_record
 from client_sdk.keys import Keypair
 from node import cli
 from node.config import NodeConfig, render_toml
@@ -65,7 +65,7 @@ async def test_a_verifier_rebuilds_every_root_from_the_l1_alone(tmp_path: Path) 
             await verify_live()
             user_l1(net).force_transaction(censored_tx(b"forced"))  # a forced transaction
             await net.follow()
-            await h.send_ok(put_blob(Keypair.generate(), CHAIN_ID, 0, os.urandom(100_000)))
+            await send_filler(h, os.urandom(100_000))
             await h.seal()
             assert net.post_until_idle()[:2] == ["posted", "confirmed"]
             await verify_live()
@@ -96,7 +96,7 @@ async def test_with_data_on_l1_a_late_verifier_rebuilds_from_the_l1_alone(tmp_pa
     async with l1_net(tmp_path, node={"batch_data_on_l1": True}) as net:
         h, f = net.h, net.c("MPSRollup").functions
         for i in range(2):
-            await h.send_ok(put_blob(Keypair.generate(), CHAIN_ID, 0, os.urandom(70_000 + i)))
+            await send_filler(h, os.urandom(70_000 + i))
             await h.seal()
             actions = net.post_until_idle()
             assert actions[:2] == ["posted", "confirmed"], actions
@@ -120,7 +120,7 @@ async def test_a_late_l1_only_verifier_stops_and_challenges_nothing(tmp_path: Pa
     Its lateness is no fraud: it stops, naming the ways to get the data."""
     async with l1_net(tmp_path) as net:
         h, f = net.h, net.c("MPSRollup").functions
-        await h.send_ok(put_blob(Keypair.generate(), CHAIN_ID, 0, b"honest"))
+        await h.send_ok(put_record(Keypair.generate(), CHAIN_ID, 0, "n", b"honest"))
         await h.seal()
         assert net.post_until_idle()[:2] == ["posted", "confirmed"]
         net.anvil.mine(10)  # past the data window: nobody asked for the data

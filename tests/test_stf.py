@@ -201,7 +201,7 @@ def test_check_tx_accepts_valid(config: ChainConfig, user_keys: list[SigningKey]
     assert check_tx(rec(config, k, 0, "a" * 64, b"x" * 4096), config)[1] == ("a" * 64, b"x" * 4096)
     assert check_tx(rec(config, k, 0, "é" * 64), config)[1][0] == "é" * 64
     assert check_tx(rec(config, k, 0, "n", b""), config)[1] == ("n", b"")
-    assert check_tx(blb(config, k, 0, b"z"), config)[1] == b"z"
+    assert check_tx(blb(config, k, 0, b"z"), config)[1] == (b"z", None)
     d = dep(config, 0, 1, 0, "stake", stake_args(K1))
     assert check_tx(d, config)[1] == (1, 0, "stake", stake_args(K1))
 
@@ -292,7 +292,7 @@ def test_check_tx_payload_limits_are_inclusive(
 ) -> None:
     cfg = ChainConfig(chain_id=5, sequencer=pub(sequencer_key), limits=SMALL)
     assert check_tx(rec(cfg, user_keys[0], 0, "n", b"x" * 16), cfg)[1] == ("n", b"x" * 16)
-    assert check_tx(blb(cfg, user_keys[0], 0, b"x" * 32), cfg)[1] == b"x" * 32
+    assert check_tx(blb(cfg, user_keys[0], 0, b"x" * 32), cfg)[1] == (b"x" * 32, None)
 
 
 @pytest.mark.parametrize(

@@ -155,14 +155,19 @@ def _check_sizes(sizes: list[int], chunk: int, itemsize: int, what: str) -> None
 
 
 def check_stored_array(state: State, blob_id: bytes, want: int, itemsize: int, what: str) -> None:
-    """Check that ``blob_id`` names ``want`` bytes: one blob of that size, or a valid manifest.
+    """Check that ``blob_id`` names ``want`` bytes: one uploaded blob of that size, or a valid
+    manifest uploaded with its chunks.
+
+    Only blobs sent with ``put_blob`` count, never one the STF wrote (another task's model, an
+    update's bytes): those are read through their task's state alone, which is what lets a node
+    prune them once that state moves on (node.blob_gc).
 
     Raises :class:`TxFailed`: BLOB_NOT_FOUND for a missing blob or chunk, INVALID_UPDATE for a
     wrong size or a malformed manifest.
     """
-    blob = state.get_blob(blob_id)
-    if blob is None:
-        raise TxFailed(Code.BLOB_NOT_FOUND, f"{what} blob is not stored (put_blob first)")
+    blob = state.get_blob(blob_id) if stored_blob_size(state, blob_id) is not None else None
+    if blob is None:  # uploaded ones only: a transaction never names a blob the STF computed
+        raise TxFailed(Code.BLOB_NOT_FOUND, f"{what} blob was not uploaded (put_blob first)")
     if len(blob) == want:
         return
     try:

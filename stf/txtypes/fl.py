@@ -12,7 +12,7 @@ from .. import encoding, state_keys
 from ..context import BlockContext, Limits
 from ..encoding import EncodingError
 from ..errors import Code, TxFailed, TxInvalid
-from ..fl.chunks import MAX_CHUNKS, check_stored_array, manifest_from_chunks
+from ..fl.chunks import MAX_CHUNKS, check_stored_array, manifest_from_chunks, stored_blob_size
 from ..fl.commit import REFERENCE_DOMAIN, SALT_BYTES, commitment
 from ..fl.epoch import submit_refusal
 from ..fl.funding import bind_funding
@@ -81,8 +81,8 @@ class CreateTask(TxType):
             MODEL_DTYPE.itemsize,
             "initial model (int32)",
         )
-        if state.get_blob(p.script) is None:
-            raise TxFailed(Code.BLOB_NOT_FOUND, "training script blob is not stored")
+        if stored_blob_size(state, p.script) is None:
+            raise TxFailed(Code.BLOB_NOT_FOUND, "training script blob was not uploaded")
         ids = open_tasks(state)
         if len(ids) >= MAX_OPEN_TASKS:
             raise TxFailed(Code.TOO_MANY_OPEN_TASKS, f"at most {MAX_OPEN_TASKS} tasks may be open")

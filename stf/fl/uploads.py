@@ -1,0 +1,161 @@
+"""Who may upload a blob, for which task, and how many bytes: what makes a blob cost its sender.
+
+Keys are free, so a blob that anyone may upload is storage anyone may fill (250 blobs of 4 MiB
+from fresh keys: 6.3 GiB of RSS, +3 GB of LevelDB). On a chain that funds its tasks on the L1
+(``funding_window_blocks`` > 0) every blob is therefore uploaded *for a task*, by someone whose
+place in it cost money, and within a byte quota:
+
+* ``put_blob [data, task]`` for an open task, by its requester (the chunks of its reference)
+  or by a client that joined it and may still reveal in it (staked, neither barred nor
+  slashable: the chunks of its update). Quota: twice the task's update size (``d`` times the
+  value size: one update and one retry) per sender and epoch. A client's place cost a stake,
+  a requester's the task's BASE_FEE.
+* ``put_blob [data, task, funder]`` before the task exists (its initial model and script; the
+  task id is the hash of the signed ``create_task``, known before it is sent), against an L1
+  funding of that id by ``funder`` the rollup recorded and that may still be bound. Quota: the
+  largest initial model (``4 * MAX_PARAMS``) plus two blobs (its manifest and a script) per
+  funding; each funding cost its funder BASE_FEE.
+
+On a chain with no L1 funding (``funding_window_blocks`` = 0: a development chain, whose task
+slots are free too) the bare ``put_blob [data]`` is still accepted; the task forms are checked
+the same way on both.
+
+A refusal is :class:`TxInvalid` (the transaction is never included, so it costs no block
+space); the bytes count against the quota whether or not the upload then succeeds (a blob
+already stored still took its place in a block). The counters live in the tree under
+``upload/<task><sender or funder>`` = ``[epoch, bytes]`` (epoch 0 for the pre-task quota), so
+every verifier refuses the same transactions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .. import encoding, state_keys
+from ..context import Limits
+from ..errors import Code, TxInvalid
+from ..ids import ClientKey, L1Address, TaskId
+from ..state import State
+from .epoch import submit_refusal
+from .funding import read_funding
+from .store import load_task
+from .task import MAX_PARAMS, MODEL_DTYPE, TaskStatus
+
+#: Updates (or references) a sender may upload per task and epoch, in update sizes.
+UPDATES_PER_EPOCH = 2
+
+
+@dataclass(frozen=True)
+class UploadContext:
+    """What a ``put_blob`` is for: a task, and for a pre-task upload the funding it draws on."""
+
+    task_id: TaskId
+    funder: L1Address | None = None
+
+
+@dataclass(frozen=True)
+class Allowance:
+    """The quota counter an admitted upload moves: its key, its epoch and the bytes after it."""
+
+    key: bytes
+    epoch: int
+    used: int
+
+    def record(self, state: State) -> None:
+        state.set(self.key, encoding.encode([self.epoch, self.used]))
+
+
+def pretask_quota(limits: Limits) -> int:
+    """Bytes one funding lets its task upload before it exists: the largest initial model, a
+    manifest and a script."""
+    return MAX_PARAMS * MODEL_DTYPE.itemsize + 2 * limits.max_blob_size
+
+
+def admit_upload(
+    state: State,
+    sender: bytes,
+    size: int,
+    context: UploadContext | None,
+    height: int,
+    limits: Limits,
+) -> Allowance | None:
+    """Check that ``sender`` may upload ``size`` bytes at ``height``; the counter to record, or
+    None for a bare upload on a chain that does not fund its tasks. Raises :class:`TxInvalid`
+    naming the reason."""
+    if context is None:
+        if limits.funding_window_blocks > 0:
+            raise TxInvalid(
+                Code.BLOB_NOT_ALLOWED,
+                "this chain funds its tasks on the L1, so a blob is uploaded for a task: "
+                "put_blob [data, task_id] by its requester or a client that joined it, or "
+                "[data, task_id, funder] before create_task against a recorded funding",
+            )
+        return None
+    task = load_task(state, context.task_id)
+    short = context.task_id.hex()[:16] + "…"
+    if context.funder is not None:
+        return _pretask(state, context.task_id, context.funder, size, height, limits, task, short)
+    if task is None:
+        raise TxInvalid(
+            Code.BLOB_NOT_ALLOWED,
+            f"task {short} does not exist: before create_task, upload with "
+            "[data, task_id, funder] against its recorded funding",
+        )
+    if task.status != TaskStatus.OPEN:
+        raise TxInvalid(Code.BLOB_NOT_ALLOWED, f"task {short} is no longer open")
+    client = ClientKey(sender)
+    if sender != task.requester:
+        if client not in task.clients:
+            raise TxInvalid(
+                Code.BLOB_NOT_ALLOWED,
+                f"the sender is neither the requester of task {short} nor a client that joined it",
+            )
+        refusal = submit_refusal(state, context.task_id, client, reveal=True)
+        if refusal is not None:
+            raise TxInvalid(
+                Code.BLOB_NOT_ALLOWED, f"the sender may not reveal in task {short}: {refusal}"
+            )
+    quota = UPDATES_PER_EPOCH * task.params.d * task.params.np_dtype.itemsize
+    key = state_keys.upload(context.task_id, client)
+    return _charge(state, key, task.epoch, size, quota, f"epoch {task.epoch} of task {short}")
+
+
+def _pretask(
+    state: State,
+    task_id: TaskId,
+    funder: L1Address,
+    size: int,
+    height: int,
+    limits: Limits,
+    task: object,
+    short: str,
+) -> Allowance:
+    if task is not None:
+        raise TxInvalid(
+            Code.BLOB_NOT_ALLOWED,
+            f"task {short} exists: upload for it as its requester or client ([data, task_id])",
+        )
+    funding = read_funding(state, task_id, funder)
+    if funding is None or funding.bound or height > funding.bind_by:
+        why = "none is recorded" if funding is None else "it can no longer be bound"
+        raise TxInvalid(
+            Code.BLOB_NOT_ALLOWED,
+            f"a pre-task upload draws on an L1 funding of task {short} by 0x{funder.hex()}: {why}",
+        )
+    key = state_keys.upload(task_id, funder)
+    return _charge(state, key, 0, size, pretask_quota(limits), f"the funding of task {short}")
+
+
+def _charge(state: State, key: bytes, epoch: int, size: int, quota: int, what: str) -> Allowance:
+    raw = state.get(key)
+    used = 0
+    if raw is not None:
+        last, n = encoding.expect_list(encoding.decode(raw), 2, "upload counter")
+        used = n if last == epoch else 0
+    if used + size > quota:
+        raise TxInvalid(
+            Code.BLOB_QUOTA_EXCEEDED,
+            f"{what} allows {quota} bytes of blobs from this sender; {used} are used, this "
+            f"blob is {size}",
+        )
+    return Allowance(key, epoch, used + size)
