@@ -5,7 +5,7 @@ Usage: ``python bench/soak.py [--seconds 60] [--quick] [--attacks all|none|a,b,.
 
 Runs ``mps-node run`` (default limits, loopback only) twice for ``--seconds`` each: once with
 honest traffic only, once with the same honest traffic plus the attacks, and prints one table
-of both. Honest traffic: ``--honest`` clients each sending a 1 KiB ``put_blob`` every 200 ms
+of both. Honest traffic: ``--honest`` clients each sending a 1 KiB ``put_record`` every 200 ms
 (their nonces in order) and a reader asking ``mps_blockNumber`` every 100 ms. Measured: honest
 send and read latency (p50/p99), the time from acknowledgement to inclusion, honest
 transactions refused, and **lost** (acknowledged, never included: the target is 0), the node's
@@ -15,7 +15,8 @@ The attacks, each bounded so that the run stays on one machine:
 
 * ``amplify``: a 16 MiB msgpack body of empty arrays every 2 s (the decoder's limits);
 * ``pin``: never-executable transactions (nonces 1..63) from fresh keys, four at a time;
-* ``blobs``: 1 MiB ``put_blob`` from fresh unstaked keys, two a second;
+* ``blobs``: 1 MiB ``put_blob`` from fresh unstaked keys, two a second (``--funded``: on a chain
+  that funds its tasks, where a blob needs a task and a quota, so each is refused at once);
 * ``fetch``: batches of 100 ``mps_getBlob`` of a 1 MiB blob (the response cap);
 * ``slowloris``: 200 sockets trickling a header byte every 5 s (the connection guard);
 * ``ws``: WebSocket connections subscribing 1,000 times each (the subscription caps);
@@ -51,7 +52,7 @@ import msgpack  # noqa: E402
 from node_process import NodeProcess  # noqa: E402
 
 from client_sdk.keys import Keypair  # noqa: E402
-from client_sdk.tx import put_blob  # noqa: E402
+from client_sdk.tx import put_blob, put_record  # noqa: E402
 
 CHAIN_ID = 4242
 ATTACKS = ("amplify", "pin", "blobs", "fetch", "slowloris", "ws", "deep")
@@ -107,7 +108,7 @@ async def honest_sender(url: str, stop: asyncio.Event, out: Honest) -> None:
     nonce = 0
     async with session(HONEST_ADDRESS) as s:
         while not stop.is_set():
-            raw = put_blob(key, CHAIN_ID, nonce, os.urandom(1024)).encode()
+            raw = put_record(key, CHAIN_ID, nonce, "n", os.urandom(1024)).encode()
             t0 = time.perf_counter()
             try:
                 answer = await call(s, url, "mps_sendTransaction", "0x" + raw.hex())
@@ -349,9 +350,18 @@ def seal_times(log_path: Path) -> list[float]:
     return times
 
 
-async def run_phase(label: str, attacks: list[str], seconds: float, honest_n: int) -> Phase:
+async def run_phase(
+    label: str, attacks: list[str], seconds: float, honest_n: int, funded: bool = False
+) -> Phase:
     with tempfile.TemporaryDirectory(prefix="mps-soak-") as tmp:
-        node = NodeProcess(Path(tmp), chain_id=CHAIN_ID, log_format="json", block_time=0.5)
+        window = 600 if funded else 0  # a chain that funds its tasks (no L1 here: no tasks)
+        node = NodeProcess(
+            Path(tmp),
+            chain_id=CHAIN_ID,
+            log_format="json",
+            block_time=0.5,
+            funding_window_blocks=window,
+        )
         node.start()
         try:
             stop = asyncio.Event()
@@ -422,6 +432,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help="10 s per phase")
     ap.add_argument("--honest", type=int, default=8, help="honest sending clients (default 8)")
     ap.add_argument("--attacks", default="all", help="all, none, or a comma-separated list")
+    ap.add_argument(
+        "--funded",
+        action="store_true",
+        help="a chain that funds its tasks (blobs only for a task, within a quota); default: a "
+        "development chain whose blobs are free",
+    )
     args = ap.parse_args(argv)
     chosen = list(ATTACKS) if args.attacks == "all" else (
         [] if args.attacks == "none" else args.attacks.split(","))  # fmt: skip
@@ -429,9 +445,11 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         ap.error(f"unknown attacks {unknown}; choose from {', '.join(ATTACKS)}")
     seconds = 10.0 if args.quick else args.seconds
-    phases = [asyncio.run(run_phase("honest only", [], seconds, args.honest))]
+    phases = [asyncio.run(run_phase("honest only", [], seconds, args.honest, args.funded))]
     if chosen:
-        phases.append(asyncio.run(run_phase("under attack", chosen, seconds, args.honest)))
+        phases.append(
+            asyncio.run(run_phase("under attack", chosen, seconds, args.honest, args.funded))
+        )
     print_table(phases)
     return 0
 

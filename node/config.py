@@ -69,6 +69,9 @@ class NodeConfig:
     # an epoch close may use (it streams over the parameters in blocks that fit)
     stf_backend: str = "numpy"
     epoch_memory_mib: int = 256
+    # blob store retention (node.blob_gc): blobs no state names are pruned once this many blocks
+    # old (and their batch final on the L1); 0 keeps every blob (an archive of them)
+    blob_retention_blocks: int = 100_000
     blas_threads: int = 1  # BLAS threads of the epoch close (node/blas.py: chosen, not guessed)
     # L1 settlement; an empty l1_rpc runs the node without an L1 (`mps-node dev` starts one)
     l1_rpc: str = ""
@@ -146,6 +149,8 @@ class NodeConfig:
             problems.append("log_format must be auto, json or console")
         if self.stf_backend != "numpy" and not self.stf_backend.startswith("torch"):
             problems.append("stf_backend must be numpy, torch or torch:<device>")
+        if self.blob_retention_blocks < 0:
+            problems.append("blob_retention_blocks must be 0 (keep every blob) or more")
         if self.epoch_memory_mib < 1:
             problems.append("epoch_memory_mib must be at least 1")
         if self.l1_rpc:

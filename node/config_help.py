@@ -37,6 +37,8 @@ SETTING_HELP: dict[str, str] = {
     "[genesis] timestamp_ms)",
     "stf_backend": "how the epoch close computes, never what: numpy, torch, torch:cpu, "
     "torch:cuda:0",
+    "blob_retention_blocks": "blocks a blob no state names is kept in the blob store (0: keep "
+    "all; one a block carried comes back from it when read)",
     "epoch_memory_mib": "memory an epoch close may use (it streams in blocks that fit)",
     "blas_threads": "BLAS threads of the epoch close",
     "l1_rpc": "Ethereum JSON-RPC endpoint of the L1 (empty: no L1; dev: instead of its anvil)",

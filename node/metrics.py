@@ -19,6 +19,12 @@ class Metrics:
             buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
         )
         self.block_txs = Counter("mps_block_txs_total", "Transactions sealed in blocks", registry=r)
+        self.blobs_pruned = Counter(
+            "mps_blobs_pruned_total", "Blobs dropped from the blob store", registry=r
+        )
+        self.blob_bytes_pruned = Counter(
+            "mps_blob_bytes_pruned_total", "Bytes dropped from the blob store", registry=r
+        )
         self.rpc_latency = Histogram(
             "mps_rpc_seconds",
             "JSON-RPC latency per method",

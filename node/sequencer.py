@@ -31,6 +31,7 @@ from stf.transition import ChainConfig, build_block
 from stf.tx import Transaction
 
 from .blas import blas_threads
+from .blob_gc import SWEEP_EVERY, sweep
 from .config import NodeConfig
 from .deadlines import IdleDeadlines
 from .fl_events import fl_events
@@ -266,6 +267,24 @@ class Sequencer:
                 log.exception("block listener failed")
         return sealed
 
+    def _sweep_blobs(self, head: int) -> None:
+        """Blob retention (node.blob_gc), between blocks so no build reads what it drops."""
+        horizon = head - self.cfg.blob_retention_blocks
+        if self.cfg.l1_rpc:  # a batch still open to a challenge keeps what its blocks wrote
+            horizon = min(horizon, self.finalized_height)
+        done = sweep(self.storage, horizon, head)
+        if done.pruned:
+            self.metrics.blobs_pruned.inc(done.pruned)
+            self.metrics.blob_bytes_pruned.inc(done.bytes)
+            log.info(
+                "blobs pruned",
+                count=done.pruned,
+                bytes=done.bytes,
+                restorable=done.restorable,
+                horizon=horizon,
+                kept_named=done.kept_live,
+            )
+
     def _deposit_txs(self, parent_root: bytes, events: list[L1Event]) -> list[Transaction]:
         raw = State(self.storage, parent_root).get(state_keys.L1_DEPOSIT_COUNT)
         count = 0 if raw is None else int(encoding.decode(raw))
@@ -292,6 +311,8 @@ class Sequencer:
             )
         self.storage.commit_block(result.block, result.receipts, result.writes)
         self._deadlines.observe(result.writes)
+        if self.cfg.blob_retention_blocks and result.block.height % SWEEP_EVERY == 0:
+            self._sweep_blobs(result.block.height)
         return SealedBlock(
             result.block,
             result.receipts,

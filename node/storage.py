@@ -10,6 +10,10 @@ new one, never a mixture. Node-owned key prefixes (the STF owns ``s: v: n: blob:
 * ``bn:`` + height(8) -> block hash
 * ``tx:`` + tx hash   -> [height, index]
 * ``rc:`` + tx hash   -> encoded receipt
+* ``bw:`` + height(8) + hash -> b"" (a ``blob:`` write at that height: what :mod:`node.blob_gc`
+  sweeps; a node written before it has none for its older blobs, which it then keeps)
+* ``bp:`` + hash      -> [pruned at, carrier height or -1] (a pruned blob; a read of an
+  uploaded or inline one brings it back from its carrier block, :mod:`node.blob_source`)
 """
 
 from __future__ import annotations
@@ -25,6 +29,8 @@ from stf.block import Block, Header, Receipt
 from stf.smt import SparseMerkleTree
 from stf.state import BLOB_PREFIX, STATE_PREFIX, VALUE_PREFIX
 
+from .blob_source import carried_bytes
+
 SCHEMA_VERSION = 4  # 2: receipts root commits to codes; 3: client records carry credits;
 # 4: KRUM_OUTLIER's reference moved (same formats, other verdicts: an older chain does not replay)
 
@@ -35,6 +41,8 @@ P_BLOCK = b"bh:"
 P_HEIGHT = b"bn:"
 P_TX = b"tx:"
 P_RECEIPT = b"rc:"
+P_BLOB_WRITTEN = b"bw:"
+P_BLOB_PRUNED = b"bp:"
 
 
 class StorageError(RuntimeError):
@@ -86,7 +94,30 @@ class Storage:
 
     def get(self, key: bytes) -> bytes | None:
         value: bytes | None = self._db.get(key)
+        if value is None and key.startswith(BLOB_PREFIX):
+            return self._restore_blob(key[len(BLOB_PREFIX) :])
         return value
+
+    def _restore_blob(self, blob_hash: bytes) -> bytes | None:
+        """A pruned blob that a block carried, read back from it (and cached again until the
+        next sweep): so the STF, and every reader, sees the same bytes pruned or not."""
+        raw = self._db.get(P_BLOB_PRUNED + blob_hash)
+        if raw is None:
+            return None
+        _, carrier = encoding.decode(raw)
+        block = None if carrier < 0 else self.block_by_height(carrier)
+        data = None if block is None else carried_bytes(block, blob_hash)
+        if data is not None:
+            with self._db.write_batch(transaction=True) as wb:
+                wb.put(BLOB_PREFIX + blob_hash, data)
+                wb.put(P_BLOB_WRITTEN + struct.pack(">Q", carrier) + blob_hash, b"")
+                wb.delete(P_BLOB_PRUNED + blob_hash)
+        return data
+
+    def pruned_at(self, blob_hash: bytes) -> int | None:
+        """The height whose sweep pruned this blob for good (no carrier), or None."""
+        raw = self._db.get(P_BLOB_PRUNED + blob_hash)
+        return None if raw is None else int(encoding.decode(raw)[0])
 
     # -- commit --------------------------------------------------------------
     def commit_block(
@@ -94,11 +125,16 @@ class Storage:
     ) -> None:
         """Write the block and everything it implies atomically, synced to disk."""
         with self._db.write_batch(transaction=True, sync=True) as wb:
+            height = struct.pack(">Q", block.height)
             for key, value in writes.items():
                 if value is None:
                     wb.delete(key)
                 else:
                     wb.put(key, value)
+                    if key.startswith(BLOB_PREFIX):  # born (again) here: swept from here on
+                        blob_hash = key[len(BLOB_PREFIX) :]
+                        wb.put(P_BLOB_WRITTEN + height + blob_hash, b"")
+                        wb.delete(P_BLOB_PRUNED + blob_hash)
             h = block.hash
             wb.put(P_BLOCK + h, block.encode())
             wb.put(_height_key(block.height), h)
@@ -190,3 +226,15 @@ class Storage:
 
     def blob(self, blob_hash: bytes) -> bytes | None:
         return self.get(BLOB_PREFIX + blob_hash)
+
+    def prune_blob(self, blob_hash: bytes, written_key: bytes, tombstone: bytes) -> None:
+        """Drop a blob's bytes and its ``bw:`` entry, leave its ``bp:`` tombstone: at once."""
+        with self._db.write_batch(transaction=True) as wb:
+            wb.delete(written_key)
+            wb.delete(BLOB_PREFIX + blob_hash)
+            wb.put(P_BLOB_PRUNED + blob_hash, tombstone)
+
+    def stored_blob(self, blob_hash: bytes) -> bytes | None:
+        """The blob store's copy alone (a pruned blob is not brought back)."""
+        value: bytes | None = self._db.get(BLOB_PREFIX + blob_hash)
+        return value

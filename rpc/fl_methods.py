@@ -12,6 +12,7 @@ from typing import Any
 
 from stf import state_keys
 from stf.block import Block
+from stf.errors import Code, MPSError
 from stf.fl.records import CLEAN, ClientRecord, EpochSummary, Verdict
 from stf.fl.store import open_tasks
 from stf.fl.task import TaskState
@@ -158,5 +159,18 @@ class FLMethods:
         """
         blob = self._store.blob(blob_hash)
         if blob is None:
-            raise not_found(f"blob {blob_hash.hex()}")
+            raise blob_absence(self._store, blob_hash)
         return bytes(blob)
+
+
+def blob_absence(store: FLStore, blob_hash: bytes) -> MPSError:
+    """NOT_FOUND for a blob the store does not hold, saying when retention pruned it."""
+    at = store.pruned_at(blob_hash)
+    if at is None:
+        return not_found(f"blob {blob_hash.hex()}")
+    return MPSError(
+        Code.NOT_FOUND,
+        f"blob {blob_hash.hex()} was computed by the chain and pruned by this node's blob "
+        f"retention at height {at} (no state names it any more): ask a node that keeps every "
+        "blob (blob_retention_blocks = 0)",
+    )

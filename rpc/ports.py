@@ -63,6 +63,8 @@ class FLStore(StateStore, Protocol):
 
     def blob(self, blob_hash: bytes) -> bytes | None: ...
 
+    def pruned_at(self, blob_hash: bytes) -> int | None: ...
+
 
 class Heads(Protocol):
     """The heads the block tags name: unsafe (sealed), safe (on the L1), finalized."""
