@@ -74,6 +74,10 @@ class Node:
         """A stored blob's bytes (``GET /blob/<hash>`` streams them)."""
         return self.storage.blob(blob_hash)
 
+    def pruned_at(self, blob_hash: bytes) -> int | None:
+        """Where blob retention dropped a computed blob for good (``node.blob_gc``), or None."""
+        return self.storage.pruned_at(blob_hash)
+
 
 def load_key(cfg: NodeConfig) -> Keypair:
     return Keypair.load(cfg.key_path)

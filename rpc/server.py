@@ -198,9 +198,12 @@ async def handle_blob(request: web.Request) -> web.StreamResponse:
         blob_hash = b""
     if len(blob_hash) != 32:
         raise web.HTTPBadRequest(text=f"not a 32-byte hex sha256: {text[:80]!r}")
-    data = request.app[NODE_KEY].blob(blob_hash)
+    node = request.app[NODE_KEY]
+    data = node.blob(blob_hash)
     if data is None:
-        raise web.HTTPNotFound(text=f"no blob {blob_hash.hex()}")
+        at = node.pruned_at(blob_hash)
+        why = "" if at is None else f" (pruned by this node's blob retention at height {at})"
+        raise web.HTTPNotFound(text=f"no blob {blob_hash.hex()}{why}")
     resp = web.StreamResponse(
         headers={"Content-Type": "application/octet-stream", "ETag": f'"{blob_hash.hex()}"'}
     )

@@ -63,6 +63,10 @@ async def test_a_sweep_keeps_what_state_names_and_loses_nothing_a_block_carried(
         assert storage.stored_blob(computed) is None and storage.pruned_at(computed) == head
         err = await h.error("mps_getBlob", hx(computed))
         assert err["code"] == Code.NOT_FOUND and "pruned" in err["message"]
+        resp = await h.client.get(f"/blob/0x{computed.hex()}")
+        assert resp.status == 404 and f"at height {head}" in await resp.text()
+        resp = await h.client.get(f"/blob/0x{old_update.hex()}")
+        assert resp.status == 200 and await resp.read() == e0.ups[0].tobytes()
         # the STF reads an old upload as if it had never been pruned: a task starts from it
         assert storage.stored_blob(sha(other)) is None
         p = params(other, sc.evaluator.public_key)
