@@ -20,7 +20,18 @@ from stf.fl.task import TaskParams
 from stf.tx import Transaction
 
 from .core import Build, ClientCore, Face
-from .flow import Blocking, Call, Exclusive, Flow, HeadMark, NextHead, Sleep, Step, drive_async
+from .flow import (
+    Blocking,
+    Call,
+    Exclusive,
+    Flow,
+    HeadMark,
+    NextHead,
+    Sleep,
+    Step,
+    Stream,
+    drive_async,
+)
 from .heads import AsyncHeadWatcher
 from .keys import Keypair
 from .slashing import SlashingState
@@ -61,6 +72,8 @@ class AsyncMPSClient(Face):
     async def _take(self, step: Step) -> Any:
         if isinstance(step, Call):
             return await self.rpc.call(step.method, *step.params)
+        if isinstance(step, Stream):
+            return await self.rpc.send_stream(step.raws)
         if isinstance(step, Sleep):
             return await asyncio.sleep(step.seconds)
         if isinstance(step, HeadMark):

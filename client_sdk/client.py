@@ -32,7 +32,7 @@ from stf.fl.task import TaskParams
 from stf.tx import Transaction
 
 from .core import Build, ClientCore, Face
-from .flow import Blocking, Call, Exclusive, Flow, HeadMark, NextHead, Sleep, Step, drive
+from .flow import Blocking, Call, Exclusive, Flow, HeadMark, NextHead, Sleep, Step, Stream, drive
 from .heads import HeadWatcher
 from .keys import Keypair
 from .slashing import SlashingState
@@ -63,6 +63,8 @@ class MPSClient(Face):
     def _take(self, step: Step) -> Any:
         if isinstance(step, Call):
             return self.rpc.call(step.method, *step.params)
+        if isinstance(step, Stream):
+            return self.rpc.send_stream(step.raws)
         if isinstance(step, Sleep):
             return time.sleep(step.seconds)
         if isinstance(step, HeadMark):

@@ -51,10 +51,11 @@ from .errors import (
     NonceTooLow,
     NotFound,
     SDKError,
+    TransportError,
     WaitTimeout,
     from_receipt,
 )
-from .flow import Exclusive, Flow, blocking, call, head_mark, nested, next_head
+from .flow import Exclusive, Flow, blocking, call, head_mark, nested, next_head, stream
 from .funding import funding_reclaim, recorded_funding
 from .keys import Keypair
 from .offences import foreseen
@@ -71,6 +72,8 @@ if TYPE_CHECKING:
 TX_OVERHEAD = 256
 #: Sends that find the kept nonce stale before giving up.
 NONCE_TRIES = 3
+STREAM_TXS = 256
+"""Transactions per ``POST /txs`` stream the SDK sends (a node takes up to its max_stream_txs)."""
 STALE_NONCE = (NonceTooLow, NonceTooHigh, NonceAlreadyPending, AlreadyKnown)
 Build = Callable[[Keypair, int, int], Transaction]
 
@@ -200,8 +203,11 @@ class ClientCore:
             txs = build(self._nonce)
             hashes: list[bytes] = []
             try:
-                for tx in txs:
-                    hashes.append((yield from self.send(tx)))
+                if len(txs) > 1:
+                    yield from self._send_streamed(txs, hashes)
+                else:
+                    for tx in txs:
+                        hashes.append((yield from self.send(tx)))
             except STALE_NONCE:
                 self._nonce = None
                 if hashes or attempt == NONCE_TRIES - 1:
@@ -213,6 +219,22 @@ class ClientCore:
             self._nonce += len(txs)
             return hashes
         raise AssertionError("unreachable")
+
+    def _send_streamed(self, txs: Sequence[Transaction], hashes: list[bytes]) -> Flow[None]:
+        """Send ``txs`` over ``POST /txs``, STREAM_TXS at a time (the node checks a stream's
+        signatures in parallel, and one round trip carries a whole chunked update), appending
+        each admitted hash to ``hashes`` and raising the first refusal as a send would."""
+        for at in range(0, len(txs), STREAM_TXS):
+            part = txs[at : at + STREAM_TXS]
+            answers = yield from stream([tx.encode() for tx in part])
+            for tx, answer in zip(part, answers, strict=False):
+                if isinstance(answer, Exception):
+                    raise answer
+                if answer != tx.hash:
+                    raise ProofError(f"the node admitted {tx.hash.hex()} as {answer.hex()}")
+                hashes.append(answer)
+            if len(answers) < len(part):
+                raise TransportError(0, f"the node answered {len(answers)} of {len(part)} txs")
 
     def included(self, tx_hash: bytes) -> Flow[dict[str, Any]]:
         """Wait for the receipt; raise its typed error if the transaction failed."""

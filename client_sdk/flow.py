@@ -9,7 +9,7 @@ logic has one copy, so the two faces cannot drift apart.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Generator
+from collections.abc import Awaitable, Callable, Generator, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -24,6 +24,14 @@ class Call:
 
     method: str
     params: tuple[Any, ...]
+
+
+@dataclass(frozen=True)
+class Stream:
+    """Signed transactions sent in one ``POST /txs`` stream; the flow is sent an answer per
+    transaction the node read, each a hash or the error the node gave it."""
+
+    raws: tuple[bytes, ...]
 
 
 @dataclass(frozen=True)
@@ -63,13 +71,19 @@ class Exclusive:
     flow: Flow[Any]
 
 
-Step = Call | Sleep | HeadMark | NextHead | Blocking | Exclusive
+Step = Call | Stream | Sleep | HeadMark | NextHead | Blocking | Exclusive
 Flow = Generator[Step, Any, T]
 
 
 def call(method: str, *params: Any) -> Flow[Any]:
     """``answer = yield from call(...)``: one node call inside a flow."""
     return (yield Call(method, params))
+
+
+def stream(raws: Sequence[bytes]) -> Flow[list[Any]]:
+    """``answers = yield from stream(raws)``: transactions sent in one stream inside a flow."""
+    answers: list[Any] = yield Stream(tuple(raws))
+    return answers
 
 
 def head_mark() -> Flow[int]:

@@ -369,6 +369,18 @@ class BodyTimeout(RPCError):
     code = Code.BODY_TIMEOUT
 
 
+class StreamMalformed(RPCError):
+    """A ``POST /txs`` body whose frame has a bad length prefix or ends early."""
+
+    code = Code.STREAM_MALFORMED
+
+
+class StreamStopped(RPCError):
+    """Not admitted: an earlier transaction of the same ``POST /txs`` stream was refused."""
+
+    code = Code.STREAM_STOPPED
+
+
 class BatchTooLarge(RPCError):
     """The JSON-RPC batch has more requests than the node takes at once."""
 

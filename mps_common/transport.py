@@ -11,13 +11,16 @@ from __future__ import annotations
 import itertools
 import json
 import urllib.error
+import urllib.parse
 import urllib.request
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, TypeAlias
 
 import msgpack
 
-from .errors import InvalidArgument, TransportError, from_error_object
-from .hexutil import to_hex
+from .errors import InvalidArgument, RPCError, TransportError, from_error_object
+from .hexutil import from_hex, to_hex
+from .tx_stream import TX_STREAM, frame
 
 MEDIA = {"msgpack": "application/msgpack", "json": "application/json"}
 
@@ -66,6 +69,32 @@ def _prep(value: Any, media: str) -> Any:
     return value
 
 
+def stream_url(url: str) -> str:
+    """``POST /txs`` beside the node's JSON-RPC endpoint (a path prefix of a proxy kept)."""
+    return urllib.parse.urljoin(url if url.endswith("/") else url + "/", "txs")
+
+
+Admitted: TypeAlias = bytes | RPCError
+"""One streamed transaction's answer: its hash, or the error the node gave it."""
+
+
+def _stream_answers(body: bytes, media: str, sent: int) -> list[Admitted]:
+    answers = _decode(body, media)
+    if not isinstance(answers, list) or len(answers) > sent:
+        raise TransportError(0, f"not a POST /txs answer: {answers!r:.200}")
+    out: list[Admitted] = []
+    for i, answer in enumerate(answers):
+        if not isinstance(answer, dict) or answer.get("id") != i:
+            raise TransportError(0, f"POST /txs answer {i} is out of order: {answer!r:.200}")
+        try:
+            result = _unwrap(answer)
+        except RPCError as exc:
+            out.append(exc)
+            continue
+        out.append(result if isinstance(result, bytes) else from_hex(str(result)))
+    return out
+
+
 class RPCClient:
     """Blocking calls over urllib: for scripts, threads, and the node's synchronous tools."""
 
@@ -93,6 +122,24 @@ class RPCClient:
         except (urllib.error.URLError, OSError) as exc:
             raise TransportError(0, f"cannot reach {self.url}: {exc}") from None
         return _unwrap(_decode(body, self.media))
+
+    def send_stream(self, raws: Sequence[bytes]) -> list[Admitted]:
+        """Send signed transactions in one ``POST /txs`` stream; an answer per transaction the
+        node read (it stops at the first refusal: the rest are :class:`StreamStopped`)."""
+        http = urllib.request.Request(
+            stream_url(self.url),
+            data=frame(raws),
+            method="POST",
+            headers={"Content-Type": TX_STREAM, "Accept": MEDIA[self.media]},
+        )
+        try:
+            with urllib.request.urlopen(http, timeout=self.timeout) as resp:
+                body = resp.read()
+        except urllib.error.HTTPError as exc:
+            raise TransportError(exc.code, f"HTTP {exc.code} from {http.full_url}") from None
+        except (urllib.error.URLError, OSError) as exc:
+            raise TransportError(0, f"cannot reach {self.url}: {exc}") from None
+        return _stream_answers(body, self.media, len(raws))
 
 
 class AsyncRPCClient:
@@ -135,3 +182,23 @@ class AsyncRPCClient:
         except aiohttp.ClientError as exc:
             raise TransportError(0, f"cannot reach {self.url}: {exc}") from None
         return _unwrap(_decode(body, self.media))
+
+    async def send_stream(self, raws: Sequence[bytes]) -> list[Admitted]:
+        """:meth:`RPCClient.send_stream`, over this client's session."""
+        import aiohttp
+
+        if self._session is None:
+            self._session = aiohttp.ClientSession(timeout=self._timeout)
+        url = stream_url(self.url)
+        try:
+            async with self._session.post(
+                url,
+                data=frame(raws),
+                headers={"Content-Type": TX_STREAM, "Accept": MEDIA[self.media]},
+            ) as resp:
+                if resp.status != 200:
+                    raise TransportError(resp.status, f"HTTP {resp.status} from {url}")
+                body = await resp.read()
+        except aiohttp.ClientError as exc:
+            raise TransportError(0, f"cannot reach {self.url}: {exc}") from None
+        return _stream_answers(body, self.media, len(raws))

@@ -31,6 +31,7 @@ from rpc.server import (
     make_dispatcher,
 )
 from rpc.sync_methods import SyncMethods
+from rpc.tx_stream import TX_STREAM_KEY, TxStream
 
 from .config import NodeConfig
 from .conn_guard import GUARD_KEY, ConnectionGuard, guard_requests
@@ -140,6 +141,7 @@ async def serve_node(app: web.Application) -> None:
     cfg, seq, l1 = app[CONFIG], app[SEQUENCER], app.get(L1)
     app[NODE_KEY] = Node(cfg, app[STORAGE], seq, app[METRICS], l1)
     app[DISPATCHER_KEY] = make_dispatcher(cfg.max_batch, app[METRICS], *rpc_namespaces(app))
+    app[TX_STREAM_KEY] = TxStream(seq, cfg.stream_limits())
     if app[PRODUCE]:
         seq.start()
         if l1 is not None:

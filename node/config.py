@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from mps_common.hexutil import from_hex
+from rpc.tx_stream import StreamLimits
 from stf.context import Limits
 from stf.genesis import Genesis, GenesisStake
 
@@ -52,6 +53,7 @@ class NodeConfig:
     funding_window_blocks: int = 0
     max_body_size: int = 64 * 1024 * 1024
     max_batch: int = 100
+    max_stream_txs: int = 10_000  # POST /txs: transactions in one stream
     # connections (node/conn_guard.py): caps, and how long a socket may go without a request
     max_connections: int = 1000
     max_connections_per_address: int = 64
@@ -121,6 +123,13 @@ class NodeConfig:
             self.idle_timeout,
         )
 
+    def stream_limits(self) -> StreamLimits:
+        """``POST /txs``: a frame has the body timeout to arrive; twice as many frames as verify
+        threads are checked at once (enough to keep each busy, few enough to bound memory)."""
+        return StreamLimits(
+            self.max_tx_size, self.max_stream_txs, self.body_timeout, 2 * self.verify_threads
+        )
+
     def mempool_limits(self) -> MempoolLimits:
         return MempoolLimits(self.mempool_max_txs, self.mempool_max_bytes, self.max_nonce_gap)
 
@@ -136,6 +145,7 @@ class NodeConfig:
             "max_tx_size",
             "max_body_size",
             "max_batch",
+            "max_stream_txs",
             "verify_threads",
             "blas_threads",
             "max_connections",

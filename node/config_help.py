@@ -22,6 +22,7 @@ SETTING_HELP: dict[str, str] = {
     "no L1 funding)",
     "max_body_size": "largest HTTP request body in bytes",
     "max_batch": "most requests in one JSON-RPC batch",
+    "max_stream_txs": "most transactions in one POST /txs stream",
     "max_connections": "open connections the node accepts in all",
     "max_connections_per_address": "open connections from one address",
     "request_timeout": "seconds from connect to the first request's headers",

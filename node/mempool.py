@@ -151,6 +151,12 @@ class Mempool:
         self._reclassify(tx.sender, base)
         return h
 
+    def journal_many(self, raws: list[bytes]) -> None:
+        """Journal transactions admitted with ``journal=False``, in one write (thread-safe);
+        they must be written before they are acknowledged."""
+        if self._journal is not None and raws:
+            self._journal.append_many(raws)
+
     def _check_state(self, tx: Transaction) -> None:
         """The type's stateful admission against the head state, on a throwaway overlay."""
         ttype = lookup(tx.tx_type)

@@ -15,6 +15,7 @@ from typing import Any, Protocol
 from prometheus_client import Counter, Histogram
 
 from stf.block import Block, Receipt
+from stf.errors import MPSError
 from stf.ids import TaskId
 from stf.transition import ChainConfig
 from stf.tx import Transaction
@@ -107,6 +108,17 @@ class Admission(PoolHeads, Protocol):
     def chain(self) -> ChainConfig: ...
 
     async def submit(self, raw: bytes) -> bytes: ...
+
+
+class StreamAdmission(Protocol):
+    """Admission in its two halves, as ``POST /txs`` pipelines them: checks run several at a
+    time, admission one at a time in stream order."""
+
+    async def check_many(self, raws: list[bytes]) -> list[Transaction | MPSError]: ...
+
+    def admit(self, tx: Transaction, raw: bytes, journal: bool = True) -> bytes: ...
+
+    async def journal(self, raws: list[bytes]) -> None: ...
 
 
 class Sealed(Protocol):

@@ -21,6 +21,7 @@ from .ports import RPCMetrics, Served
 from .rate import TokenBucket
 from .registry import bind
 from .subscriptions import Connection, SubscriptionMethods
+from .tx_stream import handle_tx_stream
 
 DISPATCHER_KEY = web.AppKey("dispatcher", Dispatcher)
 NODE_KEY = web.AppKey("node", Served)
@@ -245,6 +246,7 @@ def add_routes(app: web.Application) -> None:
     app[WEBSOCKETS_KEY] = weakref.WeakSet()
     app.on_shutdown.append(close_websockets)
     app.router.add_post("/", handle_post)
+    app.router.add_post("/txs", handle_tx_stream)
     app.router.add_get("/ws", handle_ws)
     app.router.add_get("/health", handle_health)
     app.router.add_get("/metrics", handle_metrics)

@@ -11,8 +11,12 @@ as uint8 or uint64, maps in any key order, str vs bin), so we restrict it:
 * the encoding is the one ``msgpack.packb(use_bin_type=True)`` emits, which is
   always the shortest form.
 
-:func:`decode` re-encodes what it parsed and rejects input whose bytes differ,
-so every accepted byte string is the canonical form of exactly one value.
+:func:`decode` rejects input whose bytes differ from what ``packb`` would emit for
+the value parsed, so every accepted byte string is the canonical form of exactly one
+value. It checks that without re-encoding: once msgpack parsed the bytes and the value's
+types are allowed, the bytes are ``packb``'s exactly when every header is the shortest
+for its value (:func:`_minimal`); re-encoding copied every payload byte again, the largest
+single cost of admitting a 100 KB update (tests/test_encoding.py checks the two agree).
 """
 
 from __future__ import annotations
@@ -76,9 +80,59 @@ def decode(data: bytes, max_len: int | None = None) -> Any:
     _check(value, 0)
     if isinstance(value, float):  # pragma: no cover - _check already rejects
         raise EncodingError("floats are not allowed")
-    if msgpack.packb(value, use_bin_type=True) != data:
+    if not _minimal(data):
         raise EncodingError("not in canonical form (non-minimal or non-standard encoding)")
     return value
+
+
+# the width of each length or integer header byte's argument, for the headers _minimal meets
+_STR_BIN = {0xC4: 1, 0xC5: 2, 0xC6: 4, 0xD9: 1, 0xDA: 2, 0xDB: 4}
+_ARRAY = {0xDC: 2, 0xDD: 4}
+_UINT = {0xCC: 1, 0xCD: 2, 0xCE: 4, 0xCF: 8}
+_INT = {0xD0: 1, 0xD1: 2, 0xD2: 4, 0xD3: 8}
+# the least a length (or a uint) needs to take a header of that width: below it, a shorter
+# form exists (str has fixstr below 32, bin has no fix form, arrays have fixarray below 16)
+_LEAST = {
+    0xC4: 0, 0xC5: 1 << 8, 0xC6: 1 << 16,  # bin
+    0xD9: 32, 0xDA: 1 << 8, 0xDB: 1 << 16,  # str
+    0xDC: 16, 0xDD: 1 << 16,  # array
+    0xCC: 1 << 7, 0xCD: 1 << 8, 0xCE: 1 << 16, 0xCF: 1 << 32,  # uint
+}  # fmt: skip
+# signed forms are canonical only for negatives below the next shorter form's range
+_NEG_LEAST = {0xD0: -(1 << 5), 0xD1: -(1 << 7), 0xD2: -(1 << 15), 0xD3: -(1 << 31)}
+
+
+def _minimal(data: bytes) -> bool:
+    """Whether every header of ``data`` (well-formed msgpack of allowed types: :func:`decode`
+    checked it) is the shortest for its value, as ``packb`` writes them."""
+    pos, n = 0, len(data)
+    while pos < n:
+        b = data[pos]
+        pos += 1
+        if b <= 0x7F or b >= 0xE0 or 0x90 <= b <= 0xBF or b in (0xC0, 0xC2, 0xC3):
+            if 0xA0 <= b <= 0xBF:  # fixstr: skip its bytes
+                pos += b & 0x1F
+            continue  # fixint, fixarray (its items follow), nil, bool: one form only
+        width = _STR_BIN.get(b) or _ARRAY.get(b)
+        if width is not None:
+            length = int.from_bytes(data[pos : pos + width], "big")
+            if length < _LEAST[b]:
+                return False
+            pos += width + (length if b in _STR_BIN else 0)
+            continue
+        width = _UINT.get(b)
+        if width is not None:
+            if int.from_bytes(data[pos : pos + width], "big") < _LEAST[b]:
+                return False
+            pos += width
+            continue
+        width = _INT.get(b)
+        if width is None:  # maps, floats, ext: decode refused them before
+            return False
+        if int.from_bytes(data[pos : pos + width], "big", signed=True) >= _NEG_LEAST[b]:
+            return False
+        pos += width
+    return True
 
 
 def expect_list(value: Any, length: int, what: str) -> list[Any]:

@@ -70,6 +70,8 @@ class Code(IntEnum):
     TOO_MANY_SUBSCRIPTIONS = 1303
     RESPONSE_TOO_LARGE = 1304
     BODY_TIMEOUT = 1305
+    STREAM_MALFORMED = 1306  # POST /txs: a frame's length prefix or bytes are wrong
+    STREAM_STOPPED = 1307  # POST /txs: not admitted, an earlier frame was refused
     SHUTTING_DOWN = 1400
 
 

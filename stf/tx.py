@@ -38,6 +38,9 @@ class Transaction:
 
     @cached_property
     def body(self) -> bytes:
+        raw = self.__dict__.get("raw")
+        if raw is not None:  # decoded: canonical, so the body is the raw bytes less the envelope
+            return bytes(raw[1:-_SIG_TAIL])
         return encoding.encode([self.chain_id, self.tx_type, self.sender, self.nonce, self.payload])
 
     @cached_property
@@ -45,6 +48,9 @@ class Transaction:
         return tx_hash(self.body)
 
     def encode(self) -> bytes:
+        raw = self.__dict__.get("raw")
+        if raw is not None:
+            return bytes(raw)
         return b"\x92" + self.body + b"\xc4\x40" + self.signature
 
     def signed(self, key: SigningKey) -> Transaction:
@@ -82,8 +88,12 @@ class Transaction:
             )
         except EncodingError as exc:
             raise TxInvalid(Code.MALFORMED_TX, f"malformed transaction: {exc}") from None
-        # canonical input means the body is the raw bytes minus the envelope
-        tx.__dict__["body"] = raw[1:-_SIG_TAIL]
+        # canonical input: the raw bytes are the encoding, the body them less the envelope; kept,
+        # not sliced (a copy of the whole payload). Hashed here, not on first use: Python
+        # 3.11's cached_property takes one lock for all instances, so the verify threads
+        # hashed 100 KB bodies one at a time
+        tx.__dict__["raw"] = raw
+        tx.__dict__["hash"] = tx_hash(memoryview(raw)[1:-_SIG_TAIL])
         return tx
 
 

@@ -238,3 +238,108 @@ def test_expect_helpers() -> None:
         encoding.expect_str("a" * 5, "s", 4)
     with pytest.raises(EncodingError):
         encoding.expect_str(b"a", "s")
+
+
+# -- the header walk against its definition (re-encoding) ---------------------------------
+
+
+def reference_decode(data: bytes) -> Any:
+    """:func:`encoding.decode` as it was defined first: parse, then re-encode and compare."""
+    try:
+        value = msgpack.unpackb(
+            data, raw=False, use_list=True, strict_map_key=True, max_map_len=0, max_ext_len=0
+        )
+    except Exception as exc:
+        raise EncodingError(str(exc)) from None
+    encoding._check(value, 0)
+    if msgpack.packb(value, use_bin_type=True) != data:
+        raise EncodingError("not canonical")
+    return value
+
+
+def _int_forms(v: int) -> list[bytes]:
+    """Every msgpack encoding of the integer ``v``."""
+    out = []
+    if 0 <= v <= 0x7F:
+        out.append(bytes([v]))
+    if -32 <= v < 0:
+        out.append((v & 0xFF).to_bytes(1, "big"))
+    for tag, width in ((0xCC, 1), (0xCD, 2), (0xCE, 4), (0xCF, 8)):
+        if 0 <= v < 1 << (8 * width):
+            out.append(bytes([tag]) + v.to_bytes(width, "big"))
+    for tag, width in ((0xD0, 1), (0xD1, 2), (0xD2, 4), (0xD3, 8)):
+        if -(1 << (8 * width - 1)) <= v < 1 << (8 * width - 1):
+            out.append(bytes([tag]) + v.to_bytes(width, "big", signed=True))
+    return out
+
+
+def _len_forms(n: int, fix: tuple[int, int] | None, tags: tuple[int, ...]) -> list[bytes]:
+    """Every header for a length ``n``: the fix form (tag, bound) if any, then each tag's."""
+    out = [bytes([fix[0] | n])] if fix is not None and n < fix[1] else []
+    widths = (2, 4) if len(tags) == 2 else (1, 2, 4)  # arrays have no 8-bit form
+    for tag, width in zip(tags, widths, strict=True):
+        if n < 1 << (8 * width):
+            out.append(bytes([tag]) + n.to_bytes(width, "big"))
+    return out
+
+
+@st.composite
+def any_encoding(draw: Any, v: Any) -> bytes:
+    """One of the byte strings msgpack parses as ``v``, header widths drawn at random."""
+    if v is None:
+        return b"\xc0"
+    if isinstance(v, bool):
+        return b"\xc3" if v else b"\xc2"
+    if isinstance(v, int):
+        return draw(st.sampled_from(_int_forms(v)))
+    if isinstance(v, bytes):
+        return draw(st.sampled_from(_len_forms(len(v), None, (0xC4, 0xC5, 0xC6)))) + v
+    if isinstance(v, str):
+        raw = v.encode()
+        return draw(st.sampled_from(_len_forms(len(raw), (0xA0, 32), (0xD9, 0xDA, 0xDB)))) + raw
+    head = draw(st.sampled_from(_len_forms(len(v), (0x90, 16), (0xDC, 0xDD))))
+    return head + b"".join(draw(any_encoding(x)) for x in v)
+
+
+edge_ints = st.sampled_from(
+    [0, 1, 31, 32, 127, 128, 255, 256, 65535, 65536, 2**32 - 1, 2**32, 2**63, 2**64 - 1,
+     -1, -32, -33, -128, -129, -32768, -32769, -(2**31), -(2**31) - 1, -(2**63)]
+)  # fmt: skip
+edge_values = st.recursive(
+    scalars | edge_ints | st.binary(min_size=250, max_size=300) | st.text(min_size=28, max_size=40),
+    lambda children: st.lists(children, max_size=18),
+    max_leaves=40,
+)
+
+
+@settings(max_examples=600)
+@given(st.data())
+def test_the_header_walk_accepts_exactly_what_re_encoding_accepts(data: Any) -> None:
+    v = data.draw(edge_values)
+    if depth(v) > MAX_DEPTH:
+        return
+    raw = data.draw(any_encoding(v))
+    try:
+        expected: Any = typed(reference_decode(raw))
+    except EncodingError:
+        expected = EncodingError
+    try:
+        got: Any = typed(encoding.decode(raw))
+    except EncodingError:
+        got = EncodingError
+    assert got == expected, raw.hex()
+    assert (raw == msgpack.packb(v, use_bin_type=True)) == (got is not EncodingError)
+
+
+@settings(max_examples=600)
+@given(st.binary(max_size=64) | values.map(lambda v: msgpack.packb(v, use_bin_type=True)[:-1]))
+def test_the_header_walk_agrees_on_arbitrary_bytes(raw: bytes) -> None:
+    try:
+        expected: Any = typed(reference_decode(raw))
+    except (EncodingError, RecursionError):
+        expected = EncodingError
+    try:
+        got: Any = typed(encoding.decode(raw))
+    except EncodingError:
+        got = EncodingError
+    assert got == expected, raw.hex()

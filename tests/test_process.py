@@ -25,7 +25,7 @@ from typing import Any
 import plyvel
 import pytest
 
-from client_sdk.errors import NonceTooHigh, RPCError, TransportError
+from client_sdk.errors import NonceTooHigh, RPCError, StreamStopped, TransportError
 from client_sdk.keys import Keypair
 from client_sdk.tx import put_record
 from mps_common.transport import RPCClient
@@ -198,10 +198,11 @@ def head_of(client: RPCClient) -> tuple[int, bytes, bytes]:
 class Streamer(threading.Thread):
     """Sends signed put_record transactions round-robin from several senders."""
 
-    def __init__(self, url: str, keys: list[Keypair]) -> None:
+    def __init__(self, url: str, keys: list[Keypair], batch: int = 1) -> None:
         super().__init__(daemon=True, name="tx-streamer")
         self.client = RPCClient(url, "msgpack", timeout=5.0)
         self.keys = keys
+        self.batch = batch  # > 1: that many at a time in one POST /txs stream
         self.nonces = [0] * len(keys)
         self.acked: list[tuple[bytes, int, int]] = []  # (hash, sender index, nonce)
         self.lock = threading.Lock()
@@ -214,6 +215,8 @@ class Streamer(threading.Thread):
             return list(self.acked)
 
     def run(self) -> None:
+        if self.batch > 1:
+            return self.run_streams()
         i = 0
         while not self.stop_flag.is_set():
             s = i % len(self.keys)
@@ -238,6 +241,37 @@ class Streamer(threading.Thread):
                 self.acked.append((h, s, nonce))
             self.nonces[s] += 1
             i += 1
+
+    def run_streams(self) -> None:
+        """Streams of ``batch`` transactions, the senders round-robin; an answer's hash is an
+        acknowledgement, its first refusal ends what the stream admitted."""
+        i = 0
+        while not self.stop_flag.is_set():
+            picks = [(i + k) % len(self.keys) for k in range(self.batch)]
+            nonces = dict(enumerate(self.nonces))
+            txs = []
+            for s in picks:
+                txs.append(put_record(self.keys[s], CHAIN_ID, nonces[s], f"rec-{nonces[s]}", b"x"))
+                nonces[s] += 1
+            try:
+                answers = self.client.send_stream([tx.encode() for tx in txs])
+            except TransportError:
+                self.transport_failed = True
+                return
+            for tx, s, answer in zip(txs, picks, answers, strict=False):
+                if isinstance(answer, NonceTooHigh | StreamStopped):
+                    time.sleep(0.02)
+                    break
+                if isinstance(answer, Exception):
+                    self.errors.append(answer)
+                    return
+                if answer != tx.hash:
+                    self.errors.append(AssertionError(f"hash {answer!r} for {tx.hash!r}"))
+                    return
+                with self.lock:
+                    self.acked.append((answer, s, tx.nonce))
+                self.nonces[s] += 1
+            i += self.batch
 
 
 Head = tuple[int, bytes, bytes]  # (height, hash, state root)
@@ -290,14 +324,14 @@ def kill_mid_stream(node: NodeProcess, streamer: Streamer) -> None:
     assert node.proc is not None and node.proc.returncode == -signal.SIGKILL
 
 
-def stream_then_kill(tmp_path: Path, cfg: Path, keys: list[Keypair]) -> Crash:
+def stream_then_kill(tmp_path: Path, cfg: Path, keys: list[Keypair], batch: int = 1) -> Crash:
     node = NodeProcess(cfg, tmp_path / "node-1.log").start()
     streamer: Streamer | None = None
     last_head: Head | None = None
     try:
         node.wait_healthy()
         client = node.client()
-        streamer = Streamer(node.url, keys)
+        streamer = Streamer(node.url, keys, batch)
         streamer.start()
         sealed_before, last_head = watch_stream(client, streamer)
         acked_at_kill = len(streamer.snapshot())
@@ -397,10 +431,11 @@ def check_replay(tmp_path: Path, cfg: Path) -> None:
     assert "every state root matches" in res.stdout
 
 
-def test_sigkill_during_stream_loses_no_acknowledged_tx(tmp_path: Path) -> None:
+@pytest.mark.parametrize("batch", [1, 6], ids=["one-by-one", "POST-txs"])
+def test_sigkill_during_stream_loses_no_acknowledged_tx(tmp_path: Path, batch: int) -> None:
     cfg = init_datadir(tmp_path / "node")
     keys = [Keypair.generate() for _ in range(4)]
-    crash = stream_then_kill(tmp_path, cfg, keys)
+    crash = stream_then_kill(tmp_path, cfg, keys, batch)
     restart_and_check(tmp_path, cfg, keys, crash)
     check_replay(tmp_path, cfg)
 

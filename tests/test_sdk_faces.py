@@ -19,7 +19,7 @@ import pytest
 from rpc_fixtures import NodeHarness, record_tx, start_node
 
 from client_sdk import AsyncMPSClient, Keypair, MPSClient, WaitTimeout, fl, put_record
-from client_sdk.errors import InvalidArgument, NonceTooLow, TaskNotFound
+from client_sdk.errors import InvalidArgument, NonceTooLow, PayloadTooLarge, TaskNotFound
 from stf.errors import Code
 from stf.fl.rules import EpochRules
 from stf.fl.task import TaskParams
@@ -111,6 +111,37 @@ async def test_stale_nonce_is_re_read(live_node: NodeHarness, kind: str) -> None
             await mps("send", put_record(kp, 4242, 1, "c", b"3"))
         await mps("transact", lambda k, c, n: put_record(k, c, n, "c", b"3"))  # kept 1: re-read
         assert await mps("nonce", kp.public_key, False) == 3
+
+
+def sends_over_rpc(h: NodeHarness) -> float:
+    """How many ``mps_sendTransaction`` calls the node has answered (its metrics)."""
+    line = 'mps_rpc_seconds_count{method="mps_sendTransaction"}'
+    text = h.node.metrics.render().decode()
+    return sum(float(row.split()[-1]) for row in text.splitlines() if row.startswith(line))
+
+
+@KINDS
+async def test_send_all_goes_as_one_stream_and_raises_its_first_refusal(
+    tmp_path: Path, kind: str
+) -> None:
+    async with start_node(tmp_path / "n") as h, faces(kind, h.url, [Keypair.generate()]) as (mps,):
+        key = mps.client.require_key()
+
+        def records(first: int, *values: bytes) -> list[Any]:
+            return [put_record(key, 4242, first + i, f"k{i}", v) for i, v in enumerate(values)]
+
+        hashes = await mps("send_all", lambda n: records(n, *[b"v"] * 5))
+        assert len(hashes) == 5 and all(x in h.mempool for x in hashes)
+        assert sends_over_rpc(h) == 0  # all five went through POST /txs
+        # a refusal mid-stream: the four before it go in, the 4,097-byte record is refused,
+        # the one after it is not admitted; the typed error is raised as a send would
+        with pytest.raises(PayloadTooLarge):
+            await mps("send_all", lambda n: records(n, *[b"w"] * 4, b"x" * 4097, b"after"))
+        assert await mps("nonce", key.public_key, True) == 9
+        hashes = await mps("send_all", lambda n: records(n, b"again", b"and"))  # nonce re-read
+        assert await mps("nonce", key.public_key, True) == 11
+        await mps("send", put_record(key, 4242, 11, "one", b"by itself"))
+        assert sends_over_rpc(h) == 1  # a single transaction still goes as one call
 
 
 @KINDS
