@@ -125,6 +125,13 @@ def sweep(storage: Storage, horizon: int, head: int) -> SweepResult:
             storage.delete_raw(key)  # pruned already; a later write has its own entry
             continue
         carrier = _carrier(storage, blob_hash, height)
+        if carrier < 0 and storage.state_value(state_keys.blob(blob_hash)) is not None:
+            # an upload a later create_task or chunked reveal may name, found in no block:
+            # never dropped (a pruned one would make this node refuse what others accept)
+            storage.delete_raw(key)
+            storage.put_raw(P_BLOB_WRITTEN + _HEIGHT.pack(head) + blob_hash, b"")
+            result.kept_live += 1
+            continue
         storage.prune_blob(blob_hash, key, encoding.encode([horizon, carrier]))
         result.pruned += 1
         result.bytes += len(data)

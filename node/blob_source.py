@@ -15,18 +15,41 @@ from typing import Any
 
 from stf import encoding
 from stf.block import Block
+from stf.errors import TxInvalid
+from stf.tx import Transaction
 
 
 def carried_bytes(block: Block, blob_hash: bytes) -> bytes | None:
     """The bytes hashing to ``blob_hash`` that one of ``block``'s transactions carries in the
-    top level of its payload, or None."""
+    top level of its payload, or in the payload of a transaction it carries (a forced
+    transaction rides inside an ``l1_deposit``: a red team's fork, a forced upload pruned for
+    good), or None."""
     for tx in block.txs:
-        try:
-            value: Any = encoding.decode(tx.payload)
-        except encoding.EncodingError:
-            continue
-        items = value if isinstance(value, list) else [value]
-        for item in items:
-            if isinstance(item, bytes) and hashlib.sha256(item).digest() == blob_hash:
+        found = _in_payload(tx.payload, blob_hash, nested=True)
+        if found is not None:
+            return found
+    return None
+
+
+def _in_payload(payload: bytes, blob_hash: bytes, nested: bool) -> bytes | None:
+    try:
+        value: Any = encoding.decode(payload)
+    except encoding.EncodingError:
+        return None
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, list):
+            stack.extend(item)
+        elif isinstance(item, bytes):
+            if hashlib.sha256(item).digest() == blob_hash:
                 return item
+            if nested:  # a transaction inside: look into its payload, one level down
+                try:
+                    inner = Transaction.decode(item)
+                except TxInvalid:
+                    continue
+                found = _in_payload(inner.payload, blob_hash, nested=False)
+                if found is not None:
+                    return found
     return None

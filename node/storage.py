@@ -31,8 +31,10 @@ from stf.state import BLOB_PREFIX, STATE_PREFIX, VALUE_PREFIX
 
 from .blob_source import carried_bytes
 
-SCHEMA_VERSION = 4  # 2: receipts root commits to codes; 3: client records carry credits;
+SCHEMA_VERSION = 5  # 2: receipts root commits to codes; 3: client records carry credits;
 # 4: KRUM_OUTLIER's reference moved (same formats, other verdicts: an older chain does not replay)
+# 5: uploads are admitted by rule and create_task names uploaded blobs (an older chain's blocks
+# may not replay), and the blob store keeps a retention index (bw:, bp:)
 
 K_SCHEMA = b"meta:schema"
 K_GENESIS = b"meta:genesis"

@@ -100,3 +100,79 @@ async def test_retention_zero_keeps_every_blob(tmp_path: Path) -> None:
         for _ in range(SWEEP_EVERY):
             await h.node.sequencer.produce_block(idle=True)
         assert h.node.storage.stored_blob(sha(data)) == data
+
+
+async def test_a_forced_upload_is_found_inside_its_deposit_and_the_chain_replays(
+    tmp_path: Path,
+) -> None:
+    """Red team: a put_blob forced through the L1 rides inside an l1_deposit; the carrier search
+    looked at top-level payloads only, so the upload was pruned for good, a create_task naming it
+    failed here (1110) and succeeded on any node that never pruned: a fork."""
+    from node.l1.deposits import L1Event
+    from node.replay import replay
+    from node.storage import Storage
+    from stf import state_keys
+
+    user = Keypair.generate()
+    model = np.random.default_rng(9).integers(-500, 500, 1200).astype("<i4").tobytes()
+    async with start_node(tmp_path / "n", blob_retention_blocks=8) as h:
+        seq, storage = h.node.sequencer, h.node.storage
+        await sealed_ok(h, [put_blob(user, CHAIN_ID, 0, SCRIPT)])
+        forced = put_blob(user, CHAIN_ID, 1, model).encode()
+        seq.queue_l1_events([L1Event(5, 0, "forced", [forced])], (5, b"\x05" * 32))
+        sealed = await seq.produce_block(idle=True)
+        assert [r.status for r in sealed.receipts] == [1]
+        assert storage.state_value(state_keys.blob(sha(model))) is not None  # an upload
+        while seq.head.height % SWEEP_EVERY:
+            await seq.produce_block(idle=True)
+        assert storage.stored_blob(sha(model)) is None  # swept from the store...
+        assert storage.blob(sha(model)) == model  # ...and read back out of the deposit
+        await sealed_ok(h, [sdk.create_task(user, CHAIN_ID, 2, params(model, user.public_key))])
+        target = Storage(tmp_path / "replayed")
+        try:
+            replay(storage, target, seq.chain, h.cfg.genesis())  # raises on any root mismatch
+        finally:
+            target.close()
+
+
+async def test_an_upload_no_block_carries_is_never_pruned(tmp_path: Path) -> None:
+    """However the carrier search might miss one, an upload (a blob/ leaf) stays stored."""
+    import node.blob_gc as gc
+
+    user = Keypair.generate()
+    async with start_node(tmp_path / "n", blob_retention_blocks=8) as h:
+        seq, storage = h.node.sequencer, h.node.storage
+        await sealed_ok(h, [put_blob(user, CHAIN_ID, 0, SCRIPT)])
+        real = gc.carried_bytes
+        gc.carried_bytes = lambda block, blob_hash: None  # type: ignore[assignment]
+        try:
+            while seq.head.height % SWEEP_EVERY:
+                await seq.produce_block(idle=True)
+        finally:
+            gc.carried_bytes = real  # type: ignore[assignment]
+        assert storage.stored_blob(sha(SCRIPT)) == SCRIPT
+
+
+async def test_a_sweep_that_fails_stops_neither_the_head_nor_the_chain(
+    tmp_path: Path, monkeypatch
+) -> None:
+    """Red team: the sweep ran after the block's commit and before the head moved, so its
+    exception left the sequencer's head one behind the database and the next block was a
+    second one at the same height."""
+    import node.sequencer as nseq
+
+    def boom(*args: object, **kwargs: object) -> None:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(nseq, "sweep", boom)
+    user = Keypair.generate()
+    async with start_node(tmp_path / "n", blob_retention_blocks=8) as h:
+        seq = h.node.sequencer
+        while seq.head.height % SWEEP_EVERY != SWEEP_EVERY - 1:
+            await seq.produce_block(idle=True)
+        await h.send_ok(put_blob(user, CHAIN_ID, 0, b"x"))
+        swept = await seq.produce_block(idle=True)  # the sweep raises inside this one
+        assert swept is not None and swept.block.height == SWEEP_EVERY
+        assert seq.head.hash == h.node.storage.head().hash == swept.block.hash
+        nxt = await seq.produce_block(idle=True)
+        assert nxt is not None and nxt.block.height == SWEEP_EVERY + 1
