@@ -589,7 +589,8 @@ class ClientCore:
             return build
 
         uploads = [
-            put_blob(key, chain, first + i, b, tx.hash, params.funder) for i, b in enumerate(blobs)
+            put_blob(key, chain, first + i, b, tx.hash, params.funder, tx)
+            for i, b in enumerate(blobs)
         ]
         yield from self._uploaded((yield from self.send_all(at(first, uploads))))
         (task_id,) = yield from self.send_all(at(nonce, [tx]))

@@ -20,10 +20,13 @@ def put_blob(
     data: bytes,
     task_id: bytes | None = None,
     funder: bytes | None = None,
+    create: Transaction | None = None,
 ) -> Transaction:
     """A signed ``put_blob`` transaction; the blob's id is sha256(data).
 
     ``task_id``: uploaded for that open task (as its requester or a client that joined it);
-    with ``funder`` too, before the task exists, against that L1 account's funding of the id.
+    with ``funder`` and ``create`` (the signed, not yet sent create_task whose hash is the id,
+    signed by this key) before the task exists, against that L1 account's funding of the id.
     A chain that funds its tasks takes no other blob (``stf.fl.uploads``)."""
-    return make_tx(key.signing_key, chain_id, 2, nonce, blob.payload(data, task_id, funder))
+    body = None if create is None else create.body
+    return make_tx(key.signing_key, chain_id, 2, nonce, blob.payload(data, task_id, funder, body))

@@ -170,9 +170,14 @@ class FL:
         task_id: bytes | None = None,
         funder: bytes | None = None,
         nonce: int | None = None,
+        create: Transaction | None = None,
     ) -> Transaction:
-        """A bare upload, one for an open task, or one before the task against its funding."""
-        context = [] if task_id is None else [task_id] if funder is None else [task_id, funder]
+        """A bare upload, one for an open task, or one before the task against its funding (by
+        the signer of ``create``, the create_task whose hash is ``task_id``)."""
+        context: list[Any] = [] if task_id is None else [task_id]
+        if funder is not None:
+            assert create is not None, "a pre-task upload names its create_task"
+            context += [funder, create.body]
         return self.tx(key, PUT_BLOB, [data, *context], nonce)
 
     def create(self, params: list[Any], key: SigningKey | None = None) -> Transaction:

@@ -464,8 +464,8 @@ def signed_create(
     first_in = [fl.deposit("fund", [create.hash, front_run, 1])] if front_run else []
     fl.block(*first_in, fl.deposit("fund", [create.hash, payer, 7]))
     fl.block(
-        fl.put_blob(fl.requester, model, create.hash, payer, first),
-        fl.put_blob(fl.requester, SCRIPT, create.hash, payer, first + 1),
+        fl.put_blob(fl.requester, model, create.hash, payer, first, create),
+        fl.put_blob(fl.requester, SCRIPT, create.hash, payer, first + 1, create),
     )
     return create
 

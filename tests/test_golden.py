@@ -28,7 +28,10 @@ The RPC answers alone for the requester's reference (issue 10): ``mps_getTask`` 
 answers hash to the former digest); no block hash or state root moved.
 The ``funded`` chain alone for the blob quotas of issue 13: on a chain that funds its tasks a
 blob is uploaded for a task, so its requester now uploads after the funding, against it
-(``upload/<task><funder>``); the other chains allow bare blobs and did not move.
+(``upload/<task><funder>``); the other chains allow bare blobs and did not move. The
+``funded`` chain again for issue 13's red team: a pre-task upload carries its create_task's
+body (only the requester may spend the funding's quota): its block hashes moved, its state
+roots did not (the quota counter holds the same bytes).
 """
 
 from __future__ import annotations
@@ -124,8 +127,8 @@ def funded_chain() -> FL:
         fl.deposit("fund", [create.hash, alice, 7 * 10**17]),
     )
     fl.block(
-        fl.put_blob(fl.requester, model, create.hash, alice, uploads),
-        fl.put_blob(fl.requester, FL_SCRIPT, create.hash, alice, uploads + 1),
+        fl.put_blob(fl.requester, model, create.hash, alice, uploads, create),
+        fl.put_blob(fl.requester, FL_SCRIPT, create.hash, alice, uploads + 1, create),
     )
     unfunded = fl.create(task_params(sha(model), sha(FL_SCRIPT)), key=fl.outsider)
     result = fl.block(create, unfunded)
@@ -151,7 +154,7 @@ PINNED_CHAINS: dict[str, tuple[str, str]] = {
         "ed883503d8ee68963f3849eee31d367736e935691a78a00cd417d953cf4c1290",
     ),
     "funded": (
-        "f36e9159a3887865371102fad7c2f5799e485d601ace6c0ae6018578aff2a9ca",
+        "6f120a37ad536b46a5a076e446c94c4b3d40a063eedfff3819b21a83b3dc1ff9",
         "580a640f6b6c42a7fd36b19973779a83949a306f1cbac1569b0c0fb1fe318d94",
     ),
     "scenario": (

@@ -116,8 +116,8 @@ async def run_federation(
     net.tx(funder, rm.fundTask(create.hash, DEPOSIT), BASE_FEE + DEPOSIT + 5)
     await net.follow()
     # a funded chain takes the task's blobs only now, against the funding (stf.fl.uploads)
-    await h.send_ok(put_blob(requester, CHAIN_ID, 0, model, create.hash, payer))
-    await h.send_ok(put_blob(requester, CHAIN_ID, 1, script, create.hash, payer))
+    await h.send_ok(put_blob(requester, CHAIN_ID, 0, model, create.hash, payer, create))
+    await h.send_ok(put_blob(requester, CHAIN_ID, 1, script, create.hash, payer, create))
     task_id = await h.send_ok(create)
     await h.seal()
     assert (await h.result("mps_getTask", hx(task_id)))["funder"] is not None

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from rpc_fixtures import CHAIN_ID, start_node
-from test_fl import FL, SCRIPT, init_model, pub, sha, task_params
+from test_fl import CREATE_TASK, FL, SCRIPT, init_model, pub, sha, task_params
 
 from client_sdk import put_blob
 from client_sdk.keys import Keypair
@@ -48,31 +48,59 @@ def test_pretask_uploads_draw_on_a_bindable_funding() -> None:
     create = fl.create(task_params(sha(model), sha(SCRIPT), funder=ALICE))
     tid = create.hash
     # no funding yet: refused, and the nonces stay free
-    early = fl.block(fl.put_blob(fl.requester, model, tid, ALICE, first))
+    early = fl.block(fl.put_blob(fl.requester, model, tid, ALICE, first, create))
     assert dropped(early) == [Code.BLOB_NOT_ALLOWED]
     assert "none is recorded" in str(early.dropped[0][1])
     fl.block(fl.deposit("fund", [tid, ALICE, 7]))
     ok = fl.block(
-        fl.put_blob(fl.requester, model, tid, ALICE, first),
-        fl.put_blob(fl.requester, SCRIPT, tid, ALICE, first + 1),
+        fl.put_blob(fl.requester, model, tid, ALICE, first, create),
+        fl.put_blob(fl.requester, SCRIPT, tid, ALICE, first + 1, create),
     )
     assert [r.status for r in ok.receipts] == [1, 1]
     counter = encoding.decode(fl.get(state_keys.upload(TaskId(tid), ALICE)))  # type: ignore[arg-type]
     assert counter == [0, len(model) + len(SCRIPT)]
     assert [r.status for r in fl.block(create).receipts] == [1]
     # once the task exists the funding form is refused; a stranger's task form too
-    late = fl.block(fl.put_blob(fl.requester, b"more", tid, ALICE))
+    late = fl.block(fl.put_blob(fl.requester, b"more", tid, ALICE, create=create))
     assert dropped(late) == [Code.BLOB_NOT_ALLOWED] and "exists" in str(late.dropped[0][1])
     stranger = fl.block(fl.put_blob(fl.outsider, b"more", tid))
     assert dropped(stranger) == [Code.BLOB_NOT_ALLOWED]
 
 
+def test_only_the_requester_uploads_before_its_task_exists() -> None:
+    """Red team: the pre-task quota was keyed by the funding alone, so anyone who saw
+    ``TaskFunded`` on the L1 could fill it with junk and the requester could never upload its
+    model. Now the upload carries the create_task's body, which names its signer."""
+    fl = FL(n_clients=5, funding_window=WINDOW)
+    model = init_model().astype("<i4").tobytes()
+    first = fl.skip(fl.requester, 2)
+    create = fl.create(task_params(sha(model), sha(SCRIPT), funder=ALICE))
+    tid = create.hash
+    fl.block(fl.deposit("fund", [tid, ALICE, 7]))
+    # a watcher with the funded id and a body of its own, or a copy of the requester's body
+    own = fl.tx(fl.outsider, CREATE_TASK, task_params(sha(b"junk"), sha(SCRIPT)), nonce=99)
+    forged = fl.block(fl.put_blob(fl.outsider, b"junk" * 10, tid, ALICE, create=own))
+    assert dropped(forged) == [Code.BLOB_NOT_ALLOWED]
+    assert "does not hash to" in str(forged.dropped[0][1])
+    copied = fl.block(fl.put_blob(fl.outsider, b"junk" * 10, tid, ALICE, create=create))
+    assert dropped(copied) == [Code.BLOB_NOT_ALLOWED]
+    assert "only the requester" in str(copied.dropped[0][1])
+    assert fl.get(state_keys.upload(TaskId(tid), ALICE)) is None  # nothing was charged
+    ok = fl.block(
+        fl.put_blob(fl.requester, model, tid, ALICE, first, create),
+        fl.put_blob(fl.requester, SCRIPT, tid, ALICE, first + 1, create),
+    )
+    assert [r.status for r in ok.receipts] == [1, 1]
+    assert [r.status for r in fl.block(create).receipts] == [1]
+
+
 def test_a_lapsed_funding_takes_no_upload() -> None:
     fl = FL(n_clients=5, funding_window=WINDOW)
-    tid = sha(b"a task never created")
+    create = fl.tx(fl.outsider, CREATE_TASK, task_params(sha(b"m"), sha(SCRIPT)), nonce=99)
+    tid = create.hash  # a task never created
     fl.block(fl.deposit("fund", [tid, ALICE, 7]))
     fl.empty(WINDOW)
-    result = fl.block(fl.put_blob(fl.outsider, b"squat", tid, ALICE))
+    result = fl.block(fl.put_blob(fl.outsider, b"squat", tid, ALICE, create=create))
     assert dropped(result) == [Code.BLOB_NOT_ALLOWED]
     assert "can no longer be bound" in str(result.dropped[0][1])
 
@@ -135,18 +163,19 @@ def test_a_client_that_may_not_reveal_may_not_upload() -> None:
 def test_the_pretask_quota_is_the_largest_model_and_two_blobs() -> None:
     """Counted without uploading 400 MB: the rule on a bare state."""
     fl = FL(n_clients=5, funding_window=WINDOW)
-    tid = TaskId(sha(b"t"))
+    create = fl.tx(fl.requester, CREATE_TASK, task_params(sha(b"m"), sha(SCRIPT)), nonce=99)
+    tid = TaskId(create.hash)
     fl.block(fl.deposit("fund", [tid, ALICE, 7]))
     limits = Limits(funding_window_blocks=WINDOW)
     state = State(fl.chain.store, fl.root)
-    ctx = UploadContext(tid, ALICE)  # type: ignore[arg-type]
+    ctx = UploadContext(tid, ALICE, create.body)  # type: ignore[arg-type]
     quota = pretask_quota(limits)
     assert quota == 4 * 10**8 + 2 * limits.max_blob_size
-    allowance = admit_upload(state, pub(fl.outsider), quota, ctx, fl.height + 1, limits)
+    allowance = admit_upload(state, pub(fl.requester), quota, ctx, fl.height + 1, limits)
     assert allowance is not None and allowance.used == quota
     allowance.record(state)
     with pytest.raises(TxInvalid) as err:
-        admit_upload(state, pub(fl.outsider), 1, ctx, fl.height + 1, limits)
+        admit_upload(state, pub(fl.requester), 1, ctx, fl.height + 1, limits)
     assert err.value.code == Code.BLOB_QUOTA_EXCEEDED
 
 

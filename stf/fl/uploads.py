@@ -10,11 +10,17 @@ place in it cost money, and within a byte quota:
   slashable: the chunks of its update). Quota: twice the task's update size (``d`` times the
   value size: one update and one retry) per sender and epoch. A client's place cost a stake,
   a requester's the task's BASE_FEE.
-* ``put_blob [data, task, funder]`` before the task exists (its initial model and script; the
-  task id is the hash of the signed ``create_task``, known before it is sent), against an L1
-  funding of that id by ``funder`` the rollup recorded and that may still be bound. Quota: the
-  largest initial model (``4 * MAX_PARAMS``) plus two blobs (its manifest and a script) per
-  funding; each funding cost its funder BASE_FEE.
+* ``put_blob [data, task, funder, create_body]`` before the task exists (its initial model and
+  script; the task id is the hash of the signed ``create_task``, known before it is sent),
+  against an L1 funding of that id by ``funder`` the rollup recorded and that may still be
+  bound, **by the requester alone**: ``create_body`` is the create_task's unsigned body, which
+  must hash to the task id and name the upload's sender. Quota: the largest initial model
+  (``4 * MAX_PARAMS``) plus two blobs (its manifest and a script) per funding; each funding cost
+  its funder BASE_FEE. (Without the body, anyone who saw ``TaskFunded`` on the L1 could spend
+  the quota with junk and the requester could never upload its model: a red team's, found on
+  the quota as first built. The body is public once sent, but names its requester: a copy
+  proves nothing for another sender, and before it is sent nobody else knows it — only its
+  hash is on the L1.)
 
 On a chain with no L1 funding (``funding_window_blocks`` = 0: a development chain, whose task
 slots are free too) the bare ``put_blob [data]`` is still accepted; the task forms are checked
@@ -34,6 +40,7 @@ from dataclasses import dataclass
 from .. import encoding, state_keys
 from ..context import Limits
 from ..errors import Code, TxInvalid
+from ..hashing import tx_hash
 from ..ids import ClientKey, L1Address, TaskId
 from ..state import State
 from .epoch import submit_refusal
@@ -51,6 +58,7 @@ class UploadContext:
 
     task_id: TaskId
     funder: L1Address | None = None
+    create_body: bytes | None = None  # the pre-task form's proof of who the requester is
 
 
 @dataclass(frozen=True)
@@ -88,18 +96,20 @@ def admit_upload(
                 Code.BLOB_NOT_ALLOWED,
                 "this chain funds its tasks on the L1, so a blob is uploaded for a task: "
                 "put_blob [data, task_id] by its requester or a client that joined it, or "
-                "[data, task_id, funder] before create_task against a recorded funding",
+                "[data, task_id, funder, create_body] before create_task, by its requester, "
+                "against a recorded funding",
             )
         return None
     task = load_task(state, context.task_id)
     short = context.task_id.hex()[:16] + "…"
     if context.funder is not None:
+        _check_requester(context, sender, short)
         return _pretask(state, context.task_id, context.funder, size, height, limits, task, short)
     if task is None:
         raise TxInvalid(
             Code.BLOB_NOT_ALLOWED,
             f"task {short} does not exist: before create_task, upload with "
-            "[data, task_id, funder] against its recorded funding",
+            "[data, task_id, funder, create_body] against its recorded funding",
         )
     if task.status != TaskStatus.OPEN:
         raise TxInvalid(Code.BLOB_NOT_ALLOWED, f"task {short} is no longer open")
@@ -118,6 +128,30 @@ def admit_upload(
     quota = UPDATES_PER_EPOCH * task.params.d * task.params.np_dtype.itemsize
     key = state_keys.upload(context.task_id, client)
     return _charge(state, key, task.epoch, size, quota, f"epoch {task.epoch} of task {short}")
+
+
+def _check_requester(context: UploadContext, sender: bytes, short: str) -> None:
+    """The pre-task form's sender is the requester: the signer named in the ``create_task``
+    body that hashes to the task id."""
+    body = context.create_body
+    if body is None or tx_hash(body) != context.task_id:
+        raise TxInvalid(
+            Code.BLOB_NOT_ALLOWED,
+            f"a pre-task upload carries the unsigned body of the create_task whose hash is the "
+            f"task id; this one does not hash to {short}",
+        )
+    try:
+        fields = encoding.expect_list(encoding.decode(body), 5, "create_task body")
+    except encoding.EncodingError as exc:
+        raise TxInvalid(
+            Code.BLOB_NOT_ALLOWED, f"the create_task body does not parse: {exc}"
+        ) from None
+    if fields[2] != sender:
+        raise TxInvalid(
+            Code.BLOB_NOT_ALLOWED,
+            f"only the requester of task {short} (the signer of its create_task) uploads for "
+            "it before it exists",
+        )
 
 
 def _pretask(

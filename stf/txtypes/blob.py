@@ -4,8 +4,8 @@ The tree keeps only ``blob/<sha256> -> [size, uploader, height]``; the bytes
 live under ``blob:`` in the store, so a state proof stays small whatever the
 payload (model updates, initial models, training scripts).
 
-The payload is ``[data]``, ``[data, task_id]`` or ``[data, task_id, funder]``: what the blob
-is for decides whether its sender may upload it at all (:mod:`stf.fl.uploads`).
+The payload is ``[data]``, ``[data, task_id]`` or ``[data, task_id, funder, create_body]``:
+what the blob is for decides whether its sender may upload it at all (:mod:`stf.fl.uploads`).
 """
 
 from __future__ import annotations
@@ -30,9 +30,10 @@ class PutBlob(TxType):
 
     @classmethod
     def parse(cls, value: Any, limits: Limits) -> tuple[bytes, UploadContext | None]:
-        if not isinstance(value, list) or not 1 <= len(value) <= 3:
+        if not isinstance(value, list) or len(value) not in (1, 2, 4):
             raise encoding.EncodingError(
-                "payload must be [data], [data, task_id] or [data, task_id, funder]"
+                "payload must be [data], [data, task_id] or "
+                "[data, task_id, funder, create_task body]"
             )
         data = encoding.expect_bytes(value[0], "blob")
         if not data:
@@ -45,10 +46,11 @@ class PutBlob(TxType):
         context = None
         if len(value) > 1:
             task_id = TaskId(encoding.expect_bytes(value[1], "task_id", 32))
-            funder = None
-            if len(value) == 3:
+            funder, create_body = None, None
+            if len(value) == 4:
                 funder = L1Address(encoding.expect_bytes(value[2], "funder", 20))
-            context = UploadContext(task_id, funder)
+                create_body = encoding.expect_bytes(value[3], "create_task body")
+            context = UploadContext(task_id, funder, create_body)
         return data, context
 
     @classmethod
@@ -69,9 +71,19 @@ class PutBlob(TxType):
         state.set(key, BlobMeta(len(data), ClientKey(tx.sender), ctx.height).encode())
 
 
-def payload(data: bytes, task_id: bytes | None = None, funder: bytes | None = None) -> bytes:
-    """``[data]``, ``[data, task_id]`` (for an open task) or ``[data, task_id, funder]``
-    (before the task exists, against its funding)."""
+def payload(
+    data: bytes,
+    task_id: bytes | None = None,
+    funder: bytes | None = None,
+    create_body: bytes | None = None,
+) -> bytes:
+    """``[data]``, ``[data, task_id]`` (for an open task) or ``[data, task_id, funder,
+    create_body]`` (before the task exists, against its funding, by the sender of the signed
+    ``create_task`` whose unsigned body hashes to ``task_id``)."""
     if task_id is None:
         return encoding.encode([data])
-    return encoding.encode([data, task_id] if funder is None else [data, task_id, funder])
+    if funder is None:
+        return encoding.encode([data, task_id])
+    if create_body is None:
+        raise ValueError("a pre-task upload names the create_task's body")
+    return encoding.encode([data, task_id, funder, create_body])
