@@ -116,8 +116,7 @@ def sweep(storage: Storage, horizon: int, head: int) -> SweepResult:
         height = _HEIGHT.unpack(key[at : at + 8])[0]
         blob_hash = key[at + 8 :]
         if blob_hash in live:
-            storage.delete_raw(key)
-            storage.put_raw(P_BLOB_WRITTEN + _HEIGHT.pack(head) + blob_hash, b"")
+            storage.refile_blob(key, head, blob_hash)
             result.kept_live += 1
             continue
         data = storage.stored_blob(blob_hash)
@@ -128,8 +127,7 @@ def sweep(storage: Storage, horizon: int, head: int) -> SweepResult:
         if carrier < 0 and storage.state_value(state_keys.blob(blob_hash)) is not None:
             # an upload a later create_task or chunked reveal may name, found in no block:
             # never dropped (a pruned one would make this node refuse what others accept)
-            storage.delete_raw(key)
-            storage.put_raw(P_BLOB_WRITTEN + _HEIGHT.pack(head) + blob_hash, b"")
+            storage.refile_blob(key, head, blob_hash)
             result.kept_live += 1
             continue
         storage.prune_blob(blob_hash, key, encoding.encode([horizon, carrier]))

@@ -236,6 +236,13 @@ class Storage:
             wb.delete(BLOB_PREFIX + blob_hash)
             wb.put(P_BLOB_PRUNED + blob_hash, tombstone)
 
+    def refile_blob(self, written_key: bytes, height: int, blob_hash: bytes) -> None:
+        """Move a blob's ``bw:`` entry to ``height``, at once (two writes, a crash between
+        them, and the blob was never swept again)."""
+        with self._db.write_batch(transaction=True) as wb:
+            wb.delete(written_key)
+            wb.put(P_BLOB_WRITTEN + struct.pack(">Q", height) + blob_hash, b"")
+
     def stored_blob(self, blob_hash: bytes) -> bytes | None:
         """The blob store's copy alone (a pruned blob is not brought back)."""
         value: bytes | None = self._db.get(BLOB_PREFIX + blob_hash)

@@ -200,7 +200,7 @@ async def handle_blob(request: web.Request) -> web.StreamResponse:
     if len(blob_hash) != 32:
         raise web.HTTPBadRequest(text=f"not a 32-byte hex sha256: {text[:80]!r}")
     node = request.app[NODE_KEY]
-    data = node.blob(blob_hash)
+    data = await asyncio.to_thread(node.blob, blob_hash)  # a pruned upload: out of its block
     if data is None:
         at = node.pruned_at(blob_hash)
         why = "" if at is None else f" (pruned by this node's blob retention at height {at})"
