@@ -22,7 +22,7 @@ import structlog
 
 from stf import encoding, state_keys
 from stf.context import BlockContext
-from stf.errors import Code, TxInvalid
+from stf.errors import Code, MPSError, TxInvalid
 from stf.state import State
 from stf.transition import ChainConfig, check_tx
 from stf.tx import Transaction
@@ -84,6 +84,11 @@ class Mempool:
         self._base: dict[bytes, int] = {}
         #: the height the next block will have (the sequencer moves it after every seal)
         self.next_height = 1
+        # the head state plus what the pooled transactions' stateful admission wrote (the upload
+        # quota counters): a sender's second upload is checked against its first one's charge,
+        # so the pool never acknowledges an upload its block would then drop (a red team's)
+        self._charges = State(storage, b"")
+        self._charged: dict[bytes, None] = {}  # pooled transactions that wrote charges, in order
 
     def __len__(self) -> int:
         return len(self._by_hash)
@@ -135,13 +140,18 @@ class Mempool:
                 Code.NONCE_ALREADY_PENDING,
                 f"another transaction with nonce {tx.nonce} from this sender is pending",
             )
-        self._check_state(tx)
-        executable = all(n in pending for n in range(base, tx.nonce))
-        if not executable:
-            self._check_queue_room(tx.sender)
-        while self._full(len(raw)):
-            if not executable or not self._evict_queued():
-                raise TxInvalid(Code.MEMPOOL_FULL, "mempool is full, try again later")
+        charged = self._charges.snapshot()
+        try:
+            self._check_state(tx, self._charges)
+            executable = all(n in pending for n in range(base, tx.nonce))
+            if not executable:
+                self._check_queue_room(tx.sender)
+            while self._full(len(raw)):
+                if not executable or not self._evict_queued():
+                    raise TxInvalid(Code.MEMPOOL_FULL, "mempool is full, try again later")
+        except BaseException:
+            self._charges.revert(charged)
+            raise
         if journal and self._journal is not None:
             self._journal.append(raw)
         entry = _Entry(tx, raw, next(self._seq))
@@ -157,15 +167,32 @@ class Mempool:
         if self._journal is not None and raws:
             self._journal.append_many(raws)
 
-    def _check_state(self, tx: Transaction) -> None:
-        """The type's stateful admission against the head state, on a throwaway overlay."""
+    def _check_state(self, tx: Transaction, state: State) -> None:
+        """The type's stateful admission against ``state`` (the head and the pool's charges),
+        which keeps what it writes."""
         ttype = lookup(tx.tx_type)
         if ttype.consume.__func__ is TxType.consume.__func__:  # type: ignore[attr-defined]
             return  # nothing to check: no second decode of the payload on the event loop
         limits = self._chain.limits
         args = ttype.decode_payload(tx.payload, limits)
         ctx = BlockContext(self.next_height, 0, 0, limits)
-        ttype.consume(State(self._storage, b""), tx, args, ctx)
+        ttype.consume(state, tx, args, ctx)
+        if state is self._charges:
+            self._charged[tx.hash] = None
+
+    def new_head(self, height: int) -> None:
+        """After a block (and the removals it implies): charge what is still pooled again,
+        in arrival order, on the new head state. What no longer fits stays pooled uncharged:
+        its block drops it, as it would have."""
+        self.next_height = height + 1
+        pooled = [self._by_hash[h].tx for h in self._charged if h in self._by_hash]
+        self._charges, self._charged = State(self._storage, b""), {}
+        for tx in pooled:
+            snap = self._charges.snapshot()
+            try:
+                self._check_state(tx, self._charges)
+            except MPSError:
+                self._charges.revert(snap)
 
     def _full(self, incoming: int) -> bool:
         return (

@@ -271,7 +271,6 @@ class Sequencer:
             self._block_thread, self._build_and_commit, candidates, deposits, origin
         )
         self.head = sealed.block
-        self.mempool.next_height = sealed.block.height + 1
         # consumed or not (a deposit the STF rejects is dropped for good), they are done
         done = {e.position for e in deposits}
         self._deposits = [e for e in self._deposits if e.position not in done]
@@ -280,6 +279,7 @@ class Sequencer:
         self.mempool.remove(tx.hash for tx in candidates)
         self.mempool.refresh(forced)
         self.mempool.remove(self.mempool.stale_after_block(touched))
+        self.mempool.new_head(sealed.block.height)  # the next height; pending charges again
         if len(self.mempool) == 0 or self.mempool.journal_oversized():
             self.mempool.compact_journal()
         self.metrics.block_apply.observe(sealed.seconds)

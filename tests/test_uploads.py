@@ -202,3 +202,32 @@ async def test_the_mempool_refuses_a_bare_blob_on_a_funded_chain(tmp_path: Path)
         err = await h.error("mps_sendTransaction", "0x" + raw.hex())
         assert err["code"] == Code.BLOB_NOT_ALLOWED
         assert "uploaded for a task" in err["message"]
+
+
+async def test_the_pool_counts_pending_uploads_against_the_quota(tmp_path: Path) -> None:
+    """Red team: the pool checked each upload against the head state alone, so a second upload
+    that fitted on its own but not after the first was acknowledged and then dropped by its
+    block (with the sender's later nonces). Pending charges now count, and are recounted on
+    every new head."""
+    from test_fl_rpc import D, make_scenario, open_task
+
+    sc = make_scenario()
+    async with start_node(tmp_path / "n", genesis_stakes=sc.stakes()) as h:
+        await open_task(h, sc)
+        c = sc.clients[0]
+        quota = UPDATES_PER_EPOCH * D  # int8 updates
+        rng = np.random.default_rng(8)
+        first = put_blob(c, CHAIN_ID, 1, rng.bytes(D), sc.tid)
+        second = put_blob(c, CHAIN_ID, 2, rng.bytes(quota - D), sc.tid)
+        await h.send_ok(first)
+        await h.send_ok(second)  # exactly the quota with the first, still pending
+        over = put_blob(c, CHAIN_ID, 3, b"z", sc.tid)
+        err = (await h.send(over))["error"]
+        assert err["code"] == Code.BLOB_QUOTA_EXCEEDED and f"allows {quota} bytes" in err["message"]
+        sealed = await h.seal()
+        assert [tx.hash for tx in sealed.block.txs] == [first.hash, second.hash]
+        assert all(r.status == 1 for r in sealed.receipts)
+        err = (await h.send(over))["error"]  # sealed now: the head state says the same
+        assert err["code"] == Code.BLOB_QUOTA_EXCEEDED
+        # another sender's quota is its own, pending or not
+        await h.send_ok(put_blob(sc.clients[1], CHAIN_ID, 1, rng.bytes(quota), sc.tid))
