@@ -174,7 +174,7 @@ class Mempool:
         if ttype.consume.__func__ is TxType.consume.__func__:  # type: ignore[attr-defined]
             return  # nothing to check: no second decode of the payload on the event loop
         limits = self._chain.limits
-        args = ttype.decode_payload(tx.payload, limits)
+        args = ttype.payload_of(tx, limits)
         ctx = BlockContext(self.next_height, 0, 0, limits)
         ttype.consume(state, tx, args, ctx)
         if state is self._charges:

@@ -57,7 +57,7 @@ def check_tx(
             )
     elif verify_signature and not tx.signature_valid():
         raise TxInvalid(Code.INVALID_SIGNATURE, "signature does not match the sender and body")
-    return ttype, ttype.decode_payload(tx.payload, config.limits)
+    return ttype, ttype.payload_of(tx, config.limits)
 
 
 def expected_nonce(state: State, tx: Transaction, privileged: bool) -> int:

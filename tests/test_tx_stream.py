@@ -172,3 +172,40 @@ async def test_any_body_gets_an_answer_per_frame_and_never_a_500(h: NodeHarness)
         status, answers = await stream(h, body)
         assert status == 200
         assert -32603 not in codes(answers)  # a refusal or a hash per frame, never a crash
+
+
+async def test_frames_cut_across_any_chunking_come_out_whole(h: NodeHarness) -> None:
+    txs = [record_tx(Keypair.generate(), 0, value=os.urandom(n)) for n in (1, 700, 3000, 40)]
+    body = frame(tx.encode() for tx in txs)
+
+    async def pieces():  # 7 bytes at a time: every prefix and frame is split somewhere
+        for at in range(0, len(body), 7):
+            yield body[at : at + 7]
+            await asyncio.sleep(0)
+
+    status, answers = await stream(h, pieces())
+    assert status == 200 and codes(answers) == [None] * len(txs)
+    assert [unhex(a["result"]) for a in answers] == [tx.hash for tx in txs]
+
+
+async def test_a_blob_payload_is_parsed_once_from_admission_to_its_block(
+    h: NodeHarness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each parse of a put_blob payload copies the blob: the stateless check, the pool's quota
+    check and the block's execution share one parse of the same transaction object."""
+    from stf.txtypes.blob import PutBlob
+
+    parses: list[int] = []
+    real = PutBlob.decode_payload.__func__  # type: ignore[attr-defined]
+
+    def counting(cls, payload, limits):  # type: ignore[no-untyped-def]
+        parses.append(len(payload))
+        return real(cls, payload, limits)
+
+    monkeypatch.setattr(PutBlob, "decode_payload", classmethod(counting))
+    tx = put_blob(Keypair.generate(), 4242, 0, os.urandom(50_000))
+    status, answers = await stream(h, frame([tx.encode()]))
+    assert status == 200 and codes(answers) == [None]
+    sealed = await h.seal()
+    assert [t.hash for t in sealed.block.txs] == [tx.hash] and sealed.receipts[0].status == 1
+    assert len(parses) == 1

@@ -23,6 +23,23 @@ class TxType:
     # privileged types are injected by the sequencer (the L1 follower), never accepted over RPC
     PRIVILEGED: ClassVar[bool] = False
 
+    # the parsed payload is immutable (bytes, frozen records): a transaction keeps it, so that
+    # the pool's checks and the block do not parse a large payload again (each parse copies it)
+    IMMUTABLE_ARGS: ClassVar[bool] = False
+
+    @classmethod
+    def payload_of(cls, tx: Transaction, limits: Limits) -> Any:
+        """:meth:`decode_payload` of ``tx``'s payload, parsed once per transaction object for a
+        type with :attr:`IMMUTABLE_ARGS` (nothing it returns can be changed by its use)."""
+        if not cls.IMMUTABLE_ARGS:
+            return cls.decode_payload(tx.payload, limits)
+        cached = tx.__dict__.get("parsed_payload")
+        if cached is not None and cached[0] == (cls.TYPE_ID, limits):
+            return cached[1]
+        args = cls.decode_payload(tx.payload, limits)
+        tx.__dict__["parsed_payload"] = ((cls.TYPE_ID, limits), args)
+        return args
+
     @classmethod
     def decode_payload(cls, payload: bytes, limits: Limits) -> Any:
         """Stateless validation: parse the payload or raise :class:`TxInvalid`."""

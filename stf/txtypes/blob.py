@@ -27,6 +27,7 @@ from .base import TxType, register
 class PutBlob(TxType):
     TYPE_ID = 2
     NAME = "put_blob"
+    IMMUTABLE_ARGS = True  # (bytes, a frozen UploadContext): a 4 MiB blob is parsed once
 
     @classmethod
     def parse(cls, value: Any, limits: Limits) -> tuple[bytes, UploadContext | None]:
