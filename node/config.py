@@ -124,8 +124,8 @@ class NodeConfig:
         )
 
     def stream_limits(self) -> StreamLimits:
-        """``POST /txs``: a frame has the body timeout to arrive; twice as many frames as verify
-        threads are checked at once (enough to keep each busy, few enough to bound memory)."""
+        """``POST /txs``: a frame has the body timeout to arrive; two chunks of frames per verify
+        thread are checked at once (enough to keep each busy, few enough to bound memory)."""
         return StreamLimits(
             self.max_tx_size, self.max_stream_txs, self.body_timeout, 2 * self.verify_threads
         )

@@ -9,9 +9,10 @@ themselves, each ``u32 big-endian length || raw signed transaction``, read as it
 * the stateless half of admission (decode, limits, signature) runs on the verify pool in
   chunks of up to 1 MiB or 64 frames, ``window`` chunks at once (hashlib and ed25519 release
   the GIL), so a stream uses more than the event loop's core;
-* the stateful half (nonces, pool, state, journal) runs on the event loop **in stream order**, so
-  a sender's consecutive nonces go in as they would one request after another, each journaled
-  before it is acknowledged: the same checks and guarantees as ``mps_sendTransaction``;
+* the stateful half (nonces, pool, state) runs on the event loop **in stream order**, so a
+  sender's consecutive nonces go in as they would one request after another; what it admitted
+  is journaled in gathered writes off the loop, the last before the answer, so acknowledged
+  still means journaled: the same checks and guarantees as ``mps_sendTransaction``;
 * the stream **stops at its first refusal**: later frames are read no further and answered with
   1307 (STREAM_STOPPED), so a client's nonce sequence never gets a gap it did not choose;
 * memory is bounded by ``window + 1`` chunks (each at most 1 MiB plus one frame of at most
@@ -49,7 +50,7 @@ class StreamLimits:
     max_tx_size: int
     max_stream_txs: int
     frame_timeout: float
-    window: int  # frames checked at once
+    window: int  # chunks of frames checked at once
 
 
 @dataclass(frozen=True)
