@@ -75,6 +75,10 @@ class Node:
         """A stored blob's bytes (``GET /blob/<hash>`` streams them)."""
         return self.storage.blob(blob_hash)
 
+    def stored_blob(self, blob_hash: bytes) -> bytes | None:
+        """The blob store's copy alone (a pruned upload is read back by :meth:`blob`)."""
+        return self.storage.stored_blob(blob_hash)
+
     def pruned_at(self, blob_hash: bytes) -> int | None:
         """Where blob retention dropped a computed blob for good (``node.blob_gc``), or None."""
         return self.storage.pruned_at(blob_hash)

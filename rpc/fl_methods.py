@@ -7,7 +7,6 @@ batch committed on the L1, say) and check every proof against that root.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterator
 from typing import Any
 
@@ -31,7 +30,7 @@ from .fl_views import (
     verdict_fields,
 )
 from .jsonrpc import Param
-from .lookup import StateGet, not_found, resolve_block, state_reader
+from .lookup import StateGet, not_found, read_blob, resolve_block, state_reader
 from .params import AT_BLOCK, HASH, TASK
 from .ports import FLStore, Heads
 from .registry import rpc
@@ -158,8 +157,7 @@ class FLMethods:
         A blob's raw CIDv1 (``bafkrei...``, e.g. ``scriptCid`` in ``mps_getTask``) carries the
         same sha256: :func:`stf.cid.parse_cid_v1` turns it into the ``hash`` to pass here.
         """
-        # on a thread: a pruned upload is read back out of its block, which may be large
-        blob = await asyncio.to_thread(self._store.blob, blob_hash)
+        blob = await read_blob(self._store, blob_hash)
         if blob is None:
             raise blob_absence(self._store, blob_hash)
         return bytes(blob)

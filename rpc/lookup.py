@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Protocol
 
 from stf.block import Block
 from stf.errors import Code, MPSError
@@ -48,3 +51,23 @@ def state_reader(store: StateStore, heads: Heads, block: Block) -> StateGet:
         return None if vh is None else store.value_by_hash(vh)
 
     return get
+
+
+class BlobReads(Protocol):
+    def stored_blob(self, blob_hash: bytes) -> bytes | None: ...
+
+    def blob(self, blob_hash: bytes) -> bytes | None: ...
+
+
+# a pool of its own: the default executor is also what callers' threads wait in (a test's sync
+# clients), and a restore queued behind them never ran (the Flower test hung so)
+_RESTORES = ThreadPoolExecutor(2, thread_name_prefix="mps-blob-restore")
+
+
+async def read_blob(store: BlobReads, blob_hash: bytes) -> bytes | None:
+    """A blob's bytes: the store's copy at once, or a pruned upload read back out of the block
+    that carried it, which may be large, on a worker thread."""
+    data = store.stored_blob(blob_hash)
+    if data is not None:
+        return data
+    return await asyncio.get_running_loop().run_in_executor(_RESTORES, store.blob, blob_hash)

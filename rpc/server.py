@@ -16,6 +16,7 @@ from stf.errors import PARSE_ERROR, Code
 from .codec import JSON, MSGPACK, decode_body, encode_body
 from .explorer import handle_explorer
 from .jsonrpc import Dispatcher, RPCError, approx_size
+from .lookup import read_blob
 from .openrpc import add_discover
 from .ports import RPCMetrics, Served
 from .rate import TokenBucket
@@ -200,7 +201,7 @@ async def handle_blob(request: web.Request) -> web.StreamResponse:
     if len(blob_hash) != 32:
         raise web.HTTPBadRequest(text=f"not a 32-byte hex sha256: {text[:80]!r}")
     node = request.app[NODE_KEY]
-    data = await asyncio.to_thread(node.blob, blob_hash)  # a pruned upload: out of its block
+    data = await read_blob(node, blob_hash)
     if data is None:
         at = node.pruned_at(blob_hash)
         why = "" if at is None else f" (pruned by this node's blob retention at height {at})"
