@@ -17,7 +17,8 @@ themselves, each ``u32 big-endian length || raw signed transaction``, read as it
   1307 (STREAM_STOPPED), so a client's nonce sequence never gets a gap it did not choose;
 * memory is bounded by ``window + 1`` chunks (each at most 1 MiB plus one frame of at most
   ``max_tx_size``) and an 8 MiB journal batch, whatever the body's length; at most
-  ``max_stream_txs`` frames; each frame must arrive within ``body_timeout``.
+  ``max_stream_txs`` frames; each frame must arrive within ``body_timeout``, the whole body
+  within ten of them.
 
 The answer is a JSON (or, with ``Accept: application/msgpack``, msgpack) array of JSON-RPC
 response objects, one per frame read, ``id`` the frame's index: ``result`` the hash, or ``error``
@@ -62,6 +63,8 @@ class TxStream:
 
 
 TX_STREAM_KEY = web.AppKey("tx_stream", TxStream)
+STREAM_TIMEOUTS = 10
+"""A whole stream must arrive within this many ``body_timeout``s (10 min by default)."""
 log = structlog.get_logger("mps.rpc")
 
 
@@ -85,21 +88,25 @@ class _Frames:
         self._chunks: deque[bytes] = deque()
         self._offset = 0  # into the first chunk
         self._size = 0  # bytes held, from the offset on
+        # the whole body's bound: a frame every body_timeout would hold a socket for days
+        self._ends = asyncio.get_running_loop().time() + STREAM_TIMEOUTS * limits.frame_timeout
 
     async def _fill(self, n: int, deadline: float, index: int) -> bool:
         """Hold at least ``n`` bytes; False at the body's end before that."""
         loop = asyncio.get_running_loop()
         while self._size < n:
-            left = deadline - loop.time()
+            left = min(deadline, self._ends) - loop.time()
             try:
                 if left <= 0:
                     raise TimeoutError
                 chunk = await asyncio.wait_for(self._content.readany(), left)
             except TimeoutError:
-                raise _StreamEnd(
-                    int(Code.BODY_TIMEOUT),
-                    f"frame {index} did not arrive within {self._limits.frame_timeout}s",
-                ) from None
+                if loop.time() >= self._ends:
+                    whole = STREAM_TIMEOUTS * self._limits.frame_timeout
+                    msg = f"the stream did not arrive within {whole:g}s (frame {index})"
+                else:
+                    msg = f"frame {index} did not arrive within {self._limits.frame_timeout}s"
+                raise _StreamEnd(int(Code.BODY_TIMEOUT), msg) from None
             if not chunk:
                 return False
             self._chunks.append(chunk)

@@ -209,3 +209,22 @@ async def test_a_blob_payload_is_parsed_once_from_admission_to_its_block(
     sealed = await h.seal()
     assert [t.hash for t in sealed.block.txs] == [tx.hash] and sealed.receipts[0].status == 1
     assert len(parses) == 1
+
+
+async def test_a_stream_that_trickles_for_ever_is_cut(tmp_path) -> None:
+    """Each frame in time, the whole never done: a frame per body_timeout held a socket for
+    as long as max_stream_txs frames took (days); the whole body has ten body_timeouts."""
+    async with start_node(tmp_path / "n", body_timeout=0.2) as h:
+        txs = [record_tx(Keypair.generate(), 0) for _ in range(40)]
+
+        async def trickle():
+            for tx in txs:
+                yield frame([tx.encode()])
+                await asyncio.sleep(0.1)
+
+        status, answers = await stream(h, trickle())
+        assert status == 200
+        got = codes(answers)
+        assert got[-1] == int(Code.BODY_TIMEOUT) and set(got[:-1]) == {None}
+        assert 10 <= len(got) - 1 < 30  # about 2 s of frames at one per 0.1 s
+        assert "the stream did not arrive within 2s" in answers[-1]["error"]["message"]
