@@ -72,9 +72,15 @@ def address20(account: LocalAccount) -> bytes:
 # The RewardManager's leaves, written from the L1 spec (docs/contracts.md): what the contract
 # checks, whatever the STF's encoders look like
 def settle_leaf(
-    task: bytes, status: int, epochs: int, total: int, funder: bytes
+    task: bytes, status: int, epochs: int, total: int, funder: bytes, data_bytes: int = 0
 ) -> tuple[bytes, bytes]:
-    value = bytes([status]) + epochs.to_bytes(4, "big") + total.to_bytes(8, "big") + funder
+    value = (
+        bytes([status])
+        + epochs.to_bytes(4, "big")
+        + total.to_bytes(8, "big")
+        + funder
+        + data_bytes.to_bytes(8, "big")
+    )
     return b"settle/" + task, value
 
 
@@ -322,7 +328,7 @@ def bench_proofs(
     b.gas(
         "RewardManager.settle",
         b.admin,
-        b.rewards.settle(batch, task, b.requester.address, 2, 10, 20, sib),
+        b.rewards.settle(batch, task, b.requester.address, 2, 10, 20, 0, sib),
         0,
         f"{n:,} keys, proof depth {len(sib)}",
     )

@@ -32,6 +32,7 @@ import numpy.typing as npt
 from mps_common.hexutil import from_hex
 from stf import state_keys
 from stf.errors import Code
+from stf.fl.data_budget import allowance, data_fee
 from stf.fl.rules import check_bounds
 from stf.fl.task import TaskParams, quantize
 from stf.ids import ClientKey, TaskId
@@ -534,6 +535,14 @@ class ClientCore:
             raise InvalidArgument(f"the model has {weights.size} values, the layout {params.d}")
         model_id, blobs = fl.model_blobs(weights, params.shift, blob_limit(limits))
         blobs = [*blobs, script]
+        fee = int(limits.get("dataFeePerMib", 0))
+        pretask = sum(len(b) for b in blobs)
+        if fee and deposit_wei is not None and allowance(deposit_wei, fee) < pretask:
+            raise InvalidArgument(
+                f"this chain bills a task's data to its deposit ({fee} wei per MiB): the model "
+                f"and script alone ({pretask} bytes) need at least {data_fee(pretask, fee)} wei, "
+                f"and all epochs at most {fl.data_fee_bound(params, pretask, fee)} wei"
+            )
         funder = b"" if deposit_wei is None else self.l1.address_bytes
         params = replace(params, init_model=model_id, script=fl.blob_id(script), funder=funder)
         if deposit_wei is None:

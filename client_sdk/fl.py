@@ -31,7 +31,9 @@ from stf.cid import cid_v1
 from stf.context import Limits
 from stf.fl.chunks import MAX_CHUNKS, Manifest
 from stf.fl.commit import DOMAIN, REFERENCE_DOMAIN, SALT_BYTES, commitment
+from stf.fl.data_budget import data_fee
 from stf.fl.task import MODEL_DTYPE, TaskParams, quantize
+from stf.fl.uploads import UPDATES_PER_EPOCH
 from stf.ids import BlobId, ClientKey, TaskId
 from stf.tx import Transaction, make_tx
 from stf.txtypes.fl import (
@@ -82,6 +84,17 @@ def model_blob(weights: npt.ArrayLike, shift: int) -> bytes:
     w = np.rint(np.asarray(weights, dtype=np.float64).ravel() * float(2**shift))
     lim = np.iinfo(np.int32)
     return bytes(np.clip(w, lim.min, lim.max).astype(MODEL_DTYPE).tobytes())
+
+
+def data_fee_bound(params: TaskParams, pretask_bytes: int, fee_per_mib: int) -> int:
+    """The most a task's data can cost its funder (wei), on a chain that prices it: its
+    pre-task uploads, then in every epoch each client's and the requester's commitment reserving
+    a whole upload quota (``stf.fl.data_budget``). What is reserved and not sent is not billed,
+    so the bill is usually about half of this; a deposit below it means that commitments beyond
+    what it pays for fail ``DATA_BUDGET_EXHAUSTED`` (nobody loses anything)."""
+    quota = UPDATES_PER_EPOCH * params.d * params.np_dtype.itemsize
+    worst = pretask_bytes + params.epochs * (params.max_clients + 1) * quota
+    return data_fee(worst, fee_per_mib)
 
 
 def model_blobs(

@@ -10,8 +10,10 @@ import {StakingRegistry} from "./StakingRegistry.sol";
 /// @title RewardManager
 /// @notice Escrows a requester's payment for a federated-learning task and pays it out from the rollup's
 ///         finalized state: a funder pays BASE_FEE (to the RewardTreasury) plus a deposit for a task id;
-///         when the task stops, `settle` charges FEE_PER_EPOCH per trained epoch (at most the deposit),
-///         sends the protocol share to the RewardTreasury, refunds the rest, and lets every clean client
+///         when the task stops, `settle` first bills the task's data (DATA_FEE_PER_MIB per MiB of the bytes
+///         it put in the rollup's blocks, all to the RewardTreasury), then charges FEE_PER_EPOCH per
+///         trained epoch (at most what is left), sends the protocol share to the RewardTreasury, refunds
+///         the rest, and lets every clean client
 ///         `claim` its share of the pool, pro rata to its accepted updates (with no clean update the pool
 ///         goes to the RewardTreasury too, never back to the requester).
 /// @dev A funding is keyed by (taskId, funder = msg.sender), so anyone may fund any task id and several
@@ -26,7 +28,8 @@ import {StakingRegistry} from "./StakingRegistry.sol";
 ///
 ///      Leaves proven (written by the STF, fixed binary values, big-endian):
 ///        "settle/" || taskId                 -> status(uint8) || epochsTrained(uint32) ||
-///                                                totalCleanUpdates(uint64) || funder(address)      33 bytes
+///                                                totalCleanUpdates(uint64) || funder(address) ||
+///                                                dataBytes(uint64)                                 41 bytes
 ///        "reward/" || taskId || clientKey    -> accepted(uint32) || flagged(uint8)                  5 bytes
 ///        "funding/" || taskId || funder      -> deposit(uint256) || bindBy(uint64) || bound(uint8)  41 bytes
 ///      `settle` records the root it proved against and every claim proves against that same root, so all
@@ -60,6 +63,12 @@ contract RewardManager is AdminControlled, ReentrancyGuard {
     uint256 public immutable BASE_FEE;
     /// @notice Fee per trained epoch, taken from the deposit at settlement.
     uint256 public immutable FEE_PER_EPOCH;
+    /// @notice Wei per MiB of a task's data, billed from the deposit at settlement, all to the
+    ///         RewardTreasury: the price of the bytes every copy of the chain keeps. Never to the pool,
+    ///         or a requester whose clients are its own sybils would be paid back. It must equal the
+    ///         rollup's `data_fee_per_mib` (its genesis spec), which keeps every task's bytes within
+    ///         what its deposit pays for.
+    uint256 public immutable DATA_FEE_PER_MIB;
     /// @notice Part of the fee (in basis points) that goes to the RewardTreasury; the rest is the pool.
     uint16 public immutable PROTOCOL_SHARE_BPS;
 
@@ -101,7 +110,13 @@ contract RewardManager is AdminControlled, ReentrancyGuard {
     /// @dev `requester` is the funder (the name is kept: the node's L1 follower decodes this event).
     event TaskFunded(bytes32 indexed taskId, address indexed requester, uint256 deposit);
     event TaskSettled(
-        bytes32 indexed taskId, uint8 status, uint32 epochsTrained, uint256 fee, uint256 pool, uint256 refund
+        bytes32 indexed taskId,
+        uint8 status,
+        uint32 epochsTrained,
+        uint256 fee,
+        uint256 pool,
+        uint256 refund,
+        uint256 dataFee
     );
     event RewardClaimed(bytes32 indexed taskId, bytes32 indexed clientKey, address payee, uint256 amount);
     event Refunded(bytes32 indexed taskId, address indexed requester, uint256 amount);
@@ -113,6 +128,7 @@ contract RewardManager is AdminControlled, ReentrancyGuard {
         address payable rewardTreasury_,
         uint256 baseFee,
         uint256 feePerEpoch,
+        uint256 dataFeePerMib,
         uint16 protocolShareBps,
         address admin_
     ) AdminControlled(admin_) {
@@ -124,6 +140,7 @@ contract RewardManager is AdminControlled, ReentrancyGuard {
         rewardTreasury = rewardTreasury_;
         BASE_FEE = baseFee;
         FEE_PER_EPOCH = feePerEpoch;
+        DATA_FEE_PER_MIB = dataFeePerMib;
         PROTOCOL_SHARE_BPS = protocolShareBps;
     }
 
@@ -155,6 +172,7 @@ contract RewardManager is AdminControlled, ReentrancyGuard {
         uint8 status,
         uint32 epochsTrained,
         uint64 totalCleanUpdates,
+        uint64 dataBytes,
         bytes32[] calldata siblings
     ) external nonReentrant {
         Funding storage f = _fundings[taskId][funder];
@@ -165,20 +183,37 @@ contract RewardManager is AdminControlled, ReentrancyGuard {
         // the STF never binds a funding it let lapse, so this cannot happen with an honest rollup
         if (f.reclaimed) revert AlreadyReclaimed(taskId, funder);
         if (status != STATUS_COMPLETE && status != STATUS_FINISHED) revert InvalidStatus(status);
-        bytes32 root = rollup.finalizedStateRoot(batchIndex);
-        bytes memory value = abi.encodePacked(status, epochsTrained, totalCleanUpdates, funder);
-        if (!SparseMerkle.verify(root, abi.encodePacked("settle/", taskId), value, siblings)) {
-            revert InvalidProof();
-        }
-
-        (uint256 fee, uint256 protocol, uint256 pool, uint256 refund) =
-            _split(deposit, epochsTrained, totalCleanUpdates);
+        bytes memory value = abi.encodePacked(status, epochsTrained, totalCleanUpdates, funder, dataBytes);
+        s.root = _proven(batchIndex, abi.encodePacked("settle/", taskId), value, siblings);
         s.funder = funder;
         s.totalCleanUpdates = totalCleanUpdates;
+        _settle(s, taskId, deposit, status, epochsTrained, dataBytes);
+    }
+
+    /// @dev The finalized state root of batch `batchIndex`, if `key` holds `value` under it.
+    function _proven(uint256 batchIndex, bytes memory key, bytes memory value, bytes32[] calldata siblings)
+        private
+        view
+        returns (bytes32 root)
+    {
+        root = rollup.finalizedStateRoot(batchIndex);
+        if (!SparseMerkle.verify(root, key, value, siblings)) revert InvalidProof();
+    }
+
+    /// @dev Split the deposit of a proven settlement and pay the protocol its part.
+    function _settle(
+        Settlement storage s,
+        bytes32 taskId,
+        uint256 deposit,
+        uint8 status,
+        uint32 epochsTrained,
+        uint64 dataBytes
+    ) private {
+        (uint256 dataFee, uint256 fee, uint256 protocol, uint256 pool, uint256 refund) =
+            _split(deposit, epochsTrained, s.totalCleanUpdates, dataBytes);
         s.pool = uint128(pool); // pool + refund <= deposit < 2^128
         s.refund = uint128(refund);
-        s.root = root;
-        emit TaskSettled(taskId, status, epochsTrained, fee, pool, refund);
+        emit TaskSettled(taskId, status, epochsTrained, fee, pool, refund, dataFee);
 
         if (protocol > 0) _pay(rewardTreasury, protocol);
     }
@@ -282,18 +317,24 @@ contract RewardManager is AdminControlled, ReentrancyGuard {
         return (s.refund, s.refunded);
     }
 
-    /// @dev The settlement's split of `deposit`: fee = min(epochs * FEE_PER_EPOCH, deposit), the protocol's
-    ///      share of it, the pool (the rest of the fee) and the refund (the rest of the deposit).
-    function _split(uint256 deposit, uint32 epochsTrained, uint64 totalCleanUpdates)
+    /// @dev The settlement's split of `deposit`: the data fee = ceil(dataBytes * DATA_FEE_PER_MIB / 2^20)
+    ///      (at most the deposit: the rollup keeps a task's bytes within what its deposit pays for, so
+    ///      the cap only guards a rollup whose fee differs), then fee = min(epochs * FEE_PER_EPOCH, what
+    ///      is left), the protocol's share (the data fee and a share of the fee), the pool (the rest of
+    ///      the fee) and the refund (the rest of the deposit).
+    function _split(uint256 deposit, uint32 epochsTrained, uint64 totalCleanUpdates, uint64 dataBytes)
         private
         view
-        returns (uint256 fee, uint256 protocol, uint256 pool, uint256 refund)
+        returns (uint256 dataFee, uint256 fee, uint256 protocol, uint256 pool, uint256 refund)
     {
+        dataFee = (uint256(dataBytes) * DATA_FEE_PER_MIB + (1 << 20) - 1) >> 20;
+        if (dataFee > deposit) dataFee = deposit;
         fee = uint256(epochsTrained) * FEE_PER_EPOCH;
-        if (fee > deposit) fee = deposit;
-        protocol = fee * PROTOCOL_SHARE_BPS / 10_000;
-        pool = fee - protocol;
-        refund = deposit - fee;
+        if (fee > deposit - dataFee) fee = deposit - dataFee;
+        uint256 share = fee * PROTOCOL_SHARE_BPS / 10_000;
+        protocol = dataFee + share;
+        pool = fee - share;
+        refund = deposit - dataFee - fee;
         if (totalCleanUpdates == 0) {
             // nobody to pay: the pool goes to the protocol, never back to the requester, who
             // would otherwise gain by getting every client flagged (its rules, its sybils)

@@ -54,6 +54,9 @@ class DeployParams:
     """Flat fee per task, to the RewardTreasury (RewardManager.BASE_FEE)."""
     fee_per_epoch: int = ETHER // 1000
     """Fee per trained epoch, taken from the task deposit (RewardManager.FEE_PER_EPOCH)."""
+    data_fee_per_mib: int = 0
+    """Wei per MiB of a task's data, billed at settlement (RewardManager.DATA_FEE_PER_MIB). It
+    must equal the rollup genesis spec's ``data_fee_per_mib`` (``deploy`` passes the node's)."""
     protocol_share_bps: int = 500
     """Part of the fee kept by the protocol, in basis points (5 %)."""
     challenge_blocks: int = 10
@@ -145,7 +148,7 @@ def deploy_all(
         new("RewardTreasury", admin),
         new("ForcedInbox", p.max_forced_tx_bytes, p.sequencing_window),
     )
-    fees = (p.base_fee, p.fee_per_epoch, p.protocol_share_bps)
+    fees = (p.base_fee, p.fee_per_epoch, p.data_fee_per_mib, p.protocol_share_bps)
     resolvers = [to_checksum_address(r) for r in p.resolvers] or [admin]
     slashing, rewards, committee = _deployed(
         w3,

@@ -169,6 +169,13 @@ class BlobQuotaExceeded(RPCError):
     code = Code.BLOB_QUOTA_EXCEEDED
 
 
+class LargeTxFailed(RPCError):
+    """A transaction with a large payload would fail in execution: it is never included (its
+    bytes would be stored for nobody's money); the message says why it would fail."""
+
+    code = Code.LARGE_TX_FAILED
+
+
 class ExecutionFailed(RPCError):
     """The transaction was sealed but failed, for a reason with no code of its own (none is
     emitted since every execution fault got its own code; kept: codes never change meaning)."""
@@ -337,6 +344,13 @@ class ForcedTxInvalid(RPCError):
     that ``l1_deposit``."""
 
     code = Code.FORCED_TX_INVALID
+
+
+class DataBudgetExhausted(RPCError):
+    """The task's deposit pays for no more of its bytes: a commitment's reservation failed
+    (nothing committed, nothing owed)."""
+
+    code = Code.DATA_BUDGET_EXHAUSTED
 
 
 class NotFound(RPCError):

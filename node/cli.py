@@ -22,6 +22,7 @@ from stf.genesis import GenesisStake, genesis_block
 
 from .blas import blas_threads
 from .config import (
+    DEFAULT_DATA_FEE_PER_MIB,
     DEFAULT_FUNDING_WINDOW_BLOCKS,
     ConfigError,
     NodeConfig,
@@ -152,6 +153,7 @@ def cmd_dev(args: argparse.Namespace) -> int:
             batch_blocks=5,
             batch_seconds=5.0,
             funding_window_blocks=0 if args.no_l1 else DEFAULT_FUNDING_WINDOW_BLOCKS,
+            data_fee_per_mib=0 if args.no_l1 else DEFAULT_DATA_FEE_PER_MIB,
         )
         if not base.key_path.exists():
             Keypair.generate().save(base.key_path)
@@ -171,7 +173,13 @@ def cmd_dev(args: argparse.Namespace) -> int:
     genesis_root = genesis_block({}, chain, cfg.genesis())[0].header.state_root
     try:
         dev = start_dev_l1(
-            datadir, genesis_root, clients, cfg.chain_id, l1_port=args.l1_port, l1_rpc=cfg.l1_rpc
+            datadir,
+            genesis_root,
+            clients,
+            cfg.chain_id,
+            l1_port=args.l1_port,
+            l1_rpc=cfg.l1_rpc,
+            data_fee_per_mib=cfg.data_fee_per_mib,
         )
     except Exception as exc:
         log.error("cannot start the dev L1", error=str(exc))
@@ -214,7 +222,9 @@ def cmd_deploy(args: argparse.Namespace) -> int:
     # the RewardManager makes the chain fund its tasks on the L1 first: a consensus parameter,
     # so it must be in the genesis the rollup contract starts from
     cfg = replace(
-        cfg, funding_window_blocks=cfg.funding_window_blocks or DEFAULT_FUNDING_WINDOW_BLOCKS
+        cfg,
+        funding_window_blocks=cfg.funding_window_blocks or DEFAULT_FUNDING_WINDOW_BLOCKS,
+        data_fee_per_mib=cfg.data_fee_per_mib or DEFAULT_DATA_FEE_PER_MIB,
     )
     try:
         w3 = connect(args.l1_rpc, args.l1_chain_id)
@@ -247,6 +257,7 @@ def cmd_deploy(args: argparse.Namespace) -> int:
         stake_amount=args.stake_amount,
         base_fee=args.base_fee,
         fee_per_epoch=args.fee_per_epoch,
+        data_fee_per_mib=cfg.data_fee_per_mib,
         protocol_share_bps=args.protocol_share_bps,
         challenge_blocks=args.challenge_blocks,
         challenge_bond=args.challenge_bond,

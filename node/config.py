@@ -28,6 +28,9 @@ ENV_PREFIX = "MPS_"
 # what `mps-node dev` and `deploy` choose for a chain with an L1: ~10 minutes at 1 s blocks
 # for the funding to arrive (L1 confirmations) and its create_task to follow
 DEFAULT_FUNDING_WINDOW_BLOCKS = 600
+# and the price of a task's bytes: BASE_FEE (0.01 ETH on a dev network) per 400 MiB, the price
+# of a funding's pre-task uploads (stf.fl.data_budget)
+DEFAULT_DATA_FEE_PER_MIB = 25 * 10**12
 
 
 class ConfigError(ValueError):
@@ -51,6 +54,9 @@ class NodeConfig:
     # create_task, which must bind the funding within n blocks of its arrival (stf.fl.funding).
     # Required (>= 1) with an l1_reward_manager: a task slot must cost its requester BASE_FEE
     funding_window_blocks: int = 0
+    # consensus: wei per MiB of a task's data, billed to its funding at settlement (0: not
+    # priced; needs funding_window_blocks >= 1, and the RewardManager's DATA_FEE_PER_MIB)
+    data_fee_per_mib: int = 0
     max_body_size: int = 64 * 1024 * 1024
     max_batch: int = 100
     max_stream_txs: int = 10_000  # POST /txs: transactions in one stream
@@ -113,6 +119,7 @@ class NodeConfig:
             max_record_size=self.max_record_size,
             max_blob_size=self.max_blob_size,
             funding_window_blocks=self.funding_window_blocks,
+            data_fee_per_mib=self.data_fee_per_mib,
         )
 
     def guard_limits(self) -> GuardLimits:
@@ -179,6 +186,13 @@ class NodeConfig:
             problems.append(
                 "funding_window_blocks must be at least 1 with an l1_reward_manager (tasks are "
                 "funded on the L1 first, so that a task slot costs its requester BASE_FEE)"
+            )
+        if not 0 <= self.data_fee_per_mib < 2**128:
+            problems.append("data_fee_per_mib must be 0 to 2^128 - 1 wei")
+        elif self.data_fee_per_mib and self.funding_window_blocks < 1:
+            problems.append(
+                "data_fee_per_mib needs funding_window_blocks >= 1: a task's bytes are billed to "
+                "its L1 funding"
             )
         if self.l1_confirmations < 0 or self.batch_blocks < 1 or self.batch_max_blocks < 1:
             problems.append("l1_confirmations must be >= 0, batch_blocks and batch_max_blocks >= 1")

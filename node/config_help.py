@@ -20,6 +20,8 @@ SETTING_HELP: dict[str, str] = {
     "max_blob_size": "largest blob or chunk in bytes (consensus)",
     "funding_window_blocks": "blocks a task funding may wait for its create_task (consensus; 0: "
     "no L1 funding)",
+    "data_fee_per_mib": "wei per MiB of a task's data, billed to its L1 funding (consensus; 0: "
+    "not priced)",
     "max_body_size": "largest HTTP request body in bytes",
     "max_batch": "most requests in one JSON-RPC batch",
     "max_stream_txs": "most transactions in one POST /txs stream",

@@ -22,9 +22,9 @@ import structlog
 
 from stf import encoding, state_keys
 from stf.context import BlockContext
-from stf.errors import Code, MPSError, TxInvalid
+from stf.errors import Code, MPSError, TxFailed, TxInvalid
 from stf.state import State
-from stf.transition import ChainConfig, check_tx
+from stf.transition import ChainConfig, check_tx, large_failure
 from stf.tx import Transaction
 from stf.txtypes.base import TxType, lookup
 
@@ -171,14 +171,26 @@ class Mempool:
         """The type's stateful admission against ``state`` (the head and the pool's charges),
         which keeps what it writes."""
         ttype = lookup(tx.tx_type)
-        if ttype.consume.__func__ is TxType.consume.__func__:  # type: ignore[attr-defined]
-            return  # nothing to check: no second decode of the payload on the event loop
         limits = self._chain.limits
+        charges = ttype.consume.__func__ is not TxType.consume.__func__  # type: ignore[attr-defined]
+        must_succeed = ttype.must_succeed(tx, limits)
+        if not charges and not must_succeed:
+            return  # nothing to check: no second decode of the payload on the event loop
         args = ttype.payload_of(tx, limits)
         ctx = BlockContext(self.next_height, 0, 0, limits)
-        ttype.consume(state, tx, args, ctx)
-        if state is self._charges:
-            self._charged[tx.hash] = None
+        if charges:
+            ttype.consume(state, tx, args, ctx)
+            if state is self._charges:
+                self._charged[tx.hash] = None
+        if must_succeed:
+            # its block would drop it: say so now, not after acknowledging it
+            snap = state.snapshot()
+            try:
+                ttype.apply(state, tx, args, ctx)
+            except TxFailed as exc:
+                raise large_failure(ttype, tx, exc) from None
+            finally:
+                state.revert(snap)
 
     def new_head(self, height: int) -> None:
         """After a block (and the removals it implies): charge what is still pooled again,

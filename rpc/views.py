@@ -111,6 +111,7 @@ def genesis_view(chain: ChainConfig, genesis: Genesis, block_hash: bytes | None)
             "maxRecordSize": limits.max_record_size,
             "maxBlobSize": limits.max_blob_size,
             "fundingWindowBlocks": limits.funding_window_blocks,
+            "dataFeePerMib": str(limits.data_fee_per_mib),
         },
         "hash": block_hash,
     }

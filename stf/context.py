@@ -17,6 +17,9 @@ class Limits:
     # must name an L1 funding the rollup recorded for its task id, at most n blocks old, so a
     # slot costs its requester the L1's BASE_FEE (stf.fl.funding)
     funding_window_blocks: int = 0
+    # wei per MiB of a task's data, billed to its funding at settlement (stf.fl.data_budget);
+    # 0: bytes are not priced. Only a chain that funds its tasks prices them
+    data_fee_per_mib: int = 0
 
 
 @dataclass(frozen=True)

@@ -34,6 +34,7 @@ class Code(IntEnum):
     NONCE_ALREADY_PENDING = 1012
     BLOB_NOT_ALLOWED = 1013  # stf.fl.uploads: who may upload a blob for which task
     BLOB_QUOTA_EXCEEDED = 1014
+    LARGE_TX_FAILED = 1015  # a large payload that would fail: nobody paid for its bytes
     # execution (appear in receipts)
     EXECUTION_FAILED = 1100  # no longer emitted: each fault below has its own code (docs/rpc.md)
     NOT_STAKED = 1101
@@ -61,6 +62,7 @@ class Code(IntEnum):
     STAKE_BINDING_INVALID = 1123
     TASK_NOT_FUNDED = 1124
     FORCED_TX_INVALID = 1125
+    DATA_BUDGET_EXHAUSTED = 1126  # stf.fl.data_budget: the deposit pays for no more bytes
     # queries
     NOT_FOUND = 1200
     # transport and node

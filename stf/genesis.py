@@ -44,6 +44,7 @@ def genesis_block(store: KVReader, config: ChainConfig, genesis: Genesis) -> tup
         lim.max_record_size,
         lim.max_blob_size,
         lim.funding_window_blocks,
+        lim.data_fee_per_mib,
     )
     state.set(state_keys.CHAIN_SPEC, spec.encode())
     for s in genesis.stakes:

@@ -70,21 +70,29 @@ class ChainSpec:
     max_record_size: int
     max_blob_size: int
     funding_window_blocks: int
+    # appended when set, as Ethereum's header grew its base fee: a chain that does not price
+    # its bytes keeps the seven fields, and the genesis root, it always had
+    data_fee_per_mib: int = 0
 
     def encode(self) -> bytes:
-        return encoding.encode(
-            [
-                self.chain_id,
-                self.sequencer,
-                self.max_tx_size,
-                self.max_block_txs,
-                self.max_record_size,
-                self.max_blob_size,
-                self.funding_window_blocks,
-            ]
-        )
+        fields = [
+            self.chain_id,
+            self.sequencer,
+            self.max_tx_size,
+            self.max_block_txs,
+            self.max_record_size,
+            self.max_blob_size,
+            self.funding_window_blocks,
+        ]
+        if self.data_fee_per_mib:
+            fields.append(self.data_fee_per_mib)
+        return encoding.encode(fields)
 
     @classmethod
     def decode(cls, raw: bytes) -> ChainSpec:
-        v = encoding.expect_list(encoding.decode(raw), 7, "chain spec")
-        return cls(*v)
+        v = encoding.decode(raw)
+        if isinstance(v, list) and len(v) == 8:
+            if not isinstance(v[7], int) or v[7] <= 0:
+                raise encoding.EncodingError("chain spec: an eighth field is a positive fee")
+            return cls(*v)
+        return cls(*encoding.expect_list(v, 7, "chain spec"))

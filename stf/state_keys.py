@@ -107,6 +107,12 @@ def upload(task_id: TaskId, uploader: ClientKey | L1Address) -> bytes:
     return b"upload/" + task_id + uploader
 
 
+def data_budget(task_id: TaskId) -> bytes:
+    """``[billed, epoch, reserved, sent]``: the task's bytes its funder pays for, on a chain
+    that prices them (:mod:`stf.fl.data_budget`)."""
+    return b"data/" + task_id
+
+
 def funding(task_id: TaskId, funder: L1Address) -> bytes:
     """``deposit(32) || bind_by(8) || bound(1)``: one L1 ``TaskFunded`` (a task id may be funded
     by several accounts; the task binds the one its ``create_task`` names)."""

@@ -66,6 +66,15 @@ def expected_nonce(state: State, tx: Transaction, privileged: bool) -> int:
     return 0 if raw is None else int(encoding.decode(raw))
 
 
+def large_failure(ttype: type[TxType], tx: Transaction, exc: TxFailed) -> TxInvalid:
+    """The refusal of a large transaction that would fail (:meth:`TxType.must_succeed`)."""
+    return TxInvalid(
+        Code.LARGE_TX_FAILED,
+        f"a {ttype.NAME} with a {len(tx.payload)}-byte payload is never included failed (its "
+        f"bytes would be stored for nobody's money): {exc.message[:MAX_RECEIPT_MESSAGE]}",
+    )
+
+
 def apply_tx(
     state: State, tx: Transaction, index: int, ctx: BlockContext, checked: tuple[type[TxType], Any]
 ) -> Receipt:
@@ -92,6 +101,9 @@ def apply_tx(
     try:
         ttype.apply(state, tx, args, ctx)
     except TxFailed as exc:
+        if ttype.must_succeed(tx, ctx.limits):
+            state.revert(outer)
+            raise large_failure(ttype, tx, exc) from None
         if not exc.keep_writes:
             state.revert(inner)
         message = exc.message[:MAX_RECEIPT_MESSAGE]

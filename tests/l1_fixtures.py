@@ -45,6 +45,7 @@ PARAMS = DeployParams(
     stake_amount=1 * ETHER,
     base_fee=ETHER // 100,
     fee_per_epoch=ETHER // 1000,
+    data_fee_per_mib=ETHER // 10_000,
     protocol_share_bps=500,
     challenge_blocks=12,
     challenge_bond=ETHER // 10,
@@ -68,9 +69,15 @@ def _address(a: bytes | str) -> bytes:
 
 
 def settle_leaf(
-    task: bytes, status: int, epochs: int, total_clean: int, funder: bytes | str
+    task: bytes,
+    status: int,
+    epochs: int,
+    total_clean: int,
+    funder: bytes | str,
+    data_bytes: int = 0,
 ) -> tuple[bytes, bytes]:
-    return b"settle/" + task, struct.pack(">BIQ20s", status, epochs, total_clean, _address(funder))
+    value = struct.pack(">BIQ20sQ", status, epochs, total_clean, _address(funder), data_bytes)
+    return b"settle/" + task, value
 
 
 def funding_leaf(

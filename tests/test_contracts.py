@@ -1029,11 +1029,12 @@ def _task_tree(
     funder: str,
     task: bytes = TASK,
     extra: dict[bytes, bytes] | None = None,
+    data_bytes: int = 0,
 ) -> StateTree:
     """A tree holding the task's settlement naming ``funder`` and its clients' shares
     (accepted, flagged), and any ``extra`` leaves."""
     total = sum(a for a, f in shares.values() if f == 0)
-    leaves = dict([settle_leaf(task, status, epochs, total, funder)])
+    leaves = dict([settle_leaf(task, status, epochs, total, funder, data_bytes)])
     leaves.update(reward_leaf(task, c, a, f) for c, (a, f) in shares.items())
     leaves.update(extra or {})
     return StateTree(leaves)
@@ -1048,9 +1049,11 @@ def _settle(
     total: int,
     funder: str,
     task: bytes = TASK,
+    data_bytes: int = 0,
 ) -> Any:
-    siblings = tree.siblings(settle_leaf(task, status, epochs, total, funder)[0])
-    fn = l1.rewards.functions.settle(batch, task, funder, status, epochs, total, siblings)
+    siblings = tree.siblings(settle_leaf(task, status, epochs, total, funder, data_bytes)[0])
+    rm = l1.rewards.functions
+    fn = rm.settle(batch, task, funder, status, epochs, total, data_bytes, siblings)
     return l1.tx(l1.user(5), fn)
 
 
@@ -1092,18 +1095,20 @@ def test_settle_and_claim(l1: L1) -> None:
     l1.finalize()
     settle_key = settle_leaf(TASK, 2, epochs, total, r)[0]
     siblings = tree.siblings(settle_key)
-    for args in ((1, epochs, total), (2, epochs + 1, total), (2, epochs, total + 1)):
+    for args in ((1, epochs, total, 0), (2, epochs + 1, total, 0), (2, epochs, total + 1, 0)):
         with reverts("InvalidProof"):
             l1.tx(l1.user(5), rm.settle(batch, TASK, r, *args, siblings))
+    with reverts("InvalidProof"):  # a bill the leaf does not hold: less data than it says
+        l1.tx(l1.user(5), rm.settle(batch, TASK, r, 2, epochs, total, 1, siblings))
     with reverts("InvalidStatus"):
-        l1.tx(l1.user(5), rm.settle(batch, TASK, r, 3, epochs, total, siblings))
+        l1.tx(l1.user(5), rm.settle(batch, TASK, r, 3, epochs, total, 0, siblings))
     with reverts("UnknownFunding") as exc:  # no funding of TASK2 at all
-        l1.tx(l1.user(5), rm.settle(batch, TASK2, r, 2, epochs, total, siblings))
+        l1.tx(l1.user(5), rm.settle(batch, TASK2, r, 2, epochs, total, 0, siblings))
     assert exc.value.error_args[0] == TASK2 and same(exc.value.error_args[1], r)
     with reverts("UnknownFunding"):  # a funder that never funded TASK (the zero address too)
-        l1.tx(l1.user(5), rm.settle(batch, TASK, l1.user(4).address, 2, epochs, total, siblings))
+        l1.tx(l1.user(5), rm.settle(batch, TASK, l1.user(4).address, 2, epochs, total, 0, siblings))
     with reverts("UnknownFunding"):
-        l1.tx(l1.user(5), rm.settle(batch, TASK, ZERO_ADDRESS, 2, epochs, total, siblings))
+        l1.tx(l1.user(5), rm.settle(batch, TASK, ZERO_ADDRESS, 2, epochs, total, 0, siblings))
 
     treasury_before = l1.balance(l1.addresses["RewardTreasury"])
     receipt = _settle(l1, tree, batch, 2, epochs, total, r)
@@ -1119,6 +1124,7 @@ def test_settle_and_claim(l1: L1) -> None:
             "fee": fee,
             "pool": pool,
             "refund": refund,
+            "dataFee": 0,
         }
     ]
     assert l1.balance(l1.addresses["RewardTreasury"]) == treasury_before + protocol
@@ -1209,13 +1215,13 @@ def test_a_front_run_funding_is_harmless(l1: L1) -> None:
     # settling the attacker's funding with the victim's leaf: the leaf names the victim
     siblings = tree.siblings(settle_leaf(TASK, 1, 4, 4, v)[0])
     with reverts("InvalidProof"):
-        l1.tx(l1.user(5), rm.settle(batch, TASK, a, 1, 4, 4, siblings))
+        l1.tx(l1.user(5), rm.settle(batch, TASK, a, 1, 4, 4, 0, siblings))
     _settle(l1, tree, batch, 1, 4, 4, v)
     assert l1.call(rm.task(TASK))[:3] == [v, deposit, True]
     assert l1.call(rm.funding(TASK, v)) == [deposit, True, False]
     assert l1.call(rm.funding(TASK, a)) == [1, False, False]
     with reverts("AlreadySettled"):  # a task settles once, whichever funding
-        l1.tx(l1.user(5), rm.settle(batch, TASK, a, 1, 4, 4, siblings))
+        l1.tx(l1.user(5), rm.settle(batch, TASK, a, 1, 4, 4, 0, siblings))
     with reverts("NotFunder"):  # the refund is the settled funder's
         l1.tx(attacker, rm.withdrawRefund(TASK))
     with reverts("FundingSettled"):  # the victim's funding is spent
@@ -1337,6 +1343,63 @@ def test_fee_is_capped_by_the_deposit(l1: L1) -> None:
     assert l1.balance(l1.rewards.address) == 0
 
 
+DATA_FEE = PARAMS.data_fee_per_mib
+MIB = 1 << 20
+
+
+def test_the_data_fee_is_billed_first_and_all_to_the_treasury(l1: L1) -> None:
+    """Issue 13: a task's bytes cost its funder DATA_FEE_PER_MIB per MiB (rounded up), all to
+    the treasury (never to the pool, which a requester's own sybils would collect), before the
+    epochs' fee; the rest is refunded."""
+    requester = l1.user(0)
+    r = requester.address
+    l1.stake(l1.user(1), ALICE)
+    deposit = ETHER // 10
+    _fund(l1, requester, deposit)
+    data = 3 * MIB + 1
+    tree = _task_tree(2, 4, {ALICE: (4, 0)}, r, data_bytes=data)
+    batch = l1.commit_final(tree)
+    with reverts("InvalidProof"):  # a smaller bill than the leaf's
+        _settle(l1, tree, batch, 2, 4, 4, r)
+    treasury_before = l1.balance(l1.addresses["RewardTreasury"])
+    receipt = _settle(l1, tree, batch, 2, 4, 4, r, data_bytes=data)
+    data_fee = 3 * DATA_FEE + -(-DATA_FEE // MIB)  # ceil(data * price / 2^20)
+    fee = 4 * FEE
+    share = fee * BPS // 10_000
+    (event,) = l1.events(receipt, "RewardManager", "TaskSettled")
+    assert (event["dataFee"], event["fee"], event["pool"], event["refund"]) == (
+        data_fee,
+        fee,
+        fee - share,
+        deposit - data_fee - fee,
+    )
+    assert l1.balance(l1.addresses["RewardTreasury"]) == treasury_before + data_fee + share
+    before = l1.balance(l1.user(1).address)
+    _claim(l1, tree, ALICE, 4)
+    assert l1.balance(l1.user(1).address) == before + fee - share
+
+
+def test_the_data_fee_comes_before_the_epochs_and_is_capped_by_the_deposit(l1: L1) -> None:
+    requester = l1.user(0)
+    r = requester.address
+    l1.stake(l1.user(1), ALICE)
+    deposit = 2 * DATA_FEE + FEE // 2  # two MiB and half an epoch
+    _fund(l1, requester, deposit)
+    tree = _task_tree(2, 3, {ALICE: (3, 0)}, r, data_bytes=2 * MIB)
+    receipt = _settle(l1, tree, l1.commit_final(tree), 2, 3, 3, r, data_bytes=2 * MIB)
+    (event,) = l1.events(receipt, "RewardManager", "TaskSettled")
+    share = (FEE // 2) * BPS // 10_000
+    assert (event["dataFee"], event["fee"], event["refund"]) == (2 * DATA_FEE, FEE // 2, 0)
+    assert event["pool"] == FEE // 2 - share
+    # a bill over the deposit (a rollup whose price differs) takes the deposit and no more
+    tree = _task_tree(2, 3, {ALICE: (3, 0)}, r, task=TASK2, data_bytes=2**60)
+    _fund(l1, requester, deposit, TASK2)
+    receipt = _settle(l1, tree, l1.commit_final(tree), 2, 3, 3, r, task=TASK2, data_bytes=2**60)
+    (event,) = l1.events(receipt, "RewardManager", "TaskSettled")
+    assert (event["dataFee"], event["fee"], event["pool"], event["refund"]) == (deposit, 0, 0, 0)
+    assert l1.call(l1.rewards.functions.DATA_FEE_PER_MIB()) == DATA_FEE
+
+
 def test_a_pool_with_no_clean_client_goes_to_the_protocol_not_the_requester(l1: L1) -> None:
     """If every client ended barred or slashable, the requester must not get the pool back: it
     would then gain by getting every client flagged (its own rules, its own sybils)."""
@@ -1387,13 +1450,13 @@ def test_claim_edge_cases(l1: L1) -> None:
 
 
 def test_reward_manager_constructor_checks(l1: L1) -> None:
-    args = [l1.registry.address, l1.rollup.address, l1.addresses["RewardTreasury"], 1, 1]
+    args = [l1.registry.address, l1.rollup.address, l1.addresses["RewardTreasury"], 1, 1, 1]
     with reverts("InvalidShare"):
         l1.deploy("RewardManager", *args, 10_001, l1.admin.address)
     with reverts("ZeroAddress"):
         l1.deploy("RewardManager", *args, 0, "0x" + "00" * 20)
     with reverts("ZeroBaseFee"):  # red team: a free slot lets one key fill them all again
-        l1.deploy("RewardManager", *args[:3], 0, 1, 0, l1.admin.address)
+        l1.deploy("RewardManager", *args[:3], 0, 1, 1, 0, l1.admin.address)
     l1.deploy("RewardManager", *args, 10_000, l1.admin.address)
 
 

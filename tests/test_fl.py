@@ -124,9 +124,10 @@ class FL:
         backend: str = "numpy",
         staked: list[int] | None = None,
         funding_window: int = 0,
+        data_fee: int = 0,
     ) -> None:
         seq = signing_key(200)
-        limits = Limits(funding_window_blocks=funding_window)
+        limits = Limits(funding_window_blocks=funding_window, data_fee_per_mib=data_fee)
         self.config = ChainConfig(CHAIN_ID, pub(seq), limits, backend=backend)
         self.requester = signing_key(1)
         self.evaluator = signing_key(2)

@@ -79,12 +79,18 @@ def test_binary_layouts() -> None:
     )
     assert settlement.decode_slash_evidence(bytes.fromhex("0000010200000100")) == (258, 256)
     funder = b"\x5a" * 20
-    s = settlement.Settlement(settlement.SETTLE_FINISHED, 3, 2**40 + 5, funder)  # type: ignore[arg-type]
+    s = settlement.Settlement(settlement.SETTLE_FINISHED, 3, 2**40 + 5, funder, 2**33 + 7)  # type: ignore[arg-type]
     raw = settlement.encode_settlement(s)
-    assert raw == b"\x02" + (3).to_bytes(4, "big") + (2**40 + 5).to_bytes(8, "big") + funder
-    assert len(raw) == 33 and settlement.decode_settlement(raw) == s
-    # an unfunded task's leaf names the zero address
-    assert settlement.encode_settlement(settlement.Settlement(1, 0, 0))[13:] == bytes(20)
+    assert raw == (
+        b"\x02"
+        + (3).to_bytes(4, "big")
+        + (2**40 + 5).to_bytes(8, "big")
+        + funder
+        + (2**33 + 7).to_bytes(8, "big")
+    )
+    assert len(raw) == 41 and settlement.decode_settlement(raw) == s
+    # an unfunded task's leaf names the zero address and bills no bytes
+    assert settlement.encode_settlement(settlement.Settlement(1, 0, 0))[13:] == bytes(28)
     f = FundingLeaf(2**255 + 3, 77, True)
     raw = settlement.encode_funding(f)
     assert raw == (2**255 + 3).to_bytes(32, "big") + (77).to_bytes(8, "big") + b"\x01"
@@ -345,7 +351,7 @@ def test_settlement_written_when_the_last_epoch_closes(run: Run) -> None:
     # the honest clients' credits and reformed's; zero has none; noisy (barred), replayer and
     # late (slashable) forfeit theirs
     total = sum(sum(credits_of(run, k)) for k in (*run.hon, run.reformed))
-    assert raw == b"\x02" + (3).to_bytes(4, "big") + total.to_bytes(8, "big") + bytes(20)
+    assert raw == b"\x02" + (3).to_bytes(4, "big") + total.to_bytes(8, "big") + bytes(28)
     assert settlement.decode_settlement(raw) == settlement.Settlement(2, 3, total)
     assert_proven(fl, state_keys.settlement(tid), raw)
     # a report reaching the target after the end changes nothing
@@ -365,7 +371,7 @@ def test_settlement_is_not_written_before_the_task_stops() -> None:
     fl.submit_all(tid, 1, [(k, h.one()) for k in fl.clients])
     total = sum(fl.record(tid, ep, k).credit for ep in (0, 1) for k in fl.clients)
     assert total >= 5 * CREDIT_SCALE  # epoch 0 alone pays five full credits
-    leaf = b"\x02" + (2).to_bytes(4, "big") + total.to_bytes(8, "big") + bytes(20)
+    leaf = b"\x02" + (2).to_bytes(4, "big") + total.to_bytes(8, "big") + bytes(28)
     assert fl.get(state_keys.settlement(tid)) == leaf
 
 
@@ -390,7 +396,7 @@ def test_settlement_written_once_when_the_target_is_reported() -> None:
     # two epochs trained; the zero sender's one update is flagged and does not count, and one
     # strike does not exclude it (a share of 0, not flagged)
     total = sum(fl.record(tid, ep, k).credit for ep in (0, 1) for k in hon)
-    assert raw == b"\x01" + (2).to_bytes(4, "big") + total.to_bytes(8, "big") + bytes(20)
+    assert raw == b"\x01" + (2).to_bytes(4, "big") + total.to_bytes(8, "big") + bytes(28)
     assert reward(fl, tid, zero) == (0, False)
     assert fl.verdict(tid, zero) == Verdict(1, False, 0, NO_EPOCH)
     assert_proven(fl, state_keys.settlement(tid), raw)

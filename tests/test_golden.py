@@ -32,6 +32,10 @@ blob is uploaded for a task, so its requester now uploads after the funding, aga
 ``funded`` chain again for issue 13's red team: a pre-task upload carries its create_task's
 body (only the requester may spend the funding's quota): its block hashes moved, its state
 roots did not (the quota counter holds the same bytes).
+Every chain whose task settles, for the data fee of issue 13: the settle leaf gained
+``data_bytes`` (41 bytes; 0 on these chains, which do not price bytes); with the leaf cut back to
+its former 33 bytes every chain and root hashes as before (checked). The RPC answers for that and
+``mps_getGenesis``'s new ``dataFeePerMib`` (with it removed and the old leaf, the former digest).
 """
 
 from __future__ import annotations
@@ -142,38 +146,38 @@ def funded_chain() -> FL:
 
 PINNED_CHAINS: dict[str, tuple[str, str]] = {
     "chunky_int16_trimmed": (
-        "adc0e806cfc7ca8c9d1e3e8a7426327caa015baf6c6b30481abb9ab80fcbd864",
-        "1150f8e25f189f664aa1403f4acf6d0958e3fc9b666ecc68c8fc6b9fa2e0c199",
+        "36a4e1c594ca75ecfb62a039b4f742fd68d73387407c6b08fc93185ef6c27071",
+        "a7a6af8f156c3e4bf7793ee54ea2c6783d4d357cd685ea09d7edb53412f0c9c6",
     ),
     "chunky_median": (
-        "85c042e90d3b90bc1c1f12424be97c794a60538d9967a9b2c5e6eb6b10cb1ca2",
-        "a28a743a02d18a3d143d7b3eb89fdb357223b841fb6822f986661dd1e82c40ec",
+        "b8ff82d5d604033f33f54e9a205992073d0b018a72c4a7624be771983375f891",
+        "bf36d896854ba213df5bb7b976c5829b4aae97887caad065e429c2c627c60be3",
     ),
     "deposits": (
         "f4e75e590d3bead315488904637d95b1cea1060c8f3ae974961cdbb4c1ebacfe",
         "ed883503d8ee68963f3849eee31d367736e935691a78a00cd417d953cf4c1290",
     ),
     "funded": (
-        "6f120a37ad536b46a5a076e446c94c4b3d40a063eedfff3819b21a83b3dc1ff9",
-        "580a640f6b6c42a7fd36b19973779a83949a306f1cbac1569b0c0fb1fe318d94",
+        "23d9d4d4cbc8ffa7fc1799960b9ebfffdfa51f6dfd1902a75342c36b0ce7af71",
+        "8fcf46f4d86e9fb32c679f6ed8535154fc69e977b7a5120a9d9160a816e8edab",
     ),
     "scenario": (
         "030b644ce5f9cfbf6e6989479d04c0df127d26d772019dfb08a240f4e427b132",
         "5a40fe1f10799589903481a752e0eec8040d52da8fb8c6431aa5a3ec3112d5c1",
     ),
     "settlement_run": (
-        "b5ce551c427ad37f54f9e88de6d6d2f0182795502cb18356528d5a18eaf34f39",
-        "34ccb80b61b35272a0fe471e2c4a10baaa91efd6d05dd7a3f96a0bb5b6eb06f9",
+        "3212cbf1de3c083570957cf78b8445810b5d608518247cb2c781c2a561d6c410",
+        "2478f1c5927decf8cff3c998bf922cd30c24b87a362841a2577ea2062769c175",
     ),
 }
 
 PINNED_ROOTS: dict[str, str] = {
-    "chunky_int16_trimmed": "d877c49a543252799986e357fe8ba3ac46cbfa654648d18428bdc6f2005ebff5",
-    "chunky_median": "22bd3c707c0755dee162c63f2efe3542ef383c4cdff9a22c1617bee5a5f1b3c8",
+    "chunky_int16_trimmed": "800b2e8cd2edeea3d6b5fd2f9c0a485ac2e11f547f6bb855fcd9bd1207b68e1f",
+    "chunky_median": "3cb4845faa736ca25fd3017efe719588933c35aad091704fe31faffe02e163e7",
     "deposits": "ed3f65076faf5c364598041a91e2c2f6f3d0909277d5f1c6e02b755ad0f5132b",
-    "funded": "47a6444bfb2738bb3e6e4bb022cade7c3476e5c352be434c30426f809d2d2c38",
+    "funded": "a1d3f8b9e4709a51f70b5a0330117722fe9d821fe29ffa00b790397cbcc75011",
     "scenario": "7b1ddd9777845d5a3cef8806293a6d52df3d01532fd71f7cfc5a34f9c70a49d4",
-    "settlement_run": "2986967dce3f97e614c8605382ecda02486d2fb83bdd2d08ace7d453d0953bba",
+    "settlement_run": "7730566909abdecbbb4da975112caf81325085121e1a2929b040df4ead79411f",
 }
 
 BUILDERS = {
@@ -197,7 +201,7 @@ def test_fixture_chains_keep_their_pinned_hashes_and_roots(name: str) -> None:
 # -- the FL RPC answers, on a node whose clock is pinned -------------------------------
 
 SCRIPT = b"print('golden')\n"
-PINNED_RPC_DIGEST = "9845b8862c2da30eddce2a407e8f66e11b7cd1a9d55a19ffad8e06e964cb5a9f"
+PINNED_RPC_DIGEST = "ae34811d0901ef71ef0994629fa0e0cdce6b265af8b892d7e26c38bac6cdc25a"
 
 
 def golden_params(model: bytes, evaluator: bytes) -> TaskParams:

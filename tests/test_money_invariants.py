@@ -347,8 +347,9 @@ class MoneyFlows(RuleBasedStateMachine):
         batch = self.commit(tree, finalize=True)
         funding = t.fundings.get(f)
         allowed = funding is not None and not funding.reclaimed and not t.settled and named == f
+        siblings = tree.siblings(leaf[0])
         fn = self.l1.rewards.functions.settle(
-            batch, self.task_id(j), self.user(f).address, 2, epochs, total, tree.siblings(leaf[0])
+            batch, self.task_id(j), self.user(f).address, 2, epochs, total, 0, siblings
         )
         self.expect(allowed, lambda: self.attempt(self.user(N_STAKERS + 1), fn), "settle")
         if allowed:

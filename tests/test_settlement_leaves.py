@@ -36,11 +36,14 @@ def test_slash_evidence_round_trips(epoch: int, reason: int) -> None:
     epochs=U32,
     total=U64,
     funder=ADDRESS,
+    data=U64,
 )
-def test_settlement_round_trips(status: int, epochs: int, total: int, funder: bytes) -> None:
-    leaf = Settlement(status, epochs, total, L1Address(funder))
+def test_settlement_round_trips(
+    status: int, epochs: int, total: int, funder: bytes, data: int
+) -> None:
+    leaf = Settlement(status, epochs, total, L1Address(funder), data)
     raw = settlement.encode_settlement(leaf)
-    assert raw == struct.pack(">BIQ20s", status, epochs, total, funder)
+    assert raw == struct.pack(">BIQ20sQ", status, epochs, total, funder, data)
     assert settlement.decode_settlement(raw) == leaf
 
 

@@ -162,6 +162,7 @@ class Aggregator:
             leaf.status,
             leaf.epochs_trained,
             leaf.total_clean_updates,
+            leaf.data_bytes,
             ev.siblings,
         )
         send_and_wait(self._w3, self._account, call, self._max_fee)
@@ -172,6 +173,7 @@ class Aggregator:
             task=task.hex(),
             epochs=leaf.epochs_trained,
             clean_updates=leaf.total_clean_updates,
+            data_bytes=leaf.data_bytes,
         )
         return True
 

@@ -49,12 +49,15 @@ class DevL1:
             self.anvil.stop()
 
 
-def dev_params(genesis_root: bytes, sequencer: str, admin: str) -> DeployParams:
+def dev_params(
+    genesis_root: bytes, sequencer: str, admin: str, data_fee_per_mib: int = 0
+) -> DeployParams:
     """Small numbers so that a demo sees windows, finality and fees within minutes."""
     return DeployParams(
         stake_amount=10**18,
         base_fee=10**16,
         fee_per_epoch=10**17,
+        data_fee_per_mib=data_fee_per_mib,  # the genesis spec's: the two must agree
         protocol_share_bps=1000,
         challenge_blocks=5,
         challenge_bond=10**17,
@@ -91,9 +94,11 @@ def start_dev_l1(
     block_time: float = 1.0,
     l1_port: int = 0,
     l1_rpc: str = "",
+    data_fee_per_mib: int = 0,
 ) -> DevL1:
     """Start (or resume) the dev L1; deploy and stake ``clients`` on first use (each stake with
-    its key's binding to its L1 account, for the MPS chain ``rollup_chain_id``).
+    its key's binding to its L1 account, for the MPS chain ``rollup_chain_id``; the
+    RewardManager bills a task's data at the genesis spec's ``data_fee_per_mib``).
 
     With ``l1_rpc``, use that node instead (an anvil or hardhat node the user
     runs, whose accounts come from the well-known test mnemonic).
@@ -112,6 +117,7 @@ def start_dev_l1(
             rollup_chain_id,
             l1_rpc,
             None,
+            data_fee_per_mib,
         )
     anvil = Anvil(  # automine while deploying; then a block every block_time seconds
         block_time=None,
@@ -131,6 +137,7 @@ def start_dev_l1(
             rollup_chain_id,
             anvil.url,
             anvil,
+            data_fee_per_mib,
         )
         anvil.rpc("evm_setIntervalMining", [max(1, round(block_time))])
         return dev
@@ -148,6 +155,7 @@ def _ensure_deployed(
     rollup_chain_id: int,
     url: str,
     anvil: Anvil | None,
+    data_fee_per_mib: int = 0,
 ) -> DevL1:
     chain_id = int(w3.eth.chain_id)
     roles = {name: accounts[i] for i, name in enumerate(ROLES)}
@@ -166,7 +174,9 @@ def _ensure_deployed(
             "delete the dev data directory to start a fresh dev network"
         )
     start_block = int(w3.eth.block_number)
-    params = dev_params(genesis_root, roles["sequencer"].address, roles["admin"].address)
+    params = dev_params(
+        genesis_root, roles["sequencer"].address, roles["admin"].address, data_fee_per_mib
+    )
     addresses = deploy_all(w3, roles["admin"], params)
     registry = contract(w3, "StakingRegistry", addresses["StakingRegistry"])
     for i, kp in enumerate(clients):  # each key binds the account that stakes it

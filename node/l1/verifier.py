@@ -64,6 +64,7 @@ def chain_from_genesis_rpc(g: dict[str, Any]) -> tuple[ChainConfig, Genesis]:
             int(lim["maxRecordSize"]),
             int(lim["maxBlobSize"]),
             int(lim["fundingWindowBlocks"]),
+            int(lim.get("dataFeePerMib", 0)),  # absent in a genesis file written before it
         ),
     )
     stakes = tuple(

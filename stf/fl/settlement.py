@@ -9,8 +9,10 @@ unsigned integers:
   slashable; never changed afterwards.
 * task settlement ``settle/<task>``: ``status (uint8: 1 complete, 2 finished) ||
   epochs_trained (uint32) || total_clean_updates (uint64) || funder (20-byte L1
-  address; zero for a task with no funding)``, 33 bytes. Written once, where the
-  task's status leaves open. The L1 settles only that funder's funding.
+  address; zero for a task with no funding) || data_bytes (uint64)``, 41 bytes.
+  Written once, where the task's status leaves open. The L1 settles only that
+  funder's funding, and bills it the task's ``data_bytes`` (0 on a chain that does
+  not price bytes: :mod:`stf.fl.data_budget`).
 * task funding ``funding/<task><funder>``: ``deposit (uint256) || bind_by (uint64)
   || bound (uint8 0/1)``, 41 bytes: an L1 ``TaskFunded``; ``bound`` is set by the
   ``create_task`` that names it, at a height <= ``bind_by`` (:mod:`stf.fl.funding`),
@@ -34,6 +36,7 @@ from typing import NamedTuple
 from .. import state_keys
 from ..ids import ClientKey, L1Address, TaskId
 from ..state import State
+from .data_budget import billed_bytes
 from .task import COMPLETE, FINISHED, TaskState
 
 SETTLE_COMPLETE = 1  # the target accuracy was reported
@@ -43,7 +46,7 @@ SETTLE_FINISHED = 2  # every epoch closed
 SETTLEMENT_STATUS = {COMPLETE: SETTLE_COMPLETE, FINISHED: SETTLE_FINISHED}
 
 SLASH_EVIDENCE_SIZE = 8
-SETTLEMENT_SIZE = 33
+SETTLEMENT_SIZE = 41
 FUNDING_SIZE = 41
 REWARD_SHARE_SIZE = 5
 RELEASE_SIZE = 8
@@ -106,6 +109,7 @@ class Settlement:
     epochs_trained: int
     total_clean_updates: int
     funder: L1Address = NO_FUNDER
+    data_bytes: int = 0  # the task's bytes its funder pays for (stf.fl.data_budget)
 
 
 def encode_settlement(s: Settlement) -> bytes:
@@ -113,11 +117,13 @@ def encode_settlement(s: Settlement) -> bytes:
         raise ValueError(f"settlement status {s.status} is neither complete (1) nor finished (2)")
     _check(s.epochs_trained, _U32, "epochs_trained")
     _check(s.total_clean_updates, _U64, "total_clean_updates")
+    _check(s.data_bytes, _U64, "data_bytes")
     return (
         s.status.to_bytes(1, "big")
         + s.epochs_trained.to_bytes(4, "big")
         + s.total_clean_updates.to_bytes(8, "big")
         + _address(s.funder)
+        + s.data_bytes.to_bytes(8, "big")
     )
 
 
@@ -128,7 +134,8 @@ def decode_settlement(raw: bytes) -> Settlement:
         raw[0],
         int.from_bytes(raw[1:5], "big"),
         int.from_bytes(raw[5:13], "big"),
-        L1Address(raw[13:]),
+        L1Address(raw[13:33]),
+        int.from_bytes(raw[33:], "big"),
     )
     if s.status not in (SETTLE_COMPLETE, SETTLE_FINISHED):
         raise ValueError(f"settlement status {s.status} is neither complete (1) nor finished (2)")
@@ -156,6 +163,7 @@ def write_settlement(state: State, task_id: TaskId, task: TaskState) -> Settleme
         task.epoch,
         total_clean_updates(state, task_id, task),
         L1Address(task.params.funder or NO_FUNDER),
+        billed_bytes(state, task_id),
     )
     state.set(key, encode_settlement(s))
     return s

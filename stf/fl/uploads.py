@@ -35,7 +35,7 @@ every verifier refuses the same transactions.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from .. import encoding, state_keys
 from ..context import Limits
@@ -43,10 +43,11 @@ from ..errors import Code, TxInvalid
 from ..hashing import tx_hash
 from ..ids import ClientKey, L1Address, TaskId
 from ..state import State
-from .epoch import submit_refusal
+from .data_budget import allowance, bill, priced
+from .epoch import load_reference, submit_refusal
 from .funding import read_funding
 from .store import load_task
-from .task import MAX_PARAMS, MODEL_DTYPE, TaskStatus
+from .task import MAX_PARAMS, MODEL_DTYPE, TaskState, TaskStatus
 
 #: Updates (or references) a sender may upload per task and epoch, in update sizes.
 UPDATES_PER_EPOCH = 2
@@ -63,14 +64,19 @@ class UploadContext:
 
 @dataclass(frozen=True)
 class Allowance:
-    """The quota counter an admitted upload moves: its key, its epoch and the bytes after it."""
+    """The quota counter an admitted upload moves: its key, its epoch and the bytes after it;
+    and on a chain that prices bytes, the task whose data budget bills them."""
 
     key: bytes
     epoch: int
     used: int
+    billed_task: TaskId | None = None
+    size: int = 0
 
     def record(self, state: State) -> None:
         state.set(self.key, encoding.encode([self.epoch, self.used]))
+        if self.billed_task is not None:
+            bill(state, self.billed_task, self.epoch, self.size)
 
 
 def pretask_quota(limits: Limits) -> int:
@@ -125,9 +131,48 @@ def admit_upload(
             raise TxInvalid(
                 Code.BLOB_NOT_ALLOWED, f"the sender may not reveal in task {short}: {refusal}"
             )
-    quota = UPDATES_PER_EPOCH * task.params.d * task.params.np_dtype.itemsize
-    key = state_keys.upload(context.task_id, client)
-    return _charge(state, key, task.epoch, size, quota, f"epoch {task.epoch} of task {short}")
+    if priced(limits):
+        _require_commitment(state, context.task_id, task, sender, short)
+    return charge_task_bytes(state, context.task_id, task, sender, size, limits)
+
+
+def upload_quota(task: TaskState) -> int:
+    """A sender's bytes per task and epoch: one update and one retry."""
+    return UPDATES_PER_EPOCH * task.params.d * task.params.np_dtype.itemsize
+
+
+def charge_task_bytes(
+    state: State, task_id: TaskId, task: TaskState, sender: bytes, size: int, limits: Limits
+) -> Allowance:
+    """The counter that ``size`` bytes a sender puts in a block for the open task (an upload,
+    or an inline reveal on a chain that prices bytes) move against its quota; recording it also
+    bills them to the task's data budget (:mod:`stf.fl.data_budget`: within the reservation of
+    the sender's commitment)."""
+    short = task_id.hex()[:16] + "…"
+    key = state_keys.upload(task_id, ClientKey(sender))
+    what = f"epoch {task.epoch} of task {short}"
+    charged = _charge(state, key, task.epoch, size, upload_quota(task), what)
+    return replace(charged, billed_task=task_id, size=size) if priced(limits) else charged
+
+
+def _require_commitment(
+    state: State, task_id: TaskId, task: TaskState, sender: bytes, short: str
+) -> None:
+    """On a chain that prices bytes, only a sender whose commitment reserved its quota uploads
+    (the reservation is what makes its bytes paid for before they are sent)."""
+    if sender == task.requester:
+        if load_reference(state, task_id, task.epoch) is not None:
+            return
+        who = "the requester uploads its reference's chunks after commit_reference"
+    else:
+        if ClientKey(sender) in task.submitted:
+            return
+        who = "a client uploads its update's chunks after commit_update"
+    raise TxInvalid(
+        Code.BLOB_NOT_ALLOWED,
+        f"this chain prices a task's bytes, and a commitment reserves them: {who} for epoch "
+        f"{task.epoch} of task {short}",
+    )
 
 
 def _check_requester(context: UploadContext, sender: bytes, short: str) -> None:
@@ -177,7 +222,18 @@ def _pretask(
             f"a pre-task upload draws on an L1 funding of task {short} by 0x{funder.hex()}: {why}",
         )
     key = state_keys.upload(task_id, funder)
-    return _charge(state, key, 0, size, pretask_quota(limits), f"the funding of task {short}")
+    quota = pretask_quota(limits)
+    if priced(limits):  # and within what the deposit pays for (it is billed once bound)
+        quota = min(quota, allowance(funding.deposit, limits.data_fee_per_mib))
+    return _charge(state, key, 0, size, quota, f"the funding of task {short}")
+
+
+def pretask_bytes(state: State, task_id: TaskId, funder: L1Address) -> int:
+    """What ``funder``'s funding let the requester upload before the task existed."""
+    raw = state.get(state_keys.upload(task_id, funder))
+    if raw is None:
+        return 0
+    return int(encoding.expect_list(encoding.decode(raw), 2, "upload counter")[1])
 
 
 def _charge(state: State, key: bytes, epoch: int, size: int, quota: int, what: str) -> Allowance:

@@ -23,6 +23,10 @@ class TxType:
     # privileged types are injected by the sequencer (the L1 follower), never accepted over RPC
     PRIVILEGED: ClassVar[bool] = False
 
+    # the type's consume charges the sender for its bytes (put_blob's upload quota), so that a
+    # large one may still fail into a block: its bytes were paid for (see must_succeed)
+    CHARGES_BYTES: ClassVar[bool] = False
+
     # the parsed payload is immutable (bytes, frozen records): a transaction keeps it, so that
     # the pool's checks and the block do not parse a large payload again (each parse copies it)
     IMMUTABLE_ARGS: ClassVar[bool] = False
@@ -39,6 +43,22 @@ class TxType:
         args = cls.decode_payload(tx.payload, limits)
         tx.__dict__["parsed_payload"] = ((cls.TYPE_ID, limits), args)
         return args
+
+    @classmethod
+    def must_succeed(cls, tx: Transaction, limits: Limits) -> bool:
+        """Whether ``tx`` is invalid rather than failed when its execution fails.
+
+        A failed transaction is still included, so its bytes stay in the chain's history for
+        good: a 4 MiB ``submit_update`` for a task that does not exist, from a fresh key, was
+        storage nobody paid for (about 4 GB a block at 1,000 transactions). A payload over
+        :func:`failable_payload_bytes` may therefore only succeed; the types that charge their
+        sender for the bytes first (:attr:`CHARGES_BYTES`) and the sequencer's privileged ones
+        (an L1 deposit paid L1 gas for its bytes, and must be included) are exempt."""
+        return (
+            not cls.PRIVILEGED
+            and not cls.CHARGES_BYTES
+            and len(tx.payload) > failable_payload_bytes(limits)
+        )
 
     @classmethod
     def decode_payload(cls, payload: bytes, limits: Limits) -> Any:
@@ -63,6 +83,12 @@ class TxType:
     def apply(cls, state: State, tx: Transaction, args: Any, ctx: BlockContext) -> None:
         """Stateful execution; raise :class:`stf.errors.TxFailed` to fail with a receipt."""
         raise NotImplementedError
+
+
+def failable_payload_bytes(limits: Limits) -> int:
+    """The largest payload that may fail into a block: a record's size and 1 KiB of fields
+    (every transaction type but the update-shaped reveals and the uploads fits)."""
+    return limits.max_record_size + 1024
 
 
 REGISTRY: dict[int, type[TxType]] = {}

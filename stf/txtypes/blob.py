@@ -28,6 +28,7 @@ class PutBlob(TxType):
     TYPE_ID = 2
     NAME = "put_blob"
     IMMUTABLE_ARGS = True  # (bytes, a frozen UploadContext): a 4 MiB blob is parsed once
+    CHARGES_BYTES = True  # consume charges the upload quota, whether or not apply then fails
 
     @classmethod
     def parse(cls, value: Any, limits: Limits) -> tuple[bytes, UploadContext | None]:

@@ -14,16 +14,18 @@ from ..encoding import EncodingError
 from ..errors import Code, TxFailed, TxInvalid
 from ..fl.chunks import MAX_CHUNKS, check_stored_array, manifest_from_chunks, stored_blob_size
 from ..fl.commit import REFERENCE_DOMAIN, SALT_BYTES, commitment
+from ..fl.data_budget import allowance, open_budget, priced, reserve
 from ..fl.epoch import submit_refusal
-from ..fl.funding import bind_funding
+from ..fl.funding import bind_funding, read_funding
 from ..fl.records import EpochSummary, ReferenceRecord
 from ..fl.release import release_committers
 from ..fl.rules import check_bounds
 from ..fl.settlement import write_settlement
 from ..fl.store import load_task, open_tasks, save_task, set_open_tasks
 from ..fl.task import COMPLETE, MODEL_DTYPE, OPEN, TaskParams, TaskState
+from ..fl.uploads import charge_task_bytes, pretask_bytes, upload_quota
 from ..hashing import sha256
-from ..ids import NO_BLOB, BlobId, ClientKey, TaskId
+from ..ids import NO_BLOB, BlobId, ClientKey, L1Address, TaskId
 from ..stakes import not_staked
 from ..state import State
 from ..tx import Transaction
@@ -95,6 +97,8 @@ class CreateTask(TxType):
         task_id = TaskId(tx.hash)
         required = ctx.limits.funding_window_blocks > 0
         bind_funding(state, task_id, p.funder, ctx.height, required)
+        if priced(ctx.limits):  # the funder pays for the task's bytes, from its pre-task uploads on
+            open_budget(state, task_id, pretask_bytes(state, task_id, L1Address(p.funder)))
         task = TaskState(p, ClientKey(tx.sender), base=p.init_model, epoch_start=ctx.height + 1)
         save_task(state, task_id, task)
         set_open_tasks(state, [*ids, task_id])
@@ -186,6 +190,31 @@ def _update_bytes(state: State, task: TaskState, update: bytes | list[bytes], wh
     return update
 
 
+def _reserve(state: State, task_id: TaskId, task: TaskState, limits: Limits, who: str) -> None:
+    """On a chain that prices bytes, a commitment reserves its sender's upload quota within
+    what the task's bound funding pays for (:mod:`stf.fl.data_budget`)."""
+    if not priced(limits):
+        return
+    funding = read_funding(state, task_id, L1Address(task.params.funder))
+    cap = 0 if funding is None else allowance(funding.deposit, limits.data_fee_per_mib)
+    reserve(state, task_id, task.epoch, upload_quota(task), cap, who)
+
+
+def _bill_inline(
+    state: State,
+    tx: Transaction,
+    task_id: TaskId,
+    task: TaskState,
+    update: bytes | list[bytes],
+    limits: Limits,
+) -> None:
+    """An inline reveal's bytes count like an upload's on a chain that prices bytes (within
+    the sender's quota, which its commitment reserved); a chunked one's were counted as its
+    chunks were uploaded."""
+    if isinstance(update, bytes) and priced(limits):
+        charge_task_bytes(state, task_id, task, tx.sender, len(update), limits).record(state)
+
+
 @register
 class CommitUpdate(TxType):
     """Phase one of an epoch: the client binds itself to an update nobody can see yet."""
@@ -206,6 +235,7 @@ class CommitUpdate(TxType):
         if client in task.submitted:
             raise TxFailed(Code.DUPLICATE_UPDATE, f"client already committed for epoch {epoch}")
         _require_phase(task, epoch, False, "commitments are closed")
+        _reserve(state, task_id, task, ctx.limits, "this commitment")
         task.submitted.append(client)
         task.pending.append(NO_BLOB)
         task.commitments.append(digest)
@@ -241,6 +271,7 @@ class SubmitUpdate(TxType):
                 Code.COMMITMENT_MISMATCH,
                 "the update and salt do not hash to the client's commitment",
             )
+        _bill_inline(state, tx, task_id, task, update, ctx.limits)
         task.pending[pos] = state.put_blob(stored)
         save_task(state, task_id, task)
 
@@ -276,6 +307,7 @@ class CommitReference(TxType):
         key = state_keys.reference(task_id, epoch)
         if state.get(key) is not None:
             raise TxFailed(Code.DUPLICATE_UPDATE, f"a reference is already committed for {epoch}")
+        _reserve(state, task_id, task, ctx.limits, "the reference's commitment")
         state.set(key, ReferenceRecord(digest, NO_BLOB).encode())
 
 
@@ -310,6 +342,7 @@ class RevealReference(TxType):
                 Code.COMMITMENT_MISMATCH,
                 "the reference and salt do not hash to the requester's commitment",
             )
+        _bill_inline(state, tx, task_id, task, update, ctx.limits)
         state.set(key, ReferenceRecord(rec.commitment, state.put_blob(stored)).encode())
 
 
