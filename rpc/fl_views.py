@@ -4,12 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
+from stf import state_keys
 from stf.cid import cid_v1
+from stf.fl.data_budget import allowance, data_fee, load_budget
 from stf.fl.epoch import awaited, load_reference
+from stf.fl.funding import read_funding
 from stf.fl.flags import flag_names
 from stf.fl.records import ClientRecord, EpochSummary, Verdict
 from stf.fl.task import TaskState
-from stf.ids import TaskId
+from stf.ids import L1Address, TaskId
+from stf.records import ChainSpec
 from stf.state import STATE_PREFIX, State
 
 from .lookup import StateGet
@@ -46,6 +50,28 @@ def reference_view(get: StateGet, task_id: TaskId, epoch: int) -> dict[str, Any]
     return {"commitment": ref.commitment, "update": ref.reference or None}
 
 
+def data_budget_view(get: StateGet, task_id: TaskId, t: TaskState) -> dict[str, Any] | None:
+    """What the task's data costs its funder so far (stf.fl.data_budget): null on a chain
+    that does not price bytes. ``bytes`` are billed at settlement; ``reserved`` are the open
+    epoch's commitments' reservations, which a new commitment must fit beside ``bytes`` within
+    ``allowance`` (what the deposit pays for)."""
+    state = state_at(get)
+    budget = load_budget(state, task_id)
+    spec_raw = get(state_keys.CHAIN_SPEC)
+    if budget is None or spec_raw is None:
+        return None
+    fee = ChainSpec.decode(spec_raw).data_fee_per_mib
+    funding = read_funding(state, task_id, L1Address(t.params.funder))
+    now = budget.at(t.epoch)
+    return {
+        "bytes": budget.total,
+        "reserved": now.reserved,
+        "allowance": 0 if funding is None else allowance(funding.deposit, fee),
+        "feePerMib": str(fee),
+        "feeWei": str(data_fee(budget.total, fee)),
+    }
+
+
 def task_view(task_id: TaskId, t: TaskState, get: StateGet) -> dict[str, Any]:
     p = t.params
     return {
@@ -79,6 +105,7 @@ def task_view(task_id: TaskId, t: TaskState, get: StateGet) -> dict[str, Any]:
         "revealed": [t.submitted[i] for i in t.revealed],
         "awaiting": awaiting(get, task_id, t),
         "reference": reference_view(get, task_id, t.epoch),
+        "dataBudget": data_budget_view(get, task_id, t),
         "rules": p.rules.to_list(),
     }
 

@@ -14,6 +14,7 @@ import pytest
 from test_fl import FL, Honest, init_model, pub, sha, task_params
 from test_fl import SCRIPT as FL_SCRIPT
 
+from rpc.fl_views import data_budget_view
 from stf import encoding, state_keys
 from stf.errors import Code
 from stf.fl import settlement
@@ -178,3 +179,22 @@ def test_an_unpriced_funded_chain_writes_no_budget_and_bills_nothing() -> None:
     fl.run_out(tid, 0)
     leaf = settlement.decode_settlement(fl.get(state_keys.settlement(TaskId(tid))))  # type: ignore[arg-type]
     assert (leaf.data_bytes, leaf.epochs_trained) == (0, 1)
+
+
+def test_the_task_view_shows_the_bill_and_the_room_left() -> None:
+    """``mps_getTask.dataBudget``: what a joining client and the funder can read."""
+    fl = FL(n_clients=5, funding_window=WINDOW, data_fee=FEE)
+    tid = funded_task(fl, deposit=10**15)
+    h = Honest(seed=8)
+    fl.commit_all(tid, 0, [(fl.clients[0], h.one())])
+    view = data_budget_view(fl.get, TaskId(tid), fl.task(tid))
+    assert view == {
+        "bytes": PRETASK,
+        "reserved": UPDATES_PER_EPOCH * D,
+        "allowance": allowance(10**15, FEE),
+        "feePerMib": str(FEE),
+        "feeWei": str(data_fee(PRETASK, FEE)),
+    }
+    unpriced = FL(n_clients=5, funding_window=WINDOW)
+    other = funded_task(unpriced, deposit=10**15)
+    assert data_budget_view(unpriced.get, TaskId(other), unpriced.task(other)) is None

@@ -35,7 +35,8 @@ roots did not (the quota counter holds the same bytes).
 Every chain whose task settles, for the data fee of issue 13: the settle leaf gained
 ``data_bytes`` (41 bytes; 0 on these chains, which do not price bytes); with the leaf cut back to
 its former 33 bytes every chain and root hashes as before (checked). The RPC answers for that and
-``mps_getGenesis``'s new ``dataFeePerMib`` (with it removed and the old leaf, the former digest).
+``mps_getGenesis``'s new ``dataFeePerMib`` (with it removed and the old leaf, the former digest),
+and again for ``mps_getTask``'s ``dataBudget`` (null here; removed, the digest before it).
 """
 
 from __future__ import annotations
@@ -201,7 +202,7 @@ def test_fixture_chains_keep_their_pinned_hashes_and_roots(name: str) -> None:
 # -- the FL RPC answers, on a node whose clock is pinned -------------------------------
 
 SCRIPT = b"print('golden')\n"
-PINNED_RPC_DIGEST = "ae34811d0901ef71ef0994629fa0e0cdce6b265af8b892d7e26c38bac6cdc25a"
+PINNED_RPC_DIGEST = "feae655e4649632c2945dd5d7aee7f84cc811e949048d7a1e326d7f3d0b2a0df"
 
 
 def golden_params(model: bytes, evaluator: bytes) -> TaskParams:

@@ -573,6 +573,18 @@ async def test_a_node_whose_database_is_behind_the_l1_refuses_to_start(tmp_path:
                 pass
 
 
+async def test_a_node_pricing_data_otherwise_than_its_reward_manager_refuses_to_start(
+    tmp_path: Path,
+) -> None:
+    """The STF caps a task's bytes at what its deposit pays for at the spec's price; a
+    RewardManager billing another price would take what the cap never foresaw (issue 13)."""
+    async with l1_net(tmp_path) as net:
+        settings = l1_settings(net.anvil, net.addresses, net.datadir)
+        with pytest.raises(L1Error, match="prices a task's data at 7 wei per MiB, but the"):
+            async with start_node(tmp_path / "priced", data_fee_per_mib=7, **settings):
+                pass
+
+
 # -- data availability (issue 12) -------------------------------------------------------------
 
 

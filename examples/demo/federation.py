@@ -51,7 +51,9 @@ MIN_CLIENTS = 5
 # also hold the accuracy report and the slashes coming back from the L1. 8 leaves that margin;
 # it costs nothing while every client that can still submit does (the epoch closes at once).
 WINDOW_BLOCKS = 8
-DEPOSIT_WEI = 10**18
+# ten epochs' fee (FEE_PER_EPOCH 0.1 ETH on a dev network) and 0.01 ETH for the task's data,
+# which the L1 bills first (25e12 wei per MiB on a dev network: 400 MiB, far above this demo's)
+DEPOSIT_WEI = 10**18 + 10**16
 ETH = 10**18
 
 

@@ -87,6 +87,22 @@ def check_window_against_confirmations(dep: Deployment, confirmations: int) -> N
         )
 
 
+def check_data_fee_against_l1(dep: Deployment, data_fee_per_mib: int) -> None:
+    """Refuse a chain whose spec prices a task's bytes otherwise than its RewardManager bills
+    them: the STF caps each task's bytes at what its deposit pays for at the spec's price, and a
+    RewardManager charging more would take deposits the cap did not foresee (or less, leave
+    the data unpaid)."""
+    if dep.rewards is None:
+        return
+    on_l1 = int(dep.rewards.functions.DATA_FEE_PER_MIB().call())
+    if on_l1 != data_fee_per_mib:
+        raise L1Error(
+            f"the chain spec prices a task's data at {data_fee_per_mib} wei per MiB, but the "
+            f"RewardManager at {dep.rewards.address} bills {on_l1}: deploy them together "
+            "(mps-node deploy passes the node's data_fee_per_mib)"
+        )
+
+
 def build_l1_services(cfg: NodeConfig, storage: Storage, seq: Sequencer) -> L1Services:
     """Connect, bind the contracts and build the services (raises L1Error if unusable, or if
     the database is behind what the L1 holds)."""
@@ -101,6 +117,7 @@ def build_l1_services(cfg: NodeConfig, storage: Storage, seq: Sequencer) -> L1Se
     )
     check_head_against_l1(dep.rollup, storage, seq.head.height)
     check_window_against_confirmations(dep, cfg.l1_confirmations)
+    check_data_fee_against_l1(dep, cfg.data_fee_per_mib)
     assert cfg.l1_key_file is not None
     max_fee = int(cfg.l1_max_fee_gwei * GWEI)
 
