@@ -8,8 +8,8 @@ from stf import state_keys
 from stf.cid import cid_v1
 from stf.fl.data_budget import allowance, data_fee, load_budget
 from stf.fl.epoch import awaited, load_reference
-from stf.fl.funding import read_funding
 from stf.fl.flags import flag_names
+from stf.fl.funding import read_funding
 from stf.fl.records import ClientRecord, EpochSummary, Verdict
 from stf.fl.task import TaskState
 from stf.ids import L1Address, TaskId
