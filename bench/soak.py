@@ -17,6 +17,8 @@ The attacks, each bounded so that the run stays on one machine:
 * ``pin``: never-executable transactions (nonces 1..63) from fresh keys, four at a time;
 * ``blobs``: 1 MiB ``put_blob`` from fresh unstaked keys, two a second (``--funded``: on a chain
   that funds its tasks, where a blob needs a task and a quota, so each is refused at once);
+* ``failing``: 1 MiB inline reveals for a task that does not exist, from fresh unstaked keys,
+  two a second (a large transaction that would fail is never included: refused at once);
 * ``fetch``: batches of 100 ``mps_getBlob`` of a 1 MiB blob (the response cap);
 * ``slowloris``: 200 sockets trickling a header byte every 5 s (the connection guard);
 * ``ws``: WebSocket connections subscribing 1,000 times each (the subscription caps);
@@ -52,10 +54,11 @@ import msgpack  # noqa: E402
 from node_process import NodeProcess  # noqa: E402
 
 from client_sdk.keys import Keypair  # noqa: E402
+from client_sdk.fl import submit_update  # noqa: E402
 from client_sdk.tx import put_blob, put_record  # noqa: E402
 
 CHAIN_ID = 4242
-ATTACKS = ("amplify", "pin", "blobs", "fetch", "slowloris", "ws", "deep")
+ATTACKS = ("amplify", "pin", "blobs", "failing", "fetch", "slowloris", "ws", "deep")
 # loopback source addresses (all of 127/8 reaches the node): the node limits connections per
 # address, so honest clients come from their own, the slowloris from another, the rest from one
 HONEST_ADDRESS = "127.0.0.2"
@@ -222,6 +225,21 @@ async def blobs(url: str, _: int, stop: asyncio.Event, seen: Counter[str]) -> No
             await asyncio.sleep(0.5)
 
 
+async def failing(url: str, _: int, stop: asyncio.Event, seen: Counter[str]) -> None:
+    """Storage through failure: a failed transaction is included, so before the rule each of
+    these put 1 MiB in a block for nobody's money."""
+    async with session(ATTACKER_ADDRESS) as s:
+        while not stop.is_set():
+            junk = os.urandom(1024 * 1024)
+            tx = submit_update(Keypair.generate(), CHAIN_ID, 0, os.urandom(32), 0, junk)
+            try:
+                answer = await call(s, url, "mps_sendTransaction", "0x" + tx.encode().hex())
+                seen["accepted" if "result" in answer else str(answer["error"]["code"])] += 1
+            except aiohttp.ClientError as exc:
+                seen[type(exc).__name__] += 1
+            await asyncio.sleep(0.5)
+
+
 async def fetch(url: str, _: int, stop: asyncio.Event, seen: Counter[str]) -> None:
     data = os.urandom(1024 * 1024)
     async with session(ATTACKER_ADDRESS) as s:
@@ -333,6 +351,7 @@ ATTACK_FNS: dict[str, Attack] = {
     "fetch": fetch,
     "slowloris": slowloris,
     "ws": ws,
+    "failing": failing,
     "deep": deep,
 }
 
