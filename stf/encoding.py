@@ -59,10 +59,14 @@ def encode(value: Any) -> bytes:
     return packed
 
 
-def decode(data: bytes, max_len: int | None = None) -> Any:
-    """Decode canonical bytes; raise :class:`EncodingError` on anything else."""
+def decode(data: bytes, max_len: int | None = None, max_array_len: int | None = None) -> Any:
+    """Decode canonical bytes; raise :class:`EncodingError` on anything else.
+
+    ``max_array_len``: refuse any array longer, at its header, before its items are built (a
+    caller whose format bounds its lists: a 4 MB list of small integers takes a second)."""
     if max_len is not None and len(data) > max_len:
         raise EncodingError(f"encoding is {len(data)} bytes, limit is {max_len}")
+    limit: dict[str, int] = {} if max_array_len is None else {"max_array_len": max_array_len}
     try:
         value = msgpack.unpackb(
             data,
@@ -72,6 +76,7 @@ def decode(data: bytes, max_len: int | None = None) -> Any:
             max_map_len=0,
             max_ext_len=0,
             unicode_errors="strict",
+            **limit,
         )
     except (msgpack.ExtraData, msgpack.FormatError, msgpack.StackError) as exc:
         raise EncodingError(f"malformed msgpack: {exc}") from None
