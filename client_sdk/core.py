@@ -170,6 +170,9 @@ class ClientCore:
             if rc is not None:
                 return rc
             if time.monotonic() > deadline:
+                # it may have been dropped (its block found it invalid): then its nonce and the
+                # ones cached after it are free, so the next send reads the account's again
+                self._nonce = None
                 raise WaitTimeout(f"transaction {tx_hash.hex()} not sealed within {limit}s")
             yield from next_head(mark, 0.05)
 

@@ -58,6 +58,10 @@ class Damage:
         return sum(n for _, n in self.spans)
 
 
+class JournalClosed(OSError):
+    """A write came after :meth:`TxJournal.close` (a stream still writing at shutdown)."""
+
+
 class TxJournal:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
@@ -78,6 +82,8 @@ class TxJournal:
             parts += (_header(raw), raw)
         total = sum(len(x) for x in parts)
         with self._lock:
+            if self._fd < 0:  # closed: its number may be another file's by now (a red team's)
+                raise JournalClosed(f"the mempool journal {self.path} is closed")
             at = 0
             while at < len(parts):  # a write may stop short: go on from where it did
                 done = os.writev(self._fd, parts[at : at + _IOV_MAX])
@@ -109,6 +115,8 @@ class TxJournal:
     def rewrite(self, raws: Iterable[bytes]) -> None:
         """Replace the journal with exactly ``raws``, atomically."""
         with self._lock:
+            if self._fd < 0:
+                raise JournalClosed(f"the mempool journal {self.path} is closed")
             self._rewrite(raws)
 
     def _rewrite(self, raws: Iterable[bytes]) -> None:
@@ -125,7 +133,9 @@ class TxJournal:
 
     def close(self) -> None:
         with self._lock:
-            os.close(self._fd)
+            if self._fd >= 0:
+                os.close(self._fd)
+                self._fd = -1
 
 
 def _record_at(data: bytes, pos: int) -> bytes | None:

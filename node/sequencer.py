@@ -229,8 +229,10 @@ class Sequencer:
         if self._task is not None:
             await self._task
         self._block_thread.shutdown(wait=True)
-        self._journal.close()
+        # the pool first: a stream's journal write queued on it goes to the journal before it
+        # closes (closed first, the write went to whatever file reused its descriptor)
         self._verify_pool.shutdown(wait=True)
+        self._journal.close()
         log.info("sequencer stopped", head=self.head.height)
 
     # -- block production ----------------------------------------------------

@@ -29,6 +29,7 @@ admitted.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import deque
 from dataclasses import dataclass
 from typing import Any
@@ -241,7 +242,10 @@ async def admit_stream(content: StreamReader, stream: TxStream, media: str) -> l
     async def admit_chunk() -> None:
         nonlocal refused, in_flight
         task, raws = checking.popleft()
-        results = await task
+        try:
+            results = await task
+        except MPSError as exc:  # the whole job refused (the node is shutting down): per frame
+            results = [exc] * len(raws)
         in_flight -= len(raws)
         for checked, raw in zip(results, raws, strict=True):
             index = len(answers)
@@ -264,29 +268,44 @@ async def admit_stream(content: StreamReader, stream: TxStream, media: str) -> l
             await journal.add(raw)
 
     tail: RPCError | None = None
+
+    async def read_and_admit() -> None:
+        nonlocal tail, chunk_bytes, in_flight
+        try:
+            while refused is None:
+                index = len(answers) + in_flight
+                raw = await frames.next(index)
+                if raw is None:
+                    break
+                if index >= limits.max_stream_txs:
+                    raise _StreamEnd(
+                        int(Code.BATCH_TOO_LARGE),
+                        f"a stream holds at most {limits.max_stream_txs} transactions",
+                    )
+                chunk.append(raw)
+                chunk_bytes += len(raw)
+                in_flight += 1
+                if chunk_bytes >= CHECK_BYTES or len(chunk) >= CHECK_FRAMES:
+                    submit()
+                while len(checking) >= limits.window:  # bounded: admit the oldest first
+                    await admit_chunk()
+        except _StreamEnd as end:
+            tail = end.error
+        submit()
+        while checking:  # what was read is answered, in order
+            await admit_chunk()
+
     try:
-        while refused is None:
-            index = len(answers) + in_flight
-            raw = await frames.next(index)
-            if raw is None:
-                break
-            if index >= limits.max_stream_txs:
-                raise _StreamEnd(
-                    int(Code.BATCH_TOO_LARGE),
-                    f"a stream holds at most {limits.max_stream_txs} transactions",
-                )
-            chunk.append(raw)
-            chunk_bytes += len(raw)
-            in_flight += 1
-            if chunk_bytes >= CHECK_BYTES or len(chunk) >= CHECK_FRAMES:
-                submit()
-            while len(checking) >= limits.window:  # bounded: admit the oldest first
-                await admit_chunk()
-    except _StreamEnd as end:
-        tail = end.error
-    submit()
-    while checking:  # what was read is answered, in order
-        await admit_chunk()
+        await read_and_admit()
+    except BaseException:
+        # a fault, not a refusal (the journal's disk, a cancelled request): nothing is
+        # acknowledged, and nothing is left running against the pool or the journal (a
+        # write left in flight could outlive the journal at shutdown: a red team's)
+        for task, _ in checking:
+            task.cancel()
+        with contextlib.suppress(Exception):
+            await journal.done()
+        raise
     await journal.done()
     if tail is not None and refused is None:
         answers.append(_err(len(answers), tail))

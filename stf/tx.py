@@ -73,6 +73,8 @@ class Transaction:
             raise TxInvalid(
                 Code.PAYLOAD_TOO_LARGE, f"transaction is {len(raw)} bytes, limit is {max_size}"
             )
+        if type(raw) is not bytes:  # kept below: a caller's mutable buffer must not be
+            raw = bytes(raw)
         try:
             value = encoding.decode(raw)
             outer = encoding.expect_list(value, 2, "transaction")

@@ -11,7 +11,7 @@ whole upload quota first, so a committed sender's reveal is never refused for mo
 from __future__ import annotations
 
 import pytest
-from test_fl import FL, Honest, init_model, pub, sha, task_params
+from test_fl import FL, PUT_BLOB, SUBMIT_UPDATE, Honest, init_model, pub, sha, task_params
 from test_fl import SCRIPT as FL_SCRIPT
 
 from rpc.fl_views import data_budget_view
@@ -61,6 +61,20 @@ def deposit_for(nbytes: int) -> int:
     return -(-nbytes * FEE // MIB)
 
 
+def sent(fl: FL, tid: bytes) -> int:
+    """Every byte the chain's blocks carried for the task since it was created: its reveals'
+    payloads and its uploads' data (what the bill counts)."""
+    total = 0
+    for block in fl.chain.blocks:
+        for tx in block.txs:
+            value = encoding.decode(tx.payload) if tx.tx_type in (PUT_BLOB, SUBMIT_UPDATE) else None
+            if tx.tx_type == SUBMIT_UPDATE and value[0] == tid:
+                total += len(tx.payload)
+            elif tx.tx_type == PUT_BLOB and len(value) == 2 and value[1] == tid:
+                total += len(value[0])
+    return total
+
+
 def budget(fl: FL, tid: bytes) -> DataBudget:
     b = load_budget(State(fl.chain.store, fl.root), TaskId(tid))
     assert b is not None
@@ -94,7 +108,8 @@ def test_every_byte_is_billed_and_settled() -> None:
     quota = UPDATES_PER_EPOCH * D
     assert budget(fl, tid) == DataBudget(PRETASK, 0, 5 * quota, 0)
     fl.run_out(tid, 0)
-    assert budget(fl, tid).at(1).billed == PRETASK + 5 * D
+    assert budget(fl, tid).at(1).billed == PRETASK + sent(fl, tid)
+    assert sent(fl, tid) > 5 * D  # each inline reveal is billed its whole payload
     u = h.one().tobytes()
     chunks = [u[:1000], u[1000:]]
     pairs = [(k, h.one()) for k in fl.clients[1:]]
@@ -105,8 +120,9 @@ def test_every_byte_is_billed_and_settled() -> None:
     fl.run_out(tid, 1)
     assert fl.task(tid).status == FINISHED
     leaf = settlement.decode_settlement(fl.get(state_keys.settlement(TaskId(tid))))  # type: ignore[arg-type]
-    assert leaf.data_bytes == PRETASK + 10 * D
-    assert data_fee(leaf.data_bytes, FEE) == -(-(PRETASK + 10 * D) * FEE // MIB)
+    # the chunked reveal's payload (its chunk ids) is billed too, beside its chunks
+    assert leaf.data_bytes == PRETASK + sent(fl, tid)
+    assert data_fee(leaf.data_bytes, FEE) == -(-leaf.data_bytes * FEE // MIB)
     assert fl.replay_from_genesis().data == fl.chain.store.data
 
 
@@ -129,7 +145,7 @@ def test_a_commitment_the_deposit_cannot_pay_for_fails_and_costs_nothing() -> No
     fl.run_out(tid, 0)
     summary = fl.summary(tid, 0)
     assert summary is not None and summary.n_clients == 5
-    assert budget(fl, tid).at(1).billed == PRETASK + 5 * D
+    assert budget(fl, tid).at(1).billed == PRETASK + sent(fl, tid)
     verdict = fl.verdict(tid, fl.clients[5])
     assert verdict is None or verdict.strikes == 0
     # what the L1 can take stays within the deposit, even had every reservation been sent

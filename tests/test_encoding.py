@@ -336,3 +336,17 @@ def test_the_header_walk_accepts_exactly_what_re_encoding_accepts(data: Any) -> 
 @given(st.binary(max_size=64) | values.map(lambda v: msgpack.packb(v, use_bin_type=True)[:-1]))
 def test_the_header_walk_agrees_on_arbitrary_bytes(raw: bytes) -> None:
     assert verdict(encoding.decode, raw) == verdict(reference_decode, raw), raw.hex()
+
+
+def test_a_decoded_transaction_keeps_its_own_copy_of_a_mutable_buffer() -> None:
+    """Red team: a bytearray passed to Transaction.decode was kept by reference, so changing
+    it later changed encode() while the fields and hash stayed."""
+    from nacl.signing import SigningKey
+
+    from stf.tx import Transaction, make_tx
+
+    tx = make_tx(SigningKey(b"\x01" * 32), 7, 1, 0, b"payload")
+    buf = bytearray(tx.encode())
+    got = Transaction.decode(buf)  # type: ignore[arg-type]
+    buf[-1] ^= 0xFF
+    assert got.encode() == tx.encode() and got.hash == tx.hash

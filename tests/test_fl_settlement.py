@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pytest
 from nacl.signing import SigningKey
-from test_fl import FL, SCRIPT, D, Honest, init_model, pub, receipt, task_params
+from test_fl import CREATE_TASK, FL, SCRIPT, D, Honest, init_model, pub, receipt, task_params
 
 from stf import encoding, state_keys
 from stf.errors import Code
@@ -469,9 +469,17 @@ def signed_create(
     payer = paid_by or funder or UPLOADER
     first_in = [fl.deposit("fund", [create.hash, front_run, 1])] if front_run else []
     fl.block(*first_in, fl.deposit("fund", [create.hash, payer, 7]))
+    # a pre-task upload draws on the funding its create_task names: one paid by another
+    # account goes up for a carrier task of the requester's that names that account (never
+    # created), so that the blobs exist and the create itself meets its funding rule
+    carrier = create
+    if payer != funder:
+        params = task_params(sha(model), sha(SCRIPT), name="carrier", funder=payer)
+        carrier = fl.tx(fl.requester, CREATE_TASK, params, nonce=10**6)
+        fl.block(fl.deposit("fund", [carrier.hash, payer, 7]))
     fl.block(
-        fl.put_blob(fl.requester, model, create.hash, payer, first, create),
-        fl.put_blob(fl.requester, SCRIPT, create.hash, payer, first + 1, create),
+        fl.put_blob(fl.requester, model, carrier.hash, payer, first, carrier),
+        fl.put_blob(fl.requester, SCRIPT, carrier.hash, payer, first + 1, carrier),
     )
     return create
 

@@ -37,6 +37,9 @@ Every chain whose task settles, for the data fee of issue 13: the settle leaf ga
 its former 33 bytes every chain and root hashes as before (checked). The RPC answers for that and
 ``mps_getGenesis``'s new ``dataFeePerMib`` (with it removed and the old leaf, the former digest),
 and again for ``mps_getTask``'s ``dataBudget`` (null here; removed, the digest before it).
+The ``funded`` chain for issue 13's second red team: on a chain that funds its tasks a reveal
+is charged to its sender's upload quota before it runs (its failure is paid for): its reveals
+write their senders' ``upload/`` counters (without that charge it hashes as before, checked).
 """
 
 from __future__ import annotations
@@ -159,8 +162,8 @@ PINNED_CHAINS: dict[str, tuple[str, str]] = {
         "ed883503d8ee68963f3849eee31d367736e935691a78a00cd417d953cf4c1290",
     ),
     "funded": (
-        "23d9d4d4cbc8ffa7fc1799960b9ebfffdfa51f6dfd1902a75342c36b0ce7af71",
-        "8fcf46f4d86e9fb32c679f6ed8535154fc69e977b7a5120a9d9160a816e8edab",
+        "3378b964d27e37bebd1bbe66c2f9f28f72fdbfc653cef04de674203e808defb1",
+        "738ff0a561cd4abee4ee75aa16487a4e6654032f6708f74b4878cf4672a33363",
     ),
     "scenario": (
         "030b644ce5f9cfbf6e6989479d04c0df127d26d772019dfb08a240f4e427b132",
@@ -176,7 +179,7 @@ PINNED_ROOTS: dict[str, str] = {
     "chunky_int16_trimmed": "800b2e8cd2edeea3d6b5fd2f9c0a485ac2e11f547f6bb855fcd9bd1207b68e1f",
     "chunky_median": "3cb4845faa736ca25fd3017efe719588933c35aad091704fe31faffe02e163e7",
     "deposits": "ed3f65076faf5c364598041a91e2c2f6f3d0909277d5f1c6e02b755ad0f5132b",
-    "funded": "a1d3f8b9e4709a51f70b5a0330117722fe9d821fe29ffa00b790397cbcc75011",
+    "funded": "b6d60451f063dc878db9148eff495a22e9a5c6dc6380daf027eb038678d86cdb",
     "scenario": "7b1ddd9777845d5a3cef8806293a6d52df3d01532fd71f7cfc5a34f9c70a49d4",
     "settlement_run": "7730566909abdecbbb4da975112caf81325085121e1a2929b040df4ead79411f",
 }

@@ -75,3 +75,25 @@ def test_random_damage_keeps_every_untouched_record(tmp_path_factory, flips: lis
     got = TxJournal(path).read_all()
     assert [r for i, r in enumerate(RAWS) if i not in hit] == [r for r in got if r in RAWS]
     assert all(r in RAWS for r in got)
+
+
+def test_a_write_after_close_is_refused_not_sent_to_a_reused_descriptor(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Red team: close() left the number set, and a stream's write still queued at shutdown
+    went to whichever file the OS gave that number next."""
+    from node.journal import JournalClosed, TxJournal
+
+    j = TxJournal(tmp_path / "j")
+    j.append(b"kept")
+    j.close()
+    victim = tmp_path / "victim"
+    fd = os.open(victim, os.O_WRONLY | os.O_CREAT)
+    try:
+        with pytest.raises(JournalClosed):
+            j.append_many([b"late"])
+        with pytest.raises(JournalClosed):
+            j.rewrite([b"late"])
+    finally:
+        os.close(fd)
+    assert victim.read_bytes() == b""
+    j.close()  # twice is harmless
+    assert TxJournal(tmp_path / "j").read_all() == [b"kept"]

@@ -228,3 +228,19 @@ async def test_a_stream_that_trickles_for_ever_is_cut(tmp_path) -> None:
         assert got[-1] == int(Code.BODY_TIMEOUT) and set(got[:-1]) == {None}
         assert 10 <= len(got) - 1 < 30  # about 2 s of frames at one per 0.1 s
         assert "the stream did not arrive within 2s" in answers[-1]["error"]["message"]
+
+
+async def test_a_check_job_refused_whole_is_answered_per_frame(h: NodeHarness, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Red team: an MPSError raised by the pool's job (the node shutting down) escaped the
+    stream as an HTTP 500 with no answers, and left its journal write running unawaited."""
+    from stf.errors import MPSError
+
+    async def refuse(raws: list[bytes]) -> list[Any]:
+        raise MPSError(Code.SHUTTING_DOWN, "the node is shutting down")
+
+    monkeypatch.setattr(h.node.sequencer, "check_many", refuse)
+    kp = Keypair.generate()
+    status, answers = await stream(h, frame(record_tx(kp, n).encode() for n in range(3)))
+    assert status == 200
+    assert codes(answers) == [Code.SHUTTING_DOWN, Code.STREAM_STOPPED, Code.STREAM_STOPPED]
+    assert len(h.mempool) == 0

@@ -96,7 +96,9 @@ def test_only_the_requester_uploads_before_its_task_exists() -> None:
 
 def test_a_lapsed_funding_takes_no_upload() -> None:
     fl = FL(n_clients=5, funding_window=WINDOW)
-    create = fl.tx(fl.outsider, CREATE_TASK, task_params(sha(b"m"), sha(SCRIPT)), nonce=99)
+    create = fl.tx(
+        fl.outsider, CREATE_TASK, task_params(sha(b"m"), sha(SCRIPT), funder=ALICE), nonce=99
+    )
     tid = create.hash  # a task never created
     fl.block(fl.deposit("fund", [tid, ALICE, 7]))
     fl.empty(WINDOW)
@@ -163,7 +165,9 @@ def test_a_client_that_may_not_reveal_may_not_upload() -> None:
 def test_the_pretask_quota_is_the_largest_model_and_two_blobs() -> None:
     """Counted without uploading 400 MB: the rule on a bare state."""
     fl = FL(n_clients=5, funding_window=WINDOW)
-    create = fl.tx(fl.requester, CREATE_TASK, task_params(sha(b"m"), sha(SCRIPT)), nonce=99)
+    create = fl.tx(
+        fl.requester, CREATE_TASK, task_params(sha(b"m"), sha(SCRIPT), funder=ALICE), nonce=99
+    )
     tid = TaskId(create.hash)
     fl.block(fl.deposit("fund", [tid, ALICE, 7]))
     limits = Limits(funding_window_blocks=WINDOW)
@@ -231,3 +235,18 @@ async def test_the_pool_counts_pending_uploads_against_the_quota(tmp_path: Path)
         assert err["code"] == Code.BLOB_QUOTA_EXCEEDED
         # another sender's quota is its own, pending or not
         await h.send_ok(put_blob(sc.clients[1], CHAIN_ID, 1, rng.bytes(quota), sc.tid))
+
+
+def test_a_pretask_upload_draws_on_the_funding_its_create_task_names() -> None:
+    """Red team: uploaded against another funding of the id (BOB's), the model escaped the
+    bill of the funding the task binds (ALICE's), and BOB's funding stayed reclaimable."""
+    bob = b"\xbb" * 20
+    fl = FL(n_clients=5, funding_window=WINDOW)
+    first = fl.skip(fl.requester, 1)
+    create = fl.create(task_params(sha(b"m"), sha(SCRIPT), funder=ALICE))
+    fl.block(fl.deposit("fund", [create.hash, ALICE, 7]), fl.deposit("fund", [create.hash, bob, 7]))
+    other = fl.block(fl.put_blob(fl.requester, SCRIPT, create.hash, bob, first, create))
+    assert dropped(other) == [Code.BLOB_NOT_ALLOWED]
+    assert "the funding its create_task names" in str(other.dropped[0][1])
+    own = fl.block(fl.put_blob(fl.requester, SCRIPT, create.hash, ALICE, first, create))
+    assert [r.status for r in own.receipts] == [1]

@@ -197,6 +197,22 @@ def _check_requester(context: UploadContext, sender: bytes, short: str) -> None:
             f"only the requester of task {short} (the signer of its create_task) uploads for "
             "it before it exists",
         )
+    # and against the funding the task will bind, which then pays for these bytes: uploaded
+    # against another funding of the id, they escaped the task's bill (a red team's)
+    try:
+        params = encoding.expect_list(encoding.decode(fields[4]), 14, "create_task payload")
+    except encoding.EncodingError as exc:
+        raise TxInvalid(Code.BLOB_NOT_ALLOWED, f"the create_task payload: {exc}") from None
+    if params[13] != context.funder:
+        raise TxInvalid(
+            Code.BLOB_NOT_ALLOWED,
+            f"a pre-task upload draws on the funding its create_task names ({_named(params[13])}"
+            f"), not another funding of the id",
+        )
+
+
+def _named(funder: object) -> str:
+    return f"0x{funder.hex()}" if isinstance(funder, bytes) and funder else "none"
 
 
 def _pretask(

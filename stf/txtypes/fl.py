@@ -14,7 +14,7 @@ from ..encoding import EncodingError
 from ..errors import Code, TxFailed, TxInvalid
 from ..fl.chunks import MAX_CHUNKS, check_stored_array, manifest_from_chunks, stored_blob_size
 from ..fl.commit import REFERENCE_DOMAIN, SALT_BYTES, commitment
-from ..fl.data_budget import allowance, open_budget, priced, reserve
+from ..fl.data_budget import allowance, load_budget, open_budget, priced, reserve
 from ..fl.epoch import submit_refusal
 from ..fl.funding import bind_funding, read_funding
 from ..fl.records import EpochSummary, ReferenceRecord
@@ -29,7 +29,7 @@ from ..ids import NO_BLOB, BlobId, ClientKey, L1Address, TaskId
 from ..stakes import not_staked
 from ..state import State
 from ..tx import Transaction
-from .base import TxType, register
+from .base import TxType, failable_payload_bytes, register
 
 MAX_OPEN_TASKS = 64
 MAX_OPEN_TASKS_PER_REQUESTER = 4  # one key cannot take every slot by itself
@@ -195,24 +195,75 @@ def _reserve(state: State, task_id: TaskId, task: TaskState, limits: Limits, who
     what the task's bound funding pays for (:mod:`stf.fl.data_budget`)."""
     if not priced(limits):
         return
-    funding = read_funding(state, task_id, L1Address(task.params.funder))
-    cap = 0 if funding is None else allowance(funding.deposit, limits.data_fee_per_mib)
-    reserve(state, task_id, task.epoch, upload_quota(task), cap, who)
+    reserve(state, task_id, task.epoch, upload_quota(task), _cap(state, task_id, task, limits), who)
 
 
-def _bill_inline(
-    state: State,
-    tx: Transaction,
-    task_id: TaskId,
-    task: TaskState,
-    update: bytes | list[bytes],
-    limits: Limits,
+def _charge_reveal(
+    state: State, tx: Transaction, task_id: TaskId, by_requester: bool, ctx: BlockContext
 ) -> None:
-    """An inline reveal's bytes count like an upload's on a chain that prices bytes (within
-    the sender's quota, which its commitment reserved); a chunked one's were counted as its
-    chunks were uploaded."""
-    if isinstance(update, bytes) and priced(limits):
-        charge_task_bytes(state, task_id, task, tx.sender, len(update), limits).record(state)
+    """A reveal's bytes, charged before it runs (its ``consume``), so that its failure is paid
+    for like an upload's: a failed transaction stays in every copy of the chain.
+
+    A reveal is accepted into a block only from a sender of the task it names (a joined client,
+    or for a reference the requester): a large one from anyone else is invalid, never included
+    (it was free storage: a fresh key's 4 MiB reveal for no task). On a chain that funds its
+    tasks its payload counts against the sender's upload quota for the task's epoch, like its
+    chunks, and on one that prices bytes it is billed to the task; a sender without a commitment
+    in the epoch (its reveal late) is billed only within what the deposit still pays for. So a
+    committed client's reveal that fails in its block (its epoch closed at the window's end,
+    its task completed in the same block) is included failed, its nonce used, as before: had it
+    been dropped, the sender's later transactions would have been dropped behind it."""
+    task = load_task(state, task_id)
+    sender_ok = task is not None and (
+        tx.sender == task.requester if by_requester else ClientKey(tx.sender) in task.clients
+    )
+    if not sender_ok:
+        if len(tx.payload) > failable_payload_bytes(ctx.limits):
+            who = "its requester" if by_requester else "a client that joined it"
+            raise TxInvalid(
+                Code.LARGE_TX_FAILED,
+                f"a reveal of {len(tx.payload)} bytes is included only from {who}: this one "
+                f"would fail, and its bytes would be stored for nobody's money",
+            )
+        return  # a small one fails in apply, with its reason in the receipt
+    assert task is not None
+    if ctx.limits.funding_window_blocks <= 0:
+        return  # a chain that does not fund its tasks keeps no quotas
+    charge = charge_task_bytes(state, task_id, task, tx.sender, len(tx.payload), ctx.limits)
+    if priced(ctx.limits) and not _committed(state, task_id, task, tx.sender, by_requester):
+        _require_room(state, task_id, task, len(tx.payload), ctx.limits)
+    charge.record(state)
+
+
+def _committed(
+    state: State, task_id: TaskId, task: TaskState, sender: bytes, by_requester: bool
+) -> bool:
+    """Whether ``sender``'s commitment of the open epoch reserved its quota."""
+    if by_requester:
+        return state.get(state_keys.reference(task_id, task.epoch)) is not None
+    return ClientKey(sender) in task.submitted
+
+
+def _cap(state: State, task_id: TaskId, task: TaskState, limits: Limits) -> int:
+    """The bytes the task's bound funding pays for."""
+    funding = read_funding(state, task_id, L1Address(task.params.funder))
+    return 0 if funding is None else allowance(funding.deposit, limits.data_fee_per_mib)
+
+
+def _require_room(
+    state: State, task_id: TaskId, task: TaskState, size: int, limits: Limits
+) -> None:
+    budget = load_budget(state, task_id)
+    if budget is None:
+        return
+    now = budget.at(task.epoch)
+    cap = _cap(state, task_id, task, limits)
+    if now.billed + now.sent + now.reserved + size > cap:
+        raise TxInvalid(
+            Code.BLOB_QUOTA_EXCEEDED,
+            f"a reveal with no commitment in epoch {task.epoch} is billed to the task, whose "
+            f"deposit pays for {cap} bytes, and no room is left for its {size}",
+        )
 
 
 @register
@@ -248,10 +299,15 @@ class SubmitUpdate(TxType):
 
     TYPE_ID = 5
     NAME = "submit_update"
+    CHARGES_BYTES = True  # consume charges the sender's quota (a failure is paid for)
 
     @classmethod
     def parse(cls, value: Any, limits: Limits) -> tuple[TaskId, int, bytes | list[bytes], bytes]:
         return _parse_reveal(value, cls.NAME)
+
+    @classmethod
+    def consume(cls, state: State, tx: Transaction, args: Any, ctx: BlockContext) -> None:
+        _charge_reveal(state, tx, args[0], False, ctx)
 
     @classmethod
     def apply(cls, state: State, tx: Transaction, args: Any, ctx: BlockContext) -> None:
@@ -271,7 +327,6 @@ class SubmitUpdate(TxType):
                 Code.COMMITMENT_MISMATCH,
                 "the update and salt do not hash to the client's commitment",
             )
-        _bill_inline(state, tx, task_id, task, update, ctx.limits)
         task.pending[pos] = state.put_blob(stored)
         save_task(state, task_id, task)
 
@@ -317,10 +372,15 @@ class RevealReference(TxType):
 
     TYPE_ID = 9
     NAME = "reveal_reference"
+    CHARGES_BYTES = True  # consume charges the requester's quota (a failure is paid for)
 
     @classmethod
     def parse(cls, value: Any, limits: Limits) -> tuple[TaskId, int, bytes | list[bytes], bytes]:
         return _parse_reveal(value, cls.NAME)
+
+    @classmethod
+    def consume(cls, state: State, tx: Transaction, args: Any, ctx: BlockContext) -> None:
+        _charge_reveal(state, tx, args[0], True, ctx)
 
     @classmethod
     def apply(cls, state: State, tx: Transaction, args: Any, ctx: BlockContext) -> None:
@@ -342,7 +402,6 @@ class RevealReference(TxType):
                 Code.COMMITMENT_MISMATCH,
                 "the reference and salt do not hash to the requester's commitment",
             )
-        _bill_inline(state, tx, task_id, task, update, ctx.limits)
         state.set(key, ReferenceRecord(rec.commitment, state.put_blob(stored)).encode())
 
 
