@@ -32,7 +32,7 @@ def apply_forced(state: State, raw: bytes, ctx: BlockContext, chain_id: int) -> 
         ttype = lookup(tx.tx_type)
         if ttype.PRIVILEGED:  # before its payload is even parsed
             raise TxInvalid(Code.PRIVILEGED_TX, f"{ttype.NAME} cannot be forced")
-        receipt = apply_tx(state, tx, 0, ctx, check_tx(tx, config))
+        receipt = apply_tx(state, tx, 0, ctx, check_tx(tx, config), forced=True)
     except TxInvalid as exc:
         raise TxFailed(
             Code.FORCED_TX_INVALID, f"the forced transaction cannot apply: {exc.code.name}"

@@ -76,7 +76,12 @@ def large_failure(ttype: type[TxType], tx: Transaction, exc: TxFailed) -> TxInva
 
 
 def apply_tx(
-    state: State, tx: Transaction, index: int, ctx: BlockContext, checked: tuple[type[TxType], Any]
+    state: State,
+    tx: Transaction,
+    index: int,
+    ctx: BlockContext,
+    checked: tuple[type[TxType], Any],
+    forced: bool = False,
 ) -> Receipt:
     """Apply one stateless-valid transaction; raise :class:`TxInvalid` if it cannot be included.
 
@@ -101,7 +106,9 @@ def apply_tx(
     try:
         ttype.apply(state, tx, args, ctx)
     except TxFailed as exc:
-        if ttype.must_succeed(tx, ctx.limits):
+        # a forced transaction's bytes paid L1 gas, and its failure must use its nonce (else its
+        # public signed bytes could be replayed once they would succeed: stf.forced)
+        if not forced and ttype.must_succeed(tx, ctx.limits):
             state.revert(outer)
             raise large_failure(ttype, tx, exc) from None
         if not exc.keep_writes:

@@ -184,3 +184,22 @@ def test_validly_signed_forced_payloads_of_every_type_never_break_a_block(
     raw = make_tx(USER, CHAIN_ID, type_id, nonce, encoding.encode(body)).encode()
     [(status, code, _)] = force(chain, raw)
     assert status in (0, 1) and (status == 1) == (code == 0)
+
+
+def test_a_large_forced_transaction_that_fails_still_uses_its_nonce(chain: Chain) -> None:
+    """A large transaction that would fail is invalid in a block (its bytes would be stored for
+    nobody's money), but a forced one paid L1 gas for them and must use its nonce: else its
+    public signed bytes could be replayed once they would succeed (a red team's)."""
+    from stf.context import Limits
+    from stf.txtypes.base import failable_payload_bytes
+
+    key = signing_key(43)
+    from test_fl import task_params
+
+    layout = tuple((f"{i:03d}" + "x" * 60, (1,)) for i in range(100))
+    payload = encoding.encode(task_params(b"\x01" * 32, b"\x02" * 32, layout=layout))
+    assert len(payload) > failable_payload_bytes(Limits())
+    raw = make_tx(key, CHAIN_ID, 3, 0, payload).encode()  # a create_task naming no blob
+    [(status, code, _)] = force(chain, raw)
+    assert status == 0 and code != Code.FORCED_TX_INVALID, code
+    assert nonce_of(chain, key) == 1
