@@ -89,6 +89,7 @@ class Mempool:
         # so the pool never acknowledges an upload its block would then drop (a red team's)
         self._charges = State(storage, b"")
         self._charged: dict[bytes, None] = {}  # pooled transactions that wrote charges, in order
+        self._recharge_due = False  # an eviction took a charged one: count the rest again
 
     def __len__(self) -> int:
         return len(self._by_hash)
@@ -159,6 +160,8 @@ class Mempool:
         self._by_sender.setdefault(tx.sender, {})[tx.nonce] = entry
         self.bytes += len(raw)
         self._reclassify(tx.sender, base)
+        if self._recharge_due:
+            self._recharge()
         return h
 
     def journal_many(self, raws: list[bytes]) -> None:
@@ -197,6 +200,13 @@ class Mempool:
         in arrival order, on the new head state. What no longer fits stays pooled uncharged:
         its block drops it, as it would have."""
         self.next_height = height + 1
+        self._recharge()
+
+    def _recharge(self) -> None:
+        """The charges of what is pooled, counted again in arrival order on the head state
+        (after a block, or an eviction: an evicted upload's charge kept refusing its sender's
+        next one until the next block, a red team's)."""
+        self._recharge_due = False
         pooled = [self._by_hash[h].tx for h in self._charged if h in self._by_hash]
         self._charges, self._charged = State(self._storage, b""), {}
         for tx in pooled:
@@ -236,7 +246,9 @@ class Mempool:
             return False
         sender = max(self._queued, key=lambda s: len(self._queued[s]))
         nonce = max(self._queued[sender])
-        self.remove([self._by_sender[sender][nonce].tx.hash])
+        evicted = self._by_sender[sender][nonce].tx.hash
+        self._recharge_due |= evicted in self._charged
+        self.remove([evicted])
         return True
 
     def _reclassify(self, sender: bytes, base: int | None = None) -> None:

@@ -250,3 +250,27 @@ def test_a_pretask_upload_draws_on_the_funding_its_create_task_names() -> None:
     assert "the funding its create_task names" in str(other.dropped[0][1])
     own = fl.block(fl.put_blob(fl.requester, SCRIPT, create.hash, ALICE, first, create))
     assert [r.status for r in own.receipts] == [1]
+
+
+async def test_an_evicted_uploads_charge_goes_with_it(tmp_path: Path) -> None:
+    """Red team: a queued upload evicted from a full pool kept its quota charge until the next
+    block, so its sender's next upload was refused for bytes that existed nowhere."""
+    import dataclasses
+
+    from rpc_fixtures import CHAIN_ID as NODE_CHAIN_ID
+    from rpc_fixtures import record_tx
+    from test_fl_rpc import D, make_scenario, open_task
+
+    sc = make_scenario()
+    async with start_node(tmp_path / "n", genesis_stakes=sc.stakes()) as h:
+        await open_task(h, sc)
+        h.mempool.limits = dataclasses.replace(h.mempool.limits, max_txs=4)
+        c, quota = sc.clients[0], UPDATES_PER_EPOCH * D
+        queued = put_blob(c, NODE_CHAIN_ID, 3, b"\x01" * quota, sc.tid)  # nonces 1, 2 unsent
+        await h.send_ok(queued)
+        for k in [Keypair.generate() for _ in range(4)]:
+            await h.send_ok(record_tx(k, 0))  # the fourth evicts the queued upload
+        assert queued.hash not in h.mempool
+        h.mempool.limits = dataclasses.replace(h.mempool.limits, max_txs=50)
+        answer = await h.send(put_blob(c, NODE_CHAIN_ID, 1, b"\x02" * D, sc.tid))
+        assert "result" in answer, answer
