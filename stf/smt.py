@@ -21,7 +21,9 @@ same computation the L1 contracts run.
 from __future__ import annotations
 
 import hashlib
+from bisect import bisect_left
 from dataclasses import dataclass
+from itertools import islice
 from typing import Protocol
 
 from .hashing import ZERO_HASH
@@ -30,9 +32,6 @@ NODE_PREFIX = b"n:"
 _sha256 = hashlib.sha256
 LEAF_TAG = 0
 INTERNAL_TAG = 1
-
-# kinds of a subtree, as tracked during an update
-_EMPTY, _LEAF, _INTERNAL, _UNKNOWN = 0, 1, 2, 3
 
 
 class NodeReader(Protocol):
@@ -123,9 +122,6 @@ def verify_proof(root: bytes, key: bytes, value: bytes | None, proof: Proof) -> 
     return node == root
 
 
-Item = tuple[bytes, bytes | None]  # (path, value hash or None to delete)
-
-
 class SparseMerkleTree:
     """Reads nodes from a store and produces new nodes for a batch of updates.
 
@@ -151,12 +147,6 @@ class SparseMerkleTree:
                 self._cache.clear()
             self._cache[h] = node
         return node
-
-    def _put(self, preimage: bytes) -> bytes:
-        h = _sha256(preimage).digest()
-        self.new_nodes[h] = preimage
-        self._cache[h] = preimage
-        return h
 
     # -- reads ---------------------------------------------------------------
     def get_value_hash(self, root: bytes, key: bytes) -> bytes | None:
@@ -186,96 +176,194 @@ class SparseMerkleTree:
 
     # -- writes --------------------------------------------------------------
     def update(self, root: bytes, changes: dict[bytes, bytes | None]) -> bytes:
-        """Apply ``{key: value_hash or None}`` to the tree at ``root``; return the new root."""
-        items = sorted((key_path(k), v) for k, v in changes.items())
-        return self._update(root, 0, items)[0]
+        """Apply ``{key: value_hash or None}`` to the tree at ``root``; return the new root.
 
-    def _update(self, node_hash: bytes, depth: int, items: list[Item]) -> tuple[bytes, int]:
-        if node_hash == ZERO_HASH:
-            return self._build(depth, [it for it in items if it[1] is not None])
-        node = self._load(node_hash)
+        ``new_nodes`` gains, in post-order, every node of the new tree on the path to a
+        changed key, and each surviving old leaf that such a path ends on (it is written
+        again, as it may now sit higher or lower); every other node is reused by hash. An
+        empty ``changes`` changes nothing and makes no node.
+        """
+        if not changes:
+            return root
+        by_path = dict(zip(map(key_path, changes), changes.values(), strict=True))
+        paths = sorted(by_path)
+        nodes = self.new_nodes
+        before = len(nodes)  # the caller may let new_nodes gather several batches
+        new_root = _Batch(self, paths, [by_path[p] for p in paths]).subtree(root, 0, 0, len(paths))
+        # the cache learns the batch's nodes at the end, in one call rather than one Python
+        # step a node: nothing in a batch loads a node the same batch made
+        self._cache.update(islice(nodes.items(), before, None) if before else nodes)
+        return new_root
+
+
+_ONE = b"\x01"  # INTERNAL_TAG as a preimage's first byte
+_LEAF = b"\x00"  # LEAF_TAG likewise
+_ONE_ZERO = _ONE + ZERO_HASH  # an internal preimage up to its right child, the left empty
+
+
+class _Batch:
+    """One :meth:`SparseMerkleTree.update`: the batch, sorted by path, and the nodes it makes.
+
+    Why it is shaped so (it is the node's hot loop: ~10 nodes a changed key):
+
+    * the items are parallel lists and a subtree's items an index range into them, split by
+      bisection on the paths as integers, so the descent never copies or re-sorts them;
+    * results are bare hashes, not ``(hash, kind)`` pairs: a node's kind matters only beside
+      an empty sibling (:meth:`_combine`), rare enough to look it up there;
+    * most nodes are made by :meth:`_walk`, one key alone below the shared top of the tree,
+      in a loop rather than by recursion.
+
+    Nodes go straight to the tree's ``new_nodes``, never into the cache mid-batch.
+    """
+
+    __slots__ = ("_get", "_ints", "_load", "_made", "_paths", "_vhashes")
+
+    def __init__(
+        self, tree: SparseMerkleTree, paths: list[bytes], vhashes: list[bytes | None]
+    ) -> None:
+        self._paths = paths
+        self._vhashes = vhashes
+        self._ints = [int.from_bytes(p, "big") for p in paths]
+        self._get = tree._cache.get
+        self._load = tree._load
+        self._made = tree.new_nodes
+
+    def _put(self, preimage: bytes) -> bytes:
+        h = _sha256(preimage).digest()
+        self._made[h] = preimage
+        return h
+
+    def _is_leaf(self, h: bytes) -> bool:
+        node = self._made.get(h) or self._get(h) or self._load(h)
+        return node[0] == LEAF_TAG
+
+    def subtree(self, h: bytes, depth: int, lo: int, hi: int) -> bytes:
+        """New hash of the subtree at ``depth`` whose old hash is ``h``, which the items
+        ``lo:hi`` (one or more) fall in."""
+        if hi - lo == 1:
+            return self._walk(h, depth, lo)
+        if h == ZERO_HASH:
+            return self._build(depth, self._present(lo, hi))
+        node = self._get(h) or self._load(h)
         if node[0] == LEAF_TAG:
+            items = self._present(lo, hi)
             lpath = node[1:33]
-            if not any(p == lpath for p, _ in items):
+            if lpath not in self._paths[lo:hi]:  # the old leaf stays, among the new ones
                 items = sorted([*items, (lpath, node[33:65])])
-            return self._build(depth, [it for it in items if it[1] is not None])
-        if len(items) == 1:
-            return self._update_one(node, depth, items[0])
-        split = _split(items, depth)
-        lh, rh = node[1:33], node[33:65]
-        if split == 0:
-            left, right = (lh, _UNKNOWN), self._update(rh, depth + 1, items)
-        elif split == len(items):
-            left, right = self._update(lh, depth + 1, items), (rh, _UNKNOWN)
-        else:
-            left = self._update(lh, depth + 1, items[:split])
-            right = self._update(rh, depth + 1, items[split:])
+            return self._build(depth, items)
+        shift = 255 - depth
+        ints = self._ints
+        split = bisect_left(ints, ((ints[lo] >> shift) | 1) << shift, lo, hi)
+        left, right = node[1:33], node[33:65]
+        if split > lo:
+            left = self.subtree(left, depth + 1, lo, split)
+        if split < hi:
+            right = self.subtree(right, depth + 1, split, hi)
         return self._combine(left, right)
 
-    def _update_one(self, node: bytes, depth: int, item: Item) -> tuple[bytes, int]:
-        """The common case below the shared top of the tree: one key, walked iteratively."""
-        path = item[0]
-        cache = self._cache
-        siblings: list[tuple[bytes, int]] = []
-        while True:
+    def _present(self, lo: int, hi: int) -> list[tuple[bytes, bytes]]:
+        """The items ``lo:hi`` that set a value (not deletes), as ``(path, value_hash)``."""
+        return [
+            (p, v)
+            for p, v in zip(self._paths[lo:hi], self._vhashes[lo:hi], strict=True)
+            if v is not None
+        ]
+
+    def _walk(self, h: bytes, depth: int, i: int) -> bytes:
+        """Item ``i`` alone in the subtree ``h`` at ``depth``, without recursion.
+
+        Going down it keeps, per level, the bytes that go before and after the new child's
+        hash in the parent's new preimage (``0x01 || left`` and nothing when the path goes
+        right; ``0x01`` and the right sibling when it goes left), so coming up costs one
+        concatenation and one hash a level. A set never empties a subtree, so no lone leaf
+        can rise on the way up (in a compact tree the other side of an empty sibling holds
+        two leaves or more): only a delete needs the general :meth:`_combine`.
+        """
+        path = self._paths[i]
+        vhash = self._vhashes[i]
+        get, load = self._get, self._load
+        heads: list[bytes] = []
+        tails: list[bytes] = []
+        while h != ZERO_HASH:
+            node = get(h) or load(h)
             if node[0] == LEAF_TAG:
-                lpath = node[1:33]
-                items = [item] if lpath == path else sorted([item, (lpath, node[33:65])])
-                cur = self._build(depth, [it for it in items if it[1] is not None])
                 break
             if (path[depth >> 3] >> (7 - (depth & 7))) & 1:
-                siblings.append((node[1:33], 0))
-                nxt = node[33:65]
+                heads.append(node[:33])
+                tails.append(b"")
+                h = node[33:65]
             else:
-                siblings.append((node[33:65], 1))
-                nxt = node[1:33]
+                heads.append(_ONE)
+                tails.append(node[33:65])
+                h = node[1:33]
             depth += 1
-            if nxt == ZERO_HASH:
-                cur = self._build(depth, [item] if item[1] is not None else [])
-                break
-            node = cache.get(nxt) or self._load(nxt)
-        new_nodes = self.new_nodes
-        for sib, side in reversed(siblings):
-            if sib != ZERO_HASH and cur[0] != ZERO_HASH:
-                # the hot path, inlined: most nodes of a batch are made here
-                pre = b"\x01" + sib + cur[0] if side == 0 else b"\x01" + cur[0] + sib
-                h = _sha256(pre).digest()
-                new_nodes[h] = pre
-                cache[h] = pre
-                cur = (h, _INTERNAL)
-            elif side == 0:
-                cur = self._combine((sib, _UNKNOWN), cur)
-            else:
-                cur = self._combine(cur, (sib, _UNKNOWN))
+        else:
+            node = b""  # the path ends in an empty subtree
+        made = self._made
+        if not node or node[1:33] == path:  # an empty end, or this key's own leaf
+            cur = ZERO_HASH if vhash is None else self._put(_LEAF + path + vhash)
+        elif vhash is None:  # deleting an absent key: the leaf found stays, written again
+            made[h] = node
+            cur = h
+        else:
+            cur = self._pair(depth, i, h, node)
+        if vhash is None:
+            for head, tail in zip(reversed(heads), reversed(tails), strict=True):
+                cur = self._combine(cur, tail) if tail else self._combine(head[1:], cur)
+            return cur
+        for head, tail in zip(reversed(heads), reversed(tails), strict=True):
+            pre = head + cur + tail
+            cur = _sha256(pre).digest()
+            made[cur] = pre
         return cur
 
-    def _combine(self, left: tuple[bytes, int], right: tuple[bytes, int]) -> tuple[bytes, int]:
-        lh, lk = left
-        rh, rk = right
-        if lh == ZERO_HASH and rh == ZERO_HASH:
-            return ZERO_HASH, _EMPTY
-        if lh == ZERO_HASH or rh == ZERO_HASH:
-            h, k = (rh, rk) if lh == ZERO_HASH else (lh, lk)
-            if k == _UNKNOWN:
-                k = _LEAF if self._load(h)[0] == LEAF_TAG else _INTERNAL
-            if k == _LEAF:  # a lone leaf rises to where its subtree starts
-                return h, _LEAF
-        return self._put(b"\x01" + lh + rh), _INTERNAL
+    def _pair(self, depth: int, i: int, old_hash: bytes, old: bytes) -> bytes:
+        """Item ``i``'s new leaf beside the old leaf ``old`` its walk ended on at ``depth``:
+        an internal node where the two paths part, under a chain of internal nodes with an
+        empty side back up to ``depth``. Both leaves are written, as :meth:`_build` writes
+        them (the old one moves down)."""
+        path, vhash = self._paths[i], self._vhashes[i]
+        assert vhash is not None
+        lpath = old[1:33]
+        if path < lpath:
+            new = self._put(_LEAF + path + vhash)
+            self._made[old_hash] = old
+            cur = self._put(_ONE + new + old_hash)
+        else:
+            self._made[old_hash] = old
+            new = self._put(_LEAF + path + vhash)
+            cur = self._put(_ONE + old_hash + new)
+        parted = 256 - (self._ints[i] ^ int.from_bytes(lpath, "big")).bit_length()
+        for d in range(parted - 1, depth - 1, -1):
+            if (path[d >> 3] >> (7 - (d & 7))) & 1:
+                cur = self._put(_ONE_ZERO + cur)
+            else:
+                cur = self._put(_ONE + cur + ZERO_HASH)
+        return cur
 
-    def _build(self, depth: int, items: list[Item]) -> tuple[bytes, int]:
+    def _combine(self, left: bytes, right: bytes) -> bytes:
+        """The node over two new children: none when both are empty, and a lone leaf beside
+        an empty side rises in its place (the compact layout); otherwise a new internal node."""
+        if left == ZERO_HASH or right == ZERO_HASH:
+            other = right if left == ZERO_HASH else left
+            if other == ZERO_HASH or self._is_leaf(other):
+                return other
+        return self._put(_ONE + left + right)
+
+    def _build(self, depth: int, items: list[tuple[bytes, bytes]]) -> bytes:
+        """A subtree at ``depth`` made from scratch of ``items`` (sorted, all present)."""
         if not items:
-            return ZERO_HASH, _EMPTY
+            return ZERO_HASH
         if len(items) == 1:
             path, vhash = items[0]
-            assert vhash is not None
-            return self._put(b"\x00" + path + vhash), _LEAF
+            return self._put(_LEAF + path + vhash)
         split = _split(items, depth)
-        lh = self._build(depth + 1, items[:split])[0]
-        rh = self._build(depth + 1, items[split:])[0]
-        return self._put(b"\x01" + lh + rh), _INTERNAL
+        left = self._build(depth + 1, items[:split])
+        right = self._build(depth + 1, items[split:])
+        return self._put(_ONE + left + right)
 
 
-def _split(items: list[Item], depth: int) -> int:
+def _split(items: list[tuple[bytes, bytes]], depth: int) -> int:
     """Index of the first item whose bit at ``depth`` is 1 (items share the prefix)."""
     byte, shift = depth >> 3, 7 - (depth & 7)
     lo, hi = 0, len(items)

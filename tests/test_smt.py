@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import hashlib
+import random
 from typing import Any
+from unittest import mock
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import stf.smt as smt
 from stf import encoding
 from stf.hashing import ZERO_HASH
 from stf.smt import (
@@ -426,3 +429,148 @@ def test_missing_node_is_reported() -> None:
         SparseMerkleTree(store).prove(root, KEYS[0])
     with pytest.raises(MissingNodeError):
         SparseMerkleTree(store).update(root, {KEYS[0]: value_hash(b"x")})
+
+
+# -- the batched update against a plain recursive one ---------------------------------
+
+
+def reference_update(
+    store: NodeStore, root: bytes, changes: dict[bytes, bytes | None]
+) -> tuple[bytes, dict[bytes, bytes]]:
+    """The update written the plain way: recursion on (old subtree, items), dicts of items
+    split bit by bit, no fast paths. Returns the new root and the nodes it writes: every
+    node of the new tree on a changed key's path, and an old leaf that such a path ends on
+    when it survives (rebuilt with the items there); nothing beside them. Paths are keys."""
+    made: dict[bytes, bytes] = {}
+
+    def node(h: bytes) -> bytes:
+        return made.get(h) or store.data[NODE_PREFIX + h]
+
+    def put(preimage: bytes) -> bytes:
+        h = hashlib.sha256(preimage).digest()
+        made[h] = preimage
+        return h
+
+    def build(items: dict[bytes, bytes], depth: int) -> bytes:
+        if not items:
+            return ZERO_HASH
+        if len(items) == 1:
+            ((path, vhash),) = items.items()
+            return put(b"\x00" + path + vhash)
+        left = {p: v for p, v in items.items() if not bit_at(p, depth)}
+        right = {p: v for p, v in items.items() if bit_at(p, depth)}
+        return put(b"\x01" + build(left, depth + 1) + build(right, depth + 1))
+
+    def update(h: bytes, depth: int, items: dict[bytes, bytes | None]) -> bytes:
+        if h != ZERO_HASH and node(h)[0] == 0:  # a leaf: rebuild it with the items
+            items = {node(h)[1:33]: node(h)[33:65], **items}
+        if h == ZERO_HASH or node(h)[0] == 0:
+            return build({p: v for p, v in items.items() if v is not None}, depth)
+        left_items = {p: v for p, v in items.items() if not bit_at(p, depth)}
+        right_items = {p: v for p, v in items.items() if bit_at(p, depth)}
+        left, right = node(h)[1:33], node(h)[33:65]
+        if left_items:
+            left = update(left, depth + 1, left_items)
+        if right_items:
+            right = update(right, depth + 1, right_items)
+        if left == ZERO_HASH and right == ZERO_HASH:
+            return ZERO_HASH
+        other = right if left == ZERO_HASH else left
+        if ZERO_HASH in (left, right) and node(other)[0] == 0:
+            return other  # a lone leaf rises
+        return put(b"\x01" + left + right)
+
+    return (update(root, 0, changes) if changes else root), made
+
+
+def _flipped(base: bytes, bits: tuple[int, ...]) -> bytes:
+    n = int.from_bytes(base, "big")
+    for b in bits:
+        n ^= 1 << (255 - b)
+    return n.to_bytes(32, "big")
+
+
+_BASE = hashlib.sha256(b"differential").digest()
+# paths (keys are their own paths here): random ones, and ones that share 200 to 255 bits
+# with _BASE or with each other, so the tree has long chains with an empty side
+DIFF_PATHS = (
+    [hashlib.sha256(b"d%d" % i).digest() for i in range(40)]
+    + [_flipped(_BASE, bits) for bits in [(), (255,), (254,), (254, 255), (200,), (200, 255)]]
+    + [_flipped(_BASE, bits) for bits in [(0,), (0, 255), (1,), (7,), (8,), (128,)]]
+)
+DIFF_VHASHES = [value_hash(v) for v in VALUES]
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(
+        st.lists(
+            st.tuples(
+                st.sampled_from(DIFF_PATHS), st.one_of(st.none(), st.sampled_from(DIFF_VHASHES))
+            ),
+            max_size=60,
+        ),
+        min_size=1,
+        max_size=6,
+    ),
+    st.lists(st.booleans(), min_size=1, max_size=6),
+)
+def test_update_matches_plain_recursion(
+    batches: list[list[tuple[bytes, bytes | None]]], fresh: list[bool]
+) -> None:
+    """Same root and the very same new nodes as :func:`reference_update`, batch after
+    batch: inserts, overwrites (same value or not), deletes of present and absent keys."""
+    store = NodeStore()
+    shared = SparseMerkleTree(store)
+    root = ZERO_HASH
+    state: dict[bytes, bytes] = {}
+    with mock.patch.object(smt, "key_path", lambda key: key):
+        for i, batch in enumerate(batches):
+            changes = dict(batch)  # the last write of a key in a batch wins
+            expected_root, expected_nodes = reference_update(store, root, changes)
+            tree = SparseMerkleTree(store) if fresh[i % len(fresh)] else shared
+            tree.new_nodes = {}
+            root = tree.update(root, changes)
+            assert root == expected_root
+            assert tree.new_nodes == expected_nodes
+            for h, pre in tree.new_nodes.items():
+                store.data[NODE_PREFIX + h] = pre
+            for path, vhash in changes.items():
+                if vhash is None:
+                    state.pop(path, None)
+                else:
+                    state[path] = vhash
+
+    def spec(items: dict[bytes, bytes], d: int) -> bytes:
+        if len(items) <= 1:
+            return leaf_hash(*next(iter(items.items()))) if items else ZERO_HASH
+        left = {p: v for p, v in items.items() if not bit_at(p, d)}
+        right = {p: v for p, v in items.items() if bit_at(p, d)}
+        return internal_hash(spec(left, d + 1), spec(right, d + 1))
+
+    assert root == spec(state, 0)
+
+
+def test_update_matches_plain_recursion_at_scale() -> None:
+    """A few big batches over thousands of leaves, as blocks make them: the shared top of
+    the tree with many keys under each node, and the one-key walks below it."""
+    rnd = random.Random(15)
+    keys = [b"k%d" % i for i in range(3000)]
+    store = NodeStore()
+    tree = SparseMerkleTree(store)
+    root = ZERO_HASH
+    for n in (2000, 1000, 1000, 300):
+        changes: dict[bytes, bytes | None] = {}
+        for _ in range(n):
+            changes[rnd.choice(keys)] = (
+                None if rnd.random() < 0.2 else value_hash(b"%d" % rnd.randrange(3))
+            )
+        expected_root, expected_nodes = reference_update(
+            store, root, {key_path(k): v for k, v in changes.items()}
+        )
+        tree.new_nodes = {}
+        root = tree.update(root, changes)
+        assert root == expected_root
+        assert tree.new_nodes == expected_nodes
+        for h, pre in tree.new_nodes.items():
+            store.data[NODE_PREFIX + h] = pre
