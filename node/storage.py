@@ -31,10 +31,12 @@ from stf.state import BLOB_PREFIX, STATE_PREFIX, VALUE_PREFIX
 
 from .blob_source import carried_bytes
 
-SCHEMA_VERSION = 5  # 2: receipts root commits to codes; 3: client records carry credits;
+SCHEMA_VERSION = 6  # 2: receipts root commits to codes; 3: client records carry credits;
 # 4: KRUM_OUTLIER's reference moved (same formats, other verdicts: an older chain does not replay)
 # 5: uploads are admitted by rule and create_task names uploaded blobs (an older chain's blocks
 # may not replay), and the blob store keeps a retention index (bw:, bp:)
+# 6: a large transaction may not fail into a block, reveals charge their bytes, the settle leaf
+# bills data_bytes (41 bytes): an older chain's blocks may not replay
 
 K_SCHEMA = b"meta:schema"
 K_GENESIS = b"meta:genesis"
@@ -125,18 +127,25 @@ class Storage:
     def commit_block(
         self, block: Block, receipts: list[Receipt], writes: dict[bytes, bytes | None]
     ) -> None:
-        """Write the block and everything it implies atomically, synced to disk."""
+        """Write the block and everything it implies atomically, synced to disk.
+
+        ``writes`` is ~10 entries per changed state key (mostly tree nodes), so this loop is
+        a hot one: the batch's methods are bound once, and the blob test looks at the first
+        byte before it calls ``startswith`` (no ``s: v: n:`` key passes that byte).
+        """
+        blob_first = BLOB_PREFIX[0]
         with self._db.write_batch(transaction=True, sync=True) as wb:
             height = struct.pack(">Q", block.height)
+            put, delete = wb.put, wb.delete
             for key, value in writes.items():
                 if value is None:
-                    wb.delete(key)
-                else:
-                    wb.put(key, value)
-                    if key.startswith(BLOB_PREFIX):  # born (again) here: swept from here on
-                        blob_hash = key[len(BLOB_PREFIX) :]
-                        wb.put(P_BLOB_WRITTEN + height + blob_hash, b"")
-                        wb.delete(P_BLOB_PRUNED + blob_hash)
+                    delete(key)
+                    continue
+                put(key, value)
+                if key and key[0] == blob_first and key.startswith(BLOB_PREFIX):
+                    blob_hash = key[len(BLOB_PREFIX) :]  # born (again) here: swept from here on
+                    put(P_BLOB_WRITTEN + height + blob_hash, b"")
+                    delete(P_BLOB_PRUNED + blob_hash)
             h = block.hash
             wb.put(P_BLOCK + h, block.encode())
             wb.put(_height_key(block.height), h)
