@@ -53,8 +53,8 @@ import aiohttp  # noqa: E402
 import msgpack  # noqa: E402
 from node_process import NodeProcess  # noqa: E402
 
-from client_sdk.keys import Keypair  # noqa: E402
 from client_sdk.fl import submit_update  # noqa: E402
+from client_sdk.keys import Keypair  # noqa: E402
 from client_sdk.tx import put_blob, put_record  # noqa: E402
 
 CHAIN_ID = 4242
