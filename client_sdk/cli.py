@@ -38,7 +38,7 @@ from .errors import RPCError, SDKError, TransportError
 from .keys import KeyFileError, Keypair
 from .l1 import L1Config, L1ConfigError
 from .proofs import ProofError
-from .rules_text import describe_rules
+from .rules_text import describe_data_budget, describe_rules
 from .slashing import SlashingState
 
 DEFAULT_RPC = "http://127.0.0.1:8645/"
@@ -193,6 +193,9 @@ def cmd_join(args: argparse.Namespace) -> int:
     print(f"task {to_hex(args.task)[:18]}: the rules you join under")
     for line in describe_rules(mps.task_params(args.task).rules):
         print(f"  {line}")
+    data = describe_data_budget(mps.task(args.task).get("dataBudget"))
+    if data is not None:
+        print(f"  {data}")
     h = mps.join(args.task)
     print(f"joined 0x{args.task.hex()} (tx 0x{h.hex()})")
     return 0

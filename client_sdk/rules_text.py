@@ -12,7 +12,7 @@ from fractions import Fraction
 from stf.fl.checks import MIN_PROVABLE_SUPPORT
 from stf.fl.rules import Aggregator, EpochRules
 
-__all__ = ["describe_rules"]
+__all__ = ["describe_data_budget", "describe_rules"]
 
 
 def _f(pair: tuple[int, int]) -> str:
@@ -71,3 +71,19 @@ def describe_rules(rules: EpochRules) -> list[str]:
         "the last global step persists from your previous update (a first update after "
         "epoch 0 earns none)",
     ]
+
+
+def describe_data_budget(budget: dict[str, object] | None) -> str | None:
+    """``mps_getTask.dataBudget`` in words (None on a chain that does not price a task's
+    bytes): a commitment reserves your upload quota within what the deposit still pays for,
+    and one it cannot pay for fails without a strike; the bill is paid before the epochs' fee,
+    so it is what the clients' pool may lose to data."""
+    if budget is None:
+        return None
+    allowance, used, reserved = (int(str(budget[k])) for k in ("allowance", "bytes", "reserved"))
+    return (
+        f"data: the funder pays {budget['feePerMib']} wei per MiB of the task's bytes, before "
+        f"the epochs' fee; {used:,} of the {allowance:,} bytes its deposit pays for are billed "
+        f"and {reserved:,} reserved this epoch (a commitment reserves your upload quota, and "
+        "one the deposit cannot pay for fails without a strike)"
+    )

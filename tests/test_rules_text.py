@@ -54,3 +54,20 @@ def test_the_requesters_reference_is_explained_with_its_limit() -> None:
     first = describe_rules(EpochRules())[0]
     assert "reference update" in first and "weighed by their cosine" in first
     assert "never changes a flag, a verdict or a reward" in first
+
+
+def test_the_data_budget_in_words() -> None:
+    from client_sdk.rules_text import describe_data_budget
+
+    assert describe_data_budget(None) is None
+    budget = {
+        "bytes": 8041,
+        "reserved": 4000,
+        "allowance": 1048576,
+        "feePerMib": "25",
+        "feeWei": "1",
+    }
+    text = describe_data_budget(budget)
+    assert text is not None
+    assert "25 wei per MiB" in text and "8,041 of the 1,048,576 bytes" in text
+    assert "4,000 reserved" in text and "without a strike" in text
