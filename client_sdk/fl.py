@@ -33,7 +33,7 @@ from stf.fl.chunks import MAX_CHUNKS, Manifest
 from stf.fl.commit import DOMAIN, REFERENCE_DOMAIN, SALT_BYTES, commitment
 from stf.fl.data_budget import data_fee
 from stf.fl.task import MODEL_DTYPE, TaskParams, quantize
-from stf.fl.uploads import UPDATES_PER_EPOCH
+from stf.fl.uploads import quota_of
 from stf.ids import BlobId, ClientKey, TaskId
 from stf.tx import Transaction, make_tx
 from stf.txtypes.fl import (
@@ -92,7 +92,7 @@ def data_fee_bound(params: TaskParams, pretask_bytes: int, fee_per_mib: int) -> 
     a whole upload quota (``stf.fl.data_budget``). What is reserved and not sent is not billed,
     so the bill is usually about half of this; a deposit below it means that commitments beyond
     what it pays for fail ``DATA_BUDGET_EXHAUSTED`` (nobody loses anything)."""
-    quota = UPDATES_PER_EPOCH * params.d * params.np_dtype.itemsize
+    quota = quota_of(params.d * params.np_dtype.itemsize)
     worst = pretask_bytes + params.epochs * (params.max_clients + 1) * quota
     return data_fee(worst, fee_per_mib)
 

@@ -20,7 +20,7 @@ from stf.errors import Code
 from stf.fl import settlement
 from stf.fl.data_budget import MIB, DataBudget, allowance, data_fee, load_budget
 from stf.fl.task import FINISHED
-from stf.fl.uploads import UPDATES_PER_EPOCH
+from stf.fl.uploads import quota_of
 from stf.ids import TaskId
 from stf.records import ChainSpec
 from stf.state import State
@@ -105,7 +105,7 @@ def test_every_byte_is_billed_and_settled() -> None:
     h = Honest(seed=4)
     # epoch 0 inline; epoch 1 one client chunked (its chunks are billed as uploaded)
     fl.commit_all(tid, 0, [(k, h.one()) for k in fl.clients])
-    quota = UPDATES_PER_EPOCH * D
+    quota = quota_of(D)
     assert budget(fl, tid) == DataBudget(PRETASK, 0, 5 * quota, 0)
     fl.run_out(tid, 0)
     assert budget(fl, tid).at(1).billed == PRETASK + sent(fl, tid)
@@ -127,7 +127,7 @@ def test_every_byte_is_billed_and_settled() -> None:
 
 
 def test_a_commitment_the_deposit_cannot_pay_for_fails_and_costs_nothing() -> None:
-    quota = UPDATES_PER_EPOCH * D
+    quota = quota_of(D)
     fl = FL(n_clients=6, funding_window=WINDOW, data_fee=FEE)
     # room for the pre-task bytes and five commitments' reservations, not six
     deposit = deposit_for(PRETASK + 5 * quota + quota // 2)
@@ -163,12 +163,12 @@ def test_only_a_committed_sender_uploads_and_within_its_quota() -> None:
     assert "after commit_reference" in exc.message
     h = Honest(seed=6)
     fl.commit_all(tid, 0, [(fl.clients[0], h.one())])
-    ok = fl.block(fl.put_blob(fl.clients[0], b"\x03" * (UPDATES_PER_EPOCH * D), tid))
+    ok = fl.block(fl.put_blob(fl.clients[0], b"\x03" * (quota_of(D)), tid))
     assert [r.status for r in ok.receipts] == [1]
     over = fl.block(fl.put_blob(fl.clients[0], b"\x04", tid))
     [(_, exc)] = over.dropped
     assert exc.code == Code.BLOB_QUOTA_EXCEEDED
-    assert budget(fl, tid).sent == UPDATES_PER_EPOCH * D
+    assert budget(fl, tid).sent == quota_of(D)
 
 
 def test_pretask_uploads_stay_within_the_deposit() -> None:
@@ -206,7 +206,7 @@ def test_the_task_view_shows_the_bill_and_the_room_left() -> None:
     view = data_budget_view(fl.get, TaskId(tid), fl.task(tid))
     assert view == {
         "bytes": PRETASK,
-        "reserved": UPDATES_PER_EPOCH * D,
+        "reserved": quota_of(D),
         "allowance": allowance(10**15, FEE),
         "feePerMib": str(FEE),
         "feeWei": str(data_fee(PRETASK, FEE)),

@@ -19,7 +19,7 @@ from client_sdk.keys import Keypair
 from stf import encoding, state_keys
 from stf.context import Limits
 from stf.errors import Code, TxInvalid
-from stf.fl.uploads import UPDATES_PER_EPOCH, UploadContext, admit_upload, pretask_quota
+from stf.fl.uploads import UploadContext, admit_upload, pretask_quota, quota_of
 from stf.ids import TaskId
 from stf.state import State
 
@@ -112,7 +112,7 @@ def test_task_uploads_by_role_within_two_updates_per_epoch() -> None:
     tid = fl.new_task(min_clients=5, max_clients=6)
     fl.join_all(tid, fl.clients[:5])
     nbytes = fl.task(tid).params.d  # int8
-    quota = UPDATES_PER_EPOCH * nbytes
+    quota = quota_of(nbytes)
     rng = np.random.default_rng(1)
     c = fl.clients[0]
     ok = fl.block(
@@ -144,7 +144,7 @@ def test_the_client_quota_starts_again_each_epoch() -> None:
     d = fl.task(tid).params.d
     c = fl.clients[0]
     rng = np.random.default_rng(2)
-    assert fl.block(fl.put_blob(c, rng.bytes(2 * d), tid)).receipts[0].status == 1
+    assert fl.block(fl.put_blob(c, rng.bytes(quota_of(d)), tid)).receipts[0].status == 1
     assert dropped(fl.block(fl.put_blob(c, rng.bytes(1), tid))) == [Code.BLOB_QUOTA_EXCEEDED]
     h = np.random.default_rng(3)
     fl.submit_all(tid, 0, [(k, h.integers(-50, 50, d).astype(np.int8)) for k in fl.clients])
@@ -219,7 +219,7 @@ async def test_the_pool_counts_pending_uploads_against_the_quota(tmp_path: Path)
     async with start_node(tmp_path / "n", genesis_stakes=sc.stakes()) as h:
         await open_task(h, sc)
         c = sc.clients[0]
-        quota = UPDATES_PER_EPOCH * D  # int8 updates
+        quota = quota_of(D)  # int8 updates
         rng = np.random.default_rng(8)
         first = put_blob(c, CHAIN_ID, 1, rng.bytes(D), sc.tid)
         second = put_blob(c, CHAIN_ID, 2, rng.bytes(quota - D), sc.tid)
@@ -265,7 +265,7 @@ async def test_an_evicted_uploads_charge_goes_with_it(tmp_path: Path) -> None:
     async with start_node(tmp_path / "n", genesis_stakes=sc.stakes()) as h:
         await open_task(h, sc)
         h.mempool.limits = dataclasses.replace(h.mempool.limits, max_txs=4)
-        c, quota = sc.clients[0], UPDATES_PER_EPOCH * D
+        c, quota = sc.clients[0], quota_of(D)
         queued = put_blob(c, NODE_CHAIN_ID, 3, b"\x01" * quota, sc.tid)  # nonces 1, 2 unsent
         await h.send_ok(queued)
         for k in [Keypair.generate() for _ in range(4)]:
@@ -274,3 +274,27 @@ async def test_an_evicted_uploads_charge_goes_with_it(tmp_path: Path) -> None:
         h.mempool.limits = dataclasses.replace(h.mempool.limits, max_txs=50)
         answer = await h.send(put_blob(c, NODE_CHAIN_ID, 1, b"\x02" * D, sc.tid))
         assert "result" in answer, answer
+
+
+def test_a_tiny_update_can_still_be_revealed_inline() -> None:
+    """A reveal is charged to its sender's quota like an upload; the quota's envelope bytes
+    let an update of a few bytes (whose reveal's task id, salt and headers outweigh it)
+    through on a chain that funds its tasks."""
+    fl = FL(n_clients=5, funding_window=WINDOW)
+    d = 8
+    model, script = np.zeros(d, dtype="<i4").tobytes(), b"s"
+    first = fl.skip(fl.requester, 2)
+    create = fl.create(task_params(sha(model), sha(script), layout=(("w", (d,)),), funder=ALICE))
+    fl.block(fl.deposit("fund", [create.hash, ALICE, 7]))
+    fl.block(
+        fl.put_blob(fl.requester, model, create.hash, ALICE, first, create),
+        fl.put_blob(fl.requester, script, create.hash, ALICE, first + 1, create),
+    )
+    fl.block(create)
+    fl.join_all(create.hash, fl.clients)
+    rng = np.random.default_rng(4)
+    result = fl.submit_all(
+        create.hash, 0, [(k, rng.integers(-9, 9, d, dtype=np.int8)) for k in fl.clients]
+    )
+    assert [r.status for r in result.receipts] == [1] * 5
+    assert all(len(tx.payload) > quota_of(d) - 1024 for tx in result.block.txs)

@@ -51,6 +51,10 @@ from .task import MAX_PARAMS, MODEL_DTYPE, TaskState, TaskStatus
 
 #: Updates (or references) a sender may upload per task and epoch, in update sizes.
 UPDATES_PER_EPOCH = 2
+#: And the bytes of its reveal's envelope (task id, epoch, salt, headers: ~80 bytes inline; a
+#: chunked reveal's list of ids is 34 bytes a chunk): a reveal is charged to the same quota,
+#: and a task with a tiny update (d x value size under ~80 bytes) could otherwise not reveal
+REVEAL_ENVELOPE_BYTES = 1024
 
 
 @dataclass(frozen=True)
@@ -137,8 +141,13 @@ def admit_upload(
 
 
 def upload_quota(task: TaskState) -> int:
-    """A sender's bytes per task and epoch: one update and one retry."""
-    return UPDATES_PER_EPOCH * task.params.d * task.params.np_dtype.itemsize
+    """A sender's bytes per task and epoch: one update and one retry, and a reveal's envelope."""
+    return quota_of(task.params.d * task.params.np_dtype.itemsize)
+
+
+def quota_of(update_bytes: int) -> int:
+    """A sender's upload quota per task and epoch for updates of ``update_bytes``."""
+    return UPDATES_PER_EPOCH * update_bytes + REVEAL_ENVELOPE_BYTES
 
 
 def charge_task_bytes(
