@@ -214,3 +214,41 @@ def test_the_task_view_shows_the_bill_and_the_room_left() -> None:
     unpriced = FL(n_clients=5, funding_window=WINDOW)
     other = funded_task(unpriced, deposit=10**15)
     assert data_budget_view(unpriced.get, TaskId(other), unpriced.task(other)) is None
+
+
+def test_a_late_reveal_takes_room_of_its_own_so_the_bill_stays_within_the_deposit() -> None:
+    """Red team: a joined client's failed reveal with no commitment behind it was billed but
+    not reserved, so the commitments after it reserved as if those bytes had not been sent and
+    the bill passed what the deposit pays for (the L1 then capped it: unpaid bytes)."""
+    quota = quota_of(D)
+    fl = FL(n_clients=6, funding_window=WINDOW, data_fee=FEE)
+    deposit = deposit_for(PRETASK + 5 * quota + 100)
+    tid = funded_task(fl, deposit, n=6)
+    cap = allowance(deposit, FEE)
+    junk = fl.tx(fl.clients[5], SUBMIT_UPDATE, [tid, 0, b"\x01" * (quota - 200), b"\x02" * 32])
+    result = fl.block(junk)  # the commit phase: it fails, included and charged
+    assert [(r.status, r.code) for r in result.receipts] == [(0, Code.WRONG_PHASE)]
+    late = budget(fl, tid)
+    assert late.reserved == late.sent == len(junk.payload)
+    h = Honest(seed=9)
+    result = fl.block(*(fl.submit(k, tid, 0, h.one()) for k in fl.clients[:5]))
+    assert [r.code for r in result.receipts].count(Code.DATA_BUDGET_EXHAUSTED) == 1
+    # every committed sender then sends its whole quota: the bill is still within the cap
+    committed = [k for k in fl.clients[:5] if pub(k) in fl.task(tid).submitted]
+    fl.block(*(fl.put_blob(k, bytes([i]) * quota, tid) for i, k in enumerate(committed)))
+    assert budget(fl, tid).total <= cap
+
+
+def test_once_a_task_stopped_only_its_last_committers_may_fail_a_large_reveal() -> None:
+    """Red team: a finished task's epoch never moves, so each joined client had one more quota
+    of failed reveals, billed to nobody after the settle leaf."""
+    fl = FL(n_clients=5, funding_window=WINDOW, data_fee=FEE)
+    tid = funded_task(fl, deposit=10**18, epochs=1)
+    h = Honest(seed=10)
+    fl.submit_all(tid, 0, [(k, h.one()) for k in fl.clients])
+    fl.run_out(tid, 0)
+    assert fl.task(tid).status == FINISHED
+    after = fl.tx(fl.clients[0], SUBMIT_UPDATE, [tid, 0, b"\x01" * 6000, b"\x02" * 32])
+    result = fl.block(after)
+    [(_, exc)] = result.dropped
+    assert exc.code == Code.LARGE_TX_FAILED

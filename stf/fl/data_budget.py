@@ -28,7 +28,7 @@ from typing import NamedTuple
 
 from .. import encoding, state_keys
 from ..context import Limits
-from ..errors import Code, TxFailed
+from ..errors import Code, TxFailed, TxInvalid
 from ..ids import TaskId
 from ..state import State
 
@@ -110,6 +110,28 @@ def bill(state: State, task_id: TaskId, epoch: int, nbytes: int) -> None:
         return
     budget = budget.at(epoch)
     _save(state, task_id, budget._replace(sent=budget.sent + nbytes))
+
+
+def bill_unreserved(state: State, task_id: TaskId, epoch: int, nbytes: int, cap: int) -> None:
+    """Bytes of a sender no commitment reserved for (a late reveal): reserved and sent at
+    once, within ``cap`` (TxInvalid otherwise), so that what the task sends never passes what
+    its deposit pays for; a reveal's ``consume`` calls it, hence TxInvalid, not TxFailed."""
+    budget = load_budget(state, task_id)
+    if budget is None:
+        return
+    budget = budget.at(epoch)
+    if budget.billed + budget.reserved + nbytes > cap:
+        raise TxInvalid(
+            Code.DATA_BUDGET_EXHAUSTED,
+            f"a reveal with no commitment in epoch {epoch} is billed to the task, whose deposit "
+            f"pays for {cap} bytes; {budget.billed} are billed and {budget.reserved} reserved, "
+            f"and no room is left for its {nbytes}",
+        )
+    _save(
+        state,
+        task_id,
+        budget._replace(reserved=budget.reserved + nbytes, sent=budget.sent + nbytes),
+    )
 
 
 def billed_bytes(state: State, task_id: TaskId) -> int:

@@ -6,6 +6,7 @@ See docs/protocol.md for the rules; :mod:`stf.fl.epoch` closes epochs.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from .. import encoding, state_keys
@@ -14,7 +15,7 @@ from ..encoding import EncodingError
 from ..errors import Code, TxFailed, TxInvalid
 from ..fl.chunks import MAX_CHUNKS, check_stored_array, manifest_from_chunks, stored_blob_size
 from ..fl.commit import REFERENCE_DOMAIN, SALT_BYTES, commitment
-from ..fl.data_budget import allowance, load_budget, open_budget, priced, reserve
+from ..fl.data_budget import allowance, bill_unreserved, open_budget, priced, reserve
 from ..fl.epoch import submit_refusal
 from ..fl.funding import bind_funding, read_funding
 from ..fl.records import EpochSummary, ReferenceRecord
@@ -214,12 +215,15 @@ def _charge_reveal(
     its task completed in the same block) is included failed, its nonce used, as before: had it
     been dropped, the sender's later transactions would have been dropped behind it."""
     task = load_task(state, task_id)
-    sender_ok = task is not None and (
-        tx.sender == task.requester if by_requester else ClientKey(tx.sender) in task.clients
-    )
+    sender_ok = task is not None and _may_reveal(state, task_id, task, tx.sender, by_requester)
     if not sender_ok:
         if len(tx.payload) > failable_payload_bytes(ctx.limits):
-            who = "its requester" if by_requester else "a client that joined it"
+            who = (
+                "its requester"
+                if by_requester
+                else "a client that joined it and may still reveal (or, once it stopped, a "
+                "committer of its last epoch)"
+            )
             raise TxInvalid(
                 Code.LARGE_TX_FAILED,
                 f"a reveal of {len(tx.payload)} bytes is included only from {who}: this one "
@@ -229,10 +233,29 @@ def _charge_reveal(
     assert task is not None
     if ctx.limits.funding_window_blocks <= 0:
         return  # a chain that does not fund its tasks keeps no quotas
-    charge = charge_task_bytes(state, task_id, task, tx.sender, len(tx.payload), ctx.limits)
+    size = len(tx.payload)
+    charge = charge_task_bytes(state, task_id, task, tx.sender, size, ctx.limits)
     if priced(ctx.limits) and not _committed(state, task_id, task, tx.sender, by_requester):
-        _require_room(state, task_id, task, len(tx.payload), ctx.limits)
+        # no reservation covers a late sender's bytes: they take their own, within the cap
+        charge = replace(charge, billed_task=None)
+        bill_unreserved(state, task_id, task.epoch, size, _cap(state, task_id, task, ctx.limits))
     charge.record(state)
+
+
+def _may_reveal(
+    state: State, task_id: TaskId, task: TaskState, sender: bytes, by_requester: bool
+) -> bool:
+    """Whether ``sender``'s reveal in the task is one a block may carry failed (its bytes
+    charged): the requester's or a client's that could reveal while the task is open; once
+    it stopped (completed in the block, or finished), only a committer of the epoch in
+    progress then, whose reveal raced the end (else every joined client had one more quota of
+    bytes after the settle leaf had billed the task, a red team's)."""
+    if task.status != OPEN:
+        return _committed(state, task_id, task, sender, by_requester)
+    if by_requester:
+        return sender == task.requester
+    client = ClientKey(sender)
+    return client in task.clients and submit_refusal(state, task_id, client, True) is None
 
 
 def _committed(
@@ -248,22 +271,6 @@ def _cap(state: State, task_id: TaskId, task: TaskState, limits: Limits) -> int:
     """The bytes the task's bound funding pays for."""
     funding = read_funding(state, task_id, L1Address(task.params.funder))
     return 0 if funding is None else allowance(funding.deposit, limits.data_fee_per_mib)
-
-
-def _require_room(
-    state: State, task_id: TaskId, task: TaskState, size: int, limits: Limits
-) -> None:
-    budget = load_budget(state, task_id)
-    if budget is None:
-        return
-    now = budget.at(task.epoch)
-    cap = _cap(state, task_id, task, limits)
-    if now.billed + now.sent + now.reserved + size > cap:
-        raise TxInvalid(
-            Code.BLOB_QUOTA_EXCEEDED,
-            f"a reveal with no commitment in epoch {task.epoch} is billed to the task, whose "
-            f"deposit pays for {cap} bytes, and no room is left for its {size}",
-        )
 
 
 @register
