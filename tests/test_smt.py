@@ -63,15 +63,21 @@ def apply(
 
     ``changes`` maps keys to values (not value hashes); ``None`` deletes.
     """
-    tree = tree or SparseMerkleTree(store)
+    hashed = {k: None if v is None else value_hash(v) for k, v in changes.items()}
+    return update_and_commit(store, tree or SparseMerkleTree(store), root, hashed)[0]
+
+
+def update_and_commit(
+    store: NodeStore, tree: SparseMerkleTree, root: bytes, changes: dict[bytes, bytes | None]
+) -> tuple[bytes, dict[bytes, bytes]]:
+    """One batch of value hashes through ``tree``: the new root and the nodes it made, which
+    are committed to ``store`` (each checked to be stored under its own hash)."""
     tree.new_nodes = {}
-    new_root = tree.update(
-        root, {k: None if v is None else value_hash(v) for k, v in changes.items()}
-    )
+    new_root = tree.update(root, changes)
     for h, node in tree.new_nodes.items():
         assert hashlib.sha256(node).digest() == h
         store.data[NODE_PREFIX + h] = node
-    return new_root
+    return new_root, tree.new_nodes
 
 
 def reference_root(state: dict[bytes, bytes]) -> bytes:
@@ -529,12 +535,9 @@ def test_update_matches_plain_recursion(
             changes = dict(batch)  # the last write of a key in a batch wins
             expected_root, expected_nodes = reference_update(store, root, changes)
             tree = SparseMerkleTree(store) if fresh[i % len(fresh)] else shared
-            tree.new_nodes = {}
-            root = tree.update(root, changes)
+            root, made = update_and_commit(store, tree, root, changes)
             assert root == expected_root
-            assert tree.new_nodes == expected_nodes
-            for h, pre in tree.new_nodes.items():
-                store.data[NODE_PREFIX + h] = pre
+            assert made == expected_nodes
             for path, vhash in changes.items():
                 if vhash is None:
                     state.pop(path, None)
@@ -568,9 +571,6 @@ def test_update_matches_plain_recursion_at_scale() -> None:
         expected_root, expected_nodes = reference_update(
             store, root, {key_path(k): v for k, v in changes.items()}
         )
-        tree.new_nodes = {}
-        root = tree.update(root, changes)
+        root, made = update_and_commit(store, tree, root, changes)
         assert root == expected_root
-        assert tree.new_nodes == expected_nodes
-        for h, pre in tree.new_nodes.items():
-            store.data[NODE_PREFIX + h] = pre
+        assert made == expected_nodes

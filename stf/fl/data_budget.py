@@ -88,18 +88,14 @@ def reserve(state: State, task_id: TaskId, epoch: int, quota: int, cap: int, who
     """A commitment's reservation of its sender's upload ``quota`` in the open ``epoch``;
     TxFailed when ``cap`` (the bytes the task's deposit pays for) cannot take it on top of what
     is billed and reserved."""
-    budget = load_budget(state, task_id)
-    if budget is None:  # not priced, or a task created before its chain priced bytes
-        return
-    budget = budget.at(epoch)
-    if budget.billed + budget.reserved + quota > cap:
+    full = _take(state, task_id, epoch, quota, cap, sent=False)
+    if full is not None:
         raise TxFailed(
             Code.DATA_BUDGET_EXHAUSTED,
-            f"the task's deposit pays for {cap} bytes of data; {budget.billed} are billed and "
-            f"{budget.reserved} reserved this epoch, and {who} reserves {quota} (its upload "
+            f"the task's deposit pays for {cap} bytes of data; {full.billed} are billed and "
+            f"{full.reserved} reserved this epoch, and {who} reserves {quota} (its upload "
             "quota): nothing was committed, and nothing is owed",
         )
-    _save(state, task_id, budget._replace(reserved=budget.reserved + quota))
 
 
 def bill(state: State, task_id: TaskId, epoch: int, nbytes: int) -> None:
@@ -116,22 +112,31 @@ def bill_unreserved(state: State, task_id: TaskId, epoch: int, nbytes: int, cap:
     """Bytes of a sender no commitment reserved for (a late reveal): reserved and sent at
     once, within ``cap`` (TxInvalid otherwise), so that what the task sends never passes what
     its deposit pays for; a reveal's ``consume`` calls it, hence TxInvalid, not TxFailed."""
-    budget = load_budget(state, task_id)
-    if budget is None:
-        return
-    budget = budget.at(epoch)
-    if budget.billed + budget.reserved + nbytes > cap:
+    full = _take(state, task_id, epoch, nbytes, cap, sent=True)
+    if full is not None:
         raise TxInvalid(
             Code.DATA_BUDGET_EXHAUSTED,
             f"a reveal with no commitment in epoch {epoch} is billed to the task, whose deposit "
-            f"pays for {cap} bytes; {budget.billed} are billed and {budget.reserved} reserved, "
+            f"pays for {cap} bytes; {full.billed} are billed and {full.reserved} reserved, "
             f"and no room is left for its {nbytes}",
         )
-    _save(
-        state,
-        task_id,
-        budget._replace(reserved=budget.reserved + nbytes, sent=budget.sent + nbytes),
-    )
+
+
+def _take(
+    state: State, task_id: TaskId, epoch: int, nbytes: int, cap: int, sent: bool
+) -> DataBudget | None:
+    """Reserve ``nbytes`` (and count them ``sent`` too) in the open ``epoch`` if ``cap`` takes
+    them beside what is billed and reserved; if it does not, change nothing and return the
+    budget that refused them. A task whose chain does not price bytes takes anything."""
+    budget = load_budget(state, task_id)
+    if budget is None:  # not priced, or a task created before its chain priced bytes
+        return None
+    budget = budget.at(epoch)
+    if budget.billed + budget.reserved + nbytes > cap:
+        return budget
+    reserved, now_sent = budget.reserved + nbytes, budget.sent + (nbytes if sent else 0)
+    _save(state, task_id, budget._replace(reserved=reserved, sent=now_sent))
+    return None
 
 
 def billed_bytes(state: State, task_id: TaskId) -> int:

@@ -164,19 +164,28 @@ def charge_task_bytes(
     return replace(charged, billed_task=task_id, size=size) if priced(limits) else charged
 
 
+def has_committed(
+    state: State, task_id: TaskId, task: TaskState, sender: bytes, as_requester: bool
+) -> bool:
+    """Whether ``sender``'s commitment of the open epoch reserved its upload quota: as the
+    requester its ``commit_reference``, as a client its ``commit_update``."""
+    if as_requester:
+        return load_reference(state, task_id, task.epoch) is not None
+    return ClientKey(sender) in task.submitted
+
+
 def _require_commitment(
     state: State, task_id: TaskId, task: TaskState, sender: bytes, short: str
 ) -> None:
     """On a chain that prices bytes, only a sender whose commitment reserved its quota uploads
     (the reservation is what makes its bytes paid for before they are sent)."""
-    if sender == task.requester:
-        if load_reference(state, task_id, task.epoch) is not None:
-            return
-        who = "the requester uploads its reference's chunks after commit_reference"
-    else:
-        if ClientKey(sender) in task.submitted:
-            return
-        who = "a client uploads its update's chunks after commit_update"
+    if has_committed(state, task_id, task, sender, sender == task.requester):
+        return
+    who = (
+        "the requester uploads its reference's chunks after commit_reference"
+        if sender == task.requester
+        else "a client uploads its update's chunks after commit_update"
+    )
     raise TxInvalid(
         Code.BLOB_NOT_ALLOWED,
         f"this chain prices a task's bytes, and a commitment reserves them: {who} for epoch "

@@ -24,7 +24,7 @@ from ..fl.rules import check_bounds
 from ..fl.settlement import write_settlement
 from ..fl.store import load_task, open_tasks, save_task, set_open_tasks
 from ..fl.task import COMPLETE, MODEL_DTYPE, OPEN, TaskParams, TaskState
-from ..fl.uploads import charge_task_bytes, pretask_bytes, upload_quota
+from ..fl.uploads import charge_task_bytes, has_committed, pretask_bytes, upload_quota
 from ..hashing import sha256
 from ..ids import NO_BLOB, BlobId, ClientKey, L1Address, TaskId
 from ..stakes import not_staked
@@ -235,7 +235,7 @@ def _charge_reveal(
         return  # a chain that does not fund its tasks keeps no quotas
     size = len(tx.payload)
     charge = charge_task_bytes(state, task_id, task, tx.sender, size, ctx.limits)
-    if priced(ctx.limits) and not _committed(state, task_id, task, tx.sender, by_requester):
+    if priced(ctx.limits) and not has_committed(state, task_id, task, tx.sender, by_requester):
         # no reservation covers a late sender's bytes: they take their own, within the cap
         charge = replace(charge, billed_task=None)
         bill_unreserved(state, task_id, task.epoch, size, _cap(state, task_id, task, ctx.limits))
@@ -251,20 +251,11 @@ def _may_reveal(
     progress then, whose reveal raced the end (else every joined client had one more quota of
     bytes after the settle leaf had billed the task, a red team's)."""
     if task.status != OPEN:
-        return _committed(state, task_id, task, sender, by_requester)
+        return has_committed(state, task_id, task, sender, by_requester)
     if by_requester:
         return sender == task.requester
     client = ClientKey(sender)
     return client in task.clients and submit_refusal(state, task_id, client, True) is None
-
-
-def _committed(
-    state: State, task_id: TaskId, task: TaskState, sender: bytes, by_requester: bool
-) -> bool:
-    """Whether ``sender``'s commitment of the open epoch reserved its quota."""
-    if by_requester:
-        return state.get(state_keys.reference(task_id, task.epoch)) is not None
-    return ClientKey(sender) in task.submitted
 
 
 def _cap(state: State, task_id: TaskId, task: TaskState, limits: Limits) -> int:
