@@ -311,6 +311,7 @@ class MoneyFlows(RuleBasedStateMachine):
         misnamed=st.sampled_from([False, False, False, True]),
         epochs=EPOCHS,
         accepted=SHARES,
+        data=st.sampled_from([0, 0, 1, 3 << 20, 2**40]),
     )
     def settle(
         self,
@@ -320,6 +321,7 @@ class MoneyFlows(RuleBasedStateMachine):
         misnamed: bool,
         epochs: int,
         accepted: list[tuple[int, bool]],
+        data: int = 0,
     ) -> None:
         """Settle ``f``'s funding with a leaf naming ``f`` or (``misnamed``) another funder,
         whose proof then fails. ``funding`` aims ``(j, f)`` at a funding still open (neither
@@ -338,7 +340,7 @@ class MoneyFlows(RuleBasedStateMachine):
         named = FUNDERS[(FUNDERS.index(f) + 1) % N_FUNDERS] if misnamed else f
         shares = {i: (n, int(flag)) for i, (n, flag) in enumerate(accepted)}
         total = sum(n for n, flag in shares.values() if not flag)
-        leaf = settle_leaf(self.task_id(j), 2, epochs, total, address20(self.user(named)))
+        leaf = settle_leaf(self.task_id(j), 2, epochs, total, address20(self.user(named)), data)
         leaves = dict([leaf])
         leaves.update(
             reward_leaf(self.task_id(j), self.key(i), n, flag) for i, (n, flag) in shares.items()
@@ -349,16 +351,18 @@ class MoneyFlows(RuleBasedStateMachine):
         allowed = funding is not None and not funding.reclaimed and not t.settled and named == f
         siblings = tree.siblings(leaf[0])
         fn = self.l1.rewards.functions.settle(
-            batch, self.task_id(j), self.user(f).address, 2, epochs, total, 0, siblings
+            batch, self.task_id(j), self.user(f).address, 2, epochs, total, data, siblings
         )
         self.expect(allowed, lambda: self.attempt(self.user(N_STAKERS + 1), fn), "settle")
         if allowed:
             assert funding is not None
-            fee = min(epochs * self.p.fee_per_epoch, funding.deposit)
+            # the data's bytes first (all to the treasury, at most the deposit), then the epochs'
+            data_fee = min(-(-data * self.p.data_fee_per_mib // (1 << 20)), funding.deposit)
+            fee = min(epochs * self.p.fee_per_epoch, funding.deposit - data_fee)
             protocol = fee * self.p.protocol_share_bps // 10_000
             t.settled_by, t.tree, t.accepted, t.total_clean = f, tree, shares, total
             t.pool = 0 if total == 0 else fee - protocol
-            t.refund = funding.deposit - fee
+            t.refund = funding.deposit - data_fee - fee
 
     @precondition(lambda self: any(t.fundings for t in self.tasks))
     @rule(
