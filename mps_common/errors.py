@@ -176,6 +176,14 @@ class LargeTxFailed(RPCError):
     code = Code.LARGE_TX_FAILED
 
 
+class UnbackedSender(RPCError):
+    """On a chain that prices its state, nothing on the L1 backs the sending key (no stake, no
+    earlier transaction): stake it first, or open its account with the ``create_task`` (or
+    pre-task upload) of a task it funded, which must then succeed (``stf.accounts``)."""
+
+    code = Code.UNBACKED_SENDER
+
+
 class ExecutionFailed(RPCError):
     """The transaction was sealed but failed, for a reason with no code of its own (none is
     emitted since every execution fault got its own code; kept: codes never change meaning)."""
@@ -351,6 +359,13 @@ class DataBudgetExhausted(RPCError):
     (nothing committed, nothing owed)."""
 
     code = Code.DATA_BUDGET_EXHAUSTED
+
+
+class RecordQuotaExceeded(RPCError):
+    """The key holds as many records as a sender may on a chain that prices its state (64):
+    delete one (an empty value) before writing a new name."""
+
+    code = Code.RECORD_QUOTA_EXCEEDED
 
 
 class NotFound(RPCError):

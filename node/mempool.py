@@ -21,10 +21,11 @@ from dataclasses import dataclass
 import structlog
 
 from stf import encoding, state_keys
+from stf.accounts import must_open, unbacked_failure
 from stf.context import BlockContext
 from stf.errors import Code, MPSError, TxFailed, TxInvalid
 from stf.state import State
-from stf.transition import ChainConfig, check_tx, large_failure
+from stf.transition import MAX_RECEIPT_MESSAGE, ChainConfig, check_tx, large_failure
 from stf.tx import Transaction
 from stf.txtypes.base import TxType, lookup
 
@@ -177,7 +178,9 @@ class Mempool:
         limits = self._chain.limits
         charges = ttype.consume.__func__ is not TxType.consume.__func__  # type: ignore[attr-defined]
         must_succeed = ttype.must_succeed(tx, limits)
-        if not charges and not must_succeed:
+        # a sender's first transaction (a later nonce waits for it: it may open the account)
+        opening = tx.nonce == 0 and must_open(state, tx, ttype, 0, limits)
+        if not charges and not must_succeed and not opening:
             return  # nothing to check: no second decode of the payload on the event loop
         args = ttype.payload_of(tx, limits)
         ctx = BlockContext(self.next_height, 0, 0, limits)
@@ -185,12 +188,14 @@ class Mempool:
             ttype.consume(state, tx, args, ctx)
             if state is self._charges:
                 self._charged[tx.hash] = None
-        if must_succeed:
+        if must_succeed or opening:
             # its block would drop it: say so now, not after acknowledging it
             snap = state.snapshot()
             try:
                 ttype.apply(state, tx, args, ctx)
             except TxFailed as exc:
+                if opening:
+                    raise unbacked_failure(ttype.NAME, exc.message[:MAX_RECEIPT_MESSAGE]) from None
                 raise large_failure(ttype, tx, exc) from None
             finally:
                 state.revert(snap)

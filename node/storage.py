@@ -31,12 +31,14 @@ from stf.state import BLOB_PREFIX, STATE_PREFIX, VALUE_PREFIX
 
 from .blob_source import carried_bytes
 
-SCHEMA_VERSION = 6  # 2: receipts root commits to codes; 3: client records carry credits;
+SCHEMA_VERSION = 7  # 2: receipts root commits to codes; 3: client records carry credits;
 # 4: KRUM_OUTLIER's reference moved (same formats, other verdicts: an older chain does not replay)
 # 5: uploads are admitted by rule and create_task names uploaded blobs (an older chain's blocks
 # may not replay), and the blob store keeps a retention index (bw:, bp:)
 # 6: a large transaction may not fail into a block, reveals charge their bytes, the settle leaf
 # bills data_bytes (41 bytes): an older chain's blocks may not replay
+# 7: on a chain that prices its data, unbacked keys may not write and records are capped per
+# sender (stf.accounts): an older priced chain's blocks may not replay
 
 K_SCHEMA = b"meta:schema"
 K_GENESIS = b"meta:genesis"

@@ -35,6 +35,7 @@ class Code(IntEnum):
     BLOB_NOT_ALLOWED = 1013  # stf.fl.uploads: who may upload a blob for which task
     BLOB_QUOTA_EXCEEDED = 1014
     LARGE_TX_FAILED = 1015  # a large payload that would fail: nobody paid for its bytes
+    UNBACKED_SENDER = 1016  # stf.accounts: nothing on the L1 backs the key (priced chains)
     # execution (appear in receipts)
     EXECUTION_FAILED = 1100  # no longer emitted: each fault below has its own code (docs/rpc.md)
     NOT_STAKED = 1101
@@ -63,6 +64,7 @@ class Code(IntEnum):
     TASK_NOT_FUNDED = 1124
     FORCED_TX_INVALID = 1125
     DATA_BUDGET_EXHAUSTED = 1126  # stf.fl.data_budget: the deposit pays for no more bytes
+    RECORD_QUOTA_EXCEEDED = 1127  # stf.accounts: a sender's records on a priced chain
     # queries
     NOT_FOUND = 1200
     # transport and node

@@ -17,6 +17,11 @@ def record(sender: bytes, name: str) -> bytes:
     return b"record/" + sender + b"/" + name.encode()
 
 
+def record_count(sender: bytes) -> bytes:
+    """How many records ``sender`` holds, on a chain that prices its state (stf.accounts)."""
+    return b"records/" + sender
+
+
 def blob(blob_hash: BlobId | bytes) -> bytes:
     return b"blob/" + blob_hash
 

@@ -15,6 +15,7 @@ from typing import Any
 from nacl.signing import SigningKey
 
 from . import encoding, state_keys
+from .accounts import must_open, unbacked_failure
 from .block import Block, Header, Receipt, receipts_root, tx_root
 from .context import BlockContext, Limits
 from .errors import BlockInvalid, Code, TxFailed, TxInvalid
@@ -94,6 +95,7 @@ def apply_tx(
     if tx.nonce != want:
         code = Code.NONCE_TOO_LOW if tx.nonce < want else Code.NONCE_TOO_HIGH
         raise TxInvalid(code, f"nonce {tx.nonce}, expected {want}")
+    opening = not forced and not ttype.PRIVILEGED and must_open(state, tx, ttype, want, ctx.limits)
     outer = state.snapshot()
     nonce_key = state_keys.L1_DEPOSIT_COUNT if ttype.PRIVILEGED else state_keys.nonce(tx.sender)
     state.set(nonce_key, encoding.encode(want + 1))
@@ -106,6 +108,9 @@ def apply_tx(
     try:
         ttype.apply(state, tx, args, ctx)
     except TxFailed as exc:
+        if opening:  # an unbacked key's create_task is never included failed (stf.accounts)
+            state.revert(outer)
+            raise unbacked_failure(ttype.NAME, exc.message[:MAX_RECEIPT_MESSAGE]) from None
         # a forced transaction's bytes paid L1 gas, and its failure must use its nonce (else its
         # public signed bytes could be replayed once they would succeed: stf.forced)
         if not forced and ttype.must_succeed(tx, ctx.limits):

@@ -55,6 +55,18 @@ def test_sigkill_while_posting_batches(tmp_path: Path) -> None:
         node = [sys.executable, "-m", "node.cli"]
         assert subprocess.run([*node, "init", "--datadir", str(datadir)]).returncode == 0
         cfg = datadir / "config.toml"
+        # the chain prices its state (deploy's data fee): only a backed key may write (a
+        # genesis stake here; stf.accounts)
+        me = Keypair.generate()
+        text = cfg.read_text()
+        assert "stakes = [\n]" in text
+        cfg.write_text(
+            text.replace(
+                "stakes = [\n]",
+                f'stakes = [\n  {{ client_key = "{me.public_key.hex()}", '
+                f'l1_address = "{"00" * 20}", amount = 1 }},\n]',
+            )
+        )
         key = tmp_path / "l1.key"
         key.write_text(anvil.accounts[0].key.hex())
         deployed = subprocess.run(
@@ -66,7 +78,6 @@ def test_sigkill_while_posting_batches(tmp_path: Path) -> None:
         assert deployed.returncode == 0, deployed.stderr
         port = free_port()
         url = f"http://127.0.0.1:{port}/"
-        me = Keypair.generate()
         sent = 0
         for _ in range(4):  # run, write, kill at a random instant, restart
             proc = start(cfg, port)

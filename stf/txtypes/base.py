@@ -31,6 +31,11 @@ class TxType:
     # the pool's checks and the block do not parse a large payload again (each parse copies it)
     IMMUTABLE_ARGS: ClassVar[bool] = False
 
+    # the type may be an unbacked key's first transaction on a chain that prices its state,
+    # because it succeeds only against an L1 funding the key's own create_task names
+    # (stf.accounts); such a first transaction must then succeed
+    OPENS_ACCOUNT: ClassVar[bool] = False
+
     @classmethod
     def payload_of(cls, tx: Transaction, limits: Limits) -> Any:
         """:meth:`decode_payload` of ``tx``'s payload, parsed once per transaction object for a

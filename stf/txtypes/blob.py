@@ -29,6 +29,7 @@ class PutBlob(TxType):
     NAME = "put_blob"
     IMMUTABLE_ARGS = True  # (bytes, a frozen UploadContext): a 4 MiB blob is parsed once
     CHARGES_BYTES = True  # consume charges the upload quota, whether or not apply then fails
+    OPENS_ACCOUNT = True  # only as a pre-task upload, which draws on the sender's own funding
 
     @classmethod
     def parse(cls, value: Any, limits: Limits) -> tuple[bytes, UploadContext | None]:

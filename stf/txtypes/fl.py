@@ -62,6 +62,7 @@ def _open_task(state: State, task_id: TaskId) -> TaskState:
 class CreateTask(TxType):
     TYPE_ID = 3
     NAME = "create_task"
+    OPENS_ACCOUNT = True  # it binds the L1 funding of its own hash (stf.accounts)
 
     @classmethod
     def parse(cls, value: Any, limits: Limits) -> TaskParams:
